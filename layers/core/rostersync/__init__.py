@@ -1,0 +1,1 @@
+"""rostersync: keeps a product's district directory in step with the district's rostering provider."""

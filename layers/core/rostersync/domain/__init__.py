@@ -1,0 +1,1 @@
+"""The canonical roster model shared by providers, matching, the directory and reports."""

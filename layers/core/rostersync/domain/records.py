@@ -1,0 +1,184 @@
+"""Canonical roster records, as every provider yields them.
+
+A provider (Clever, OneRoster REST, OneRoster CSV) turns its own wire format into these records and
+nothing provider-specific leaves ``rostersync.providers``. References between records (a section's
+school, an enrollment's person) are *provider ids*; matching resolves them to directory ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Kind(StrEnum):
+    """The kinds of record a sync manages, in the order they are matched and reported."""
+
+    SCHOOLS = "schools"
+    CLASSROOMS = "classrooms"
+    STUDENTS = "students"
+    TEACHERS = "teachers"
+    STAFF = "staff"
+    GUARDIANS = "guardians"
+    ENROLLMENTS = "enrollments"
+    GUARDIAN_LINKS = "guardian_links"
+
+
+PEOPLE_KINDS = (Kind.STUDENTS, Kind.TEACHERS, Kind.STAFF, Kind.GUARDIANS)
+
+
+class Role(StrEnum):
+    """A person's roles in the product's directory."""
+
+    STUDENT = "student"
+    TEACHER = "teacher"
+    STAFF = "staff"
+    GUARDIAN = "guardian"
+
+
+# A person is counted (and threshold-checked) under the first of their roles in this order.
+_ROLE_KIND = {
+    Role.STUDENT: Kind.STUDENTS,
+    Role.TEACHER: Kind.TEACHERS,
+    Role.STAFF: Kind.STAFF,
+    Role.GUARDIAN: Kind.GUARDIANS,
+}
+
+
+def kind_of_roles(roles: list[Role]) -> Kind:
+    """Return the kind a person with these roles is counted under (student > teacher > staff > guardian)."""
+    for role in _ROLE_KIND:
+        if role in roles:
+            return _ROLE_KIND[role]
+    raise ValueError("a person needs at least one role")
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    provider: str
+    provider_id: str
+
+    def synced_fields(self) -> dict[str, object]:
+        """The fields the sync owns: everything but the provider identity."""
+        return self.model_dump(mode="json", exclude={"provider", "provider_id", "record_type"})
+
+
+class SchoolRecord(_Record):
+    record_type: Literal["school"] = "school"
+    name: str
+    school_number: str = ""
+    nces_id: str = ""
+    state_id: str = ""
+    sis_id: str = ""
+    low_grade: str = ""
+    high_grade: str = ""
+    phone: str = ""
+
+    @property
+    def kind(self) -> Kind:
+        return Kind.SCHOOLS
+
+
+class ClassroomRecord(_Record):
+    """A provider section, which becomes a classroom in its school."""
+
+    record_type: Literal["classroom"] = "classroom"
+    school: str
+    name: str
+    period: str = ""
+    grade: str = ""
+    subject: str = ""
+    course: str = ""
+    term: str = ""
+    sis_id: str = ""
+
+    @property
+    def kind(self) -> Kind:
+        return Kind.CLASSROOMS
+
+
+class PersonRecord(_Record):
+    """A student, teacher, staff member or guardian; one record may hold several roles."""
+
+    record_type: Literal["person"] = "person"
+    roles: list[Role]
+    given_name: str = ""
+    middle_name: str = ""
+    family_name: str = ""
+    email: str = ""
+    phone: str = ""
+    phone_type: str = ""
+    schools: list[str] = Field(default_factory=list)
+    grade: str = ""
+    sis_id: str = ""
+    student_number: str = ""
+    state_id: str = ""
+    teacher_number: str = ""
+    title: str = ""
+    birth_date: str = ""
+    home_language: str = ""
+
+    @property
+    def kind(self) -> Kind:
+        return kind_of_roles(self.roles)
+
+
+class EnrollmentRecord(_Record):
+    """A person in a classroom; ``provider_id`` is ``<section>:<person>``."""
+
+    record_type: Literal["enrollment"] = "enrollment"
+    classroom: str
+    person: str
+    role: Literal["student", "teacher"]
+
+    @property
+    def kind(self) -> Kind:
+        return Kind.ENROLLMENTS
+
+
+class GuardianLinkRecord(_Record):
+    """A guardian's link to a student; ``provider_id`` is ``<guardian>:<student>``."""
+
+    record_type: Literal["guardian_link"] = "guardian_link"
+    guardian: str
+    student: str
+    relationship: str = ""
+    contact_type: str = ""
+
+    @property
+    def kind(self) -> Kind:
+        return Kind.GUARDIAN_LINKS
+
+
+RosterRecord = Annotated[
+    SchoolRecord | ClassroomRecord | PersonRecord | EnrollmentRecord | GuardianLinkRecord,
+    Field(discriminator="record_type"),
+]
+
+
+class RecordError(BaseModel):
+    """A provider record that could not be used, with a reason a district admin can act on."""
+
+    model_config = ConfigDict(frozen=True)
+
+    record_type: Literal["error"] = "error"
+    kind: Kind
+    provider_id: str = ""
+    reason: str
+
+
+SnapshotItem = Annotated[
+    SchoolRecord | ClassroomRecord | PersonRecord | EnrollmentRecord | GuardianLinkRecord | RecordError,
+    Field(discriminator="record_type"),
+]
+
+
+def content_hash(fields: dict[str, object]) -> str:
+    """Return a stable hash of a record's synced fields, used to skip unchanged records."""
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]

@@ -1,0 +1,29 @@
+"""Domain errors. Their class names are the error names the state machine sees (Retry/Catch)."""
+
+
+class RostersyncError(Exception):
+    """Base of every error the sync raises on purpose."""
+
+
+class ProviderAuthError(RostersyncError):
+    """The provider refused our credentials (401/403): the district must reconnect the app."""
+
+
+class ProviderUnavailableError(RostersyncError):
+    """The provider could not be reached or kept failing (5xx, timeouts) after our retries."""
+
+
+class ProviderRequestError(RostersyncError):
+    """The provider rejected a request as malformed (400/404): a bug or a misconfigured connection."""
+
+
+class LockHeldError(RostersyncError):
+    """Another run for the same district is in progress."""
+
+
+class ConnectionNotConfiguredError(RostersyncError):
+    """The district has no provider connection stored."""
+
+
+class BadInputError(RostersyncError):
+    """A step was given input it cannot work with."""

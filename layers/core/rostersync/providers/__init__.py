@@ -1,0 +1,2 @@
+"""Provider clients. Each yields canonical records (``rostersync.domain.records``); nothing
+provider-specific leaves this package."""

@@ -1,0 +1,57 @@
+"""What every provider offers the Fetch step."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from rostersync.domain.records import SnapshotItem
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a provider client backs off on 429 and 5xx answers.
+
+    ``sleep`` is injectable so tests never wait; ``base_delay`` 0 also disables waiting.
+    """
+
+    max_attempts: int = 6
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+    sleep: Callable[[float], None] = field(default=time.sleep)
+
+    def backoff(self, attempt: int) -> float:
+        """Full-jitter exponential backoff for the given (1-based) attempt."""
+        if self.base_delay <= 0:
+            return 0.0
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+@dataclass
+class FetchOutcome:
+    """Filled in by a provider while it streams: whether every page of every endpoint was read."""
+
+    complete: bool = True
+    problems: list[str] = field(default_factory=list)
+
+    def mark_incomplete(self, problem: str) -> None:
+        self.complete = False
+        self.problems.append(problem)
+
+
+class RosterProvider(Protocol):
+    """A source of canonical roster records for one district."""
+
+    name: str
+
+    def fetch(self, outcome: FetchOutcome) -> Iterator[SnapshotItem]:
+        """Stream the district's roster: records and per-record errors, in any order.
+
+        Raises ``ProviderAuthError`` / ``ProviderUnavailableError`` when the fetch cannot proceed at
+        all; a page that cannot be read is recorded in ``outcome`` (the fetch is then incomplete and
+        the run will not archive).
+        """
+        ...
