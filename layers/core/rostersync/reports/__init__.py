@@ -1,0 +1,1 @@
+"""The sync report: models (``model``) and rendering to JSON, CSV and HTML bytes (``writer``)."""

@@ -1,0 +1,413 @@
+"""Render a sync report to bytes: ``report.json``, one CSV per kind plus ``errors.csv``, ``report.html``.
+
+Pure: no S3 here. The caller uploads what these functions return, all files under one prefix, so the
+HTML's relative links to the CSV files resolve.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from html import escape
+from types import TracebackType
+from typing import IO, Any
+from urllib.parse import quote
+
+from rostersync.domain.records import Kind
+from rostersync.reports.model import (
+    KIND_LABELS,
+    MAX_JSON_ERRORS,
+    KindCounts,
+    ReportError,
+    ReportLine,
+    RunStatus,
+    SyncReport,
+)
+
+ERRORS_FILE = "errors.csv"
+LINE_COLUMNS = ("action", "id", "provider_id", "name", "reason")
+ERROR_COLUMNS = ("kind", "provider_id", "reason")
+HTML_ERRORS_SHOWN = 200
+
+# OWASP "CSV injection": a cell starting with one of these is read as a formula by spreadsheets.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_file_name(kind: Kind) -> str:
+    """Return the name of a kind's CSV file, e.g. ``guardian_links.csv``."""
+    return f"{kind.value}.csv"
+
+
+def neutralise_formula(cell: str) -> str:
+    """Return the cell with a leading ``'`` if a spreadsheet would read it as a formula."""
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+
+
+def render_json(report: SyncReport) -> bytes:
+    """Render ``report.json``.
+
+    Parameters
+    ----------
+    report : SyncReport
+        The run's report; its errors are already capped at ``MAX_JSON_ERRORS``.
+
+    Returns
+    -------
+    bytes
+        UTF-8 JSON, indented for people who open it.
+    """
+    return report.model_dump_json(indent=2).encode("utf-8")
+
+
+class CsvReportWriter:
+    """Stream report lines into one CSV per kind and every error into ``errors.csv``.
+
+    Rows go to spooled temporary files (in memory up to ``spool_bytes`` each, then on disk), so memory
+    does not grow with the district. Only kinds that received a line get a file; ``errors.csv`` is always
+    written. Use as a context manager so the temporary files are closed::
+
+        with CsvReportWriter() as writer:
+            writer.add_all(lines)
+            for name, fileobj in writer.finish().items():
+                s3.upload_fileobj(fileobj, bucket, f"{prefix}/{name}")
+
+    The first ``MAX_JSON_ERRORS`` errors and their total are kept for ``SyncReport``.
+    """
+
+    def __init__(self, spool_bytes: int = 1 << 20) -> None:
+        self._spool_bytes = spool_bytes
+        self._texts: dict[str, io.TextIOWrapper] = {}
+        self._writers: dict[str, Any] = {}
+        self._finished: dict[str, IO[bytes]] | None = None
+        self.row_counts: dict[str, int] = {}
+        self.errors_total = 0
+        self.first_errors: list[ReportError] = []
+        self._open(ERRORS_FILE, ERROR_COLUMNS)
+
+    def _open(self, name: str, columns: tuple[str, ...]) -> Any:
+        spool = tempfile.SpooledTemporaryFile(max_size=self._spool_bytes, mode="w+b")
+        # utf-8-sig: the BOM makes Excel, which most admins open CSVs with, read accented names right.
+        text = io.TextIOWrapper(spool, encoding="utf-8-sig", newline="")
+        writer = csv.writer(text)
+        writer.writerow(columns)
+        self._texts[name], self._writers[name], self.row_counts[name] = text, writer, 0
+        return writer
+
+    def _row(self, name: str, columns: tuple[str, ...], cells: Iterable[str]) -> None:
+        if self._finished is not None:
+            raise RuntimeError("the report writer is finished")
+        writer = self._writers.get(name) or self._open(name, columns)
+        writer.writerow([neutralise_formula(cell) for cell in cells])
+        self.row_counts[name] += 1
+
+    def add(self, line: ReportLine) -> None:
+        """Append one line to its kind's CSV file."""
+        cells = (line.action.value, line.id, line.provider_id, line.name, line.reason)
+        self._row(csv_file_name(line.kind), LINE_COLUMNS, cells)
+
+    def add_all(self, lines: Iterable[ReportLine]) -> None:
+        """Append lines from any iterable (a generator over millions of lines is fine)."""
+        for line in lines:
+            self.add(line)
+
+    def add_error(self, error: ReportError) -> None:
+        """Append one error to ``errors.csv``."""
+        self._row(ERRORS_FILE, ERROR_COLUMNS, (error.kind.value, error.provider_id, error.reason))
+        self.errors_total += 1
+        if len(self.first_errors) < MAX_JSON_ERRORS:
+            self.first_errors.append(error)
+
+    def finish(self) -> dict[str, IO[bytes]]:
+        """Close the CSV files for writing and return them for upload.
+
+        Returns
+        -------
+        dict[str, IO[bytes]]
+            File name to a binary file object positioned at its start, kinds in ``Kind`` order, then
+            ``errors.csv``. Valid until the writer is closed.
+        """
+        if self._finished is None:
+            order = [csv_file_name(kind) for kind in Kind] + [ERRORS_FILE]
+            self._finished = {}
+            for name in (name for name in order if name in self._texts):
+                text = self._texts.pop(name)
+                text.flush()
+                binary = text.detach()
+                binary.seek(0)
+                self._finished[name] = binary  # type: ignore[assignment]
+        return self._finished
+
+    def close(self) -> None:
+        """Close and remove every temporary file."""
+        for text in self._texts.values():
+            text.close()
+        for binary in (self._finished or {}).values():
+            binary.close()
+
+    def __enter__(self) -> CsvReportWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------------------------------- HTML
+
+_STATUS = {  # label, text colour, background
+    RunStatus.SUCCEEDED: ("Completed", "#0f5b2a", "#d5f5df"),
+    RunStatus.SUCCEEDED_WITH_ERRORS: ("Completed with errors", "#7a4a00", "#ffeab0"),
+    RunStatus.THRESHOLD_EXCEEDED: ("Archiving held back", "#8a3300", "#ffdcc7"),
+    RunStatus.FAILED: ("Failed", "#8e1116", "#ffd7d9"),
+}
+_PROVIDERS = {"clever": "Clever", "classlink": "ClassLink", "oneroster": "OneRoster", "sftp": "SFTP upload"}
+_TRIGGERS = {"enabled": "Sync enabled", "schedule": "Schedule", "manual": "Started by hand"}
+_COLUMNS = ("created", "updated", "restored", "archived", "unchanged", "skipped", "errors")
+# Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
+_SEGMENTS = (
+    ("created", "Created", "#009E73"),
+    ("updated", "Updated", "#0072B2"),
+    ("restored", "Restored", "#CC79A7"),
+    ("archived", "Archived", "#D55E00"),
+)
+
+_CSS = """
+body{margin:0;background:#f4f5f7;color:#1d2330;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,
+Helvetica,Arial,sans-serif}
+main{max-width:980px;margin:0 auto;padding:28px 24px 48px}
+header{background:#fff;border-radius:10px;padding:20px 24px;box-shadow:0 1px 2px #0002}
+h1{margin:0;font-size:26px}h2{font-size:18px;margin:28px 0 10px}
+.sub{color:#5b6373;margin:2px 0 14px}
+.badge{display:inline-block;padding:3px 12px;border-radius:999px;font-weight:600;font-size:14px;
+vertical-align:middle;margin-left:10px}
+dl{display:grid;grid-template-columns:repeat(3,minmax(180px,auto));gap:6px 28px;margin:0;justify-content:start}
+dt{color:#5b6373;font-size:13px}dd{margin:0 0 4px;font-weight:500}
+.callout{border-left:5px solid;border-radius:6px;padding:12px 16px;margin:14px 0;background:#fff}
+.callout strong{display:block;margin-bottom:2px}
+.dry{border-color:#0072B2;background:#e3f1fb}.fail{border-color:#c62828;background:#fdecea}
+.note{border-color:#d98200;background:#fff6e0}
+table{border-collapse:collapse;width:100%;background:#fff;border-radius:8px;overflow:hidden;
+box-shadow:0 1px 2px #0002}
+th,td{padding:7px 12px;text-align:left;border-bottom:1px solid #e6e8ec;vertical-align:top}
+th{background:#eef0f3;font-size:13px;color:#3b4250}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.zero{color:#a3a9b4}.held{display:block;color:#8a3300;font-size:12px}
+.err{color:#8e1116;font-weight:600}code{font-size:13px}
+.chart{background:#fff;border-radius:8px;padding:12px 16px;box-shadow:0 1px 2px #0002}
+.chart svg{width:100%;height:auto}.muted{color:#5b6373}
+ul.files{background:#fff;border-radius:8px;padding:12px 16px 12px 36px;box-shadow:0 1px 2px #0002}
+footer{margin-top:32px;color:#7a8190;font-size:13px}
+"""
+
+
+def _e(value: object) -> str:
+    return escape(str(value), quote=True)
+
+
+def _moment(iso: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+
+
+def _when(iso: str) -> str:
+    moment = _moment(iso)
+    if moment is None:
+        return iso or "—"
+    zone = ""
+    if moment.tzinfo is not None:
+        moment, zone = moment.astimezone(UTC), " UTC"
+    return f"{moment.day} {moment:%b %Y, %H:%M}{zone}"
+
+
+def _took(started_at: str, finished_at: str) -> str:
+    start, end = _moment(started_at), _moment(finished_at)
+    if start is None or end is None or (start.tzinfo is None) != (end.tzinfo is None):
+        return "—"
+    seconds = max(0, round((end - start).total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+def _header(report: SyncReport) -> str:
+    label, colour, background = _STATUS[report.status]
+    if report.dry_run and report.status is not RunStatus.FAILED:
+        label = f"Self-check: {label.lower()}"
+    provider = _PROVIDERS.get(report.provider, report.provider)
+    trigger = _TRIGGERS.get(report.trigger, report.trigger.replace("_", " ").capitalize())
+    facts = [
+        ("Provider", provider),
+        ("Started", _when(report.started_at)),
+        ("Finished", _when(report.finished_at)),
+        ("Started by", trigger),
+        ("Took", _took(report.started_at, report.finished_at)),
+        ("Run", report.run_id),
+    ]
+    facts_html = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in facts)
+    return (
+        f"<header><h1>{_e(report.district_name or report.district_id)}"
+        f'<span class="badge" style="color:{colour};background:{background}">{_e(label)}</span></h1>'
+        f'<p class="sub">Roster sync report · district {_e(report.district_id)}</p>'
+        f"<dl>{facts_html}</dl></header>"
+    )
+
+
+def _callouts(report: SyncReport) -> str:
+    parts = []
+    if report.dry_run:
+        parts.append(
+            '<div class="callout dry"><strong>Self-check: nothing was written</strong>'
+            "These numbers show what a sync would do. No school, classroom or person was changed.</div>"
+        )
+    if report.status is RunStatus.FAILED:
+        reason = report.failure_reason or "No reason was recorded. Please contact support with the run id."
+        parts.append(f'<div class="callout fail"><strong>The sync did not finish</strong>{_e(reason)}</div>')
+    parts += [f'<div class="callout note">{_e(note)}</div>' for note in report.notes]
+    if report.threshold:
+        files = ", ".join(csv_file_name(kind) for kind in report.threshold)
+        parts.append(
+            f'<p class="muted">The records that would have been archived are listed in {_e(files)} '
+            "with the action <code>would_archive</code>.</p>"
+        )
+    return "".join(parts)
+
+
+def _count_cell(value: int, counts: KindCounts, column: str) -> str:
+    held = ""
+    if column == "archived" and counts.would_archive:
+        held = f'<span class="held">{counts.would_archive:,} held back</span>'
+    css = "n zero" if value == 0 and not held else "n"
+    if column == "errors" and value:
+        css = "n err"
+    return f'<td class="{css}">{value:,}{held}</td>'
+
+
+def _counts_table(report: SyncReport) -> str:
+    head = "".join(f'<th class="n">{_e(column.capitalize())}</th>' for column in _COLUMNS)
+    rows = "".join(
+        f"<tr><th>{_e(KIND_LABELS[kind])}</th>"
+        + "".join(_count_cell(getattr(counts, column), counts, column) for column in _COLUMNS)
+        + "</tr>"
+        for kind, counts in report.counts.items()
+    )
+    stopped = ""
+    if report.status is RunStatus.FAILED:
+        stopped = '<p class="muted">The numbers show what was done before the sync stopped.</p>'
+    return f"<h2>Records by kind</h2>{stopped}<table><tr><th>Kind</th>{head}</tr>{rows}</table>"
+
+
+def _chart(report: SyncReport) -> str:
+    label_w, bar_w, row_h, bar_h, top = 130, 560, 30, 18, 34
+    width, height = label_w + bar_w + 100, top + row_h * len(report.counts)
+    largest = max(counts.changed for counts in report.counts.values())
+    if largest == 0:
+        return "<h2>Changes</h2><p>Nothing was created, updated, restored or archived.</p>"
+    legend, x = [], label_w
+    for _, label, colour in _SEGMENTS:
+        legend.append(
+            f'<rect x="{x}" y="6" width="12" height="12" rx="2" fill="{colour}"/>'
+            f'<text x="{x + 18}" y="16">{_e(label)}</text>'
+        )
+        x += 110
+    rows = []
+    for index, (kind, counts) in enumerate(report.counts.items()):
+        y = top + index * row_h
+        rows.append(f'<text x="{label_w - 10}" y="{y + 14}" text-anchor="end">{_e(KIND_LABELS[kind])}</text>')
+        x = label_w
+        for field, label, colour in _SEGMENTS:
+            value = getattr(counts, field)
+            if value:
+                # Keep tiny segments visible: schools and enrollments differ by three orders of magnitude.
+                w = max(value / largest * bar_w, 2)
+                rows.append(
+                    f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{colour}">'
+                    f"<title>{_e(KIND_LABELS[kind])}: {value:,} {_e(label.lower())}</title></rect>"
+                )
+                x += w
+        total = f"{counts.changed:,}" if counts.changed else "no changes"
+        fill = "#1d2330" if counts.changed else "#a3a9b4"
+        rows.append(f'<text x="{x + 8:.1f}" y="{y + 14}" fill="{fill}">{_e(total)}</text>')
+    return (
+        '<h2>Changes</h2><div class="chart">'
+        f'<svg viewBox="0 0 {width} {height}" role="img" font-size="13" fill="#1d2330" '
+        'aria-label="Records created, updated, restored and archived, by kind">'
+        f"{''.join(legend)}{''.join(rows)}</svg></div>"
+    )
+
+
+def _errors_table(report: SyncReport) -> str:
+    if report.errors_total == 0:
+        if report.status is RunStatus.FAILED:
+            return "<h2>Errors</h2><p>No record errors were found before the sync stopped.</p>"
+        return "<h2>Errors</h2><p>No errors: every record could be used.</p>"
+    shown = report.errors[:HTML_ERRORS_SHOWN]
+    rows = "".join(
+        f"<tr><td>{_e(KIND_LABELS[error.kind])}</td><td><code>{_e(error.provider_id)}</code></td>"
+        f"<td>{_e(error.reason)}</td></tr>"
+        for error in shown
+    )
+    more = report.errors_total - len(shown)
+    tail = f'<p>… and {more:,} more in <a href="{ERRORS_FILE}">{ERRORS_FILE}</a>.</p>' if more > 0 else ""
+    return (
+        f"<h2>Errors ({report.errors_total:,})</h2>"
+        '<p class="muted">These records were skipped; the rest of the sync went ahead.</p>'
+        f"<table><tr><th>Kind</th><th>Provider ID</th><th>Reason</th></tr>{rows}</table>{tail}"
+    )
+
+
+def _files(report: SyncReport) -> str:
+    labels = {csv_file_name(kind): label for kind, label in KIND_LABELS.items()}
+    labels[ERRORS_FILE] = "Errors"
+    items = "".join(
+        f'<li>{_e(labels.get(name, "Details"))} — <a href="{_e(quote(name))}">{_e(name)}</a></li>'
+        for name in report.files
+        if name.endswith(".csv")
+    )
+    if not items:
+        return ""
+    return (
+        "<h2>Details</h2><p>Every record that changed, was skipped or failed, one file per kind:</p>"
+        f'<ul class="files">{items}</ul>'
+    )
+
+
+def render_html(report: SyncReport) -> bytes:
+    """Render ``report.html``: one self-contained page (inline CSS and SVG, no script).
+
+    Parameters
+    ----------
+    report : SyncReport
+        The run's report; ``files`` names the CSV files that sit next to the page.
+
+    Returns
+    -------
+    bytes
+        UTF-8 HTML in which every roster value is escaped.
+    """
+    title = f"Sync report · {report.district_name or report.district_id}"
+    settings = f" · settings version {report.settings_version}" if report.settings_version is not None else ""
+    body = "".join(
+        [
+            _header(report),
+            _callouts(report),
+            _counts_table(report),
+            _chart(report),
+            _errors_table(report),
+            _files(report),
+            f"<footer>Run {_e(report.run_id)}{_e(settings)} · produced by rostersync</footer>",
+        ]
+    )
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>{body}</main></body></html>"
+    )
+    return page.encode("utf-8")
