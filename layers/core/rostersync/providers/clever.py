@@ -1,0 +1,608 @@
+"""Clever Data API v3.0: the HTTP client and the mapping of Clever records to canonical records.
+
+Clever lists come as ``{"data": [{"data": {...}, "uri": ...}], "links": [{"rel": "next", "uri": ...}]}``;
+the client follows ``rel=next`` links page by page and the mapping functions turn the items into
+canonical records. The mapping functions work on plain dicts, so they are tested without a network.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from pydantic import ValidationError
+
+from rostersync.domain.records import (
+    ClassroomRecord,
+    EnrollmentRecord,
+    GuardianLinkRecord,
+    Kind,
+    PersonRecord,
+    RecordError,
+    Role,
+    SchoolRecord,
+    SnapshotItem,
+    kind_of_roles,
+)
+from rostersync.errors import ProviderAuthError, ProviderRequestError, ProviderUnavailableError
+from rostersync.providers.base import FetchOutcome, RetryPolicy
+
+logger = logging.getLogger(__name__)
+
+PROVIDER = "clever"
+MAX_PAGE_LIMIT = 10_000
+
+SCHOOLS_PATH = "/v3.0/schools"
+TERMS_PATH = "/v3.0/terms"
+COURSES_PATH = "/v3.0/courses"
+SECTIONS_PATH = "/v3.0/sections"
+USERS_PATH = "/v3.0/users"
+
+# A module-level default rather than ``RetryPolicy()`` in the signature (ruff B008); the policy is frozen.
+_DEFAULT_RETRY = RetryPolicy()
+
+# Failures worth another attempt: the request never got a complete answer.
+_TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+class CleverClient:
+    """A Clever Data API client for one district token.
+
+    Parameters
+    ----------
+    base_url
+        Scheme and host of the API, e.g. ``https://api.clever.com``.
+    token
+        The district's bearer token. It is sent in a header and never appears in logs or errors.
+    page_limit
+        Records per page, 1 to 10,000 (Clever's maximum).
+    retry
+        How 429, 5xx and connection errors are retried; ``retry.sleep`` does the waiting.
+    timeout
+        Seconds to wait for each HTTP answer.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        page_limit: int = MAX_PAGE_LIMIT,
+        retry: RetryPolicy = _DEFAULT_RETRY,
+        timeout: float = 30,
+    ) -> None:
+        if not 1 <= page_limit <= MAX_PAGE_LIMIT:
+            raise ValueError(
+                f"page_limit must be between 1 and {MAX_PAGE_LIMIT:,} (Clever's maximum), not {page_limit}"
+            )
+        self.base_url = base_url.rstrip("/")
+        self.page_limit = page_limit
+        self.retry = retry
+        self.timeout = timeout
+        self._session = requests.Session()
+        self._session.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._session.close()
+
+    def iter_records(self, path: str, outcome: FetchOutcome | None = None) -> Iterator[Any]:
+        """Stream the items of every page of a Clever list, one page in memory at a time.
+
+        Parameters
+        ----------
+        path
+            The list's path, e.g. ``/v3.0/users``.
+        outcome
+            Where a page that cannot be read is recorded; the endpoint then stops early. Without an
+            outcome such a page raises ``ProviderUnavailableError`` instead, so it is never lost.
+
+        Yields
+        ------
+        Each element of each page's ``data`` list, as sent (normally ``{"data": {...}, "uri": ...}``).
+
+        Raises
+        ------
+        ProviderAuthError, ProviderRequestError, ProviderUnavailableError
+        """
+        url: str | None = f"{self.base_url}{path}"
+        params: dict[str, int] | None = {"limit": self.page_limit}
+        page = 0
+        while url is not None:
+            page += 1
+            response = self._get(url, params, path, page)
+            try:
+                body = response.json()
+            except ValueError:
+                self._unreadable_page(f"page {page} of {path} was not valid JSON", path, outcome)
+                return
+            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+                self._unreadable_page(f"page {page} of {path} has no data list", path, outcome)
+                return
+            items: list[Any] = body["data"]
+            next_url, problem = self._next_url(body, url)
+            del body, response  # keep only this page's items alive while the caller consumes them
+            logger.debug("Clever page %d of %s: %d items", page, path, len(items))
+            yield from items
+            if problem:
+                self._unreadable_page(f"page {page} of {path} {problem}", path, outcome)
+                return
+            url, params = next_url, None  # the next link already carries limit and starting_after
+
+    def _next_url(self, body: dict[str, Any], current_url: str) -> tuple[str | None, str | None]:
+        """Return (absolute next URL or None, problem or None) from a page's ``links``."""
+        links = body.get("links", [])
+        if not isinstance(links, list):
+            return None, "has a links field that is not a list"
+        next_links = [link for link in links if isinstance(link, dict) and link.get("rel") == "next"]
+        if not next_links:
+            return None, None
+        uri = next_links[0].get("uri")
+        if not isinstance(uri, str) or not uri:
+            return None, "has a next link without a uri"
+        # Next links are paths on Clever's host. Never follow one elsewhere: it would carry our token.
+        next_url = urljoin(self.base_url, uri)
+        base, target = urlsplit(self.base_url), urlsplit(next_url)
+        if (target.scheme, target.netloc) != (base.scheme, base.netloc):
+            return None, "has a next link to another host, which was not followed"
+        if next_url == current_url:
+            return None, "has a next link to itself"
+        return next_url, None
+
+    def _unreadable_page(self, problem: str, path: str, outcome: FetchOutcome | None) -> None:
+        message = f"Clever {problem}; the rest of {path} was not read, so this run will not archive anything"
+        logger.warning("Unreadable Clever page: %s", problem)
+        if outcome is None:
+            raise ProviderUnavailableError(message)
+        outcome.mark_incomplete(message)
+
+    def _get(self, url: str, params: dict[str, int] | None, path: str, page: int) -> requests.Response:
+        """GET with retries on 429, 5xx and connection errors; raise a domain error otherwise."""
+        attempts = max(1, self.retry.max_attempts)
+        last_problem = ""
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self._session.get(url, params=params, timeout=self.timeout)
+            except _TRANSIENT_ERRORS as exc:
+                last_problem = f"{type(exc).__name__} on {path}"
+                delay = self.retry.backoff(attempt)
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    return response
+                if status in (401, 403):
+                    raise ProviderAuthError(
+                        f"Clever refused the district token (HTTP {status}): reconnect the rostersync app in "
+                        "Clever (or check that the district still shares data with it), then run the sync again"
+                    )
+                if status == 429:
+                    delay = self._rate_limit_delay(response, attempt)
+                elif status >= 500:
+                    delay = self.retry.backoff(attempt)
+                else:
+                    raise ProviderRequestError(
+                        f"Clever rejected the request for page {page} of {path} (HTTP {status}"
+                        f"{_error_message(response)}); check the connection's base URL, or report this as a "
+                        "rostersync bug"
+                    )
+                last_problem = f"HTTP {status} on {path}"
+            if attempt < attempts:
+                logger.warning(
+                    "Clever %s, page %d (attempt %d of %d); retrying in %.1f s",
+                    last_problem,
+                    page,
+                    attempt,
+                    attempts,
+                    delay,
+                )
+                self.retry.sleep(delay)
+        raise ProviderUnavailableError(
+            f"Clever did not answer after {attempts} attempts ({last_problem}, page {page}); Clever may be "
+            "down or rate-limiting this district: run the sync again later, and check status.clever.com if "
+            "it keeps failing"
+        )
+
+    def _rate_limit_delay(self, response: requests.Response, attempt: int) -> float:
+        """Seconds to wait after a 429: Retry-After, else X-RateLimit-Reset, else backoff; capped."""
+        retry_after = _finite_number(response.headers.get("Retry-After"))
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.retry.max_delay)
+        reset_at = _finite_number(response.headers.get("X-RateLimit-Reset"))
+        if reset_at is not None:
+            return min(max(reset_at - time.time(), 0.0), self.retry.max_delay)
+        return self.retry.backoff(attempt)
+
+
+def _finite_number(value: str | None) -> float | None:
+    try:
+        number = float(value) if value is not None else None
+    except ValueError:
+        return None  # e.g. an HTTP-date Retry-After, which Clever does not send
+    return number if number is not None and math.isfinite(number) else None
+
+
+def _error_message(response: requests.Response) -> str:
+    """Clever's own error message, shortened, for an admin-facing error."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    message = body.get("message") if isinstance(body, dict) else None
+    return f": {message[:200]}" if isinstance(message, str) and message else ""
+
+
+class CleverProvider:
+    """The district's roster from Clever, as canonical records.
+
+    Parameters
+    ----------
+    client
+        A client holding the district's token.
+    """
+
+    name = PROVIDER
+
+    def __init__(self, client: CleverClient) -> None:
+        self._client = client
+
+    def fetch(self, outcome: FetchOutcome) -> Iterator[SnapshotItem]:
+        """Stream schools, classrooms with their enrollments, and people with their guardian links.
+
+        Terms and courses are read first: they are small and name each section's term and course.
+        """
+        before = len(outcome.problems)
+        courses = names_by_id(self._client.iter_records(COURSES_PATH, outcome))
+        terms = names_by_id(self._client.iter_records(TERMS_PATH, outcome))
+        yield from _page_errors(outcome, before, Kind.CLASSROOMS)
+        yield from self._endpoint(SCHOOLS_PATH, Kind.SCHOOLS, outcome, map_schools)
+        sections = partial(map_sections, courses=courses, terms=terms)
+        yield from self._endpoint(SECTIONS_PATH, Kind.CLASSROOMS, outcome, sections)
+        # A lost users page hits every kind of person; it is reported under the biggest one.
+        yield from self._endpoint(USERS_PATH, Kind.STUDENTS, outcome, map_users)
+
+    def _endpoint(
+        self,
+        path: str,
+        kind: Kind,
+        outcome: FetchOutcome,
+        mapper: Callable[[Iterable[Any]], Iterator[SnapshotItem]],
+    ) -> Iterator[SnapshotItem]:
+        before = len(outcome.problems)
+        records = errors = 0
+        for item in mapper(self._client.iter_records(path, outcome)):
+            if isinstance(item, RecordError):
+                errors += 1
+            else:
+                records += 1
+            yield item
+        yield from _page_errors(outcome, before, kind)
+        logger.info("Read %s from Clever: %d records, %d record errors", path, records, errors)
+
+
+def _page_errors(outcome: FetchOutcome, before: int, kind: Kind) -> Iterator[RecordError]:
+    """A report line for each unreadable page recorded since ``before``."""
+    for problem in outcome.problems[before:]:
+        yield RecordError(kind=kind, provider_id="", reason=problem)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Mapping: plain dicts in, canonical records out. Clever fields are often null or missing, and enum
+# values grow over time, so every field is read leniently and passed through as text.
+# ---------------------------------------------------------------------------------------------------
+
+_USER_ROLES = {
+    "student": Role.STUDENT,
+    "teacher": Role.TEACHER,
+    "staff": Role.STAFF,
+    "district_admin": Role.STAFF,
+    "contact": Role.GUARDIAN,
+}
+
+_OBJECT_ID = re.compile(r"[0-9a-f]{24}")
+
+
+def names_by_id(items: Iterable[Any]) -> dict[str, str]:
+    """Map ids to names for a small list such as terms or courses; unusable items are left out."""
+    names: dict[str, str] = {}
+    skipped = 0
+    for item in items:
+        data = item.get("data") if isinstance(item, dict) else None
+        record_id = _text(data.get("id")) if isinstance(data, dict) else ""
+        if not isinstance(data, dict) or not record_id:
+            skipped += 1
+            continue
+        names.setdefault(record_id, _text(data.get("name")))
+    if skipped:
+        logger.warning("Skipped %d Clever terms or courses without an id", skipped)
+    return names
+
+
+def map_schools(items: Iterable[Any]) -> Iterator[SnapshotItem]:
+    """Turn Clever school list items into ``SchoolRecord``s."""
+    for entry in _unique_records(items, "school", lambda _data: Kind.SCHOOLS):
+        if isinstance(entry, RecordError):
+            yield entry
+            continue
+        school_id, data = entry
+        yield from _mapped(Kind.SCHOOLS, school_id, "school", partial(_school, school_id, data))
+
+
+def map_sections(items: Iterable[Any], courses: Mapping[str, str], terms: Mapping[str, str]) -> Iterator[SnapshotItem]:
+    """Turn Clever section list items into a ``ClassroomRecord`` each, followed by its enrollments.
+
+    Parameters
+    ----------
+    items
+        Section list items (``{"data": {...}}``).
+    courses, terms
+        Names by id, to name each classroom's course and term ("" when unknown).
+    """
+    for entry in _unique_records(items, "section", lambda _data: Kind.CLASSROOMS):
+        if isinstance(entry, RecordError):
+            yield entry
+            continue
+        section_id, data = entry
+        build = partial(_section, section_id, data, courses, terms)
+        yield from _mapped(Kind.CLASSROOMS, section_id, "section", build)
+
+
+def map_users(items: Iterable[Any]) -> Iterator[SnapshotItem]:
+    """Turn Clever user list items into ``PersonRecord``s and, for contacts, ``GuardianLinkRecord``s."""
+    for entry in _unique_records(items, "user", _user_kind):
+        if isinstance(entry, RecordError):
+            yield entry
+            continue
+        user_id, data = entry
+        yield from _mapped(_user_kind(data), user_id, "user", partial(_user, user_id, data))
+
+
+def _unique_records(
+    items: Iterable[Any], noun: str, kind_of: Callable[[dict[str, Any]], Kind]
+) -> Iterator[tuple[str, dict[str, Any]] | RecordError]:
+    """Unwrap list items to (id, data); report items without data or id, and repeated ids."""
+    # Holds every id of the endpoint (the price of catching duplicates); see _id_key for its size.
+    seen: set[int | str] = set()
+    for position, item in enumerate(items, start=1):
+        data = item.get("data") if isinstance(item, dict) else None
+        if not isinstance(data, dict):
+            yield RecordError(
+                kind=kind_of({}),
+                reason=f"{noun} number {position} in Clever's list is not a record (no data object); skipped",
+            )
+            continue
+        record_id = _text(data.get("id"))
+        if not record_id:
+            yield RecordError(kind=kind_of(data), reason=f"{noun} record has no id")
+            continue
+        key = _id_key(record_id)
+        if key in seen:
+            yield RecordError(
+                kind=kind_of(data),
+                provider_id=record_id,
+                reason=f"duplicate id {record_id}: this {noun} appears more than once in Clever; the first was used",
+            )
+            continue
+        seen.add(key)
+        yield record_id, data
+
+
+def _id_key(record_id: str) -> int | str:
+    """A compact, exact key for the duplicate check.
+
+    Clever ids are 24 lower-case hex digits; as an int one takes half the memory of the string, which
+    counts for a district with millions of users. Other ids stay strings (an int never equals a str).
+    """
+    return int(record_id, 16) if _OBJECT_ID.fullmatch(record_id) else record_id
+
+
+def _mapped(kind: Kind, record_id: str, noun: str, build: Callable[[], list[SnapshotItem]]) -> list[SnapshotItem]:
+    """Run one record's mapping; any problem becomes a RecordError so one odd record never fails a run."""
+    try:
+        return build()
+    except ValidationError as exc:
+        # Field locations only: the error's input values may hold personal data.
+        fields = sorted({".".join(str(part) for part in error["loc"]) for error in exc.errors()})
+        reason = f"could not read this {noun} from Clever: invalid {', '.join(fields)}"
+    except Exception as exc:  # one unexpected record must not stop the sync of the district
+        reason = f"could not read this {noun} from Clever ({type(exc).__name__})"
+    logger.warning("Could not map Clever %s %s", noun, record_id)
+    return [RecordError(kind=kind, provider_id=record_id, reason=reason)]
+
+
+def _school(school_id: str, data: dict[str, Any]) -> list[SnapshotItem]:
+    return [
+        SchoolRecord(
+            provider=PROVIDER,
+            provider_id=school_id,
+            name=_text(data.get("name")),
+            school_number=_text(data.get("school_number")),
+            nces_id=_text(data.get("nces_id")),
+            state_id=_text(data.get("state_id")),
+            sis_id=_text(data.get("sis_id")),
+            low_grade=_text(data.get("low_grade")),
+            high_grade=_text(data.get("high_grade")),
+            phone=_text(data.get("phone")),
+        )
+    ]
+
+
+def _section(
+    section_id: str, data: dict[str, Any], courses: Mapping[str, str], terms: Mapping[str, str]
+) -> list[SnapshotItem]:
+    school = _text(data.get("school"))
+    if not school:
+        return [
+            RecordError(
+                kind=Kind.CLASSROOMS,
+                provider_id=section_id,
+                reason="section has no school in Clever, so it cannot become a classroom (nor its enrollments)",
+            )
+        ]
+    items: list[SnapshotItem] = [
+        ClassroomRecord(
+            provider=PROVIDER,
+            provider_id=section_id,
+            school=school,
+            name=_text(data.get("name")),
+            period=_text(data.get("period")),
+            grade=_text(data.get("grade")),
+            subject=_text(data.get("subject")),
+            course=courses.get(_text(data.get("course")), ""),
+            term=terms.get(_text(data.get("term_id")), ""),
+            sis_id=_text(data.get("sis_id")),
+        )
+    ]
+    teachers = data.get("teachers")
+    # ``teachers`` lists every teacher, the primary ``teacher`` included; older records only have ``teacher``.
+    teacher_ids = _ids([*(teachers if isinstance(teachers, list) else []), data.get("teacher")])
+    enrolled: set[str] = set()
+    for role, people in (("student", _ids(data.get("students"))), ("teacher", teacher_ids)):
+        for person in people:
+            if person in enrolled:
+                items.append(
+                    RecordError(
+                        kind=Kind.ENROLLMENTS,
+                        provider_id=f"{section_id}:{person}",
+                        reason="user is listed as both a student and a teacher of this section; enrolled as a student",
+                    )
+                )
+                continue
+            enrolled.add(person)
+            items.append(
+                EnrollmentRecord(
+                    provider=PROVIDER,
+                    provider_id=f"{section_id}:{person}",
+                    classroom=section_id,
+                    person=person,
+                    role=role,
+                )
+            )
+    return items
+
+
+def _user_kind(data: dict[str, Any]) -> Kind:
+    roles = _known_roles(data)
+    # A user with no role rostersync syncs is reported under staff, the catch-all of people.
+    return kind_of_roles(roles) if roles else Kind.STAFF
+
+
+def _known_roles(data: dict[str, Any]) -> list[Role]:
+    roles = _object(data.get("roles"))
+    found = {_USER_ROLES[key] for key, value in roles.items() if key in _USER_ROLES and isinstance(value, dict)}
+    return [role for role in Role if role in found]
+
+
+def _user(user_id: str, data: dict[str, Any]) -> list[SnapshotItem]:
+    roles = _known_roles(data)
+    if not roles:
+        keys = ", ".join(sorted(str(key) for key in _object(data.get("roles")))) or "none"
+        return [
+            RecordError(
+                kind=Kind.STAFF,
+                provider_id=user_id,
+                reason=f"user has no role rostersync syncs (roles: {keys})",
+            )
+        ]
+    by_role = _object(data.get("roles"))
+    student, teacher, staff, admin, contact = (
+        _object(by_role.get(key)) for key in ("student", "teacher", "staff", "district_admin", "contact")
+    )
+    name = _object(data.get("name"))
+    schools: list[str] = []
+    for role in (student, teacher, staff):
+        schools += _ids(role.get("schools")) or _ids([role.get("school")])
+    person = PersonRecord(
+        provider=PROVIDER,
+        provider_id=user_id,
+        roles=roles,
+        # Contacts often carry their whole name in ``last``: kept as the family name, not split.
+        given_name=_text(name.get("first")),
+        middle_name=_text(name.get("middle")),
+        family_name=_text(name.get("last")),
+        email=_first_text(
+            data.get("email"), *(role.get("email") for role in (student, teacher, staff, admin, contact))
+        ),
+        phone=_text(contact.get("phone")),
+        phone_type=_text(contact.get("phone_type")),
+        schools=list(dict.fromkeys(schools)),  # guardians get none: their schools follow their students
+        grade=_text(student.get("grade")),
+        sis_id=_first_text(student.get("sis_id"), teacher.get("sis_id"), staff.get("staff_id"), contact.get("sis_id")),
+        student_number=_text(student.get("student_number")),
+        state_id=_first_text(student.get("state_id"), teacher.get("state_id")),
+        teacher_number=_text(teacher.get("teacher_number")),
+        title=_first_text(teacher.get("title"), staff.get("title"), admin.get("title")),
+        birth_date=_text(student.get("dob")),  # kept as Clever sends it (M/D/YYYY)
+        home_language=_text(student.get("home_language")),  # v3.1 only
+    )
+    items: list[SnapshotItem] = [person]
+    if Role.GUARDIAN in roles:
+        items += _guardian_links(user_id, contact.get("student_relationships"))
+    return items
+
+
+def _guardian_links(contact_id: str, relationships: object) -> list[SnapshotItem]:
+    items: list[SnapshotItem] = []
+    linked: set[str] = set()
+    for entry in relationships if isinstance(relationships, list) else []:
+        student_id = _text(entry.get("student")) if isinstance(entry, dict) else ""
+        if not student_id:
+            items.append(
+                RecordError(
+                    kind=Kind.GUARDIAN_LINKS,
+                    provider_id=contact_id,
+                    reason="contact has a student relationship without a student id; skipped",
+                )
+            )
+            continue
+        link_id = f"{contact_id}:{student_id}"
+        if student_id in linked:
+            items.append(
+                RecordError(
+                    kind=Kind.GUARDIAN_LINKS,
+                    provider_id=link_id,
+                    reason="contact lists the same student more than once; the first relationship was used",
+                )
+            )
+            continue
+        linked.add(student_id)
+        items.append(
+            GuardianLinkRecord(
+                provider=PROVIDER,
+                provider_id=link_id,
+                guardian=contact_id,
+                student=student_id,
+                relationship=_text(entry.get("relationship")),
+                contact_type=_text(entry.get("type")),
+            )
+        )
+    return items
+
+
+def _text(value: object) -> str:
+    """A field as text: null, missing or structured values become "" and numbers their digits."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def _first_text(*values: object) -> str:
+    return next((text for value in values if (text := _text(value))), "")
+
+
+def _object(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _ids(value: object) -> list[str]:
+    """The non-empty string ids of a list, each once, in order."""
+    if not isinstance(value, list):
+        return []
+    return list(dict.fromkeys(item for item in value if isinstance(item, str) and item))
