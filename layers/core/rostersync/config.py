@@ -1,0 +1,36 @@
+"""Configuration of the Lambda functions, parsed once from the environment (set by template.yaml)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RuntimeConfig(BaseSettings):
+    """Where state lives and how hard to push; every field comes from an environment variable."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    directory_table: str = Field(validation_alias="DIRECTORY_TABLE")
+    sync_state_table: str = Field(validation_alias="SYNC_STATE_TABLE")
+    sync_bucket: str = Field(validation_alias="SYNC_BUCKET")
+    # Records per plan chunk: one Upsert Map iteration writes one chunk.
+    plan_chunk_records: int = Field(default=5_000, validation_alias="PLAN_CHUNK_RECORDS")
+    # Records per snapshot object written by Fetch.
+    snapshot_chunk_records: int = Field(default=10_000, validation_alias="SNAPSHOT_CHUNK_RECORDS")
+    # Parallel DynamoDB reads/writes inside one Lambda.
+    io_threads: int = Field(default=8, validation_alias="IO_THREADS")
+    # A crashed run stops blocking its district after this long.
+    lock_ttl_seconds: int = Field(default=6 * 3600, validation_alias="LOCK_TTL_SECONDS")
+    # Provider backoff base in seconds; 0 disables waiting (tests).
+    provider_retry_base_seconds: float = Field(default=1.0, validation_alias="PROVIDER_RETRY_BASE_SECONDS")
+    provider_max_attempts: int = Field(default=6, validation_alias="PROVIDER_MAX_ATTEMPTS")
+    report_link_seconds: int = Field(default=7 * 24 * 3600, validation_alias="REPORT_LINK_SECONDS")
+
+
+@lru_cache(maxsize=1)
+def runtime_config() -> RuntimeConfig:
+    """Return the configuration, parsed from the environment on first use."""
+    return RuntimeConfig()  # type: ignore[call-arg]

@@ -1,0 +1,135 @@
+"""What the steps of the state machine hand each other (DESIGN §3).
+
+Payloads carry run ids, S3 keys and counts, never records: Step Functions limits a payload to 256 KB.
+The state machine accumulates one ``SyncState`` document: Start writes ``run``, Fetch ``fetch``,
+Match ``match``, Archive ``archive``; a caught failure lands in ``error``. Each Lambda reads the parts
+it needs and returns only its own part.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rostersync.domain.records import Kind
+
+Trigger = Literal["enabled", "schedule", "upload", "manual", "self_check"]
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class SyncRequest(_Contract):
+    """The execution input: who to sync, and why (from EventBridge, the schedule or the CLI)."""
+
+    district_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
+    trigger: Trigger = "manual"
+    dry_run: bool = False
+
+
+class StartRequest(_Contract):
+    """Start's input: the execution input plus the execution's name, which becomes the run id."""
+
+    input: SyncRequest
+    run_id: str = Field(min_length=1)
+
+
+class RunRef(_Contract):
+    """A run's identity, returned by Start and carried through every step."""
+
+    district_id: str
+    run_id: str
+    dry_run: bool = False
+    trigger: Trigger = "manual"
+    provider: str = ""
+    started_at: str = ""
+    settings_version: int = 0
+    deletion_threshold_percent: float = 10.0
+
+
+class FetchResult(_Contract):
+    snapshot_manifest_key: str
+    complete: bool
+    problems: list[str] = Field(default_factory=list)
+    records: dict[str, int] = Field(default_factory=dict)
+    errors_key: str | None = None
+    error_count: int = 0
+
+
+class MatchResult(_Contract):
+    plan_manifest_key: str
+    plan_chunks: int
+    writes: int
+    summary_key: str
+
+
+class ArchiveResult(_Contract):
+    archived: dict[Kind, int] = Field(default_factory=dict)
+    skipped_reason: str | None = None
+    threshold_exceeded: list[Kind] = Field(default_factory=list)
+    lines_keys: list[str] = Field(default_factory=list)
+
+
+class StepError(_Contract):
+    """A failure caught by the state machine (``ResultPath: $.error``)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    error: str = Field(default="", alias="Error")
+    cause: str = Field(default="", alias="Cause")
+
+
+class SyncState(_Contract):
+    """The document the state machine passes from step to step.
+
+    ``request`` and ``run_id`` are set by the first (Pass) state, so even a run whose
+    Start failed can be reported and its lock released.
+    """
+
+    request: SyncRequest | None = None
+    run_id: str = ""
+    run: RunRef | None = None
+    fetch: FetchResult | None = None
+    match: MatchResult | None = None
+    archive: ArchiveResult | None = None
+    error: StepError | None = None
+
+    def run_ref(self) -> RunRef:
+        """The run, as Start recorded it or, if Start failed, as the execution input names it."""
+        if self.run is not None:
+            return self.run
+        if self.request is None:
+            raise ValueError("the state names no district")
+        return RunRef(
+            district_id=self.request.district_id,
+            run_id=self.run_id,
+            dry_run=self.request.dry_run,
+            trigger=self.request.trigger,
+        )
+
+
+class UpsertChunkRequest(_Contract):
+    """One iteration of the Upsert Map: write one plan chunk."""
+
+    district_id: str
+    run_id: str
+    chunk_key: str
+
+
+class UpsertChunkResult(_Contract):
+    chunk_key: str
+    written: int
+    write_requests: int
+
+
+class ReportResult(_Contract):
+    status: str
+    report_key: str
+    html_key: str
+
+
+class FinishResult(_Contract):
+    status: str
+    lock_released: bool

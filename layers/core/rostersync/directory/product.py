@@ -1,0 +1,133 @@
+"""The product's directory as JSON: imported before the first sync, exported after each run.
+
+The product file (``rostersync demo --product FILE``)::
+
+    {"district": {"id", "name", "provider_ids": {"clever": …}},
+     "schools": [{"id", "name", "provider_ids": {…}, …other fields}],
+     "classrooms": [{"id", "name", "school_id", "provider_ids": {…}}],
+     "people": [{"id", "roles": ["staff"|"teacher"|"student"|"guardian"], "given_name", "family_name",
+                 "email", "school_ids": […], "provider_ids": {…}}]}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rostersync.directory.keys import COLLECTIONS
+from rostersync.directory.repository import DirectoryRecord, DirectoryRepository, SyncStateRepository
+from rostersync.domain.records import Kind, Role, kind_of_roles
+
+
+class _ProductRecord(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1)
+    provider_ids: dict[str, str] = Field(default_factory=dict)
+    status: str = "active"
+
+    def extra_fields(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ProductDistrict(_ProductRecord):
+    name: str
+
+
+class ProductSchool(_ProductRecord):
+    name: str
+
+
+class ProductClassroom(_ProductRecord):
+    name: str
+    school_id: str
+
+
+class ProductPerson(_ProductRecord):
+    roles: list[Role] = Field(min_length=1)
+    school_ids: list[str] = Field(default_factory=list)
+
+
+class ProductDirectory(BaseModel):
+    """The product's directory before the first sync."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    district: ProductDistrict
+    schools: list[ProductSchool] = Field(default_factory=list)
+    classrooms: list[ProductClassroom] = Field(default_factory=list)
+    people: list[ProductPerson] = Field(default_factory=list)
+
+
+def import_product_directory(
+    product: ProductDirectory, directory: DirectoryRepository, state: SyncStateRepository
+) -> int:
+    """Write the product's own records (not sync-managed) into the directory; return how many."""
+    state.put_item(
+        "DISTRICT",
+        {"name": product.district.name, "provider_ids": product.district.provider_ids, "id": product.district.id},
+    )
+    records: list[DirectoryRecord] = []
+    for school in product.schools:
+        records.append(_product_record(Kind.SCHOOLS, school, {"name": school.name}, ""))
+    for classroom in product.classrooms:
+        fields = {"name": classroom.name, "school": classroom.school_id}
+        records.append(_product_record(Kind.CLASSROOMS, classroom, fields, classroom.school_id))
+    for person in product.people:
+        fields = {"roles": [r.value for r in person.roles], "schools": person.school_ids}
+        parent = person.school_ids[0] if person.school_ids else ""
+        records.append(_product_record(kind_of_roles(person.roles), person, fields, parent))
+    return directory.put_records(records)
+
+
+def _product_record(kind: Kind, record: _ProductRecord, fields: dict[str, Any], parent: str) -> DirectoryRecord:
+    return DirectoryRecord(
+        id=record.id,
+        kind=kind,
+        status=record.status,
+        managed_by_sync=False,
+        provider_ids=record.provider_ids,
+        fields={**record.extra_fields(), **fields},
+        parent_id=parent,
+    )
+
+
+def export_directory(directory: DirectoryRepository, state: SyncStateRepository) -> dict[str, Any]:
+    """The district's whole directory as ``directory.json``: every record, archived ones included."""
+    district = state.get_item("DISTRICT") or {}
+    out: dict[str, Any] = {
+        "district": {
+            "id": district.get("id", directory.district_id),
+            "name": district.get("name", ""),
+            "provider_ids": district.get("provider_ids", {}),
+        }
+    }
+    for collection in COLLECTIONS:
+        rows = []
+        for record in directory.records(collection):
+            row = {
+                "id": record.id,
+                "status": record.status,
+                "provider_ids": record.provider_ids,
+                "managed_by_sync": record.managed_by_sync,
+                **_public_fields(collection, record.fields),
+            }
+            rows.append(row)
+        out[collection] = sorted(rows, key=lambda r: r["id"])
+    return out
+
+
+# Directory field names, as the product shows them (references resolved to directory ids).
+_RENAMES = {
+    "schools": {},
+    "classrooms": {"school": "school_id"},
+    "people": {"schools": "school_ids"},
+    "enrollments": {"classroom": "classroom_id", "person": "person_id"},
+    "guardian_links": {"guardian": "guardian_id", "student": "student_id"},
+}
+
+
+def _public_fields(collection: str, fields: dict[str, Any]) -> dict[str, Any]:
+    renames = _RENAMES[collection]
+    return {renames.get(k, k): v for k, v in fields.items()}

@@ -1,0 +1,406 @@
+"""Repositories over the directory table and the sync-state table."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from rostersync.directory.keys import (
+    COLLECTION_OF_KIND,
+    COLLECTIONS,
+    SHARDS,
+    parent_key,
+    partition_key,
+    provider_key,
+    shard_of,
+)
+from rostersync.domain.records import Kind
+from rostersync.errors import LockHeldError
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _to_item(value: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in value.items() if v is not None}
+
+
+def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; the directory only stores ints."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if type(value).__name__ == "Decimal":
+        return int(value)
+    return value
+
+
+@dataclass(frozen=True)
+class DirectoryRecord:
+    """One record of the product's directory, as the sync stores it."""
+
+    id: str
+    kind: Kind
+    status: str  # "active" | "archived"
+    managed_by_sync: bool
+    provider_ids: dict[str, str]
+    fields: dict[str, Any]
+    content_hash: str = ""
+    parent_id: str = ""
+
+    def to_item(self, district_id: str, provider: str | None = None) -> dict[str, Any]:
+        collection = COLLECTION_OF_KIND[self.kind]
+        item: dict[str, Any] = {
+            "pk": partition_key(district_id, collection, shard_of(self.id)),
+            "sk": self.id,
+            "district_id": district_id,
+            "id": self.id,
+            "kind": self.kind.value,
+            "status": self.status,
+            "managed_by_sync": self.managed_by_sync,
+            "provider_ids": self.provider_ids,
+            "content_hash": self.content_hash,
+            "fields": self.fields,
+        }
+        primary = provider or next(iter(self.provider_ids), None)
+        if primary and primary in self.provider_ids:
+            item["provider_key"] = provider_key(district_id, collection, primary, self.provider_ids[primary])
+        if self.parent_id:
+            item["parent_key"] = parent_key(district_id, self.parent_id)
+        return item
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> DirectoryRecord:
+        return cls(
+            id=item["id"],
+            kind=Kind(item["kind"]),
+            status=item.get("status", "active"),
+            managed_by_sync=bool(item.get("managed_by_sync", False)),
+            provider_ids=dict(item.get("provider_ids") or {}),
+            fields=dict(item.get("fields") or {}),
+            content_hash=item.get("content_hash", ""),
+            parent_id=(item.get("parent_key") or "").split("#", 1)[-1] if item.get("parent_key") else "",
+        )
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """What matching needs to know of an existing record: no personal data, a few bytes each."""
+
+    id: str
+    kind: Kind
+    status: str
+    managed_by_sync: bool
+    content_hash: str
+    provider_ids: dict[str, str]
+
+
+class DirectoryRepository:
+    """The product's directory of one district.
+
+    Parameters
+    ----------
+    client:
+        A boto3 DynamoDB client (thread-safe; shared by the parallel shard readers).
+    table_name:
+        The directory table.
+    district_id:
+        Every key read or written starts with it: one district never touches another's records.
+    """
+
+    def __init__(self, client: Any, table_name: str, district_id: str, threads: int = 8) -> None:
+        self._client = client
+        self._table = table_name
+        self.district_id = district_id
+        self._threads = threads
+        self.write_requests = 0
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def put_records(self, records: Iterable[DirectoryRecord], provider: str | None = None) -> int:
+        """Write records with BatchWriteItem (25 a request); return how many were written."""
+        written = 0
+        batch: list[dict[str, Any]] = []
+        for record in records:
+            batch.append({"PutRequest": {"Item": _to_item(record.to_item(self.district_id, provider))}})
+            if len(batch) == 25:
+                self._write_batch(batch)
+                written += len(batch)
+                batch = []
+        if batch:
+            self._write_batch(batch)
+            written += len(batch)
+        return written
+
+    def _write_batch(self, requests: list[dict[str, Any]]) -> None:
+        pending = requests
+        attempt = 0
+        while pending:
+            self.write_requests += 1
+            answer = self._client.batch_write_item(RequestItems={self._table: pending})
+            pending = answer.get("UnprocessedItems", {}).get(self._table, [])
+            if pending:
+                attempt += 1
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+
+    def update_synced(self, record: DirectoryRecord, provider: str | None = None) -> None:
+        """Update a record's synced part in place, keeping what the product owns on the item."""
+        item = record.to_item(self.district_id, provider)
+        synced = {
+            name: item[name]
+            for name in (
+                "kind",
+                "status",
+                "managed_by_sync",
+                "provider_ids",
+                "content_hash",
+                "fields",
+                "provider_key",
+                "parent_key",
+                "district_id",
+                "id",
+            )
+            if name in item
+        }
+        names = {f"#a{i}": name for i, name in enumerate(synced)}
+        values = {f":v{i}": value for i, value in enumerate(synced.values())}
+        self.write_requests += 1
+        self._client.update_item(
+            TableName=self._table,
+            Key=_to_item({"pk": item["pk"], "sk": item["sk"]}),
+            UpdateExpression="SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(synced))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=_to_item(values),
+        )
+
+    def set_status(self, kind: Kind, record_id: str, status: str) -> DirectoryRecord | None:
+        """Archive or restore one sync-managed record in place (never delete).
+
+        Returns the record as it now stands, or None if it is not (or no longer) sync-managed.
+        """
+        collection = COLLECTION_OF_KIND[kind]
+        self.write_requests += 1
+        try:
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key=_to_item({"pk": partition_key(self.district_id, collection, shard_of(record_id)), "sk": record_id}),
+                UpdateExpression="SET #status = :status, status_changed_at = :now",
+                ConditionExpression="attribute_exists(pk) AND managed_by_sync = :true",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_to_item(
+                    {":status": status, ":true": True, ":now": datetime.now(UTC).isoformat()}
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        return DirectoryRecord.from_item(_from_item(answer["Attributes"]))
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def _query_partition(self, pk: str, projection: str | None) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+        }
+        if projection:
+            kwargs["ProjectionExpression"] = projection
+            kwargs["ExpressionAttributeNames"] = {"#s": "status"}
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self._client.query(**kwargs)
+            items.extend(_from_item(i) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _scan_collection(self, collection: str, projection: str | None = None) -> Iterator[dict[str, Any]]:
+        """Query the collection's shards in parallel (one partition each)."""
+        pks = [partition_key(self.district_id, collection, shard) for shard in range(SHARDS)]
+        with ThreadPoolExecutor(max_workers=self._threads) as pool:
+            for items in pool.map(lambda pk: self._query_partition(pk, projection), pks):
+                yield from items
+
+    def records(self, collection: str) -> Iterator[DirectoryRecord]:
+        """Every record of a collection (schools, classrooms, people, enrollments, guardian_links)."""
+        for item in self._scan_collection(collection):
+            yield DirectoryRecord.from_item(item)
+
+    def index(self, collection: str) -> Iterator[IndexEntry]:
+        """The matching index of a collection: ids, status, hashes and provider links only."""
+        projection = "id, kind, #s, managed_by_sync, content_hash, provider_ids"
+        for item in self._scan_collection(collection, projection):
+            yield IndexEntry(
+                id=item["id"],
+                kind=Kind(item["kind"]),
+                status=item.get("status", "active"),
+                managed_by_sync=bool(item.get("managed_by_sync", False)),
+                content_hash=item.get("content_hash", ""),
+                provider_ids=dict(item.get("provider_ids") or {}),
+            )
+
+    def get(self, kind: Kind, record_id: str) -> DirectoryRecord | None:
+        collection = COLLECTION_OF_KIND[kind]
+        answer = self._client.get_item(
+            TableName=self._table,
+            Key=_to_item({"pk": partition_key(self.district_id, collection, shard_of(record_id)), "sk": record_id}),
+        )
+        return DirectoryRecord.from_item(_from_item(answer["Item"])) if "Item" in answer else None
+
+    def find_by_provider_id(self, kind: Kind, provider: str, provider_id: str) -> DirectoryRecord | None:
+        """Look a record up by its provider link (``ByProviderId`` index)."""
+        key = provider_key(self.district_id, COLLECTION_OF_KIND[kind], provider, provider_id)
+        answer = self._client.query(
+            TableName=self._table,
+            IndexName="ByProviderId",
+            KeyConditionExpression="provider_key = :k",
+            ExpressionAttributeValues={":k": {"S": key}},
+        )
+        items = answer.get("Items", [])
+        return DirectoryRecord.from_item(_from_item(items[0])) if items else None
+
+    def children(self, parent_id: str) -> Iterator[DirectoryRecord]:
+        """Records whose parent is ``parent_id``: a classroom's enrollments, a school's students."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "ByParent",
+            "KeyConditionExpression": "parent_key = :k",
+            "ExpressionAttributeValues": {":k": {"S": parent_key(self.district_id, parent_id)}},
+        }
+        while True:
+            page = self._client.query(**kwargs)
+            for item in page.get("Items", []):
+                yield DirectoryRecord.from_item(_from_item(item))
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+__all__ = ["COLLECTIONS", "DirectoryRecord", "DirectoryRepository", "IndexEntry", "SyncStateRepository"]
+
+
+class SyncStateRepository:
+    """A district's sync state: its lock, run records, provider connection and settings."""
+
+    def __init__(self, client: Any, table_name: str, district_id: str) -> None:
+        self._client = client
+        self._table = table_name
+        self.district_id = district_id
+
+    def _key(self, sk: str) -> dict[str, Any]:
+        return _to_item({"pk": f"{self.district_id}", "sk": sk})
+
+    # -- lock -----------------------------------------------------------------------------------
+
+    def acquire_lock(self, run_id: str, ttl_seconds: int, now: float | None = None) -> None:
+        """Take the district's lock, or raise ``LockHeldError`` while another run holds it.
+
+        The lock expires after ``ttl_seconds`` so a crashed run does not block the district forever.
+        Taking it again with the same run id succeeds (a retried Start is idempotent).
+        """
+        now = time.time() if now is None else now
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=_to_item(
+                    {
+                        "pk": self.district_id,
+                        "sk": "LOCK",
+                        "run_id": run_id,
+                        "acquired_at": int(now),
+                        "expires_at": int(now + ttl_seconds),
+                    }
+                ),
+                ConditionExpression="attribute_not_exists(pk) OR expires_at < :now OR run_id = :run",
+                ExpressionAttributeValues=_to_item({":now": int(now), ":run": run_id}),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            holder = self.lock_holder() or {}
+            raise LockHeldError(
+                f"A sync for district {self.district_id} is already running (run {holder.get('run_id', '?')}, "
+                f"started {_iso(holder.get('acquired_at'))}); this run was not started. It will be possible "
+                f"again when that run ends, or after {_iso(holder.get('expires_at'))} if it crashed."
+            ) from exc
+
+    def release_lock(self, run_id: str) -> bool:
+        """Release the lock if this run holds it; True if it did."""
+        try:
+            self._client.delete_item(
+                TableName=self._table,
+                Key=self._key("LOCK"),
+                ConditionExpression="run_id = :run",
+                ExpressionAttributeValues=_to_item({":run": run_id}),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def lock_holder(self) -> dict[str, Any] | None:
+        answer = self._client.get_item(TableName=self._table, Key=self._key("LOCK"), ConsistentRead=True)
+        return _from_item(answer["Item"]) if "Item" in answer else None
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    def put_run(self, run_id: str, **attributes: Any) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item=_to_item({"pk": self.district_id, "sk": f"RUN#{run_id}", "run_id": run_id, **attributes}),
+        )
+
+    def update_run(self, run_id: str, **attributes: Any) -> None:
+        attributes = {k: v for k, v in attributes.items() if v is not None}
+        names = {f"#a{i}": k for i, k in enumerate(attributes)}
+        values = {f":v{i}": v for i, v in enumerate(attributes.values())}
+        self._client.update_item(
+            TableName=self._table,
+            Key=self._key(f"RUN#{run_id}"),
+            UpdateExpression="SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(attributes))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=_to_item(values),
+        )
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        answer = self._client.get_item(TableName=self._table, Key=self._key(f"RUN#{run_id}"), ConsistentRead=True)
+        return _from_item(answer["Item"]) if "Item" in answer else None
+
+    def runs(self) -> list[dict[str, Any]]:
+        answer = self._client.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :run)",
+            ExpressionAttributeValues=_to_item({":pk": self.district_id, ":run": "RUN#"}),
+        )
+        return [_from_item(i) for i in answer.get("Items", [])]
+
+    # -- connection and settings ----------------------------------------------------------------
+
+    def put_item(self, sk: str, value: dict[str, Any]) -> None:
+        self._client.put_item(TableName=self._table, Item=_to_item({"pk": self.district_id, "sk": sk, **value}))
+
+    def get_item(self, sk: str) -> dict[str, Any] | None:
+        answer = self._client.get_item(TableName=self._table, Key=self._key(sk), ConsistentRead=True)
+        return _from_item(answer["Item"]) if "Item" in answer else None
+
+
+def _iso(epoch: Any) -> str:
+    if epoch is None:
+        return "?"
+    return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,433 @@
+"""The embedded local stack (DESIGN §6): AWS on this machine, built from ``template.yaml``.
+
+- moto's server runs in a thread on 127.0.0.1 with Step Functions execution switched on, so the real
+  ``statemachine/sync.asl.json`` runs, Map, Retry and Catch included.
+- Lambda functions are created in moto from the template, and their invocations are dispatched
+  in-process to ``functions/<step>/app.py`` (moto's own Lambda runtime needs Docker). That hook leans
+  on moto internals, hence moto's exact pin in pyproject.toml.
+- Tables, the bucket, the state machine and its substitutions, the functions' environment: all read
+  from the template, the single source of truth.
+- moto does not deliver EventBridge events to state machines, so ``publish_event`` applies the
+  template's rule patterns and input transformers itself.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from rostersync.local.template import Resolver, load_template
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+REPO_ROOT = Path(__file__).resolve().parents[4]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LambdaContext:
+    """The parts of the Lambda context object that Powertools reads."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int = 1024
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    deadline: float = field(default_factory=lambda: time.time() + 900)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.time()) * 1000))
+
+
+@dataclass
+class LocalFunction:
+    name: str
+    arn: str
+    app_path: Path
+    handler: str
+    memory: int
+    _module: ModuleType | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def handler_callable(self) -> Callable[[Any, Any], Any]:
+        with self._lock:
+            if self._module is None:
+                spec = importlib.util.spec_from_file_location(f"rostersync_fn_{self.name}", self.app_path)
+                if spec is None or spec.loader is None:
+                    raise ImportError(f"cannot load {self.app_path}")
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                self._module = module
+        module_attr = self.handler.rsplit(".", 1)[1]
+        return getattr(self._module, module_attr)
+
+    def invoke(self, event: Any) -> tuple[str, bool]:
+        """Run the handler like Lambda does: JSON in, JSON out, an exception becomes a function error."""
+        context = LambdaContext(self.name, self.arn, self.memory)
+        try:
+            result = self.handler_callable()(event, context)
+            return json.dumps(result), False
+        except Exception as exc:  # noqa: BLE001 - Lambda turns any exception into a function error
+            error = {
+                "errorType": type(exc).__name__,
+                "errorMessage": str(exc),
+                "stackTrace": traceback.format_exception(exc)[-3:],
+            }
+            return json.dumps(error), True
+
+
+_FUNCTIONS: dict[str, LocalFunction] = {}
+_PATCHED = False
+
+
+def _install_lambda_dispatch() -> None:
+    """Route moto's Lambda invocations to the in-process handlers registered in ``_FUNCTIONS``."""
+    global _PATCHED
+    if _PATCHED:
+        return
+    from moto.awslambda import models as lambda_models
+
+    def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        function = _FUNCTIONS.get(self.function_name)
+        if function is None:
+            return json.dumps({"errorType": "ResourceNotFound", "errorMessage": self.function_name}), True, ""
+        body, errored = function.invoke(event if isinstance(event, dict | list) else json.loads(event or "{}"))
+        return body, errored, ""
+
+    lambda_models.LambdaFunction._invoke_lambda = _invoke_lambda
+    _PATCHED = True
+
+
+class EmbeddedStack:
+    """AWS on localhost, built from the template.
+
+    Use as a context manager, or ``start()`` / ``stop()``. While it runs, ``AWS_ENDPOINT_URL`` points every
+    boto3 client of this process at it.
+    """
+
+    def __init__(
+        self,
+        template_path: Path | None = None,
+        stack_name: str = "rostersync",
+        port: int | None = None,
+        parameters: dict[str, str] | None = None,
+    ):
+        self.template_path = template_path or REPO_ROOT / "template.yaml"
+        self.root = self.template_path.parent
+        self.stack_name = stack_name
+        self.port = port or free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.outputs: dict[str, str] = {}
+        self.rules: list[dict[str, Any]] = []
+        self.environment: dict[str, str] = {}
+        self.parameters = parameters or {}
+        self._server: Any = None
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> EmbeddedStack:
+        os.environ.update(
+            {
+                "MOTO_PORT": str(self.port),
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S105 - the embedded stack accepts any key
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_METRICS_NAMESPACE": "rostersync",
+            }
+        )
+        os.environ.pop("AWS_PROFILE", None)
+        from moto.core.config import default_user_config
+        from moto.server import ThreadedMotoServer
+
+        default_user_config["stepfunctions"] = {"execute_state_machine": True}
+        _install_lambda_dispatch()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        self._create_resources()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> EmbeddedStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.session.Session().client(service, region_name=REGION, endpoint_url=self.endpoint)
+
+    # -- resources from the template --------------------------------------------------------------
+
+    def _create_resources(self) -> None:
+        template = load_template(self.template_path)
+        resources: dict[str, dict[str, Any]] = template["Resources"]
+        pseudo = {
+            "AWS::StackName": self.stack_name,
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+        params = {name: str(p.get("Default", "")) for name, p in template.get("Parameters", {}).items()}
+        params.update(self.parameters)
+        refs: dict[str, str] = dict(params)
+        attributes: dict[tuple[str, str], str] = {}
+        resolver = Resolver(pseudo, refs, attributes)
+
+        # Names first: functions, tables and buckets are referenced by everything else.
+        for logical, resource in resources.items():
+            kind = resource["Type"]
+            if kind == "AWS::DynamoDB::Table":
+                name = f"{self.stack_name}-{logical}"
+                refs[logical] = name
+                attributes[(logical, "Arn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+            elif kind == "AWS::S3::Bucket":
+                name = f"{self.stack_name}-{logical}".lower()
+                refs[logical] = name
+                attributes[(logical, "Arn")] = f"arn:aws:s3:::{name}"
+            elif kind == "AWS::Serverless::Function":
+                name = f"{self.stack_name}-{logical}"
+                refs[logical] = name
+                attributes[(logical, "Arn")] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+            elif kind == "AWS::Serverless::LayerVersion":
+                refs[logical] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{logical}:1"
+
+        dynamodb, s3, lam, iam = (self.client(s) for s in ("dynamodb", "s3", "lambda", "iam"))
+        role_arn = iam.create_role(
+            RoleName=f"{self.stack_name}-local",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+
+        for logical, resource in resources.items():
+            props = resolver.resolve(resource.get("Properties", {}))
+            kind = resource["Type"]
+            if kind == "AWS::DynamoDB::Table":
+                self._create_table(dynamodb, refs[logical], props)
+            elif kind == "AWS::S3::Bucket":
+                self._create_bucket(s3, refs[logical], props)
+            elif kind == "AWS::S3::BucketPolicy":
+                policy = local_bucket_policy(props["PolicyDocument"])
+                if policy["Statement"]:
+                    s3.put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(policy))
+
+        globals_fn = resolver.resolve(template.get("Globals", {}).get("Function", {}))
+        for logical, resource in resources.items():
+            if resource["Type"] == "AWS::Serverless::Function":
+                props = resolver.resolve(resource["Properties"])
+                self._create_function(lam, role_arn, refs[logical], {**globals_fn, **props}, globals_fn)
+
+        os.environ.update(self.environment)
+        sfn = self.client("stepfunctions")
+        for logical, resource in resources.items():
+            if resource["Type"] == "AWS::Serverless::StateMachine":
+                props = resolver.resolve(resource["Properties"])
+                arn = self._create_state_machine(sfn, role_arn, props)
+                refs[logical] = arn
+                for event in props.get("Events", {}).values():
+                    if event["Type"] == "EventBridgeRule":
+                        self.rules.append({"target": arn, **event["Properties"]})
+
+        for name, output in template.get("Outputs", {}).items():
+            self.outputs[name] = str(resolver.resolve(output["Value"]))
+
+    @staticmethod
+    def _create_table(dynamodb: Any, name: str, props: dict[str, Any]) -> None:
+        allowed = ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes")
+        kwargs = {k: props[k] for k in allowed if k in props}
+        if "SSESpecification" in props:  # CloudFormation and the API spell this flag differently
+            kwargs["SSESpecification"] = {"Enabled": bool(props["SSESpecification"].get("SSEEnabled"))}
+        dynamodb.create_table(TableName=name, **kwargs)
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl:
+            dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+
+    @staticmethod
+    def _create_bucket(s3: Any, name: str, props: dict[str, Any]) -> None:
+        s3.create_bucket(Bucket=name)
+        if "BucketEncryption" in props:
+            s3.put_bucket_encryption(
+                Bucket=name,
+                ServerSideEncryptionConfiguration={
+                    "Rules": [
+                        {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
+                        for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+                    ]
+                },
+            )
+        if "PublicAccessBlockConfiguration" in props:
+            s3.put_public_access_block(
+                Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+            )
+
+    def _create_function(
+        self, lam: Any, role_arn: str, name: str, props: dict[str, Any], globals_fn: dict[str, Any]
+    ) -> None:
+        import io
+        import zipfile
+
+        code_dir = self.root / props["CodeUri"]
+        module_name, _ = props["Handler"].rsplit(".", 1)
+        app_path = code_dir / f"{module_name}.py"
+        if not app_path.is_file():
+            raise FileNotFoundError(
+                f"template names handler {props['Handler']} in {props['CodeUri']}, which has no {app_path.name}"
+            )
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.write(app_path, app_path.name)
+        variables = {
+            **globals_fn.get("Environment", {}).get("Variables", {}),
+            **props.get("Environment", {}).get("Variables", {}),
+        }
+        for key, value in variables.items():
+            if self.environment.get(key, value) != value:
+                # Handlers share this process's environment: per-function values must not disagree.
+                raise ValueError(f"environment variable {key} differs between functions")
+            self.environment[key] = str(value)
+        arn = lam.create_function(
+            FunctionName=name,
+            Runtime=props.get("Runtime", "python3.12"),
+            Role=role_arn,
+            Handler=props["Handler"],
+            Code={"ZipFile": archive.getvalue()},
+            Timeout=int(props.get("Timeout", 3)),
+            MemorySize=int(props.get("MemorySize", 128)),
+            Environment={"Variables": {k: str(v) for k, v in variables.items()}},
+        )["FunctionArn"]
+        _FUNCTIONS[name] = LocalFunction(name, arn, app_path, props["Handler"], int(props.get("MemorySize", 128)))
+
+    def _create_state_machine(self, sfn: Any, role_arn: str, props: dict[str, Any]) -> str:
+        definition = (self.root / props["DefinitionUri"]).read_text(encoding="utf-8")
+        for key, value in props.get("DefinitionSubstitutions", {}).items():
+            definition = definition.replace("${" + key + "}", str(value))
+        arn = sfn.create_state_machine(name=props["Name"], definition=definition, roleArn=role_arn)["stateMachineArn"]
+        self.outputs.setdefault("SyncStateMachineArn", arn)
+        return arn
+
+    # -- running syncs ----------------------------------------------------------------------------
+
+    def publish_event(self, source: str, detail_type: str, detail: dict[str, Any]) -> list[str]:
+        """Deliver an EventBridge event to the state machines whose rule matches; return execution ARNs."""
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "source": source,
+            "detail-type": detail_type,
+            "account": ACCOUNT,
+            "region": REGION,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "resources": [],
+            "detail": detail,
+        }
+        self.client("events").put_events(
+            Entries=[{"Source": source, "DetailType": detail_type, "Detail": json.dumps(detail)}]
+        )
+        started = []
+        sfn = self.client("stepfunctions")
+        for rule in self.rules:
+            if matches_pattern(rule["Pattern"], event):
+                payload = transform_input(rule, event)
+                started.append(
+                    sfn.start_execution(stateMachineArn=rule["target"], input=payload, name=execution_name())[
+                        "executionArn"
+                    ]
+                )
+        return started
+
+    def start_sync(self, district_id: str, trigger: str = "manual", dry_run: bool = False) -> str:
+        """Start a sync run directly (as the schedule or the CLI does); return the execution ARN."""
+        sfn = self.client("stepfunctions")
+        payload = json.dumps({"district_id": district_id, "trigger": trigger, "dry_run": dry_run})
+        return sfn.start_execution(stateMachineArn=self.outputs["SyncStateMachineArn"], input=payload)["executionArn"]
+
+    def wait(self, execution_arn: str, timeout: float = 600) -> dict[str, Any]:
+        """Wait for an execution to end and return its description."""
+        sfn = self.client("stepfunctions")
+        deadline = time.time() + timeout
+        while True:
+            description = sfn.describe_execution(executionArn=execution_arn)
+            if description["status"] != "RUNNING":
+                return description
+            if time.time() > deadline:
+                raise TimeoutError(f"execution {execution_arn} still running after {timeout:.0f}s")
+            time.sleep(0.05)
+
+
+def local_bucket_policy(document: dict[str, Any]) -> dict[str, Any]:
+    """The bucket policy minus its TLS-only statement: the embedded stack serves plain HTTP on
+    loopback, and moto enforces ``aws:SecureTransport`` (on AWS the statement stands)."""
+    statements = [
+        s for s in document.get("Statement", []) if "aws:SecureTransport" not in json.dumps(s.get("Condition", {}))
+    ]
+    return {**document, "Statement": statements}
+
+
+def execution_name() -> str:
+    """A sortable execution name; it becomes the run id. (AWS names executions itself when EventBridge
+    starts them; moto does not, so the local router names them.)"""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+def matches_pattern(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
+    """EventBridge pattern matching for exact values and nested objects (what the template uses)."""
+    for key, expected in pattern.items():
+        if key not in event:
+            return False
+        actual = event[key]
+        if isinstance(expected, dict):
+            if not isinstance(actual, dict) or not matches_pattern(expected, actual):
+                return False
+        elif isinstance(expected, list):
+            values = actual if isinstance(actual, list) else [actual]
+            if not any(v in expected for v in values):
+                return False
+    return True
+
+
+def transform_input(rule: dict[str, Any], event: dict[str, Any]) -> str:
+    """Apply a rule's InputTransformer / InputPath / Input the way EventBridge does."""
+    if "Input" in rule:
+        return str(rule["Input"])
+    transformer = rule.get("InputTransformer")
+    if transformer:
+        text = transformer["InputTemplate"]
+        for name, path in transformer.get("InputPathsMap", {}).items():
+            value: Any = event
+            for part in path.removeprefix("$.").split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            text = text.replace(f"<{name}>", json.dumps(value))
+        return text
+    path = rule.get("InputPath")
+    if path:
+        value = event
+        for part in path.removeprefix("$.").split("."):
+            value = value[part]
+        return json.dumps(value)
+    return json.dumps(event)

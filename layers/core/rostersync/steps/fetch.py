@@ -1,0 +1,64 @@
+"""Fetch the district's roster from its provider into snapshot chunks in S3."""
+
+from __future__ import annotations
+
+from rostersync import aws
+from rostersync.contracts import FetchResult, RunRef
+from rostersync.domain.records import PersonRecord, RecordError, Role
+from rostersync.observability import logger
+from rostersync.providers.base import FetchOutcome, RetryPolicy
+from rostersync.providers.registry import build_provider
+from rostersync.steps.context import DistrictContext
+from rostersync.storage import ChunkWriter
+
+# Where each record lands in the snapshot; guardians apart, so Match can sync only the guardians of
+# synced students.
+SNAPSHOT_COLLECTIONS = ("schools", "classrooms", "people", "guardians", "enrollments", "guardian_links")
+_COLLECTION_OF_TYPE = {
+    "school": "schools",
+    "classroom": "classrooms",
+    "enrollment": "enrollments",
+    "guardian_link": "guardian_links",
+}
+
+
+def fetch_roster(run: RunRef) -> FetchResult:
+    """Stream the provider's roster into ``snapshot/<collection>-NNNNN.ndjson.gz``.
+
+    Raises the provider's ``ProviderAuthError`` / ``ProviderUnavailableError`` when nothing usable can
+    be read; a page that could not be read leaves the result ``complete=False`` (no archiving).
+    """
+    ctx = DistrictContext.for_run(run.district_id, run.run_id)
+    connection = ctx.state.get_item("CONNECTION") or {}
+    token = aws.client("secretsmanager").get_secret_value(SecretId=connection["secret_id"])["SecretString"]
+    retry = RetryPolicy(
+        max_attempts=ctx.config.provider_max_attempts, base_delay=ctx.config.provider_retry_base_seconds
+    )
+    provider = build_provider(connection, token, retry)
+
+    size = ctx.config.snapshot_chunk_records
+    writers = {c: ctx.store.chunk_writer(f"snapshot/{c}", size) for c in SNAPSHOT_COLLECTIONS}
+    errors: ChunkWriter = ctx.store.chunk_writer("snapshot/errors", size)
+    outcome = FetchOutcome()
+    for item in provider.fetch(outcome):
+        if isinstance(item, RecordError):
+            errors.write(item)
+        elif isinstance(item, PersonRecord):
+            writers["guardians" if item.roles == [Role.GUARDIAN] else "people"].write(item)
+        else:
+            writers[_COLLECTION_OF_TYPE[item.record_type]].write(item)
+
+    manifest = {c: w.close() for c, w in writers.items()} | {"errors": errors.close()}
+    key = ctx.store.put_json("snapshot/manifest.json", manifest)
+    records = {c: w.count for c, w in writers.items()}
+    logger.info(
+        "roster fetched",
+        extra={"run_id": run.run_id, "records": records, "errors": errors.count, "complete": outcome.complete},
+    )
+    return FetchResult(
+        snapshot_manifest_key=key,
+        complete=outcome.complete,
+        problems=outcome.problems,
+        records=records,
+        error_count=errors.count,
+    )

@@ -1,0 +1,80 @@
+"""Match the fetched roster against the directory and write the plan (DESIGN step 2, §3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from rostersync.contracts import MatchResult, SyncState
+from rostersync.directory.keys import COLLECTIONS
+from rostersync.domain.records import RecordError, RosterRecord
+from rostersync.errors import BadInputError
+from rostersync.matching.plan import SyncPlanner, index_by_provider_id
+from rostersync.observability import logger
+from rostersync.steps.context import DistrictContext
+
+_record = TypeAdapter(RosterRecord)
+
+
+def match_roster(state: SyncState) -> MatchResult:
+    """Plan the run's writes and archive candidates; write them as chunks with a manifest."""
+    run, fetch = state.run_ref(), state.fetch
+    if fetch is None:
+        raise BadInputError("Match needs the result of Fetch")
+    ctx = DistrictContext.for_run(run.district_id, run.run_id)
+    store = ctx.store
+    if not store.owns(fetch.snapshot_manifest_key):
+        raise BadInputError("the snapshot manifest does not belong to this run")
+    manifest: dict[str, list[str]] = store.get_json(fetch.snapshot_manifest_key)
+
+    index = {c: index_by_provider_id(ctx.directory.index(c), run.provider) for c in COLLECTIONS}
+    writes = store.chunk_writer("plan/writes", ctx.config.plan_chunk_records)
+    lines = store.chunk_writer("plan/lines", 50_000)
+    errors = store.chunk_writer("plan/errors", 50_000)
+    planner = SyncPlanner(
+        run.district_id,
+        run.provider,
+        index,
+        write=lambda w: writes.write(w.to_json()),
+        line=lambda line: lines.write(line.to_json()),
+        error=errors.write,
+    )
+
+    def records(collection: str) -> Iterator[Any]:
+        for data in store.read_all(manifest.get(collection, [])):
+            yield _record.validate_python(data)
+
+    for data in store.read_all(manifest.get("errors", [])):
+        planner.record_error(RecordError.model_validate(data))
+    planner.plan_schools(records("schools"))
+    planner.plan_classrooms(records("classrooms"))
+    planner.plan_people(records("people"))
+    planner.want_guardians_of(records("guardian_links"))
+    planner.plan_guardians(records("guardians"))
+    planner.plan_enrollments(records("enrollments"))
+    planner.plan_guardian_links(records("guardian_links"))
+
+    archive = store.chunk_writer("plan/archive", 50_000)
+    for candidate in planner.archive_candidates():
+        archive.write(candidate.to_json())
+
+    chunk_keys = writes.close()
+    plan_manifest_key = store.put_json("plan/manifest.json", [{"chunk_key": k} for k in chunk_keys])
+    summary = planner.summary.to_json() | {
+        "lines_keys": lines.close(),
+        "errors_keys": errors.close(),
+        "archive_keys": archive.close(),
+    }
+    summary_key = store.put_json("plan/summary.json", summary)
+    logger.info(
+        "plan written",
+        extra={"run_id": run.run_id, "writes": writes.count, "chunks": len(chunk_keys), "errors": errors.count},
+    )
+    return MatchResult(
+        plan_manifest_key=plan_manifest_key,
+        plan_chunks=len(chunk_keys),
+        writes=writes.count,
+        summary_key=summary_key,
+    )

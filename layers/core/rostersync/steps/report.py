@@ -1,0 +1,168 @@
+"""Write the run's report (report.json, per-kind CSVs, report.html) and its final status."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from rostersync.contracts import ReportResult, StepError, SyncState
+from rostersync.domain.records import Kind
+from rostersync.matching.archive import check_deletion_threshold
+from rostersync.observability import logger
+from rostersync.reports.model import (
+    KindCounts,
+    LineAction,
+    ReportError,
+    ReportLine,
+    RunStatus,
+    SyncReport,
+    ThresholdBreach,
+)
+from rostersync.reports.writer import CsvReportWriter, render_html, render_json
+from rostersync.steps.context import DistrictContext
+from rostersync.storage import RunStore
+
+# Errors whose message was written for a district admin; anything else is ours to fix.
+_ADMIN_ERRORS = {
+    "ProviderAuthError",
+    "ProviderUnavailableError",
+    "ProviderRequestError",
+    "ConnectionNotConfiguredError",
+}
+
+
+def failure_reason(error: StepError) -> str:
+    """A sentence a district admin can act on, never a stack trace."""
+    try:
+        message = str(json.loads(error.cause).get("errorMessage", ""))
+    except (ValueError, AttributeError):
+        message = ""
+    if error.error in _ADMIN_ERRORS and message:
+        return f"{message} Nothing was archived."
+    return (
+        f"The sync stopped on an internal error ({error.error or 'unknown'}). Nothing was archived; "
+        "the directory keeps what earlier runs wrote. The rostersync team can trace it by the run id."
+    )
+
+
+def _lines(store: RunStore, keys: list[str]) -> Iterator[ReportLine]:
+    for data in store.read_all(keys):
+        yield ReportLine.model_validate(data)
+
+
+def write_report(state: SyncState) -> ReportResult:
+    """Assemble the report from the run's artefacts, upload it, and record the run's final status."""
+    run = state.run_ref()
+    ctx = DistrictContext.for_run(run.district_id, run.run_id)
+    store = ctx.store
+    summary = store.get_json(state.match.summary_key) if state.match else None
+    counts = {kind: KindCounts() for kind in Kind}
+    notes: list[str] = []
+    threshold: dict[Kind, ThresholdBreach] = {}
+
+    if summary:
+        for kind in Kind:
+            counts[kind] = KindCounts(**summary["counts"][kind.value])
+        checks = check_deletion_threshold(
+            {Kind(k): v for k, v in summary["archive_candidates"].items()},
+            {Kind(k): v for k, v in summary["managed"].items()},
+            run.deletion_threshold_percent,
+        )
+        for kind, check in checks.items():
+            if check.exceeded:
+                threshold[kind] = ThresholdBreach(
+                    would_archive=check.would_archive,
+                    managed=check.managed,
+                    percent=round(check.percent, 1),
+                    limit_percent=check.limit_percent,
+                )
+                counts[kind].would_archive = check.would_archive
+            elif run.dry_run:
+                counts[kind].would_archive = check.would_archive
+    if state.archive:
+        for kind, archived in state.archive.archived.items():
+            counts[kind].archived = archived
+        if state.archive.skipped_reason:
+            notes.append(state.archive.skipped_reason)
+    if state.fetch and not state.fetch.complete:
+        notes.append(
+            "Archiving skipped: the roster fetch did not complete ("
+            + "; ".join(state.fetch.problems)
+            + "). Nobody was archived; the next complete sync will catch up."
+        )
+    if run.dry_run:
+        notes.append("Self-check: nothing was written. The counts show what the first sync would do.")
+    notes.extend(breach.note(kind) for kind, breach in threshold.items())
+
+    csv = CsvReportWriter()
+    with csv:
+        if summary:
+            csv.add_all(_lines(store, summary["lines_keys"]))
+            if run.dry_run:
+                csv.add_all(
+                    ReportLine(
+                        kind=Kind(d["kind"]),
+                        action=LineAction.WOULD_ARCHIVE,
+                        id=d["id"],
+                        provider_id=d["provider_id"],
+                        reason="no longer in the roster",
+                    )
+                    for d in store.read_all(summary["archive_keys"])
+                )
+            for data in store.read_all(summary["errors_keys"]):
+                csv.add_error(
+                    ReportError(kind=Kind(data["kind"]), provider_id=data["provider_id"], reason=data["reason"])
+                )
+        if state.archive:
+            csv.add_all(_lines(store, state.archive.lines_keys))
+        files = {
+            name: store.upload_file(f"report/{name}", body, "text/csv; charset=utf-8")
+            for name, body in csv.finish().items()
+        }
+
+    if state.error is not None:
+        status = RunStatus.FAILED
+    elif threshold and not run.dry_run:
+        status = RunStatus.THRESHOLD_EXCEEDED
+    elif csv.errors_total or (state.fetch and not state.fetch.complete):
+        status = RunStatus.SUCCEEDED_WITH_ERRORS
+    else:
+        status = RunStatus.SUCCEEDED
+
+    district = ctx.state.get_item("DISTRICT") or {}
+    report = SyncReport(
+        district_id=run.district_id,
+        district_name=str(district.get("name", "")),
+        run_id=run.run_id,
+        provider=run.provider or "unknown",
+        trigger=run.trigger,
+        dry_run=run.dry_run,
+        status=status,
+        started_at=run.started_at,
+        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        failure_reason=failure_reason(state.error) if state.error else None,
+        notes=notes,
+        counts=counts,
+        threshold=threshold,
+        settings_version=run.settings_version,
+        files=files,
+        errors_total=csv.errors_total,
+        errors=csv.first_errors,
+    )
+    html_key = store.key("report/report.html")
+    report_key = store.key("report/report.json")
+    report.files.update({"report.html": html_key, "report.json": report_key})
+    store.put_bytes("report/report.html", render_html(report), "text/html; charset=utf-8")
+    store.put_bytes("report/report.json", render_json(report), "application/json")
+    ctx.state.update_run(
+        run.run_id,
+        status=status.value,
+        finished_at=report.finished_at,
+        report_key=report_key,
+        html_key=html_key,
+        counts={k.value: c.model_dump() for k, c in counts.items()},
+        failure_reason=report.failure_reason,
+    )
+    logger.info("report written", extra={"run_id": run.run_id, "status": status.value})
+    return ReportResult(status=status.value, report_key=report_key, html_key=html_key)

@@ -1,0 +1,46 @@
+"""Start a run: take the district's lock, record the run, read its connection and settings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rostersync.contracts import RunRef, StartRequest
+from rostersync.errors import ConnectionNotConfiguredError
+from rostersync.observability import logger
+from rostersync.settings import settings_from_item
+from rostersync.steps.context import DistrictContext
+
+
+def start_run(request: StartRequest) -> RunRef:
+    """Take the lock (``LockHeldError`` if a run is in progress) and create the run record."""
+    sync = request.input
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    ctx = DistrictContext.for_run(sync.district_id, request.run_id)
+    ctx.state.acquire_lock(request.run_id, ctx.config.lock_ttl_seconds)
+    connection = ctx.state.get_item("CONNECTION") or {}
+    settings, version = settings_from_item(ctx.state.get_item("SETTINGS"))
+    run = RunRef(
+        district_id=sync.district_id,
+        run_id=request.run_id,
+        dry_run=sync.dry_run,
+        trigger=sync.trigger,
+        provider=str(connection.get("provider", "")),
+        started_at=started_at,
+        settings_version=version,
+        deletion_threshold_percent=settings.deletion_threshold_percent,
+    )
+    ctx.state.put_run(
+        request.run_id,
+        status="running",
+        trigger=sync.trigger,
+        dry_run=sync.dry_run,
+        provider=run.provider,
+        started_at=started_at,
+        settings_version=version,
+    )
+    if not connection:
+        raise ConnectionNotConfiguredError(
+            f"district {sync.district_id} has no provider connection: connect Clever or OneRoster before syncing"
+        )
+    logger.info("run started", extra={"district_id": sync.district_id, "run_id": request.run_id})
+    return run

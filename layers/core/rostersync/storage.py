@@ -1,0 +1,102 @@
+"""Run artefacts in S3: the fetched snapshot, the plan, report lines, all as gzipped NDJSON chunks.
+
+Every key lives under ``runs/<district>/<run>/`` (DESIGN §3): a run only reads and writes its own
+district's prefix, and steps hand each other keys, never records.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from pydantic import BaseModel
+
+
+def run_prefix(district_id: str, run_id: str) -> str:
+    """Return the S3 prefix that holds everything of one run."""
+    return f"runs/{district_id}/{run_id}/"
+
+
+class RunStore:
+    """Reads and writes one run's objects in the sync bucket."""
+
+    def __init__(self, s3: Any, bucket: str, district_id: str, run_id: str) -> None:
+        self._s3 = s3
+        self.bucket = bucket
+        self.prefix = run_prefix(district_id, run_id)
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    def owns(self, key: str) -> bool:
+        """Whether a key handed to a step belongs to this run (a district never reads another's keys)."""
+        return key.startswith(self.prefix) and ".." not in key
+
+    def put_json(self, name: str, value: Any) -> str:
+        key = self.key(name)
+        body = json.dumps(value, separators=(",", ":"), default=str).encode("utf-8")
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
+        return key
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+
+    def put_bytes(self, name: str, body: bytes, content_type: str) -> str:
+        key = self.key(name)
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        return key
+
+    def upload_file(self, name: str, fileobj: Any, content_type: str) -> str:
+        key = self.key(name)
+        self._s3.upload_fileobj(fileobj, self.bucket, key, ExtraArgs={"ContentType": content_type})
+        return key
+
+    def read_ndjson(self, key: str) -> Iterator[dict[str, Any]]:
+        """Stream the objects of one gzipped NDJSON chunk."""
+        body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        with gzip.GzipFile(fileobj=io.BytesIO(body.read())) as lines:
+            for line in lines:
+                if line.strip():
+                    yield json.loads(line)
+
+    def read_all(self, keys: Iterable[str]) -> Iterator[dict[str, Any]]:
+        for key in keys:
+            yield from self.read_ndjson(key)
+
+    def chunk_writer(self, name: str, records_per_chunk: int) -> ChunkWriter:
+        return ChunkWriter(self, name, records_per_chunk)
+
+
+class ChunkWriter:
+    """Writes a stream of records as ``<name>-00000.ndjson.gz``, ``<name>-00001…`` of bounded size."""
+
+    def __init__(self, store: RunStore, name: str, records_per_chunk: int) -> None:
+        self._store = store
+        self._name = name
+        self._limit = max(1, records_per_chunk)
+        self._buffer: list[bytes] = []
+        self.keys: list[str] = []
+        self.count = 0
+
+    def write(self, record: BaseModel | dict[str, Any]) -> None:
+        data = record.model_dump(mode="json") if isinstance(record, BaseModel) else record
+        self._buffer.append(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+        self.count += 1
+        if len(self._buffer) >= self._limit:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        body = gzip.compress(b"\n".join(self._buffer) + b"\n", compresslevel=5)
+        name = f"{self._name}-{len(self.keys):05d}.ndjson.gz"
+        self.keys.append(self._store.put_bytes(name, body, "application/x-ndjson"))
+        self._buffer = []
+
+    def close(self) -> list[str]:
+        """Flush what is buffered and return the keys of every chunk written."""
+        self._flush()
+        return self.keys
