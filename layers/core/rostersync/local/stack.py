@@ -82,8 +82,11 @@ class LocalFunction:
     def invoke(self, event: Any) -> tuple[str, bool]:
         """Run the handler like Lambda does: JSON in, JSON out, an exception becomes a function error."""
         context = LambdaContext(self.name, self.arn, self.memory)
+        started = time.perf_counter()
         try:
             result = self.handler_callable()(event, context)
+            if os.environ.get("ROSTERSYNC_TIMINGS"):
+                print(f"[timing] {self.name} {time.perf_counter() - started:.2f}s")  # noqa: T201
             return json.dumps(result), False
         except Exception as exc:  # noqa: BLE001 - Lambda turns any exception into a function error
             error = {
@@ -114,6 +117,29 @@ def _install_lambda_dispatch() -> None:
 
     lambda_models.LambdaFunction._invoke_lambda = _invoke_lambda
     _PATCHED = True
+
+
+def _install_fast_dynamodb_responses() -> None:
+    """Skip moto's shape-by-shape serialisation of DynamoDB attribute values.
+
+    moto keeps items in wire format already; walking every nested attribute through its generic
+    response serialiser made a 600-item query take 0.3 s (0.05 s with this). Binary attributes, which
+    rostersync never stores, would need base64 and are not special-cased.
+    """
+    from moto.core import serialize
+
+    if getattr(serialize.BaseJSONSerializer, "_rostersync_fast", False):
+        return
+    generic = serialize.BaseJSONSerializer._serialize
+
+    def _serialize(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if shape.name == "AttributeValue" and isinstance(value, dict) and key:
+            serialized[self.get_serialized_name(shape, key)] = value
+            return
+        generic(self, serialized, value, shape, key)
+
+    serialize.BaseJSONSerializer._serialize = _serialize
+    serialize.BaseJSONSerializer._rostersync_fast = True
 
 
 class EmbeddedStack:
@@ -162,6 +188,7 @@ class EmbeddedStack:
 
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
         _install_lambda_dispatch()
+        _install_fast_dynamodb_responses()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         self._create_resources()

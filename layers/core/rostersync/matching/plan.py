@@ -289,13 +289,17 @@ class SyncPlanner:
             )
 
     def plan_people(self, people: Iterable[PersonRecord]) -> None:
-        """Students, teachers and staff: synced when at least one of their schools is matched."""
+        """Students, teachers and staff: synced when one of their schools is matched.
+
+        Staff the roster names no school for (district admins) belong to the district and are synced.
+        """
         seen: set[str] = set()
         for person in people:
             if not self._first_time("people", person.kind, person.provider_id, seen):
                 continue
             school_ids = [self._ids["schools"][s] for s in person.schools if s in self._ids["schools"]]
-            if not school_ids:
+            district_staff = not person.schools and person.kind == Kind.STAFF
+            if not school_ids and not district_staff:
                 self._skipped_people.add(person.provider_id)
                 reason = (
                     "none of their schools is matched to a product school"
@@ -306,7 +310,7 @@ class SyncPlanner:
                 continue
             fields = {**person.synced_fields(), "schools": school_ids}
             self._ids["people"][person.provider_id] = self._reconcile(
-                person.kind, person.provider_id, fields, _display_name(person), school_ids[0]
+                person.kind, person.provider_id, fields, _display_name(person), school_ids[0] if school_ids else ""
             )
 
     def want_guardians_of(self, links: Iterable[GuardianLinkRecord]) -> None:
