@@ -392,7 +392,8 @@ class EmbeddedStack:
         """Start a sync run directly (as the schedule or the CLI does); return the execution ARN."""
         sfn = self.client("stepfunctions")
         payload = json.dumps({"district_id": district_id, "trigger": trigger, "dry_run": dry_run})
-        return sfn.start_execution(stateMachineArn=self.outputs["SyncStateMachineArn"], input=payload)["executionArn"]
+        arn = self.outputs["SyncStateMachineArn"]
+        return sfn.start_execution(stateMachineArn=arn, input=payload, name=execution_name())["executionArn"]
 
     def wait(self, execution_arn: str, timeout: float = 600) -> dict[str, Any]:
         """Wait for an execution to end and return its description."""

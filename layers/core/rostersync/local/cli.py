@@ -1,0 +1,206 @@
+"""The ``rostersync`` command line.
+
+``rostersync demo`` brings up the embedded stack (AWS on localhost, built from template.yaml), a Clever
+simulator serving a dataset folder, imports the product's directory, and runs the real state machine
+once per dataset, as successive nightly syncs of one district.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from rostersync.local.stack import REPO_ROOT
+
+SAMPLE = REPO_ROOT / "samples" / "clever-demo"
+DEFAULT_DATASETS = [SAMPLE / "snapshot-1", SAMPLE / "snapshot-2", SAMPLE / "snapshot-3"]
+DATASET_FILES = ("districts.json", "schools.json", "sections.json", "users.json", "terms.json", "courses.json")
+DEMO_TOKEN = "demo-district-token"  # noqa: S105 - the local simulator's token, not a secret
+COUNT_COLUMNS = ("created", "updated", "restored", "archived", "unchanged", "skipped", "errors")
+
+
+class UsageError(Exception):
+    """A bad argument or unreadable input: reported on one line, exit code 2."""
+
+
+def check_dataset(path: Path) -> Path:
+    """A dataset is a folder of Clever list responses; each file present must be one."""
+    if not path.is_dir():
+        raise UsageError(f"{path}: not a folder of Clever list responses")
+    found = [name for name in DATASET_FILES if (path / name).exists()]
+    if not found:
+        raise UsageError(f"{path}: holds none of {', '.join(DATASET_FILES)}")
+    for name in found:
+        file = path / name
+        try:
+            body = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{file}: cannot be read ({exc.__class__.__name__})") from exc
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{file}: not valid JSON (line {exc.lineno}, column {exc.colno})") from exc
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list | dict):
+            raise UsageError(f'{file}: not a Clever list response (no "data" list)')
+    return path
+
+
+def check_product(path: Path) -> Any:
+    from rostersync.directory.product import ProductDirectory
+
+    try:
+        return ProductDirectory.model_validate_json(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot be read ({exc.strerror or exc.__class__.__name__})") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise UsageError(f"{path}: not a product directory file: {where}: {first['msg']}") from exc
+
+
+def _quiet() -> None:
+    for name in ("werkzeug", "moto", "botocore", "urllib3"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _table(report: dict[str, Any]) -> str:
+    rows = [("", *COUNT_COLUMNS)]
+    for kind, counts in report["counts"].items():
+        rows.append((kind, *(f"{counts.get(c, 0):,}" for c in COUNT_COLUMNS)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  " + "  ".join(cells))
+        if n == 0:
+            lines.append("  " + "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """``rostersync demo``: sync each dataset in turn on the embedded stack and report."""
+    datasets = [check_dataset(Path(d)) for d in (args.dataset or DEFAULT_DATASETS)]
+    product = check_product(Path(args.product or SAMPLE / "product.json"))
+    out = Path(args.out) if args.out else None
+
+    _quiet()
+    from rostersync import aws
+    from rostersync.admin import connect_provider
+    from rostersync.config import runtime_config
+    from rostersync.directory.product import export_directory, import_product_directory
+    from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
+    from rostersync.local.simulator import ProviderSimulator
+    from rostersync.local.stack import EmbeddedStack
+
+    print("Starting the embedded stack (moto + the state machine from template.yaml)…")
+    stack = EmbeddedStack(parameters={"LogLevel": "WARNING"}).start()
+    simulator = ProviderSimulator(datasets[0], token=DEMO_TOKEN).start()
+    try:
+        config = runtime_config()
+        dynamodb = aws.client("dynamodb")
+        district_id = product.district.id
+        directory = DirectoryRepository(dynamodb, config.directory_table, district_id)
+        state = SyncStateRepository(dynamodb, config.sync_state_table, district_id)
+        imported = import_product_directory(product, directory, state)
+        connect_provider(state, aws.client("secretsmanager"), "clever", simulator.base_url, DEMO_TOKEN, args.page_limit)
+        print(f"Product directory of {product.district.name!r} imported ({imported} records); Clever connected.")
+        s3 = aws.client("s3")
+        links = []
+        for number, dataset in enumerate(datasets, start=1):
+            simulator.set_dataset(dataset)
+            started = time.perf_counter()
+            if number == 1:
+                # The first sync starts as it does in production: the product emits "Sync Enabled".
+                executions = stack.publish_event("product.directory", "Sync Enabled", {"district_id": district_id})
+            else:
+                executions = [stack.start_sync(district_id, trigger="schedule")]
+            description = stack.wait(executions[0])
+            seconds = time.perf_counter() - started
+            run_id = description["executionArn"].rsplit(":", 1)[1]
+            run = state.get_run(run_id) or {}
+            if "report_key" not in run:
+                print(
+                    f"\nRun {number} ({dataset.name}): {description['status']} without a report: "
+                    f"{description.get('error', '')} {description.get('cause', '')[:300]}"
+                )
+                return 1
+            report = json.loads(s3.get_object(Bucket=config.sync_bucket, Key=run["report_key"])["Body"].read())
+            print(f"\nRun {number} · {dataset.name} · {report['status']} in {seconds:.1f}s (run {run_id})")
+            print(_table(report))
+            for note in report.get("notes", []):
+                print(f"  note: {note}")
+            for error in report.get("errors", [])[:5]:
+                print(f"  error: {error['kind']} {error['provider_id']}: {error['reason']}")
+            if report.get("errors_total", 0) > 5:
+                print(f"  … {report['errors_total'] - 5} more errors in errors.csv")
+            link = s3.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": config.sync_bucket, "Key": run["html_key"]},
+                ExpiresIn=config.report_link_seconds,
+            )
+            links.append(link)
+            print(f"  report: {link}")
+            if out:
+                folder = out / f"run-{number}"
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+                html = s3.get_object(Bucket=config.sync_bucket, Key=run["html_key"])["Body"].read()
+                (folder / "report.html").write_bytes(html)
+                export = export_directory(directory, state)
+                (folder / "directory.json").write_text(json.dumps(export, indent=1, ensure_ascii=False), "utf-8")
+        if out:
+            print(f"\nReports and directories written under {out}/run-N/")
+        if args.serve:
+            print("\nThe stack stays up so the report links above open in a browser. Ctrl-C to stop.")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                print()
+        else:
+            print("\nThe links work while the stack runs: add --serve to keep it up (or open report.html under --out).")
+        return 0
+    finally:
+        simulator.stop()
+        stack.stop()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rostersync", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="sync a Clever dataset on the embedded local stack")
+    demo.add_argument(
+        "--dataset",
+        action="append",
+        metavar="DIR",
+        help="folder of Clever list responses; repeat for successive nightly syncs "
+        "(default: the bundled demo district, three nights)",
+    )
+    demo.add_argument("--product", metavar="FILE", help="the product's directory before the first sync (JSON)")
+    demo.add_argument("--out", metavar="DIR", help="write run-N/report.json, report.html and directory.json here")
+    demo.add_argument("--serve", action="store_true", help="keep the stack up after the runs so links open")
+    demo.add_argument("--page-limit", type=int, default=1_000, metavar="N", help="Clever page size (≤ 10,000)")
+    demo.set_defaults(handler=run_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if getattr(args, "page_limit", 1) and not 1 <= args.page_limit <= 10_000:
+            raise UsageError(f"--page-limit {args.page_limit}: must be between 1 and 10,000")
+        return int(args.handler(args))
+    except UsageError as exc:
+        print(f"rostersync: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
