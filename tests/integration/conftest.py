@@ -1,0 +1,82 @@
+"""Shared fixtures of the integration tier: AWS in-process with moto, tables built from template.yaml.
+
+The table schemas are read from the template, so they are defined once (STYLE.md, "Tests"). Clients
+are created only after ``mock_aws`` has started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from rostersync.local.template import load_template
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+REGION = "us-east-1"
+
+# The CreateTable parameters a CloudFormation table's properties map to one-to-one.
+_CREATE_TABLE_PROPERTIES = ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes")
+
+
+def table_properties(logical_id: str) -> dict[str, Any]:
+    """The ``Properties`` of one ``AWS::DynamoDB::Table`` of the template."""
+    resource = load_template(TEMPLATE_PATH)["Resources"][logical_id]
+    assert resource["Type"] == "AWS::DynamoDB::Table", f"{logical_id} is not a DynamoDB table"
+    return resource["Properties"]
+
+
+def create_table_from_template(client: Any, logical_id: str, table_name: str | None = None) -> str:
+    """Create the template's table ``logical_id`` in (mocked) DynamoDB; return its name."""
+    props = table_properties(logical_id)
+    name = table_name or logical_id
+    client.create_table(TableName=name, **{k: props[k] for k in _CREATE_TABLE_PROPERTIES if k in props})
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl:
+        client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+    return name
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy credentials and a fixed region, so nothing can reach a real account."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    # The embedded stack points every client at its own endpoint; moto's in-process mock must win here.
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def mocked_aws(aws_credentials: None) -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def dynamodb(mocked_aws: None) -> Any:
+    """A DynamoDB client, created after the mock started."""
+    return boto3.client("dynamodb", region_name=REGION)
+
+
+@pytest.fixture
+def directory_table(dynamodb: Any) -> str:
+    """The directory table, as template.yaml defines it."""
+    return create_table_from_template(dynamodb, "DirectoryTable")
+
+
+@pytest.fixture
+def sync_state_table(dynamodb: Any) -> str:
+    """The sync-state table, as template.yaml defines it."""
+    return create_table_from_template(dynamodb, "SyncStateTable")
