@@ -142,6 +142,44 @@ def _install_fast_dynamodb_responses() -> None:
     serialize.BaseJSONSerializer._rostersync_fast = True
 
 
+_PARTITION_HINT = threading.local()
+
+
+def _install_fast_dynamodb_queries() -> None:
+    """Make moto answer a base-table Query from the one partition it names.
+
+    moto's Query sorts every item of the table (all districts) before filtering by partition key, so
+    each query cost grew with the whole table: reading a district's index took minutes at benchmark
+    size. Results are unchanged: the partition's items, sorted by sort key.
+    """
+    from moto.dynamodb.models.table import Table
+
+    if getattr(Table, "_rostersync_fast", False):
+        return
+    generic_query, generic_all_items = Table.query, Table.all_items
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+        if index_name is not None or hash_key is None or not self.range_key_attr:
+            return generic_query(self, hash_key, *args, **kwargs)
+        _PARTITION_HINT.key = hash_key
+        try:
+            return generic_query(self, hash_key, *args, **kwargs)
+        finally:
+            _PARTITION_HINT.key = None
+
+    def all_items(self: Any) -> Any:
+        key = getattr(_PARTITION_HINT, "key", None)
+        if key is None:
+            return generic_all_items(self)
+        partition = self.items[key] if key in self.items else {}
+        return sorted(partition.values(), key=lambda item: item.range_key)
+
+    Table.query = query
+    Table.all_items = all_items
+    Table._rostersync_fast = True
+
+
 class EmbeddedStack:
     """AWS on localhost, built from the template.
 
@@ -189,6 +227,7 @@ class EmbeddedStack:
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
         _install_lambda_dispatch()
         _install_fast_dynamodb_responses()
+        _install_fast_dynamodb_queries()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         self._create_resources()
