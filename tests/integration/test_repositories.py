@@ -131,11 +131,6 @@ def test_one_district_never_reads_another_districts_records(dynamodb, directory_
     assert len(by_id(directory.records("people"))) == 30
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ByProviderId projects KEYS_ONLY (template.yaml), but find_by_provider_id builds a "
-    "DirectoryRecord from the index item itself (repository.py:275) -> KeyError 'id'",
-)
 def test_find_by_provider_id_uses_the_provider_index(directory):
     # Given students with Clever ids
     directory.put_records([student(1), student(2)])
@@ -224,11 +219,6 @@ def test_the_index_follows_updates_and_status_changes(directory):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: update_synced only SETs parent_key when the record has a parent (repository.py:80, :158); "
-    "a record that loses its parent keeps the stale parent_key and still shows in children()",
-)
 def test_update_synced_drops_a_parent_the_record_no_longer_has(directory):
     # Given a staff member who belonged to a school
     directory.put_records([student(3, kind=Kind.STAFF)])
@@ -427,11 +417,6 @@ def test_get_run_of_an_unknown_run_is_none(dynamodb, sync_state_table, state):
     assert SyncStateRepository(dynamodb, sync_state_table, DISTRICT_B).get_run("run-1") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: update_run drops None values but still sends 'SET ' with nothing to set when all are None "
-    "(repository.py:369-376) -> ValidationException instead of a no-op",
-)
 def test_update_run_with_only_missing_values_changes_nothing(state):
     # Given a run
     state.put_run("run-8", status="running")

@@ -275,11 +275,6 @@ def test_the_functions_environment_configures_the_runtime_settings():
         assert required - set(environment) - set(own) == set(), f"{logical} lacks configuration"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: CoreLayer declares BuildMethod: makefile but layers/core/ has no Makefile with a "
-    "build-CoreLayer target, so `sam build` fails (the package's pyproject.toml is at the repo root)",
-)
 def test_the_core_layer_can_be_built():
     layers = resources_of("AWS::Serverless::LayerVersion")
     for logical, layer in layers.items():

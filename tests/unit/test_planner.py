@@ -562,6 +562,7 @@ def test_a_kind_with_no_managed_records_does_not_divide_by_zero():
     nothing = check_deletion_threshold({Kind.STAFF: 0}, {}, 10.0)
     odd = check_deletion_threshold({Kind.STAFF: 2}, {Kind.STAFF: 0}, 10.0)
 
-    # Then the check runs without a division error
+    # Then the check runs without a division error, and archiving from nothing managed is held back
     assert nothing == {}
-    assert odd[Kind.STAFF].percent == 0.0
+    assert odd[Kind.STAFF].percent == 100.0
+    assert odd[Kind.STAFF].exceeded

@@ -176,11 +176,18 @@ class DirectoryRepository:
         }
         names = {f"#a{i}": name for i, name in enumerate(synced)}
         values = {f":v{i}": value for i, value in enumerate(synced.values())}
+        expression = "SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(synced)))
+        # A record that lost its parent or provider link must leave those indexes too.
+        dropped = [name for name in ("provider_key", "parent_key") if name not in synced]
+        for n, name in enumerate(dropped):
+            names[f"#r{n}"] = name
+        if dropped:
+            expression += " REMOVE " + ", ".join(f"#r{n}" for n in range(len(dropped)))
         self.write_requests += 1
         self._client.update_item(
             TableName=self._table,
             Key=_to_item({"pk": item["pk"], "sk": item["sk"]}),
-            UpdateExpression="SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(synced))),
+            UpdateExpression=expression,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=_to_item(values),
         )
@@ -272,7 +279,11 @@ class DirectoryRepository:
             ExpressionAttributeValues={":k": {"S": key}},
         )
         items = answer.get("Items", [])
-        return DirectoryRecord.from_item(_from_item(items[0])) if items else None
+        if not items:
+            return None
+        # The index projects keys only: fetch the record itself.
+        found = self._client.get_item(TableName=self._table, Key={"pk": items[0]["pk"], "sk": items[0]["sk"]})
+        return DirectoryRecord.from_item(_from_item(found["Item"])) if "Item" in found else None
 
     def children(self, parent_id: str) -> Iterator[DirectoryRecord]:
         """Records whose parent is ``parent_id``: a classroom's enrollments, a school's students."""
@@ -368,6 +379,8 @@ class SyncStateRepository:
 
     def update_run(self, run_id: str, **attributes: Any) -> None:
         attributes = {k: v for k, v in attributes.items() if v is not None}
+        if not attributes:
+            return
         names = {f"#a{i}": k for i, k in enumerate(attributes)}
         values = {f":v{i}": v for i, v in enumerate(attributes.values())}
         self._client.update_item(

@@ -16,7 +16,9 @@ class ThresholdCheck:
 
     @property
     def percent(self) -> float:
-        return 100.0 * self.would_archive / self.managed if self.managed else 0.0
+        if not self.managed:
+            return 100.0 if self.would_archive else 0.0
+        return 100.0 * self.would_archive / self.managed
 
     @property
     def exceeded(self) -> bool:

@@ -405,6 +405,7 @@ class SyncPlanner:
         Schools are never archived by sync (they belong to the product); they are reported instead.
         """
         candidates: list[ArchiveCandidate] = []
+        self.summary.archive_candidates.clear()
         for collection, entries in self._index.items():
             if collection == "schools":
                 continue
