@@ -142,6 +142,60 @@ def _install_fast_dynamodb_responses() -> None:
     serialize.BaseJSONSerializer._rostersync_fast = True
 
 
+_WRITE_COUNTERS: list[WriteRequestCounter] = []
+_WRITE_ACTIONS = ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items")
+
+
+class WriteRequestCounter:
+    """Counts the DynamoDB write requests the embedded stack receives, per table, while active.
+
+    Measured at the server, so it sees every client's requests (the in-process Lambdas included).
+    """
+
+    def __init__(self) -> None:
+        from collections import Counter
+
+        self.requests: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> WriteRequestCounter:
+        _install_write_counting()
+        _WRITE_COUNTERS.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _WRITE_COUNTERS.remove(self)
+
+    def add(self, tables: list[str]) -> None:
+        with self._lock:
+            for table in tables:
+                self.requests[table] += 1
+
+
+def _install_write_counting() -> None:
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler, "_rostersync_counting", False):
+        return
+    for action in _WRITE_ACTIONS:
+        generic = getattr(DynamoHandler, action)
+
+        def counted(self: Any, _generic: Any = generic) -> Any:
+            body = self.body if isinstance(self.body, dict) else {}
+            if "RequestItems" in body:
+                tables = list(body["RequestItems"])
+            elif "TransactItems" in body:
+                tables = [next(iter(i.values())).get("TableName", "") for i in body["TransactItems"]]
+            else:
+                tables = [body.get("TableName", "")]
+            for counter in list(_WRITE_COUNTERS):
+                counter.add(tables)
+            return _generic(self)
+
+        setattr(DynamoHandler, action, counted)
+    DynamoHandler._rostersync_counting = True
+
+
 _PARTITION_HINT = threading.local()
 
 
