@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+
 from rostersync.local.template import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

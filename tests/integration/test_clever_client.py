@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from rostersync.domain.records import ClassroomRecord, Kind, PersonRecord, RecordError
 from rostersync.errors import ProviderAuthError, ProviderRequestError, ProviderUnavailableError
 from rostersync.local.simulator import ProviderSimulator

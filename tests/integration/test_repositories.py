@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from rostersync.directory.keys import SHARDS, partition_key, shard_of
 from rostersync.directory.repository import DirectoryRecord, DirectoryRepository, SyncStateRepository
 from rostersync.domain.records import Kind

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from rostersync.config import RuntimeConfig
 from rostersync.contracts import SyncRequest
 from rostersync.directory import repository

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+
 from rostersync.directory.keys import COLLECTION_OF_KIND, COLLECTIONS, synced_record_id
 from rostersync.directory.repository import DirectoryRecord, IndexEntry
 from rostersync.domain.records import (

@@ -9,6 +9,7 @@ import tracemalloc
 from collections.abc import Iterator
 
 import pytest
+
 from rostersync.domain.records import Kind
 from rostersync.reports.model import (
     MAX_JSON_ERRORS,

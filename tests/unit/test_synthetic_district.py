@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from rostersync.local.synthetic import main, write_synthetic_clever_district
 from rostersync.providers.clever import map_schools, map_sections, map_users, names_by_id
 
