@@ -150,8 +150,11 @@ def run_demo(args: argparse.Namespace) -> int:
                 folder = out / f"run-{number}"
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-                html = s3.get_object(Bucket=config.sync_bucket, Key=run["html_key"])["Body"].read()
-                (folder / "report.html").write_bytes(html)
+                # report.html links its CSV files by name: keep them side by side.
+                for name, key in report.get("files", {}).items():
+                    if name != "report.json":
+                        body = s3.get_object(Bucket=config.sync_bucket, Key=key)["Body"].read()
+                        (folder / name).write_bytes(body)
                 export = export_directory(directory, state)
                 (folder / "directory.json").write_text(json.dumps(export, indent=1, ensure_ascii=False), "utf-8")
         if out:
