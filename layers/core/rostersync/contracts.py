@@ -52,6 +52,8 @@ class RunRef(_Contract):
 class FetchResult(_Contract):
     snapshot_manifest_key: str
     complete: bool
+    delta: bool = False
+    cursor: str | None = None
     problems: list[str] = Field(default_factory=list)
     records: dict[str, int] = Field(default_factory=dict)
     errors_key: str | None = None

@@ -172,8 +172,18 @@ class RecordError(BaseModel):
     reason: str
 
 
+class DeletedRecord(BaseModel):
+    """The provider says a record is gone (OneRoster ``status=tobedeleted``): archive it, even in a delta."""
+
+    model_config = ConfigDict(frozen=True)
+
+    record_type: Literal["deleted"] = "deleted"
+    kind: Kind
+    provider_id: str
+
+
 SnapshotItem = Annotated[
-    SchoolRecord | ClassroomRecord | PersonRecord | EnrollmentRecord | GuardianLinkRecord | RecordError,
+    SchoolRecord | ClassroomRecord | PersonRecord | EnrollmentRecord | GuardianLinkRecord | RecordError | DeletedRecord,
     Field(discriminator="record_type"),
 ]
 

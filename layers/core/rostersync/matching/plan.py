@@ -19,6 +19,7 @@ from rostersync.directory.keys import COLLECTION_OF_KIND, synced_record_id
 from rostersync.directory.repository import DirectoryRecord, IndexEntry
 from rostersync.domain.records import (
     ClassroomRecord,
+    DeletedRecord,
     EnrollmentRecord,
     GuardianLinkRecord,
     Kind,
@@ -148,6 +149,9 @@ class SyncPlanner:
         The directory's matching index per collection, keyed by this provider's ids.
     write, line, error:
         Sinks for planned writes, report lines and record errors.
+    delta:
+        The snapshot holds only what changed: nothing is archived for being absent, only records the
+        provider marked deleted.
     """
 
     def __init__(
@@ -158,8 +162,11 @@ class SyncPlanner:
         write: Callable[[PlannedWrite], None],
         line: Callable[[PlanLine], None],
         error: Callable[[RecordError], None],
+        delta: bool = False,
     ) -> None:
         self.district_id = district_id
+        self.delta = delta
+        self._deleted: dict[str, set[str]] = {c: set() for c in index}
         self.provider = provider
         self._index = index
         self._write = write
@@ -224,6 +231,10 @@ class SyncPlanner:
             # A record the provider still has but sent broken is not archived for it.
             self._seen.setdefault(collection, set()).add(error.provider_id)
         self._error(error)
+
+    def record_deleted(self, deleted: DeletedRecord) -> None:
+        """The provider says this record is gone: archive it (subject to the threshold)."""
+        self._deleted.setdefault(COLLECTION_OF_KIND[deleted.kind], set()).add(deleted.provider_id)
 
     def _first_time(self, collection: str, kind: Kind, provider_id: str, seen: set[str]) -> bool:
         if provider_id in seen:
@@ -400,7 +411,8 @@ class SyncPlanner:
     # -- deprovisioning -------------------------------------------------------------------------
 
     def archive_candidates(self) -> list[ArchiveCandidate]:
-        """Sync-managed, active records no longer in the roster: managed ids minus snapshot ids.
+        """Sync-managed, active records no longer in the roster: managed ids minus snapshot ids (a full
+        snapshot), plus those the provider marked deleted (a delta mentions only those).
 
         Schools are never archived by sync (they belong to the product); they are reported instead.
         """
@@ -410,8 +422,10 @@ class SyncPlanner:
             if collection == "schools":
                 continue
             seen = self._seen.get(collection, set())
+            deleted = self._deleted.get(collection, set())
             for provider_id, entry in entries.items():
-                if entry.managed_by_sync and entry.status == "active" and provider_id not in seen:
+                gone = provider_id in deleted or (not self.delta and provider_id not in seen)
+                if entry.managed_by_sync and entry.status == "active" and gone:
                     candidates.append(ArchiveCandidate(entry.kind, entry.id, provider_id))
                     self.summary.archive_candidates[entry.kind] += 1
         return candidates

@@ -32,10 +32,19 @@ class RetryPolicy:
 
 @dataclass
 class FetchOutcome:
-    """Filled in by a provider while it streams: whether every page of every endpoint was read."""
+    """Filled in by a provider while it streams.
+
+    ``complete``: every page of every endpoint was read (otherwise the run archives nothing).
+    ``delta``: the provider sent only what changed (a OneRoster delta bundle or a
+    ``dateLastModified`` filter): records it does not mention are not archived; only
+    ``DeletedRecord``s are.
+    ``cursor``: the provider's new high-water mark, stored once the run has succeeded.
+    """
 
     complete: bool = True
     problems: list[str] = field(default_factory=list)
+    delta: bool = False
+    cursor: str | None = None
 
     def mark_incomplete(self, problem: str) -> None:
         self.complete = False

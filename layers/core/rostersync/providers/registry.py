@@ -8,8 +8,13 @@ from rostersync.errors import ConnectionNotConfiguredError
 from rostersync.providers.base import RetryPolicy, RosterProvider
 
 
-def build_provider(connection: dict[str, Any], token: str, retry: RetryPolicy) -> RosterProvider:
-    """Return the provider for a stored connection (``{"provider": "clever", "base_url": …}``)."""
+def build_provider(
+    connection: dict[str, Any], token: str, retry: RetryPolicy, cursor: str | None = None
+) -> RosterProvider:
+    """Return the provider for a stored connection (``{"provider": "clever", "base_url": …}``).
+
+    ``cursor`` is the high-water mark the last successful run stored, for providers that fetch deltas.
+    """
     kind = connection.get("provider")
     if kind == "clever":
         from rostersync.providers.clever import CleverClient, CleverProvider

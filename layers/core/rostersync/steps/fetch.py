@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rostersync import aws
 from rostersync.contracts import FetchResult, RunRef
-from rostersync.domain.records import PersonRecord, RecordError, Role
+from rostersync.domain.records import DeletedRecord, PersonRecord, RecordError, Role
 from rostersync.observability import logger
 from rostersync.providers.base import FetchOutcome, RetryPolicy
 from rostersync.providers.registry import build_provider
@@ -13,7 +13,7 @@ from rostersync.storage import ChunkWriter
 
 # Where each record lands in the snapshot; guardians apart, so Match can sync only the guardians of
 # synced students.
-SNAPSHOT_COLLECTIONS = ("schools", "classrooms", "people", "guardians", "enrollments", "guardian_links")
+SNAPSHOT_COLLECTIONS = ("schools", "classrooms", "people", "guardians", "enrollments", "guardian_links", "deleted")
 _COLLECTION_OF_TYPE = {
     "school": "schools",
     "classroom": "classrooms",
@@ -34,7 +34,8 @@ def fetch_roster(run: RunRef) -> FetchResult:
     retry = RetryPolicy(
         max_attempts=ctx.config.provider_max_attempts, base_delay=ctx.config.provider_retry_base_seconds
     )
-    provider = build_provider(connection, token, retry)
+    cursor = (ctx.state.get_item(f"CURSOR#{connection.get('provider')}") or {}).get("cursor")
+    provider = build_provider(connection, token, retry, cursor=cursor)
 
     size = ctx.config.snapshot_chunk_records
     writers = {c: ctx.store.chunk_writer(f"snapshot/{c}", size) for c in SNAPSHOT_COLLECTIONS}
@@ -43,6 +44,8 @@ def fetch_roster(run: RunRef) -> FetchResult:
     for item in provider.fetch(outcome):
         if isinstance(item, RecordError):
             errors.write(item)
+        elif isinstance(item, DeletedRecord):
+            writers["deleted"].write(item)
         elif isinstance(item, PersonRecord):
             writers["guardians" if item.roles == [Role.GUARDIAN] else "people"].write(item)
         else:
@@ -58,6 +61,8 @@ def fetch_roster(run: RunRef) -> FetchResult:
     return FetchResult(
         snapshot_manifest_key=key,
         complete=outcome.complete,
+        delta=outcome.delta,
+        cursor=outcome.cursor,
         problems=outcome.problems,
         records=records,
         error_count=errors.count,

@@ -9,7 +9,7 @@ from pydantic import TypeAdapter
 
 from rostersync.contracts import MatchResult, SyncState
 from rostersync.directory.keys import COLLECTIONS
-from rostersync.domain.records import RecordError, RosterRecord
+from rostersync.domain.records import DeletedRecord, RecordError, RosterRecord
 from rostersync.errors import BadInputError
 from rostersync.matching.plan import SyncPlanner, index_by_provider_id
 from rostersync.observability import logger
@@ -37,6 +37,7 @@ def match_roster(state: SyncState) -> MatchResult:
         run.district_id,
         run.provider,
         index,
+        delta=fetch.delta,
         write=lambda w: writes.write(w.to_json()),
         line=lambda line: lines.write(line.to_json()),
         error=errors.write,
@@ -48,6 +49,8 @@ def match_roster(state: SyncState) -> MatchResult:
 
     for data in store.read_all(manifest.get("errors", [])):
         planner.record_error(RecordError.model_validate(data))
+    for data in store.read_all(manifest.get("deleted", [])):
+        planner.record_deleted(DeletedRecord.model_validate(data))
     planner.plan_schools(records("schools"))
     planner.plan_classrooms(records("classrooms"))
     planner.plan_people(records("people"))

@@ -164,5 +164,8 @@ def write_report(state: SyncState) -> ReportResult:
         counts={k.value: c.model_dump() for k, c in counts.items()},
         failure_reason=report.failure_reason,
     )
+    if state.fetch and state.fetch.cursor and status != RunStatus.FAILED and not run.dry_run:
+        # The next delta starts where this one ended, only once this run's changes are written.
+        ctx.state.put_item(f"CURSOR#{run.provider}", {"cursor": state.fetch.cursor, "run_id": run.run_id})
     logger.info("report written", extra={"run_id": run.run_id, "status": status.value})
     return ReportResult(status=status.value, report_key=report_key, html_key=html_key)
