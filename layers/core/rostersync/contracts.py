@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rostersync.domain.records import Kind
 
@@ -21,12 +21,38 @@ class _Contract(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class SyncRequest(_Contract):
-    """The execution input: who to sync, and why (from EventBridge, the schedule or the CLI)."""
+UPLOAD_PREFIX = "uploads/"
+_DISTRICT_ID = r"^[A-Za-z0-9_.-]+$"
 
-    district_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
+
+class SyncRequest(_Contract):
+    """The execution input: who to sync, and why (from EventBridge, the schedule, an upload or the CLI).
+
+    An uploaded OneRoster bundle starts a run with only ``bundle_key``
+    (``uploads/<district>/…/bundle.zip`` or ``…/manifest.csv``): the district is the folder the
+    district's SFTP user can write to, so an upload can only ever sync its own district.
+    """
+
+    district_id: str = Field(default="", max_length=128)
     trigger: Trigger = "manual"
     dry_run: bool = False
+    bundle_key: str | None = None
+
+    @model_validator(mode="after")
+    def _district_from_upload(self) -> SyncRequest:
+        import re
+
+        if self.bundle_key is not None:
+            parts = self.bundle_key.split("/")
+            if not self.bundle_key.startswith(UPLOAD_PREFIX) or len(parts) < 3 or ".." in parts:
+                raise ValueError(f"bundle key {self.bundle_key!r} is not under {UPLOAD_PREFIX}<district>/")
+            if self.district_id and self.district_id != parts[1]:
+                raise ValueError("a bundle can only sync the district whose folder it was uploaded to")
+            self.district_id = parts[1]
+            self.trigger = "upload" if self.trigger == "manual" else self.trigger
+        if not re.fullmatch(_DISTRICT_ID, self.district_id):
+            raise ValueError(f"district id {self.district_id!r} must be letters, digits, '_', '.' or '-'")
+        return self
 
 
 class StartRequest(_Contract):
@@ -44,6 +70,8 @@ class RunRef(_Contract):
     dry_run: bool = False
     trigger: Trigger = "manual"
     provider: str = ""
+    connection: str = ""
+    bundle_key: str | None = None
     started_at: str = ""
     settings_version: int = 0
     deletion_threshold_percent: float = 10.0

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.util
 import json
 import os
@@ -320,6 +321,14 @@ class EmbeddedStack:
         refs: dict[str, str] = dict(params)
         attributes: dict[tuple[str, str], str] = {}
         resolver = Resolver(pseudo, refs, attributes)
+        conditions = {
+            name: _evaluate_condition(resolver.resolve(rule)) for name, rule in template.get("Conditions", {}).items()
+        }
+        resources = {
+            logical: resource
+            for logical, resource in resources.items()
+            if conditions.get(resource.get("Condition", ""), True)
+        }
 
         # Names first: functions, tables and buckets are referenced by everything else.
         for logical, resource in resources.items():
@@ -375,7 +384,8 @@ class EmbeddedStack:
                         self.rules.append({"target": arn, **event["Properties"]})
 
         for name, output in template.get("Outputs", {}).items():
-            self.outputs[name] = str(resolver.resolve(output["Value"]))
+            if conditions.get(output.get("Condition", ""), True):
+                self.outputs[name] = str(resolver.resolve(output["Value"]))
 
     @staticmethod
     def _create_table(dynamodb: Any, name: str, props: dict[str, Any]) -> None:
@@ -481,6 +491,14 @@ class EmbeddedStack:
                 )
         return started
 
+    def publish_upload(self, key: str) -> list[str]:
+        """Announce an object written to the sync bucket, as S3's EventBridge notifications do on AWS."""
+        bucket = self.outputs["SyncBucketName"]
+        size = self.client("s3").head_object(Bucket=bucket, Key=key)["ContentLength"]
+        return self.publish_event(
+            "aws.s3", "Object Created", {"bucket": {"name": bucket}, "object": {"key": key, "size": size}}
+        )
+
     def start_sync(self, district_id: str, trigger: str = "manual", dry_run: bool = False) -> str:
         """Start a sync run directly (as the schedule or the CLI does); return the execution ARN."""
         sfn = self.client("stepfunctions")
@@ -516,8 +534,30 @@ def execution_name() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
 
 
+def _evaluate_condition(rule: Any) -> bool:
+    """The template's conditions: ``Fn::Equals`` over resolved values (what the template uses)."""
+    if isinstance(rule, dict) and "Fn::Equals" in rule:
+        left, right = rule["Fn::Equals"]
+        return str(left) == str(right)
+    raise ValueError(f"the embedded stack cannot evaluate condition {rule!r}")
+
+
+def _matches_value(expected: Any, actual: Any) -> bool:
+    if isinstance(expected, dict):
+        if not isinstance(actual, str):
+            return False
+        if "prefix" in expected:
+            return actual.startswith(expected["prefix"])
+        if "suffix" in expected:
+            return actual.endswith(expected["suffix"])
+        if "wildcard" in expected:
+            return fnmatch.fnmatchcase(actual, expected["wildcard"])
+        raise ValueError(f"the embedded stack does not support the event filter {expected!r}")
+    return bool(expected == actual)
+
+
 def matches_pattern(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
-    """EventBridge pattern matching for exact values and nested objects (what the template uses)."""
+    """EventBridge pattern matching: exact values, prefix/suffix/wildcard filters, nested objects."""
     for key, expected in pattern.items():
         if key not in event:
             return False
@@ -527,7 +567,7 @@ def matches_pattern(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
                 return False
         elif isinstance(expected, list):
             values = actual if isinstance(actual, list) else [actual]
-            if not any(v in expected for v in values):
+            if not any(_matches_value(e, v) for e in expected for v in values):
                 return False
     return True
 

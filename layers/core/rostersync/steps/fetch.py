@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from rostersync import aws
-from rostersync.contracts import FetchResult, RunRef
+from rostersync.contracts import UPLOAD_PREFIX, FetchResult, RunRef
 from rostersync.domain.records import DeletedRecord, PersonRecord, RecordError, Role
+from rostersync.errors import BadInputError
 from rostersync.observability import logger
-from rostersync.providers.base import FetchOutcome, RetryPolicy
+from rostersync.providers.base import FetchOutcome, RetryPolicy, RosterProvider
 from rostersync.providers.registry import build_provider
 from rostersync.steps.context import DistrictContext
 from rostersync.storage import ChunkWriter
@@ -30,13 +34,38 @@ def fetch_roster(run: RunRef) -> FetchResult:
     """
     ctx = DistrictContext.for_run(run.district_id, run.run_id)
     connection = ctx.state.get_item("CONNECTION") or {}
-    token = aws.client("secretsmanager").get_secret_value(SecretId=connection["secret_id"])["SecretString"]
+    secret = ""
+    if connection.get("secret_id"):
+        secret = aws.client("secretsmanager").get_secret_value(SecretId=connection["secret_id"])["SecretString"]
     retry = RetryPolicy(
         max_attempts=ctx.config.provider_max_attempts, base_delay=ctx.config.provider_retry_base_seconds
     )
-    cursor = (ctx.state.get_item(f"CURSOR#{connection.get('provider')}") or {}).get("cursor")
-    provider = build_provider(connection, token, retry, cursor=cursor)
+    cursor = (ctx.state.get_item(f"CURSOR#{run.provider}") or {}).get("cursor")
+    with tempfile.TemporaryDirectory() as scratch:
+        bundle = _download_bundle(ctx, run, Path(scratch)) if run.bundle_key else None
+        provider = build_provider(connection, secret, retry, cursor=cursor, bundle=bundle)
+        return _write_snapshot(ctx, run, provider)
 
+
+def _download_bundle(ctx: DistrictContext, run: RunRef, scratch: Path) -> Path | bytes:
+    """The uploaded bundle: a zip's bytes, or the folder holding the uploaded ``manifest.csv``."""
+    key = run.bundle_key or ""
+    if not key.startswith(f"{UPLOAD_PREFIX}{run.district_id}/"):
+        raise BadInputError("the bundle was not uploaded to this district's folder")
+    s3 = aws.client("s3")
+    bucket = ctx.config.sync_bucket
+    if key.lower().endswith(".zip"):
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    folder = key.rsplit("/", 1)[0] + "/"
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder, Delimiter="/"):
+        for obj in page.get("Contents", []):
+            name = obj["Key"][len(folder) :]
+            if name.lower().endswith(".csv"):
+                s3.download_file(bucket, obj["Key"], str(scratch / name))
+    return scratch
+
+
+def _write_snapshot(ctx: DistrictContext, run: RunRef, provider: RosterProvider) -> FetchResult:
     size = ctx.config.snapshot_chunk_records
     writers = {c: ctx.store.chunk_writer(f"snapshot/{c}", size) for c in SNAPSHOT_COLLECTIONS}
     errors: ChunkWriter = ctx.store.chunk_writer("snapshot/errors", size)

@@ -29,6 +29,7 @@ _ADMIN_ERRORS = {
     "ProviderUnavailableError",
     "ProviderRequestError",
     "ConnectionNotConfiguredError",
+    "BadBundleError",
 }
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from rostersync.contracts import RunRef, StartRequest
 from rostersync.errors import ConnectionNotConfiguredError
 from rostersync.observability import logger
+from rostersync.providers.registry import provider_name
 from rostersync.settings import settings_from_item
 from rostersync.steps.context import DistrictContext
 
@@ -25,6 +26,8 @@ def start_run(request: StartRequest) -> RunRef:
         dry_run=sync.dry_run,
         trigger=sync.trigger,
         provider=str(connection.get("provider", "")),
+        connection=str(connection.get("provider", "")),
+        bundle_key=sync.bundle_key,
         started_at=started_at,
         settings_version=version,
         deletion_threshold_percent=settings.deletion_threshold_percent,
@@ -41,6 +44,16 @@ def start_run(request: StartRequest) -> RunRef:
     if not connection:
         raise ConnectionNotConfiguredError(
             f"district {sync.district_id} has no provider connection: connect Clever or OneRoster before syncing"
+        )
+    run.provider = provider_name(connection)
+    if sync.bundle_key and run.connection != "oneroster-csv":
+        raise ConnectionNotConfiguredError(
+            f"a OneRoster bundle was uploaded for district {sync.district_id}, whose sync is connected to "
+            f"{run.connection}: switch the connection to SFTP (OneRoster CSV) to sync from uploads"
+        )
+    if run.connection == "oneroster-csv" and not sync.bundle_key:
+        raise ConnectionNotConfiguredError(
+            f"district {sync.district_id} syncs from uploaded OneRoster bundles: a run starts when a bundle arrives"
         )
     logger.info("run started", extra={"district_id": sync.district_id, "run_id": request.run_id})
     return run
