@@ -7,24 +7,39 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from rostersync.directory.repository import SyncStateRepository
+from rostersync.providers.registry import provider_name
 
 
 def secret_name(district_id: str, provider: str) -> str:
-    """Provider tokens live in Secrets Manager under ``rostersync/<district>/<provider>``."""
+    """Provider credentials live in Secrets Manager under ``rostersync/<district>/<connection type>``."""
     return f"rostersync/{district_id}/{provider}"
 
 
 def connect_provider(
-    state: SyncStateRepository, secrets: Any, provider: str, base_url: str, token: str, page_limit: int = 10_000
+    state: SyncStateRepository,
+    secrets: Any,
+    provider: str,
+    base_url: str = "",
+    secret: str | None = None,
+    page_limit: int = 10_000,
+    **options: Any,
 ) -> None:
-    """Store the district's provider connection; the token goes to Secrets Manager, never to DynamoDB."""
-    name = secret_name(state.district_id, provider)
-    try:
-        secrets.create_secret(Name=name, SecretString=token)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "ResourceExistsException":
-            raise
-        secrets.put_secret_value(SecretId=name, SecretString=token)
-    state.put_item(
-        "CONNECTION", {"provider": provider, "base_url": base_url, "secret_id": name, "page_limit": page_limit}
-    )
+    """Store the district's provider connection; credentials go to Secrets Manager, never to DynamoDB.
+
+    ``provider`` is the connection type: ``clever`` (``secret`` = district bearer token),
+    ``oneroster-rest`` (``options``: ``auth`` = ``bearer`` | ``oauth1`` | ``oauth2``, ``token_url``;
+    ``secret`` = the bearer token or JSON ``{"key", "secret"}``), or ``oneroster-csv`` (bundles uploaded
+    to ``uploads/<district>/``; no secret).
+    """
+    connection: dict[str, Any] = {"provider": provider, "base_url": base_url, "page_limit": page_limit, **options}
+    provider_name(connection)  # refuse what rostersync cannot sync
+    if secret is not None:
+        name = secret_name(state.district_id, provider)
+        try:
+            secrets.create_secret(Name=name, SecretString=secret)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceExistsException":
+                raise
+            secrets.put_secret_value(SecretId=name, SecretString=secret)
+        connection["secret_id"] = name
+    state.put_item("CONNECTION", connection)
