@@ -19,7 +19,8 @@ Decisions where the specification leaves room:
 - In a full roster a reference to an id the roster does not hold is reported per record: a class's
   school or an enrollment's class or user (the record is skipped), a class's course or term or a
   user's org (the record is kept without it, and the report says so). A delta names only what
-  changed, so its references are not checked.
+  changed, so its references are not checked; nor are references into a collection the provider
+  did not send at all (no courses file, no orgs endpoint).
 - Users and enrollments are streamed; the ids seen so far are kept (to catch duplicates and check
   references), and so are guardians' roles and the guardian links, to join the two directions.
 """
@@ -177,12 +178,12 @@ class _RosterMapper:
         school = _ref_id(obj.get("school"))
         if not school:
             return [_error(Kind.CLASSROOMS, class_id, "class has no school, so it cannot become a classroom")]
-        if self.check_references and self.org_types.get(school) != "school":
+        if self.check_references and self.org_types and self.org_types.get(school) != "school":
             known = "is not a school" if school in self.org_types else "is not in the roster's orgs"
             return [_error(Kind.CLASSROOMS, class_id, f"class names school {school}, which {known}")]
         items: list[SnapshotItem] = []
         course_id = _ref_id(obj.get("course"))
-        if course_id and course_id not in courses and self.check_references:
+        if course_id and course_id not in courses and self.check_references and courses:
             items.append(
                 _error(
                     Kind.CLASSROOMS,
@@ -192,7 +193,7 @@ class _RosterMapper:
             )
         term_ids = _ref_ids(obj.get("terms"))
         missing_terms = [term for term in term_ids if term not in terms]
-        if missing_terms and self.check_references:
+        if missing_terms and self.check_references and terms:
             items.append(
                 _error(
                     Kind.CLASSROOMS,
@@ -260,7 +261,7 @@ class _RosterMapper:
         guardian_only = roles == [Role.GUARDIAN]
         for org in [] if guardian_only else _user_orgs(obj):
             org_type = self.org_types.get(org)
-            if org_type == "school" or (org_type is None and not self.check_references):
+            if org_type == "school" or (org_type is None and not (self.check_references and self.org_types)):
                 schools.append(org)
             elif org_type is None:
                 missing_orgs.append(org)
@@ -381,17 +382,12 @@ class _RosterMapper:
         if role is None:
             reason = f"enrollment role {role_text!r} is not synced" if role_text else "enrollment has no role"
             return [_error(Kind.ENROLLMENTS, provider_id, reason)]
-        if self.check_references:
-            if class_id not in self.classes_seen:
-                return [
-                    _error(
-                        Kind.ENROLLMENTS, provider_id, f"enrollment names class {class_id}, which is not in the roster"
-                    )
-                ]
-            if user_id not in self.users_seen:
-                return [
-                    _error(Kind.ENROLLMENTS, provider_id, f"enrollment names user {user_id}, who is not in the roster")
-                ]
+        if self.check_references and self.classes_seen and class_id not in self.classes_seen:
+            reason = f"enrollment names class {class_id}, which is not in the roster"
+            return [_error(Kind.ENROLLMENTS, provider_id, reason)]
+        if self.check_references and self.users_seen and user_id not in self.users_seen:
+            reason = f"enrollment names user {user_id}, who is not in the roster"
+            return [_error(Kind.ENROLLMENTS, provider_id, reason)]
         return [
             EnrollmentRecord(provider=PROVIDER, provider_id=provider_id, classroom=class_id, person=user_id, role=role)
         ]
@@ -490,10 +486,7 @@ def _user_roles(obj: dict[str, Any]) -> tuple[list[Role], list[str]]:
 
     OneRoster 1.1 has one ``role``; 1.2 a ``roles`` list of ``{"role": …, "org": …}``.
     """
-    names = [_text(obj.get("role")).strip()]
-    for entry in obj.get("roles") if isinstance(obj.get("roles"), list) else []:
-        if isinstance(entry, dict):
-            names.append(_text(entry.get("role")).strip())
+    names = [_text(obj.get("role")).strip()] + [_text(entry.get("role")).strip() for entry in _role_entries(obj)]
     found: set[Role] = set()
     unknown: list[str] = []
     for name in filter(None, names):
@@ -507,19 +500,23 @@ def _user_roles(obj: dict[str, Any]) -> tuple[list[Role], list[str]]:
 
 def _guardian_relationship(obj: dict[str, Any]) -> str:
     """The guardian's own OneRoster role (parent, guardian, relative), as the link's relationship."""
-    candidates = [_text(obj.get("role"))]
-    candidates += [_text(entry.get("role")) for entry in obj.get("roles") or [] if isinstance(entry, dict)]
+    candidates = [_text(obj.get("role"))] + [_text(entry.get("role")) for entry in _role_entries(obj)]
     for name in candidates:
         if USER_ROLES.get(name.strip().lower()) == Role.GUARDIAN:
             return name.strip().lower()
     return ""
 
 
+def _role_entries(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The OneRoster 1.2 ``roles`` entries of a user that are objects."""
+    roles = obj.get("roles")
+    return [entry for entry in roles if isinstance(entry, dict)] if isinstance(roles, list) else []
+
+
 def _user_orgs(obj: dict[str, Any]) -> list[str]:
     """A user's org ids: 1.1 ``orgs``, else the orgs of 1.2 ``roles`` (the primary role's first)."""
     orgs = _ref_ids(obj.get("orgs"))
-    roles = obj.get("roles") if isinstance(obj.get("roles"), list) else []
-    entries = [entry for entry in roles if isinstance(entry, dict)]
+    entries = _role_entries(obj)
     entries.sort(key=lambda entry: _text(entry.get("roleType")).lower() != "primary")
     orgs += [org for entry in entries if (org := _ref_id(entry.get("org")))]
     return list(dict.fromkeys(orgs))
