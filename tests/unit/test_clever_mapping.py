@@ -96,7 +96,7 @@ def test_student_fields_map_to_a_person_with_the_student_role():
         sis_id="100095233",
         student_number="100095234",
         state_id="231786324",
-        birth_date="2/11/2007",
+        birth_date="2007-02-11",
         home_language="Spanish",
     )
     assert person.kind is Kind.STUDENTS

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Protocol
 
 from rostersync.domain.records import SnapshotItem
@@ -64,3 +66,22 @@ class RosterProvider(Protocol):
         the run will not archive).
         """
         ...
+
+
+_US_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+
+
+def iso_date(text: str) -> str:
+    """A date as ``YYYY-MM-DD`` when it is a US-style ``M/D/YYYY`` date; otherwise as given, stripped.
+
+    A US date that is not a real day (13/40/2010) is kept as given rather than guessed at.
+    """
+    text = text.strip()
+    match = _US_DATE.fullmatch(text)
+    if match is None:
+        return text
+    month, day, year = (int(part) for part in match.groups())
+    try:
+        return date(year, month, day).isoformat()
+    except ValueError:
+        return text

@@ -32,7 +32,7 @@ from rostersync.domain.records import (
     kind_of_roles,
 )
 from rostersync.errors import ProviderAuthError, ProviderRequestError, ProviderUnavailableError
-from rostersync.providers.base import FetchOutcome, RetryPolicy
+from rostersync.providers.base import FetchOutcome, RetryPolicy, iso_date
 
 logger = logging.getLogger(__name__)
 
@@ -537,7 +537,7 @@ def _user(user_id: str, data: dict[str, Any]) -> list[SnapshotItem]:
         state_id=_first_text(student.get("state_id"), teacher.get("state_id")),
         teacher_number=_text(teacher.get("teacher_number")),
         title=_first_text(teacher.get("title"), staff.get("title"), admin.get("title")),
-        birth_date=_text(student.get("dob")),  # kept as Clever sends it (M/D/YYYY)
+        birth_date=iso_date(_text(student.get("dob"))),  # Clever sends M/D/YYYY
         home_language=_text(student.get("home_language")),  # v3.1 only
     )
     items: list[SnapshotItem] = [person]

@@ -30,7 +30,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
-from datetime import date
 from functools import partial
 from typing import Any, Literal
 
@@ -49,7 +48,7 @@ from rostersync.domain.records import (
     SnapshotItem,
     kind_of_roles,
 )
-from rostersync.providers.base import FetchOutcome
+from rostersync.providers.base import FetchOutcome, iso_date
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +79,6 @@ ENROLLMENT_ROLES: dict[str, Literal["student", "teacher"]] = {"student": "studen
 _STUDENT_NUMBER_TYPES = {"studentnumber", "studentid", "localid", "localstudentid", "studentno"}
 _STATE_ID_TYPES = {"stateid", "state", "statestudentid", "ssid", "sasid", "stateidentifier"}
 _TEACHER_NUMBER_TYPES = {"teachernumber", "teacherid", "staffid", "staffnumber", "employeeid"}
-
-_US_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 
 
 def map_roster(collection: Callable[[str], Iterable[dict[str, Any]]], outcome: FetchOutcome) -> Iterator[SnapshotItem]:
@@ -573,22 +570,6 @@ def _birth_dates(objects: Iterable[Any]) -> dict[str, str]:
         if sourced_id and birth_date:
             dates.setdefault(sourced_id, birth_date)
     return dates
-
-
-def iso_date(text: str) -> str:
-    """A date as ``YYYY-MM-DD`` when it is a US-style ``M/D/YYYY`` date; otherwise as given, stripped.
-
-    A US date that is not a real day (13/40/2010) is kept as given rather than guessed at.
-    """
-    text = text.strip()
-    match = _US_DATE.fullmatch(text)
-    if match is None:
-        return text
-    month, day, year = (int(part) for part in match.groups())
-    try:
-        return date(year, month, day).isoformat()
-    except ValueError:
-        return text
 
 
 def _text(value: object) -> str:
