@@ -1,17 +1,21 @@
 """The ``rostersync`` command line.
 
-``rostersync demo`` brings up the embedded stack (AWS on localhost, built from template.yaml), a Clever
-simulator serving a dataset folder, imports the product's directory, and runs the real state machine
-once per dataset, as successive nightly syncs of one district.
+``rostersync demo`` brings up the embedded stack (AWS on localhost, built from template.yaml), a provider
+simulator (Clever and OneRoster REST) serving a dataset folder, imports the product's directory, and runs
+the real state machine once per dataset, as successive nightly syncs of one district. OneRoster CSV
+bundles are uploaded to the district's folder in the bucket, which starts the sync as an SFTP upload does.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import sys
+import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +34,38 @@ class UsageError(Exception):
     """A bad argument or unreadable input: reported on one line, exit code 2."""
 
 
+def dataset_kind(path: Path) -> str:
+    """``oneroster`` for a OneRoster CSV bundle (a zip, or a folder with manifest.csv), else ``clever``."""
+    if (
+        path.suffix.lower() == ".zip"
+        or (path / "manifest.csv").exists()
+        or (path / "users.csv").exists()
+        and not (path / "districts.json").exists()
+    ):
+        return "oneroster"
+    return "clever"
+
+
 def check_dataset(path: Path) -> Path:
-    """A dataset is a folder of Clever list responses; each file present must be one."""
+    """A dataset is a folder of Clever list responses, or a OneRoster CSV bundle (folder or zip)."""
+    if path.suffix.lower() == ".zip":
+        if not path.is_file():
+            raise UsageError(f"{path}: no such OneRoster bundle")
+        try:
+            with zipfile.ZipFile(path) as bundle:
+                names = [n.rsplit("/", 1)[-1].lower() for n in bundle.namelist()]
+        except zipfile.BadZipFile as exc:
+            raise UsageError(f"{path}: not a zip file") from exc
+        if "users.csv" not in names:
+            raise UsageError(f"{path}: not a OneRoster bundle (no users.csv)")
+        return path
     if not path.is_dir():
-        raise UsageError(f"{path}: not a folder of Clever list responses")
+        raise UsageError(f"{path}: not a folder of Clever list responses or a OneRoster bundle")
+    if dataset_kind(path) == "oneroster":
+        return path
     found = [name for name in DATASET_FILES if (path / name).exists()]
     if not found:
-        raise UsageError(f"{path}: holds none of {', '.join(DATASET_FILES)}")
+        raise UsageError(f"{path}: holds none of {', '.join(DATASET_FILES)} (nor a OneRoster manifest.csv)")
     for name in found:
         file = path / name
         try:
@@ -49,6 +78,30 @@ def check_dataset(path: Path) -> Path:
         if not isinstance(data, list | dict):
             raise UsageError(f'{file}: not a Clever list response (no "data" list)')
     return path
+
+
+def bundle_bytes(path: Path) -> bytes:
+    """A OneRoster bundle as zip bytes, as a district's SFTP upload would deliver it."""
+    if path.suffix.lower() == ".zip":
+        return path.read_bytes()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for file in sorted(path.glob("*.csv")):
+            bundle.write(file, file.name)
+    return buffer.getvalue()
+
+
+def choose_provider(datasets: list[Path], asked: str | None) -> str:
+    kinds = {dataset_kind(d) for d in datasets}
+    if len(kinds) > 1:
+        raise UsageError("--dataset: mix of Clever datasets and OneRoster bundles; give one kind per demo")
+    kind = kinds.pop()
+    provider = asked or ("clever" if kind == "clever" else "oneroster-csv")
+    if (provider == "clever") != (kind == "clever"):
+        raise UsageError(
+            f"--provider {provider}: the datasets are {'Clever' if kind == 'clever' else 'OneRoster'} data"
+        )
+    return provider
 
 
 def check_product(path: Path) -> Any:
@@ -86,6 +139,9 @@ def _table(report: dict[str, Any]) -> str:
 def run_demo(args: argparse.Namespace) -> int:
     """``rostersync demo``: sync each dataset in turn on the embedded stack and report."""
     datasets = [check_dataset(Path(d)) for d in (args.dataset or DEFAULT_DATASETS)]
+    provider = choose_provider(datasets, args.provider)
+    if not args.product and provider != "clever":
+        raise UsageError("--product: a OneRoster demo needs a product file naming schools by OneRoster sourcedId")
     product = check_product(Path(args.product or SAMPLE / "product.json"))
     out = Path(args.out) if args.out else None
 
@@ -100,7 +156,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
     print("Starting the embedded stack (moto + the state machine from template.yaml)…")
     stack = EmbeddedStack(parameters={"LogLevel": "WARNING"}).start()
-    simulator = ProviderSimulator(datasets[0], token=DEMO_TOKEN).start()
+    scratch = tempfile.TemporaryDirectory(prefix="rostersync-demo-")
+    served = [_servable(d, Path(scratch.name) / f"night-{n}") for n, d in enumerate(datasets, start=1)]
+    simulator = ProviderSimulator(served[0], token=DEMO_TOKEN).start()
     try:
         config = runtime_config()
         dynamodb = aws.client("dynamodb")
@@ -108,14 +166,24 @@ def run_demo(args: argparse.Namespace) -> int:
         directory = DirectoryRepository(dynamodb, config.directory_table, district_id)
         state = SyncStateRepository(dynamodb, config.sync_state_table, district_id)
         imported = import_product_directory(product, directory, state)
-        connect_provider(state, aws.client("secretsmanager"), "clever", simulator.base_url, DEMO_TOKEN, args.page_limit)
-        print(f"Product directory of {product.district.name!r} imported ({imported} records); Clever connected.")
+        secrets = aws.client("secretsmanager")
+        if provider == "oneroster-csv":
+            connect_provider(state, secrets, provider)
+        elif provider == "oneroster-rest":
+            connect_provider(state, secrets, provider, simulator.base_url, DEMO_TOKEN, args.page_limit, auth="bearer")
+        else:
+            connect_provider(state, secrets, provider, simulator.base_url, DEMO_TOKEN, args.page_limit)
+        print(f"Product directory of {product.district.name!r} imported ({imported} records); {provider} connected.")
         s3 = aws.client("s3")
-        links = []
         for number, dataset in enumerate(datasets, start=1):
-            simulator.set_dataset(dataset)
+            simulator.set_dataset(served[number - 1])
             started = time.perf_counter()
-            if number == 1:
+            if provider == "oneroster-csv":
+                # The district's SFTP upload lands in its folder; S3 tells EventBridge, which starts the sync.
+                key = f"uploads/{district_id}/night-{number}/bundle.zip"
+                s3.put_object(Bucket=config.sync_bucket, Key=key, Body=bundle_bytes(dataset))
+                executions = stack.publish_upload(key)
+            elif number == 1:
                 # The first sync starts as it does in production: the product emits "Sync Enabled".
                 executions = stack.publish_event("product.directory", "Sync Enabled", {"district_id": district_id})
             else:
@@ -144,7 +212,6 @@ def run_demo(args: argparse.Namespace) -> int:
                 Params={"Bucket": config.sync_bucket, "Key": run["html_key"]},
                 ExpiresIn=config.report_link_seconds,
             )
-            links.append(link)
             print(f"  report: {link}")
             if out:
                 folder = out / f"run-{number}"
@@ -172,6 +239,20 @@ def run_demo(args: argparse.Namespace) -> int:
     finally:
         simulator.stop()
         stack.stop()
+        scratch.cleanup()
+
+
+def _servable(dataset: Path, scratch: Path) -> Path:
+    """What the simulator serves: a Clever folder or a bundle folder (a zip is unpacked first)."""
+    if dataset.suffix.lower() != ".zip":
+        return dataset
+    scratch.mkdir(parents=True)
+    with zipfile.ZipFile(dataset) as bundle:
+        for member in bundle.infolist():
+            name = member.filename.rsplit("/", 1)[-1]
+            if name.lower().endswith(".csv"):
+                (scratch / name).write_bytes(bundle.read(member))
+    return scratch
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,8 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset",
         action="append",
         metavar="DIR",
-        help="folder of Clever list responses; repeat for successive nightly syncs "
-        "(default: the bundled demo district, three nights)",
+        help="folder of Clever list responses, or a OneRoster CSV bundle (folder or zip); repeat for "
+        "successive nightly syncs (default: the bundled Clever demo district, three nights)",
+    )
+    demo.add_argument(
+        "--provider",
+        choices=("clever", "oneroster-rest", "oneroster-csv"),
+        help="how the district's roster arrives (default: clever for Clever data, oneroster-csv for bundles); "
+        "oneroster-rest serves the bundles over OneRoster 1.1 REST from the simulator",
     )
     demo.add_argument("--product", metavar="FILE", help="the product's directory before the first sync (JSON)")
     demo.add_argument("--out", metavar="DIR", help="write run-N/report.json, report.html and directory.json here")
