@@ -160,7 +160,7 @@ def test_class_becomes_classroom_with_course_and_term_titles() -> None:
         school="s-1",
         name="Algebra I - P3",
         period="3, 4",
-        grade="09, 10",
+        grade="9, 10",  # CEDS codes as the directory's grade names
         subject="Math",
         course="Algebra I",
         term="Fall 2024",
@@ -249,7 +249,7 @@ def test_student_fields() -> None:
         "phone": "",
         "phone_type": "",
         "schools": ["s-1"],  # the district org is not a school of theirs
-        "grade": "09",
+        "grade": "9",
         "sis_id": "SIS-7",
         "student_number": "700",
         "state_id": "NY-9",
@@ -465,3 +465,23 @@ def test_users_and_enrollments_are_read_once_as_streams() -> None:
     assert set(calls) == set(COLLECTIONS)
     assert calls["users"] == calls["enrollments"] == 1
     assert len(only(items, EnrollmentRecord)) == 1
+
+
+@pytest.mark.parametrize(
+    ("ceds", "grade"),
+    [("KG", "Kindergarten"), ("kg", "Kindergarten"), ("PK", "PreKindergarten"), ("TK", "TransitionalKindergarten"),
+     ("IT", "InfantToddler"), ("PR", "Preschool"), ("01", "1"), ("09", "9"), ("12", "12"), ("13", "13"),
+     ("PS", "PostGraduate"), ("UG", "Ungraded"), ("Other", "Other"), ("9", "9"), ("Grade 9", "Grade 9")],
+)  # fmt: skip
+def test_grades_are_named_as_clever_names_them(ceds: str, grade: str) -> None:
+    # Given a school, a class and a student whose grades are OneRoster's CEDS codes
+    school = {**SCHOOL, "metadata": {"lowGrade": ceds, "highGrade": "12"}}
+    klass = {**CLASS, "grades": [ceds, "10"]}
+    student = {**STUDENT, "grades": [ceds]}
+
+    items = mapped(roster(orgs=[DISTRICT, school], classes=[klass], users=[student], enrollments=[]))
+
+    # Then each grade reads as the Clever mapping writes it, so both providers give one district the same grades
+    assert (only(items, SchoolRecord)[0].low_grade, only(items, SchoolRecord)[0].high_grade) == (grade, "12")
+    assert only(items, ClassroomRecord)[0].grade == f"{grade}, 10"
+    assert only(items, PersonRecord)[0].grade == grade

@@ -16,6 +16,9 @@ Decisions where the specification leaves room:
   a link named from both sides is yielded once. A student's agent who turns out not to be a guardian
   (a teacher, another student) is not a guardian link.
 - ``sms`` is preferred as the phone (``phone_type`` "Cell": a number that takes texts), else ``phone``.
+- Grades (CEDS codes: ``KG``, ``01`` … ``13``, ``PK``, …) are named as Clever names them
+  (``Kindergarten``, ``1`` … ``13``, ``PreKindergarten``, …), so a district's grades read the same from
+  either provider; other values pass through.
 - In a full roster a reference to an id the roster does not hold is reported per record: a class's
   school or an enrollment's class or user (the record is skipped), a class's course or term or a
   user's org (the record is kept without it, and the report says so). A delta names only what
@@ -207,7 +210,7 @@ class _RosterMapper:
                 school=school,
                 name=_text(obj.get("title")),
                 period=", ".join(_texts(obj.get("periods"))),
-                grade=", ".join(_texts(obj.get("grades"))),
+                grade=", ".join(_grade(grade) for grade in _texts(obj.get("grades"))),
                 subject=", ".join(_texts(obj.get("subjects"))),
                 course=courses.get(course_id, ""),
                 term=", ".join(terms[term] for term in term_ids if terms.get(term)),
@@ -287,7 +290,7 @@ class _RosterMapper:
             phone=sms or phone,
             phone_type="Cell" if sms else "",
             schools=list(dict.fromkeys(schools)),
-            grade=grades[0] if grades and Role.STUDENT in roles else "",
+            grade=_grade(grades[0]) if grades and Role.STUDENT in roles else "",
             sis_id=_text(obj.get("identifier")),
             student_number=_first_id(ids, _STUDENT_NUMBER_TYPES) if Role.STUDENT in roles else "",
             state_id=_first_id(ids, _STATE_ID_TYPES),
@@ -453,8 +456,8 @@ def _school(org_id: str, obj: dict[str, Any]) -> list[SnapshotItem]:
             # OneRoster 1.1 has no NCES or state id; some exports put them in metadata.
             nces_id=_first_text(*(metadata.get(key) for key in ("ncesid", "nces", "ncesschoolid"))),
             state_id=_first_text(*(metadata.get(key) for key in ("stateid", "stateschoolid"))),
-            low_grade=_first_text(metadata.get("lowgrade")),
-            high_grade=_first_text(metadata.get("highgrade")),
+            low_grade=_grade(_first_text(metadata.get("lowgrade"))),
+            high_grade=_grade(_first_text(metadata.get("highgrade"))),
             phone=_first_text(metadata.get("phone")),
         )
     ]
@@ -542,6 +545,26 @@ def _user_ids(value: object) -> list[tuple[str, str]]:
 
 def _first_id(ids: list[tuple[str, str]], types: set[str]) -> str:
     return next((identifier for key, identifier in ids if key in types), "")
+
+
+# OneRoster grades are CEDS codes (KG, 01, …); the directory keeps Clever's names (Kindergarten, 1, …),
+# so one district gives the same grades from either provider. Other values pass through unchanged.
+_GRADE_NAMES = {
+    "it": "InfantToddler",
+    "pr": "Preschool",
+    "pk": "PreKindergarten",
+    "tk": "TransitionalKindergarten",
+    "kg": "Kindergarten",
+    **{f"{n:02d}": str(n) for n in range(1, 14)},
+    "ps": "PostGraduate",
+    "ug": "Ungraded",
+    "other": "Other",
+}
+
+
+def _grade(text: str) -> str:
+    """A CEDS grade code as the directory's grade name (``KG`` → ``Kindergarten``, ``09`` → ``9``)."""
+    return _GRADE_NAMES.get(text.strip().lower(), text)
 
 
 def _titles(objects: Iterable[Any], noun: str) -> dict[str, str]:
