@@ -401,7 +401,7 @@ def test_oneroster_1p2_bundle_takes_roles_from_roles_csv(tmp_path: Path) -> None
     people = {p.provider_id: p for p in only(items, PersonRecord)}
     assert (people["u-1"].roles, people["u-1"].schools) == ([Role.STUDENT], ["s-1"])
     assert people["g-1"].roles == [Role.GUARDIAN]
-    assert [(k.provider_id, k.relationship) for k in only(items, GuardianLinkRecord)] == [("g-1:u-1", "parent")]
+    assert [(k.provider_id, k.relationship) for k in only(items, GuardianLinkRecord)] == [("g-1:u-1", "Parent")]
 
 
 def test_oneroster_1p2_users_without_roles_csv_need_a_role_column(tmp_path: Path) -> None:

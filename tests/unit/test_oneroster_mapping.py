@@ -318,7 +318,7 @@ def links(items: list[Any]) -> list[tuple[str, str, str, str]]:
 def test_guardian_link_from_the_guardians_agents() -> None:
     items = mapped(roster(users=[STUDENT, PARENT]))
 
-    assert links(items) == [("u-parent:u-student", "u-parent", "u-student", "parent")]
+    assert links(items) == [("u-parent:u-student", "u-parent", "u-student", "Parent")]
 
 
 @pytest.mark.parametrize("guardian_first", [True, False])
@@ -329,7 +329,7 @@ def test_guardian_link_from_the_students_agents(guardian_first: bool) -> None:
 
     items = mapped(roster(users=users))
 
-    assert links(items) == [("u-parent:u-student", "u-parent", "u-student", "guardian")]
+    assert links(items) == [("u-parent:u-student", "u-parent", "u-student", "Guardian")]
 
 
 @pytest.mark.parametrize("guardian_first", [True, False])
@@ -339,7 +339,7 @@ def test_a_link_named_from_both_sides_is_yielded_once(guardian_first: bool) -> N
 
     items = mapped(roster(users=users))
 
-    assert links(items) == [("u-parent:u-student", "u-parent", "u-student", "parent")]
+    assert links(items) == [("u-parent:u-student", "u-parent", "u-student", "Parent")]
     assert errors(items) == []
 
 
@@ -485,3 +485,14 @@ def test_grades_are_named_as_clever_names_them(ceds: str, grade: str) -> None:
     assert (only(items, SchoolRecord)[0].low_grade, only(items, SchoolRecord)[0].high_grade) == (grade, "12")
     assert only(items, ClassroomRecord)[0].grade == f"{grade}, 10"
     assert only(items, PersonRecord)[0].grade == grade
+
+
+@pytest.mark.parametrize(
+    ("role", "relationship"), [("parent", "Parent"), ("GUARDIAN", "Guardian"), ("relative", "Relative")]
+)
+def test_relationship_is_the_guardians_role_capitalised_as_clever_writes_it(role: str, relationship: str) -> None:
+    # Given a guardian whose OneRoster role is spelt in any case
+    items = mapped(roster(users=[STUDENT, {**PARENT, "role": role}]))
+
+    # Then the link's relationship reads as Clever's do ("Parent"), whichever provider the district uses
+    assert links(items) == [("u-parent:u-student", "u-parent", "u-student", relationship)]

@@ -499,11 +499,15 @@ def _user_roles(obj: dict[str, Any]) -> tuple[list[Role], list[str]]:
 
 
 def _guardian_relationship(obj: dict[str, Any]) -> str:
-    """The guardian's own OneRoster role (parent, guardian, relative), as the link's relationship."""
+    """The guardian's own OneRoster role as the link's relationship: Parent, Guardian or Relative.
+
+    Capitalised as Clever's relationships are (``Parent``), so one district's links read the same from
+    either provider.
+    """
     candidates = [_text(obj.get("role"))] + [_text(entry.get("role")) for entry in _role_entries(obj)]
     for name in candidates:
         if USER_ROLES.get(name.strip().lower()) == Role.GUARDIAN:
-            return name.strip().lower()
+            return name.strip().lower().capitalize()
     return ""
 
 
