@@ -1,0 +1,720 @@
+"""OneRoster 1.1 REST (ClassLink Roster Server and any 1.1 server): the HTTP client and the provider.
+
+The API sits under ``{base_url}/ims/oneroster/v1p1/``. Each list answer wraps its records under the
+collection's key (``{"users": [...]}``; ``/schools`` answers under ``orgs``) and says how many there are
+in ``X-Total-Count``; the client pages with ``limit``/``offset`` and hands the raw dicts to the shared
+OneRoster mapping (``rostersync.providers.oneroster_mapping``), so REST and CSV bundles give the same
+canonical records.
+
+Stored connection (``build_oneroster_rest_provider``)::
+
+    {
+        "provider": "oneroster-rest",
+        "base_url": "https://district.example.com",  # with or without /ims/oneroster/v1p1
+        "auth": "oauth1" | "oauth2" | "bearer",
+        "token_url": "https://district.example.com/oauth/token",  # oauth2 only
+        "scope": "...",  # oauth2, optional: sent only when set
+        "page_limit": 1000,  # optional
+        "secret_id": "...",  # the Secrets Manager secret, read by the Fetch step
+    }
+
+Secret (the Secrets Manager string):
+
+- ``oauth1``: JSON ``{"key": "<consumer key>", "secret": "<consumer secret>"}`` (OAuth 1.0a, HMAC-SHA256
+  request signing, as ClassLink issues for OneRoster apps);
+- ``oauth2``: JSON ``{"key": "<client id>", "secret": "<client secret>"}`` (client credentials grant,
+  sent to ``token_url`` with HTTP Basic);
+- ``bearer``: the access token itself, as plain text (ClassLink's OneRoster proxy).
+
+No key, secret or token ever appears in a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import math
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
+
+import requests
+
+from rostersync.domain.records import SnapshotItem
+from rostersync.errors import (
+    ConnectionNotConfiguredError,
+    ProviderAuthError,
+    ProviderRequestError,
+    ProviderUnavailableError,
+)
+from rostersync.providers.base import FetchOutcome, RetryPolicy
+from rostersync.providers.oneroster_mapping import PROVIDER, map_roster
+
+logger = logging.getLogger(__name__)
+
+API_PATH = "/ims/oneroster/v1p1"
+DEFAULT_PAGE_LIMIT = 1000
+
+# Collection → the key its list answer wraps the records in. ``schools`` answers with orgs.
+COLLECTION_KEYS = {
+    "orgs": "orgs",
+    "schools": "orgs",
+    "academicSessions": "academicSessions",
+    "courses": "courses",
+    "classes": "classes",
+    "users": "users",
+    "enrollments": "enrollments",
+    "demographics": "demographics",
+}
+
+# A module-level default rather than ``RetryPolicy()`` in the signature (ruff B008); the policy is frozen.
+_DEFAULT_RETRY = RetryPolicy()
+
+# Failures worth another attempt: the request never got a complete answer.
+_TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Authentication: three ways a OneRoster 1.1 server lets an app in.
+# ---------------------------------------------------------------------------------------------------
+
+
+def percent_encode(value: str) -> str:
+    """RFC 3986 percent-encoding of UTF-8 text, as OAuth 1.0a (RFC 5849 §3.6) requires.
+
+    Everything but the unreserved characters ``A-Z a-z 0-9 - . _ ~`` is encoded, space as ``%20``.
+    """
+    return quote(value, safe="~")
+
+
+def signature_base_string(method: str, url: str, oauth_params: dict[str, str]) -> str:
+    """The OAuth 1.0a signature base string (RFC 5849 §3.4.1) of a request without a form body.
+
+    Parameters
+    ----------
+    method
+        The HTTP method.
+    url
+        The absolute request URL, query included, exactly as sent.
+    oauth_params
+        The ``oauth_*`` protocol parameters, without ``oauth_signature``.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal keeps its brackets
+    port = parts.port
+    authority = host if port is None or (scheme, port) in (("http", 80), ("https", 443)) else f"{host}:{port}"
+    base_uri = f"{scheme}://{authority}{parts.path or '/'}"
+    # Query parameters are decoded as the server will decode them, then everything is re-encoded.
+    params = [*parse_qsl(parts.query, keep_blank_values=True), *oauth_params.items()]
+    normalized = "&".join(
+        f"{name}={value}" for name, value in sorted((percent_encode(k), percent_encode(v)) for k, v in params)
+    )
+    return "&".join((method.upper(), percent_encode(base_uri), percent_encode(normalized)))
+
+
+class OAuth1Signature:
+    """OAuth 1.0a two-legged request signing with HMAC-SHA256 (OneRoster 1.1's required security).
+
+    Parameters
+    ----------
+    consumer_key, consumer_secret
+        The app's credentials for this district's OneRoster server.
+    clock
+        Epoch seconds, for ``oauth_timestamp``.
+    nonce
+        A fresh random ``oauth_nonce`` per call.
+    """
+
+    mode = "oauth1"
+
+    def __init__(
+        self,
+        consumer_key: str,
+        consumer_secret: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        nonce: Callable[[], str] = lambda: secrets.token_hex(16),
+    ) -> None:
+        self.consumer_key = consumer_key
+        self._consumer_secret = consumer_secret
+        self._clock = clock
+        self._nonce = nonce
+
+    def __repr__(self) -> str:
+        return "OAuth1Signature(consumer_key=..., consumer_secret=...)"
+
+    def authorization(self, method: str, url: str) -> str:
+        """The ``Authorization`` header value that signs this request (a new nonce each call)."""
+        oauth = {
+            "oauth_consumer_key": self.consumer_key,
+            "oauth_nonce": self._nonce(),
+            "oauth_signature_method": "HMAC-SHA256",
+            "oauth_timestamp": str(int(self._clock())),
+            "oauth_version": "1.0",
+        }
+        # Two-legged: no token, so the key is the encoded consumer secret and an empty token secret.
+        key = f"{percent_encode(self._consumer_secret)}&".encode()
+        digest = hmac.new(key, signature_base_string(method, url, oauth).encode("utf-8"), hashlib.sha256).digest()
+        oauth["oauth_signature"] = base64.b64encode(digest).decode("ascii")
+        return "OAuth " + ", ".join(
+            f'{percent_encode(name)}="{percent_encode(value)}"' for name, value in oauth.items()
+        )
+
+
+class OAuth2ClientCredentials:
+    """OAuth 2 client credentials: a token from ``token_url``, cached until shortly before it expires.
+
+    The client fetches the token (with its retries) and stores it here; a 401 from the API makes it
+    ``forget`` the token and fetch one fresh token, once per request.
+
+    Parameters
+    ----------
+    token_url
+        The server's token endpoint.
+    client_id, client_secret
+        Sent with HTTP Basic.
+    scope
+        Sent only when set (servers that need one name it in their docs).
+    clock
+        Epoch seconds, for expiry.
+    expiry_margin
+        Seconds before ``expires_in`` runs out that the token is treated as expired.
+    """
+
+    mode = "oauth2"
+    DEFAULT_LIFETIME = 3600.0
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        scope: str | None = None,
+        clock: Callable[[], float] = time.time,
+        expiry_margin: float = 60.0,
+    ) -> None:
+        self.token_url = token_url
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self.scope = scope
+        self._clock = clock
+        self._expiry_margin = expiry_margin
+        self._token: str | None = None
+        self._expires_at = 0.0
+
+    def __repr__(self) -> str:
+        return f"OAuth2ClientCredentials(token_url={self.token_url!r}, client_id=..., client_secret=...)"
+
+    @property
+    def basic_auth(self) -> tuple[str, str]:
+        return self.client_id, self._client_secret
+
+    def token_form(self) -> dict[str, str]:
+        """The token request's form body."""
+        form = {"grant_type": "client_credentials"}
+        if self.scope:
+            form["scope"] = self.scope
+        return form
+
+    def cached_token(self) -> str | None:
+        """The cached access token while it is still good, else None."""
+        if self._token is not None and self._clock() < self._expires_at:
+            return self._token
+        return None
+
+    def store(self, access_token: str, expires_in: float | None) -> None:
+        lifetime = expires_in if expires_in is not None and expires_in > 0 else self.DEFAULT_LIFETIME
+        self._token = access_token
+        # Never less than half the lifetime, so a short-lived token is still used for a while.
+        self._expires_at = self._clock() + max(lifetime - self._expiry_margin, lifetime / 2)
+
+    def forget(self) -> None:
+        self._token = None
+        self._expires_at = 0.0
+
+
+class BearerToken:
+    """A fixed bearer token (ClassLink's OneRoster proxy hands one out per district)."""
+
+    mode = "bearer"
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __repr__(self) -> str:
+        return "BearerToken(...)"
+
+    def authorization(self) -> str:
+        return f"Bearer {self._token}"
+
+
+OneRosterAuth = OAuth1Signature | OAuth2ClientCredentials | BearerToken
+
+# What a district admin can do about a refused request, by auth mode.
+_AUTH_ADVICE = {
+    "oauth1": (
+        "check the OneRoster consumer key and secret stored for this district's connection (in ClassLink: the "
+        "app's OneRoster credentials) and that the district still shares data with the app"
+    ),
+    "oauth2": (
+        "check the OneRoster client id and secret stored for this district's connection, that they may read "
+        "rostering data, and that the district still shares data with the app"
+    ),
+    "bearer": (
+        "the access token stored for this district's OneRoster connection may have been revoked or replaced: "
+        "store the district's current token (in ClassLink: the app's OneRoster token) and check that the "
+        "district still shares data with the app"
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The client
+# ---------------------------------------------------------------------------------------------------
+
+
+class OneRosterRestClient:
+    """A OneRoster 1.1 REST client for one district's server.
+
+    Parameters
+    ----------
+    base_url
+        Scheme and host (and any path prefix) of the server; ``/ims/oneroster/v1p1`` is added unless
+        the URL already ends with it.
+    auth
+        How requests are authorised: ``OAuth1Signature``, ``OAuth2ClientCredentials`` or ``BearerToken``.
+    page_limit
+        Records asked for per page (``limit``); servers may send fewer, which the paging copes with.
+    retry
+        How 429, 5xx and connection errors are retried; ``retry.sleep`` does the waiting.
+    timeout
+        Seconds to wait for each HTTP answer.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: OneRosterAuth,
+        page_limit: int = DEFAULT_PAGE_LIMIT,
+        retry: RetryPolicy = _DEFAULT_RETRY,
+        timeout: float = 30,
+    ) -> None:
+        if page_limit < 1:
+            raise ValueError(f"page_limit must be at least 1, not {page_limit}")
+        root = base_url.rstrip("/")
+        self.api_url = root if root.endswith(API_PATH) else f"{root}{API_PATH}"
+        self.auth = auth
+        self.page_limit = page_limit
+        self.retry = retry
+        self.timeout = timeout
+        self._session = requests.Session()
+        self._session.headers.update({"Accept": "application/json"})
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._session.close()
+
+    def iter_collection(
+        self, name: str, filter: str | None = None, outcome: FetchOutcome | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Stream every record of a collection, one page in memory at a time.
+
+        Paging stops when ``X-Total-Count`` records have been read, or, on a server that does not send
+        the count, at an empty or short page. A page identical to the one before it (a server that
+        ignores ``offset``) stops the collection as unreadable rather than looping forever.
+
+        Parameters
+        ----------
+        name
+            ``orgs``, ``schools``, ``academicSessions``, ``courses``, ``classes``, ``users``,
+            ``enrollments`` or ``demographics``.
+        filter
+            A OneRoster filter expression, e.g. ``dateLastModified>'2024-08-01T00:00:00.000Z'``.
+        outcome
+            Where a page that cannot be read is recorded; the collection then stops early. Without an
+            outcome such a page raises ``ProviderUnavailableError`` instead, so it is never lost.
+
+        Yields
+        ------
+        Each record (a dict) of each page, as the server sent it; a list element that is not an
+        object is passed on too, for the mapping to report.
+
+        Raises
+        ------
+        ProviderAuthError, ProviderRequestError, ProviderUnavailableError
+        """
+        if name not in COLLECTION_KEYS:
+            raise ValueError(f"unknown OneRoster collection {name!r}; known: {', '.join(COLLECTION_KEYS)}")
+        path = f"{API_PATH}/{name}"
+        offset = page = 0
+        previous_ids: tuple[str, ...] | None = None
+        while True:
+            page += 1
+            params = [("limit", str(self.page_limit)), ("offset", str(offset))]
+            if filter:
+                params.append(("filter", filter))
+            url = f"{self.api_url}/{name}?" + "&".join(f"{k}={percent_encode(v)}" for k, v in params)
+            response = self._get(url, path, page)
+            total = _total_count(response)
+            try:
+                body = response.json()
+            except ValueError:
+                self._unreadable_page(f"page {page} of {path} was not valid JSON", path, outcome)
+                return
+            items = body.get(COLLECTION_KEYS[name]) if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                self._unreadable_page(f"page {page} of {path} has no {COLLECTION_KEYS[name]} list", path, outcome)
+                return
+            del body, response  # keep only this page's records alive while the caller consumes them
+            ids = tuple(_text(item.get("sourcedId")) if isinstance(item, dict) else "" for item in items)
+            if items and ids == previous_ids:
+                self._unreadable_page(
+                    f"page {page} of {path} (offset {offset}) repeats the page before it: the server seems to "
+                    "ignore offset",
+                    path,
+                    outcome,
+                )
+                return
+            previous_ids = ids
+            logger.debug("OneRoster page %d of %s: %d records (total %s)", page, path, len(items), total)
+            yield from items
+            offset += len(items)
+            if total is not None:
+                if offset >= total:
+                    return
+                if not items:
+                    self._unreadable_page(
+                        f"page {page} of {path} was empty after {offset} of the {total} records the server counted",
+                        path,
+                        outcome,
+                    )
+                    return
+                # A short page with records still to come: the server caps the page size; read on.
+            elif len(items) < self.page_limit:
+                return
+
+    # -- requests ------------------------------------------------------------------------------------
+
+    def _get(self, url: str, path: str, page: int) -> requests.Response:
+        """GET one page: retries on 429, 5xx and connection errors; one fresh OAuth 2 token on a 401."""
+        refreshed = False
+        while True:
+            response = self._send("GET", url, f"page {page} of {path}", authorize=True)
+            status = response.status_code
+            if 200 <= status < 300:
+                return response
+            if status == 401 and isinstance(self.auth, OAuth2ClientCredentials) and not refreshed:
+                logger.info("OneRoster refused the cached access token on %s; requesting a new one", path)
+                self.auth.forget()
+                refreshed = True
+                continue
+            if status in (401, 403):
+                refused = "refused the access token even after a new one was issued" if refreshed else "refused"
+                raise ProviderAuthError(
+                    f"The OneRoster server {refused} the request for {path} (HTTP {status}): "
+                    f"{_AUTH_ADVICE[self.auth.mode]}, then run the sync again"
+                )
+            raise ProviderRequestError(
+                f"The OneRoster server rejected the request for page {page} of {path} (HTTP {status}"
+                f"{_error_message(response)}); check the connection's base URL (the API is expected at "
+                f"{self.api_url}/), or report this as a rostersync bug"
+            )
+
+    def _send(self, method: str, url: str, what: str, *, authorize: bool, **kwargs: Any) -> requests.Response:
+        """Send a request, retrying 429, 5xx and connection errors; return the first other answer."""
+        attempts = max(1, self.retry.max_attempts)
+        last_problem = ""
+        for attempt in range(1, attempts + 1):
+            headers = {"Authorization": self._authorization(method, url)} if authorize else {}
+            try:
+                response = self._session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+            except _TRANSIENT_ERRORS as exc:
+                last_problem = f"{type(exc).__name__} on {what}"
+                delay = self.retry.backoff(attempt)
+            else:
+                status = response.status_code
+                if status == 429:
+                    delay = self._rate_limit_delay(response, attempt)
+                elif status >= 500:
+                    delay = self.retry.backoff(attempt)
+                else:
+                    return response
+                last_problem = f"HTTP {status} on {what}"
+            if attempt < attempts:
+                logger.warning(
+                    "OneRoster %s (attempt %d of %d); retrying in %.1f s", last_problem, attempt, attempts, delay
+                )
+                self.retry.sleep(delay)
+        raise ProviderUnavailableError(
+            f"The OneRoster server did not answer after {attempts} attempts ({last_problem}); it may be down or "
+            "rate-limiting this district: run the sync again later, and ask the district to check their "
+            "rostering provider's status if it keeps failing"
+        )
+
+    def _authorization(self, method: str, url: str) -> str:
+        if isinstance(self.auth, OAuth1Signature):
+            return self.auth.authorization(method, url)
+        if isinstance(self.auth, BearerToken):
+            return self.auth.authorization()
+        return f"Bearer {self._access_token()}"
+
+    def _access_token(self) -> str:
+        """The cached OAuth 2 access token, or a new one from the token URL."""
+        assert isinstance(self.auth, OAuth2ClientCredentials)
+        token = self.auth.cached_token()
+        if token is not None:
+            return token
+        response = self._send(
+            "POST",
+            self.auth.token_url,
+            "the token URL",
+            authorize=False,
+            data=self.auth.token_form(),
+            auth=self.auth.basic_auth,
+        )
+        status = response.status_code
+        if status in (400, 401, 403):
+            # RFC 6749 §5.2: a refused client answers 400 invalid_client or 401.
+            raise ProviderAuthError(
+                f"The OneRoster token URL refused the client credentials (HTTP {status}"
+                f"{_oauth_error(response)}): {_AUTH_ADVICE['oauth2']}, then run the sync again"
+            )
+        if not 200 <= status < 300:
+            raise ProviderRequestError(
+                f"The OneRoster token URL answered HTTP {status}: check the token URL stored for this "
+                "district's connection"
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        access_token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(access_token, str) or not access_token:
+            raise ProviderRequestError(
+                "The OneRoster token URL answered without an access token: check the token URL stored for this "
+                "district's connection"
+            )
+        expires_in = _finite_number(body.get("expires_in"))
+        self.auth.store(access_token, expires_in)
+        logger.info("New OneRoster access token, valid for %s s", "?" if expires_in is None else int(expires_in))
+        return access_token
+
+    def _rate_limit_delay(self, response: requests.Response, attempt: int) -> float:
+        """Seconds to wait after a 429: Retry-After (seconds or HTTP date), else backoff; capped."""
+        header = response.headers.get("Retry-After")
+        seconds = _finite_number(header)
+        if seconds is None and header:
+            try:
+                seconds = parsedate_to_datetime(header).timestamp() - time.time()
+            except (TypeError, ValueError, IndexError):
+                seconds = None
+        if seconds is not None:
+            return min(max(seconds, 0.0), self.retry.max_delay)
+        return self.retry.backoff(attempt)
+
+    def _unreadable_page(self, problem: str, path: str, outcome: FetchOutcome | None) -> None:
+        message = f"OneRoster {problem}; the rest of {path} was not read, so this run will not archive anything"
+        logger.warning("Unreadable OneRoster page: %s", problem)
+        if outcome is None:
+            raise ProviderUnavailableError(message)
+        outcome.mark_incomplete(message)
+
+
+def _total_count(response: requests.Response) -> int | None:
+    value = response.headers.get("X-Total-Count")
+    try:
+        total = int(value) if value is not None else None
+    except ValueError:
+        return None
+    return total if total is not None and total >= 0 else None
+
+
+def _finite_number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _error_message(response: requests.Response) -> str:
+    """The server's own error description (``imsx_description``), shortened, for an admin-facing error."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    message = None
+    if isinstance(body, dict):
+        # 1.1 servers send imsx_StatusInfo, alone or in a list under ``statusInfoSet``.
+        infos = body.get("statusInfoSet")
+        info = infos[0] if isinstance(infos, list) and infos and isinstance(infos[0], dict) else body
+        message = info.get("imsx_description") or body.get("message")
+    return f": {message[:200]}" if isinstance(message, str) and message else ""
+
+
+def _oauth_error(response: requests.Response) -> str:
+    """The OAuth error code (e.g. ``invalid_client``), never the rest of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    error = body.get("error") if isinstance(body, dict) else None
+    return f", {error[:50]}" if isinstance(error, str) and error else ""
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+# ---------------------------------------------------------------------------------------------------
+# The provider
+# ---------------------------------------------------------------------------------------------------
+
+
+def _iso_utc(moment: datetime) -> str:
+    """``2024-08-01T12:00:00.000Z``: the form OneRoster servers send and compare ``dateLastModified`` in."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _valid_since(since: str | None) -> str | None:
+    """The stored high-water mark when it is a timestamp; otherwise None (a full fetch is always safe)."""
+    if not since:
+        return None
+    try:
+        datetime.fromisoformat(since)
+    except ValueError:
+        logger.warning("Stored OneRoster cursor is not an ISO timestamp; fetching the whole roster instead")
+        return None
+    return since
+
+
+class OneRosterRestProvider:
+    """The district's roster from a OneRoster 1.1 REST server, as canonical records.
+
+    Parameters
+    ----------
+    client
+        A client for the district's server.
+    since
+        The high-water mark of the last successful run: when set, every collection is asked only for
+        records changed after it (``filter=dateLastModified>'since'``) and the fetch is a delta.
+    """
+
+    name = PROVIDER
+
+    def __init__(self, client: OneRosterRestClient, since: str | None = None) -> None:
+        self._client = client
+        self._since = _valid_since(since)
+
+    def fetch(self, outcome: FetchOutcome) -> Iterator[SnapshotItem]:
+        """Stream the roster through the shared OneRoster mapping.
+
+        ``outcome.cursor`` becomes this run's start, taken before the first request, so the next delta
+        also sees records changed while this one was reading. A fetch that did not complete keeps the
+        old cursor (``since``), so a later delta still asks for what this one missed.
+        """
+        outcome.cursor = _iso_utc(datetime.now(UTC))
+        record_filter = None
+        if self._since is not None:
+            outcome.delta = True
+            record_filter = f"dateLastModified>'{self._since}'"
+
+        def collection(name: str) -> Iterator[dict[str, Any]]:
+            return self._client.iter_collection(name, filter=record_filter, outcome=outcome)
+
+        yield from map_roster(collection, outcome)
+        if not outcome.complete:
+            outcome.cursor = self._since
+        logger.info("Read the OneRoster roster (%s)", "delta" if outcome.delta else "full")
+
+
+def build_oneroster_rest_provider(
+    connection: dict[str, Any], secret: str, retry: RetryPolicy, cursor: str | None
+) -> OneRosterRestProvider:
+    """Build the provider for a stored ``oneroster-rest`` connection (shapes in the module docstring).
+
+    Parameters
+    ----------
+    connection
+        ``base_url``, ``auth`` (``oauth1``, ``oauth2`` or ``bearer``), ``token_url`` (oauth2),
+        optional ``scope`` and ``page_limit``.
+    secret
+        The connection's Secrets Manager string: JSON ``{"key", "secret"}`` for oauth1/oauth2, the
+        token for bearer.
+    retry
+        How the client backs off.
+    cursor
+        The stored high-water mark; None fetches the whole roster.
+
+    Raises
+    ------
+    ConnectionNotConfiguredError
+        The connection or its secret is incomplete; the message never quotes the secret.
+    """
+    base_url = connection.get("base_url")
+    if not isinstance(base_url, str) or not base_url.strip():
+        raise ConnectionNotConfiguredError("the district's OneRoster connection has no base_url")
+    mode = connection.get("auth")
+    auth: OneRosterAuth
+    if mode == "bearer":
+        if not secret.strip():
+            raise ConnectionNotConfiguredError("the district's OneRoster connection has no access token stored")
+        auth = BearerToken(secret.strip())
+    elif mode in ("oauth1", "oauth2"):
+        key, key_secret = _key_and_secret(secret, mode)
+        if mode == "oauth1":
+            auth = OAuth1Signature(key, key_secret)
+        else:
+            token_url = connection.get("token_url")
+            if not isinstance(token_url, str) or not token_url.strip():
+                raise ConnectionNotConfiguredError(
+                    "the district's OneRoster connection uses oauth2 but has no token_url"
+                )
+            scope = connection.get("scope")
+            auth = OAuth2ClientCredentials(token_url, key, key_secret, scope=scope if isinstance(scope, str) else None)
+    else:
+        raise ConnectionNotConfiguredError(
+            f"the district's OneRoster connection names auth {mode!r}; rostersync supports oauth1, oauth2 and bearer"
+        )
+    try:
+        page_limit = int(connection.get("page_limit") or DEFAULT_PAGE_LIMIT)
+    except (TypeError, ValueError):
+        raise ConnectionNotConfiguredError(
+            "the district's OneRoster connection has a page_limit that is not a number"
+        ) from None
+    if page_limit < 1:
+        raise ConnectionNotConfiguredError("the district's OneRoster connection has a page_limit below 1")
+    client = OneRosterRestClient(base_url.strip(), auth, page_limit=page_limit, retry=retry)
+    return OneRosterRestProvider(client, since=cursor)
+
+
+def _key_and_secret(secret: str, mode: str) -> tuple[str, str]:
+    """``(key, secret)`` from the stored JSON; errors name what is missing, never the value."""
+    try:
+        stored = json.loads(secret)
+    except ValueError:
+        stored = None
+    if not isinstance(stored, dict):
+        raise ConnectionNotConfiguredError(
+            f"the secret stored for the district's OneRoster connection ({mode}) is not JSON "
+            '{"key": ..., "secret": ...}'
+        )
+    key, key_secret = stored.get("key"), stored.get("secret")
+    if not isinstance(key, str) or not key or not isinstance(key_secret, str) or not key_secret:
+        raise ConnectionNotConfiguredError(
+            f"the secret stored for the district's OneRoster connection ({mode}) needs both a key and a secret"
+        )
+    return key, key_secret
