@@ -162,12 +162,16 @@ class Plan:
         return {k: v for k, v in self.planner.summary.counts[kind].items() if v}
 
 
-def plan(roster: Roster, index: dict[str, dict[str, IndexEntry]], district_id: str = DISTRICT) -> Plan:
+def plan(
+    roster: Roster, index: dict[str, dict[str, IndexEntry]], district_id: str = DISTRICT, delta: bool = False
+) -> Plan:
     """Feed the roster to a planner in the order the Match step does."""
     writes: list[PlannedWrite] = []
     lines: list[PlanLine] = []
     errors: list[RecordError] = []
-    planner = SyncPlanner(district_id, PROVIDER, index, write=writes.append, line=lines.append, error=errors.append)
+    planner = SyncPlanner(
+        district_id, PROVIDER, index, write=writes.append, line=lines.append, error=errors.append, delta=delta
+    )
     for error in roster.errors:
         planner.record_error(error)
     planner.plan_schools(roster.schools)
@@ -567,3 +571,44 @@ def test_a_kind_with_no_managed_records_does_not_divide_by_zero():
     assert nothing == {}
     assert odd[Kind.STAFF].percent == 100.0
     assert odd[Kind.STAFF].exceeded
+
+
+# -- deltas -------------------------------------------------------------------------------------------
+
+
+def test_a_delta_resolves_references_to_records_already_in_the_directory_and_archives_nothing_by_absence():
+    # Given a directory synced from a full roster
+    full = small_roster()
+    first = plan(full, directory_index(product_school()))
+    index = index_after(first.writes, directory_index(product_school()))
+
+    # When a delta mentions only a changed enrollment (now as teacher) of an existing person in an existing section
+    student_pid = full.people[0].provider_id
+    section_pid = full.classrooms[0].provider_id
+    delta = Roster(people=[], enrollments=[enrolment(section_pid, student_pid, "teacher")])
+    result = plan(delta, index, delta=True)
+
+    # Then the enrollment is updated against the existing records, with no error and no archive candidate
+    (write,) = result.writes
+    assert write.op == "update" and write.record.fields["role"] == "teacher"
+    assert write.record.fields["person"] == index["people"][student_pid].id
+    assert write.record.fields["classroom"] == index["classrooms"][section_pid].id
+    assert result.errors == []
+    assert result.candidates == []
+
+
+def test_a_delta_archives_what_the_provider_marked_deleted():
+    from rostersync.domain.records import DeletedRecord
+
+    full = small_roster()
+    index = index_after(plan(full, directory_index(product_school())).writes, directory_index(product_school()))
+    student_pid = full.people[0].provider_id
+
+    writes: list[PlannedWrite] = []
+    planner = SyncPlanner(
+        DISTRICT, PROVIDER, index, write=writes.append, line=lambda _: None, error=lambda _: None, delta=True
+    )
+    planner.record_deleted(DeletedRecord(kind=Kind.STUDENTS, provider_id=student_pid))
+
+    (candidate,) = planner.archive_candidates()
+    assert candidate.provider_id == student_pid and candidate.id == index["people"][student_pid].id

@@ -232,6 +232,16 @@ class SyncPlanner:
             self._seen.setdefault(collection, set()).add(error.provider_id)
         self._error(error)
 
+    def _resolve(self, collection: str, provider_id: str) -> str | None:
+        """The directory id of a referenced record synced in this run; in a delta, also one already in
+        the directory (a delta does not resend what did not change)."""
+        found = self._ids[collection].get(provider_id)
+        if found is None and self.delta:
+            entry = self._index[collection].get(provider_id)
+            if entry is not None and entry.status == "active":
+                found = entry.id
+        return found
+
     def record_deleted(self, deleted: DeletedRecord) -> None:
         """The provider says this record is gone: archive it (subject to the threshold)."""
         self._deleted.setdefault(COLLECTION_OF_KIND[deleted.kind], set()).add(deleted.provider_id)
@@ -270,7 +280,7 @@ class SyncPlanner:
                 Kind.SCHOOLS, school.provider_id, school.synced_fields(), school.name, ""
             )
         for provider_id, entry in self._index["schools"].items():
-            if provider_id not in seen and entry.status == "active":
+            if not self.delta and provider_id not in seen and entry.status == "active":
                 self.record_error(
                     RecordError(
                         kind=Kind.SCHOOLS,
@@ -285,7 +295,7 @@ class SyncPlanner:
         for section in classrooms:
             if not self._first_time("classrooms", Kind.CLASSROOMS, section.provider_id, seen):
                 continue
-            school_id = self._ids["schools"].get(section.school)
+            school_id = self._resolve("schools", section.school)
             if school_id is None:
                 self._skip(
                     Kind.CLASSROOMS,
@@ -308,7 +318,7 @@ class SyncPlanner:
         for person in people:
             if not self._first_time("people", person.kind, person.provider_id, seen):
                 continue
-            school_ids = [self._ids["schools"][s] for s in person.schools if s in self._ids["schools"]]
+            school_ids = [i for i in (self._resolve("schools", s) for s in person.schools) if i]
             district_staff = not person.schools and person.kind == Kind.STAFF
             if not school_ids and not district_staff:
                 self._skipped_people.add(person.provider_id)
@@ -327,7 +337,7 @@ class SyncPlanner:
     def want_guardians_of(self, links: Iterable[GuardianLinkRecord]) -> None:
         """First pass over guardian links: a guardian is synced when one of their students is."""
         for link in links:
-            if link.student in self._ids["people"]:
+            if self._resolve("people", link.student):
                 self._guardians_wanted.add(link.guardian)
 
     def plan_guardians(self, guardians: Iterable[PersonRecord]) -> None:
@@ -358,8 +368,8 @@ class SyncPlanner:
         for enrollment in enrollments:
             if not self._first_time("enrollments", Kind.ENROLLMENTS, enrollment.provider_id, seen):
                 continue
-            classroom_id = self._ids["classrooms"].get(enrollment.classroom)
-            person_id = self._ids["people"].get(enrollment.person)
+            classroom_id = self._resolve("classrooms", enrollment.classroom)
+            person_id = self._resolve("people", enrollment.person)
             if classroom_id is None:
                 self._skip(Kind.ENROLLMENTS, enrollment.provider_id, "", "its section is not synced")
                 continue
@@ -384,8 +394,8 @@ class SyncPlanner:
         for link in links:
             if not self._first_time("guardian_links", Kind.GUARDIAN_LINKS, link.provider_id, seen):
                 continue
-            guardian_id = self._ids["people"].get(link.guardian)
-            student_id = self._ids["people"].get(link.student)
+            guardian_id = self._resolve("people", link.guardian)
+            student_id = self._resolve("people", link.student)
             if guardian_id is None or student_id is None:
                 missing = link.guardian if guardian_id is None else link.student
                 if missing in self._skipped_people:
