@@ -1,0 +1,441 @@
+"""End-to-end tier: the real ``statemachine/sync.asl.json`` on the embedded stack, against the Clever simulator.
+
+One embedded stack serves the whole session (starting it takes seconds); tests never reset it. They
+isolate by district instead: every test connects a fresh district id to a simulator of its own (a thread,
+with its own token and dataset), so runs of different tests never see each other's records.
+
+Fixtures and helpers:
+
+- ``stack``: the session's ``EmbeddedStack``; provider backoff is switched off before it starts.
+- ``run_sync(district_id, trigger=..., dry_run=...)``: start a run, wait for it, return a ``RunOutcome``
+  (execution description, run record, parsed ``report.json``, CSV rows, the directory export, and the
+  directory write requests the embedded DynamoDB received during the run).
+- ``district(dataset, ...)``: a fresh district with the product's schools imported and a simulator
+  connected; ``District.sync()`` runs it.
+- ``synthetic``: a private copy of a 60-student synthetic Clever district (``Dataset``), with helpers to
+  derive the next night's snapshot (remove or add students, edit users and sections).
+- ``demo_dataset(snapshot)``, ``demo_product()``, ``make_product(dataset, **changes)``: the recorded demo
+  district and product directories, each under a fresh district id.
+- ``directory_writes``: a context manager counting write requests to the directory table, at the server.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rostersync import aws
+from rostersync.admin import connect_provider
+from rostersync.config import runtime_config
+from rostersync.directory.product import ProductDirectory, export_directory, import_product_directory
+from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
+from rostersync.local.simulator import ProviderSimulator
+from rostersync.local.stack import EmbeddedStack, WriteRequestCounter
+from rostersync.local.synthetic import write_synthetic_clever_district
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEMO = REPO_ROOT / "samples" / "clever-demo"
+RUN_TIMEOUT_SECONDS = 300
+
+
+# -- the stack ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def logger_levels() -> dict[str, int]:
+    """Every logger's level before the first run, werkzeug's and moto's chatter silenced."""
+    for name in ("werkzeug", "moto"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    loggers = logging.Logger.manager.loggerDict.items()
+    return {name: each.level for name, each in loggers if isinstance(each, logging.Logger)}
+
+
+@pytest.fixture(autouse=True)
+def _logger_levels_left_as_found(logger_levels: dict[str, int]) -> Iterator[None]:
+    """Put logger levels back after each test.
+
+    The first Lambda run imports ``rostersync.observability``, whose Powertools logger is named after the
+    service, ``rostersync``: the parent of every ``rostersync.*`` logger, set to the stack's LOG_LEVEL
+    (WARNING). Left so, it would hide INFO records from the tests of other tiers that run later in the
+    same session (their ``caplog`` sets only the root level).
+    """
+    yield
+    for name, each in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(each, logging.Logger) and each.level != logger_levels.get(name, logging.NOTSET):
+            each.setLevel(logger_levels.get(name, logging.NOTSET))
+
+
+@pytest.fixture(scope="session")
+def stack(logger_levels: dict[str, int]) -> Iterator[EmbeddedStack]:
+    """The embedded stack, once per session. Provider retries never sleep (base delay 0)."""
+    previous = os.environ.get("PROVIDER_RETRY_BASE_SECONDS")
+    os.environ["PROVIDER_RETRY_BASE_SECONDS"] = "0"
+    runtime_config.cache_clear()
+    embedded = EmbeddedStack(parameters={"LogLevel": "WARNING"}).start()
+    # The stack exported the tables' names into the environment: read the configuration again.
+    runtime_config.cache_clear()
+    assert runtime_config().provider_retry_base_seconds == 0
+    try:
+        yield embedded
+    finally:
+        embedded.stop()
+        if previous is None:
+            os.environ.pop("PROVIDER_RETRY_BASE_SECONDS", None)
+        else:
+            os.environ["PROVIDER_RETRY_BASE_SECONDS"] = previous
+        runtime_config.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def directory_table(stack: EmbeddedStack) -> str:
+    return stack.outputs["DirectoryTableName"]
+
+
+@pytest.fixture
+def directory_writes(stack: EmbeddedStack, directory_table: str) -> Callable[[], Any]:
+    """``with directory_writes() as count: ...; count()`` — directory write requests seen by the server."""
+
+    @contextmanager
+    def counting() -> Iterator[Callable[[], int]]:
+        with WriteRequestCounter() as counter:
+            yield lambda: counter.requests[directory_table]
+
+    return counting
+
+
+# -- runs --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunOutcome:
+    """Everything a test looks at after one run."""
+
+    district_id: str
+    execution: dict[str, Any]
+    run: dict[str, Any] | None
+    report: dict[str, Any] | None
+    directory: dict[str, Any]
+    directory_writes: int
+    bucket: str
+    _csv: dict[str, list[dict[str, str]]] = field(default_factory=dict, repr=False)
+
+    @property
+    def run_id(self) -> str:
+        return self.execution["executionArn"].rsplit(":", 1)[1]
+
+    @property
+    def execution_status(self) -> str:
+        return str(self.execution["status"])
+
+    @property
+    def status(self) -> str | None:
+        """The run's final status as recorded (``succeeded``, ``failed``, ...); None without a run record."""
+        return None if self.run is None else self.run.get("status")
+
+    @property
+    def input(self) -> dict[str, Any]:
+        return json.loads(self.execution["input"])
+
+    def counts(self, kind: str) -> dict[str, int]:
+        assert self.report is not None, f"run {self.run_id} wrote no report"
+        return self.report["counts"][kind]
+
+    def changed(self, kind: str) -> dict[str, int]:
+        """The non-zero counts of a kind, e.g. ``{"created": 10, "unchanged": 50}``."""
+        return {action: n for action, n in self.counts(kind).items() if n}
+
+    def csv_rows(self, name: str) -> list[dict[str, str]]:
+        """The rows of one of the report's CSV files (``students.csv``, ``errors.csv``...); [] if absent."""
+        assert self.report is not None, f"run {self.run_id} wrote no report"
+        if name not in self._csv:
+            key = self.report["files"].get(name)
+            if key is None:
+                self._csv[name] = []
+            else:
+                body = aws.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read().decode("utf-8-sig")
+                self._csv[name] = list(csv.DictReader(io.StringIO(body)))
+        return self._csv[name]
+
+    def records(self, collection: str) -> list[dict[str, Any]]:
+        return self.directory[collection]
+
+    def by_clever_id(self, collection: str) -> dict[str, dict[str, Any]]:
+        return {r["provider_ids"]["clever"]: r for r in self.directory[collection] if "clever" in r["provider_ids"]}
+
+
+def _read_json(bucket: str, key: str) -> Any:
+    return json.loads(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+class SyncRunner:
+    """``run_sync(district_id, trigger="manual", dry_run=False)``: run a sync to its end and collect it."""
+
+    def __init__(self, stack: EmbeddedStack) -> None:
+        self.stack = stack
+
+    def __call__(
+        self, district_id: str, trigger: str = "manual", dry_run: bool = False, export: bool = True
+    ) -> RunOutcome:
+        with WriteRequestCounter() as counter:
+            arn = self.stack.start_sync(district_id, trigger=trigger, dry_run=dry_run)
+            execution = self.stack.wait(arn, timeout=RUN_TIMEOUT_SECONDS)
+        return self.collect(district_id, execution, counter.requests[runtime_config().directory_table], export)
+
+    def collect(
+        self, district_id: str, execution: dict[str, Any], directory_writes: int = 0, export: bool = True
+    ) -> RunOutcome:
+        """Gather the outcome of an execution that has ended (however it was started); ``export=False`` skips
+        reading the directory back (seconds for the big sample)."""
+        config = runtime_config()
+        dynamodb = aws.client("dynamodb")
+        state = SyncStateRepository(dynamodb, config.sync_state_table, district_id)
+        directory = DirectoryRepository(dynamodb, config.directory_table, district_id)
+        record = state.get_run(execution["executionArn"].rsplit(":", 1)[1])
+        report = _read_json(config.sync_bucket, record["report_key"]) if record and record.get("report_key") else None
+        return RunOutcome(
+            district_id=district_id,
+            execution=execution,
+            run=record,
+            report=report,
+            directory=export_directory(directory, state) if export else {},
+            directory_writes=directory_writes,
+            bucket=config.sync_bucket,
+        )
+
+
+@pytest.fixture(scope="session")
+def run_sync(stack: EmbeddedStack) -> SyncRunner:
+    return SyncRunner(stack)
+
+
+# -- districts ---------------------------------------------------------------------------------------
+
+
+def new_district_id() -> str:
+    return f"d-{uuid.uuid4().hex[:8]}"
+
+
+def product_for(dataset_dir: Path, district_id: str, name: str = "E2E District") -> ProductDirectory:
+    """A product directory whose schools carry the dataset's Clever school ids (what step 2 of the admin's
+    path does by hand)."""
+    schools = json.loads((dataset_dir / "schools.json").read_text(encoding="utf-8"))["data"]
+    return ProductDirectory.model_validate(
+        {
+            "district": {"id": district_id, "name": name},
+            "schools": [
+                {"id": f"sch-{district_id}-{n}", "name": s["data"]["name"], "provider_ids": {"clever": s["data"]["id"]}}
+                for n, s in enumerate(schools)
+            ],
+        }
+    )
+
+
+class District:
+    """A district of the product, connected to a Clever simulator of its own (``close()`` stops it)."""
+
+    def __init__(self, run_sync: SyncRunner, dataset: Path, product: ProductDirectory, page_limit: int) -> None:
+        config = runtime_config()
+        dynamodb = aws.client("dynamodb")
+        self.id = product.district.id
+        self.simulator = ProviderSimulator(dataset, token=f"token-{uuid.uuid4().hex[:12]}").start()
+        self.directory = DirectoryRepository(dynamodb, config.directory_table, self.id)
+        self.state = SyncStateRepository(dynamodb, config.sync_state_table, self.id)
+        self._run_sync = run_sync
+        import_product_directory(product, self.directory, self.state)
+        self.connect(self.simulator.token, page_limit)
+
+    def connect(self, token: str, page_limit: int = 10_000) -> None:
+        """Store (or replace) the district's Clever connection, as installing the app does."""
+        connect_provider(self.state, aws.client("secretsmanager"), "clever", self.simulator.base_url, token, page_limit)
+
+    def serve(self, dataset: Dataset | Path) -> None:
+        """Let the simulator serve another night's snapshot."""
+        self.simulator.set_dataset(dataset.path if isinstance(dataset, Dataset) else dataset)
+
+    def sync(self, trigger: str = "manual", dry_run: bool = False, export: bool = True) -> RunOutcome:
+        return self._run_sync(self.id, trigger=trigger, dry_run=dry_run, export=export)
+
+    def export(self) -> dict[str, Any]:
+        return export_directory(self.directory, self.state)
+
+    def close(self) -> None:
+        self.simulator.stop()
+
+
+@pytest.fixture(scope="session")
+def new_district(run_sync: SyncRunner) -> Callable[..., District]:
+    """``new_district(dataset, page_limit=10_000, product=None)``; the caller closes it."""
+
+    def make(dataset: Dataset | Path, page_limit: int = 10_000, product: ProductDirectory | None = None) -> District:
+        path = dataset.path if isinstance(dataset, Dataset) else dataset
+        product = product or product_for(path, new_district_id())
+        return District(run_sync, path, product, page_limit)
+
+    return make
+
+
+@pytest.fixture
+def district(new_district: Callable[..., District]) -> Iterator[Callable[..., District]]:
+    """``district(dataset, page_limit=10_000, product=None)``: a fresh district, closed after the test."""
+    made: list[District] = []
+
+    def make(*args: Any, **kwargs: Any) -> District:
+        made.append(new_district(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
+
+
+# -- datasets ----------------------------------------------------------------------------------------
+
+
+class Dataset:
+    """A Clever dataset folder (the simulator's input) with the edits tests need to derive the next night."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    # reading ------------------------------------------------------------------------------------------
+
+    def _items(self, name: str) -> list[dict[str, Any]]:
+        return json.loads((self.path / f"{name}.json").read_text(encoding="utf-8"))["data"]
+
+    def _save(self, name: str, items: list[dict[str, Any]]) -> None:
+        body = json.loads((self.path / f"{name}.json").read_text(encoding="utf-8"))
+        body["data"] = items
+        (self.path / f"{name}.json").write_text(json.dumps(body), encoding="utf-8")
+
+    def users(self, role: str | None = None) -> list[dict[str, Any]]:
+        """The users' ``data`` objects, optionally only those with ``role`` (student, teacher, contact...)."""
+        return [u["data"] for u in self._items("users") if role is None or role in u["data"].get("roles", {})]
+
+    def sections(self) -> list[dict[str, Any]]:
+        return [s["data"] for s in self._items("sections")]
+
+    def schools(self) -> list[dict[str, Any]]:
+        return [s["data"] for s in self._items("schools")]
+
+    def names(self, name: str) -> dict[str, str]:
+        """Names by id of a small list (``courses``, ``terms``)."""
+        return {item["data"]["id"]: item["data"]["name"] for item in self._items(name)}
+
+    # deriving -----------------------------------------------------------------------------------------
+
+    def copy(self, dest: Path) -> Dataset:
+        shutil.copytree(self.path, dest)
+        return Dataset(dest)
+
+    def remove_students(self, student_ids: set[str]) -> None:
+        """Students leave: gone from users and sections; their contacts lose the relationship, and a
+        contact left with no student goes too (as Clever stops sharing them)."""
+        users = []
+        for item in self._items("users"):
+            data = item["data"]
+            if data.get("id") in student_ids:
+                continue
+            contact = data.get("roles", {}).get("contact")
+            if contact is not None:
+                relationships = [r for r in contact["student_relationships"] if r["student"] not in student_ids]
+                if not relationships:
+                    continue
+                contact["student_relationships"] = relationships
+            users.append(item)
+        self._save("users", users)
+        sections = self._items("sections")
+        for item in sections:
+            item["data"]["students"] = [s for s in item["data"]["students"] if s not in student_ids]
+        self._save("sections", sections)
+
+    def add_student_like(self, template_id: str, new_id: str, **changes: Any) -> dict[str, Any]:
+        """A new student, a copy of ``template_id`` with a new id, in the same sections."""
+        users = self._items("users")
+        template = next(u for u in users if u["data"].get("id") == template_id)
+        new = copy.deepcopy(template)
+        new["data"]["id"] = new_id
+        new["uri"] = f"/v3.0/users/{new_id}"
+        new["data"].update(changes)
+        users.append(new)
+        self._save("users", users)
+        sections = self._items("sections")
+        for item in sections:
+            if template_id in item["data"]["students"]:
+                item["data"]["students"].append(new_id)
+        self._save("sections", sections)
+        return new["data"]
+
+    def edit_users(self, edit: Callable[[dict[str, Any]], None], user_ids: set[str] | None = None) -> None:
+        """Apply ``edit`` to the ``data`` of each user (or of ``user_ids``) in place."""
+        users = self._items("users")
+        for item in users:
+            if user_ids is None or item["data"].get("id") in user_ids:
+                edit(item["data"])
+        self._save("users", users)
+
+    def append_users(self, *items: dict[str, Any]) -> None:
+        """Append raw list items (``{"data": {...}}``) to users.json, broken ones included."""
+        self._save("users", [*self._items("users"), *items])
+
+    def edit_sections(self, edit: Callable[[dict[str, Any]], None]) -> None:
+        sections = self._items("sections")
+        for item in sections:
+            edit(item["data"])
+        self._save("sections", sections)
+
+
+@pytest.fixture(scope="session")
+def synthetic_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 60-student synthetic Clever district, generated once (deterministic: same seed, same files)."""
+    path = tmp_path_factory.mktemp("synthetic") / "district"
+    write_synthetic_clever_district(path, students=60)
+    return path
+
+
+@pytest.fixture
+def synthetic(synthetic_template: Path, tmp_path: Path) -> Dataset:
+    """A private copy of the synthetic district, free to edit."""
+    return Dataset(synthetic_template).copy(tmp_path / "night-1")
+
+
+@pytest.fixture(scope="session")
+def make_product() -> Callable[..., ProductDirectory]:
+    """``make_product(dataset, **changes)``: the product directory for a dataset, under a fresh district id;
+    ``changes`` (e.g. ``classrooms=[...]``) are merged into its JSON before validation."""
+
+    def make(dataset: Dataset, **changes: Any) -> ProductDirectory:
+        product = product_for(dataset.path, new_district_id()).model_dump(mode="json")
+        return ProductDirectory.model_validate({**product, **changes})
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def demo_dataset() -> Callable[[str], Dataset]:
+    """``demo_dataset("snapshot-2")``: a night of the recorded Clever demo district (read only)."""
+    return lambda snapshot: Dataset(DEMO / snapshot)
+
+
+@pytest.fixture(scope="session")
+def demo_product() -> Callable[[], ProductDirectory]:
+    """The demo's ``product.json``, under a district id of its own each time it is called."""
+
+    def make() -> ProductDirectory:
+        product = ProductDirectory.model_validate_json((DEMO / "product.json").read_text(encoding="utf-8"))
+        product.district.id = new_district_id()
+        return product
+
+    return make
