@@ -612,3 +612,25 @@ def test_a_delta_archives_what_the_provider_marked_deleted():
 
     (candidate,) = planner.archive_candidates()
     assert candidate.provider_id == student_pid and candidate.id == index["people"][student_pid].id
+
+
+def test_a_roster_that_empties_a_school_is_flagged_even_under_the_district_threshold():
+    # Given a district whose directory holds 6 synced students in school A and 94 in school B
+    def student(n: int, school: str) -> IndexEntry:
+        return IndexEntry(f"per_{n}", Kind.STUDENTS, "active", True, "h", {PROVIDER: f"stu-{n}"}, parent_id=school)
+
+    entries = [student(n, "sch_a") for n in range(6)] + [student(n, "sch_b") for n in range(6, 100)]
+    index = directory_index(*entries, product_school("sch-a", "sch_a"), product_school("sch-b", "sch_b"))
+
+    # When the roster still has school B's students but none of school A's (6 % of the district)
+    roster = Roster(
+        schools=[school("sch-a"), school("sch-b")],
+        people=[person(f"stu-{n}", schools=("sch-b",)) for n in range(6, 100)],
+    )
+    result = plan(roster, index)
+    planner, candidates = result.planner, result.candidates
+
+    # Then the six are candidates, below the 10 % threshold, yet school A is reported as emptied
+    assert len(candidates) == 6
+    assert not check_deletion_threshold({Kind.STUDENTS: 6}, {Kind.STUDENTS: 100}, 10.0)[Kind.STUDENTS].exceeded
+    assert planner.summary.emptied_schools == {"sch_a": 6}

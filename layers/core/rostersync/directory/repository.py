@@ -105,6 +105,7 @@ class IndexEntry:
     managed_by_sync: bool
     content_hash: str
     provider_ids: dict[str, str]
+    parent_id: str = ""
 
 
 class DirectoryRepository:
@@ -250,7 +251,7 @@ class DirectoryRepository:
 
     def index(self, collection: str) -> Iterator[IndexEntry]:
         """The matching index of a collection: ids, status, hashes and provider links only."""
-        projection = "id, kind, #s, managed_by_sync, content_hash, provider_ids"
+        projection = "id, kind, #s, managed_by_sync, content_hash, provider_ids, parent_key"
         for item in self._scan_collection(collection, projection):
             yield IndexEntry(
                 id=item["id"],
@@ -259,6 +260,7 @@ class DirectoryRepository:
                 managed_by_sync=bool(item.get("managed_by_sync", False)),
                 content_hash=item.get("content_hash", ""),
                 provider_ids=dict(item.get("provider_ids") or {}),
+                parent_id=str(item.get("parent_key") or "").split("#", 1)[-1],
             )
 
     def get(self, kind: Kind, record_id: str) -> DirectoryRecord | None:

@@ -30,6 +30,7 @@ from rostersync.domain.records import (
 )
 
 WriteOp = Literal["create", "update", "restore"]
+EMPTIED_SCHOOL_MIN_STUDENTS = 5
 COUNT_FIELDS = ("created", "updated", "archived", "restored", "unchanged", "skipped", "errors")
 
 
@@ -115,12 +116,15 @@ class PlanSummary:
     counts: dict[Kind, Counter[str]] = field(default_factory=lambda: {k: Counter() for k in Kind})
     managed: Counter[Kind] = field(default_factory=Counter)
     archive_candidates: Counter[Kind] = field(default_factory=Counter)
+    # school id → how many students it would lose, for schools the roster would empty entirely
+    emptied_schools: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "counts": {k.value: {f: self.counts[k][f] for f in COUNT_FIELDS} for k in Kind},
             "managed": {k.value: self.managed[k] for k in Kind},
             "archive_candidates": {k.value: self.archive_candidates[k] for k in Kind},
+            "emptied_schools": self.emptied_schools,
         }
 
 
@@ -428,6 +432,8 @@ class SyncPlanner:
         """
         candidates: list[ArchiveCandidate] = []
         self.summary.archive_candidates.clear()
+        students_of: Counter[str] = Counter()
+        leaving_from: Counter[str] = Counter()
         for collection, entries in self._index.items():
             if collection == "schools":
                 continue
@@ -435,7 +441,20 @@ class SyncPlanner:
             deleted = self._deleted.get(collection, set())
             for provider_id, entry in entries.items():
                 gone = provider_id in deleted or (not self.delta and provider_id not in seen)
-                if entry.managed_by_sync and entry.status == "active" and gone:
+                if not (entry.managed_by_sync and entry.status == "active"):
+                    continue
+                if entry.kind == Kind.STUDENTS:
+                    students_of[entry.parent_id] += 1
+                if gone:
                     candidates.append(ArchiveCandidate(entry.kind, entry.id, provider_id))
                     self.summary.archive_candidates[entry.kind] += 1
+                    if entry.kind == Kind.STUDENTS:
+                        leaving_from[entry.parent_id] += 1
+        # A roster that takes every student of a school away is far likelier a broken export than a
+        # closed school: the deletion threshold holds for students, whatever the district-wide share.
+        self.summary.emptied_schools = {
+            school: count
+            for school, count in leaving_from.items()
+            if school and count == students_of[school] and count >= EMPTIED_SCHOOL_MIN_STUDENTS
+        }
         return candidates

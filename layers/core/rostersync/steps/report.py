@@ -81,6 +81,15 @@ def write_report(state: SyncState) -> ReportResult:
                 counts[kind].would_archive = check.would_archive
             elif run.dry_run:
                 counts[kind].would_archive = check.would_archive
+        for school_id, count in (summary.get("emptied_schools") or {}).items():
+            notes.append(
+                f"The roster would remove every student of school {school_id} ({count:,} students): that looks like "
+                "a broken export, so no student was archived. Check the export; if the school really closed, "
+                "archive it by hand."
+            )
+            counts[Kind.STUDENTS].would_archive = counts[Kind.STUDENTS].would_archive or int(
+                summary["archive_candidates"]["students"]
+            )
     if state.archive:
         for kind, archived in state.archive.archived.items():
             counts[kind].archived = archived
@@ -124,7 +133,7 @@ def write_report(state: SyncState) -> ReportResult:
 
     if state.error is not None:
         status = RunStatus.FAILED
-    elif threshold and not run.dry_run:
+    elif (threshold or (summary and summary.get("emptied_schools"))) and not run.dry_run:
         status = RunStatus.THRESHOLD_EXCEEDED
     elif csv.errors_total or (state.fetch and not state.fetch.complete):
         status = RunStatus.SUCCEEDED_WITH_ERRORS
