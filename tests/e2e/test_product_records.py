@@ -50,12 +50,6 @@ def test_linked_product_records_keep_their_ids_and_become_sync_managed(linked: d
     assert chess == next(c for c in linked["before"]["classrooms"] if c["id"] == "cls-chess")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a record's product-only fields are lost when the sync takes it over: product import stores them in "
-    "the item's `fields` map, and DirectoryRepository.update_synced (directory/repository.py) SETs the whole map "
-    "to the synced fields the planner built (matching/plan.py _reconcile)",
-)
 def test_linking_product_records_keeps_the_products_own_fields(linked: dict[str, Any]) -> None:
     run = linked["run"]
     assert run.by_clever_id("schools")[linked["school"]].get("timezone") == "America/Chicago"

@@ -262,12 +262,6 @@ def test_an_unreadable_page_means_no_archiving(district: Any, synthetic: Any) ->
     assert d.state.lock_holder() is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="steps/report.py write_report evaluates the deletion threshold on an incomplete fetch: people on "
-    "unread pages count as would-be archived, so the run ends threshold_exceeded with 'would be archived' notes "
-    "instead of succeeded_with_errors",
-)
 def test_an_unreadable_page_is_reported_as_an_incomplete_fetch_not_as_a_threshold_breach(
     district: Any, synthetic: Any
 ) -> None:

@@ -88,8 +88,9 @@ def _product_record(kind: Kind, record: _ProductRecord, fields: dict[str, Any], 
         status=record.status,
         managed_by_sync=False,
         provider_ids=record.provider_ids,
-        fields={**record.extra_fields(), **fields},
+        fields=fields,
         parent_id=parent,
+        product_fields=record.extra_fields(),
     )
 
 
@@ -111,7 +112,7 @@ def export_directory(directory: DirectoryRepository, state: SyncStateRepository)
                 "status": record.status,
                 "provider_ids": record.provider_ids,
                 "managed_by_sync": record.managed_by_sync,
-                **_public_fields(collection, record.fields),
+                **_public_fields(collection, {**record.product_fields, **record.fields}),
             }
             rows.append(row)
         out[collection] = sorted(rows, key=lambda r: r["id"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,6 +59,9 @@ class DirectoryRecord:
     fields: dict[str, Any]
     content_hash: str = ""
     parent_id: str = ""
+    # What the product keeps on the record beyond the synced fields (a school's timezone…): written by
+    # the product, never by an update from the sync.
+    product_fields: dict[str, Any] = field(default_factory=dict)
 
     def to_item(self, district_id: str, provider: str | None = None) -> dict[str, Any]:
         collection = COLLECTION_OF_KIND[self.kind]
@@ -74,6 +77,8 @@ class DirectoryRecord:
             "content_hash": self.content_hash,
             "fields": self.fields,
         }
+        if self.product_fields:
+            item["product_fields"] = self.product_fields
         primary = provider or next(iter(self.provider_ids), None)
         if primary and primary in self.provider_ids:
             item["provider_key"] = provider_key(district_id, collection, primary, self.provider_ids[primary])
@@ -92,6 +97,7 @@ class DirectoryRecord:
             fields=dict(item.get("fields") or {}),
             content_hash=item.get("content_hash", ""),
             parent_id=(item.get("parent_key") or "").split("#", 1)[-1] if item.get("parent_key") else "",
+            product_fields=dict(item.get("product_fields") or {}),
         )
 
 

@@ -45,15 +45,14 @@ that both forms then hold the same district):
 - in OneRoster 1.1, a second role of one user (a teacher who is also staff or a parent): one ``role``;
 - a school whose ``school_number`` differs from its ``sis_id``: one ``identifier``.
 
-Second nights: ``previous`` names the bundle written for the night before. Rows whose content did not
-change keep their ``dateLastModified``, changed and new rows get ``modified`` (default: now), and rows
-that are gone are written again with ``status`` tobedeleted, as a OneRoster server keeps them. A REST
-client asking for ``dateLastModified>'<last run>'`` then reads exactly what changed, deletions included.
+Every row's ``dateLastModified`` is its Clever ``last_modified`` (the district's ``last_sync`` for terms
+and courses, which have none). A second night is a second bulk bundle; served over REST, the simulator
+stamps what changed since the bundle before and serves what went as ``tobedeleted``.
 
 Every list file is read whole (a district of 20,000 students is a few tens of MB); rows are written as
 they are made.
 
-CLI: ``python -m rostersync.local.convert CLEVER_DIR OUT_DIR [--version 1.2] [--previous DIR] [--zip]``.
+CLI: ``python -m rostersync.local.convert CLEVER_DIR OUT_DIR [--version 1.2] [--zip]``.
 """
 
 from __future__ import annotations
@@ -66,7 +65,6 @@ import sys
 import zipfile
 from collections.abc import Iterable
 from contextlib import nullcontext
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -246,14 +244,7 @@ _ABSENT = {
 _SEX = {"M": "male", "F": "female"}
 
 
-def clever_to_oneroster(
-    clever_dir: Path,
-    out_dir: Path,
-    version: str = "1.1",
-    *,
-    previous: Path | None = None,
-    modified: str | None = None,
-) -> dict[str, int]:
+def clever_to_oneroster(clever_dir: Path, out_dir: Path, version: str = "1.1") -> dict[str, int]:
     """Write the Clever district in ``clever_dir`` as a OneRoster bulk CSV bundle in ``out_dir``.
 
     Parameters
@@ -265,26 +256,18 @@ def clever_to_oneroster(
         Where the CSV files go (created if needed; files of the same names are replaced).
     version
         ``1.1`` or ``1.2``.
-    previous
-        The bundle written for the night before (same version): unchanged rows keep its
-        ``dateLastModified``, rows it has and this night lacks are written as ``tobedeleted``.
-    modified
-        The ``dateLastModified`` of changed, new and deleted rows when ``previous`` is given (ISO
-        8601, default: now); without ``previous`` each row carries its Clever ``last_modified``.
 
     Returns
     -------
     Rows written per file (``orgs``, ``academicSessions``, ``courses``, ``classes``, ``users``,
-    ``enrollments``, ``demographics``, and ``roles`` for 1.2), ``tobedeleted`` (rows of ``previous``
-    written again as deleted), ``skipped_users`` (users without a role OneRoster can hold) and
-    ``skipped_enrollments`` (a section's teacher who is also its student).
+    ``enrollments``, ``demographics``, and ``roles`` for 1.2), ``skipped_users`` (users without a role
+    OneRoster can hold) and ``skipped_enrollments`` (a section's teacher who is also its student).
     """
     if version not in VERSIONS:
         raise ValueError(f"version must be one of {', '.join(VERSIONS)}, not {version!r}")
     clever_dir, out_dir = Path(clever_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = modified or _now()
-    writer = _BundleWriter(out_dir, version, Path(previous) if previous is not None else None, stamp)
+    writer = _BundleWriter(out_dir, version)
     counts: dict[str, int] = {"skipped_users": 0, "skipped_enrollments": 0}
 
     districts = _list(clever_dir, "districts")
@@ -622,22 +605,16 @@ def _contact_students(user: dict[str, Any]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Writing the bundle: one CSV file per collection, compared with the previous night's when given.
+# Writing the bundle: one CSV file per collection, and the manifest.
 # ---------------------------------------------------------------------------------------------------
 
 
 class _CsvFile:
     """One collection's CSV file. ``write`` takes a row dict; unknown columns are an error."""
 
-    def __init__(
-        self, path: Path, columns: tuple[str, ...], previous: dict[str, dict[str, str]] | None, stamp: str
-    ) -> None:
+    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
         self.columns = columns
-        self.previous = previous
-        self.stamp = stamp
         self.rows = 0
-        self.deleted = 0
-        self._seen: set[str] = set()
         self._file: IO[str] = path.open("w", encoding="utf-8", newline="")
         self._csv = csv.writer(self._file)
         self._csv.writerow(columns)
@@ -646,54 +623,28 @@ class _CsvFile:
         unknown = set(row) - set(self.columns)
         if unknown:
             raise ValueError(f"not columns of this file: {', '.join(sorted(unknown))}")
-        full = {column: row.get(column, "") for column in self.columns}
-        full["status"] = "active"
-        if self.previous is not None:
-            before = self.previous.get(full["sourcedId"])
-            same = (
-                before is not None and before.get("status", "active") == "active" and _content(before) == _content(full)
-            )
-            full["dateLastModified"] = before.get("dateLastModified", "") if same and before else self.stamp
-        self._seen.add(full["sourcedId"])
+        full = {column: row.get(column, "") for column in self.columns} | {"status": "active"}
         self._csv.writerow([full[column] for column in self.columns])
         self.rows += 1
 
     def close(self) -> None:
-        for sourced_id, before in (self.previous or {}).items():
-            if sourced_id in self._seen:
-                continue
-            if before.get("status", "").lower() == "tobedeleted":
-                tombstone = before  # deleted before: kept as the server keeps it
-            else:
-                tombstone = {**before, "status": "tobedeleted", "dateLastModified": self.stamp}
-                self.deleted += 1
-            self._csv.writerow([tombstone.get(column, "") for column in self.columns])
         self._file.close()
 
 
-def _content(row: dict[str, str]) -> dict[str, str]:
-    return {column: value for column, value in row.items() if column not in ("status", "dateLastModified")}
-
-
 class _BundleWriter:
-    def __init__(self, out_dir: Path, version: str, previous: Path | None, stamp: str) -> None:
+    def __init__(self, out_dir: Path, version: str) -> None:
         self.out_dir = out_dir
         self.version = version
-        self.previous = previous
-        self.stamp = stamp
-        self.counts: dict[str, int] = {"tobedeleted": 0}
+        self.counts: dict[str, int] = {}
 
     def columns(self, collection: str) -> tuple[str, ...]:
         return _USERS_1_2 if collection == "users" and self.version == "1.2" else COLUMNS[collection]
 
     def file(self, collection: str) -> _Opened:
-        previous = _read_previous(self.previous, collection) if self.previous is not None else None
-        out = _CsvFile(self.out_dir / f"{collection}.csv", self.columns(collection), previous, self.stamp)
-        return _Opened(self, collection, out)
+        return _Opened(self, collection, _CsvFile(self.out_dir / f"{collection}.csv", self.columns(collection)))
 
     def finished(self, collection: str, out: _CsvFile) -> None:
         self.counts[collection] = out.rows
-        self.counts["tobedeleted"] += out.deleted
 
     def manifest(self) -> None:
         written = [c for c in COLUMNS if c in self.counts]
@@ -719,15 +670,6 @@ class _Opened:
     def __exit__(self, *exc: object) -> None:
         self.out.close()
         self.writer.finished(self.collection, self.out)
-
-
-def _read_previous(bundle: Path, collection: str) -> dict[str, dict[str, str]]:
-    """The previous bundle's rows of one file by sourcedId ({} when it has no such file)."""
-    path = bundle / f"{collection}.csv"
-    if not path.is_file():
-        return {}
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        return {row["sourcedId"]: row for row in csv.DictReader(handle) if row.get("sourcedId")}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -766,11 +708,6 @@ def _day(value: object) -> str:
     return _text(value)[:10]
 
 
-def _now() -> str:
-    moment = datetime.now(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 def _text(value: object) -> str:
     """As the Clever mapping reads a field: null, missing or structured values are "", numbers digits."""
     if isinstance(value, str):
@@ -802,18 +739,12 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("clever_dir", type=Path, metavar="CLEVER_DIR")
     parser.add_argument("out_dir", type=Path, metavar="OUT_DIR")
     parser.add_argument("--version", choices=VERSIONS, default="1.1", help="OneRoster version (default 1.1)")
-    parser.add_argument(
-        "--previous", type=Path, metavar="DIR", help="the bundle of the night before: deleted rows become tobedeleted"
-    )
-    parser.add_argument("--modified", metavar="TIMESTAMP", help="dateLastModified of changed rows (default: now)")
     parser.add_argument("--zip", action="store_true", help="also write OUT_DIR/bundle.zip")
     args = parser.parse_args(list(argv) if argv is not None else None)
     if not args.clever_dir.is_dir():
         print(f"{args.clever_dir}: not a folder of Clever list responses", file=sys.stderr)
         return 2
-    counts = clever_to_oneroster(
-        args.clever_dir, args.out_dir, args.version, previous=args.previous, modified=args.modified
-    )
+    counts = clever_to_oneroster(args.clever_dir, args.out_dir, args.version)
     if args.zip:
         (args.out_dir / "bundle.zip").write_bytes(zip_bundle(args.out_dir))
     print(json.dumps(counts, indent=2))

@@ -31,6 +31,7 @@ from rostersync.domain.records import (
 
 WriteOp = Literal["create", "update", "restore"]
 EMPTIED_SCHOOL_MIN_STUDENTS = 5
+_UNREAD = "names someone not in the part of the roster that could be read (the fetch did not complete)"
 COUNT_FIELDS = ("created", "updated", "archived", "restored", "unchanged", "skipped", "errors")
 
 
@@ -156,6 +157,9 @@ class SyncPlanner:
     delta:
         The snapshot holds only what changed: nothing is archived for being absent, only records the
         provider marked deleted.
+    complete:
+        False when some pages could not be read: a reference to someone not in the snapshot is then
+        skipped (they may be on an unread page), not reported as an error.
     """
 
     def __init__(
@@ -167,9 +171,11 @@ class SyncPlanner:
         line: Callable[[PlanLine], None],
         error: Callable[[RecordError], None],
         delta: bool = False,
+        complete: bool = True,
     ) -> None:
         self.district_id = district_id
         self.delta = delta
+        self.complete = complete
         self._deleted: dict[str, set[str]] = {c: set() for c in index}
         self.provider = provider
         self._index = index
@@ -380,6 +386,8 @@ class SyncPlanner:
             if person_id is None:
                 if enrollment.person in self._skipped_people:
                     self._skip(Kind.ENROLLMENTS, enrollment.provider_id, "", f"{enrollment.role} is not synced")
+                elif not self.complete:
+                    self._skip(Kind.ENROLLMENTS, enrollment.provider_id, "", _UNREAD)
                 else:
                     self.record_error(
                         RecordError(
@@ -404,6 +412,8 @@ class SyncPlanner:
                 missing = link.guardian if guardian_id is None else link.student
                 if missing in self._skipped_people:
                     self._skip(Kind.GUARDIAN_LINKS, link.provider_id, "", "the guardian or student is not synced")
+                elif not self.complete:
+                    self._skip(Kind.GUARDIAN_LINKS, link.provider_id, "", _UNREAD)
                 else:
                     who = "guardian" if guardian_id is None else "student"
                     self.record_error(

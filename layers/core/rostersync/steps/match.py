@@ -38,6 +38,7 @@ def match_roster(state: SyncState) -> MatchResult:
         run.provider,
         index,
         delta=fetch.delta,
+        complete=fetch.complete,
         write=lambda w: writes.write(w.to_json()),
         line=lambda line: lines.write(line.to_json()),
         error=errors.write,

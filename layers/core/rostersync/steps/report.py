@@ -65,10 +65,17 @@ def write_report(state: SyncState) -> ReportResult:
     if summary:
         for kind in Kind:
             counts[kind] = KindCounts(**summary["counts"][kind.value])
-        checks = check_deletion_threshold(
-            {Kind(k): v for k, v in summary["archive_candidates"].items()},
-            {Kind(k): v for k, v in summary["managed"].items()},
-            run.deletion_threshold_percent,
+        # An incomplete fetch archives nothing, so there is no threshold to hold: people on unread pages
+        # only look absent.
+        fetch_complete = state.fetch is None or state.fetch.complete
+        checks = (
+            {}
+            if not fetch_complete
+            else check_deletion_threshold(
+                {Kind(k): v for k, v in summary["archive_candidates"].items()},
+                {Kind(k): v for k, v in summary["managed"].items()},
+                run.deletion_threshold_percent,
+            )
         )
         for kind, check in checks.items():
             if check.exceeded:
@@ -81,7 +88,7 @@ def write_report(state: SyncState) -> ReportResult:
                 counts[kind].would_archive = check.would_archive
             elif run.dry_run:
                 counts[kind].would_archive = check.would_archive
-        for school_id, count in (summary.get("emptied_schools") or {}).items():
+        for school_id, count in (summary.get("emptied_schools") or {}).items() if fetch_complete else ():
             notes.append(
                 f"The roster would remove every student of school {school_id} ({count:,} students): that looks like "
                 "a broken export, so no student was archived. Check the export; if the school really closed, "
@@ -133,7 +140,7 @@ def write_report(state: SyncState) -> ReportResult:
 
     if state.error is not None:
         status = RunStatus.FAILED
-    elif (threshold or (summary and summary.get("emptied_schools"))) and not run.dry_run:
+    elif (threshold or (summary and summary.get("emptied_schools") and fetch_complete)) and not run.dry_run:
         status = RunStatus.THRESHOLD_EXCEEDED
     elif csv.errors_total or (state.fetch and not state.fetch.complete):
         status = RunStatus.SUCCEEDED_WITH_ERRORS
