@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STUDENTS ?= 20000
+PROVIDER ?= clever
 
 .PHONY: install demo test lint bench build deploy clean
 
@@ -29,7 +30,7 @@ lint: install
 
 ## bench: full sync of a synthetic district (STUDENTS=20000) on the embedded stack, with figures
 bench: install
-	$(BIN)/python bench/bench_sync.py --students $(STUDENTS)
+	$(BIN)/python bench/bench_sync.py --students $(STUDENTS) --provider $(PROVIDER)
 
 ## build / deploy: on AWS, with the SAM CLI and credentials
 build:

@@ -1,6 +1,7 @@
 """Benchmark: a full sync of a synthetic district on the embedded stack, then an unchanged re-sync.
 
-    python bench/bench_sync.py --students 20000      (make bench; STUDENTS=… to change the size)
+    python bench/bench_sync.py --students 20000 [--provider clever|oneroster-csv|oneroster-rest]
+    (make bench; STUDENTS=… and PROVIDER=… to change them)
 
 Prints records/s, DynamoDB write requests (counted at the embedded server), the floor (the same number
 of items written with plain BatchWriteItem to the same embedded DynamoDB, in the same process) and the
@@ -25,6 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--students", type=int, default=20_000)
     parser.add_argument("--page-limit", type=int, default=10_000)
+    parser.add_argument("--provider", choices=("clever", "oneroster-csv", "oneroster-rest"), default="clever")
     args = parser.parse_args()
     for name in ("werkzeug", "moto", "botocore", "urllib3"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -34,6 +36,7 @@ def main() -> None:
     from rostersync.config import runtime_config
     from rostersync.directory.product import ProductDirectory, import_product_directory
     from rostersync.directory.repository import DirectoryRepository, SyncStateRepository, _to_item
+    from rostersync.local.convert import clever_to_oneroster, zip_bundle
     from rostersync.local.simulator import ProviderSimulator
     from rostersync.local.stack import EmbeddedStack, WriteRequestCounter
     from rostersync.local.synthetic import write_synthetic_clever_district
@@ -42,19 +45,25 @@ def main() -> None:
     started = time.perf_counter()
     sizes = write_synthetic_clever_district(workdir, students=args.students)
     print(f"synthetic district: {json.dumps(sizes)} (generated in {time.perf_counter() - started:.1f}s)")
+    bundle = workdir / "oneroster"
+    if args.provider != "clever":
+        clever_to_oneroster(workdir, bundle)
+        print(f"as a OneRoster 1.1 CSV bundle for {args.provider}")
 
     stack = EmbeddedStack(parameters={"LogLevel": "WARNING"}).start()
-    simulator = ProviderSimulator(workdir, token="bench-token").start()  # noqa: S106
+    served = workdir if args.provider == "clever" else bundle
+    simulator = ProviderSimulator(served, token="bench-token").start()  # noqa: S106
     try:
         config = runtime_config()
         dynamodb = aws.client("dynamodb")
         district_id = "bench-district"
         schools = json.loads((workdir / "schools.json").read_text())["data"]
+        provider = "clever" if args.provider == "clever" else "oneroster"  # ids are the same in both forms
         product = ProductDirectory.model_validate(
             {
                 "district": {"id": district_id, "name": "Benchmark District"},
                 "schools": [
-                    {"id": f"sch-{n}", "name": s["data"]["name"], "provider_ids": {"clever": s["data"]["id"]}}
+                    {"id": f"sch-{n}", "name": s["data"]["name"], "provider_ids": {provider: s["data"]["id"]}}
                     for n, s in enumerate(schools)
                 ],
             }
@@ -62,15 +71,29 @@ def main() -> None:
         directory = DirectoryRepository(dynamodb, config.directory_table, district_id)
         state = SyncStateRepository(dynamodb, config.sync_state_table, district_id)
         import_product_directory(product, directory, state)
-        connect_provider(
-            state, aws.client("secretsmanager"), "clever", simulator.base_url, "bench-token", args.page_limit
-        )
+        secrets = aws.client("secretsmanager")
+        if args.provider == "oneroster-csv":
+            connect_provider(state, secrets, "oneroster-csv")
+        elif args.provider == "oneroster-rest":
+            connect_provider(state, secrets, "oneroster-rest", simulator.base_url, "bench-token", 1_000, auth="bearer")
+        else:
+            connect_provider(state, secrets, "clever", simulator.base_url, "bench-token", args.page_limit)
         s3 = aws.client("s3")
+        nights = iter(range(1, 100))
+
+        def begin_sync() -> str:
+            if args.provider != "oneroster-csv":
+                return stack.start_sync(district_id, trigger="manual")
+            # As an SFTP upload: the bundle lands in the district's folder; S3 → EventBridge starts the run.
+            key = f"uploads/{district_id}/night-{next(nights)}/bundle.zip"
+            s3.put_object(Bucket=config.sync_bucket, Key=key, Body=zip_bundle(bundle))
+            (execution,) = stack.publish_upload(key)
+            return execution
 
         def sync(label: str) -> tuple[float, int, dict]:
             with WriteRequestCounter() as counter:
                 begun = time.perf_counter()
-                description = stack.wait(stack.start_sync(district_id, trigger="manual"), timeout=7200)
+                description = stack.wait(begin_sync(), timeout=7200)
                 seconds = time.perf_counter() - begun
             run = state.get_run(description["executionArn"].rsplit(":", 1)[1]) or {}
             if description["status"] != "SUCCEEDED" or "report_key" not in run:
@@ -122,7 +145,8 @@ def main() -> None:
         seconds2, writes2, report2 = sync("unchanged re-sync")
         unchanged = sum(c["unchanged"] for c in report2["counts"].values())
         print(
-            f"\nunchanged re-sync: {report2['status']} in {seconds2:.1f}s, {writes2} directory write requests, "
+            f"\nunchanged {'delta ' if args.provider == 'oneroster-rest' else ''}re-sync: {report2['status']} "
+            f"in {seconds2:.1f}s, {writes2} directory write requests, "
             f"{unchanged:,} records unchanged"
         )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
