@@ -39,11 +39,14 @@ that both forms then hold the same district):
 
 - titles of teachers, staff and district admins, and students' ``home_language``: no OneRoster field;
 - a contact's relationship per student and its ``type``: OneRoster has one role per user (parent,
-  guardian, relative) and nothing like Clever's Emergency/Primary; Grandparent, Aunt/Uncle, Sibling,
-  Self and Other become a role, not the word;
+  guardian, relative; from the contact's first relationship) and nothing like Clever's Emergency or
+  Primary; Parent comes back as Parent, but Grandparent, Aunt/Uncle, Sibling, Self and Other come back
+  as Relative or Guardian;
 - phone types other than Cell (Home, Work, Other): OneRoster knows ``sms`` and ``phone`` only;
 - in OneRoster 1.1, a second role of one user (a teacher who is also staff or a parent): one ``role``;
-- a school whose ``school_number`` differs from its ``sis_id``: one ``identifier``.
+- a school whose ``school_number`` differs from its ``sis_id``: one ``identifier``;
+- not in the synthetic districts, and not dropped: spaces around a value (CSV readers strip cells), and
+  commas inside a subject or period (OneRoster lists are comma-separated).
 
 Every row's ``dateLastModified`` is its Clever ``last_modified`` (the district's ``last_sync`` for terms
 and courses, which have none). A second night is a second bulk bundle; served over REST, the simulator
