@@ -379,11 +379,5 @@ def test_second_night_over_rest_is_a_delta_that_archives_the_leavers(nights: Nig
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="REST deltas (reported with fixes): links of a person marked tobedeleted stay active (OneRoster has no "
-    "deletion of its own for a link); a re-sent student's link to a guardian the delta does not re-send gets a blank "
-    "relationship; a re-sent student whose demographics did not change loses their birth date",
-)
 def test_second_night_over_rest_gives_the_same_directory(nights: Nights) -> None:
     assert_same_directory(nights.second, "oneroster-rest")

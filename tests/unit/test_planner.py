@@ -610,8 +610,11 @@ def test_a_delta_archives_what_the_provider_marked_deleted():
     )
     planner.record_deleted(DeletedRecord(kind=Kind.STUDENTS, provider_id=student_pid))
 
-    (candidate,) = planner.archive_candidates()
-    assert candidate.provider_id == student_pid and candidate.id == index["people"][student_pid].id
+    candidates = {c.provider_id: c for c in planner.archive_candidates()}
+
+    # Then the student is archived, and their enrollments and guardian links go with them
+    assert candidates[student_pid].id == index["people"][student_pid].id
+    assert set(candidates) == {student_pid, f"sec-1:{student_pid}", f"gdn-1:{student_pid}"}
 
 
 def test_a_roster_that_empties_a_school_is_flagged_even_under_the_district_threshold():

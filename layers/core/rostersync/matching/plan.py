@@ -434,6 +434,23 @@ class SyncPlanner:
 
     # -- deprovisioning -------------------------------------------------------------------------
 
+    def _cascade_deletions(self) -> None:
+        """In a delta, the enrollments and guardian links of a person or classroom the provider deleted go
+        with them: the provider has no deletion of their own to send (``<section>:<person>``,
+        ``<guardian>:<student>``)."""
+        people = self._deleted.get("people", set())
+        classrooms = self._deleted.get("classrooms", set())
+        if not people and not classrooms:
+            return
+        for provider_id in self._index["enrollments"]:
+            classroom, _, person = provider_id.partition(":")
+            if classroom in classrooms or person in people:
+                self._deleted.setdefault("enrollments", set()).add(provider_id)
+        for provider_id in self._index["guardian_links"]:
+            guardian, _, student = provider_id.partition(":")
+            if guardian in people or student in people:
+                self._deleted.setdefault("guardian_links", set()).add(provider_id)
+
     def archive_candidates(self) -> list[ArchiveCandidate]:
         """Sync-managed, active records no longer in the roster: managed ids minus snapshot ids (a full
         snapshot), plus those the provider marked deleted (a delta mentions only those).
@@ -442,6 +459,8 @@ class SyncPlanner:
         """
         candidates: list[ArchiveCandidate] = []
         self.summary.archive_candidates.clear()
+        if self.delta:
+            self._cascade_deletions()
         students_of: Counter[str] = Counter()
         leaving_from: Counter[str] = Counter()
         for collection, entries in self._index.items():

@@ -342,8 +342,9 @@ class _RosterMapper:
                     link,
                     f"student {student} names agent {guardian}, who is not in the roster",
                 )
-            else:
-                yield _link(guardian, student, "")
+            # else: a delta re-sending the student but not the guardian. The link is unchanged (a new or
+            # changed one comes with the guardian's record); yielded without the guardian's role, it would
+            # blank the stored relationship.
         if not_guardians:
             logger.info("Ignored %d OneRoster student agents who are not guardians", not_guardians)
         self.links_pending.clear()
