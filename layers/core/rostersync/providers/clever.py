@@ -8,9 +8,7 @@ canonical records. The mapping functions work on plain dicts, so they are tested
 from __future__ import annotations
 
 import logging
-import math
 import re
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from typing import Any
@@ -33,6 +31,7 @@ from rostersync.domain.records import (
 )
 from rostersync.errors import ProviderAuthError, ProviderRequestError, ProviderUnavailableError
 from rostersync.providers.base import FetchOutcome, RetryPolicy, iso_date
+from rostersync.providers.http import rate_limit_reset_seconds, retry_after_seconds, send_with_retries
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +46,6 @@ USERS_PATH = "/v3.0/users"
 
 # A module-level default rather than ``RetryPolicy()`` in the signature (ruff B008); the policy is frozen.
 _DEFAULT_RETRY = RetryPolicy()
-
-# Failures worth another attempt: the request never got a complete answer.
-_TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
 class CleverClient:
@@ -164,67 +160,39 @@ class CleverClient:
 
     def _get(self, url: str, params: dict[str, int] | None, path: str, page: int) -> requests.Response:
         """GET with retries on 429, 5xx and connection errors; raise a domain error otherwise."""
-        attempts = max(1, self.retry.max_attempts)
-        last_problem = ""
-        for attempt in range(1, attempts + 1):
-            try:
-                response = self._session.get(url, params=params, timeout=self.timeout)
-            except _TRANSIENT_ERRORS as exc:
-                last_problem = f"{type(exc).__name__} on {path}"
-                delay = self.retry.backoff(attempt)
-            else:
-                status = response.status_code
-                if 200 <= status < 300:
-                    return response
-                if status in (401, 403):
-                    raise ProviderAuthError(
-                        f"Clever refused the district token (HTTP {status}): reconnect the rostersync app in "
-                        "Clever (or check that the district still shares data with it), then run the sync again"
-                    )
-                if status == 429:
-                    delay = self._rate_limit_delay(response, attempt)
-                elif status >= 500:
-                    delay = self.retry.backoff(attempt)
-                else:
-                    raise ProviderRequestError(
-                        f"Clever rejected the request for page {page} of {path} (HTTP {status}"
-                        f"{_error_message(response)}); check the connection's base URL, or report this as a "
-                        "rostersync bug"
-                    )
-                last_problem = f"HTTP {status} on {path}"
-            if attempt < attempts:
-                logger.warning(
-                    "Clever %s, page %d (attempt %d of %d); retrying in %.1f s",
-                    last_problem,
-                    page,
-                    attempt,
-                    attempts,
-                    delay,
-                )
-                self.retry.sleep(delay)
-        raise ProviderUnavailableError(
-            f"Clever did not answer after {attempts} attempts ({last_problem}, page {page}); Clever may be "
-            "down or rate-limiting this district: run the sync again later, and check status.clever.com if "
-            "it keeps failing"
+        response = send_with_retries(
+            lambda: self._session.get(url, params=params, timeout=self.timeout),
+            self.retry,
+            what=path,
+            rate_limit_wait=_rate_limit_wait,
+            unavailable=lambda attempts, problem: (
+                f"Clever did not answer after {attempts} attempts ({problem}, page {page}); Clever may be "
+                "down or rate-limiting this district: run the sync again later, and check status.clever.com if "
+                "it keeps failing"
+            ),
+            log=logger,
+            provider="Clever",
+            log_detail=f", page {page}",
+        )
+        status = response.status_code
+        if 200 <= status < 300:
+            return response
+        if status in (401, 403):
+            raise ProviderAuthError(
+                f"Clever refused the district token (HTTP {status}): reconnect the rostersync app in "
+                "Clever (or check that the district still shares data with it), then run the sync again"
+            )
+        raise ProviderRequestError(
+            f"Clever rejected the request for page {page} of {path} (HTTP {status}"
+            f"{_error_message(response)}); check the connection's base URL, or report this as a "
+            "rostersync bug"
         )
 
-    def _rate_limit_delay(self, response: requests.Response, attempt: int) -> float:
-        """Seconds to wait after a 429: Retry-After, else X-RateLimit-Reset, else backoff; capped."""
-        retry_after = _finite_number(response.headers.get("Retry-After"))
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.retry.max_delay)
-        reset_at = _finite_number(response.headers.get("X-RateLimit-Reset"))
-        if reset_at is not None:
-            return min(max(reset_at - time.time(), 0.0), self.retry.max_delay)
-        return self.retry.backoff(attempt)
 
-
-def _finite_number(value: str | None) -> float | None:
-    try:
-        number = float(value) if value is not None else None
-    except ValueError:
-        return None  # e.g. an HTTP-date Retry-After, which Clever does not send
-    return number if number is not None and math.isfinite(number) else None
+def _rate_limit_wait(response: requests.Response) -> float | None:
+    """Clever says how long to wait in ``Retry-After`` (seconds only), else in ``X-RateLimit-Reset``."""
+    seconds = retry_after_seconds(response, http_date=False)
+    return seconds if seconds is not None else rate_limit_reset_seconds(response)
 
 
 def _error_message(response: requests.Response) -> str:

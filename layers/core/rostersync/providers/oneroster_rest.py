@@ -36,12 +36,10 @@ import hashlib
 import hmac
 import json
 import logging
-import math
 import secrets
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -55,6 +53,7 @@ from rostersync.errors import (
     ProviderUnavailableError,
 )
 from rostersync.providers.base import FetchOutcome, RetryPolicy
+from rostersync.providers.http import finite_number, retry_after_seconds, send_with_retries
 from rostersync.providers.oneroster_mapping import PROVIDER, map_roster
 
 logger = logging.getLogger(__name__)
@@ -76,10 +75,6 @@ COLLECTION_KEYS = {
 
 # A module-level default rather than ``RetryPolicy()`` in the signature (ruff B008); the policy is frozen.
 _DEFAULT_RETRY = RetryPolicy()
-
-# Failures worth another attempt: the request never got a complete answer.
-_TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
-
 
 # ---------------------------------------------------------------------------------------------------
 # Authentication: three ways a OneRoster 1.1 server lets an app in.
@@ -433,33 +428,23 @@ class OneRosterRestClient:
 
     def _send(self, method: str, url: str, what: str, *, authorize: bool, **kwargs: Any) -> requests.Response:
         """Send a request, retrying 429, 5xx and connection errors; return the first other answer."""
-        attempts = max(1, self.retry.max_attempts)
-        last_problem = ""
-        for attempt in range(1, attempts + 1):
+
+        def send_once() -> requests.Response:
             headers = {"Authorization": self._authorization(method, url)} if authorize else {}
-            try:
-                response = self._session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
-            except _TRANSIENT_ERRORS as exc:
-                last_problem = f"{type(exc).__name__} on {what}"
-                delay = self.retry.backoff(attempt)
-            else:
-                status = response.status_code
-                if status == 429:
-                    delay = self._rate_limit_delay(response, attempt)
-                elif status >= 500:
-                    delay = self.retry.backoff(attempt)
-                else:
-                    return response
-                last_problem = f"HTTP {status} on {what}"
-            if attempt < attempts:
-                logger.warning(
-                    "OneRoster %s (attempt %d of %d); retrying in %.1f s", last_problem, attempt, attempts, delay
-                )
-                self.retry.sleep(delay)
-        raise ProviderUnavailableError(
-            f"The OneRoster server did not answer after {attempts} attempts ({last_problem}); it may be down or "
-            "rate-limiting this district: run the sync again later, and ask the district to check their "
-            "rostering provider's status if it keeps failing"
+            return self._session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+
+        return send_with_retries(
+            send_once,
+            self.retry,
+            what=what,
+            rate_limit_wait=retry_after_seconds,
+            unavailable=lambda attempts, problem: (
+                f"The OneRoster server did not answer after {attempts} attempts ({problem}); it may be down or "
+                "rate-limiting this district: run the sync again later, and ask the district to check their "
+                "rostering provider's status if it keeps failing"
+            ),
+            log=logger,
+            provider="OneRoster",
         )
 
     def _authorization(self, method: str, url: str) -> str:
@@ -505,23 +490,10 @@ class OneRosterRestClient:
                 "The OneRoster token URL answered without an access token: check the token URL stored for this "
                 "district's connection"
             )
-        expires_in = _finite_number(body.get("expires_in"))
+        expires_in = finite_number(body.get("expires_in"))
         self.auth.store(access_token, expires_in)
         logger.info("New OneRoster access token, valid for %s s", "?" if expires_in is None else int(expires_in))
         return access_token
-
-    def _rate_limit_delay(self, response: requests.Response, attempt: int) -> float:
-        """Seconds to wait after a 429: Retry-After (seconds or HTTP date), else backoff; capped."""
-        header = response.headers.get("Retry-After")
-        seconds = _finite_number(header)
-        if seconds is None and header:
-            try:
-                seconds = parsedate_to_datetime(header).timestamp() - time.time()
-            except (TypeError, ValueError, IndexError):
-                seconds = None
-        if seconds is not None:
-            return min(max(seconds, 0.0), self.retry.max_delay)
-        return self.retry.backoff(attempt)
 
     def _unreadable_page(self, problem: str, path: str, outcome: FetchOutcome | None) -> None:
         message = f"OneRoster {problem}; the rest of {path} was not read, so this run will not archive anything"
@@ -538,16 +510,6 @@ def _total_count(response: requests.Response) -> int | None:
     except ValueError:
         return None
     return total if total is not None and total >= 0 else None
-
-
-def _finite_number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _error_message(response: requests.Response) -> str:

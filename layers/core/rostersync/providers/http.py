@@ -1,0 +1,121 @@
+"""HTTP to a rostering provider: one request, sent again while the provider is busy or unreachable.
+
+Both REST clients (Clever and OneRoster) retry the same failures the same way: a connection error, a
+5xx or a 429 is tried again after a backoff (or the wait a 429 asks for), up to ``RetryPolicy``'s
+attempts. What a refused or rejected request means is the client's business, so the first other
+answer is handed back as it came; the wording of the final error is the client's too.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+
+import requests
+
+from rostersync.errors import ProviderUnavailableError
+from rostersync.providers.base import RetryPolicy
+
+# Failures worth another attempt: the request never got a complete answer.
+TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+def send_with_retries(
+    send: Callable[[], requests.Response],
+    retry: RetryPolicy,
+    *,
+    what: str,
+    rate_limit_wait: Callable[[requests.Response], float | None],
+    unavailable: Callable[[int, str], str],
+    log: logging.Logger,
+    provider: str,
+    log_detail: str = "",
+) -> requests.Response:
+    """Send a request, retrying 429, 5xx and connection errors; return the first other answer.
+
+    Parameters
+    ----------
+    send
+        Sends the request once (called again for each attempt, so a signature can be made afresh).
+    retry
+        How many attempts, how long to back off; ``retry.sleep`` does the waiting.
+    what
+        The request in an admin's words, e.g. ``/v3.0/users`` or ``page 2 of /ims/oneroster/v1p1/users``.
+    rate_limit_wait
+        Seconds a 429 answer asks to wait (from its headers), or None to back off as usual.
+    unavailable
+        The message of the final error, from the number of attempts and the last problem.
+    log
+        The client's logger, for the warning before each retry.
+    provider
+        The provider's name at the start of that warning.
+    log_detail
+        Added to the problem in that warning, e.g. ``", page 2"``.
+
+    Raises
+    ------
+    ProviderUnavailableError
+        When no attempt got an answer other than 429 or 5xx.
+    """
+    attempts = max(1, retry.max_attempts)
+    last_problem = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            response = send()
+        except TRANSIENT_ERRORS as exc:
+            last_problem = f"{type(exc).__name__} on {what}"
+            delay = retry.backoff(attempt)
+        else:
+            status = response.status_code
+            if status == 429:
+                wait = rate_limit_wait(response)
+                delay = retry.backoff(attempt) if wait is None else min(max(wait, 0.0), retry.max_delay)
+            elif status >= 500:
+                delay = retry.backoff(attempt)
+            else:
+                return response
+            last_problem = f"HTTP {status} on {what}"
+        if attempt < attempts:
+            log.warning(
+                "%s %s%s (attempt %d of %d); retrying in %.1f s",
+                provider,
+                last_problem,
+                log_detail,
+                attempt,
+                attempts,
+                delay,
+            )
+            retry.sleep(delay)
+    raise ProviderUnavailableError(unavailable(attempts, last_problem))
+
+
+def retry_after_seconds(response: requests.Response, *, http_date: bool = True) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait: delay-seconds, or (``http_date``) an HTTP date."""
+    header = response.headers.get("Retry-After")
+    seconds = finite_number(header)
+    if seconds is None and header and http_date:
+        try:
+            seconds = parsedate_to_datetime(header).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError):
+            seconds = None
+    return seconds
+
+
+def rate_limit_reset_seconds(response: requests.Response) -> float | None:
+    """Seconds until the Unix time in an ``X-RateLimit-Reset`` header."""
+    reset_at = finite_number(response.headers.get("X-RateLimit-Reset"))
+    return None if reset_at is None else reset_at - time.time()
+
+
+def finite_number(value: object) -> float | None:
+    """A finite number from JSON or header text, or None (booleans, NaN, infinity, anything else)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
