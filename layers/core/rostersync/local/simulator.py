@@ -42,10 +42,11 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Self
 from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, urlsplit
 
 from rostersync.providers.base import iso_date
+from rostersync.providers.oneroster_rest import API_PATH, AUTH_MODES, COLLECTION_KEYS, AuthMode
 
 logger = logging.getLogger(__name__)
 
@@ -54,27 +55,13 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 DEFAULT_TOKEN = "demo-district-token"  # noqa: S105 -- the simulator's well-known demo token, not a secret
 
-ONEROSTER_PREFIX = "/ims/oneroster/v1p1/"
-# Collection → the key its list answer wraps the records in (``schools`` answers with orgs).
-ONEROSTER_COLLECTIONS = {
-    "orgs": "orgs",
-    "schools": "orgs",
-    "academicSessions": "academicSessions",
-    "courses": "courses",
-    "classes": "classes",
-    "users": "users",
-    "enrollments": "enrollments",
-    "demographics": "demographics",
-}
-ONEROSTER_AUTH_MODES = ("bearer", "oauth1", "oauth2")
+ONEROSTER_PREFIX = f"{API_PATH}/"
 TOKEN_PATH = "/oauth/token"  # noqa: S105 -- a path, not a secret
 DEFAULT_ONEROSTER_KEY = "demo-oneroster-key"
 DEFAULT_ONEROSTER_SECRET = "demo-oneroster-secret"  # noqa: S105 -- the simulator's well-known demo secret
 ONEROSTER_DEFAULT_LIMIT = 100  # the OneRoster 1.1 default page size
 OAUTH1_TIMESTAMP_WINDOW = 300  # seconds a signed request's timestamp may be off by
 MAX_POST_BYTES = 64 * 1024
-
-OneRosterAuthMode = Literal["bearer", "oauth1", "oauth2"]
 
 
 @dataclass
@@ -131,7 +118,7 @@ class ProviderSimulator:
         rate_limit_per_minute: int | None = None,
         clock: Callable[[], float] = time.time,
         port: int = 0,
-        oneroster_auth: OneRosterAuthMode = "bearer",
+        oneroster_auth: AuthMode = "bearer",
         oneroster_key: str = DEFAULT_ONEROSTER_KEY,
         oneroster_secret: str = DEFAULT_ONEROSTER_SECRET,
         token_lifetime: int = 3600,
@@ -139,8 +126,8 @@ class ProviderSimulator:
         send_total_count: bool = True,
         max_page_size: int | None = None,
     ) -> None:
-        if oneroster_auth not in ONEROSTER_AUTH_MODES:
-            raise ValueError(f"oneroster_auth must be one of {', '.join(ONEROSTER_AUTH_MODES)}, not {oneroster_auth!r}")
+        if oneroster_auth not in AUTH_MODES:
+            raise ValueError(f"oneroster_auth must be one of {', '.join(AUTH_MODES)}, not {oneroster_auth!r}")
         self.token = token
         self.rate_limit_per_minute = rate_limit_per_minute
         self.oneroster_auth = oneroster_auth
@@ -340,7 +327,7 @@ class ProviderSimulator:
         rate_headers = self._rate_headers()
 
         name = path.removeprefix(ONEROSTER_PREFIX)
-        if name not in ONEROSTER_COLLECTIONS:
+        if name not in COLLECTION_KEYS:
             return _imsx(404, f"no such collection {name}", rate_headers)
         params = parse_qs(query, keep_blank_values=True)
         try:
@@ -365,9 +352,9 @@ class ProviderSimulator:
             headers["X-Total-Count"] = str(len(records))
         if malformed is not None:
             # A page cut off mid-way, as a dropped connection behind a proxy would leave it.
-            key = ONEROSTER_COLLECTIONS[name]
+            key = COLLECTION_KEYS[name]
             return 200, {"Content-Type": "application/json", **headers}, f'{{"{key}": [{{"sourcedId": '.encode()
-        return _json(200, {ONEROSTER_COLLECTIONS[name]: records[start : start + limit]}, headers)
+        return _json(200, {COLLECTION_KEYS[name]: records[start : start + limit]}, headers)
 
     def _oneroster_authorised(
         self, method: str, path: str, query: str, authorization: str | None, host: str | None
@@ -829,7 +816,7 @@ class _Changes:
 def _changes_between(previous: Path, new: Path, stamp: str) -> dict[str, _Changes]:
     """Per collection: the records ``new`` adds or changes, and those it no longer holds."""
     changes: dict[str, _Changes] = {}
-    for name in ONEROSTER_COLLECTIONS:
+    for name in COLLECTION_KEYS:
         if name == "schools":
             continue
         before = {str(obj.get("sourcedId", "")): obj for obj in _load_oneroster(previous, name)}
@@ -923,7 +910,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="bearer token to require")
     parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute before 429")
-    parser.add_argument("--oneroster-auth", choices=ONEROSTER_AUTH_MODES, default="bearer", help="OneRoster auth mode")
+    parser.add_argument("--oneroster-auth", choices=AUTH_MODES, default="bearer", help="OneRoster auth mode")
     args = parser.parse_args(argv)
     simulator = ProviderSimulator(
         args.dataset,

@@ -40,7 +40,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import requests
@@ -60,6 +60,10 @@ logger = logging.getLogger(__name__)
 
 API_PATH = "/ims/oneroster/v1p1"
 DEFAULT_PAGE_LIMIT = 1000
+
+# How a district's server lets an app in (the connection's ``auth``).
+AuthMode = Literal["bearer", "oauth1", "oauth2"]
+AUTH_MODES: tuple[AuthMode, ...] = ("bearer", "oauth1", "oauth2")
 
 # Collection → the key its list answer wraps the records in. ``schools`` answers with orgs.
 COLLECTION_KEYS = {
