@@ -72,6 +72,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rostersync.providers.base import iso_date
+from rostersync.providers.oneroster_csv import FILES
 
 __all__ = ["VERSIONS", "clever_to_oneroster", "drop_inexpressible", "zip_bundle"]
 
@@ -106,7 +107,6 @@ CLEVER_ROLES = ("student", "teacher", "staff", "district_admin", "contact")
 _STAFF_ROLES = {"1.1": {"staff": "administrator", "district_admin": "administrator"}}
 _STAFF_ROLES["1.2"] = {"staff": "siteAdministrator", "district_admin": "districtAdministrator"}
 
-_BASE = ("sourcedId", "status", "dateLastModified")
 _RACES = (
     "americanIndianOrAlaskaNative",
     "asian",
@@ -115,116 +115,22 @@ _RACES = (
     "white",
     "demographicRaceTwoOrMoreRaces",
 )
-_USERS_1_1 = (
-    *_BASE,
-    "enabledUser",
-    "orgSourcedIds",
-    "role",
-    "username",
-    "userIds",
-    "givenName",
-    "familyName",
-    "middleName",
-    "identifier",
-    "email",
-    "sms",
-    "phone",
-    "agentSourcedIds",
-    "grades",
-    "password",
-)
-_USERS_1_2 = (
-    *_BASE,
-    "enabledUser",
-    "username",
-    "userIds",
-    "givenName",
-    "familyName",
-    "middleName",
-    "identifier",
-    "email",
-    "sms",
-    "phone",
-    "agentSourcedIds",
-    "grades",
-    "password",
-    "userMasterIdentifier",
-    "preferredGivenName",
-    "preferredMiddleName",
-    "preferredFamilyName",
-    "primaryOrgSourcedId",
-    "pronouns",
-)
+# The files' columns as the CSV provider reads them (OneRoster 1.1's, then 1.2's additions).
+_USERS = FILES["users"].columns
+_USERS_1_1 = _USERS[: _USERS.index("password") + 1]
+# As written for 1.2: a user's roles, and the schools they hold them at, go to roles.csv.
+_USERS_1_2 = tuple(column for column in _USERS if column not in ("orgSourcedIds", "role"))
 COLUMNS: dict[str, tuple[str, ...]] = {
+    **{name: spec.columns for name, spec in FILES.items()},
     "orgs": (
-        *_BASE,
-        "name",
-        "type",
-        "identifier",
-        "parentSourcedId",
+        *FILES["orgs"].columns,
         "metadata.ncesId",
         "metadata.stateId",
         "metadata.lowGrade",
         "metadata.highGrade",
         "metadata.phone",
     ),
-    "academicSessions": (*_BASE, "title", "type", "startDate", "endDate", "parentSourcedId", "schoolYear"),
-    "courses": (
-        *_BASE,
-        "schoolYearSourcedId",
-        "title",
-        "courseCode",
-        "grades",
-        "orgSourcedId",
-        "subjects",
-        "subjectCodes",
-    ),
-    "classes": (
-        *_BASE,
-        "title",
-        "grades",
-        "courseSourcedId",
-        "classCode",
-        "classType",
-        "location",
-        "schoolSourcedId",
-        "termSourcedIds",
-        "subjects",
-        "subjectCodes",
-        "periods",
-    ),
     "users": _USERS_1_1,
-    "enrollments": (
-        *_BASE,
-        "classSourcedId",
-        "schoolSourcedId",
-        "userSourcedId",
-        "role",
-        "primary",
-        "beginDate",
-        "endDate",
-    ),
-    "demographics": (
-        *_BASE,
-        "birthDate",
-        "sex",
-        *_RACES,
-        "hispanicOrLatinoEthnicity",
-        "countryOfBirthCode",
-        "stateOfBirthAbbreviation",
-        "cityOfBirth",
-        "publicSchoolResidenceStatus",
-    ),
-    "roles": (
-        *_BASE,
-        "userSourcedId",
-        "roleType",
-        "role",
-        "beginDate",
-        "endDate",
-        "orgSourcedId",
-        "userProfileSourcedId",
-    ),
 }
 _ABSENT = {
     "1.1": ("categories", "classResources", "courseResources", "lineItems", "resources", "results"),
