@@ -72,6 +72,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rostersync.providers.base import iso_date
+from rostersync.providers.clever import field_ids, field_object, field_text, first_field_text
 from rostersync.providers.oneroster_csv import FILES
 
 __all__ = ["VERSIONS", "clever_to_oneroster", "drop_inexpressible", "zip_bundle"]
@@ -181,10 +182,12 @@ def clever_to_oneroster(clever_dir: Path, out_dir: Path, version: str = "1.1") -
 
     districts = _list(clever_dir, "districts")
     schools = _list(clever_dir, "schools")
-    district_id = _text(districts[0].get("id")) if districts else ""
+    district_id = field_text(districts[0].get("id")) if districts else ""
     if not district_id:
-        district_id = next((_text(s.get("district")) for s in schools if _text(s.get("district"))), "district")
-    district_modified = _text(districts[0].get("last_sync")) if districts else ""
+        district_id = next(
+            (field_text(s.get("district")) for s in schools if field_text(s.get("district"))), "district"
+        )
+    district_modified = field_text(districts[0].get("last_sync")) if districts else ""
 
     with writer.file("orgs") as orgs:
         district = districts[0] if districts else {}
@@ -192,24 +195,24 @@ def clever_to_oneroster(clever_dir: Path, out_dir: Path, version: str = "1.1") -
             {
                 "sourcedId": district_id,
                 "dateLastModified": district_modified,
-                "name": _text(district.get("name")) or "District",
+                "name": field_text(district.get("name")) or "District",
                 "type": "district",
             }
         )
         for school in schools:
             orgs.write(
                 {
-                    "sourcedId": _text(school.get("id")),
-                    "dateLastModified": _text(school.get("last_modified")),
-                    "name": _text(school.get("name")),
+                    "sourcedId": field_text(school.get("id")),
+                    "dateLastModified": field_text(school.get("last_modified")),
+                    "name": field_text(school.get("name")),
                     "type": "school",
-                    "identifier": _text(school.get("sis_id")) or _text(school.get("school_number")),
+                    "identifier": field_text(school.get("sis_id")) or field_text(school.get("school_number")),
                     "parentSourcedId": district_id,
-                    "metadata.ncesId": _text(school.get("nces_id")),
-                    "metadata.stateId": _text(school.get("state_id")),
+                    "metadata.ncesId": field_text(school.get("nces_id")),
+                    "metadata.stateId": field_text(school.get("state_id")),
                     "metadata.lowGrade": _grade(school.get("low_grade")),
                     "metadata.highGrade": _grade(school.get("high_grade")),
-                    "metadata.phone": _text(school.get("phone")),
+                    "metadata.phone": field_text(school.get("phone")),
                 }
             )
     del schools
@@ -219,9 +222,9 @@ def clever_to_oneroster(clever_dir: Path, out_dir: Path, version: str = "1.1") -
             end = _day(term.get("end_date"))
             sessions.write(
                 {
-                    "sourcedId": _text(term.get("id")),
-                    "dateLastModified": _text(term.get("last_modified")) or district_modified,
-                    "title": _text(term.get("name")),
+                    "sourcedId": field_text(term.get("id")),
+                    "dateLastModified": field_text(term.get("last_modified")) or district_modified,
+                    "title": field_text(term.get("name")),
                     "type": "term",
                     "startDate": _day(term.get("start_date")),
                     "endDate": end,
@@ -233,10 +236,10 @@ def clever_to_oneroster(clever_dir: Path, out_dir: Path, version: str = "1.1") -
         for course in _list(clever_dir, "courses"):
             courses.write(
                 {
-                    "sourcedId": _text(course.get("id")),
-                    "dateLastModified": _text(course.get("last_modified")) or district_modified,
-                    "title": _text(course.get("name")),
-                    "courseCode": _text(course.get("number")),
+                    "sourcedId": field_text(course.get("id")),
+                    "dateLastModified": field_text(course.get("last_modified")) or district_modified,
+                    "title": field_text(course.get("name")),
+                    "courseCode": field_text(course.get("number")),
                     "orgSourcedId": district_id,
                 }
             )
@@ -249,7 +252,7 @@ def clever_to_oneroster(clever_dir: Path, out_dir: Path, version: str = "1.1") -
     contacts_of: dict[str, list[str]] = {}
     for user in users:
         for student in _contact_students(user):
-            contacts_of.setdefault(student, []).append(_text(user.get("id")))
+            contacts_of.setdefault(student, []).append(field_text(user.get("id")))
     staff_roles = _STAFF_ROLES[version]
     with (
         writer.file("users") as users_file,
@@ -261,7 +264,7 @@ def clever_to_oneroster(clever_dir: Path, out_dir: Path, version: str = "1.1") -
             if not written:
                 counts["skipped_users"] += 1
                 continue
-            student = _object(_object(user.get("roles")).get("student"))
+            student = field_object(field_object(user.get("roles")).get("student"))
             if student:
                 _write_demographics(user, student, demographics)
 
@@ -287,7 +290,7 @@ def drop_inexpressible(clever_dir: Path, version: str = "1.1") -> dict[str, int]
     dropped = dict.fromkeys(("titles", "home_languages", "relationships", "phone_types", "roles", "school_numbers"), 0)
 
     def users(data: dict[str, Any]) -> None:
-        roles = _object(data.get("roles"))
+        roles = field_object(data.get("roles"))
         known = [name for name in CLEVER_ROLES if isinstance(roles.get(name), dict)]
         if version == "1.1" and len(known) > 1:
             for name in known[1:]:
@@ -302,21 +305,21 @@ def drop_inexpressible(clever_dir: Path, version: str = "1.1") -> dict[str, int]
             dropped["home_languages"] += 1
         contact = roles.get("contact")
         if isinstance(contact, dict):
-            phone_type = _text(contact.get("phone_type"))
-            if phone_type and (phone_type != "Cell" or not _text(contact.get("phone")).strip()):
+            phone_type = field_text(contact.get("phone_type"))
+            if phone_type and (phone_type != "Cell" or not field_text(contact.get("phone")).strip()):
                 contact["phone_type"] = ""
                 dropped["phone_types"] += 1
             for relationship in contact.get("student_relationships") or []:
                 if not isinstance(relationship, dict):
                     continue
-                if _text(relationship.get("relationship")) != "Parent" or _text(relationship.get("type")):
+                if field_text(relationship.get("relationship")) != "Parent" or field_text(relationship.get("type")):
                     dropped["relationships"] += 1
                 relationship["relationship"] = "Parent"
                 relationship["type"] = ""
 
     def schools(data: dict[str, Any]) -> None:
-        sis_id = _text(data.get("sis_id"))
-        if sis_id and _text(data.get("school_number")) != sis_id:
+        sis_id = field_text(data.get("sis_id"))
+        if sis_id and field_text(data.get("school_number")) != sis_id:
             data["school_number"] = sis_id
             dropped["school_numbers"] += 1
 
@@ -341,31 +344,31 @@ def zip_bundle(bundle_dir: Path) -> bytes:
 
 def _write_section(section: dict[str, Any], classes: _CsvFile, enrollments: _CsvFile) -> int:
     """One class and its enrollments; return the teachers not enrolled because they are students of it."""
-    section_id, school = _text(section.get("id")), _text(section.get("school"))
-    stamp = _text(section.get("last_modified"))
-    subject = _text(section.get("subject"))
+    section_id, school = field_text(section.get("id")), field_text(section.get("school"))
+    stamp = field_text(section.get("last_modified"))
+    subject = field_text(section.get("subject"))
     classes.write(
         {
             "sourcedId": section_id,
             "dateLastModified": stamp,
-            "title": _text(section.get("name")),
+            "title": field_text(section.get("name")),
             "grades": _grade(section.get("grade")),
-            "courseSourcedId": _text(section.get("course")),
-            "classCode": _text(section.get("sis_id")),
+            "courseSourcedId": field_text(section.get("course")),
+            "classCode": field_text(section.get("sis_id")),
             "classType": "homeroom" if subject == "homeroom/advisory" else "scheduled",
             "schoolSourcedId": school,
-            "termSourcedIds": _text(section.get("term_id")),
+            "termSourcedIds": field_text(section.get("term_id")),
             "subjects": subject,
-            "periods": _text(section.get("period")),
+            "periods": field_text(section.get("period")),
         }
     )
     teachers = section.get("teachers")
-    primary = _text(section.get("teacher"))
+    primary = field_text(section.get("teacher"))
     enrolled: set[str] = set()
     skipped = 0
     for role, people in (
-        ("student", _ids(section.get("students"))),
-        ("teacher", _ids([*(teachers if isinstance(teachers, list) else []), section.get("teacher")])),
+        ("student", field_ids(section.get("students"))),
+        ("teacher", field_ids([*(teachers if isinstance(teachers, list) else []), section.get("teacher")])),
     ):
         for person in people:
             if person in enrolled:
@@ -396,20 +399,20 @@ def _write_user(
     roles_file: _CsvFile | None,
 ) -> bool:
     """One user's row (and 1.2 roles rows); False when the user has no role OneRoster can hold."""
-    user_id = _text(user.get("id"))
-    by_role = _object(user.get("roles"))
+    user_id = field_text(user.get("id"))
+    by_role = field_object(user.get("roles"))
     known = [name for name in CLEVER_ROLES if isinstance(by_role.get(name), dict)]
     if not user_id or not known:
         return False
-    student, teacher, staff, admin, contact = (_object(by_role.get(name)) for name in CLEVER_ROLES)
-    name = _object(user.get("name"))
+    student, teacher, staff, admin, contact = (field_object(by_role.get(name)) for name in CLEVER_ROLES)
+    name = field_object(user.get("name"))
 
     # (OneRoster role, its orgs) per Clever role, in CLEVER_ROLES order.
     role_orgs: list[tuple[str, list[str]]] = []
     for clever_role in known:
-        data = _object(by_role[clever_role])
+        data = field_object(by_role[clever_role])
         if clever_role in ("student", "teacher", "staff"):
-            orgs = _ids(data.get("schools")) or _ids([data.get("school")])
+            orgs = field_ids(data.get("schools")) or field_ids([data.get("school")])
             role = {"student": "student", "teacher": "teacher"}.get(clever_role) or staff_roles["staff"]
         elif clever_role == "district_admin":
             orgs, role = [], staff_roles["district_admin"]
@@ -424,30 +427,34 @@ def _write_user(
         role_orgs = role_orgs[:1]
 
     ids = []
-    if student and _text(student.get("student_number")):
-        ids.append(("studentNumber", _text(student.get("student_number"))))
-    if teacher and _text(teacher.get("teacher_number")):
-        ids.append(("teacherNumber", _text(teacher.get("teacher_number"))))
-    state_id = _first_text(student.get("state_id"), teacher.get("state_id"))
+    if student and field_text(student.get("student_number")):
+        ids.append(("studentNumber", field_text(student.get("student_number"))))
+    if teacher and field_text(teacher.get("teacher_number")):
+        ids.append(("teacherNumber", field_text(teacher.get("teacher_number"))))
+    state_id = first_field_text(student.get("state_id"), teacher.get("state_id"))
     if state_id:
         ids.append(("stateId", state_id))
-    phone = _text(contact.get("phone"))
-    cell = _text(contact.get("phone_type")) == "Cell"
-    email = _first_text(user.get("email"), *(role.get("email") for role in (student, teacher, staff, admin, contact)))
+    phone = field_text(contact.get("phone"))
+    cell = field_text(contact.get("phone_type")) == "Cell"
+    email = first_field_text(
+        user.get("email"), *(role.get("email") for role in (student, teacher, staff, admin, contact))
+    )
     agents = _contact_students(user) if contact else []
     if student:
         agents = [*agents, *contacts_of.get(user_id, [])]
-    credentials = _object(next((_object(role).get("credentials") for role in (student, teacher, staff) if role), {}))
+    credentials = field_object(
+        next((field_object(role).get("credentials") for role in (student, teacher, staff) if role), {})
+    )
     row = {
         "sourcedId": user_id,
-        "dateLastModified": _text(user.get("last_modified")),
+        "dateLastModified": field_text(user.get("last_modified")),
         "enabledUser": "true",
-        "username": _text(credentials.get("district_username")) or email or user_id,
+        "username": field_text(credentials.get("district_username")) or email or user_id,
         "userIds": ",".join(f"{{{kind}:{value}}}" for kind, value in ids),
-        "givenName": _text(name.get("first")),
-        "familyName": _text(name.get("last")),
-        "middleName": _text(name.get("middle")),
-        "identifier": _first_text(
+        "givenName": field_text(name.get("first")),
+        "familyName": field_text(name.get("last")),
+        "middleName": field_text(name.get("middle")),
+        "identifier": first_field_text(
             student.get("sis_id"), teacher.get("sis_id"), staff.get("staff_id"), contact.get("sis_id")
         ),
         "email": email,
@@ -480,15 +487,15 @@ def _write_user(
 
 
 def _write_demographics(user: dict[str, Any], student: dict[str, Any], demographics: _CsvFile) -> None:
-    birth_date = iso_date(_text(student.get("dob")))
-    sex = _SEX.get(_text(student.get("gender")).upper(), "")
-    race = RACE_COLUMNS.get(_text(student.get("race")))
-    hispanic = _text(student.get("hispanic_ethnicity")).upper()
+    birth_date = iso_date(field_text(student.get("dob")))
+    sex = _SEX.get(field_text(student.get("gender")).upper(), "")
+    race = RACE_COLUMNS.get(field_text(student.get("race")))
+    hispanic = field_text(student.get("hispanic_ethnicity")).upper()
     if not (birth_date or sex or race or hispanic):
         return
     row = {
-        "sourcedId": _text(user.get("id")),
-        "dateLastModified": _text(user.get("last_modified")),
+        "sourcedId": field_text(user.get("id")),
+        "dateLastModified": field_text(user.get("last_modified")),
         "birthDate": birth_date,
         "sex": sex,
         "hispanicOrLatinoEthnicity": {"Y": "true", "N": "false"}.get(hispanic, ""),
@@ -502,15 +509,17 @@ def _contact_role(contact: dict[str, Any]) -> str:
     """A contact's OneRoster role, from their first student relationship."""
     for entry in contact.get("student_relationships") or []:
         if isinstance(entry, dict):
-            return RELATIONSHIP_ROLES.get(_text(entry.get("relationship")), "guardian")
+            return RELATIONSHIP_ROLES.get(field_text(entry.get("relationship")), "guardian")
     return "guardian"
 
 
 def _contact_students(user: dict[str, Any]) -> list[str]:
-    contact = _object(_object(user.get("roles")).get("contact"))
+    contact = field_object(field_object(user.get("roles")).get("contact"))
     relationships = contact.get("student_relationships")
     entries = relationships if isinstance(relationships, list) else []
-    return list(dict.fromkeys(s for entry in entries if isinstance(entry, dict) and (s := _text(entry.get("student")))))
+    return list(
+        dict.fromkeys(s for entry in entries if isinstance(entry, dict) and (s := field_text(entry.get("student"))))
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -608,36 +617,13 @@ def _edit_list(clever_dir: Path, name: str, edit: Any) -> None:
 
 
 def _grade(value: object) -> str:
-    text = _text(value)
+    text = field_text(value)
     return GRADE_CODES.get(text, text)
 
 
 def _day(value: object) -> str:
     """``2024-09-03T00:00:00.000Z`` → ``2024-09-03``."""
-    return _text(value)[:10]
-
-
-def _text(value: object) -> str:
-    """As the Clever mapping reads a field: null, missing or structured values are "", numbers digits."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return ""
-
-
-def _first_text(*values: object) -> str:
-    return next((text for value in values if (text := _text(value))), "")
-
-
-def _object(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _ids(value: object) -> list[str]:
-    if not isinstance(value, list):
-        return []
-    return list(dict.fromkeys(item for item in value if isinstance(item, str) and item))
+    return field_text(value)[:10]
 
 
 def main(argv: Iterable[str] | None = None) -> int:

@@ -281,11 +281,11 @@ def names_by_id(items: Iterable[Any]) -> dict[str, str]:
     skipped = 0
     for item in items:
         data = item.get("data") if isinstance(item, dict) else None
-        record_id = _text(data.get("id")) if isinstance(data, dict) else ""
+        record_id = field_text(data.get("id")) if isinstance(data, dict) else ""
         if not isinstance(data, dict) or not record_id:
             skipped += 1
             continue
-        names.setdefault(record_id, _text(data.get("name")))
+        names.setdefault(record_id, field_text(data.get("name")))
     if skipped:
         logger.warning("Skipped %d Clever terms or courses without an id", skipped)
     return names
@@ -344,7 +344,7 @@ def _unique_records(
                 reason=f"{noun} number {position} in Clever's list is not a record (no data object); skipped",
             )
             continue
-        record_id = _text(data.get("id"))
+        record_id = field_text(data.get("id"))
         if not record_id:
             yield RecordError(kind=kind_of(data), reason=f"{noun} record has no id")
             continue
@@ -388,14 +388,14 @@ def _school(school_id: str, data: dict[str, Any]) -> list[SnapshotItem]:
         SchoolRecord(
             provider=PROVIDER,
             provider_id=school_id,
-            name=_text(data.get("name")),
-            school_number=_text(data.get("school_number")),
-            nces_id=_text(data.get("nces_id")),
-            state_id=_text(data.get("state_id")),
-            sis_id=_text(data.get("sis_id")),
-            low_grade=_text(data.get("low_grade")),
-            high_grade=_text(data.get("high_grade")),
-            phone=_text(data.get("phone")),
+            name=field_text(data.get("name")),
+            school_number=field_text(data.get("school_number")),
+            nces_id=field_text(data.get("nces_id")),
+            state_id=field_text(data.get("state_id")),
+            sis_id=field_text(data.get("sis_id")),
+            low_grade=field_text(data.get("low_grade")),
+            high_grade=field_text(data.get("high_grade")),
+            phone=field_text(data.get("phone")),
         )
     ]
 
@@ -403,7 +403,7 @@ def _school(school_id: str, data: dict[str, Any]) -> list[SnapshotItem]:
 def _section(
     section_id: str, data: dict[str, Any], courses: Mapping[str, str], terms: Mapping[str, str]
 ) -> list[SnapshotItem]:
-    school = _text(data.get("school"))
+    school = field_text(data.get("school"))
     if not school:
         return [
             RecordError(
@@ -417,20 +417,20 @@ def _section(
             provider=PROVIDER,
             provider_id=section_id,
             school=school,
-            name=_text(data.get("name")),
-            period=_text(data.get("period")),
-            grade=_text(data.get("grade")),
-            subject=_text(data.get("subject")),
-            course=courses.get(_text(data.get("course")), ""),
-            term=terms.get(_text(data.get("term_id")), ""),
-            sis_id=_text(data.get("sis_id")),
+            name=field_text(data.get("name")),
+            period=field_text(data.get("period")),
+            grade=field_text(data.get("grade")),
+            subject=field_text(data.get("subject")),
+            course=courses.get(field_text(data.get("course")), ""),
+            term=terms.get(field_text(data.get("term_id")), ""),
+            sis_id=field_text(data.get("sis_id")),
         )
     ]
     teachers = data.get("teachers")
     # ``teachers`` lists every teacher, the primary ``teacher`` included; older records only have ``teacher``.
-    teacher_ids = _ids([*(teachers if isinstance(teachers, list) else []), data.get("teacher")])
+    teacher_ids = field_ids([*(teachers if isinstance(teachers, list) else []), data.get("teacher")])
     enrolled: set[str] = set()
-    for role, people in (("student", _ids(data.get("students"))), ("teacher", teacher_ids)):
+    for role, people in (("student", field_ids(data.get("students"))), ("teacher", teacher_ids)):
         for person in people:
             if person in enrolled:
                 items.append(
@@ -461,7 +461,7 @@ def _user_kind(data: dict[str, Any]) -> Kind:
 
 
 def _known_roles(data: dict[str, Any]) -> list[Role]:
-    roles = _object(data.get("roles"))
+    roles = field_object(data.get("roles"))
     found = {_USER_ROLES[key] for key, value in roles.items() if key in _USER_ROLES and isinstance(value, dict)}
     return [role for role in Role if role in found]
 
@@ -469,7 +469,7 @@ def _known_roles(data: dict[str, Any]) -> list[Role]:
 def _user(user_id: str, data: dict[str, Any]) -> list[SnapshotItem]:
     roles = _known_roles(data)
     if not roles:
-        keys = ", ".join(sorted(str(key) for key in _object(data.get("roles")))) or "none"
+        keys = ", ".join(sorted(str(key) for key in field_object(data.get("roles")))) or "none"
         return [
             RecordError(
                 kind=Kind.STAFF,
@@ -477,36 +477,38 @@ def _user(user_id: str, data: dict[str, Any]) -> list[SnapshotItem]:
                 reason=f"user has no role rostersync syncs (roles: {keys})",
             )
         ]
-    by_role = _object(data.get("roles"))
+    by_role = field_object(data.get("roles"))
     student, teacher, staff, admin, contact = (
-        _object(by_role.get(key)) for key in ("student", "teacher", "staff", "district_admin", "contact")
+        field_object(by_role.get(key)) for key in ("student", "teacher", "staff", "district_admin", "contact")
     )
-    name = _object(data.get("name"))
+    name = field_object(data.get("name"))
     schools: list[str] = []
     for role in (student, teacher, staff):
-        schools += _ids(role.get("schools")) or _ids([role.get("school")])
+        schools += field_ids(role.get("schools")) or field_ids([role.get("school")])
     person = PersonRecord(
         provider=PROVIDER,
         provider_id=user_id,
         roles=roles,
         # Contacts often carry their whole name in ``last``: kept as the family name, not split.
-        given_name=_text(name.get("first")),
-        middle_name=_text(name.get("middle")),
-        family_name=_text(name.get("last")),
-        email=_first_text(
+        given_name=field_text(name.get("first")),
+        middle_name=field_text(name.get("middle")),
+        family_name=field_text(name.get("last")),
+        email=first_field_text(
             data.get("email"), *(role.get("email") for role in (student, teacher, staff, admin, contact))
         ),
-        phone=_text(contact.get("phone")),
-        phone_type=_text(contact.get("phone_type")),
+        phone=field_text(contact.get("phone")),
+        phone_type=field_text(contact.get("phone_type")),
         schools=list(dict.fromkeys(schools)),  # guardians get none: their schools follow their students
-        grade=_text(student.get("grade")),
-        sis_id=_first_text(student.get("sis_id"), teacher.get("sis_id"), staff.get("staff_id"), contact.get("sis_id")),
-        student_number=_text(student.get("student_number")),
-        state_id=_first_text(student.get("state_id"), teacher.get("state_id")),
-        teacher_number=_text(teacher.get("teacher_number")),
-        title=_first_text(teacher.get("title"), staff.get("title"), admin.get("title")),
-        birth_date=iso_date(_text(student.get("dob"))),  # Clever sends M/D/YYYY
-        home_language=_text(student.get("home_language")),  # v3.1 only
+        grade=field_text(student.get("grade")),
+        sis_id=first_field_text(
+            student.get("sis_id"), teacher.get("sis_id"), staff.get("staff_id"), contact.get("sis_id")
+        ),
+        student_number=field_text(student.get("student_number")),
+        state_id=first_field_text(student.get("state_id"), teacher.get("state_id")),
+        teacher_number=field_text(teacher.get("teacher_number")),
+        title=first_field_text(teacher.get("title"), staff.get("title"), admin.get("title")),
+        birth_date=iso_date(field_text(student.get("dob"))),  # Clever sends M/D/YYYY
+        home_language=field_text(student.get("home_language")),  # v3.1 only
     )
     items: list[SnapshotItem] = [person]
     if Role.GUARDIAN in roles:
@@ -518,7 +520,7 @@ def _guardian_links(contact_id: str, relationships: object) -> list[SnapshotItem
     items: list[SnapshotItem] = []
     linked: set[str] = set()
     for entry in relationships if isinstance(relationships, list) else []:
-        student_id = _text(entry.get("student")) if isinstance(entry, dict) else ""
+        student_id = field_text(entry.get("student")) if isinstance(entry, dict) else ""
         if not student_id:
             items.append(
                 RecordError(
@@ -545,14 +547,14 @@ def _guardian_links(contact_id: str, relationships: object) -> list[SnapshotItem
                 provider_id=link_id,
                 guardian=contact_id,
                 student=student_id,
-                relationship=_text(entry.get("relationship")),
-                contact_type=_text(entry.get("type")),
+                relationship=field_text(entry.get("relationship")),
+                contact_type=field_text(entry.get("type")),
             )
         )
     return items
 
 
-def _text(value: object) -> str:
+def field_text(value: object) -> str:
     """A field as text: null, missing or structured values become "" and numbers their digits."""
     if isinstance(value, str):
         return value
@@ -561,15 +563,17 @@ def _text(value: object) -> str:
     return ""
 
 
-def _first_text(*values: object) -> str:
-    return next((text for value in values if (text := _text(value))), "")
+def first_field_text(*values: object) -> str:
+    """The first of the fields that is not empty as text (``field_text``), else ""."""
+    return next((text for value in values if (text := field_text(value))), "")
 
 
-def _object(value: object) -> dict[str, Any]:
+def field_object(value: object) -> dict[str, Any]:
+    """A field that should hold an object: the object, else {}."""
     return value if isinstance(value, dict) else {}
 
 
-def _ids(value: object) -> list[str]:
+def field_ids(value: object) -> list[str]:
     """The non-empty string ids of a list, each once, in order."""
     if not isinstance(value, list):
         return []
