@@ -46,6 +46,13 @@ from typing import Any, Self
 from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, urlsplit
 
 from rostersync.providers.base import iso_date
+from rostersync.providers.oneroster_csv import (
+    LIST_COLUMNS,
+    REFERENCE_COLUMNS,
+    REFERENCE_LIST_COLUMNS,
+    USER_ID_PAIR,
+    split_list,
+)
 from rostersync.providers.oneroster_rest import API_PATH, AUTH_MODES, COLLECTION_KEYS, AuthMode
 
 logger = logging.getLogger(__name__)
@@ -648,7 +655,9 @@ def _moment(value: object) -> datetime | None:
 
 # -- OneRoster: the CSV bundle as REST objects ------------------------------------------------------------
 # A small loader of its own: enough for well-formed 1.0/1.1/1.2 bundles (BOM, header case, 1.0 column
-# names, metadata.* columns, roles.csv). The CSV provider is the judge of messy bundles.
+# names, metadata.* columns, roles.csv). The CSV provider is the judge of messy bundles; its tables of
+# which columns hold references and lists are shared, the reading is not (a server's GUIDRefs carry an
+# href, empty references are left out, and a Clever-only folder serves empty lists).
 
 _BASE_COLUMNS = ("sourcedId", "status", "dateLastModified")
 _COLUMNS = {
@@ -673,21 +682,6 @@ _ALIASES = {
     "grade": "grades",
     "schoolyearid": "schoolYearSourcedId",
 }
-# CSV reference columns → (REST field, GUIDRef type); lists of references; plain lists.
-_REFERENCES = {
-    "parentSourcedId": ("parent", "org"),
-    "schoolSourcedId": ("school", "org"),
-    "courseSourcedId": ("course", "course"),
-    "classSourcedId": ("class", "class"),
-    "userSourcedId": ("user", "user"),
-    "orgSourcedId": ("org", "org"),
-    "schoolYearSourcedId": ("schoolYear", "academicSession"),
-}
-_REFERENCE_LISTS = {
-    "orgSourcedIds": ("orgs", "org"),
-    "termSourcedIds": ("terms", "academicSession"),
-    "agentSourcedIds": ("agents", "user"),
-}
 _COLLECTION_OF_TYPE = {
     "org": "orgs",
     "course": "courses",
@@ -695,8 +689,6 @@ _COLLECTION_OF_TYPE = {
     "user": "users",
     "academicSession": "academicSessions",
 }
-_LISTS = ("grades", "subjects", "subjectCodes", "periods")
-_USER_IDS = re.compile(r"\{\s*([^:{}]*?)\s*:\s*([^{}]*?)\s*\}")
 
 
 def _load_oneroster(dataset_dir: Path | None, name: str) -> list[Any]:
@@ -763,17 +755,17 @@ def _rest_object(row: dict[str, str]) -> dict[str, Any]:
                 metadata[column[len("metadata.") :]] = value
         elif column == "password":
             continue  # a server never sends it
-        elif column in _REFERENCES:
-            field_name, ref_type = _REFERENCES[column]
+        elif column in REFERENCE_COLUMNS:
+            field_name, ref_type = REFERENCE_COLUMNS[column]
             if value:
                 obj[field_name] = _guid_ref(value, ref_type)
-        elif column in _REFERENCE_LISTS:
-            field_name, ref_type = _REFERENCE_LISTS[column]
-            obj[field_name] = [_guid_ref(item, ref_type) for item in _split(value)]
-        elif column in _LISTS:
-            obj[column] = _split(value)
+        elif column in REFERENCE_LIST_COLUMNS:
+            field_name, ref_type = REFERENCE_LIST_COLUMNS[column]
+            obj[field_name] = [_guid_ref(item, ref_type) for item in split_list(value)]
+        elif column in LIST_COLUMNS:
+            obj[column] = split_list(value)
         elif column == "userIds":
-            obj[column] = [{"type": kind, "identifier": ident} for kind, ident in _USER_IDS.findall(value) if ident]
+            obj[column] = [{"type": kind, "identifier": ident} for kind, ident in USER_ID_PAIR.findall(value) if ident]
             if not obj[column] and value and "{" not in value:
                 obj[column] = [{"type": "", "identifier": value}]  # OneRoster 1.0: a bare id
         elif column in ("enabledUser", "primary"):
@@ -848,10 +840,6 @@ def _iso_utc(epoch_seconds: float) -> str:
 def _guid_ref(sourced_id: str, ref_type: str) -> dict[str, str]:
     href = f"{ONEROSTER_PREFIX}{_COLLECTION_OF_TYPE[ref_type]}/{quote(sourced_id, safe='')}"
     return {"href": href, "sourcedId": sourced_id, "type": ref_type}
-
-
-def _split(value: str) -> list[str]:
-    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 class _Server(ThreadingHTTPServer):

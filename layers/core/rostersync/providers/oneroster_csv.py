@@ -264,7 +264,8 @@ SUPPORTED_VERSIONS = {"1.0": "1.1", "1.1": "1.1", "1.2": "1.2"}
 
 # A misspelt header: this close (difflib ratio, lower case) to a OneRoster column the file lacks.
 _MISSPELLING_CUTOFF = 0.8
-_USER_IDS = re.compile(r"\{\s*([^:{}]*?)\s*:\s*([^{}]*?)\s*\}")
+# One ``{type:id}`` of a userIds cell.
+USER_ID_PAIR = re.compile(r"\{\s*([^:{}]*?)\s*:\s*([^{}]*?)\s*\}")
 
 
 class OneRosterCsvProvider:
@@ -663,16 +664,17 @@ def _ref(sourced_id: str, ref_type: str) -> dict[str, str]:
 
 
 def _refs(value: str, ref_type: str) -> list[dict[str, str]]:
-    return [_ref(item, ref_type) for item in _split(value)]
+    return [_ref(item, ref_type) for item in split_list(value)]
 
 
-def _split(value: str) -> list[str]:
+def split_list(value: str) -> list[str]:
+    """A OneRoster CSV list cell (comma-separated) as its items, spaces trimmed, empty items dropped."""
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def _user_ids(value: str) -> list[dict[str, str]]:
     """``{type:id},{type:id}`` as [{"type", "identifier"}]; a bare value (OneRoster 1.0) has no type."""
-    pairs = [{"type": kind, "identifier": ident} for kind, ident in _USER_IDS.findall(value) if ident]
+    pairs = [{"type": kind, "identifier": ident} for kind, ident in USER_ID_PAIR.findall(value) if ident]
     if not pairs and value.strip() and "{" not in value:
         pairs = [{"type": "", "identifier": value.strip()}]
     return pairs
@@ -683,8 +685,8 @@ def _bool(value: str) -> bool | str:
     return {"true": True, "false": False}.get(lowered, value)
 
 
-# CSV columns holding references or lists, and their REST fields.
-_REFERENCES = {
+# CSV columns holding references (→ REST field, GUIDRef type), lists of references, plain lists.
+REFERENCE_COLUMNS = {
     "parentSourcedId": ("parent", "org"),
     "schoolSourcedId": ("school", "org"),
     "courseSourcedId": ("course", "course"),
@@ -693,12 +695,12 @@ _REFERENCES = {
     "orgSourcedId": ("org", "org"),
     "schoolYearSourcedId": ("schoolYear", "academicSession"),
 }
-_REFERENCE_LISTS = {
+REFERENCE_LIST_COLUMNS = {
     "orgSourcedIds": ("orgs", "org"),
     "termSourcedIds": ("terms", "academicSession"),
     "agentSourcedIds": ("agents", "user"),
 }
-_LISTS = ("grades", "subjects", "subjectCodes", "periods")
+LIST_COLUMNS = ("grades", "subjects", "subjectCodes", "periods")
 
 
 def _as_object(collection: str, row: dict[str, str]) -> dict[str, Any]:
@@ -711,14 +713,14 @@ def _as_object(collection: str, row: dict[str, str]) -> dict[str, Any]:
                 metadata[column[len("metadata.") :]] = value
         elif column == "password":
             continue  # never carried further
-        elif column in _REFERENCES and not (collection == "demographics" and column == "userSourcedId"):
-            field_name, ref_type = _REFERENCES[column]
+        elif column in REFERENCE_COLUMNS and not (collection == "demographics" and column == "userSourcedId"):
+            field_name, ref_type = REFERENCE_COLUMNS[column]
             obj[field_name] = _ref(value, ref_type) if value else None
-        elif column in _REFERENCE_LISTS:
-            field_name, ref_type = _REFERENCE_LISTS[column]
+        elif column in REFERENCE_LIST_COLUMNS:
+            field_name, ref_type = REFERENCE_LIST_COLUMNS[column]
             obj[field_name] = _refs(value, ref_type)
-        elif column in _LISTS:
-            obj[column] = _split(value)
+        elif column in LIST_COLUMNS:
+            obj[column] = split_list(value)
         elif column == "userIds":
             obj[column] = _user_ids(value)
         elif column in ("dateLastModified", "birthDate"):
