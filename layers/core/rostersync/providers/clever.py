@@ -29,9 +29,9 @@ from rostersync.domain.records import (
     SnapshotItem,
     kind_of_roles,
 )
-from rostersync.errors import ProviderAuthError, ProviderRequestError, ProviderUnavailableError
+from rostersync.errors import ProviderAuthError, ProviderRequestError
 from rostersync.providers.base import FetchOutcome, RetryPolicy, iso_date
-from rostersync.providers.http import rate_limit_reset_seconds, retry_after_seconds, send_with_retries
+from rostersync.providers.http import rate_limit_reset_seconds, retry_after_seconds, send_with_retries, unreadable_page
 
 logger = logging.getLogger(__name__)
 
@@ -152,11 +152,7 @@ class CleverClient:
         return next_url, None
 
     def _unreadable_page(self, problem: str, path: str, outcome: FetchOutcome | None) -> None:
-        message = f"Clever {problem}; the rest of {path} was not read, so this run will not archive anything"
-        logger.warning("Unreadable Clever page: %s", problem)
-        if outcome is None:
-            raise ProviderUnavailableError(message)
-        outcome.mark_incomplete(message)
+        unreadable_page("Clever", problem, path, outcome, logger)
 
     def _get(self, url: str, params: dict[str, int] | None, path: str, page: int) -> requests.Response:
         """GET with retries on 429, 5xx and connection errors; raise a domain error otherwise."""

@@ -3,7 +3,8 @@
 Both REST clients (Clever and OneRoster) retry the same failures the same way: a connection error, a
 5xx or a 429 is tried again after a backoff (or the wait a 429 asks for), up to ``RetryPolicy``'s
 attempts. What a refused or rejected request means is the client's business, so the first other
-answer is handed back as it came; the wording of the final error is the client's too.
+answer is handed back as it came; the wording of the final error is the client's too. A page that
+arrives but cannot be read stops its list the same way in both (``unreadable_page``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from email.utils import parsedate_to_datetime
 import requests
 
 from rostersync.errors import ProviderUnavailableError
-from rostersync.providers.base import RetryPolicy
+from rostersync.providers.base import FetchOutcome, RetryPolicy
 
 # Failures worth another attempt: the request never got a complete answer.
 TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
@@ -90,6 +91,19 @@ def send_with_retries(
             )
             retry.sleep(delay)
     raise ProviderUnavailableError(unavailable(attempts, last_problem))
+
+
+def unreadable_page(provider: str, problem: str, path: str, outcome: FetchOutcome | None, log: logging.Logger) -> None:
+    """A page of a list that could not be read: the list stops there, so the run archives nothing.
+
+    Recorded in ``outcome`` (the fetch goes on with the other lists); without an outcome it raises
+    ``ProviderUnavailableError``, so the page is never lost silently.
+    """
+    message = f"{provider} {problem}; the rest of {path} was not read, so this run will not archive anything"
+    log.warning("Unreadable %s page: %s", provider, problem)
+    if outcome is None:
+        raise ProviderUnavailableError(message)
+    outcome.mark_incomplete(message)
 
 
 def retry_after_seconds(response: requests.Response, *, http_date: bool = True) -> float | None:

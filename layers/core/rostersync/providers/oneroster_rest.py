@@ -50,10 +50,9 @@ from rostersync.errors import (
     ConnectionNotConfiguredError,
     ProviderAuthError,
     ProviderRequestError,
-    ProviderUnavailableError,
 )
 from rostersync.providers.base import FetchOutcome, RetryPolicy
-from rostersync.providers.http import finite_number, retry_after_seconds, send_with_retries
+from rostersync.providers.http import finite_number, retry_after_seconds, send_with_retries, unreadable_page
 from rostersync.providers.oneroster_mapping import PROVIDER, map_roster
 
 logger = logging.getLogger(__name__)
@@ -500,11 +499,7 @@ class OneRosterRestClient:
         return access_token
 
     def _unreadable_page(self, problem: str, path: str, outcome: FetchOutcome | None) -> None:
-        message = f"OneRoster {problem}; the rest of {path} was not read, so this run will not archive anything"
-        logger.warning("Unreadable OneRoster page: %s", problem)
-        if outcome is None:
-            raise ProviderUnavailableError(message)
-        outcome.mark_incomplete(message)
+        unreadable_page("OneRoster", problem, path, outcome, logger)
 
 
 def _total_count(response: requests.Response) -> int | None:
