@@ -255,9 +255,8 @@ def _servable(dataset: Path, scratch: Path) -> Path:
     return scratch
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rostersync", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``rostersync demo`` to the command line."""
     demo = commands.add_parser("demo", help="sync a Clever dataset on the embedded local stack")
     demo.add_argument(
         "--dataset",
@@ -277,19 +276,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--serve", action="store_true", help="keep the stack up after the runs so links open")
     demo.add_argument("--page-limit", type=int, default=1_000, metavar="N", help="Clever page size (≤ 10,000)")
     demo.set_defaults(handler=run_demo)
-    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rostersync.cli.main import build_parser as full_parser
+
+    return full_parser()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        if getattr(args, "page_limit", 1) and not 1 <= args.page_limit <= 10_000:
-            raise UsageError(f"--page-limit {args.page_limit}: must be between 1 and 10,000")
-        return int(args.handler(args))
-    except UsageError as exc:
-        print(f"rostersync: {exc}", file=sys.stderr)
-        return 2
+    from rostersync.cli.main import main as cli_main
+
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

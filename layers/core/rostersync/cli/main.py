@@ -1,0 +1,40 @@
+"""``rostersync``: the parser, and the one place errors become a line on stderr and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rostersync.cli import local_commands, matching_commands, run_commands, settings_commands
+from rostersync.cli.connect import StackError
+from rostersync.local import cli as demo_command
+from rostersync.local.cli import UsageError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rostersync", description="Keep a product's district directory in step with the district's roster."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo_command.register(commands)
+    local_commands.register(commands)
+    settings_commands.register(commands)
+    matching_commands.register(commands)
+    run_commands.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if getattr(args, "page_limit", 1) and not 1 <= args.page_limit <= 10_000:
+            raise UsageError(f"--page-limit {args.page_limit}: must be between 1 and 10,000")
+        return int(args.handler(args))
+    except (UsageError, StackError) as exc:
+        print(f"rostersync: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
