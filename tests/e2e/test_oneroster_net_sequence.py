@@ -60,7 +60,7 @@ SAMPLE = (
 )
 STEPS = ("CSVSample", "Step1-UpdateCourse", "Step2-AddCourse", "Step3-DeleteCourse", "Step4-AddClass")
 RUN_TIMEOUT_SECONDS = 120
-COUNT_FIELDS = ("created", "updated", "archived", "restored", "unchanged", "skipped", "errors")
+COUNT_FIELDS = ("created", "updated", "linked", "archived", "restored", "unchanged", "skipped", "errors")
 KINDS = ("schools", "classrooms", "students", "teachers", "staff", "guardians", "enrollments", "guardian_links")
 # OneRoster user roles of this sample, as the product's role and the report's kind.
 USER_ROLES = {"student": ("student", "students"), "teacher": ("teacher", "teachers")}
@@ -333,8 +333,8 @@ def expected_counts(replay: Replay, step: str) -> dict[str, dict[str, int]]:
         ever = {pid for d in earlier for pid in getattr(d, collection)}
         for pid, fields in now.items():
             if collection == "schools":
-                # A product school is linked (an update) by the first sync that reads it.
-                action = "unchanged" if earlier and fields == then.get(pid) else "updated"
+                # A product school is linked by the first sync that reads it, and updated after.
+                action = "unchanged" if earlier and fields == then.get(pid) else ("updated" if earlier else "linked")
             elif pid in then:
                 action = "unchanged" if fields == then[pid] else "updated"
             else:
@@ -448,7 +448,7 @@ def test_each_sync_counts_what_it_created_updated_and_archived(replay: Replay, s
     skipped = {r["provider_id"]: r["reason"] for r in night.rows("enrollments.csv") if r["action"] == "skipped"}
     assert skipped == night.described.skipped_enrollments
     # A snapshot that changes nothing in the directory writes nothing to it
-    changes = sum(wanted[kind][f] for kind in KINDS for f in ("created", "updated", "restored", "archived"))
+    changes = sum(wanted[kind][f] for kind in KINDS for f in ("created", "updated", "linked", "restored", "archived"))
     if changes == 0:
         assert night.directory_writes == 0
 

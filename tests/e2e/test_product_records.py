@@ -42,7 +42,7 @@ def test_linked_product_records_keep_their_ids_and_become_sync_managed(linked: d
     teacher = run.by_clever_id("people")[linked["teacher"]]
     assert (classroom["id"], classroom["managed_by_sync"], classroom["status"]) == ("cls-own", True, "active")
     assert (teacher["id"], teacher["managed_by_sync"]) == ("per-own", True)
-    assert run.counts("classrooms")["updated"] == 1 and run.counts("teachers")["updated"] == 1
+    assert run.counts("classrooms")["linked"] == 1 and run.counts("teachers")["linked"] == 1
     # and no second record was created for what was linked
     assert sum(1 for c in run.records("classrooms") if c["provider_ids"].get("clever") == linked["section"]) == 1
     # the unlinked product classroom is left exactly as it was

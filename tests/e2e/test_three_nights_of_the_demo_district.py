@@ -20,7 +20,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-ACTIONS = ("created", "updated", "archived", "restored")
+ACTIONS = ("created", "updated", "linked", "archived", "restored")
 PEOPLE_KINDS = ("students", "teachers", "staff", "guardians")
 
 
@@ -188,12 +188,12 @@ def test_first_sync_creates_the_roster_of_matched_schools_only(nights: DemoNight
             "created": len(roster.records[kind]),
             **({"skipped": roster.skipped[kind]} if roster.skipped[kind] else {}),
         }, kind
-    # the product's linked classroom is taken over (updated), every other section creates a classroom
+    # the product's linked classroom is taken over (linked), every other section creates a classroom
     assert run.changed("classrooms") == {
         "created": len(roster.records["classrooms"]) - len(linked_classrooms),
-        "updated": len(linked_classrooms),
+        "linked": len(linked_classrooms),
     }
-    assert run.changed("schools") == {"updated": len(nights.matched_schools), "skipped": 2}
+    assert run.changed("schools") == {"linked": len(nights.matched_schools), "skipped": 2}
     (linked,) = [run.by_clever_id("classrooms")[pid] for pid in linked_classrooms]
     assert linked["id"] == nights.product.classrooms[0].id and linked["managed_by_sync"]
 
@@ -238,7 +238,7 @@ def test_unchanged_resync_writes_nothing(nights: DemoNights) -> None:
     assert again.status == "succeeded"
     for kind, counts in again.report["counts"].items():
         assert all(counts[action] == 0 for action in ACTIONS), (kind, counts)
-        assert counts["unchanged"] == first.counts(kind)["created"] + first.counts(kind)["updated"], kind
+        assert counts["unchanged"] == sum(first.counts(kind)[a] for a in ("created", "updated", "linked")), kind
         assert counts["skipped"] == first.counts(kind)["skipped"], kind
     assert again.directory_writes == 0
     assert first.directory_writes > 0  # the counter does see the Lambdas' writes

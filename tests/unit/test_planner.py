@@ -42,8 +42,9 @@ def person(pid: str, role: Role = Role.STUDENT, schools: tuple[str, ...] = ("sch
     return PersonRecord(provider=PROVIDER, provider_id=pid, roles=[role], schools=list(schools), **values)
 
 
-def guardian(pid: str) -> PersonRecord:
-    return PersonRecord(provider=PROVIDER, provider_id=pid, roles=[Role.GUARDIAN], given_name="Grace")
+def guardian(pid: str, **changes) -> PersonRecord:
+    values = {"given_name": "Grace", "email": f"{pid}@example.org"} | changes
+    return PersonRecord(provider=PROVIDER, provider_id=pid, roles=[Role.GUARDIAN], **values)
 
 
 def enrolment(section_pid: str, person_pid: str, role: str = "student") -> EnrollmentRecord:
@@ -174,14 +175,7 @@ def plan(
     )
     for error in roster.errors:
         planner.record_error(error)
-    planner.plan_schools(roster.schools)
-    planner.plan_classrooms(roster.classrooms)
-    planner.plan_people(roster.people)
-    planner.want_guardians_of(roster.guardian_links)
-    planner.plan_guardians(roster.guardians)
-    planner.plan_enrollments(roster.enrollments)
-    planner.plan_guardian_links(roster.guardian_links)
-    candidates = planner.archive_candidates()
+    candidates = planner.plan(lambda collection: getattr(roster, collection))
     return Plan(planner, writes, lines, errors, candidates)
 
 
@@ -317,9 +311,11 @@ def test_a_record_linked_by_hand_is_updated_under_the_product_id():
     # When the roster has that student
     result = plan(Roster(schools=[school()], people=[person("stu-1")]), index)
 
-    # Then the product's record is updated, never duplicated
+    # Then the product's record is updated, never duplicated, and reported as linked
     (write,) = result.writes_of(Kind.STUDENTS)
     assert (write.op, write.record.id) == ("update", "per_product_7")
+    assert result.line_for(Kind.STUDENTS, "stu-1").action == "linked"
+    assert result.counts(Kind.STUDENTS) == {"linked": 1}
 
 
 def test_an_archived_record_back_in_the_roster_is_restored_with_its_id():
@@ -523,6 +519,9 @@ def test_the_summary_counts_managed_records_and_archive_candidates_per_kind():
     assert set(summary["counts"]["students"]) == {
         "created",
         "updated",
+        "linked",
+        "edits_kept",
+        "edits_overwritten",
         "archived",
         "restored",
         "unchanged",

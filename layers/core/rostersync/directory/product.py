@@ -7,6 +7,11 @@ The product file (``rostersync demo --product FILE``)::
      "classrooms": [{"id", "name", "school_id", "provider_ids": {…}}],
      "people": [{"id", "roles": ["staff"|"teacher"|"student"|"guardian"], "given_name", "family_name",
                  "email", "school_ids": […], "provider_ids": {…}}]}
+
+Any other field a record carries (a school's ``nces_id``, a person's ``sis_id``, ``phone``,
+``birth_date``) is the product's own (``product_fields``): matching reads it, the sync never writes it.
+``product_edits`` holds synced fields someone edited in the product (``{"email": "new@…"}``): they win
+over the roster's value unless the district's settings say edited contact details are overwritten.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ class _ProductRecord(BaseModel):
     id: str = Field(min_length=1)
     provider_ids: dict[str, str] = Field(default_factory=dict)
     status: str = "active"
+    product_edits: dict[str, Any] = Field(default_factory=dict)
 
     def extra_fields(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -91,6 +97,7 @@ def _product_record(kind: Kind, record: _ProductRecord, fields: dict[str, Any], 
         fields=fields,
         parent_id=parent,
         product_fields=record.extra_fields(),
+        product_edits=record.product_edits,
     )
 
 
@@ -112,8 +119,10 @@ def export_directory(directory: DirectoryRepository, state: SyncStateRepository)
                 "status": record.status,
                 "provider_ids": record.provider_ids,
                 "managed_by_sync": record.managed_by_sync,
-                **_public_fields(collection, {**record.product_fields, **record.fields}),
+                **_public_fields(collection, record.effective_fields()),
             }
+            if record.product_edits:
+                row["edited_fields"] = sorted(record.product_edits)
             rows.append(row)
         out[collection] = sorted(rows, key=lambda r: r["id"])
     return out

@@ -21,7 +21,7 @@ from rostersync.directory.keys import (
     provider_key,
     shard_of,
 )
-from rostersync.domain.records import Kind
+from rostersync.domain.records import Kind, content_hash
 from rostersync.errors import LockHeldError
 
 _serializer = TypeSerializer()
@@ -62,6 +62,14 @@ class DirectoryRecord:
     # What the product keeps on the record beyond the synced fields (a school's timezone…): written by
     # the product, never by an update from the sync.
     product_fields: dict[str, Any] = field(default_factory=dict)
+    # Synced fields a person (or the school) edited in the product: field → the product's value. The
+    # product writes them; they win over the synced value, and the sync clears one only when the settings
+    # say edited contact details are overwritten.
+    product_edits: dict[str, Any] = field(default_factory=dict)
+
+    def effective_fields(self) -> dict[str, Any]:
+        """What the product shows: its own fields, the synced fields, and its edits over both."""
+        return {**self.product_fields, **self.fields, **self.product_edits}
 
     def to_item(self, district_id: str, provider: str | None = None) -> dict[str, Any]:
         collection = COLLECTION_OF_KIND[self.kind]
@@ -79,6 +87,8 @@ class DirectoryRecord:
         }
         if self.product_fields:
             item["product_fields"] = self.product_fields
+        if self.product_edits:
+            item["product_edits"] = self.product_edits
         primary = provider or next(iter(self.provider_ids), None)
         if primary and primary in self.provider_ids:
             item["provider_key"] = provider_key(district_id, collection, primary, self.provider_ids[primary])
@@ -98,7 +108,13 @@ class DirectoryRecord:
             content_hash=item.get("content_hash", ""),
             parent_id=(item.get("parent_key") or "").split("#", 1)[-1] if item.get("parent_key") else "",
             product_fields=dict(item.get("product_fields") or {}),
+            product_edits=dict(item.get("product_edits") or {}),
         )
+
+
+def edit_digest(value: Any) -> str:
+    """The digest matching compares an edited value by, so the index holds no personal data."""
+    return content_hash({"value": value})
 
 
 @dataclass(frozen=True)
@@ -112,6 +128,8 @@ class IndexEntry:
     content_hash: str
     provider_ids: dict[str, str]
     parent_id: str = ""
+    # field → digest of the product's edited value (``DirectoryRecord.product_edits``)
+    edited: dict[str, str] = field(default_factory=dict)
 
 
 class DirectoryRepository:
@@ -162,8 +180,14 @@ class DirectoryRepository:
                 attempt += 1
                 time.sleep(min(2.0, 0.05 * 2**attempt))
 
-    def update_synced(self, record: DirectoryRecord, provider: str | None = None) -> None:
-        """Update a record's synced part in place, keeping what the product owns on the item."""
+    def update_synced(
+        self, record: DirectoryRecord, provider: str | None = None, clear_edits: Iterable[str] = ()
+    ) -> None:
+        """Update a record's synced part in place, keeping what the product owns on the item.
+
+        ``clear_edits`` names product edits the roster's value replaces (the settings allow overwriting
+        edited contact details); every other edit stays.
+        """
         item = record.to_item(self.district_id, provider)
         synced = {
             name: item[name]
@@ -186,10 +210,17 @@ class DirectoryRepository:
         expression = "SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(synced)))
         # A record that lost its parent or provider link must leave those indexes too.
         dropped = [name for name in ("provider_key", "parent_key") if name not in synced]
+        removals = []
         for n, name in enumerate(dropped):
             names[f"#r{n}"] = name
-        if dropped:
-            expression += " REMOVE " + ", ".join(f"#r{n}" for n in range(len(dropped)))
+            removals.append(f"#r{n}")
+        if clear_edits:
+            names["#edits"] = "product_edits"
+            for n, name in enumerate(clear_edits):
+                names[f"#e{n}"] = name
+                removals.append(f"#edits.#e{n}")
+        if removals:
+            expression += " REMOVE " + ", ".join(removals)
         self.write_requests += 1
         self._client.update_item(
             TableName=self._table,
@@ -257,8 +288,9 @@ class DirectoryRepository:
 
     def index(self, collection: str) -> Iterator[IndexEntry]:
         """The matching index of a collection: ids, status, hashes and provider links only."""
-        projection = "id, kind, #s, managed_by_sync, content_hash, provider_ids, parent_key"
+        projection = "id, kind, #s, managed_by_sync, content_hash, provider_ids, parent_key, product_edits"
         for item in self._scan_collection(collection, projection):
+            edits = item.get("product_edits") or {}
             yield IndexEntry(
                 id=item["id"],
                 kind=Kind(item["kind"]),
@@ -267,7 +299,34 @@ class DirectoryRepository:
                 content_hash=item.get("content_hash", ""),
                 provider_ids=dict(item.get("provider_ids") or {}),
                 parent_id=str(item.get("parent_key") or "").split("#", 1)[-1],
+                edited={name: edit_digest(value) for name, value in edits.items()},
             )
+
+    def unlinked(self, collection: str, provider: str) -> Iterator[DirectoryRecord]:
+        """Records of a collection without a link to ``provider``: the product's own, or another provider's.
+        Matching looks among them for a roster record's existing account (by email, student id…)."""
+        for record in self.records(collection):
+            if provider not in record.provider_ids:
+                yield record
+
+    def record_product_edit(self, kind: Kind, record_id: str, name: str, value: Any) -> None:
+        """What the product does when someone edits a synced field (their email, a classroom's name)."""
+        collection = COLLECTION_OF_KIND[kind]
+        self._client.update_item(
+            TableName=self._table,
+            Key=_to_item({"pk": partition_key(self.district_id, collection, shard_of(record_id)), "sk": record_id}),
+            UpdateExpression="SET #edits = if_not_exists(#edits, :empty)",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#edits": "product_edits"},
+            ExpressionAttributeValues=_to_item({":empty": {}}),
+        )
+        self._client.update_item(
+            TableName=self._table,
+            Key=_to_item({"pk": partition_key(self.district_id, collection, shard_of(record_id)), "sk": record_id}),
+            UpdateExpression="SET #edits.#name = :value",
+            ExpressionAttributeNames={"#edits": "product_edits", "#name": name},
+            ExpressionAttributeValues=_to_item({":value": value}),
+        )
 
     def get(self, kind: Kind, record_id: str) -> DirectoryRecord | None:
         collection = COLLECTION_OF_KIND[kind]
@@ -419,6 +478,12 @@ class SyncStateRepository:
     def get_item(self, sk: str) -> dict[str, Any] | None:
         answer = self._client.get_item(TableName=self._table, Key=self._key(sk), ConsistentRead=True)
         return _from_item(answer["Item"]) if "Item" in answer else None
+
+    def settings_at(self, version: int) -> Any:  # TEMPORARY until the versioned settings store lands
+        from rostersync.settings import settings_from_item
+
+        settings, _ = settings_from_item(self.get_item("SETTINGS"))
+        return settings
 
 
 def _iso(epoch: Any) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rostersync.directory.keys import COLLECTION_OF_KIND, synced_record_id
-from rostersync.directory.repository import DirectoryRecord, IndexEntry
+from rostersync.directory.repository import DirectoryRecord, IndexEntry, edit_digest
 from rostersync.domain.records import (
     ClassroomRecord,
     DeletedRecord,
@@ -25,14 +25,28 @@ from rostersync.domain.records import (
     Kind,
     PersonRecord,
     RecordError,
+    Role,
     SchoolRecord,
     content_hash,
 )
+from rostersync.matching.people import Candidate, CandidateIndex, digest, normal_email, normal_name, normal_phone
+from rostersync.settings import SyncSettings
 
 WriteOp = Literal["create", "update", "restore"]
 EMPTIED_SCHOOL_MIN_STUDENTS = 5
 _UNREAD = "names someone not in the part of the roster that could be read (the fetch did not complete)"
-COUNT_FIELDS = ("created", "updated", "archived", "restored", "unchanged", "skipped", "errors")
+COUNT_FIELDS = (
+    "created",
+    "updated",
+    "linked",
+    "archived",
+    "restored",
+    "unchanged",
+    "skipped",
+    "errors",
+    "edits_kept",
+    "edits_overwritten",
+)
 
 
 @dataclass(frozen=True)
@@ -41,11 +55,14 @@ class PlannedWrite:
 
     op: WriteOp
     record: DirectoryRecord
+    # product edits the roster's values replace (settings: update_edited_contact_details = always)
+    clear_edits: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         r = self.record
         return {
             "op": self.op,
+            "clear_edits": list(self.clear_edits),
             "record": {
                 "id": r.id,
                 "kind": r.kind.value,
@@ -73,6 +90,7 @@ class PlannedWrite:
                 content_hash=r["content_hash"],
                 parent_id=r.get("parent_id", ""),
             ),
+            clear_edits=tuple(data.get("clear_edits") or ()),
         )
 
 
@@ -119,6 +137,7 @@ class PlanSummary:
     archive_candidates: Counter[Kind] = field(default_factory=Counter)
     # school id → how many students it would lose, for schools the roster would empty entirely
     emptied_schools: dict[str, int] = field(default_factory=dict)
+    findings: Findings = field(default_factory=lambda: Findings())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -126,6 +145,41 @@ class PlanSummary:
             "managed": {k.value: self.managed[k] for k in Kind},
             "archive_candidates": {k.value: self.archive_candidates[k] for k in Kind},
             "emptied_schools": self.emptied_schools,
+            "findings": self.findings.to_json(),
+        }
+
+
+@dataclass
+class Findings:
+    """What the self-check lists for the admin to act on before (and after) the first sync."""
+
+    unmatched_provider_schools: list[dict[str, str]] = field(default_factory=list)
+    out_of_scope_schools: list[dict[str, str]] = field(default_factory=list)
+    unlinked_product_schools: list[dict[str, str]] = field(default_factory=list)
+    sections_without_teacher: int = 0
+    students_without_section: int = 0
+    unlinked_sections: Counter[str] = field(default_factory=Counter)  # "create" | "skip"
+    guardians_skipped: Counter[str] = field(default_factory=Counter)  # reason → guardians
+    duplicate_candidates: int = 0
+    ambiguous_matches: int = 0
+    multi_role: Counter[str] = field(default_factory=Counter)  # "merged" | "separate"
+    edits_kept: int = 0
+    edits_overwritten: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "unmatched_provider_schools": self.unmatched_provider_schools,
+            "out_of_scope_schools": self.out_of_scope_schools,
+            "unlinked_product_schools": self.unlinked_product_schools,
+            "sections_without_teacher": self.sections_without_teacher,
+            "students_without_section": self.students_without_section,
+            "unlinked_sections": {"create": self.unlinked_sections["create"], "skip": self.unlinked_sections["skip"]},
+            "guardians_skipped": dict(self.guardians_skipped),
+            "duplicate_candidates": self.duplicate_candidates,
+            "ambiguous_matches": self.ambiguous_matches,
+            "multi_role": {"merged": self.multi_role["merged"], "separate": self.multi_role["separate"]},
+            "edits_kept": self.edits_kept,
+            "edits_overwritten": self.edits_overwritten,
         }
 
 
@@ -141,6 +195,18 @@ def _display_name(record: Any) -> str:
     if isinstance(record, PersonRecord):
         return " ".join(p for p in (record.given_name, record.family_name) if p)
     return getattr(record, "name", "")
+
+
+# Synced fields that are contact details: the settings decide whether a product edit of one survives.
+CONTACT_FIELDS = frozenset({"email", "phone", "sms_phone", "home_phone"})
+
+GUARDIANS_OFF = "guardians are not synced (settings: guardians.manage is off)"
+NO_STUDENT_SYNCED = "none of their students is synced"
+LINKS_EXCLUDED = "their links to synced students are all of contact types or relationships the settings leave out"
+NO_REACH = "no email of their own and no SMS-capable phone: the product could not reach them"
+AMBIGUOUS = "several product accounts match"
+
+_ACTIONS = {"create": "created", "update": "updated", "restore": "restored"}
 
 
 class SyncPlanner:
@@ -160,6 +226,12 @@ class SyncPlanner:
     complete:
         False when some pages could not be read: a reference to someone not in the snapshot is then
         skipped (they may be on an unread page), not reported as an error.
+    settings:
+        The district's sync settings, at the version the run recorded.
+    candidates:
+        Product people without a link to this provider, which person matching may link.
+    product_schools:
+        Product schools (id → name) without a link to this provider, listed for the admin to match.
     """
 
     def __init__(
@@ -172,10 +244,16 @@ class SyncPlanner:
         error: Callable[[RecordError], None],
         delta: bool = False,
         complete: bool = True,
+        settings: SyncSettings | None = None,
+        candidates: CandidateIndex | None = None,
+        product_schools: dict[str, str] | None = None,
     ) -> None:
         self.district_id = district_id
         self.delta = delta
         self.complete = complete
+        self.settings = settings or SyncSettings()
+        self._candidates = candidates or CandidateIndex()
+        self._product_schools = dict(product_schools or {})
         self._deleted: dict[str, set[str]] = {c: set() for c in index}
         self.provider = provider
         self._index = index
@@ -187,17 +265,61 @@ class SyncPlanner:
         self._seen: dict[str, set[str]] = {c: set() for c in index}
         self._skipped_people: set[str] = set()
         self._guardians_wanted: set[str] = set()
+        self._scope = set(self.settings.schools_in_scope)
+        # Gathered by the passes that precede planning (``note_*``).
+        self._section_teachers: dict[str, str] = {}  # section → its first teacher's provider id
+        self._enrolled_students: set[str] = set()
+        self._noted_enrollments = False
+        self._teacher_names: dict[str, str] = {}
+        self._syncable_students: set[str] = set()
+        self._staff_by_email: dict[str, tuple[str, str, str]] = {}  # email digest → (provider id, name, phone)
+        self._guardian_email_count: Counter[str] = Counter()
+        self._excluded_links_of: set[str] = set()  # guardians with a synced student reached only by excluded links
+        self._merged_into: dict[str, str] = {}  # guardian provider id → staff provider id (one account)
+        self._guardian_role_of: dict[str, str] = {}  # staff provider id → guardian provider id
+        self._separate: dict[str, str] = {}  # guardian provider id → staff provider id sharing the email
         for entries in index.values():
             for entry in entries.values():
                 if entry.managed_by_sync and entry.status == "active":
                     self.summary.managed[entry.kind] += 1
 
+    # -- the whole roster, in dependency order ---------------------------------------------------
+
+    def plan(self, records: Callable[[str], Iterable[Any]]) -> list[ArchiveCandidate]:
+        """Plan a whole roster; ``records(collection)`` streams a snapshot collection (it is read more
+        than once: a few passes gather what later decisions need, e.g. a section's teacher for its name)."""
+        self.plan_schools(records("schools"))
+        self.note_enrollments(records("enrollments"))
+        self.note_people(records("people"))
+        self.plan_classrooms(records("classrooms"))
+        self.want_guardians_of(records("guardian_links"))
+        self.note_guardians(records("guardians"))
+        self.plan_people(records("people"))
+        self.plan_guardians(records("guardians"))
+        self.plan_enrollments(records("enrollments"))
+        self.plan_guardian_links(records("guardian_links"))
+        return self.archive_candidates()
+
     # -- the decision every record goes through ------------------------------------------------
 
-    def _reconcile(self, kind: Kind, provider_id: str, fields: dict[str, Any], name: str, parent_id: str) -> str:
-        """Plan one record that belongs in the directory; return its directory id."""
+    def _reconcile(
+        self,
+        kind: Kind,
+        provider_id: str,
+        fields: dict[str, Any],
+        name: str,
+        parent_id: str,
+        entry: IndexEntry | None = None,
+        linked_by: str = "",
+    ) -> str:
+        """Plan one record that belongs in the directory; return its directory id.
+
+        ``entry`` is the existing account person matching found (``linked_by`` says how); otherwise the
+        record's own provider link finds it, or it is new.
+        """
         collection = COLLECTION_OF_KIND[kind]
-        entry = self._index[collection].get(provider_id)
+        if entry is None:
+            entry = self._index[collection].get(provider_id)
         digest = content_hash(fields)
         self._seen[collection].add(provider_id)
         record_id = entry.id if entry else synced_record_id(self.district_id, collection, self.provider, provider_id)
@@ -212,26 +334,71 @@ class SyncPlanner:
             content_hash=digest,
             parent_id=parent_id,
         )
+        clear = self._edits(kind, record_id, provider_id, name, fields, entry) if entry and entry.edited else ()
+        action = ""
         if entry is None:
             op: WriteOp | None = "create"
         elif entry.status == "archived":
             op = "restore"
-        elif entry.content_hash != digest or not entry.managed_by_sync or entry.kind != kind:
+        elif linked_by or not entry.managed_by_sync:
+            # An existing product record the sync takes over: matched now, or linked by the admin.
+            op, action = "update", "linked"
+            linked_by = linked_by or f"its {self.provider} id, stored on the product record"
+        elif entry.content_hash != digest or entry.kind != kind or clear:
             op = "update"
         else:
             op = None
         if op is None:
             self.summary.counts[kind]["unchanged"] += 1
             return record_id
-        self._write(PlannedWrite(op, record))
-        action = {"create": "created", "update": "updated", "restore": "restored"}[op]
+        self._write(PlannedWrite(op, record, tuple(clear)))
+        action = action or _ACTIONS[op]
         self.summary.counts[kind][action] += 1
-        self._line(PlanLine(kind, action, record_id, provider_id, name))
+        reason = f"matched by {linked_by}" if linked_by else ""
+        self._line(PlanLine(kind, action, record_id, provider_id, name, reason))
         return record_id
 
-    def _skip(self, kind: Kind, provider_id: str, name: str, reason: str) -> None:
+    def _edits(
+        self, kind: Kind, record_id: str, provider_id: str, name: str, fields: dict[str, Any], entry: IndexEntry
+    ) -> list[str]:
+        """Weigh the product's edits of this record against the roster: keep them, or (contact details,
+        when the settings say so) let the roster's value replace them. Returns the edits to clear."""
+        differing = [f for f, d in sorted(entry.edited.items()) if f in fields and edit_digest(fields[f]) != d]
+        overwrite = self.settings.update_edited_contact_details == "always"
+        cleared = [f for f in differing if overwrite and f in CONTACT_FIELDS]
+        kept = [f for f in differing if f not in cleared]
+        if kept:
+            self.summary.counts[kind]["edits_kept"] += len(kept)
+            self.summary.findings.edits_kept += len(kept)
+            self._line(
+                PlanLine(
+                    kind,
+                    "edit_kept",
+                    record_id,
+                    provider_id,
+                    name,
+                    f"edited in the product, kept over the roster's value: {', '.join(kept)}",
+                )
+            )
+        if cleared:
+            self.summary.counts[kind]["edits_overwritten"] += len(cleared)
+            self.summary.findings.edits_overwritten += len(cleared)
+            self._line(
+                PlanLine(
+                    kind,
+                    "edit_overwritten",
+                    record_id,
+                    provider_id,
+                    name,
+                    f"edited in the product, replaced by the roster's value (settings: update_edited_contact_details "
+                    f"= always): {', '.join(cleared)}",
+                )
+            )
+        return cleared
+
+    def _skip(self, kind: Kind, provider_id: str, name: str, reason: str, action: str = "skipped") -> None:
         self.summary.counts[kind]["skipped"] += 1
-        self._line(PlanLine(kind, "skipped", "", provider_id, name, reason))
+        self._line(PlanLine(kind, action, "", provider_id, name, reason))
 
     def record_error(self, error: RecordError) -> None:
         """Count and pass on an error found while fetching or planning; the run goes on."""
@@ -269,26 +436,125 @@ class SyncPlanner:
         seen.add(provider_id)
         return True
 
+    # -- passes that gather what planning needs ---------------------------------------------------
+
+    def note_enrollments(self, enrollments: Iterable[EnrollmentRecord]) -> None:
+        """Each section's first teacher (for its name and the self-check) and the students in a section."""
+        self._noted_enrollments = True
+        for enrollment in enrollments:
+            if enrollment.role == "teacher":
+                self._section_teachers.setdefault(enrollment.classroom, enrollment.person)
+            else:
+                self._enrolled_students.add(enrollment.person)
+
+    def note_people(self, people: Iterable[PersonRecord]) -> None:
+        """Teachers' names (classroom names), students who will be synced (which guardians are wanted),
+        and the emails of synced teachers and staff (a guardian may be one of them)."""
+        for person in people:
+            if not self._syncable(person):
+                continue
+            if Role.STUDENT in person.roles:
+                self._syncable_students.add(person.provider_id)
+            elif Role.TEACHER in person.roles or Role.STAFF in person.roles:
+                if Role.TEACHER in person.roles:
+                    self._teacher_names[person.provider_id] = _display_name(person)
+                email = normal_email(person.email)
+                if email:
+                    self._staff_by_email.setdefault(
+                        digest("email", email),
+                        (
+                            person.provider_id,
+                            normal_name(person.given_name, person.family_name),
+                            normal_phone(person.phone),
+                        ),
+                    )
+
+    def want_guardians_of(self, links: Iterable[GuardianLinkRecord]) -> None:
+        """First pass over guardian links: a guardian is synced when one of their students is, through a
+        link of a contact type and relationship the settings include."""
+        if not self.settings.guardians.manage:
+            return
+        for link in links:
+            student_synced = link.student in self._syncable_students or self._resolve("people", link.student)
+            if not student_synced:
+                continue
+            if self._link_included(link):
+                self._guardians_wanted.add(link.guardian)
+            else:
+                self._excluded_links_of.add(link.guardian)
+
+    def _link_included(self, link: GuardianLinkRecord) -> bool:
+        wanted = self.settings.guardians
+        types = {t.casefold() for t in wanted.contact_types}
+        relationships = {r.casefold() for r in wanted.relationships}
+        return (not types or link.contact_type.casefold() in types) and (
+            not relationships or link.relationship.casefold() in relationships
+        )
+
+    def note_guardians(self, guardians: Iterable[PersonRecord]) -> None:
+        """Count guardians' emails (an email two guardians share reaches neither alone) and decide which
+        wanted guardians are a synced teacher or staff member: one account when name, email and phone
+        agree (a phone missing on one side does not disagree), separate accounts otherwise."""
+        for guardian in guardians:
+            email = normal_email(guardian.email)
+            if not email:
+                continue
+            key = digest("email", email)
+            self._guardian_email_count[key] += 1
+            staff = self._staff_by_email.get(key)
+            if staff is None or guardian.provider_id not in self._guardians_wanted:
+                continue
+            staff_id, staff_name, staff_phone = staff
+            phone = normal_phone(guardian.phone)
+            agree = staff_name == normal_name(guardian.given_name, guardian.family_name) and (
+                not phone or not staff_phone or phone == staff_phone
+            )
+            if agree and staff_id not in self._guardian_role_of:
+                self._merged_into[guardian.provider_id] = staff_id
+                self._guardian_role_of[staff_id] = guardian.provider_id
+            else:
+                self._separate[guardian.provider_id] = staff_id
+
     # -- collections, in dependency order -------------------------------------------------------
 
+    def _in_scope(self, school: SchoolRecord, entry: IndexEntry | None) -> bool:
+        return not self._scope or school.provider_id in self._scope or bool(entry and entry.id in self._scope)
+
     def plan_schools(self, schools: Iterable[SchoolRecord]) -> None:
-        """Schools are matched only through the provider id a product school carries."""
+        """Schools are matched only through the provider id a product school carries (`rostersync schools
+        match` stores it), and synced only when in the settings' scope."""
         seen: set[str] = set()
+        findings = self.summary.findings
         for school in schools:
             if not self._first_time("schools", Kind.SCHOOLS, school.provider_id, seen):
                 continue
-            if school.provider_id not in self._index["schools"]:
+            entry = self._index["schools"].get(school.provider_id)
+            if entry is None:
+                findings.unmatched_provider_schools.append({"provider_id": school.provider_id, "name": school.name})
                 self._skip(
                     Kind.SCHOOLS,
                     school.provider_id,
                     school.name,
-                    f"no product school carries this {self.provider} id: add it to a school to sync it; "
-                    "nothing of this school was written",
+                    f"no product school carries this {self.provider} id: match it (rostersync schools match) to "
+                    "sync it; nothing of this school was written",
+                )
+                continue
+            if not self._in_scope(school, entry):
+                self._seen["schools"].add(school.provider_id)
+                findings.out_of_scope_schools.append({"provider_id": school.provider_id, "name": school.name})
+                self._skip(
+                    Kind.SCHOOLS,
+                    school.provider_id,
+                    school.name,
+                    "not in the schools in scope (settings: schools_in_scope); nothing of this school was written",
                 )
                 continue
             self._ids["schools"][school.provider_id] = self._reconcile(
                 Kind.SCHOOLS, school.provider_id, school.synced_fields(), school.name, ""
             )
+        findings.unlinked_product_schools = [
+            {"id": school_id, "name": name} for school_id, name in sorted(self._product_schools.items())
+        ]
         for provider_id, entry in self._index["schools"].items():
             if not self.delta and provider_id not in seen and entry.status == "active":
                 self.record_error(
@@ -300,8 +566,27 @@ class SyncPlanner:
                     )
                 )
 
+    def _classroom_name(self, section: ClassroomRecord) -> str:
+        teacher = self._teacher_names.get(self._section_teachers.get(section.provider_id, ""), "")
+        values = {
+            "name": section.name,
+            "course": section.course or section.name,
+            "period": section.period,
+            "teacher": teacher,
+            "subject": section.subject,
+            "grade": section.grade,
+            "term": section.term,
+            "section_number": section.sis_id,
+        }
+        name = " ".join(self.settings.classrooms.name_template.format_map(values).split())
+        return name if name.strip(" -–()[]/:,.P") else section.name
+
     def plan_classrooms(self, classrooms: Iterable[ClassroomRecord]) -> None:
+        """Sections linked to a product classroom update it; the others become new classrooms, or are
+        skipped, as the settings say. Names follow the settings' template."""
         seen: set[str] = set()
+        rules = self.settings.classrooms
+        findings = self.summary.findings
         for section in classrooms:
             if not self._first_time("classrooms", Kind.CLASSROOMS, section.provider_id, seen):
                 continue
@@ -311,18 +596,62 @@ class SyncPlanner:
                     Kind.CLASSROOMS,
                     section.provider_id,
                     section.name,
-                    f"its school {section.school} is not matched to a product school",
+                    f"its school {section.school} is not matched to a product school, or not in scope",
                 )
                 continue
-            fields = {**section.synced_fields(), "school": school_id}
+            entry = self._index["classrooms"].get(section.provider_id)
+            if entry is None:
+                if not rules.create_for_unlinked_sections:
+                    findings.unlinked_sections["skip"] += 1
+                    self._skip(
+                        Kind.CLASSROOMS,
+                        section.provider_id,
+                        section.name,
+                        "no product classroom is linked to this section and creating classrooms is off (settings: "
+                        "classrooms.create_for_unlinked_sections); link one with rostersync classrooms match",
+                    )
+                    continue
+                findings.unlinked_sections["create"] += 1
+            elif entry.status == "archived" and entry.managed_by_sync and not rules.unarchive_reappearing:
+                self._seen["classrooms"].add(section.provider_id)
+                self._skip(
+                    Kind.CLASSROOMS,
+                    section.provider_id,
+                    section.name,
+                    "this classroom was archived and is back in the roster; it stays archived (settings: "
+                    "classrooms.unarchive_reappearing is off)",
+                )
+                continue
+            if self._noted_enrollments and not self.delta and section.provider_id not in self._section_teachers:
+                findings.sections_without_teacher += 1
+            fields = {**section.synced_fields(), "name": self._classroom_name(section), "school": school_id}
             self._ids["classrooms"][section.provider_id] = self._reconcile(
                 Kind.CLASSROOMS, section.provider_id, fields, section.name, school_id
             )
 
-    def plan_people(self, people: Iterable[PersonRecord]) -> None:
-        """Students, teachers and staff: synced when one of their schools is matched.
+    def _syncable(self, person: PersonRecord) -> bool:
+        if any(self._resolve("schools", s) for s in person.schools):
+            return True
+        return not person.schools and person.kind == Kind.STAFF
 
-        Staff the roster names no school for (district admins) belong to the district and are synced.
+    def _person_fields(self, person: PersonRecord, school_ids: list[str]) -> dict[str, Any]:
+        fields = {**person.synced_fields(), "schools": school_ids}
+        phones = self.settings.phones
+        phone_type = person.phone_type.strip().casefold()
+        sms_types = {t.casefold() for t in phones.sms_phone_types}
+        fields["sms_phone"] = person.phone if person.phone and ("any" in sms_types or phone_type in sms_types) else ""
+        home_types = {t.casefold() for t in phones.home_phone_types}
+        fields["home_phone"] = person.phone if person.phone and phone_type in home_types else ""
+        if not self.settings.home_language_from_roster:
+            fields.pop("home_language", None)
+        return fields
+
+    def plan_people(self, people: Iterable[PersonRecord]) -> None:
+        """Students, teachers and staff: synced when one of their schools is matched and in scope.
+
+        Staff the roster names no school for (district admins) belong to the district and are synced. A
+        person without a provider link is first looked for among the product's accounts
+        (``matching.people``).
         """
         seen: set[str] = set()
         for person in people:
@@ -330,44 +659,181 @@ class SyncPlanner:
                 continue
             school_ids = [i for i in (self._resolve("schools", s) for s in person.schools) if i]
             district_staff = not person.schools and person.kind == Kind.STAFF
+            name = _display_name(person)
             if not school_ids and not district_staff:
                 self._skipped_people.add(person.provider_id)
                 reason = (
-                    "none of their schools is matched to a product school"
+                    "none of their schools is matched to a product school, or in scope"
                     if person.schools
                     else "the roster names no school for them"
                 )
-                self._skip(person.kind, person.provider_id, _display_name(person), reason)
+                self._skip(person.kind, person.provider_id, name, reason)
                 continue
-            fields = {**person.synced_fields(), "schools": school_ids}
-            self._ids["people"][person.provider_id] = self._reconcile(
-                person.kind, person.provider_id, fields, _display_name(person), school_ids[0] if school_ids else ""
+            fields = self._person_fields(person, school_ids)
+            guardian_id = self._guardian_role_of.get(person.provider_id)
+            if guardian_id:
+                fields["roles"] = [*fields["roles"], Role.GUARDIAN.value]
+                fields["guardian_provider_id"] = guardian_id
+            entry, how, duplicate = None, "", None
+            if person.provider_id not in self._index["people"]:
+                entry, how, duplicate = self._match_person(person, school_ids, fields)
+                if how == AMBIGUOUS:
+                    self._skipped_people.add(person.provider_id)
+                    continue
+            record_id = self._reconcile(
+                person.kind, person.provider_id, fields, name, school_ids[0] if school_ids else "", entry, how
             )
+            self._ids["people"][person.provider_id] = record_id
+            if person.kind == Kind.STUDENTS and self._noted_enrollments and not self.delta:
+                if person.provider_id not in self._enrolled_students:
+                    self.summary.findings.students_without_section += 1
+            if duplicate is not None:
+                self.summary.findings.duplicate_candidates += 1
+                self._line(
+                    PlanLine(
+                        person.kind,
+                        "possible_duplicate",
+                        record_id,
+                        person.provider_id,
+                        name,
+                        f"same name and date of birth as product student {duplicate.entry.id} in the same school; "
+                        "not merged: if they are the same child, link them before the first sync "
+                        f"(rostersync people link --confirm {duplicate.entry.id}={person.provider_id})",
+                    )
+                )
 
-    def want_guardians_of(self, links: Iterable[GuardianLinkRecord]) -> None:
-        """First pass over guardian links: a guardian is synced when one of their students is."""
-        for link in links:
-            if self._resolve("people", link.student):
-                self._guardians_wanted.add(link.guardian)
+    def _match_person(
+        self, person: PersonRecord, school_ids: list[str], fields: dict[str, Any]
+    ) -> tuple[IndexEntry | None, str, Candidate | None]:
+        """Look for the product account of a student, teacher or staff member without a provider link.
+
+        Returns (the account, how it matched, a name+birth-date candidate for review); ``how`` is
+        ``AMBIGUOUS`` when several accounts match (the person is then skipped and reported).
+        """
+        if person.kind == Kind.STUDENTS:
+            id_field = self.settings.student_match_id.value
+            value = str(getattr(person, id_field, "") or "").strip() if id_field != "provider_id" else ""
+            if value:
+                found = self._unique(person, digest(id_field, value), (Role.STUDENT,), id_field)
+                if found is not None:
+                    return found
+            name_key = normal_name(person.given_name, person.family_name)
+            if name_key and person.birth_date:
+                for school in school_ids:
+                    candidates = self._candidates.find(
+                        digest("namedob", school, name_key, person.birth_date), (Role.STUDENT,)
+                    )
+                    if candidates:
+                        return None, "", candidates[0]
+            return None, "", None
+        email = normal_email(person.email)
+        if email:
+            found = self._unique(person, digest("email", email), (Role.TEACHER, Role.STAFF), "email")
+            if found is not None:
+                return found
+        return None, "", None
+
+    def _unique(
+        self, person: PersonRecord, key: str, roles: tuple[Role, ...], how: str
+    ) -> tuple[IndexEntry | None, str, None] | None:
+        """The one unclaimed account under ``key``; (None, AMBIGUOUS, None) when several (reported and
+        skipped); None when there is none."""
+        found = self._candidates.find(key, roles)
+        if len(found) == 1:
+            self._candidates.claimed.add(found[0].entry.id)
+            return found[0].entry, how.replace("_", " "), None
+        if len(found) > 1 or self._candidates.claimed_under(key, roles):
+            taken = "" if len(found) > 1 else " (one of them already matched another roster person)"
+            self.summary.findings.ambiguous_matches += 1
+            self._skip(
+                person.kind,
+                person.provider_id,
+                _display_name(person),
+                f"{AMBIGUOUS} by {how.replace('_', ' ')}{taken}: link the right one by hand (rostersync people "
+                f"link --confirm PRODUCT_ID={person.provider_id}); nothing was written for them",
+                action="ambiguous",
+            )
+            return None, AMBIGUOUS, None
+        return None
 
     def plan_guardians(self, guardians: Iterable[PersonRecord]) -> None:
         seen = self._seen_people_guard()
+        findings = self.summary.findings
         for guardian in guardians:
             if not self._first_time("people", guardian.kind, guardian.provider_id, seen):
                 continue
-            if guardian.provider_id not in self._guardians_wanted:
+            name = _display_name(guardian)
+            reason = ""
+            if not self.settings.guardians.manage:
+                reason = GUARDIANS_OFF
+            elif guardian.provider_id not in self._guardians_wanted:
+                reason = LINKS_EXCLUDED if guardian.provider_id in self._excluded_links_of else NO_STUDENT_SYNCED
+            if reason:
                 self._skipped_people.add(guardian.provider_id)
-                self._skip(
-                    guardian.kind,
-                    guardian.provider_id,
-                    _display_name(guardian),
-                    "none of their students is synced",
+                findings.guardians_skipped[reason] += 1
+                self._skip(guardian.kind, guardian.provider_id, name, reason)
+                continue
+            staff_id = self._merged_into.get(guardian.provider_id)
+            if staff_id is not None and staff_id in self._ids["people"]:
+                # One person, two roles: the guardian is the teacher's (or staff member's) account.
+                self._ids["people"][guardian.provider_id] = self._ids["people"][staff_id]
+                self._seen["people"].add(guardian.provider_id)
+                findings.multi_role["merged"] += 1
+                self._line(
+                    PlanLine(
+                        guardian.kind,
+                        "merged",
+                        self._ids["people"][staff_id],
+                        guardian.provider_id,
+                        name,
+                        f"one account with {staff_id}: name, email and phone agree, so the account has both roles",
+                    )
                 )
                 continue
-            fields = guardian.synced_fields()
-            self._ids["people"][guardian.provider_id] = self._reconcile(
-                guardian.kind, guardian.provider_id, fields, _display_name(guardian), ""
+            fields = self._person_fields(guardian, [])
+            email = normal_email(guardian.email)
+            email_key = digest("email", email) if email else ""
+            # An email is the guardian's own when no other guardian, nor a teacher with a separate
+            # account, has it: the product invites and logs people in by it.
+            unique_email = (
+                bool(email)
+                and self._guardian_email_count[email_key] == 1
+                and guardian.provider_id not in self._separate
             )
+            sms = normal_phone(fields["sms_phone"])
+            if not unique_email and not sms:
+                self._skipped_people.add(guardian.provider_id)
+                findings.guardians_skipped[NO_REACH] += 1
+                self._skip(guardian.kind, guardian.provider_id, name, NO_REACH)
+                continue
+            entry, how = None, ""
+            if guardian.provider_id not in self._index["people"]:
+                found = None
+                if unique_email:
+                    found = self._unique(guardian, email_key, (Role.GUARDIAN,), "email")
+                if found is None and sms:
+                    found = self._unique(guardian, digest("sms", sms), (Role.GUARDIAN,), "SMS phone")
+                if found is not None:
+                    entry, how, _ = found
+                    if how == AMBIGUOUS:
+                        self._skipped_people.add(guardian.provider_id)
+                        findings.guardians_skipped[AMBIGUOUS] += 1
+                        continue
+            record_id = self._reconcile(guardian.kind, guardian.provider_id, fields, name, "", entry, how)
+            self._ids["people"][guardian.provider_id] = record_id
+            if guardian.provider_id in self._separate:
+                findings.multi_role["separate"] += 1
+                self._line(
+                    PlanLine(
+                        guardian.kind,
+                        "separate_account",
+                        record_id,
+                        guardian.provider_id,
+                        name,
+                        f"shares an email with {self._separate[guardian.provider_id]} but their names or phones "
+                        "differ: kept as a separate account",
+                    )
+                )
 
     def _seen_people_guard(self) -> set[str]:
         # Guardians share the people collection: a guardian id that is also a student id is a duplicate.
@@ -405,6 +871,18 @@ class SyncPlanner:
         seen: set[str] = set()
         for link in links:
             if not self._first_time("guardian_links", Kind.GUARDIAN_LINKS, link.provider_id, seen):
+                continue
+            if not self.settings.guardians.manage:
+                self._skip(Kind.GUARDIAN_LINKS, link.provider_id, "", GUARDIANS_OFF)
+                continue
+            if not self._link_included(link):
+                self._skip(
+                    Kind.GUARDIAN_LINKS,
+                    link.provider_id,
+                    "",
+                    f"contact type {link.contact_type or '(none)'} / relationship {link.relationship or '(none)'} "
+                    "is left out by the settings (guardians.contact_types, guardians.relationships)",
+                )
                 continue
             guardian_id = self._resolve("people", link.guardian)
             student_id = self._resolve("people", link.student)

@@ -62,6 +62,13 @@ class LineAction(StrEnum):
     SKIPPED = "skipped"
     ERROR = "error"
     WOULD_ARCHIVE = "would_archive"
+    LINKED = "linked"
+    POSSIBLE_DUPLICATE = "possible_duplicate"
+    AMBIGUOUS = "ambiguous"
+    MERGED = "merged"
+    SEPARATE_ACCOUNT = "separate_account"
+    EDIT_KEPT = "edit_kept"
+    EDIT_OVERWRITTEN = "edit_overwritten"
 
 
 class _ReportModel(BaseModel):
@@ -73,12 +80,15 @@ class KindCounts(_ReportModel):
 
     created: int = 0
     updated: int = 0
+    linked: int = 0
     archived: int = 0
     restored: int = 0
     unchanged: int = 0
     skipped: int = 0
     errors: int = 0
     would_archive: int = 0
+    edits_kept: int = 0
+    edits_overwritten: int = 0
 
     @property
     def changed(self) -> int:

@@ -11,6 +11,7 @@ from rostersync.contracts import MatchResult, SyncState
 from rostersync.directory.keys import COLLECTIONS
 from rostersync.domain.records import DeletedRecord, RecordError, RosterRecord
 from rostersync.errors import BadInputError
+from rostersync.matching.people import CandidateIndex
 from rostersync.matching.plan import SyncPlanner, index_by_provider_id
 from rostersync.observability import logger
 from rostersync.steps.context import DistrictContext
@@ -30,6 +31,14 @@ def match_roster(state: SyncState) -> MatchResult:
     manifest: dict[str, list[str]] = store.get_json(fetch.snapshot_manifest_key)
 
     index = {c: index_by_provider_id(ctx.directory.index(c), run.provider) for c in COLLECTIONS}
+    settings = ctx.state.settings_at(run.settings_version)
+    # The product's accounts nobody linked to this provider yet: person matching looks among them.
+    candidates = CandidateIndex.from_records(ctx.directory.unlinked("people", run.provider))
+    product_schools = {
+        r.id: str(r.effective_fields().get("name", ""))
+        for r in ctx.directory.unlinked("schools", run.provider)
+        if r.status == "active"
+    }
     writes = store.chunk_writer("plan/writes", ctx.config.plan_chunk_records)
     lines = store.chunk_writer("plan/lines", 50_000)
     errors = store.chunk_writer("plan/errors", 50_000)
@@ -42,6 +51,9 @@ def match_roster(state: SyncState) -> MatchResult:
         write=lambda w: writes.write(w.to_json()),
         line=lambda line: lines.write(line.to_json()),
         error=errors.write,
+        settings=settings,
+        candidates=candidates,
+        product_schools=product_schools,
     )
 
     def records(collection: str) -> Iterator[Any]:
@@ -52,16 +64,8 @@ def match_roster(state: SyncState) -> MatchResult:
         planner.record_error(RecordError.model_validate(data))
     for data in store.read_all(manifest.get("deleted", [])):
         planner.record_deleted(DeletedRecord.model_validate(data))
-    planner.plan_schools(records("schools"))
-    planner.plan_classrooms(records("classrooms"))
-    planner.plan_people(records("people"))
-    planner.want_guardians_of(records("guardian_links"))
-    planner.plan_guardians(records("guardians"))
-    planner.plan_enrollments(records("enrollments"))
-    planner.plan_guardian_links(records("guardian_links"))
-
     archive = store.chunk_writer("plan/archive", 50_000)
-    for candidate in planner.archive_candidates():
+    for candidate in planner.plan(records):
         archive.write(candidate.to_json())
 
     chunk_keys = writes.close()
@@ -74,7 +78,14 @@ def match_roster(state: SyncState) -> MatchResult:
     summary_key = store.put_json("plan/summary.json", summary)
     logger.info(
         "plan written",
-        extra={"run_id": run.run_id, "writes": writes.count, "chunks": len(chunk_keys), "errors": errors.count},
+        extra={
+            "run_id": run.run_id,
+            "writes": writes.count,
+            "chunks": len(chunk_keys),
+            "errors": errors.count,
+            "settings_version": run.settings_version,
+            "match_candidates": len(candidates),
+        },
     )
     return MatchResult(
         plan_manifest_key=plan_manifest_key,

@@ -19,7 +19,7 @@ def upsert_chunk(request: UpsertChunkRequest) -> UpsertChunkResult:
     written = ctx.directory.put_records(w.record for w in planned if w.op == "create")
     for write in planned:
         if write.op != "create":
-            ctx.directory.update_synced(write.record)
+            ctx.directory.update_synced(write.record, clear_edits=write.clear_edits)
             written += 1
     logger.info("plan chunk written", extra={"run_id": request.run_id, "written": written})
     return UpsertChunkResult(chunk_key=request.chunk_key, written=written, write_requests=ctx.directory.write_requests)
