@@ -10,6 +10,8 @@ The planner does no I/O: writes, report lines and errors go to the sinks it is g
 
 from __future__ import annotations
 
+import re
+import string
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -207,6 +209,34 @@ NO_REACH = "no email of their own and no SMS-capable phone: the product could no
 AMBIGUOUS = "several product accounts match"
 
 _ACTIONS = {"create": "created", "update": "updated", "restore": "restored"}
+
+
+_SEPARATOR = re.compile(r"^[-–—|/:,·]+$")
+
+
+def render_name(template: str, values: dict[str, str]) -> str:
+    """Fill a classroom name template; a blank placeholder takes the text glued to it along
+    (``P{period}``, ``({teacher})``) and the separators left dangling, so "Biology – P ()" reads "Biology"."""
+    pieces: list[str] = []
+    strip_next = False
+    for literal, name, _, _ in string.Formatter().parse(template):
+        if strip_next:
+            literal = re.sub(r"^\S+", "", literal)
+            strip_next = False
+        value = str(values.get(name, "") or "").strip() if name is not None else None
+        if value == "":
+            literal = re.sub(r"\S+$", "", literal)
+            strip_next = True
+        pieces.append(literal + (value or ""))
+    words = "".join(pieces).split()
+    kept: list[str] = []
+    for word in words:
+        if _SEPARATOR.match(word) and (not kept or _SEPARATOR.match(kept[-1])):
+            continue
+        kept.append(word)
+    while kept and _SEPARATOR.match(kept[-1]):
+        kept.pop()
+    return " ".join(kept)
 
 
 class SyncPlanner:
@@ -578,8 +608,8 @@ class SyncPlanner:
             "term": section.term,
             "section_number": section.sis_id,
         }
-        name = " ".join(self.settings.classrooms.name_template.format_map(values).split())
-        return name if name.strip(" -–()[]/:,.P") else section.name
+        name = render_name(self.settings.classrooms.name_template, values)
+        return name or section.name
 
     def plan_classrooms(self, classrooms: Iterable[ClassroomRecord]) -> None:
         """Sections linked to a product classroom update it; the others become new classrooms, or are
