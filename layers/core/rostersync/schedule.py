@@ -45,8 +45,10 @@ def runs_on(schedule: Schedule, day: date) -> bool:
 
 
 def next_run(schedule: Schedule, after: datetime) -> datetime | None:
-    """The first scheduled start strictly after ``after`` (an aware datetime), in the schedule's time zone.
+    """The first scheduled start strictly after ``after`` (an aware datetime), in UTC.
 
+    UTC, not the district's zone: a local time in the autumn's repeated hour never compares equal to another
+    zone's datetime (PEP 495), so callers compare instants and convert only to show them.
     None when the schedule is off, or when no day of the coming year is outside the pause.
     """
     if after.tzinfo is None:
@@ -63,5 +65,5 @@ def next_run(schedule: Schedule, after: datetime) -> datetime | None:
         # fold=0: an ambiguous time is its first occurrence; a missing one maps to the instant an hour on.
         start = datetime.combine(day, time(hour, minute), tzinfo=zone).astimezone(UTC)
         if start > after:
-            return start.astimezone(zone)
+            return start
     return None

@@ -105,8 +105,13 @@ _MONTH_DAY = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 
 
 class SummerPause(_Settings):
-    start: str = Field(description="First paused day, MM-DD (e.g. '06-20').")
-    end: str = Field(description="Last paused day, MM-DD (e.g. '08-20'); may be earlier than start (wraps the year).")
+    start: str = Field(
+        description="First paused day, MM-DD (e.g. '06-20').", json_schema_extra={"pattern": _MONTH_DAY.pattern}
+    )
+    end: str = Field(
+        description="Last paused day, MM-DD (e.g. '08-20'); may be earlier than start (wraps the year).",
+        json_schema_extra={"pattern": _MONTH_DAY.pattern},
+    )
 
     @field_validator("start", "end")
     @classmethod
@@ -122,7 +127,11 @@ class SummerPause(_Settings):
 
 class Schedule(_Settings):
     enabled: bool = Field(default=True, description="Run on the schedule once sync is enabled.")
-    time_of_day: str = Field(default="02:00", description="Local time the nightly sync starts, HH:MM (24 h).")
+    time_of_day: str = Field(
+        default="02:00",
+        description="Local time the sync starts, HH:MM (24 h).",
+        json_schema_extra={"pattern": _TIME.pattern},
+    )
     timezone: str = Field(default="America/New_York", description="IANA time zone of time_of_day.")
     frequency: Literal["daily", "weekdays", "weekly"] = Field(default="daily", description="How often it runs.")
     weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] = Field(
