@@ -146,7 +146,7 @@ def show_settings(args: argparse.Namespace, now: datetime | None = None) -> int:
             print(f"  {key:<{width}}{shown(value)}{marker}")
         print(f"  {'next scheduled run':<{width}}{_next_run_text(settings, upcoming)}")
         print()
-        print("* differs from the default. Change with: rostersync settings set --district D KEY=VALUE")
+        print(f"* differs from the default. Change with: rostersync settings set --district {args.district} KEY=VALUE")
     if problem is not None:
         raise problem
     return 0
