@@ -18,6 +18,7 @@ from rostersync.cli.connect import StackHandle, StackResources, resources_parame
 from rostersync.cli.main import main
 from rostersync.config import runtime_config
 from rostersync.directory.repository import SyncStateRepository
+from rostersync.directory.schedules import ScheduleRepository
 from rostersync.local.stack import EmbeddedStack
 
 pytestmark = pytest.mark.e2e
@@ -268,3 +269,31 @@ def test_the_failed_runs_report_names_the_setting_to_fix(district: Callable[...,
 
     assert outcome.report is not None
     assert "schedule.timezone: 'Mars/Olympus' is not an IANA time zone" in outcome.report["failure_reason"]
+
+
+def test_an_enabled_run_puts_the_district_on_its_schedule_and_settings_move_it(
+    rostersync: Any, district: Callable[..., Any], synthetic: Any
+) -> None:
+    d = district(synthetic)
+    schedules = ScheduleRepository(aws.client("dynamodb"), runtime_config().sync_state_table)
+    d.sync(trigger="manual", export=False)
+    assert schedules.get(d.id) is None  # a manual run does not enable the schedule
+
+    d.sync(trigger="enabled", export=False)
+
+    scheduled = schedules.get(d.id)
+    assert scheduled is not None and scheduled.next_run_at is not None
+    assert scheduled.next_run_at.endswith(("T07:00:00Z", "T06:00:00Z"))  # 02:00 New York, EST or EDT
+    code, out, _ = rostersync("settings", "set", "--district", d.id, "schedule.time_of_day=05:30")
+    assert code == 0 and "Next scheduled run: " in out and "05:30" in out
+    assert schedules.get(d.id).next_run_at.endswith(("T10:30:00Z", "T09:30:00Z"))
+    code, out, _ = rostersync("settings", "set", "--district", d.id, "schedule.enabled=off")
+    assert schedules.get(d.id).next_run_at is None
+    _, out, _ = rostersync("settings", "show", "--district", d.id, "--json")
+    assert json.loads(out)["on_schedule"] is True
+
+
+def test_show_says_a_district_not_enabled_is_not_on_the_schedule_yet(rostersync: Any, district_id: str) -> None:
+    _, out, _ = rostersync("settings", "show", "--district", district_id)
+    line = next(line for line in squeezed(out).splitlines() if line.startswith("next scheduled run"))
+    assert line.endswith("once sync is enabled for the district")

@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rostersync.cli.connect import StackError, add_stack_arguments, connect_from_args
+from rostersync.cli.connect import StackError, StackHandle, add_stack_arguments, connect_from_args
+from rostersync.directory.schedules import ScheduleRepository
 from rostersync.local.cli import UsageError
 from rostersync.schedule import next_run
 from rostersync.settings import (
@@ -32,6 +33,7 @@ from rostersync.settings import (
     settings_json_schema_text,
     shown,
 )
+from rostersync.steps.schedule import reschedule
 
 # How `show` groups the settings: the top-level fields that are not groups go under "General".
 _GROUP_TITLES = {
@@ -106,8 +108,10 @@ def _stack_command(command: Callable[[argparse.Namespace], int]) -> Callable[[ar
 
 
 def show_settings(args: argparse.Namespace, now: datetime | None = None) -> int:
-    state = connect_from_args(args).state(args.district)
+    stack = connect_from_args(args)
+    state = stack.state(args.district)
     record = state.settings_record()
+    scheduled = _schedules(stack).get(args.district)
     problem: SettingsError | None = None
     try:
         settings: SyncSettings | None = record.validated(args.district)
@@ -124,6 +128,7 @@ def show_settings(args: argparse.Namespace, now: datetime | None = None) -> int:
                     "updated_by": record.updated_by or None,
                     "settings": record.settings,
                     "next_run": upcoming.isoformat() if upcoming else None,
+                    "on_schedule": scheduled is not None,
                 },
                 indent=2,
                 ensure_ascii=False,
@@ -144,7 +149,7 @@ def show_settings(args: argparse.Namespace, now: datetime | None = None) -> int:
                 print(group)
             marker = "" if defaults.get(key, object()) == value else "  *"
             print(f"  {key:<{width}}{shown(value)}{marker}")
-        print(f"  {'next scheduled run':<{width}}{_next_run_text(settings, upcoming)}")
+        print(f"  {'next scheduled run':<{width}}{_next_run_text(settings, upcoming, scheduled is not None)}")
         print()
         print(f"* differs from the default. Change with: rostersync settings set --district {args.district} KEY=VALUE")
     if problem is not None:
@@ -168,12 +173,13 @@ def _when(iso: str) -> str:
         return iso or "?"
 
 
-def _next_run_text(settings: SyncSettings | None, upcoming: datetime | None) -> str:
+def _next_run_text(settings: SyncSettings | None, upcoming: datetime | None, on_schedule: bool) -> str:
     if settings is None:
         return "unknown (the settings do not validate)"
     if upcoming is not None:
         local = upcoming.astimezone(ZoneInfo(settings.schedule.timezone))
-        return f"{local:%a %Y-%m-%d %H:%M %Z} ({upcoming:%H:%M UTC})"
+        text = f"{local:%a %Y-%m-%d %H:%M %Z} ({upcoming:%H:%M UTC})"
+        return text if on_schedule else f"{text}, once sync is enabled for the district"
     if not settings.schedule.enabled:
         return "none (the schedule is off)"
     return "none (every day of the coming year is in the summer pause)"
@@ -198,7 +204,8 @@ def set_settings(args: argparse.Namespace) -> int:
     if not assignments and not args.file:
         raise UsageError("settings set: nothing to change: give KEY=VALUE pairs or --file FILE")
     apply_assignments({}, assignments)  # unknown keys and unreadable values are refused before any connection
-    state = connect_from_args(args).state(args.district)
+    stack = connect_from_args(args)
+    state = stack.state(args.district)
     current = state.settings_record()
     base = current.settings
     if args.file:
@@ -223,7 +230,14 @@ def set_settings(args: argparse.Namespace) -> int:
         return 0
     saved = state.put_settings(new, current.version, args.by or _user())
     print(f"Saved settings version {saved.version} of district {args.district} (was {current.version}).")
+    if reschedule(_schedules(stack), args.district, new, datetime.now(UTC)):
+        upcoming = next_run(new.schedule, datetime.now(UTC))
+        print(f"Next scheduled run: {_next_run_text(new, upcoming, True)}.")
     return 0
+
+
+def _schedules(stack: StackHandle) -> ScheduleRepository:
+    return ScheduleRepository(stack.client("dynamodb"), stack.resources.sync_state_table)
 
 
 def _assignment(text: str) -> tuple[str, str]:

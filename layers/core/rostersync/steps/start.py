@@ -10,6 +10,7 @@ from rostersync.observability import logger
 from rostersync.providers.registry import provider_name
 from rostersync.settings import InvalidSettingsError, SyncSettings
 from rostersync.steps.context import DistrictContext
+from rostersync.steps.schedule import schedule_enabled_district
 
 
 def start_run(request: StartRequest) -> RunRef:
@@ -62,5 +63,7 @@ def start_run(request: StartRequest) -> RunRef:
         raise ConnectionNotConfiguredError(
             f"district {sync.district_id} syncs from uploaded OneRoster bundles: a run starts when a bundle arrives"
         )
+    if sync.trigger == "enabled" and not sync.dry_run:
+        schedule_enabled_district(ctx.state, settings, datetime.now(UTC))
     logger.info("run started", extra={"district_id": sync.district_id, "run_id": request.run_id})
     return run
