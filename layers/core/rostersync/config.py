@@ -28,6 +28,8 @@ class RuntimeConfig(BaseSettings):
     provider_retry_base_seconds: float = Field(default=1.0, validation_alias="PROVIDER_RETRY_BASE_SECONDS")
     provider_max_attempts: int = Field(default=6, validation_alias="PROVIDER_MAX_ATTEMPTS")
     report_link_seconds: int = Field(default=7 * 24 * 3600, validation_alias="REPORT_LINK_SECONDS")
+    # The sync state machine, for the schedule tick that starts runs (only ScheduleTick is given it).
+    sync_state_machine_arn: str = Field(default="", validation_alias="SYNC_STATE_MACHINE_ARN")
 
 
 @lru_cache(maxsize=1)

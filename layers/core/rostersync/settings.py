@@ -6,13 +6,20 @@ uses, Match plans by it, and ``schemas/sync-settings.schema.json`` is generated 
 
 from __future__ import annotations
 
+import difflib
+import json
 import re
 import string
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from rostersync.errors import RostersyncError
 
 
 class StudentMatchId(StrEnum):
@@ -98,20 +105,33 @@ _MONTH_DAY = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 
 
 class SummerPause(_Settings):
-    start: str = Field(description="First paused day, MM-DD (e.g. '06-20').")
-    end: str = Field(description="Last paused day, MM-DD (e.g. '08-20'); may be earlier than start (wraps the year).")
+    start: str = Field(
+        description="First paused day, MM-DD (e.g. '06-20').", json_schema_extra={"pattern": _MONTH_DAY.pattern}
+    )
+    end: str = Field(
+        description="Last paused day, MM-DD (e.g. '08-20'); may be earlier than start (wraps the year).",
+        json_schema_extra={"pattern": _MONTH_DAY.pattern},
+    )
 
     @field_validator("start", "end")
     @classmethod
     def _month_day(cls, value: str) -> str:
         if not _MONTH_DAY.match(value):
             raise ValueError(f"{value!r} is not a month and day as MM-DD")
+        try:
+            date(2000, int(value[:2]), int(value[3:]))  # a leap year: 02-29 is a day, 02-30 is not
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a day of the year (MM-DD)") from exc
         return value
 
 
 class Schedule(_Settings):
     enabled: bool = Field(default=True, description="Run on the schedule once sync is enabled.")
-    time_of_day: str = Field(default="02:00", description="Local time the nightly sync starts, HH:MM (24 h).")
+    time_of_day: str = Field(
+        default="02:00",
+        description="Local time the sync starts, HH:MM (24 h).",
+        json_schema_extra={"pattern": _TIME.pattern},
+    )
     timezone: str = Field(default="America/New_York", description="IANA time zone of time_of_day.")
     frequency: Literal["daily", "weekdays", "weekly"] = Field(default="daily", description="How often it runs.")
     weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] = Field(
@@ -177,8 +197,238 @@ class SyncSettings(_Settings):
         return self
 
 
-def settings_from_item(item: dict[str, Any] | None) -> tuple[SyncSettings, int]:
-    """Parse the stored settings item; a district that never saved settings gets the defaults (version 0)."""
+# -- errors ------------------------------------------------------------------------------------------
+
+
+class SettingsError(RostersyncError):
+    """Settings that cannot be used; the message names the key and the problem, on one line."""
+
+
+class InvalidSettingsError(SettingsError):
+    """Settings (given, or stored by an older version of rostersync) that do not validate."""
+
+
+class SettingsConflictError(SettingsError):
+    """Someone else saved the district's settings after they were read: nothing was saved."""
+
+
+class SettingsVersionNotFoundError(SettingsError):
+    """A run or a command asked for a settings version the district never saved."""
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line, ``key: problem; key: problem``, with dotted keys as ``rostersync settings set`` takes them."""
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "not a setting" + _suggestion(key)
+        elif error["type"] == "missing":
+            message = "missing"
+        problems.append(f"{key}: {message}")
+    return "; ".join(dict.fromkeys(problems))
+
+
+def parse_settings(data: Any, what: str = "settings") -> SyncSettings:
+    """Validate ``data`` as settings, or raise ``InvalidSettingsError`` naming ``what`` and each bad key."""
+    try:
+        return SyncSettings.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidSettingsError(f"{what}: {describe_validation_error(exc)}") from exc
+
+
+def settings_from_item(item: dict[str, Any] | None, district_id: str = "") -> tuple[SyncSettings, int]:
+    """Parse a stored settings item (``SETTINGS`` or a ``SETTINGS#v…`` history item).
+
+    A district that never saved settings gets the defaults (version 0). Stored settings that no longer
+    validate (a field since renamed, say) raise ``InvalidSettingsError`` naming the field, the version and
+    how to repair it, never a traceback.
+    """
     if not item:
         return SyncSettings(), 0
-    return SyncSettings.model_validate(item.get("settings") or {}), int(item.get("version", 0))
+    version = int(item.get("version", 0))
+    where = f" of district {district_id}" if district_id else ""
+    settings = parse_settings(
+        item.get("settings") or {},
+        f"the stored settings{where} (version {version}) no longer validate, replace them with "
+        "`rostersync settings set --file`",
+    )
+    return settings, version
+
+
+@dataclass(frozen=True)
+class SettingsVersion:
+    """One saved version of a district's settings, as stored (the JSON form; ``validated()`` parses it)."""
+
+    version: int
+    settings: dict[str, Any]
+    updated_at: str = ""
+    updated_by: str = ""
+
+    def validated(self, district_id: str = "") -> SyncSettings:
+        return settings_from_item({"settings": self.settings, "version": self.version}, district_id)[0]
+
+
+# -- the published JSON schema -----------------------------------------------------------------------
+
+SCHEMA_ID = "urn:rostersync:schema:sync-settings"
+SCHEMA_PATH = "schemas/sync-settings.schema.json"
+
+
+def settings_json_schema() -> dict[str, Any]:
+    """The JSON schema of ``SyncSettings`` as published in ``schemas/sync-settings.schema.json``."""
+    schema = SyncSettings.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        **schema,
+        "title": "rostersync sync settings",
+    }
+
+
+def settings_json_schema_text() -> str:
+    """The schema file's exact text (the file is compared with it byte for byte)."""
+    return json.dumps(settings_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+# -- dotted keys, as `rostersync settings set` takes them ----------------------------------------------
+
+
+def _group_model(annotation: Any) -> type[BaseModel] | None:
+    """The settings group a field holds (``Schedule``, or ``SummerPause`` of ``SummerPause | None``)."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _keys(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for name, info in model.model_fields.items():
+        key = f"{prefix}{name}"
+        yield key, info.annotation
+        group = _group_model(info.annotation)
+        if group is not None:
+            yield from _keys(group, f"{key}.")
+
+
+SETTING_KEYS: dict[str, Any] = dict(_keys(SyncSettings))
+"""Every dotted key (groups and their fields) and its type annotation."""
+
+
+def _suggestion(key: str) -> str:
+    close = difflib.get_close_matches(key, SETTING_KEYS, n=1, cutoff=0.5)
+    if not close:
+        # A misspelt last part under a known group: compare the last parts only.
+        parent, _, last = key.rpartition(".")
+        siblings = [k.rpartition(".")[2] for k in SETTING_KEYS if k.rpartition(".")[0] == parent]
+        close = [f"{parent}.{c}" if parent else c for c in difflib.get_close_matches(last, siblings, n=1, cutoff=0.5)]
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+_TRUE = {"true", "on", "yes"}
+_FALSE = {"false", "off", "no"}
+_NONE = {"none", "null"}
+
+
+def _kinds(annotation: Any) -> set[str]:
+    """What a value of this annotation may be: ``bool``, ``list``, ``none``, ``group``, ``number``, ``text``."""
+    kinds: set[str] = set()
+    for part in get_args(annotation) if get_origin(annotation) not in (None, Literal, list) else (annotation,):
+        if part is type(None):
+            kinds.add("none")
+        elif part is bool:
+            kinds.add("bool")
+        elif get_origin(part) is list:
+            kinds.add("list")
+        elif isinstance(part, type) and issubclass(part, BaseModel):
+            kinds.add("group")
+        elif part in (int, float):
+            kinds.add("number")
+        else:
+            kinds.add("text")
+    return kinds
+
+
+def parse_value(key: str, text: str) -> Any:
+    """The value ``text`` means for ``key``: JSON when it is valid JSON of a fitting type, booleans from
+    true/false/on/off, lists comma-separated, ``none`` for an optional group; else the text itself."""
+    kinds = _kinds(SETTING_KEYS[key])
+    word = text.strip().lower()
+    if "none" in kinds and word in _NONE | {""}:
+        return None
+    if "bool" in kinds:
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+        raise InvalidSettingsError(f"{key}: {text!r} is not on/off (true, false, on, off, yes, no)")
+    try:
+        parsed: Any = json.loads(text)
+    except ValueError:
+        parsed = _NO_JSON
+    if "list" in kinds:
+        if isinstance(parsed, list):
+            return parsed
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if "group" in kinds:
+        if isinstance(parsed, dict):
+            return parsed
+        raise InvalidSettingsError(
+            f"{key}: give its fields one by one ({key}.…=VALUE), a JSON object"
+            + (" or none" if "none" in kinds else "")
+        )
+    if "number" in kinds and isinstance(parsed, int | float) and not isinstance(parsed, bool):
+        return parsed
+    # Text (and choices): a JSON string is unquoted; anything else is taken as typed, "02:00" stays text.
+    return parsed if isinstance(parsed, str) else text
+
+
+_NO_JSON = object()
+
+
+def apply_assignments(settings: dict[str, Any], assignments: list[tuple[str, str]]) -> dict[str, Any]:
+    """A copy of the settings ``settings`` (as JSON) with each ``(dotted key, text)`` assigned, in order.
+
+    Unknown keys raise ``InvalidSettingsError`` suggesting the closest key. Setting a field of an empty
+    optional group (``schedule.summer_pause.start`` while there is no pause) creates the group; the result
+    is validated by the caller, so a half-filled group is reported as a missing field.
+    """
+    result = json.loads(json.dumps(settings))
+    for key, text in assignments:
+        if key not in SETTING_KEYS:
+            raise InvalidSettingsError(f"{key}: not a setting{_suggestion(key)}")
+        value = parse_value(key, text)
+        *parents, last = key.split(".")
+        target = result
+        for part in parents:
+            if not isinstance(target.get(part), dict):
+                target[part] = {}
+            target = target[part]
+        target[last] = value
+    return result
+
+
+def setting_changes(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted key, old, new)`` for each setting that differs, groups compared field by field."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        changes = []
+        for name in list(dict.fromkeys([*old, *new])):
+            changes += setting_changes(old.get(name), new.get(name), f"{prefix}{name}.")
+        return changes
+    return [] if old == new else [(prefix.rstrip("."), old, new)]
+
+
+def shown(value: Any) -> str:
+    """A setting's value as the CLI prints it (and as ``set`` would take it back)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None:
+        return "none"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value) if value else "(empty)"
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -23,6 +24,12 @@ from rostersync.directory.keys import (
 )
 from rostersync.domain.records import Kind, content_hash
 from rostersync.errors import LockHeldError
+from rostersync.settings import (
+    SettingsConflictError,
+    SettingsVersion,
+    SettingsVersionNotFoundError,
+    SyncSettings,
+)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -479,11 +486,142 @@ class SyncStateRepository:
         answer = self._client.get_item(TableName=self._table, Key=self._key(sk), ConsistentRead=True)
         return _from_item(answer["Item"]) if "Item" in answer else None
 
-    def settings_at(self, version: int) -> Any:  # TEMPORARY until the versioned settings store lands
-        from rostersync.settings import settings_from_item
+    # -- settings (versioned) -------------------------------------------------------------------
+    # SETTINGS holds the current version; SETTINGS#v000001… one immutable item per saved version, so a run
+    # plans with exactly the version its Start recorded even if the admin saves another meanwhile.
 
-        settings, _ = settings_from_item(self.get_item("SETTINGS"))
-        return settings
+    def settings_record(self) -> SettingsVersion:
+        """The current settings as stored; the defaults as version 0 when the district never saved any."""
+        answer = self._client.get_item(TableName=self._table, Key=self._key("SETTINGS"), ConsistentRead=True)
+        if "Item" not in answer:
+            return SettingsVersion(0, SyncSettings().model_dump(mode="json"))
+        return _settings_version(answer["Item"])
+
+    def current_settings(self) -> tuple[SyncSettings, int]:
+        """The current settings and their version (defaults, 0, when never saved); ``InvalidSettingsError``
+        naming the field when the stored ones no longer validate."""
+        record = self.settings_record()
+        return record.validated(self.district_id), record.version
+
+    def settings_at(self, version: int) -> SyncSettings:
+        """The settings of one saved version (0: the defaults); ``SettingsVersionNotFoundError`` if never saved."""
+        if version == 0:
+            return SyncSettings()
+        answer = self._client.get_item(TableName=self._table, Key=self._key(_settings_sk(version)), ConsistentRead=True)
+        if "Item" not in answer:
+            raise SettingsVersionNotFoundError(
+                f"district {self.district_id} has no settings version {version} "
+                f"(its current version is {self.settings_record().version})"
+            )
+        return _settings_version(answer["Item"]).validated(self.district_id)
+
+    def settings_history(self) -> list[SettingsVersion]:
+        """Every saved version, oldest first."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :v)",
+            "ExpressionAttributeValues": _to_item({":pk": self.district_id, ":v": "SETTINGS#v"}),
+            "ConsistentRead": True,
+        }
+        versions: list[SettingsVersion] = []
+        while True:
+            page = self._client.query(**kwargs)
+            versions += [_settings_version(item) for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return sorted(versions, key=lambda v: v.version)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def put_settings(
+        self, settings: SyncSettings, expected_version: int, updated_by: str, now: datetime | None = None
+    ) -> SettingsVersion:
+        """Save ``settings`` as version ``expected_version + 1``, if the current version is still
+        ``expected_version`` (optimistic: ``SettingsConflictError`` if someone saved first, nothing written).
+
+        The current item and the version's history item are written in one transaction.
+        """
+        saved = SettingsVersion(
+            version=expected_version + 1,
+            settings=settings.model_dump(mode="json"),
+            updated_at=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
+            updated_by=updated_by,
+        )
+        value = {
+            "pk": self.district_id,
+            "settings": _to_dynamo_numbers(saved.settings),
+            "version": saved.version,
+            "updated_at": saved.updated_at,
+            "updated_by": saved.updated_by,
+        }
+        # A district's first save: no SETTINGS item yet (or one written before settings had versions).
+        current = "attribute_not_exists(#version)" if expected_version == 0 else "#version = :expected"
+        current_put: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": _to_item({**value, "sk": "SETTINGS"}),
+            "ConditionExpression": current,
+            "ExpressionAttributeNames": {"#version": "version"},
+        }
+        if expected_version:
+            current_put["ExpressionAttributeValues"] = _to_item({":expected": expected_version})
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {"Put": current_put},
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": _to_item({**value, "sk": _settings_sk(saved.version)}),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            latest = self.settings_record()
+            raise SettingsConflictError(
+                f"the settings of district {self.district_id} changed since version {expected_version} was read: "
+                f"version {latest.version} was saved {latest.updated_at or '?'} by {latest.updated_by or '?'}; "
+                "nothing was saved: look at them again (`rostersync settings show`) and repeat the change"
+            ) from exc
+        return saved
+
+
+def _settings_sk(version: int) -> str:
+    return f"SETTINGS#v{version:06d}"
+
+
+def _to_dynamo_numbers(value: Any) -> Any:
+    """DynamoDB takes no floats: a fractional setting (a threshold of 12.5 %) is stored as a Decimal."""
+    if isinstance(value, dict):
+        return {k: _to_dynamo_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_dynamo_numbers(v) for v in value]
+    if isinstance(value, float):
+        return Decimal(str(value))
+    return value
+
+
+def _from_dynamo_numbers(value: Any) -> Any:
+    """The settings' numbers back as int or float (``_plain`` would cut 12.5 to 12)."""
+    if isinstance(value, dict):
+        return {k: _from_dynamo_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo_numbers(v) for v in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def _settings_version(item: dict[str, Any]) -> SettingsVersion:
+    settings = _from_dynamo_numbers(_deserializer.deserialize(item["settings"])) if "settings" in item else {}
+    rest = _from_item({k: v for k, v in item.items() if k != "settings"})
+    return SettingsVersion(
+        version=int(rest.get("version", 0)),
+        settings=settings if isinstance(settings, dict) else {},
+        updated_at=str(rest.get("updated_at", "")),
+        updated_by=str(rest.get("updated_by", "")),
+    )
 
 
 def _iso(epoch: Any) -> str:

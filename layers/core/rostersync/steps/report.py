@@ -30,6 +30,8 @@ _ADMIN_ERRORS = {
     "ProviderRequestError",
     "ConnectionNotConfiguredError",
     "BadBundleError",
+    "InvalidSettingsError",
+    "SettingsVersionNotFoundError",
 }
 
 

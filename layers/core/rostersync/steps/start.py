@@ -8,8 +8,9 @@ from rostersync.contracts import RunRef, StartRequest
 from rostersync.errors import ConnectionNotConfiguredError
 from rostersync.observability import logger
 from rostersync.providers.registry import provider_name
-from rostersync.settings import settings_from_item
+from rostersync.settings import InvalidSettingsError, SyncSettings
 from rostersync.steps.context import DistrictContext
+from rostersync.steps.schedule import schedule_enabled_district
 
 
 def start_run(request: StartRequest) -> RunRef:
@@ -19,7 +20,12 @@ def start_run(request: StartRequest) -> RunRef:
     ctx = DistrictContext.for_run(sync.district_id, request.run_id)
     ctx.state.acquire_lock(request.run_id, ctx.config.lock_ttl_seconds)
     connection = ctx.state.get_item("CONNECTION") or {}
-    settings, version = settings_from_item(ctx.state.get_item("SETTINGS"))
+    # The run records the version it plans with; Match reads exactly that version back (settings_at).
+    settings_problem: InvalidSettingsError | None = None
+    try:
+        settings, version = ctx.state.current_settings()
+    except InvalidSettingsError as exc:
+        settings, version, settings_problem = SyncSettings(), ctx.state.settings_record().version, exc
     run = RunRef(
         district_id=sync.district_id,
         run_id=request.run_id,
@@ -41,6 +47,8 @@ def start_run(request: StartRequest) -> RunRef:
         started_at=started_at,
         settings_version=version,
     )
+    if settings_problem is not None:
+        raise settings_problem
     if not connection:
         raise ConnectionNotConfiguredError(
             f"district {sync.district_id} has no provider connection: connect Clever or OneRoster before syncing"
@@ -55,5 +63,7 @@ def start_run(request: StartRequest) -> RunRef:
         raise ConnectionNotConfiguredError(
             f"district {sync.district_id} syncs from uploaded OneRoster bundles: a run starts when a bundle arrives"
         )
+    if sync.trigger == "enabled" and not sync.dry_run:
+        schedule_enabled_district(ctx.state, settings, datetime.now(UTC))
     logger.info("run started", extra={"district_id": sync.district_id, "run_id": request.run_id})
     return run
