@@ -24,7 +24,7 @@ from rostersync.reports.model import (
 )
 from rostersync.reports.writer import CsvReportWriter, render_html, render_json
 
-COUNT_KEYS = {"created", "updated", "archived", "restored", "unchanged", "skipped", "errors"}
+COUNT_KEYS = {"created", "updated", "linked", "archived", "restored", "unchanged", "skipped", "errors"}
 
 
 def _report(**changes: object) -> SyncReport:
@@ -139,12 +139,13 @@ def test_csv_writes_one_file_per_kind_with_its_lines():
         files = writer.finish()
         contents = {name: _rows(fileobj) for name, fileobj in files.items()}
 
-    # Then each kind with lines has its file, in Kind order, and errors.csv is there with a header only
+    # Then each kind with lines has its file, in Kind order, and errors.csv is there with a header only;
+    # skipped lines come before created ones (lines to review first, see LINE_ORDER)
     assert list(contents) == ["classrooms.csv", "students.csv", "errors.csv"]
     assert contents["students.csv"] == [
         ["action", "id", "provider_id", "name", "reason"],
-        ["created", "u-1", "s-1", "Ana Ruiz", ""],
         ["skipped", "", "s-2", "", "No school in the roster"],
+        ["created", "u-1", "s-1", "Ana Ruiz", ""],
     ]
     assert contents["classrooms.csv"][1] == ["updated", "c-9", "sec-9", "Math 7", ""]
     assert contents["errors.csv"] == [["kind", "provider_id", "reason"]]

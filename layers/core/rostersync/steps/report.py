@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 from rostersync.contracts import ReportResult, StepError, SyncState
 from rostersync.domain.records import Kind
-from rostersync.matching.archive import check_deletion_threshold
+from rostersync.matching.archive import ThresholdCheck, check_deletion_threshold
 from rostersync.observability import logger
 from rostersync.reports.model import (
+    Findings,
     KindCounts,
     LineAction,
     ReportError,
@@ -19,6 +20,7 @@ from rostersync.reports.model import (
     SyncReport,
     ThresholdBreach,
 )
+from rostersync.reports.readiness import RunFacts, readiness_checklist
 from rostersync.reports.writer import CsvReportWriter, render_html, render_json
 from rostersync.steps.context import DistrictContext
 from rostersync.storage import RunStore
@@ -53,7 +55,12 @@ def _lines(store: RunStore, keys: list[str]) -> Iterator[ReportLine]:
 
 
 def write_report(state: SyncState) -> ReportResult:
-    """Assemble the report from the run's artefacts, upload it, and record the run's final status."""
+    """Assemble the report from the run's artefacts, upload it, and record the run's final status.
+
+    In a self-check (``dry_run``) the counts are what the sync would do, ``would_archive`` included.
+    Every run's report carries Match's findings and the readiness checklist (``reports.readiness``),
+    computed from the same summary, fetch outcome, errors and threshold checks as the counts.
+    """
     run = state.run_ref()
     ctx = DistrictContext.for_run(run.district_id, run.run_id)
     store = ctx.store
@@ -61,13 +68,16 @@ def write_report(state: SyncState) -> ReportResult:
     counts = {kind: KindCounts() for kind in Kind}
     notes: list[str] = []
     threshold: dict[Kind, ThresholdBreach] = {}
+    findings = Findings.from_summary(summary)
+    # An incomplete fetch archives nothing, so there is no threshold to hold: people on unread pages
+    # only look absent.
+    fetch_complete = state.fetch is None or state.fetch.complete
+    checks: dict[Kind, ThresholdCheck] = {}
+    emptied_schools: dict[str, int] = {}
 
     if summary:
         for kind in Kind:
-            counts[kind] = KindCounts(**summary["counts"][kind.value])
-        # An incomplete fetch archives nothing, so there is no threshold to hold: people on unread pages
-        # only look absent.
-        fetch_complete = state.fetch is None or state.fetch.complete
+            counts[kind] = KindCounts.from_summary(summary["counts"].get(kind.value))
         checks = (
             {}
             if not fetch_complete
@@ -88,7 +98,8 @@ def write_report(state: SyncState) -> ReportResult:
                 counts[kind].would_archive = check.would_archive
             elif run.dry_run:
                 counts[kind].would_archive = check.would_archive
-        for school_id, count in (summary.get("emptied_schools") or {}).items() if fetch_complete else ():
+        emptied_schools = dict(summary.get("emptied_schools") or {}) if fetch_complete else {}
+        for school_id, count in emptied_schools.items():
             notes.append(
                 f"The roster would remove every student of school {school_id} ({count:,} students): that looks like "
                 "a broken export, so no student was archived. Check the export; if the school really closed, "
@@ -140,12 +151,32 @@ def write_report(state: SyncState) -> ReportResult:
 
     if state.error is not None:
         status = RunStatus.FAILED
-    elif (threshold or (summary and summary.get("emptied_schools") and fetch_complete)) and not run.dry_run:
+    elif (threshold or emptied_schools) and not run.dry_run:
         status = RunStatus.THRESHOLD_EXCEEDED
     elif csv.errors_total or (state.fetch and not state.fetch.complete):
         status = RunStatus.SUCCEEDED_WITH_ERRORS
     else:
         status = RunStatus.SUCCEEDED
+
+    reason = failure_reason(state.error) if state.error else None
+    readiness = readiness_checklist(
+        RunFacts(
+            district_id=run.district_id,
+            dry_run=run.dry_run,
+            planned=bool(summary),
+            counts=counts,
+            findings=findings,
+            fetch_complete=None if state.fetch is None else state.fetch.complete,
+            fetch_problems=tuple(state.fetch.problems) if state.fetch else (),
+            fetched_records=sum(state.fetch.records.values()) if state.fetch else 0,
+            errors_total=csv.errors_total,
+            threshold=checks,
+            threshold_checked=fetch_complete,
+            limit_percent=run.deletion_threshold_percent,
+            emptied_schools=emptied_schools,
+            failure_reason=reason,
+        )
+    )
 
     district = ctx.state.get_item("DISTRICT") or {}
     report = SyncReport(
@@ -158,7 +189,7 @@ def write_report(state: SyncState) -> ReportResult:
         status=status,
         started_at=run.started_at,
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        failure_reason=failure_reason(state.error) if state.error else None,
+        failure_reason=reason,
         notes=notes,
         counts=counts,
         threshold=threshold,
@@ -166,6 +197,8 @@ def write_report(state: SyncState) -> ReportResult:
         files=files,
         errors_total=csv.errors_total,
         errors=csv.first_errors,
+        findings=findings or Findings(),
+        readiness=readiness,
     )
     html_key = store.key("report/report.html")
     report_key = store.key("report/report.json")
@@ -184,5 +217,8 @@ def write_report(state: SyncState) -> ReportResult:
     if state.fetch and state.fetch.cursor and status != RunStatus.FAILED and not run.dry_run:
         # The next delta starts where this one ended, only once this run's changes are written.
         ctx.state.put_item(f"CURSOR#{run.provider}", {"cursor": state.fetch.cursor, "run_id": run.run_id})
-    logger.info("report written", extra={"run_id": run.run_id, "status": status.value})
+    logger.info(
+        "report written",
+        extra={"run_id": run.run_id, "status": status.value, "ready": report.ready, "to_fix": len(report.to_fix)},
+    )
     return ReportResult(status=status.value, report_key=report_key, html_key=html_key)
