@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from rostersync.domain.records import Kind
-from rostersync.matching.archive import ThresholdCheck
+from rostersync.matching.archive import ThresholdCheck, check_deletion_threshold
 from rostersync.reports.model import (
     KIND_LABELS,
     Findings,
@@ -56,6 +57,69 @@ class RunFacts:
     limit_percent: float = 10.0
     emptied_schools: Mapping[str, int] = field(default_factory=dict)
     failure_reason: str | None = None
+
+    @classmethod
+    def from_summary(
+        cls,
+        summary: dict[str, Any] | None,
+        *,
+        district_id: str,
+        dry_run: bool = False,
+        fetch_complete: bool | None = True,
+        fetch_problems: Sequence[str] = (),
+        fetched_records: int = 0,
+        limit_percent: float = 10.0,
+        errors_total: int = 0,
+        failure_reason: str | None = None,
+    ) -> RunFacts:
+        """Read Match's ``plan/summary.json`` (None: Match never ran) into the facts the checklist needs.
+
+        Counts and findings a summary lacks read as zero. The deletion threshold is checked only after a
+        complete fetch: an incomplete one archives nothing (people on unread pages only look absent), so
+        there is no threshold to hold, and no emptied school either.
+        """
+        if not summary:
+            return cls(
+                district_id=district_id,
+                dry_run=dry_run,
+                counts={kind: KindCounts() for kind in Kind},
+                fetch_complete=fetch_complete,
+                fetch_problems=tuple(fetch_problems),
+                fetched_records=fetched_records,
+                errors_total=errors_total,
+                threshold_checked=False,
+                limit_percent=limit_percent,
+                failure_reason=failure_reason,
+            )
+        checked = fetch_complete is not False
+        raw_counts = summary.get("counts") or {}
+        threshold = (
+            check_deletion_threshold(
+                {Kind(k): int(v) for k, v in (summary.get("archive_candidates") or {}).items()},
+                {Kind(k): int(v) for k, v in (summary.get("managed") or {}).items()},
+                limit_percent,
+            )
+            if checked
+            else {}
+        )
+        return cls(
+            district_id=district_id,
+            dry_run=dry_run,
+            planned=True,
+            counts={kind: KindCounts.from_summary(raw_counts.get(kind.value)) for kind in Kind},
+            findings=Findings.from_summary(summary),
+            fetch_complete=fetch_complete,
+            fetch_problems=tuple(fetch_problems),
+            fetched_records=fetched_records,
+            errors_total=errors_total,
+            threshold=threshold,
+            threshold_checked=checked,
+            limit_percent=limit_percent,
+            emptied_schools={str(k): int(v) for k, v in (summary.get("emptied_schools") or {}).items()}
+            if checked
+            else {},
+            failure_reason=failure_reason,
+        )
 
     def count(self, kind: Kind, column: str) -> int:
         counts = self.counts.get(kind)

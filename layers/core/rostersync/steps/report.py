@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from rostersync.contracts import ReportResult, StepError, SyncState
 from rostersync.domain.records import Kind
-from rostersync.matching.archive import ThresholdCheck, check_deletion_threshold
 from rostersync.observability import logger
 from rostersync.reports.model import (
     Findings,
-    KindCounts,
     LineAction,
     ReportError,
     ReportLine,
@@ -65,49 +64,39 @@ def write_report(state: SyncState) -> ReportResult:
     ctx = DistrictContext.for_run(run.district_id, run.run_id)
     store = ctx.store
     summary = store.get_json(state.match.summary_key) if state.match else None
-    counts = {kind: KindCounts() for kind in Kind}
+    facts = RunFacts.from_summary(
+        summary,
+        district_id=run.district_id,
+        dry_run=run.dry_run,
+        fetch_complete=None if state.fetch is None else state.fetch.complete,
+        fetch_problems=state.fetch.problems if state.fetch else (),
+        fetched_records=sum(state.fetch.records.values()) if state.fetch else 0,
+        limit_percent=run.deletion_threshold_percent,
+    )
+    counts = {kind: planned.model_copy() for kind, planned in facts.counts.items()}
     notes: list[str] = []
     threshold: dict[Kind, ThresholdBreach] = {}
-    findings = Findings.from_summary(summary)
-    # An incomplete fetch archives nothing, so there is no threshold to hold: people on unread pages
-    # only look absent.
-    fetch_complete = state.fetch is None or state.fetch.complete
-    checks: dict[Kind, ThresholdCheck] = {}
-    emptied_schools: dict[str, int] = {}
-
-    if summary:
-        for kind in Kind:
-            counts[kind] = KindCounts.from_summary(summary["counts"].get(kind.value))
-        checks = (
-            {}
-            if not fetch_complete
-            else check_deletion_threshold(
-                {Kind(k): v for k, v in summary["archive_candidates"].items()},
-                {Kind(k): v for k, v in summary["managed"].items()},
-                run.deletion_threshold_percent,
+    for kind, check in facts.threshold.items():
+        if check.exceeded:
+            threshold[kind] = ThresholdBreach(
+                would_archive=check.would_archive,
+                managed=check.managed,
+                percent=round(check.percent, 1),
+                limit_percent=check.limit_percent,
             )
+            counts[kind].would_archive = check.would_archive
+        elif run.dry_run:
+            counts[kind].would_archive = check.would_archive
+    for school_id, count in facts.emptied_schools.items():
+        notes.append(
+            f"The roster would remove every student of school {school_id} ({count:,} students): that looks like "
+            "a broken export, so no student was archived. Check the export; if the school really closed, "
+            "archive it by hand."
         )
-        for kind, check in checks.items():
-            if check.exceeded:
-                threshold[kind] = ThresholdBreach(
-                    would_archive=check.would_archive,
-                    managed=check.managed,
-                    percent=round(check.percent, 1),
-                    limit_percent=check.limit_percent,
-                )
-                counts[kind].would_archive = check.would_archive
-            elif run.dry_run:
-                counts[kind].would_archive = check.would_archive
-        emptied_schools = dict(summary.get("emptied_schools") or {}) if fetch_complete else {}
-        for school_id, count in emptied_schools.items():
-            notes.append(
-                f"The roster would remove every student of school {school_id} ({count:,} students): that looks like "
-                "a broken export, so no student was archived. Check the export; if the school really closed, "
-                "archive it by hand."
-            )
-            counts[Kind.STUDENTS].would_archive = counts[Kind.STUDENTS].would_archive or int(
-                summary["archive_candidates"]["students"]
-            )
+        students = facts.threshold.get(Kind.STUDENTS)
+        counts[Kind.STUDENTS].would_archive = counts[Kind.STUDENTS].would_archive or (
+            students.would_archive if students else 0
+        )
     if state.archive:
         for kind, archived in state.archive.archived.items():
             counts[kind].archived = archived
@@ -151,7 +140,7 @@ def write_report(state: SyncState) -> ReportResult:
 
     if state.error is not None:
         status = RunStatus.FAILED
-    elif (threshold or emptied_schools) and not run.dry_run:
+    elif (threshold or facts.emptied_schools) and not run.dry_run:
         status = RunStatus.THRESHOLD_EXCEEDED
     elif csv.errors_total or (state.fetch and not state.fetch.complete):
         status = RunStatus.SUCCEEDED_WITH_ERRORS
@@ -159,24 +148,7 @@ def write_report(state: SyncState) -> ReportResult:
         status = RunStatus.SUCCEEDED
 
     reason = failure_reason(state.error) if state.error else None
-    readiness = readiness_checklist(
-        RunFacts(
-            district_id=run.district_id,
-            dry_run=run.dry_run,
-            planned=bool(summary),
-            counts=counts,
-            findings=findings,
-            fetch_complete=None if state.fetch is None else state.fetch.complete,
-            fetch_problems=tuple(state.fetch.problems) if state.fetch else (),
-            fetched_records=sum(state.fetch.records.values()) if state.fetch else 0,
-            errors_total=csv.errors_total,
-            threshold=checks,
-            threshold_checked=fetch_complete,
-            limit_percent=run.deletion_threshold_percent,
-            emptied_schools=emptied_schools,
-            failure_reason=reason,
-        )
-    )
+    readiness = readiness_checklist(replace(facts, counts=counts, errors_total=csv.errors_total, failure_reason=reason))
 
     district = ctx.state.get_item("DISTRICT") or {}
     report = SyncReport(
@@ -197,7 +169,7 @@ def write_report(state: SyncState) -> ReportResult:
         files=files,
         errors_total=csv.errors_total,
         errors=csv.first_errors,
-        findings=findings or Findings(),
+        findings=facts.findings or Findings(),
         readiness=readiness,
     )
     html_key = store.key("report/report.html")
