@@ -233,8 +233,7 @@ def test_a_first_sync_over_the_threshold_fails_with_the_numbers():
 
     assert item.status is FAIL
     assert item.detail == (
-        "The sync would archive 240 of 1,000 students (24 %), over the 10 % limit. "
-        "Nothing of those kinds would be archived."
+        "The sync would archive 240 of 1,000 students (24 %), over the 10 % limit. No students would be archived."
     )
     assert f"`rostersync settings set --district {DISTRICT} deletion_threshold_percent=24`" in item.action
 
@@ -340,7 +339,7 @@ def test_people_in_several_roles_pass_with_merged_and_separate_counts():
 
     assert item.status is PASS
     assert "5 people are in several roles" in item.detail
-    assert "4 get one account (name, email and phone agree), 1 separate accounts" in item.detail
+    assert "4 with one account (name, email and phone agree), 1 with separate accounts" in item.detail
 
 
 def test_edits_that_would_be_overwritten_warn_with_the_setting_that_keeps_them():

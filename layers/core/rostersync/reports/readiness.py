@@ -336,6 +336,8 @@ def _threshold(facts: RunFacts) -> ReadinessItem:
             f"school {school} would lose all its {count:,} students (that looks like a broken export)"
             for school, count in facts.emptied_schools.items()
         ]
+        held_kinds = [c.kind for c in breaches] + ([Kind.STUDENTS] if facts.emptied_schools else [])
+        held = " or ".join(_label(kind) for kind in dict.fromkeys(held_kinds))
         # The limit that would let this run through: the admin decides, the checklist only does the sum.
         needed = math.ceil(max((c.percent for c in breaches), default=0.0))
         raise_it = (
@@ -347,7 +349,7 @@ def _threshold(facts: RunFacts) -> ReadinessItem:
         return ReadinessItem(
             status=FAIL,
             check=check,
-            detail=_sentence("; ".join(found)) + " Nothing of those kinds would be archived.",
+            detail=_sentence("; ".join(found)) + f" No {held} would be archived.",
             action=f"Check that the roster export is complete{raise_it}.",
         )
     archiving = [c for c in facts.threshold.values() if c.would_archive]
@@ -415,8 +417,8 @@ def _multi_role(facts: RunFacts, findings: Findings) -> ReadinessItem:
         status=PASS,
         check=check,
         detail=f"{_n(merged + separate, 'person is', 'people are')} in several roles (e.g. a teacher who is also "
-        f"a parent): {merged:,} get one account (name, email and phone agree), {separate:,} separate accounts. "
-        "The merged and separate_account lines in the CSV files list them.",
+        f"a parent): {merged:,} with one account (name, email and phone agree), {separate:,} with separate "
+        "accounts. The merged and separate_account lines in the CSV files list them.",
     )
 
 

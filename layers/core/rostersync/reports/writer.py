@@ -300,6 +300,7 @@ ul.files{background:#fff;border-radius:8px;padding:12px 16px 12px 36px;box-shado
 .verdict{font-size:20px;font-weight:700;margin:22px 0 4px}.verdict.ok{color:#0f5b2a}.verdict.no{color:#8e1116}
 .checks .badge{margin:0;min-width:54px;text-align:center}.checks td:first-child{width:70px}
 .checks .act{display:block;margin-top:4px;color:#3b4250}.checks strong{display:block}
+.checks tr.fail td{background:#fdecea}.checks tr.warn td{background:#fffaf0}h3{font-size:15px;margin:18px 0 8px}
 footer{margin-top:32px;color:#7a8190;font-size:13px}
 """
 
