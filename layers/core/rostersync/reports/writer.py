@@ -65,6 +65,7 @@ DEFAULT_REASONS: dict[LineAction, str] = {
     "rostersync people link",
 }
 """The reason a review line gets when the planner gave none, so the CSV says what to do about it."""
+_LINE_RANK = {action: rank for rank, action in enumerate(LINE_ORDER)}
 
 # OWASP "CSV injection": a cell starting with one of these is read as a formula by spreadsheets.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -110,8 +111,7 @@ class CsvReportWriter:
             for name, fileobj in writer.finish().items():
                 s3.upload_fileobj(fileobj, bucket, f"{prefix}/{name}")
 
-    The first ``MAX_JSON_ERRORS`` errors and their total are kept for ``SyncReport``; ``action_counts``
-    counts the lines per file and action (e.g. ``{"students.csv": {"possible_duplicate": 3}}``).
+    The first ``MAX_JSON_ERRORS`` errors and their total are kept for ``SyncReport``.
     """
 
     def __init__(self, spool_bytes: int = 1 << 20) -> None:
@@ -120,7 +120,6 @@ class CsvReportWriter:
         self._parts: dict[str, dict[int, tuple[io.TextIOWrapper, Any]]] = {}
         self._finished: dict[str, IO[bytes]] | None = None
         self.row_counts: dict[str, int] = {}
-        self.action_counts: dict[str, dict[str, int]] = {}
         self.errors_total = 0
         self.first_errors: list[ReportError] = []
         self._writer(ERRORS_FILE, 0)
@@ -148,9 +147,7 @@ class CsvReportWriter:
         name = csv_file_name(line.kind)
         reason = line.reason or DEFAULT_REASONS.get(line.action, "")
         cells = (line.action.value, line.id, line.provider_id, line.name, reason)
-        self._row(name, LINE_ORDER.index(line.action), cells)
-        per_action = self.action_counts.setdefault(name, {})
-        per_action[line.action.value] = per_action.get(line.action.value, 0) + 1
+        self._row(name, _LINE_RANK[line.action], cells)
 
     def add_all(self, lines: Iterable[ReportLine]) -> None:
         """Append lines from any iterable (a generator over millions of lines is fine)."""
@@ -417,7 +414,7 @@ def _callouts(report: SyncReport) -> str:
 
 def _count_cell(value: int, counts: KindCounts, column: str) -> str:
     held = ""
-    if column == "archived" and counts.would_archive and not counts.archived:
+    if column == "archived" and counts.would_archive:
         held = f'<span class="held">{counts.would_archive:,} held back</span>'
     css = "n zero" if value == 0 and not held else "n"
     if column == "errors" and value:
@@ -491,8 +488,8 @@ def _findings(report: SyncReport) -> str:
     facts: list[tuple[str, int, str]] = [
         ("Sections without a teacher", f.sections_without_teacher, ""),
         ("Students in no section", f.students_without_section, ""),
-        ("Sections with no linked classroom: a classroom would be created", f.unlinked_sections.create, ""),
-        ("Sections with no linked classroom: skipped", f.unlinked_sections.skip, ""),
+        ("Sections with no linked classroom, given a new classroom", f.unlinked_sections.create, ""),
+        ("Sections with no linked classroom, skipped", f.unlinked_sections.skip, ""),
         (
             "Duplicate candidates (same name and date of birth, not merged)",
             f.duplicate_candidates,
