@@ -6,7 +6,10 @@ deletion threshold, which every plan summary carries.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
+import uuid
 from typing import Any
 
 import pytest
@@ -23,8 +26,11 @@ def checks(run: Any) -> dict[str, dict[str, str]]:
 
 
 def html(run: Any) -> str:
-    body = aws.client("s3").get_object(Bucket=run.bucket, Key=run.report["files"]["report.html"])["Body"]
-    return str(body.read().decode("utf-8"))
+    return page(run.bucket, run.report["files"]["report.html"])
+
+
+def page(bucket: str, key: str) -> str:
+    return str(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8"))
 
 
 def test_self_check_of_a_matched_district_is_ready_and_agrees_with_its_counts(district: Any, synthetic: Any) -> None:
@@ -125,3 +131,90 @@ def test_a_real_sync_carries_the_checklist_too(district: Any, synthetic: Any) ->
     assert run.report["ready"] is True
     assert checks(run)["Schools matched"]["status"] == "pass"
     assert "Nothing to fix before the next sync" in html(run)
+
+
+# -- the findings contract, through the report step ----------------------------------------------------
+
+
+def test_the_report_step_turns_a_summary_with_findings_into_report_checklist_html_and_csv(stack: Any) -> None:
+    """Match's findings (the planner's contract) as write_report reads them from plan/summary.json, before the
+    planner writes them: the step runs in-process against the session stack, on a hand-written summary."""
+    from rostersync.contracts import FetchResult, MatchResult, RunRef, SyncState
+    from rostersync.domain.records import Kind
+    from rostersync.steps.context import DistrictContext
+    from rostersync.steps.report import write_report
+
+    # Given a self-check's plan summary with every finding, and lines of the new actions
+    district_id, run_id = f"d-report-{uuid.uuid4().hex[:8]}", f"run-{uuid.uuid4().hex[:8]}"
+    store = DistrictContext.for_run(district_id, run_id).store
+    lines = store.chunk_writer("plan/lines", 100)
+    for action, provider_id, name in [
+        ("created", "s-1", "Ana"),
+        ("linked", "s-2", "Ben"),
+        ("possible_duplicate", "s-3", "=cmd|' /C calc'!A0"),
+        ("edit_kept", "t-1", "Tess"),
+    ]:
+        kind = "teachers" if provider_id.startswith("t") else "students"
+        lines.write({"kind": kind, "action": action, "id": "", "provider_id": provider_id, "name": name, "reason": ""})
+    counts = {kind.value: {} for kind in Kind}
+    counts["schools"] = {"unchanged": 2, "skipped": 1}
+    counts["students"] = {"created": 1, "linked": 1}
+    counts["teachers"] = {"unchanged": 1, "edits_kept": 1}
+    summary = {
+        "counts": counts,
+        "managed": {},
+        "archive_candidates": {},
+        "emptied_schools": {},
+        "lines_keys": lines.close(),
+        "errors_keys": [],
+        "archive_keys": [],
+        "findings": {
+            "unmatched_provider_schools": [{"provider_id": "c-9", "name": "<script>x</script> Oak"}],
+            "out_of_scope_schools": [],
+            "unlinked_product_schools": [{"id": "p-3", "name": "Elm Elementary"}],
+            "sections_without_teacher": 2,
+            "students_without_section": 0,
+            "unlinked_sections": {"create": 4, "skip": 0},
+            "guardians_skipped": {"Neither a unique email nor an SMS-capable phone": 3},
+            "duplicate_candidates": 1,
+            "ambiguous_matches": 0,
+            "multi_role": {"merged": 1, "separate": 0},
+            "edits_kept": 1,
+            "edits_overwritten": 0,
+        },
+    }
+    state = SyncState(
+        run_id=run_id,
+        run=RunRef(district_id=district_id, run_id=run_id, dry_run=True, trigger="self_check", provider="clever"),
+        fetch=FetchResult(snapshot_manifest_key=store.key("snapshot/manifest.json"), complete=True),
+        match=MatchResult(
+            plan_manifest_key=store.key("plan/manifest.json"),
+            plan_chunks=0,
+            writes=0,
+            summary_key=store.put_json("plan/summary.json", summary),
+        ),
+    )
+
+    # When the report step runs
+    result = write_report(state)
+
+    # Then report.json carries the findings and a checklist built from them
+    report = store.get_json(result.report_key)
+    assert result.status == "succeeded"
+    assert report["findings"]["unlinked_sections"] == {"create": 4, "skip": 0}
+    assert report["counts"]["students"]["linked"] == 1 and report["counts"]["teachers"]["edits_kept"] == 1
+    statuses = {item["check"]: item["status"] for item in report["readiness"]}
+    assert statuses["Schools matched"] == statuses["Guardians skipped"] == statuses["Duplicate candidates"] == "warn"
+    assert statuses["Sections without a teacher"] == "warn"
+    assert statuses["Manual edits"] == statuses["Unlinked sections"] == statuses["People in several roles"] == "pass"
+    assert report["ready"] is True
+    # the HTML lists the schools by name, escaped, under the verdict
+    shown = page(store.bucket, result.html_key)
+    assert "Ready for the first sync" in shown and "and 4 to review" in shown
+    assert "&lt;script&gt;x&lt;/script&gt; Oak" in shown and "<script" not in shown
+    # and students.csv lists the review line first, its formula-like name neutralised
+    body = aws.client("s3").get_object(Bucket=store.bucket, Key=report["files"]["students.csv"])["Body"].read()
+    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
+    assert [row["action"] for row in rows] == ["possible_duplicate", "created", "linked"]
+    assert rows[0]["name"] == "'=cmd|' /C calc'!A0"
+    assert "rostersync people link" in rows[0]["reason"]
