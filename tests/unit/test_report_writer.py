@@ -14,17 +14,20 @@ from rostersync.domain.records import Kind
 from rostersync.reports.model import (
     MAX_JSON_ERRORS,
     Action,
+    Findings,
     KindCounts,
     LineAction,
+    ReadinessItem,
+    ReadinessStatus,
     ReportError,
     ReportLine,
     RunStatus,
     SyncReport,
     ThresholdBreach,
 )
-from rostersync.reports.writer import CsvReportWriter, render_html, render_json
+from rostersync.reports.writer import LINE_ORDER, CsvReportWriter, render_html, render_json
 
-COUNT_KEYS = {"created", "updated", "archived", "restored", "unchanged", "skipped", "errors"}
+COUNT_KEYS = {"created", "updated", "linked", "archived", "restored", "unchanged", "skipped", "errors"}
 
 
 def _report(**changes: object) -> SyncReport:
@@ -139,12 +142,13 @@ def test_csv_writes_one_file_per_kind_with_its_lines():
         files = writer.finish()
         contents = {name: _rows(fileobj) for name, fileobj in files.items()}
 
-    # Then each kind with lines has its file, in Kind order, and errors.csv is there with a header only
+    # Then each kind with lines has its file, in Kind order, and errors.csv is there with a header only;
+    # skipped lines come before created ones (lines to review first, see LINE_ORDER)
     assert list(contents) == ["classrooms.csv", "students.csv", "errors.csv"]
     assert contents["students.csv"] == [
         ["action", "id", "provider_id", "name", "reason"],
-        ["created", "u-1", "s-1", "Ana Ruiz", ""],
         ["skipped", "", "s-2", "", "No school in the roster"],
+        ["created", "u-1", "s-1", "Ana Ruiz", ""],
     ]
     assert contents["classrooms.csv"][1] == ["updated", "c-9", "sec-9", "Math 7", ""]
     assert contents["errors.csv"] == [["kind", "provider_id", "reason"]]
@@ -234,6 +238,71 @@ def test_csv_writer_refuses_lines_after_finish():
         # When a line arrives late, Then it is refused rather than silently lost
         with pytest.raises(RuntimeError):
             writer.add(ReportLine(kind=Kind.SCHOOLS, action=LineAction.CREATED, provider_id="sch-1"))
+
+
+NEW_ACTIONS = (
+    LineAction.LINKED,
+    LineAction.POSSIBLE_DUPLICATE,
+    LineAction.AMBIGUOUS,
+    LineAction.MERGED,
+    LineAction.SEPARATE_ACCOUNT,
+    LineAction.EDIT_KEPT,
+    LineAction.EDIT_OVERWRITTEN,
+)
+
+
+def test_csv_groups_a_kinds_lines_by_action_review_lines_first():
+    # Given students lines arriving in the planner's order: every action, interleaved
+    arriving = [
+        ReportLine(kind=Kind.STUDENTS, action=action, provider_id=f"s-{n}-{action.value}")
+        for n in range(2)
+        for action in reversed(LineAction)
+    ]
+
+    # When they are written
+    with CsvReportWriter() as writer:
+        writer.add_all(arriving)
+        rows = _rows(writer.finish()["students.csv"])[1:]
+
+    # Then the rows are grouped in LINE_ORDER (review first), each group in arrival order
+    assert [row[0] for row in rows] == [action.value for action in LINE_ORDER for _ in range(2)]
+    assert rows[0][2] == "s-0-possible_duplicate" and rows[1][2] == "s-1-possible_duplicate"
+    assert set(LINE_ORDER) == set(LineAction) and len(LINE_ORDER) == len(LineAction)
+
+
+@pytest.mark.parametrize("action", NEW_ACTIONS)
+def test_csv_lines_of_the_new_actions_are_written_and_neutralised(action):
+    # Given a line of a new action whose name and reason a spreadsheet would run as a formula
+    cell = '=HYPERLINK("http://evil.test","x")'
+    line = ReportLine(kind=Kind.GUARDIANS, action=action, id="=1+1", provider_id="@g-1", name=cell, reason=cell)
+
+    # When it is written
+    with CsvReportWriter() as writer:
+        writer.add(line)
+        rows = _rows(writer.finish()["guardians.csv"])
+
+    # Then it is in its kind's file under its action, every formula-like cell quoted
+    assert rows[1] == [action.value, "'=1+1", "'@g-1", "'" + cell, "'" + cell]
+
+
+def test_csv_review_lines_without_a_reason_say_what_to_do():
+    # Given a possible duplicate and an ambiguous match the planner gave no reason, and a linked line
+    lines = [
+        ReportLine(kind=Kind.STUDENTS, action=LineAction.POSSIBLE_DUPLICATE, id="u-1", provider_id="s-1"),
+        ReportLine(kind=Kind.STUDENTS, action=LineAction.AMBIGUOUS, provider_id="s-2"),
+        ReportLine(kind=Kind.STUDENTS, action=LineAction.LINKED, id="u-3", provider_id="s-3"),
+        ReportLine(kind=Kind.STUDENTS, action=LineAction.POSSIBLE_DUPLICATE, provider_id="s-4", reason="Twin?"),
+    ]
+
+    with CsvReportWriter() as writer:
+        writer.add_all(lines)
+        reasons = {row[2]: row[4] for row in _rows(writer.finish()["students.csv"])[1:]}
+
+    # Then the review lines point at people link, a given reason is kept, and other lines stay blank
+    assert "rostersync people link" in reasons["s-1"] and "not merged" in reasons["s-1"]
+    assert "rostersync people link" in reasons["s-2"]
+    assert reasons["s-4"] == "Twin?"
+    assert reasons["s-3"] == ""
 
 
 # ---------------------------------------------------------------------------------------------- HTML
@@ -344,3 +413,168 @@ def test_html_lists_the_first_200_errors_and_points_to_errors_csv():
     assert "<code>g-200</code>" not in page
     assert "and 4,800 more in" in page
     assert 'href="errors.csv"' in page
+
+
+def _item(status: ReadinessStatus, check: str, detail: str = "Found.", action: str = "") -> ReadinessItem:
+    return ReadinessItem(status=status, check=check, detail=detail, action=action)
+
+
+CLEAN = [
+    _item(ReadinessStatus.PASS, "Roster fetched completely", "Every page of the roster was read."),
+    _item(ReadinessStatus.PASS, "Schools matched", "All 3 provider schools in scope are matched."),
+]
+
+
+def test_html_self_check_opens_with_the_verdict_and_checklist_before_the_counts():
+    # Given a self-check with nothing to fix
+    report = _report(dry_run=True, trigger="self_check", readiness=CLEAN)
+
+    # When rendered
+    page = render_html(report).decode()
+
+    # Then the verdict and checklist come first, then the would-do counts, then the findings
+    assert report.ready is True
+    assert "Ready for the first sync" in page
+    assert page.index("Readiness checklist") < page.index("What the sync would do") < page.index("Findings")
+    assert page.count(">Pass</span>") == 2
+    assert "Started by</dt><dd>Self-check" in page
+
+
+def test_html_verdict_counts_the_things_to_fix_and_to_review():
+    # Given a self-check with two fails and a warning
+    readiness = [
+        *CLEAN,
+        _item(ReadinessStatus.FAIL, "Deletion threshold", "The sync would archive 240 of 1,000 students (24 %)."),
+        _item(ReadinessStatus.FAIL, "Run finished"),
+        _item(ReadinessStatus.WARN, "Duplicate candidates", "3 roster students look like product students."),
+    ]
+
+    page = render_html(_report(dry_run=True, readiness=readiness)).decode()
+
+    assert "2 things to fix before enabling sync" in page
+    assert "and 1 more to review" in page
+    assert "Ready for the first sync" not in page
+    assert page.count(">Fix</span>") == 2 and page.count(">Review</span>") == 1
+    assert "The sync would archive 240 of 1,000 students (24 %)." in page
+
+
+def test_html_verdict_of_one_fail_is_singular():
+    page = render_html(_report(dry_run=True, readiness=[_item(ReadinessStatus.FAIL, "Schools matched")])).decode()
+
+    assert "1 thing to fix before enabling sync" in page
+
+
+def test_html_real_run_shows_its_checks_after_the_counts():
+    # Given a real run's report with a checklist and no findings
+    page = render_html(_report(readiness=CLEAN)).decode()
+
+    # Then the counts come first, the checks later, and no empty findings section is shown
+    assert page.index("Records by kind") < page.index("<h2>Checks</h2>")
+    assert "Nothing to fix before the next sync" in page
+    assert "Ready for the first sync" not in page
+    assert "Findings" not in page
+    assert "Readiness checklist" not in page
+
+
+def test_html_action_commands_show_as_code_and_stay_escaped():
+    # Given an action naming a command, and a detail carrying a school name with markup
+    item = _item(
+        ReadinessStatus.WARN,
+        "Schools matched",
+        detail="1 of 4 provider schools in scope has no product school: <script>alert(1)</script> High.",
+        action="Match schools with `rostersync schools match --district d-1042`.",
+    )
+
+    page = render_html(_report(dry_run=True, readiness=[item])).decode()
+
+    assert "<code>rostersync schools match --district d-1042</code>" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; High." in page
+    assert "<script" not in page
+
+
+def test_html_would_do_counts_have_linked_and_would_archive_columns():
+    # Given a self-check that would link 12 students and archive 3
+    report = _report(dry_run=True, counts={Kind.STUDENTS: KindCounts(created=40, linked=12, would_archive=3)})
+
+    page = render_html(report).decode()
+
+    assert '<th class="n">Linked</th>' in page
+    assert '<th class="n">Would archive</th>' in page
+    assert '<th class="n">Archived</th>' not in page
+    assert "held back" not in page
+    row = page[page.index("<th>Students</th>") : page.index("</tr>", page.index("<th>Students</th>"))]
+    assert [cell.split(">")[1].removesuffix("</td") for cell in row.split("<td")[1:]] == [
+        "40",
+        "0",
+        "12",
+        "0",
+        "3",
+        "0",
+        "0",
+        "0",
+    ]
+
+
+def test_html_real_run_keeps_the_archived_column():
+    page = render_html(_report(counts={Kind.STAFF: KindCounts(archived=2, linked=1)})).decode()
+
+    assert '<th class="n">Archived</th>' in page and '<th class="n">Linked</th>' in page
+    assert "Would archive" not in page
+
+
+def test_html_findings_list_unmatched_schools_by_name_and_guardians_by_reason():
+    # Given findings with schools unmatched on both sides, duplicates and guardians skipped
+    findings = Findings.model_validate(
+        {
+            "unmatched_provider_schools": [{"provider_id": "clever-sch-9", "name": "<script>alert(9)</script> Oak"}],
+            "unlinked_product_schools": [{"id": "p-sch-2", "name": "Elm Elementary"}],
+            "out_of_scope_schools": [{"provider_id": "clever-sch-7", "name": "Night School"}],
+            "duplicate_candidates": 3,
+            "guardians_skipped": {"Neither a unique email nor an SMS-capable phone": 8, "<b>odd</b>": 1},
+            "multi_role": {"merged": 2, "separate": 1},
+        }
+    )
+    report = _report(dry_run=True, findings=findings, files={"students.csv": "runs/d/r/report/students.csv"})
+
+    page = render_html(report).decode()
+
+    # Then each school is listed by name with its id, escaped; guardians by reason; duplicates point at the CSV
+    findings_html = page[page.index("<h2>Findings</h2>") :]
+    assert "&lt;script&gt;alert(9)&lt;/script&gt; Oak</td><td><code>clever-sch-9</code>" in findings_html
+    assert "Elm Elementary</td><td><code>p-sch-2</code>" in findings_html
+    assert "Night School" in findings_html
+    assert "Guardians skipped (9)" in findings_html
+    assert 'Neither a unique email nor an SMS-capable phone</td><td class="n">8</td>' in findings_html
+    assert "&lt;b&gt;odd&lt;/b&gt;" in findings_html
+    assert 'Duplicate candidates (same name and date of birth, not merged)</td><td class="n">3</td>' in findings_html
+    assert '<a href="students.csv">students.csv</a> with the action <code>possible_duplicate</code>' in findings_html
+    assert "People in several roles with one account" in findings_html
+    assert "<script" not in page and "<b>" not in page
+
+
+def test_html_self_check_with_nothing_found_says_so():
+    page = render_html(_report(dry_run=True, readiness=CLEAN)).decode()
+
+    assert "Nothing to flag" in page
+
+
+def test_json_carries_findings_readiness_and_ready_and_round_trips():
+    # Given a self-check report with findings and a failing checklist
+    findings = Findings.model_validate({"duplicate_candidates": 2, "guardians_skipped": {"No email": 1}})
+    report = _report(
+        dry_run=True, findings=findings, readiness=[*CLEAN, _item(ReadinessStatus.FAIL, "Deletion threshold")]
+    )
+
+    document = json.loads(render_json(report))
+
+    assert document["ready"] is False
+    assert document["readiness"][2] == {
+        "status": "fail",
+        "check": "Deletion threshold",
+        "detail": "Found.",
+        "action": "",
+    }
+    assert document["findings"]["duplicate_candidates"] == 2
+    assert document["findings"]["unlinked_sections"] == {"create": 0, "skip": 0}
+    assert document["counts"]["students"]["edits_kept"] == 0
+    assert SyncReport.model_validate_json(render_json(report)) == report

@@ -1,14 +1,17 @@
 """The sync report: what one run did, per kind of record, in the district admin's words.
 
 ``SyncReport.model_dump(mode="json")`` *is* ``report.json``; the CSV files carry the per-record lines
-(``ReportLine``) and every error, which can run into millions for a large district.
+(``ReportLine``) and every error, which can run into millions for a large district. ``Findings`` and
+the readiness checklist (``ReadinessItem``, computed by ``reports.readiness``) are what a district admin
+acts on before enabling sync; every run's report carries them.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rostersync.domain.records import Kind
 
@@ -41,6 +44,7 @@ class Action(StrEnum):
 
     CREATED = "created"
     UPDATED = "updated"
+    LINKED = "linked"
     ARCHIVED = "archived"
     RESTORED = "restored"
     UNCHANGED = "unchanged"
@@ -52,17 +56,21 @@ class LineAction(StrEnum):
     """What happened to one record, as listed in the per-kind CSV files.
 
     Unchanged records are counted but not listed. ``would_archive`` lists the records a run would have
-    archived had the deletion threshold not stopped it.
+    archived had the deletion threshold not stopped it (or, in a self-check, would archive). ``linked``:
+    an existing product record got its provider link. The review actions: ``possible_duplicate`` (same
+    name and date of birth as a product person, never merged unasked), ``ambiguous`` (several product
+    people match). ``merged``/``separate_account``: a person in several roles got one account or
+    several. ``edit_kept``/``edit_overwritten``: a field edited in the product that the roster would change.
     """
 
     CREATED = "created"
     UPDATED = "updated"
+    LINKED = "linked"
     ARCHIVED = "archived"
     RESTORED = "restored"
     SKIPPED = "skipped"
     ERROR = "error"
     WOULD_ARCHIVE = "would_archive"
-    LINKED = "linked"
     POSSIBLE_DUPLICATE = "possible_duplicate"
     AMBIGUOUS = "ambiguous"
     MERGED = "merged"
@@ -76,7 +84,12 @@ class _ReportModel(BaseModel):
 
 
 class KindCounts(_ReportModel):
-    """The counts of one kind of record; ``would_archive`` is non-zero only when archiving was held back."""
+    """The counts of one kind of record.
+
+    ``would_archive`` is non-zero when archiving was held back, and in a self-check (what the sync would
+    archive). ``edits_kept``/``edits_overwritten`` count *fields* people edited in the product that the
+    roster would change, not records.
+    """
 
     created: int = 0
     updated: int = 0
@@ -90,10 +103,16 @@ class KindCounts(_ReportModel):
     edits_kept: int = 0
     edits_overwritten: int = 0
 
+    @classmethod
+    def from_summary(cls, counts: dict[str, Any] | None) -> KindCounts:
+        """Read one kind's counts from Match's ``plan/summary.json``: a field it lacks (an older run) is 0,
+        one this model does not know (a newer planner) is left out rather than failing the report."""
+        return cls.model_validate({k: v for k, v in (counts or {}).items() if k in cls.model_fields})
+
     @property
     def changed(self) -> int:
-        """Records created, updated, restored or archived."""
-        return self.created + self.updated + self.restored + self.archived
+        """Records created, updated, linked, restored or archived."""
+        return self.created + self.updated + self.linked + self.restored + self.archived
 
 
 class ReportLine(_ReportModel):
@@ -136,6 +155,101 @@ class ThresholdBreach(_ReportModel):
         )
 
 
+class _FindingsModel(BaseModel):
+    # Read from the planner's summary: a key a newer planner adds must not fail the report.
+    model_config = ConfigDict(extra="ignore")
+
+
+class ProviderSchool(_FindingsModel):
+    """A school as the roster names it."""
+
+    provider_id: str = ""
+    name: str = ""
+
+
+class ProductSchool(_FindingsModel):
+    """A school of the product's directory."""
+
+    id: str = ""
+    name: str = ""
+
+
+class UnlinkedSections(_FindingsModel):
+    """Sections no product classroom is linked to, by what the settings make of them."""
+
+    create: int = 0
+    skip: int = 0
+
+
+class MultiRole(_FindingsModel):
+    """People in several roles (a teacher who is also a parent): one account, or separate ones."""
+
+    merged: int = 0
+    separate: int = 0
+
+
+class Findings(_FindingsModel):
+    """What Match found that a district admin should look at, from ``plan/summary.json``'s ``findings``.
+
+    Every field defaults to empty, so a summary written before findings existed (or a run that failed
+    before Match) reads as "nothing found"; ``from_summary`` says whether it was reported at all.
+    """
+
+    unmatched_provider_schools: list[ProviderSchool] = Field(default_factory=list)
+    out_of_scope_schools: list[ProviderSchool] = Field(default_factory=list)
+    unlinked_product_schools: list[ProductSchool] = Field(default_factory=list)
+    sections_without_teacher: int = 0
+    students_without_section: int = 0
+    unlinked_sections: UnlinkedSections = Field(default_factory=UnlinkedSections)
+    guardians_skipped: dict[str, int] = Field(default_factory=dict)
+    duplicate_candidates: int = 0
+    ambiguous_matches: int = 0
+    multi_role: MultiRole = Field(default_factory=MultiRole)
+    edits_kept: int = 0
+    edits_overwritten: int = 0
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any] | None) -> Findings | None:
+        """Read ``summary["findings"]``; None when the summary has none or it cannot be read.
+
+        An unreadable block must not cost the admin the rest of the report, so it reads as unreported
+        (the checklist then says what it could not check) instead of failing the report step.
+        """
+        data = (summary or {}).get("findings")
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls.model_validate(data)
+        except ValidationError:
+            return None
+
+    @property
+    def guardians_skipped_total(self) -> int:
+        """Guardians skipped, all reasons together."""
+        return sum(self.guardians_skipped.values())
+
+
+class ReadinessStatus(StrEnum):
+    """A checklist item's verdict: ``fail`` blocks enabling sync, ``warn`` asks for a look."""
+
+    PASS = "pass"  # noqa: S105 - a verdict, not a password
+    WARN = "warn"
+    FAIL = "fail"
+
+
+class ReadinessItem(_ReportModel):
+    """One line of the readiness checklist.
+
+    ``detail`` says what was found, with numbers; ``action`` what the admin should do about it, naming
+    the command (empty when there is nothing to do).
+    """
+
+    status: ReadinessStatus
+    check: str
+    detail: str
+    action: str = ""
+
+
 def _percent(value: float) -> str:
     return f"{round(value, 1):g}"
 
@@ -148,7 +262,9 @@ class SyncReport(_ReportModel):
     """What one sync run did; ``model_dump(mode="json")`` is the content of ``report.json``.
 
     ``counts`` always holds all kinds in ``Kind`` order. ``errors`` is capped at ``MAX_JSON_ERRORS``
-    (longer lists are cut on validation); ``errors_total`` keeps the full count.
+    (longer lists are cut on validation); ``errors_total`` keeps the full count. ``ready`` is derived
+    from ``readiness`` on validation: a checklist with no ``fail`` item. No checklist (a report built
+    without one) is not ready: nothing was checked.
     """
 
     district_id: str
@@ -168,6 +284,9 @@ class SyncReport(_ReportModel):
     files: dict[str, str] = Field(default_factory=dict)
     errors_total: int = 0
     errors: list[ReportError] = Field(default_factory=list)
+    findings: Findings = Field(default_factory=Findings)
+    readiness: list[ReadinessItem] = Field(default_factory=list)
+    ready: bool = False
 
     @field_validator("counts")
     @classmethod
@@ -185,3 +304,18 @@ class SyncReport(_ReportModel):
         if len(self.errors) > MAX_JSON_ERRORS:
             self.errors = self.errors[:MAX_JSON_ERRORS]
         return self
+
+    @model_validator(mode="after")
+    def _ready_when_nothing_fails(self) -> SyncReport:
+        self.ready = bool(self.readiness) and all(item.status is not ReadinessStatus.FAIL for item in self.readiness)
+        return self
+
+    @property
+    def to_fix(self) -> list[ReadinessItem]:
+        """The checklist's ``fail`` items."""
+        return [item for item in self.readiness if item.status is ReadinessStatus.FAIL]
+
+    @property
+    def to_review(self) -> list[ReadinessItem]:
+        """The checklist's ``warn`` items."""
+        return [item for item in self.readiness if item.status is ReadinessStatus.WARN]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import tempfile
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -20,7 +21,10 @@ from rostersync.domain.records import Kind
 from rostersync.reports.model import (
     KIND_LABELS,
     MAX_JSON_ERRORS,
+    Findings,
     KindCounts,
+    LineAction,
+    ReadinessStatus,
     ReportError,
     ReportLine,
     RunStatus,
@@ -31,6 +35,37 @@ ERRORS_FILE = "errors.csv"
 LINE_COLUMNS = ("action", "id", "provider_id", "name", "reason")
 ERROR_COLUMNS = ("kind", "provider_id", "reason")
 HTML_ERRORS_SHOWN = 200
+
+LINE_ORDER: tuple[LineAction, ...] = (
+    # what the admin reviews first: the sync would not (or should not) act on these unasked
+    LineAction.POSSIBLE_DUPLICATE,
+    LineAction.AMBIGUOUS,
+    LineAction.EDIT_OVERWRITTEN,
+    LineAction.SKIPPED,
+    LineAction.ERROR,
+    LineAction.WOULD_ARCHIVE,
+    # then what the sync does, in the report's column order
+    LineAction.ARCHIVED,
+    LineAction.CREATED,
+    LineAction.LINKED,
+    LineAction.UPDATED,
+    LineAction.RESTORED,
+    # then what it decided on the way, for the record
+    LineAction.MERGED,
+    LineAction.SEPARATE_ACCOUNT,
+    LineAction.EDIT_KEPT,
+)
+"""The order of a kind's CSV rows, grouped by action: lines to review first, so an admin opening a
+self-check's ``students.csv`` sees the possible duplicates before 20,000 ``created`` lines."""
+
+DEFAULT_REASONS: dict[LineAction, str] = {
+    LineAction.POSSIBLE_DUPLICATE: "Same name and date of birth as a product person with no roster link; not merged. "
+    "Link them with rostersync people link if they are the same person",
+    LineAction.AMBIGUOUS: "Matches more than one product person; none was linked. Link the right one with "
+    "rostersync people link",
+}
+"""The reason a review line gets when the planner gave none, so the CSV says what to do about it."""
+_LINE_RANK = {action: rank for rank, action in enumerate(LINE_ORDER)}
 
 # OWASP "CSV injection": a cell starting with one of these is read as a formula by spreadsheets.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -66,8 +101,10 @@ class CsvReportWriter:
     """Stream report lines into one CSV per kind and every error into ``errors.csv``.
 
     Rows go to spooled temporary files (in memory up to ``spool_bytes`` each, then on disk), so memory
-    does not grow with the district. Only kinds that received a line get a file; ``errors.csv`` is always
-    written. Use as a context manager so the temporary files are closed::
+    does not grow with the district. A kind's rows are grouped by action in ``LINE_ORDER`` (one spool
+    per action while writing, joined on ``finish``); within an action they keep their arrival order.
+    Only kinds that received a line get a file; ``errors.csv`` is always written. Use as a context
+    manager so the temporary files are closed::
 
         with CsvReportWriter() as writer:
             writer.add_all(lines)
@@ -79,34 +116,38 @@ class CsvReportWriter:
 
     def __init__(self, spool_bytes: int = 1 << 20) -> None:
         self._spool_bytes = spool_bytes
-        self._texts: dict[str, io.TextIOWrapper] = {}
-        self._writers: dict[str, Any] = {}
+        # file name → action rank → (text stream, csv writer); errors.csv has the one rank 0
+        self._parts: dict[str, dict[int, tuple[io.TextIOWrapper, Any]]] = {}
         self._finished: dict[str, IO[bytes]] | None = None
         self.row_counts: dict[str, int] = {}
         self.errors_total = 0
         self.first_errors: list[ReportError] = []
-        self._open(ERRORS_FILE, ERROR_COLUMNS)
+        self._writer(ERRORS_FILE, 0)
 
-    def _open(self, name: str, columns: tuple[str, ...]) -> Any:
-        spool = tempfile.SpooledTemporaryFile(max_size=self._spool_bytes, mode="w+b")
-        # utf-8-sig: the BOM makes Excel, which most admins open CSVs with, read accented names right.
-        text = io.TextIOWrapper(spool, encoding="utf-8-sig", newline="")
-        writer = csv.writer(text)
-        writer.writerow(columns)
-        self._texts[name], self._writers[name], self.row_counts[name] = text, writer, 0
-        return writer
+    def _spool(self) -> IO[bytes]:
+        return tempfile.SpooledTemporaryFile(max_size=self._spool_bytes, mode="w+b")  # type: ignore[return-value]
 
-    def _row(self, name: str, columns: tuple[str, ...], cells: Iterable[str]) -> None:
+    def _writer(self, name: str, rank: int) -> Any:
+        parts = self._parts.setdefault(name, {})
+        if rank not in parts:
+            # utf-8-sig is written once, by the header on finish; the parts are joined after it.
+            text = io.TextIOWrapper(self._spool(), encoding="utf-8", newline="")  # type: ignore[arg-type]
+            parts[rank] = (text, csv.writer(text))
+            self.row_counts.setdefault(name, 0)
+        return parts[rank][1]
+
+    def _row(self, name: str, rank: int, cells: Iterable[str]) -> None:
         if self._finished is not None:
             raise RuntimeError("the report writer is finished")
-        writer = self._writers.get(name) or self._open(name, columns)
-        writer.writerow([neutralise_formula(cell) for cell in cells])
+        self._writer(name, rank).writerow([neutralise_formula(cell) for cell in cells])
         self.row_counts[name] += 1
 
     def add(self, line: ReportLine) -> None:
-        """Append one line to its kind's CSV file."""
-        cells = (line.action.value, line.id, line.provider_id, line.name, line.reason)
-        self._row(csv_file_name(line.kind), LINE_COLUMNS, cells)
+        """Append one line to its kind's CSV file, in its action's group."""
+        name = csv_file_name(line.kind)
+        reason = line.reason or DEFAULT_REASONS.get(line.action, "")
+        cells = (line.action.value, line.id, line.provider_id, line.name, reason)
+        self._row(name, _LINE_RANK[line.action], cells)
 
     def add_all(self, lines: Iterable[ReportLine]) -> None:
         """Append lines from any iterable (a generator over millions of lines is fine)."""
@@ -115,7 +156,7 @@ class CsvReportWriter:
 
     def add_error(self, error: ReportError) -> None:
         """Append one error to ``errors.csv``."""
-        self._row(ERRORS_FILE, ERROR_COLUMNS, (error.kind.value, error.provider_id, error.reason))
+        self._row(ERRORS_FILE, 0, (error.kind.value, error.provider_id, error.reason))
         self.errors_total += 1
         if len(self.first_errors) < MAX_JSON_ERRORS:
             self.first_errors.append(error)
@@ -132,18 +173,29 @@ class CsvReportWriter:
         if self._finished is None:
             order = [csv_file_name(kind) for kind in Kind] + [ERRORS_FILE]
             self._finished = {}
-            for name in (name for name in order if name in self._texts):
-                text = self._texts.pop(name)
-                text.flush()
-                binary = text.detach()
-                binary.seek(0)
-                self._finished[name] = binary  # type: ignore[assignment]
+            for name in (name for name in order if name in self._parts):
+                self._finished[name] = self._join(name, self._parts.pop(name))
         return self._finished
+
+    def _join(self, name: str, parts: dict[int, tuple[io.TextIOWrapper, Any]]) -> IO[bytes]:
+        # utf-8-sig: the BOM makes Excel, which most admins open CSVs with, read accented names right.
+        header = io.StringIO()
+        csv.writer(header).writerow(ERROR_COLUMNS if name == ERRORS_FILE else LINE_COLUMNS)
+        files: list[IO[bytes]] = [io.BytesIO(header.getvalue().encode("utf-8-sig"))]
+        for rank in sorted(parts):
+            text, _ = parts[rank]
+            text.flush()
+            part = text.detach()
+            part.seek(0)
+            files.append(part)  # type: ignore[arg-type]
+        # Read back to back rather than copied into one file: the largest kind's CSV can be most of /tmp.
+        return io.BufferedReader(_JoinedFile(files))  # type: ignore[return-value]
 
     def close(self) -> None:
         """Close and remove every temporary file."""
-        for text in self._texts.values():
-            text.close()
+        for parts in self._parts.values():
+            for text, _ in parts.values():
+                text.close()
         for binary in (self._finished or {}).values():
             binary.close()
 
@@ -156,6 +208,32 @@ class CsvReportWriter:
         self.close()
 
 
+class _JoinedFile(io.RawIOBase):
+    """Binary files read one after the other as one (read-only, forward-only); closing closes them all."""
+
+    def __init__(self, files: list[IO[bytes]]) -> None:
+        self._files = files
+        self._current = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while self._current < len(self._files):
+            data = self._files[self._current].read(len(view))
+            if data:
+                view[: len(data)] = data
+                return len(data)
+            self._current += 1
+        return 0
+
+    def close(self) -> None:
+        for fileobj in self._files:
+            fileobj.close()
+        super().close()
+
+
 # ---------------------------------------------------------------------------------------------- HTML
 
 _STATUS = {  # label, text colour, background
@@ -165,15 +243,31 @@ _STATUS = {  # label, text colour, background
     RunStatus.FAILED: ("Failed", "#8e1116", "#ffd7d9"),
 }
 _PROVIDERS = {"clever": "Clever", "classlink": "ClassLink", "oneroster": "OneRoster", "sftp": "SFTP upload"}
-_TRIGGERS = {"enabled": "Sync enabled", "schedule": "Schedule", "manual": "Started by hand"}
-_COLUMNS = ("created", "updated", "restored", "archived", "unchanged", "skipped", "errors")
+_TRIGGERS = {
+    "enabled": "Sync enabled",
+    "schedule": "Schedule",
+    "manual": "Started by hand",
+    "self_check": "Self-check",
+    "upload": "File upload",
+}
+_COLUMNS = ("created", "updated", "linked", "restored", "archived", "unchanged", "skipped", "errors")
+# In a self-check nothing is archived: the column shows what would be.
+_DRY_COLUMNS = ("created", "updated", "linked", "restored", "would_archive", "unchanged", "skipped", "errors")
+_COLUMN_LABELS = {"would_archive": "Would archive"}
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
 _SEGMENTS = (
     ("created", "Created", "#009E73"),
     ("updated", "Updated", "#0072B2"),
+    ("linked", "Linked", "#56B4E9"),
     ("restored", "Restored", "#CC79A7"),
     ("archived", "Archived", "#D55E00"),
 )
+_READINESS = {  # badge label, text colour, background; the label, not only the colour, carries the verdict
+    ReadinessStatus.PASS: ("Pass", "#0f5b2a", "#d5f5df"),
+    ReadinessStatus.WARN: ("Review", "#7a4a00", "#ffeab0"),
+    ReadinessStatus.FAIL: ("Fix", "#8e1116", "#ffd7d9"),
+}
+_CODE = re.compile(r"`([^`]+)`")
 
 _CSS = """
 body{margin:0;background:#f4f5f7;color:#1d2330;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,
@@ -200,6 +294,10 @@ td.zero{color:#a3a9b4}.held{display:block;color:#8a3300;font-size:12px}
 .chart{background:#fff;border-radius:8px;padding:12px 16px;box-shadow:0 1px 2px #0002}
 .chart svg{width:100%;height:auto}.muted{color:#5b6373}
 ul.files{background:#fff;border-radius:8px;padding:12px 16px 12px 36px;box-shadow:0 1px 2px #0002}
+.verdict{font-size:20px;font-weight:700;margin:22px 0 4px}.verdict.ok{color:#0f5b2a}.verdict.no{color:#8e1116}
+.checks .badge{margin:0;min-width:54px;text-align:center}.checks td:first-child{width:70px}
+.checks .act{display:block;margin-top:4px;color:#3b4250}.checks strong{display:block}
+.checks tr.fail td{background:#fdecea}.checks tr.warn td{background:#fffaf0}h3{font-size:15px;margin:18px 0 8px}
 footer{margin-top:32px;color:#7a8190;font-size:13px}
 """
 
@@ -260,6 +358,40 @@ def _header(report: SyncReport) -> str:
     )
 
 
+def _with_code(text: str) -> str:
+    """Escape ``text`` and show its `backticked` commands as code (escaped first, so nothing else is markup)."""
+    return _CODE.sub(r"<code>\1</code>", _e(text))
+
+
+def _verdict(report: SyncReport) -> str:
+    fix, review = len(report.to_fix), len(report.to_review)
+    later = "enabling sync" if report.dry_run else "the next sync"
+    if fix:
+        text, css = f"{fix:,} {'thing' if fix == 1 else 'things'} to fix before {later}", "no"
+    else:
+        text, css = ("Ready for the first sync" if report.dry_run else "Nothing to fix before the next sync"), "ok"
+    extra = f'<p class="muted">and {review:,} to review</p>' if review else ""
+    if fix and review:
+        extra = f'<p class="muted">and {review:,} more to review</p>'
+    return f'<p class="verdict {css}">{_e(text)}</p>{extra}'
+
+
+def _readiness(report: SyncReport) -> str:
+    if not report.readiness:
+        return ""
+    rows = []
+    for item in report.readiness:
+        label, colour, background = _READINESS[item.status]
+        action = f'<span class="act">→ {_with_code(item.action)}</span>' if item.action else ""
+        rows.append(
+            f'<tr class="{_e(item.status.value)}"><td><span class="badge" style="color:{colour};'
+            f'background:{background}">{_e(label)}</span></td>'
+            f"<td><strong>{_e(item.check)}</strong>{_with_code(item.detail)}{action}</td></tr>"
+        )
+    heading = "Readiness checklist" if report.dry_run else "Checks"
+    return f'<h2>{heading}</h2>{_verdict(report)}<table class="checks">{"".join(rows)}</table>'
+
+
 def _callouts(report: SyncReport) -> str:
     parts = []
     if report.dry_run:
@@ -291,17 +423,111 @@ def _count_cell(value: int, counts: KindCounts, column: str) -> str:
 
 
 def _counts_table(report: SyncReport) -> str:
-    head = "".join(f'<th class="n">{_e(column.capitalize())}</th>' for column in _COLUMNS)
+    columns = _DRY_COLUMNS if report.dry_run else _COLUMNS
+    head = "".join(f'<th class="n">{_e(_COLUMN_LABELS.get(column, column.capitalize()))}</th>' for column in columns)
     rows = "".join(
         f"<tr><th>{_e(KIND_LABELS[kind])}</th>"
-        + "".join(_count_cell(getattr(counts, column), counts, column) for column in _COLUMNS)
+        + "".join(_count_cell(getattr(counts, column), counts, column) for column in columns)
         + "</tr>"
         for kind, counts in report.counts.items()
     )
     stopped = ""
     if report.status is RunStatus.FAILED:
         stopped = '<p class="muted">The numbers show what was done before the sync stopped.</p>'
-    return f"<h2>Records by kind</h2>{stopped}<table><tr><th>Kind</th>{head}</tr>{rows}</table>"
+    title = "What the sync would do" if report.dry_run else "Records by kind"
+    return f"<h2>{title}</h2>{stopped}<table><tr><th>Kind</th>{head}</tr>{rows}</table>"
+
+
+def _school_table(title: str, schools: list[tuple[str, str]], id_label: str, note: str) -> str:
+    rows = "".join(
+        f"<tr><td>{_e(name or '(no name)')}</td><td><code>{_e(sid)}</code></td></tr>" for name, sid in schools
+    )
+    return (
+        f"<h3>{_e(title)} ({len(schools):,})</h3>"
+        f'<p class="muted">{_with_code(note)}</p>'
+        f"<table><tr><th>School</th><th>{_e(id_label)}</th></tr>{rows}</table>"
+    )
+
+
+def _csv_link(report: SyncReport, name: str) -> str:
+    return f'<a href="{_e(quote(name))}">{_e(name)}</a>' if name in report.files else _e(name)
+
+
+def _findings(report: SyncReport) -> str:
+    """The findings section; in a real run only when something was found (a self-check always shows it)."""
+    f: Findings = report.findings
+    match = f"`rostersync schools match --district {report.district_id}`"
+    blocks = []
+    if f.unmatched_provider_schools:
+        blocks.append(
+            _school_table(
+                "Provider schools with no product school",
+                [(s.name, s.provider_id) for s in f.unmatched_provider_schools],
+                "Provider ID",
+                f"Their students and staff are skipped until the school is matched: {match}.",
+            )
+        )
+    if f.unlinked_product_schools:
+        blocks.append(
+            _school_table(
+                "Product schools linked to no provider school",
+                [(s.name, s.id) for s in f.unlinked_product_schools],
+                "Product ID",
+                f"Nobody is synced into them. Match them with {match}.",
+            )
+        )
+    if f.out_of_scope_schools:
+        blocks.append(
+            _school_table(
+                "Schools out of scope",
+                [(s.name, s.provider_id) for s in f.out_of_scope_schools],
+                "Provider ID",
+                "Left out by the setting schools_in_scope.",
+            )
+        )
+    facts: list[tuple[str, int, str]] = [
+        ("Sections without a teacher", f.sections_without_teacher, ""),
+        ("Students in no section", f.students_without_section, ""),
+        ("Sections with no linked classroom, given a new classroom", f.unlinked_sections.create, ""),
+        ("Sections with no linked classroom, skipped", f.unlinked_sections.skip, ""),
+        (
+            "Duplicate candidates (same name and date of birth, not merged)",
+            f.duplicate_candidates,
+            f"listed in {_csv_link(report, 'students.csv')} with the action <code>possible_duplicate</code>",
+        ),
+        (
+            "Ambiguous matches (none linked)",
+            f.ambiguous_matches,
+            "listed in the CSV files with the action <code>ambiguous</code>",
+        ),
+        ("People in several roles with one account", f.multi_role.merged, ""),
+        ("People in several roles with separate accounts", f.multi_role.separate, ""),
+        ("Fields edited in the product, kept", f.edits_kept, ""),
+        (
+            "Fields edited in the product, overwritten by the roster",
+            f.edits_overwritten,
+            "listed with the action <code>edit_overwritten</code>",
+        ),
+    ]
+    rows = "".join(
+        f'<tr><td>{_e(label)}</td><td class="n">{value:,}</td><td>{where}</td></tr>'
+        for label, value, where in facts
+        if value
+    )
+    if rows:
+        blocks.append(f"<h3>Records to know about</h3><table>{rows}</table>")
+    if f.guardians_skipped:
+        reasons = sorted(f.guardians_skipped.items(), key=lambda item: (-item[1], item[0]))
+        rows = "".join(f'<tr><td>{_e(reason)}</td><td class="n">{count:,}</td></tr>' for reason, count in reasons)
+        blocks.append(
+            f"<h3>Guardians skipped ({f.guardians_skipped_total:,})</h3>"
+            f'<table><tr><th>Why</th><th class="n">Guardians</th></tr>{rows}</table>'
+        )
+    if not blocks:
+        if not report.dry_run:
+            return ""
+        blocks.append("<p>Nothing to flag: every school is matched and no record needs a look.</p>")
+    return "<h2>Findings</h2>" + "".join(blocks)
 
 
 def _chart(report: SyncReport) -> str:
@@ -382,6 +608,9 @@ def _files(report: SyncReport) -> str:
 def render_html(report: SyncReport) -> bytes:
     """Render ``report.html``: one self-contained page (inline CSS and SVG, no script).
 
+    A self-check opens with its verdict and readiness checklist, then the would-do counts and the
+    findings; a real run shows its counts first and the findings and checklist after.
+
     Parameters
     ----------
     report : SyncReport
@@ -394,12 +623,15 @@ def render_html(report: SyncReport) -> bytes:
     """
     title = f"Sync report · {report.district_name or report.district_id}"
     settings = f" · settings version {report.settings_version}" if report.settings_version is not None else ""
+    if report.dry_run:
+        # A self-check is read for its verdict: the checklist first, then what the sync would do.
+        sections = [_readiness(report), _callouts(report), _counts_table(report), _findings(report), _chart(report)]
+    else:
+        sections = [_callouts(report), _counts_table(report), _chart(report), _findings(report), _readiness(report)]
     body = "".join(
         [
             _header(report),
-            _callouts(report),
-            _counts_table(report),
-            _chart(report),
+            *sections,
             _errors_table(report),
             _files(report),
             f"<footer>Run {_e(report.run_id)}{_e(settings)} · produced by rostersync</footer>",

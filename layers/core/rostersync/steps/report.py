@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from rostersync.contracts import ReportResult, StepError, SyncState
 from rostersync.domain.records import Kind
-from rostersync.matching.archive import check_deletion_threshold
 from rostersync.observability import logger
 from rostersync.reports.model import (
-    KindCounts,
+    Findings,
     LineAction,
     ReportError,
     ReportLine,
@@ -19,6 +19,7 @@ from rostersync.reports.model import (
     SyncReport,
     ThresholdBreach,
 )
+from rostersync.reports.readiness import RunFacts, readiness_checklist
 from rostersync.reports.writer import CsvReportWriter, render_html, render_json
 from rostersync.steps.context import DistrictContext
 from rostersync.storage import RunStore
@@ -55,50 +56,52 @@ def _lines(store: RunStore, keys: list[str]) -> Iterator[ReportLine]:
 
 
 def write_report(state: SyncState) -> ReportResult:
-    """Assemble the report from the run's artefacts, upload it, and record the run's final status."""
+    """Assemble the report from the run's artefacts, upload it, and record the run's final status.
+
+    In a self-check (``dry_run``) the counts are what the sync would do, ``would_archive`` included.
+    Every run's report carries Match's findings and the readiness checklist (``reports.readiness``),
+    computed from the same summary, fetch outcome, errors and threshold checks as the counts.
+    """
     run = state.run_ref()
     ctx = DistrictContext.for_run(run.district_id, run.run_id)
     store = ctx.store
     summary = store.get_json(state.match.summary_key) if state.match else None
-    counts = {kind: KindCounts() for kind in Kind}
+    facts = RunFacts.from_summary(
+        summary,
+        district_id=run.district_id,
+        dry_run=run.dry_run,
+        fetch_complete=None if state.fetch is None else state.fetch.complete,
+        fetch_problems=state.fetch.problems if state.fetch else (),
+        fetched_records=sum(state.fetch.records.values()) if state.fetch else 0,
+        limit_percent=run.deletion_threshold_percent,
+    )
+    if summary and "findings" in summary and facts.findings is None:
+        # Ours to fix; the report goes on without them (the checklist says "not reported"). Ids only in logs.
+        logger.warning("plan findings unreadable", extra={"run_id": run.run_id})
+    counts = {kind: planned.model_copy() for kind, planned in facts.counts.items()}
     notes: list[str] = []
     threshold: dict[Kind, ThresholdBreach] = {}
-
-    if summary:
-        for kind in Kind:
-            counts[kind] = KindCounts(**summary["counts"][kind.value])
-        # An incomplete fetch archives nothing, so there is no threshold to hold: people on unread pages
-        # only look absent.
-        fetch_complete = state.fetch is None or state.fetch.complete
-        checks = (
-            {}
-            if not fetch_complete
-            else check_deletion_threshold(
-                {Kind(k): v for k, v in summary["archive_candidates"].items()},
-                {Kind(k): v for k, v in summary["managed"].items()},
-                run.deletion_threshold_percent,
+    for kind, check in facts.threshold.items():
+        if check.exceeded:
+            threshold[kind] = ThresholdBreach(
+                would_archive=check.would_archive,
+                managed=check.managed,
+                percent=round(check.percent, 1),
+                limit_percent=check.limit_percent,
             )
+            counts[kind].would_archive = check.would_archive
+        elif run.dry_run:
+            counts[kind].would_archive = check.would_archive
+    for school_id, count in facts.emptied_schools.items():
+        notes.append(
+            f"The roster would remove every student of school {school_id} ({count:,} students): that looks like "
+            "a broken export, so no student was archived. Check the export; if the school really closed, "
+            "archive it by hand."
         )
-        for kind, check in checks.items():
-            if check.exceeded:
-                threshold[kind] = ThresholdBreach(
-                    would_archive=check.would_archive,
-                    managed=check.managed,
-                    percent=round(check.percent, 1),
-                    limit_percent=check.limit_percent,
-                )
-                counts[kind].would_archive = check.would_archive
-            elif run.dry_run:
-                counts[kind].would_archive = check.would_archive
-        for school_id, count in (summary.get("emptied_schools") or {}).items() if fetch_complete else ():
-            notes.append(
-                f"The roster would remove every student of school {school_id} ({count:,} students): that looks like "
-                "a broken export, so no student was archived. Check the export; if the school really closed, "
-                "archive it by hand."
-            )
-            counts[Kind.STUDENTS].would_archive = counts[Kind.STUDENTS].would_archive or int(
-                summary["archive_candidates"]["students"]
-            )
+        students = facts.threshold.get(Kind.STUDENTS)
+        counts[Kind.STUDENTS].would_archive = counts[Kind.STUDENTS].would_archive or (
+            students.would_archive if students else 0
+        )
     if state.archive:
         for kind, archived in state.archive.archived.items():
             counts[kind].archived = archived
@@ -142,12 +145,15 @@ def write_report(state: SyncState) -> ReportResult:
 
     if state.error is not None:
         status = RunStatus.FAILED
-    elif (threshold or (summary and summary.get("emptied_schools") and fetch_complete)) and not run.dry_run:
+    elif (threshold or facts.emptied_schools) and not run.dry_run:
         status = RunStatus.THRESHOLD_EXCEEDED
     elif csv.errors_total or (state.fetch and not state.fetch.complete):
         status = RunStatus.SUCCEEDED_WITH_ERRORS
     else:
         status = RunStatus.SUCCEEDED
+
+    reason = failure_reason(state.error) if state.error else None
+    readiness = readiness_checklist(replace(facts, counts=counts, errors_total=csv.errors_total, failure_reason=reason))
 
     district = ctx.state.get_item("DISTRICT") or {}
     report = SyncReport(
@@ -160,7 +166,7 @@ def write_report(state: SyncState) -> ReportResult:
         status=status,
         started_at=run.started_at,
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        failure_reason=failure_reason(state.error) if state.error else None,
+        failure_reason=reason,
         notes=notes,
         counts=counts,
         threshold=threshold,
@@ -168,6 +174,8 @@ def write_report(state: SyncState) -> ReportResult:
         files=files,
         errors_total=csv.errors_total,
         errors=csv.first_errors,
+        findings=facts.findings or Findings(),
+        readiness=readiness,
     )
     html_key = store.key("report/report.html")
     report_key = store.key("report/report.json")
@@ -186,5 +194,8 @@ def write_report(state: SyncState) -> ReportResult:
     if state.fetch and state.fetch.cursor and status != RunStatus.FAILED and not run.dry_run:
         # The next delta starts where this one ended, only once this run's changes are written.
         ctx.state.put_item(f"CURSOR#{run.provider}", {"cursor": state.fetch.cursor, "run_id": run.run_id})
-    logger.info("report written", extra={"run_id": run.run_id, "status": status.value})
+    logger.info(
+        "report written",
+        extra={"run_id": run.run_id, "status": status.value, "ready": report.ready, "to_fix": len(report.to_fix)},
+    )
     return ReportResult(status=status.value, report_key=report_key, html_key=html_key)
