@@ -28,8 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if getattr(args, "page_limit", 1) and not 1 <= args.page_limit <= 10_000:
-            raise UsageError(f"--page-limit {args.page_limit}: must be between 1 and 10,000")
+        page_limit = getattr(args, "page_limit", None)
+        if page_limit is not None and not 1 <= page_limit <= 10_000:
+            raise UsageError(f"--page-limit {page_limit}: must be between 1 and 10,000")
         return int(args.handler(args))
     except (UsageError, StackError) as exc:
         print(f"rostersync: {exc}", file=sys.stderr)

@@ -22,6 +22,7 @@ import fnmatch
 import importlib.util
 import json
 import os
+import shutil
 import socket
 import threading
 import time
@@ -264,12 +265,13 @@ class EventRouter:
             for rule in self.rules
             if matches_pattern(rule["Pattern"], event)
         ]
-        with self._lock:
-            self._started.setdefault(remember_as, []).extend(started)
+        if started:  # only what started anything is remembered: runs write many objects
+            with self._lock:
+                self._started.setdefault(remember_as, []).extend(started)
         return started
 
     def started_by(self, remembered_as: str) -> list[str] | None:
-        """The executions one event started (None if no such event was routed); forgets them."""
+        """The executions one event started (None if it started none); forgets them."""
         with self._lock:
             return self._started.pop(remembered_as, None)
 
@@ -352,6 +354,8 @@ class EmbeddedStack:
         self.rules: list[dict[str, Any]] = []
         self.environment: dict[str, str] = {}
         self.parameters = parameters or {}
+        self.tables: dict[str, str] = {}  # logical id → table name
+        self.buckets: dict[str, str] = {}  # logical id → bucket name
         self.router = EventRouter(self.rules, self._start_execution)
         self._server: Any = None
 
@@ -442,11 +446,11 @@ class EmbeddedStack:
             kind = resource["Type"]
             if kind == "AWS::DynamoDB::Table":
                 name = f"{self.stack_name}-{logical}"
-                refs[logical] = name
+                refs[logical] = self.tables[logical] = name
                 attributes[(logical, "Arn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
             elif kind == "AWS::S3::Bucket":
                 name = f"{self.stack_name}-{logical}".lower()
-                refs[logical] = name
+                refs[logical] = self.buckets[logical] = name
                 attributes[(logical, "Arn")] = f"arn:aws:s3:::{name}"
             elif kind == "AWS::Serverless::Function":
                 name = f"{self.stack_name}-{logical}"
@@ -581,6 +585,107 @@ class EmbeddedStack:
         self.outputs.setdefault("SyncStateMachineArn", arn)
         return arn
 
+    # -- state across restarts (rostersync local up --state DIR) ----------------------------------------
+
+    def save_state(self, folder: Path) -> dict[str, int]:
+        """Write what the stack holds to ``folder``; return how many items, objects and secrets.
+
+        The format, plain files any tool can read::
+
+            stack-state.json                  {"format": STATE_FORMAT, "stack": name, "saved_at": …}
+            dynamodb/<LogicalId>.jsonl        one item per line, in DynamoDB JSON ({"pk": {"S": "…"}, …})
+            s3/<LogicalId>.jsonl              one object per line: {"key", "content_type", "file"}
+            s3/<LogicalId>/<n>                that object's bytes
+            secretsmanager.jsonl              one secret per line: {"name", "secret_string"}
+
+        Tables and buckets are named by the template's logical ids, so a state loads into a stack of
+        another name. Executions do not survive a restart, so neither do the district locks they held
+        (``LOCK`` items); a run cut short stays ``running`` in its record. Secrets are written as they
+        are: the folder holds the (local) provider tokens.
+        """
+        staging = folder.with_name(folder.name + ".saving")
+        if staging.exists():
+            shutil.rmtree(staging)
+        (staging / "dynamodb").mkdir(parents=True)
+        (staging / "s3").mkdir()
+        counts = {"items": 0, "objects": 0, "secrets": 0}
+        dynamodb = self.client("dynamodb")
+        for logical, table in self.tables.items():
+            with (staging / "dynamodb" / f"{logical}.jsonl").open("w", encoding="utf-8") as out:
+                for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+                    for item in page["Items"]:
+                        if item.get("sk", {}).get("S") == "LOCK":
+                            continue
+                        out.write(json.dumps(item, ensure_ascii=False) + "\n")
+                        counts["items"] += 1
+        s3 = self.client("s3")
+        for logical, bucket in self.buckets.items():
+            (staging / "s3" / logical).mkdir()
+            with (staging / "s3" / f"{logical}.jsonl").open("w", encoding="utf-8") as out:
+                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                    for entry in page.get("Contents", []):
+                        got = s3.get_object(Bucket=bucket, Key=entry["Key"])
+                        file = f"{logical}/{counts['objects']}"
+                        (staging / "s3" / file).write_bytes(got["Body"].read())
+                        line = {"key": entry["Key"], "content_type": got.get("ContentType", ""), "file": file}
+                        out.write(json.dumps(line, ensure_ascii=False) + "\n")
+                        counts["objects"] += 1
+        secrets = self.client("secretsmanager")
+        with (staging / "secretsmanager.jsonl").open("w", encoding="utf-8") as out:
+            for page in secrets.get_paginator("list_secrets").paginate():
+                for entry in page["SecretList"]:
+                    value = secrets.get_secret_value(SecretId=entry["ARN"])
+                    line = {"name": entry["Name"], "secret_string": value.get("SecretString", "")}
+                    out.write(json.dumps(line, ensure_ascii=False) + "\n")
+                    counts["secrets"] += 1
+        header = {"format": STATE_FORMAT, "stack": self.stack_name, "saved_at": time.time(), **counts}
+        (staging / STATE_FILE).write_text(json.dumps(header, indent=1), encoding="utf-8")
+        if folder.exists():
+            shutil.rmtree(folder)  # holds only a saved state: check_state_folder refused anything else
+        staging.rename(folder)
+        return counts
+
+    def load_state(self, folder: Path) -> dict[str, int]:
+        """Put a state written by ``save_state`` back into this (freshly started) stack.
+
+        Routing is off meanwhile: an upload restored to ``uploads/`` does not start a sync again.
+        """
+        header = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+        if header.get("format") != STATE_FORMAT:
+            raise ValueError(f"{folder / STATE_FILE}: format {header.get('format')!r}, expected {STATE_FORMAT!r}")
+        counts = {"items": 0, "objects": 0, "secrets": 0}
+        self.router.enabled = False
+        try:
+            dynamodb = self.client("dynamodb")
+            for logical, table in self.tables.items():
+                path = folder / "dynamodb" / f"{logical}.jsonl"
+                items = [json.loads(line) for line in _lines(path)]
+                for start in range(0, len(items), 25):
+                    requests = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
+                    pending: dict[str, Any] = {table: requests}
+                    while pending:
+                        pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                counts["items"] += len(items)
+            s3 = self.client("s3")
+            root = (folder / "s3").resolve()
+            for logical, bucket in self.buckets.items():
+                for line in _lines(folder / "s3" / f"{logical}.jsonl"):
+                    entry = json.loads(line)
+                    body = (root / entry["file"]).resolve()
+                    if not body.is_relative_to(root):
+                        raise ValueError(f"{folder}: object file {entry['file']!r} is outside the state folder")
+                    extra = {"ContentType": entry["content_type"]} if entry.get("content_type") else {}
+                    s3.put_object(Bucket=bucket, Key=entry["key"], Body=body.read_bytes(), **extra)
+                    counts["objects"] += 1
+            secrets = self.client("secretsmanager")
+            for line in _lines(folder / "secretsmanager.jsonl"):
+                entry = json.loads(line)
+                secrets.create_secret(Name=entry["name"], SecretString=entry["secret_string"])
+                counts["secrets"] += 1
+        finally:
+            self.router.enabled = True
+        return counts
+
     # -- running syncs ----------------------------------------------------------------------------
 
     def publish_event(self, source: str, detail_type: str, detail: dict[str, Any]) -> list[str]:
@@ -596,8 +701,8 @@ class EmbeddedStack:
     def publish_upload(self, key: str) -> list[str]:
         """The executions an object written to the sync bucket started.
 
-        Writing it already announced it (the bucket's EventBridge notifications, as on AWS); an object
-        that was not announced (written while routing was off) is announced here.
+        Writing it already announced it (the bucket's EventBridge notifications, as on AWS); if that
+        started nothing (the object was written while routing was off) it is announced again here.
         """
         bucket = self.outputs["SyncBucketName"]
         started = self.router.started_by(f"s3://{bucket}/{key}")
@@ -627,6 +732,32 @@ class EmbeddedStack:
             if time.time() > deadline:
                 raise TimeoutError(f"execution {execution_arn} still running after {timeout:.0f}s")
             time.sleep(0.05)
+
+
+STATE_FORMAT = "rostersync-local-state/1"
+STATE_FILE = "stack-state.json"
+
+
+def has_saved_state(folder: Path) -> bool:
+    return (folder / STATE_FILE).is_file()
+
+
+def check_state_folder(folder: Path) -> str | None:
+    """Why ``folder`` cannot hold a saved state (None when it can): saving replaces the folder, so it
+    must be new, empty, or a saved state already."""
+    if not folder.exists():
+        return None
+    if not folder.is_dir():
+        return "not a folder"
+    if has_saved_state(folder) or not any(folder.iterdir()):
+        return None
+    return f"holds other files and no {STATE_FILE}; give a new or empty folder"
+
+
+def _lines(path: Path) -> list[str]:
+    if not path.is_file():
+        return []
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def local_bucket_policy(document: dict[str, Any]) -> dict[str, Any]:
