@@ -45,10 +45,10 @@ def serve(args: argparse.Namespace, stop: threading.Event, ready: Callable[[Any]
     if state_dir is not None and (problem := check_state_folder(state_dir)):
         raise UsageError(f"--state {state_dir}: {problem}")
     dataset = check_dataset(Path(args.dataset) if args.dataset else DEFAULT_DATASETS[0])
-    _check_port(args.port, "--port")
-    _check_port(args.simulator_port, "--simulator-port")
     if args.port == args.simulator_port:
         raise UsageError("--port and --simulator-port must differ")
+    _check_port(args.port, "--port")
+    _check_port(args.simulator_port, "--simulator-port")
 
     _quiet()
     print(f"Starting the embedded stack {args.stack!r} on 127.0.0.1:{args.port}…", flush=True)
