@@ -8,8 +8,10 @@ loaded on start; the format is described at ``EmbeddedStack.save_state``).
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +28,8 @@ def _check_port(port: int, flag: str) -> None:
     if not 1 <= port <= 65_535:
         raise UsageError(f"{flag} {port}: not a port number")
     with socket.socket() as sock:
+        # As the servers bind: connections of a previous run in TIME_WAIT do not hold the port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as exc:
@@ -100,17 +104,23 @@ def serve(args: argparse.Namespace, stop: threading.Event, ready: Callable[[Any]
 def run_local_up(args: argparse.Namespace) -> int:
     """``rostersync local up``: serve until Ctrl-C or SIGTERM."""
     stop = threading.Event()
-    previous = None
+    previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        # Both end the wait the same way, so the state is saved whichever stops it.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, lambda *_: stop.set())
     try:
-        return serve(args, stop)
-    except KeyboardInterrupt:
-        # Ctrl-C while starting: serve's finally has stopped what it started.
-        return 0
+        code = serve(args, stop)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if previous:
+        # Everything is saved and stopped; tearing down moto's in-memory state at interpreter exit takes
+        # tens of seconds for a district of a few thousand people, with nothing left to do: end here.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def register(commands: argparse._SubParsersAction) -> None:
