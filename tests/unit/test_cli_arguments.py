@@ -6,7 +6,7 @@ import pytest
 
 from rostersync.cli import run_commands
 from rostersync.cli.main import main as cli_main
-from rostersync.local.cli import UsageError, main
+from rostersync.local.cli import main
 
 
 def run(capsys, *argv):
@@ -243,6 +243,15 @@ def test_waiting_is_bounded_and_shows_progress(capsys):
     def sleep(seconds):
         now[0] += seconds
 
-    with pytest.raises(UsageError, match="still running after 40s"):
+    with pytest.raises(run_commands.RunStillRunningError, match="still running after 40s"):
         run_commands.wait_for_execution(_Handle(), "arn:x:run-1", timeout=40, sleep=sleep, clock=lambda: now[0])
     assert capsys.readouterr().out.count("still running") == 2  # at 15 s and 30 s
+
+
+def test_a_run_outlasting_the_wait_is_exit_1_with_where_to_find_it(capsys):
+    import argparse
+
+    args = argparse.Namespace(district="d1", timeout=-1, out=None)
+    assert run_commands.wait_and_show(_Handle(), args, "arn:aws:states:x:execution:sm:run-7", "Sync") == 1
+    out = capsys.readouterr().out
+    assert "run run-7 still running" in out and "rostersync report --district d1 --run run-7" in out

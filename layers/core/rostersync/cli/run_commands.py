@@ -32,6 +32,10 @@ CLOCK_SKEW_SECONDS = 5
 Sleep = Callable[[float], None]
 
 
+class RunStillRunningError(Exception):
+    """The wait ran out before the run ended (the run goes on; ``runs`` and ``report`` find it later)."""
+
+
 # -- printing a run (shared by demo, self-check, sync, report) ---------------------------------------------
 
 
@@ -160,10 +164,7 @@ def wait_for_execution(
             return description
         now = clock()
         if now - started > timeout:
-            raise UsageError(
-                f"run {run_id_of(execution_arn)} still running after {timeout:.0f}s; "
-                f"follow it with: rostersync runs --district …"
-            )
+            raise RunStillRunningError(f"run {run_id_of(execution_arn)} still running after {timeout:.0f}s")
         if now >= next_progress:
             print(f"  … still running ({now - started:.0f}s)", flush=True)
             next_progress = now + PROGRESS_SECONDS
@@ -206,8 +207,16 @@ def execute_and_show(args: argparse.Namespace, trigger: str, dry_run: bool, titl
     require_district(handle, args.district)
     arn = start_run(handle, args.district, trigger, dry_run)
     print(f"{title} started for {args.district} (run {run_id_of(arn)}); waiting…", flush=True)
-    description = wait_for_execution(handle, arn, timeout=args.timeout)
-    return show_run(handle, args.district, run_id_of(description["executionArn"]), title, args.out)
+    return wait_and_show(handle, args, arn, title)
+
+
+def wait_and_show(handle: StackHandle, args: argparse.Namespace, arn: str, title: str) -> int:
+    try:
+        wait_for_execution(handle, arn, timeout=args.timeout)
+    except RunStillRunningError as exc:
+        print(f"{exc}; it goes on: rostersync report --district {args.district} --run {run_id_of(arn)} …")
+        return 1
+    return show_run(handle, args.district, run_id_of(arn), title, args.out)
 
 
 # -- commands ------------------------------------------------------------------------------------------------
@@ -369,8 +378,7 @@ def run_enable(args: argparse.Namespace) -> int:
     if not args.wait:
         print(f"Follow it with: rostersync runs --district {args.district} {_stack_flags(args)}")
         return 0
-    wait_for_execution(handle, arn, timeout=args.timeout)
-    return show_run(handle, args.district, run_id_of(arn), "First sync", args.out)
+    return wait_and_show(handle, args, arn, "First sync")
 
 
 def run_runs(args: argparse.Namespace) -> int:
