@@ -313,3 +313,22 @@ def test_local_up_refuses_a_state_folder_holding_other_files(tmp_path: Path, cap
     code, out, err = cli(capsys, "local", "up", "--state", str(tmp_path))
     assert code == 2 and err.count("\n") == 1 and "holds other files" in err
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_local_up_refuses_a_state_it_cannot_load_and_leaves_it_as_it_was(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    header = json.dumps({"format": "someone-elses/9"})
+    (state / "stack-state.json").write_text(header, encoding="utf-8")
+    paths = [str(REPO_ROOT / "layers" / "core"), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    argv = ["local", "up", "--port", str(free_port()), "--simulator-port", str(free_port()), "--state", str(state)]
+
+    done = subprocess.run(
+        [sys.executable, "-m", "rostersync.cli.main", *argv], capture_output=True, text=True, env=env, timeout=120
+    )
+
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "cannot be loaded" in done.stderr and "someone-elses/9" in done.stderr
+    assert [p.name for p in state.iterdir()] == ["stack-state.json"]
+    assert (state / "stack-state.json").read_text(encoding="utf-8") == header

@@ -13,7 +13,6 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +35,10 @@ def _check_port(port: int, flag: str) -> None:
             raise UsageError(f"{flag} {port}: already in use on 127.0.0.1 ({exc.strerror})") from exc
 
 
-def serve(args: argparse.Namespace, stop: threading.Event, ready: Callable[[Any], None] | None = None) -> int:
+def serve(args: argparse.Namespace, stop: threading.Event) -> int:
     """Bring the stack and the simulator up, wait for ``stop``, then save the state (``--state``) and stop.
 
-    ``ready`` is called with the running stack (tests use it instead of watching the output).
+    The state is saved only if the stack came up with it: a state that failed to load is left as it was.
     """
     from rostersync.local.cli import _quiet
     from rostersync.local.simulator import ProviderSimulator
@@ -55,12 +54,17 @@ def serve(args: argparse.Namespace, stop: threading.Event, ready: Callable[[Any]
     _check_port(args.simulator_port, "--simulator-port")
 
     _quiet()
+    code = 0
     print(f"Starting the embedded stack {args.stack!r} on 127.0.0.1:{args.port}…", flush=True)
     stack = EmbeddedStack(stack_name=args.stack, port=args.port, parameters={"LogLevel": "WARNING"}).start()
     simulator = None
+    serving = False
     try:
         if state_dir is not None and has_saved_state(state_dir):
-            loaded = stack.load_state(state_dir)
+            try:
+                loaded = stack.load_state(state_dir)
+            except (ValueError, KeyError, OSError) as exc:
+                raise UsageError(f"--state {state_dir}: cannot be loaded ({exc})") from exc
             print(
                 f"Loaded the saved state from {state_dir}: {loaded['items']} items, {loaded['objects']} objects, "
                 f"{loaded['secrets']} secrets."
@@ -81,24 +85,26 @@ def serve(args: argparse.Namespace, stop: threading.Event, ready: Callable[[Any]
         print(f"  rostersync self-check --district dist-demo {flags}")
         print("\nCtrl-C (or SIGTERM) stops it" + (f" and saves the state to {state_dir}." if state_dir else "."))
         print("", flush=True)
-        if ready is not None:
-            ready(stack)
+        serving = True
         stop.wait()
     finally:
         if simulator is not None:
             simulator.stop()
         try:
-            if state_dir is not None:
+            if state_dir is not None and serving:
                 saved = stack.save_state(state_dir)
                 print(
                     f"Saved the state to {state_dir}: {saved['items']} items, {saved['objects']} objects, "
                     f"{saved['secrets']} secrets.",
                     flush=True,
                 )
+        except OSError as exc:
+            print(f"rostersync: could not save the state to {state_dir}: {exc}", file=sys.stderr, flush=True)
+            code = 1
         finally:
             stack.stop()
             print("Stopped.", flush=True)
-    return 0
+    return code
 
 
 def run_local_up(args: argparse.Namespace) -> int:

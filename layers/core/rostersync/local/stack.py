@@ -603,6 +603,7 @@ class EmbeddedStack:
         (``LOCK`` items); a run cut short stays ``running`` in its record. Secrets are written as they
         are: the folder holds the (local) provider tokens.
         """
+        folder = folder.resolve()
         staging = folder.with_name(folder.name + ".saving")
         if staging.exists():
             shutil.rmtree(staging)
