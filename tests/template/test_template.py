@@ -512,3 +512,38 @@ def test_the_layer_requirements_match_the_package_dependencies():
 
     assert sorted(s.replace(" ", "").lower() for s in lines) == sorted(s.replace(" ", "").lower() for s in dependencies)
     assert sorted(map(requirement_name, lines)) == sorted(map(requirement_name, dependencies))
+
+
+# -- the CLI's way in ------------------------------------------------------------------------------
+
+
+def test_the_resources_parameter_names_every_resource_the_cli_connects_to():
+    from rostersync.cli.connect import StackResources, resources_parameter
+
+    parameter = RESOURCES["StackResources"]
+    assert parameter["Type"] == "AWS::SSM::Parameter"
+    props = parameter["Properties"]
+    assert props["Name"] == {"Fn::Sub": resources_parameter("${AWS::StackName}")}
+    value = props["Value"]["Fn::Sub"]
+    placeholders = re.findall(r"\$\{([^}]+)\}", value)
+    # Each placeholder is the resource (or parameter) of that name, and of the type the CLI expects.
+    expected_types = {
+        "DirectoryTable": "AWS::DynamoDB::Table",
+        "SyncStateTable": "AWS::DynamoDB::Table",
+        "SyncBucket": "AWS::S3::Bucket",
+        "SyncStateMachine": "AWS::Serverless::StateMachine",
+    }
+    assert set(placeholders) == {*expected_types, "ProductEventSource"}
+    for name, kind in expected_types.items():
+        assert RESOURCES[name]["Type"] == kind
+    assert "ProductEventSource" in TEMPLATE["Parameters"]
+    # Filled in, it is the JSON object connect() reads, each key naming its own resource.
+    filled = re.sub(r"\$\{([^}]+)\}", lambda m: f"value-of-{m.group(1)}", value)
+    resources = StackResources.from_parameter(filled)
+    assert resources == StackResources(
+        directory_table="value-of-DirectoryTable",
+        sync_state_table="value-of-SyncStateTable",
+        sync_bucket="value-of-SyncBucket",
+        state_machine_arn="value-of-SyncStateMachine",
+        product_event_source="value-of-ProductEventSource",
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from rostersync.cli import local_commands, matching_commands, run_commands, settings_commands
@@ -35,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, StackError) as exc:
         print(f"rostersync: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # Output piped into e.g. `head`, which stopped reading: not an error of ours.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the interpreter's final flush stays quiet
+        return 1
 
 
 if __name__ == "__main__":

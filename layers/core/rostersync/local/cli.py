@@ -27,7 +27,6 @@ SAMPLE = REPO_ROOT / "samples" / "clever-demo"
 DEFAULT_DATASETS = [SAMPLE / "snapshot-1", SAMPLE / "snapshot-2", SAMPLE / "snapshot-3"]
 DATASET_FILES = ("districts.json", "schools.json", "sections.json", "users.json", "terms.json", "courses.json")
 DEMO_TOKEN = "demo-district-token"  # noqa: S105 - the local simulator's token, not a secret
-COUNT_COLUMNS = ("created", "updated", "restored", "archived", "unchanged", "skipped", "errors")
 
 
 class UsageError(Exception):
@@ -122,20 +121,6 @@ def _quiet() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def _table(report: dict[str, Any]) -> str:
-    rows = [("", *COUNT_COLUMNS)]
-    for kind, counts in report["counts"].items():
-        rows.append((kind, *(f"{counts.get(c, 0):,}" for c in COUNT_COLUMNS)))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for n, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-        lines.append("  " + "  ".join(cells))
-        if n == 0:
-            lines.append("  " + "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def run_demo(args: argparse.Namespace) -> int:
     """``rostersync demo``: sync each dataset in turn on the embedded stack and report."""
     datasets = [check_dataset(Path(d)) for d in (args.dataset or DEFAULT_DATASETS)]
@@ -144,10 +129,16 @@ def run_demo(args: argparse.Namespace) -> int:
         raise UsageError("--product: a OneRoster demo needs a product file naming schools by OneRoster sourcedId")
     product = check_product(Path(args.product or SAMPLE / "product.json"))
     out = Path(args.out) if args.out else None
+    if args.self_check and provider == "oneroster-csv":
+        raise UsageError(
+            "--self-check: the demo's self-check reads the roster over an API; use --provider "
+            "clever or oneroster-rest (a bundle upload starts a real sync)"
+        )
 
     _quiet()
     from rostersync import aws
     from rostersync.admin import connect_provider
+    from rostersync.cli.run_commands import download_report, print_run, report_link
     from rostersync.config import runtime_config
     from rostersync.directory.product import export_directory, import_product_directory
     from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
@@ -175,6 +166,18 @@ def run_demo(args: argparse.Namespace) -> int:
             connect_provider(state, secrets, provider, simulator.base_url, DEMO_TOKEN, args.page_limit)
         print(f"Product directory of {product.district.name!r} imported ({imported} records); {provider} connected.")
         s3 = aws.client("s3")
+        if args.self_check:
+            # What the admin runs before enabling sync: the first night, dry run, nothing written.
+            description = stack.wait(stack.start_sync(district_id, trigger="self_check", dry_run=True))
+            run = state.get_run(description["executionArn"].rsplit(":", 1)[1]) or {}
+            if "report_key" not in run:
+                print(f"\nSelf-check: {description['status']} without a report: {description.get('cause', '')[:300]}")
+                return 1
+            report = json.loads(s3.get_object(Bucket=config.sync_bucket, Key=run["report_key"])["Body"].read())
+            link = report_link(s3, config.sync_bucket, run, config.report_link_seconds)
+            print_run(report, f"\nSelf-check · {datasets[0].name} · {report['status']} (nothing written)", link)
+            if out:
+                download_report(s3, config.sync_bucket, report, out / "self-check")
         for number, dataset in enumerate(datasets, start=1):
             simulator.set_dataset(served[number - 1])
             started = time.perf_counter()
@@ -199,29 +202,13 @@ def run_demo(args: argparse.Namespace) -> int:
                 )
                 return 1
             report = json.loads(s3.get_object(Bucket=config.sync_bucket, Key=run["report_key"])["Body"].read())
-            print(f"\nRun {number} · {dataset.name} · {report['status']} in {seconds:.1f}s (run {run_id})")
-            print(_table(report))
-            for note in report.get("notes", []):
-                print(f"  note: {note}")
-            for error in report.get("errors", [])[:5]:
-                print(f"  error: {error['kind']} {error['provider_id']}: {error['reason']}")
-            if report.get("errors_total", 0) > 5:
-                print(f"  … {report['errors_total'] - 5} more errors in errors.csv")
-            link = s3.generate_presigned_url(
-                "get_object",
-                Params={"Bucket": config.sync_bucket, "Key": run["html_key"]},
-                ExpiresIn=config.report_link_seconds,
+            link = report_link(s3, config.sync_bucket, run, config.report_link_seconds)
+            print_run(
+                report, f"\nRun {number} · {dataset.name} · {report['status']} in {seconds:.1f}s (run {run_id})", link
             )
-            print(f"  report: {link}")
             if out:
                 folder = out / f"run-{number}"
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-                # report.html links its CSV files by name: keep them side by side.
-                for name, key in report.get("files", {}).items():
-                    if name != "report.json":
-                        body = s3.get_object(Bucket=config.sync_bucket, Key=key)["Body"].read()
-                        (folder / name).write_bytes(body)
+                download_report(s3, config.sync_bucket, report, folder)
                 export = export_directory(directory, state)
                 (folder / "directory.json").write_text(json.dumps(export, indent=1, ensure_ascii=False), "utf-8")
         if out:
@@ -273,6 +260,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--product", metavar="FILE", help="the product's directory before the first sync (JSON)")
     demo.add_argument("--out", metavar="DIR", help="write run-N/report.json, report.html and directory.json here")
+    demo.add_argument(
+        "--self-check",
+        action="store_true",
+        help="before the first night, run a self-check (dry run) and print its summary and readiness",
+    )
     demo.add_argument("--serve", action="store_true", help="keep the stack up after the runs so links open")
     demo.add_argument("--page-limit", type=int, default=1_000, metavar="N", help="Clever page size (≤ 10,000)")
     demo.set_defaults(handler=run_demo)

@@ -7,8 +7,13 @@
   on moto internals, hence moto's exact pin in pyproject.toml.
 - Tables, the bucket, the state machine and its substitutions, the functions' environment: all read
   from the template, the single source of truth.
-- moto does not deliver EventBridge events to state machines, so ``publish_event`` applies the
-  template's rule patterns and input transformers itself.
+- moto does not deliver EventBridge events to state machines: a hook on moto's ``PutEvents`` (and on
+  the bucket's EventBridge notifications, so an object written under ``uploads/`` announces itself as
+  on AWS) applies the template's rule patterns and input transformers and starts the executions. It
+  sits in the server, so an event put by another process (the CLI against ``rostersync local up``)
+  starts a sync exactly like one put by a test.
+- ``save_state`` / ``load_state`` keep a district's tables, objects and secrets across restarts
+  (``rostersync local up --state DIR``; the format is described at ``save_state``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import fnmatch
 import importlib.util
 import json
 import os
+import shutil
 import socket
 import threading
 import time
@@ -235,6 +241,96 @@ def _install_fast_dynamodb_queries() -> None:
     Table._rostersync_fast = True
 
 
+class EventRouter:
+    """The template's EventBridge rules, applied by the embedded stack to every event it receives.
+
+    Executions started per event are remembered (by event id, and by object key for S3 events) so
+    ``publish_event`` and ``publish_upload`` can return them; the CLI finds them with ListExecutions
+    instead, as it does on AWS.
+    """
+
+    def __init__(self, rules: list[dict[str, Any]], start_execution: Callable[[str, str], str]) -> None:
+        self.rules = rules
+        self.enabled = True
+        self._start_execution = start_execution
+        self._started: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def route(self, event: dict[str, Any], remember_as: str) -> list[str]:
+        """Start the executions whose rule matches ``event``; return their ARNs."""
+        if not self.enabled:
+            return []
+        started = [
+            self._start_execution(rule["target"], transform_input(rule, event))
+            for rule in self.rules
+            if matches_pattern(rule["Pattern"], event)
+        ]
+        if started:  # only what started anything is remembered: runs write many objects
+            with self._lock:
+                self._started.setdefault(remember_as, []).extend(started)
+        return started
+
+    def started_by(self, remembered_as: str) -> list[str] | None:
+        """The executions one event started (None if it started none); forgets them."""
+        with self._lock:
+            return self._started.pop(remembered_as, None)
+
+
+_ROUTER: EventRouter | None = None
+
+
+def _install_event_routing() -> None:
+    """Hook moto's ``PutEvents`` and the bucket's EventBridge notifications into ``_ROUTER``."""
+    from moto.events.models import EventsBackend
+    from moto.s3 import notifications
+
+    if getattr(EventsBackend, "_rostersync_routing", False):
+        return
+    generic_put_events = EventsBackend.put_events
+
+    def put_events(self: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        entries = generic_put_events(self, events)
+        for entry, sent in zip(entries, events, strict=True):
+            if _ROUTER is not None and "EventId" in entry:
+                event = aws_event(sent["Source"], sent["DetailType"], json.loads(sent["Detail"]), entry["EventId"])
+                event["resources"] = sent.get("Resources", [])
+                _ROUTER.route(event, entry["EventId"])
+        return entries
+
+    def send_event_bridge_message(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
+        # What S3 sends EventBridge on AWS (the fields the template's rules can match on).
+        if _ROUTER is None:
+            return
+        detail = {
+            "version": "0",
+            "bucket": {"name": bucket.name},
+            "object": {"key": key.name, "size": key.size, "etag": key.etag.replace('"', "")},
+            "reason": event_name.split(":")[1] if ":" in event_name else event_name,
+        }
+        event = aws_event("aws.s3", notifications._detail_type(event_name), detail)
+        event["resources"] = [f"arn:aws:s3:::{bucket.name}"]
+        _ROUTER.route(event, f"s3://{bucket.name}/{key.name}")
+
+    EventsBackend.put_events = put_events
+    notifications._send_event_bridge_message = send_event_bridge_message
+    EventsBackend._rostersync_routing = True
+
+
+def aws_event(source: str, detail_type: str, detail: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+    """An EventBridge event as a rule sees it."""
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "source": source,
+        "detail-type": detail_type,
+        "account": ACCOUNT,
+        "region": REGION,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "resources": [],
+        "detail": detail,
+    }
+
+
 class EmbeddedStack:
     """AWS on localhost, built from the template.
 
@@ -258,6 +354,9 @@ class EmbeddedStack:
         self.rules: list[dict[str, Any]] = []
         self.environment: dict[str, str] = {}
         self.parameters = parameters or {}
+        self.tables: dict[str, str] = {}  # logical id → table name
+        self.buckets: dict[str, str] = {}  # logical id → bucket name
+        self.router = EventRouter(self.rules, self._start_execution)
         self._server: Any = None
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -283,12 +382,24 @@ class EmbeddedStack:
         _install_lambda_dispatch()
         _install_fast_dynamodb_responses()
         _install_fast_dynamodb_queries()
+        _install_event_routing()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         self._create_resources()
+        global _ROUTER
+        _ROUTER = self.router = EventRouter(self.rules, self._start_execution)
         return self
 
+    def _start_execution(self, state_machine_arn: str, payload: str) -> str:
+        sfn = self.client("stepfunctions")
+        return str(
+            sfn.start_execution(stateMachineArn=state_machine_arn, input=payload, name=execution_name())["executionArn"]
+        )
+
     def stop(self) -> None:
+        global _ROUTER
+        if _ROUTER is self.router:
+            _ROUTER = None
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -335,11 +446,11 @@ class EmbeddedStack:
             kind = resource["Type"]
             if kind == "AWS::DynamoDB::Table":
                 name = f"{self.stack_name}-{logical}"
-                refs[logical] = name
+                refs[logical] = self.tables[logical] = name
                 attributes[(logical, "Arn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
             elif kind == "AWS::S3::Bucket":
                 name = f"{self.stack_name}-{logical}".lower()
-                refs[logical] = name
+                refs[logical] = self.buckets[logical] = name
                 attributes[(logical, "Arn")] = f"arn:aws:s3:::{name}"
             elif kind == "AWS::Serverless::Function":
                 name = f"{self.stack_name}-{logical}"
@@ -354,9 +465,12 @@ class EmbeddedStack:
             AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
         )["Role"]["Arn"]
 
+        storage = ("AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::S3::BucketPolicy")
         for logical, resource in resources.items():
-            props = resolver.resolve(resource.get("Properties", {}))
             kind = resource["Type"]
+            if kind not in storage:  # the others may name what is not created yet
+                continue
+            props = resolver.resolve(resource.get("Properties", {}))
             if kind == "AWS::DynamoDB::Table":
                 self._create_table(dynamodb, refs[logical], props)
             elif kind == "AWS::S3::Bucket":
@@ -382,6 +496,12 @@ class EmbeddedStack:
                 for event in props.get("Events", {}).values():
                     if event["Type"] == "EventBridgeRule":
                         self.rules.append({"target": arn, **event["Properties"]})
+
+        ssm = self.client("ssm")
+        for resource in resources.values():
+            if resource["Type"] == "AWS::SSM::Parameter":
+                props = resolver.resolve(resource["Properties"])
+                ssm.put_parameter(Name=props["Name"], Value=props["Value"], Type=props["Type"], Overwrite=True)
 
         for name, output in template.get("Outputs", {}).items():
             if conditions.get(output.get("Condition", ""), True):
@@ -414,6 +534,10 @@ class EmbeddedStack:
         if "PublicAccessBlockConfiguration" in props:
             s3.put_public_access_block(
                 Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+            )
+        if props.get("NotificationConfiguration", {}).get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+            s3.put_bucket_notification_configuration(
+                Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
             )
 
     def _create_function(
@@ -461,43 +585,135 @@ class EmbeddedStack:
         self.outputs.setdefault("SyncStateMachineArn", arn)
         return arn
 
+    # -- state across restarts (rostersync local up --state DIR) ----------------------------------------
+
+    def save_state(self, folder: Path) -> dict[str, int]:
+        """Write what the stack holds to ``folder``; return how many items, objects and secrets.
+
+        The format, plain files any tool can read::
+
+            stack-state.json                  {"format": STATE_FORMAT, "stack": name, "saved_at": …}
+            dynamodb/<LogicalId>.jsonl        one item per line, in DynamoDB JSON ({"pk": {"S": "…"}, …})
+            s3/<LogicalId>.jsonl              one object per line: {"key", "content_type", "file"}
+            s3/<LogicalId>/<n>                that object's bytes
+            secretsmanager.jsonl              one secret per line: {"name", "secret_string"}
+
+        Tables and buckets are named by the template's logical ids, so a state loads into a stack of
+        another name. Executions do not survive a restart, so neither do the district locks they held
+        (``LOCK`` items); a run cut short stays ``running`` in its record. Secrets are written as they
+        are: the folder holds the (local) provider tokens.
+        """
+        folder = folder.resolve()
+        staging = folder.with_name(folder.name + ".saving")
+        if staging.exists():
+            shutil.rmtree(staging)
+        (staging / "dynamodb").mkdir(parents=True)
+        (staging / "s3").mkdir()
+        counts = {"items": 0, "objects": 0, "secrets": 0}
+        dynamodb = self.client("dynamodb")
+        for logical, table in self.tables.items():
+            with (staging / "dynamodb" / f"{logical}.jsonl").open("w", encoding="utf-8") as out:
+                for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+                    for item in page["Items"]:
+                        if item.get("sk", {}).get("S") == "LOCK":
+                            continue
+                        out.write(json.dumps(item, ensure_ascii=False) + "\n")
+                        counts["items"] += 1
+        s3 = self.client("s3")
+        for logical, bucket in self.buckets.items():
+            (staging / "s3" / logical).mkdir()
+            with (staging / "s3" / f"{logical}.jsonl").open("w", encoding="utf-8") as out:
+                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                    for entry in page.get("Contents", []):
+                        got = s3.get_object(Bucket=bucket, Key=entry["Key"])
+                        file = f"{logical}/{counts['objects']}"
+                        (staging / "s3" / file).write_bytes(got["Body"].read())
+                        line = {"key": entry["Key"], "content_type": got.get("ContentType", ""), "file": file}
+                        out.write(json.dumps(line, ensure_ascii=False) + "\n")
+                        counts["objects"] += 1
+        secrets = self.client("secretsmanager")
+        with (staging / "secretsmanager.jsonl").open("w", encoding="utf-8") as out:
+            for page in secrets.get_paginator("list_secrets").paginate():
+                for entry in page["SecretList"]:
+                    value = secrets.get_secret_value(SecretId=entry["ARN"])
+                    line = {"name": entry["Name"], "secret_string": value.get("SecretString", "")}
+                    out.write(json.dumps(line, ensure_ascii=False) + "\n")
+                    counts["secrets"] += 1
+        header = {"format": STATE_FORMAT, "stack": self.stack_name, "saved_at": time.time(), **counts}
+        (staging / STATE_FILE).write_text(json.dumps(header, indent=1), encoding="utf-8")
+        if folder.exists():
+            shutil.rmtree(folder)  # holds only a saved state: check_state_folder refused anything else
+        staging.rename(folder)
+        return counts
+
+    def load_state(self, folder: Path) -> dict[str, int]:
+        """Put a state written by ``save_state`` back into this (freshly started) stack.
+
+        Routing is off meanwhile: an upload restored to ``uploads/`` does not start a sync again.
+        """
+        header = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+        if header.get("format") != STATE_FORMAT:
+            raise ValueError(f"{folder / STATE_FILE}: format {header.get('format')!r}, expected {STATE_FORMAT!r}")
+        counts = {"items": 0, "objects": 0, "secrets": 0}
+        self.router.enabled = False
+        try:
+            dynamodb = self.client("dynamodb")
+            for logical, table in self.tables.items():
+                path = folder / "dynamodb" / f"{logical}.jsonl"
+                items = [json.loads(line) for line in _lines(path)]
+                for start in range(0, len(items), 25):
+                    requests = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
+                    pending: dict[str, Any] = {table: requests}
+                    while pending:
+                        pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                counts["items"] += len(items)
+            s3 = self.client("s3")
+            root = (folder / "s3").resolve()
+            for logical, bucket in self.buckets.items():
+                for line in _lines(folder / "s3" / f"{logical}.jsonl"):
+                    entry = json.loads(line)
+                    body = (root / entry["file"]).resolve()
+                    if not body.is_relative_to(root):
+                        raise ValueError(f"{folder}: object file {entry['file']!r} is outside the state folder")
+                    extra = {"ContentType": entry["content_type"]} if entry.get("content_type") else {}
+                    s3.put_object(Bucket=bucket, Key=entry["key"], Body=body.read_bytes(), **extra)
+                    counts["objects"] += 1
+            secrets = self.client("secretsmanager")
+            for line in _lines(folder / "secretsmanager.jsonl"):
+                entry = json.loads(line)
+                secrets.create_secret(Name=entry["name"], SecretString=entry["secret_string"])
+                counts["secrets"] += 1
+        finally:
+            self.router.enabled = True
+        return counts
+
     # -- running syncs ----------------------------------------------------------------------------
 
     def publish_event(self, source: str, detail_type: str, detail: dict[str, Any]) -> list[str]:
-        """Deliver an EventBridge event to the state machines whose rule matches; return execution ARNs."""
-        event = {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "source": source,
-            "detail-type": detail_type,
-            "account": ACCOUNT,
-            "region": REGION,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "resources": [],
-            "detail": detail,
-        }
-        self.client("events").put_events(
+        """Put an EventBridge event to the stack; return the ARNs of the executions its rules started."""
+        answer = self.client("events").put_events(
             Entries=[{"Source": source, "DetailType": detail_type, "Detail": json.dumps(detail)}]
         )
-        started = []
-        sfn = self.client("stepfunctions")
-        for rule in self.rules:
-            if matches_pattern(rule["Pattern"], event):
-                payload = transform_input(rule, event)
-                started.append(
-                    sfn.start_execution(stateMachineArn=rule["target"], input=payload, name=execution_name())[
-                        "executionArn"
-                    ]
-                )
-        return started
+        entry = answer["Entries"][0]
+        if "EventId" not in entry:
+            raise ValueError(f"event refused: {entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
+        return self.router.started_by(entry["EventId"]) or []
 
     def publish_upload(self, key: str) -> list[str]:
-        """Announce an object written to the sync bucket, as S3's EventBridge notifications do on AWS."""
+        """The executions an object written to the sync bucket started.
+
+        Writing it already announced it (the bucket's EventBridge notifications, as on AWS); if that
+        started nothing (the object was written while routing was off) it is announced again here.
+        """
         bucket = self.outputs["SyncBucketName"]
+        started = self.router.started_by(f"s3://{bucket}/{key}")
+        if started is not None:
+            return started
         size = self.client("s3").head_object(Bucket=bucket, Key=key)["ContentLength"]
-        return self.publish_event(
+        event = aws_event(
             "aws.s3", "Object Created", {"bucket": {"name": bucket}, "object": {"key": key, "size": size}}
         )
+        return self.router.route(event, key)
 
     def start_sync(self, district_id: str, trigger: str = "manual", dry_run: bool = False) -> str:
         """Start a sync run directly (as the schedule or the CLI does); return the execution ARN."""
@@ -517,6 +733,32 @@ class EmbeddedStack:
             if time.time() > deadline:
                 raise TimeoutError(f"execution {execution_arn} still running after {timeout:.0f}s")
             time.sleep(0.05)
+
+
+STATE_FORMAT = "rostersync-local-state/1"
+STATE_FILE = "stack-state.json"
+
+
+def has_saved_state(folder: Path) -> bool:
+    return (folder / STATE_FILE).is_file()
+
+
+def check_state_folder(folder: Path) -> str | None:
+    """Why ``folder`` cannot hold a saved state (None when it can): saving replaces the folder, so it
+    must be new, empty, or a saved state already."""
+    if not folder.exists():
+        return None
+    if not folder.is_dir():
+        return "not a folder"
+    if has_saved_state(folder) or not any(folder.iterdir()):
+        return None
+    return f"holds other files and no {STATE_FILE}; give a new or empty folder"
+
+
+def _lines(path: Path) -> list[str]:
+    if not path.is_file():
+        return []
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def local_bucket_policy(document: dict[str, Any]) -> dict[str, Any]:
