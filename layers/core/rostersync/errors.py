@@ -27,3 +27,7 @@ class ConnectionNotConfiguredError(RostersyncError):
 
 class BadInputError(RostersyncError):
     """A step was given input it cannot work with."""
+
+
+class LinkError(RostersyncError):
+    """A provider link cannot be stored or removed as asked (no such record, or the id is taken)."""

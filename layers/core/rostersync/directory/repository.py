@@ -13,6 +13,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from rostersync import errors
 from rostersync.directory.keys import (
     COLLECTION_OF_KIND,
     COLLECTIONS,
@@ -261,6 +262,108 @@ class DirectoryRepository:
                 return None
             raise
         return DirectoryRecord.from_item(_from_item(answer["Attributes"]))
+
+    # -- provider links (schools match, classrooms match, people link) -------------------------------
+
+    def link_provider_id(
+        self, kind: Kind, record_id: str, provider: str, provider_id: str, replace: bool = False
+    ) -> bool:
+        """Store ``provider_ids[provider] = provider_id`` on an existing record, so the sync matches it.
+
+        Sets ``provider_key`` too (the ``ByProviderId`` index). Returns False when the record already
+        carried exactly this link (nothing written), True when it was written. Raises ``LinkError`` if
+        the record does not exist, if another record of the collection carries this provider id, or if
+        the record is linked to another id of this provider (unless ``replace``).
+        """
+        collection = COLLECTION_OF_KIND[kind]
+        current = self.get(kind, record_id)
+        if current is None:
+            raise errors.LinkError(f"no {collection} record {record_id!r} in district {self.district_id}")
+        if current.provider_ids.get(provider) == provider_id:
+            return False
+        holder = self.find_by_provider_id(kind, provider, provider_id)
+        if holder is not None and holder.id != record_id:
+            raise errors.LinkError(f"{provider} id {provider_id} is already linked to {collection} record {holder.id}")
+        previous = current.provider_ids.get(provider)
+        if previous and not replace:
+            raise errors.LinkError(
+                f"{collection} record {record_id} is already linked to {provider} id {previous}; "
+                "unlink it first or replace the link"
+            )
+        key = _to_item({"pk": partition_key(self.district_id, collection, shard_of(record_id)), "sk": record_id})
+        names = {"#ids": "provider_ids", "#p": provider, "#key": "provider_key"}
+        values: dict[str, Any] = {
+            ":id": provider_id,
+            ":key": provider_key(self.district_id, collection, provider, provider_id),
+        }
+        # Only if the link is still what was read: a concurrent link is refused, not overwritten.
+        if previous:
+            condition = "attribute_exists(pk) AND #ids.#p = :previous"
+            values[":previous"] = previous
+        else:
+            condition = "attribute_exists(pk) AND attribute_not_exists(#ids.#p)"
+        self.write_requests += 1
+        try:
+            if "provider_ids" in self._raw_attributes(key):
+                expression = "SET #ids.#p = :id, #key = :key"
+            else:  # a product item without the map: a nested SET would fail
+                expression = "SET #ids = :ids, #key = :key"
+                values[":ids"] = {provider: values.pop(":id")}
+            self._client.update_item(
+                TableName=self._table,
+                Key=key,
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_to_item(values),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise errors.LinkError(f"{collection} record {record_id} changed while linking it; try again") from exc
+            raise
+        return True
+
+    def unlink_provider_id(self, kind: Kind, record_id: str, provider: str) -> bool:
+        """Remove the record's link to ``provider``; False when it had none (nothing written).
+
+        The ``ByProviderId`` entry goes too, or points at the record's remaining provider link.
+        """
+        collection = COLLECTION_OF_KIND[kind]
+        current = self.get(kind, record_id)
+        if current is None:
+            raise errors.LinkError(f"no {collection} record {record_id!r} in district {self.district_id}")
+        if provider not in current.provider_ids:
+            return False
+        key = _to_item({"pk": partition_key(self.district_id, collection, shard_of(record_id)), "sk": record_id})
+        names = {"#ids": "provider_ids", "#p": provider, "#key": "provider_key"}
+        values: dict[str, Any] = {":previous": current.provider_ids[provider]}
+        remaining = {p: i for p, i in current.provider_ids.items() if p != provider}
+        if remaining:
+            other, other_id = next(iter(remaining.items()))
+            expression = "REMOVE #ids.#p SET #key = :key"
+            values[":key"] = provider_key(self.district_id, collection, other, other_id)
+        else:
+            expression = "REMOVE #ids.#p, #key"
+        self.write_requests += 1
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=key,
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(pk) AND #ids.#p = :previous",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_to_item(values),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                changed = f"{collection} record {record_id} changed while unlinking it; try again"
+                raise errors.LinkError(changed) from exc
+            raise
+        return True
+
+    def _raw_attributes(self, key: dict[str, Any]) -> set[str]:
+        answer = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
+        return set(answer.get("Item", {}))
 
     # -- reads ----------------------------------------------------------------------------------
 
