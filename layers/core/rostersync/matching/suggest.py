@@ -201,6 +201,28 @@ def similarity(a: str, b: str) -> float:
     return SequenceMatcher(None, a, b).ratio()
 
 
+# Words that say a school's level, not which school it is: compared apart, so two "… Elementary" schools
+# are not similar for sharing the word.
+_LEVEL_WORDS = {"elementary", "middle", "high", "junior", "senior", "primary", "intermediate"}
+
+
+def _levels(name: str) -> set[str]:
+    return {w for w in name.split() if w in _LEVEL_WORDS}
+
+
+def school_name_similarity(a: str, b: str) -> float:
+    """Similarity of two normalised school names, on what is left without the level words when both have some.
+
+    ``"riverdale elementary"`` and ``"riverside elementary"`` compare as ``riverdale``/``riverside`` (0.78),
+    not 0.90.
+    """
+    core_a = " ".join(w for w in a.split() if w not in _LEVEL_WORDS)
+    core_b = " ".join(w for w in b.split() if w not in _LEVEL_WORDS)
+    if core_a and core_b:
+        return similarity(core_a, core_b)
+    return similarity(a, b)
+
+
 def _numbers(text: str) -> set[str]:
     return {n.lstrip("0") or "0" for n in _NUMBER.findall(text)}
 
@@ -293,7 +315,7 @@ def _school_candidate(product: ProductSchool, school: SchoolRecord) -> _Candidat
             else:
                 disagree.append(f"{label} differs ({ours.strip()} ≠ {theirs.strip()})")
     ours_name, theirs_name = normalise_school_name(product.name), normalise_school_name(school.name)
-    ratio = similarity(ours_name, theirs_name)
+    ratio = school_name_similarity(ours_name, theirs_name)
     name = f"name {_percent(ratio)} similar"
     if agree and disagree:
         confidence: Confidence = "low"
@@ -307,6 +329,9 @@ def _school_candidate(product: ProductSchool, school: SchoolRecord) -> _Candidat
         ours_numbers, theirs_numbers = _numbers(ours_name), _numbers(theirs_name)
         if ours_numbers and theirs_numbers and ours_numbers != theirs_numbers:
             return None  # "PS 12" is not "PS 21", however similar the letters
+        ours_levels, theirs_levels = _levels(ours_name), _levels(theirs_name)
+        if ours_levels and theirs_levels and ours_levels != theirs_levels:
+            return None  # "Lakeside Middle" is not "Lakeside High"
         if ratio >= NAME_MEDIUM:
             confidence = "medium"
         elif ratio >= NAME_LOW:
