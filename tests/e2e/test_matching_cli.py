@@ -1,0 +1,211 @@
+"""The admin's steps 2 and 3 from the command line: match schools, link classrooms and people, then sync.
+
+The commands run in-process against the session's embedded stack (``connect_from_args`` is given a
+``StackHandle`` on it) and read the roster from the district's Clever simulator, as they would from Clever.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from rostersync.cli import matching_commands
+from rostersync.cli.connect import StackHandle, StackResources
+from rostersync.cli.main import main
+from rostersync.directory.product import ProductDirectory
+from rostersync.domain.records import Kind
+from rostersync.providers.base import RetryPolicy
+
+pytestmark = pytest.mark.e2e
+
+SUMMIT, RIDGEVIEW, LAKESIDE = "5a25ff950a5f621109000004", "5a25ff950a5f621109000005", "5a25ff950a5f621109000006"
+NORTHSIDE, SOUTHSIDE = "603ebb29b452fb006c76395b", "603ebb29b452fb006c76395c"
+A_STUDENT, A_DISTRICT_ADMIN = "5a25ffb0c1bc2a00360003ed", "603ebb2ab452fb006c7639ca"
+
+
+@pytest.fixture
+def cli(stack: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., Any]:
+    """``cli("schools", "match", ...)`` → (exit code, stdout, stderr), against the session's stack."""
+    outputs = stack.outputs
+    session = boto3.session.Session(
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - the embedded stack accepts any key
+        region_name="us-east-1",
+    )
+    resources = StackResources(
+        directory_table=outputs["DirectoryTableName"],
+        sync_state_table=outputs["SyncStateTableName"],
+        sync_bucket=outputs["SyncBucketName"],
+        state_machine_arn=outputs["SyncStateMachineArn"],
+    )
+    monkeypatch.setattr(
+        matching_commands, "connect_from_args", lambda args: StackHandle(session, resources, stack.endpoint)
+    )
+    monkeypatch.setattr(matching_commands, "PROVIDER_RETRY", RetryPolicy(base_delay=0))
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main([*argv, "--endpoint", stack.endpoint])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture
+def unmatched(
+    demo_dataset: Callable[[str], Any], demo_product: Callable[[], ProductDirectory], district: Any
+) -> Iterator[Any]:
+    """The demo district whose product schools carry no Clever id, only the ids the district's SIS knows."""
+    product = demo_product()
+    ids = {s["id"]: s for s in demo_dataset("snapshot-1").schools()}
+    for school in product.schools:
+        clever = school.provider_ids.pop("clever", None)
+        if clever:
+            for key in ("school_number", "nces_id", "state_id"):
+                setattr(school, key, ids[clever][key])  # the product's own fields (extra="allow")
+    yield district(demo_dataset("snapshot-1"), product=product)
+
+
+def test_schools_matched_from_the_cli_are_synced(cli: Any, unmatched: Any) -> None:
+    # Given a district whose product schools carry no provider id, a sync skips every school
+    code, out, err = cli("schools", "match", "--district", unmatched.id, "--json")
+    assert (code, err) == (0, "")
+    listing = json.loads(out)
+    assert {(s["product_id"], s["provider_id"], s["confidence"]) for s in listing["suggestions"]} == {
+        ("sch-summit-high", SUMMIT, "high"),
+        ("sch-ridgeview-elementary", RIDGEVIEW, "high"),
+        ("sch-lakeside-middle", LAKESIDE, "high"),
+    }
+    assert [u["id"] for u in listing["unmatched_product"]] == ["sch-adult-learning"]
+    assert sorted(u["id"] for u in listing["unmatched_provider"]) == [NORTHSIDE, SOUTHSIDE]
+    assert listing["confirmed"] == []
+    assert unmatched.directory.get(Kind.SCHOOLS, "sch-summit-high").provider_ids == {}  # listing wrote nothing
+
+    # When the admin accepts the high-confidence pairs
+    code, out, err = cli("schools", "match", "--district", unmatched.id, "--accept", "high")
+    assert (code, err) == (0, "")
+    assert "Northside Math & Science Academy" in out and "Demo Adult Learning Center" in out
+    assert out.count(": linked") == 3
+
+    # Then the schools carry the Clever ids and the first sync syncs them (and only them)
+    run = unmatched.sync()
+    assert run.status == "succeeded", run.execution.get("cause")
+    schools = run.by_clever_id("schools")
+    assert {schools[c]["id"] for c in (SUMMIT, RIDGEVIEW, LAKESIDE)} == {
+        "sch-summit-high",
+        "sch-ridgeview-elementary",
+        "sch-lakeside-middle",
+    }
+    assert NORTHSIDE not in schools and SOUTHSIDE not in schools
+    assert run.counts("schools")["skipped"] == 2
+    assert run.counts("classrooms")["created"] > 0 and run.counts("students")["created"] > 0
+
+    # and accepting again is a no-op
+    code, out, _ = cli("schools", "match", "--district", unmatched.id, "--accept", "high")
+    assert code == 0 and "Nothing was linked (no pair confirmed)" in out
+
+
+def test_an_edited_csv_links_the_rows_marked_confirmed(cli: Any, unmatched: Any, tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.csv"
+    code, out, _ = cli("schools", "match", "--district", unmatched.id, "--out", str(pairs))
+    assert code == 0 and f"--file {pairs}" in out
+    rows = list(csv.DictReader(pairs.open(encoding="utf-8")))
+    assert {r["product_id"] for r in rows if r["confidence"] == "high"} == {
+        "sch-summit-high",
+        "sch-ridgeview-elementary",
+        "sch-lakeside-middle",
+    }
+    for row in rows:
+        row["confirm"] = "yes" if row["product_id"] == "sch-summit-high" else ""
+    with pairs.open("w", encoding="utf-8", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    code, out, err = cli("schools", "match", "--district", unmatched.id, "--file", str(pairs), "--json")
+
+    assert (code, err) == (0, "")
+    assert json.loads(out)["confirmed"] == [{"product_id": "sch-summit-high", "provider_id": SUMMIT, "written": True}]
+    assert unmatched.directory.find_by_provider_id(Kind.SCHOOLS, "clever", SUMMIT).id == "sch-summit-high"
+    assert unmatched.directory.get(Kind.SCHOOLS, "sch-lakeside-middle").provider_ids == {}
+
+
+@pytest.mark.parametrize(
+    ("confirm", "message"),
+    [
+        (f"sch-nowhere={SUMMIT}", "no active product school 'sch-nowhere'"),
+        ("sch-adult-learning=not-a-school", "'not-a-school' is not a school in the roster"),
+        ("sch-adult-learning", "expected PRODUCT_ID=PROVIDER_ID"),
+    ],
+)
+def test_bad_confirmations_are_one_line_errors_and_link_nothing(
+    cli: Any, unmatched: Any, confirm: str, message: str
+) -> None:
+    code, out, err = cli(
+        "schools", "match", "--district", unmatched.id, "--confirm", f"sch-summit-high={SUMMIT}", "--confirm", confirm
+    )
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert unmatched.directory.get(Kind.SCHOOLS, "sch-summit-high").provider_ids == {}
+
+
+def test_a_provider_school_already_linked_elsewhere_is_refused(cli: Any, unmatched: Any) -> None:
+    assert cli("schools", "match", "--district", unmatched.id, "--confirm", f"sch-summit-high={SUMMIT}")[0] == 0
+    code, _, err = cli("schools", "match", "--district", unmatched.id, "--confirm", f"sch-adult-learning={SUMMIT}")
+    assert code == 2 and f"{SUMMIT} is already linked to school sch-summit-high" in err
+    assert unmatched.directory.get(Kind.SCHOOLS, "sch-adult-learning").provider_ids == {}
+
+
+def test_classrooms_match_lists_links_within_matched_schools_and_what_the_first_sync_does(
+    cli: Any, unmatched: Any
+) -> None:
+    code, out, _ = cli("classrooms", "match", "--district", unmatched.id, "--json")
+    assert code == 0
+    before = json.loads(out)
+    assert before["first_sync"]["unlinked_sections"] == 0  # no school matched: every section is outside
+    assert before["first_sync"]["sections_in_unmatched_schools"] > 0
+
+    cli("schools", "match", "--district", unmatched.id, "--accept", "high")
+    code, out, _ = cli("classrooms", "match", "--district", unmatched.id, "--json")
+    listing = json.loads(out)
+    assert [x["product_id"] for x in listing["linked"]] == ["cls-ap-english-trantow"]
+    assert "cls-chess-club" in [u["id"] for u in listing["unmatched_product"]]
+    first = listing["first_sync"]
+    assert first["create_for_unlinked_sections"] is True and first["would_create"] == first["unlinked_sections"] > 0
+    # sections of the two unmatched schools are never offered
+    assert all(u["reason"] == "its school is not matched" or u["school_id"] for u in listing["unmatched_provider"])
+
+    code, out, _ = cli("classrooms", "match", "--district", unmatched.id)
+    assert code == 0 and "the first sync creates a classroom for each" in out
+
+
+def test_a_classroom_is_never_linked_to_a_section_of_another_school(
+    cli: Any, unmatched: Any, demo_dataset: Callable[[str], Any]
+) -> None:
+    cli("schools", "match", "--district", unmatched.id, "--accept", "high")
+    section = next(s["id"] for s in demo_dataset("snapshot-1").sections() if s["school"] == SUMMIT)
+    code, _, err = cli("classrooms", "match", "--district", unmatched.id, "--confirm", f"cls-chess-club={section}")
+    assert code == 2 and "the section is in another school than classroom cls-chess-club" in err
+    assert unmatched.directory.get(Kind.CLASSROOMS, "cls-chess-club").provider_ids == {}
+
+
+def test_people_link_links_a_person_and_refuses_a_student_for_an_adult(cli: Any, unmatched: Any) -> None:
+    code, out, err = cli("people", "link", "--district", unmatched.id, "--confirm", f"per-office-manager={A_STUDENT}")
+    assert code == 2 and "a student is never linked to an adult" in err
+    code, _, err = cli("people", "link", "--district", unmatched.id, "--confirm", "per-office-manager=nobody")
+    assert code == 2 and "no user 'nobody'" in err
+
+    code, out, err = cli(
+        "people", "link", "--district", unmatched.id, "--confirm", f"per-office-manager={A_DISTRICT_ADMIN}"
+    )
+
+    assert (code, err) == (0, "")
+    assert f"per-office-manager linked to clever user {A_DISTRICT_ADMIN}" in out
+    found = unmatched.directory.find_by_provider_id(Kind.STAFF, "clever", A_DISTRICT_ADMIN)
+    assert found is not None and found.id == "per-office-manager"
