@@ -14,6 +14,7 @@ import csv
 import json
 import sys
 from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +136,7 @@ def run_schools_match(args: argparse.Namespace) -> int:
                 "roster_complete": preview.complete,
                 "problems": preview.problems,
                 "provider_schools": [s.model_dump(mode="json", exclude={"record_type"}) for s in preview.schools],
-                "product_schools": [p.__dict__ for p in products],
+                "product_schools": [asdict(p) for p in products],
                 **result.model_dump(mode="json"),
                 "confirmed": linked,
             }

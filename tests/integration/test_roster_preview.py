@@ -1,0 +1,84 @@
+"""``read_roster_preview`` through a stack handle (moto): the connection, and for OneRoster CSV the newest upload."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from typing import Any
+
+import boto3
+import pytest
+
+from rostersync.admin import connect_provider
+from rostersync.cli.connect import StackHandle, StackResources
+from rostersync.errors import ConnectionNotConfiguredError
+from rostersync.providers.base import RetryPolicy
+from rostersync.roster_preview import read_roster_preview
+
+REGION = "us-east-1"
+DISTRICT = "d-preview"
+BUCKET = "sync-bucket"
+CLASSES = (
+    "sourcedId,status,dateLastModified,title,grades,courseSourcedId,classCode,classType,location,schoolSourcedId,"
+    "termSourcedIds,subjects,subjectCodes,periods\n"
+    'k-1,active,,Algebra I,"09",,ALG1,scheduled,,s-1,,Math,,"3"\n'
+)
+USERS = (
+    "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,username,userIds,givenName,familyName,"
+    "middleName,identifier,email,sms,phone,agentSourcedIds,grades,password\n"
+    "u-1,active,,TRUE,s-1,student,ada,,Ada,Lovelace,,SIS-7,ada@example.org,,,,09,pw\n"
+    "u-2,active,,TRUE,s-1,teacher,tom,,Tom,Hardy,,,tom@example.org,,,,,pw\n"
+)
+ENROLLMENTS = (
+    "sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role,primary,beginDate,endDate\n"
+    "e-1,active,,k-1,s-1,u-1,student,false,,\ne-2,active,,k-1,s-1,u-2,teacher,true,,\n"
+)
+
+
+def bundle(school_name: str) -> bytes:
+    orgs = (
+        "sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId\n"
+        f"d-1,active,,District,district,,\ns-1,active,,{school_name},school,0042,d-1\n"
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in (("orgs.csv", orgs), ("classes.csv", CLASSES), ("users.csv", USERS)):
+            archive.writestr(name, text)
+        archive.writestr("enrollments.csv", ENROLLMENTS)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def handle(mocked_aws: None, dynamodb: Any, directory_table: str, sync_state_table: str) -> StackHandle:
+    session = boto3.session.Session(region_name=REGION)
+    session.client("s3").create_bucket(Bucket=BUCKET)
+    resources = StackResources(directory_table, sync_state_table, BUCKET, "arn:aws:states:::stateMachine:x")
+    return StackHandle(session, resources)
+
+
+def test_a_district_without_a_connection_is_refused(handle: StackHandle) -> None:
+    with pytest.raises(ConnectionNotConfiguredError, match="district d-preview has no provider connection"):
+        read_roster_preview(handle, DISTRICT)
+
+
+def test_oneroster_csv_without_an_upload_is_refused(handle: StackHandle) -> None:
+    connect_provider(handle.state(DISTRICT), handle.client("secretsmanager"), "oneroster-csv")
+    with pytest.raises(ConnectionNotConfiguredError, match="no OneRoster bundle has been uploaded to uploads/d-pre"):
+        read_roster_preview(handle, DISTRICT)
+
+
+def test_oneroster_csv_reads_the_newest_upload_of_its_own_district(handle: StackHandle) -> None:
+    connect_provider(handle.state(DISTRICT), handle.client("secretsmanager"), "oneroster-csv")
+    s3 = handle.client("s3")
+    s3.put_object(Bucket=BUCKET, Key=f"uploads/{DISTRICT}/night-1/bundle.zip", Body=bundle("Old Name High"))
+    s3.put_object(Bucket=BUCKET, Key=f"uploads/{DISTRICT}/night-2/bundle.zip", Body=bundle("Summit High"))
+    s3.put_object(Bucket=BUCKET, Key="uploads/d-preview-other/night-9/bundle.zip", Body=bundle("Not Ours"))
+
+    preview = read_roster_preview(handle, DISTRICT, people={"u-1"}, retry=RetryPolicy(base_delay=0))
+
+    assert preview.provider == "oneroster" and preview.complete
+    assert [(s.provider_id, s.name, s.school_number) for s in preview.schools] == [("s-1", "Summit High", "0042")]
+    (section,) = preview.section_list()
+    assert (section.record.provider_id, section.teacher_ids) == ("k-1", ("u-2",))
+    assert preview.teachers["u-2"].email == "tom@example.org"
+    assert set(preview.people) == {"u-1"}
