@@ -209,3 +209,14 @@ def test_people_link_links_a_person_and_refuses_a_student_for_an_adult(cli: Any,
     assert f"per-office-manager linked to clever user {A_DISTRICT_ADMIN}" in out
     found = unmatched.directory.find_by_provider_id(Kind.STAFF, "clever", A_DISTRICT_ADMIN)
     assert found is not None and found.id == "per-office-manager"
+
+
+def test_a_provider_user_already_linked_to_another_person_is_refused(cli: Any, unmatched: Any) -> None:
+    link = ("people", "link", "--district", unmatched.id, "--confirm")
+    assert cli(*link, f"per-office-manager={A_DISTRICT_ADMIN}")[0] == 0
+    assert cli(*link, f"per-office-manager={A_DISTRICT_ADMIN}")[1].startswith("per-office-manager already linked")
+
+    code, _, err = cli(*link, f"per-pta-parent={A_DISTRICT_ADMIN}")
+
+    assert code == 2 and f"clever id {A_DISTRICT_ADMIN} is already linked to per-office-manager" in err
+    assert unmatched.directory.get(Kind.GUARDIANS, "per-pta-parent").provider_ids == {}

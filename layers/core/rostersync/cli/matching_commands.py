@@ -312,6 +312,8 @@ def _preview(
         return _call(lambda: read_roster_preview(handle, district, people, schools_only, PROVIDER_RETRY))
     except RostersyncError as exc:
         raise UsageError(f"cannot read district {district}'s roster: {exc}") from exc
+    except KeyError as exc:  # a stored connection without a field its provider needs
+        raise UsageError(f"district {district}'s provider connection has no {exc}: connect it again") from exc
 
 
 def _settings(handle: StackHandle, district: str) -> Any:
@@ -470,6 +472,12 @@ def _check_same_school(
 def _link(
     directory: DirectoryRepository, kind: Kind, pairs: list[tuple[str, str]], provider: str, replace: bool
 ) -> list[dict[str, Any]]:
+    # The index knows every record of the collection (archived ones, people not loaded here): ask it
+    # about each pair before writing any.
+    for ours, theirs in pairs:
+        holder = _call(lambda theirs=theirs: directory.find_by_provider_id(kind, provider, theirs))  # type: ignore[misc]
+        if holder is not None and holder.id != ours:
+            raise UsageError(f"{ours}={theirs}: {provider} id {theirs} is already linked to {holder.id}")
     linked = []
     for ours, theirs in pairs:
         try:
