@@ -21,9 +21,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rostersync.cli.connect import StackError, StackHandle, add_stack_arguments, connect_from_args
-from rostersync.directory.repository import DirectoryRecord, DirectoryRepository, LinkError
+from rostersync.directory.repository import DirectoryRecord, DirectoryRepository
 from rostersync.domain.records import Kind, Role
-from rostersync.errors import RostersyncError
+from rostersync.errors import LinkError, RostersyncError
 from rostersync.local.cli import UsageError
 from rostersync.matching.suggest import (
     MatchSuggestions,
