@@ -220,3 +220,51 @@ def test_a_provider_user_already_linked_to_another_person_is_refused(cli: Any, u
 
     assert code == 2 and f"clever id {A_DISTRICT_ADMIN} is already linked to per-office-manager" in err
     assert unmatched.directory.get(Kind.GUARDIANS, "per-pta-parent").provider_ids == {}
+
+
+GREENE_K = "5a25ffc265e950634b00017c"  # "Group Guidance - Greene - 0", period 0, Kindergarten; Greene has 4 sections
+GREENE_9 = "5a25ffc265e950634b00018c"  # the same name and period, grade 9
+
+
+@pytest.fixture
+def with_classroom(
+    demo_dataset: Callable[[str], Any], demo_product: Callable[[], ProductDirectory], district: Any
+) -> Iterator[Any]:
+    """The unmatched demo district, plus a product classroom of Ms. Greene's whose teacher the product knows by
+    email only."""
+    product = demo_product().model_dump(mode="json")
+    ids = {s["id"]: s for s in demo_dataset("snapshot-1").schools()}
+    for school in product["schools"]:
+        clever = school["provider_ids"].pop("clever", None)
+        if clever:
+            school.update({k: ids[clever][k] for k in ("school_number", "nces_id", "state_id")})
+    product["people"].append(
+        {"id": "per-greene", "roles": ["teacher"], "given_name": "Brianna", "family_name": "Greene",
+         "email": " Brianna.Greene@Example.org", "school_ids": ["sch-summit-high"], "provider_ids": {}}
+    )  # fmt: skip
+    product["classrooms"].append(
+        {"id": "cls-guidance-greene", "name": "Group Guidance (Ms. Greene)", "school_id": "sch-summit-high",
+         "teacher_ids": ["per-greene"], "period": "P0", "grade": "K", "provider_ids": {}}
+    )  # fmt: skip
+    yield district(demo_dataset("snapshot-1"), product=ProductDirectory.model_validate(product))
+
+
+def test_a_classroom_linked_from_the_cli_is_synced_in_place(cli: Any, with_classroom: Any) -> None:
+    d = with_classroom
+    assert cli("schools", "match", "--district", d.id, "--accept", "high")[0] == 0
+
+    code, out, _ = cli("classrooms", "match", "--district", d.id, "--json")
+    suggestions = {s["product_id"]: s for s in json.loads(out)["suggestions"]}
+    greene = suggestions["cls-guidance-greene"]
+    assert (greene["provider_id"], greene["confidence"], greene["school_id"]) == (GREENE_K, "high", "sch-summit-high")
+    assert "same teacher (email)" in greene["reasons"] and "same grade (Kindergarten)" in greene["reasons"]
+
+    code, out, err = cli("classrooms", "match", "--district", d.id, "--accept", "high")
+    assert (code, err) == (0, "") and f"cls-guidance-greene (Group Guidance (Ms. Greene)) → {GREENE_K}" in out
+
+    run = d.sync()
+    assert run.status in ("succeeded", "succeeded_with_errors"), run.execution.get("cause")
+    classrooms = run.by_clever_id("classrooms")
+    assert classrooms[GREENE_K]["id"] == "cls-guidance-greene" and classrooms[GREENE_K]["managed_by_sync"]
+    assert classrooms[GREENE_9]["id"] != "cls-guidance-greene"  # the grade-9 section got a classroom of its own
+    assert sum(1 for c in run.records("classrooms") if c["provider_ids"].get("clever") == GREENE_K) == 1
