@@ -110,6 +110,10 @@ def test_schools_matched_from_the_cli_are_synced(cli: Any, unmatched: Any) -> No
     # and accepting again is a no-op
     code, out, _ = cli("schools", "match", "--district", unmatched.id, "--accept", "high")
     assert code == 0 and "Nothing was linked (no pair confirmed)" in out
+    # and a school the sync now manages keeps its link
+    code, _, err = cli("schools", "match", "--district", unmatched.id, "--unlink", "sch-summit-high")
+    assert code == 2 and "the sync already manages it through clever id" in err
+    assert unmatched.directory.get(Kind.SCHOOLS, "sch-summit-high").provider_ids == {"clever": SUMMIT}
 
 
 def test_an_edited_csv_links_the_rows_marked_confirmed(cli: Any, unmatched: Any, tmp_path: Path) -> None:
@@ -268,3 +272,19 @@ def test_a_classroom_linked_from_the_cli_is_synced_in_place(cli: Any, with_class
     assert classrooms[GREENE_K]["id"] == "cls-guidance-greene" and classrooms[GREENE_K]["managed_by_sync"]
     assert classrooms[GREENE_9]["id"] != "cls-guidance-greene"  # the grade-9 section got a classroom of its own
     assert sum(1 for c in run.records("classrooms") if c["provider_ids"].get("clever") == GREENE_K) == 1
+
+
+def test_a_wrong_pair_is_unlinked_before_the_first_sync(cli: Any, unmatched: Any) -> None:
+    assert cli("schools", "match", "--district", unmatched.id, "--confirm", f"sch-adult-learning={NORTHSIDE}")[0] == 0
+    code, _, err = cli(
+        "schools", "match", "--district", unmatched.id, "--unlink", "sch-adult-learning", "--accept", "high"
+    )
+    assert code == 2 and "run it on its own" in err
+
+    code, out, err = cli("schools", "match", "--district", unmatched.id, "--unlink", "sch-adult-learning")
+
+    assert (code, err) == (0, "") and f"sch-adult-learning: unlinked from clever id {NORTHSIDE}" in out
+    assert unmatched.directory.get(Kind.SCHOOLS, "sch-adult-learning").provider_ids == {}
+    assert unmatched.directory.find_by_provider_id(Kind.SCHOOLS, "clever", NORTHSIDE) is None
+    code, _, err = cli("schools", "match", "--district", unmatched.id, "--unlink", "sch-nowhere")
+    assert code == 2 and "--unlink sch-nowhere: no such record" in err

@@ -34,6 +34,7 @@ from rostersync.matching.suggest import (
     suggest_school_pairs,
 )
 from rostersync.providers.base import RetryPolicy
+from rostersync.providers.registry import provider_name
 from rostersync.reports.writer import neutralise_formula
 from rostersync.roster_preview import RosterPreview, read_roster_preview
 from rostersync.settings import settings_from_item
@@ -41,6 +42,7 @@ from rostersync.settings import settings_from_item
 CSV_COLUMNS = ("confirm", "product_id", "product_name", "provider_id", "provider_name", "confidence", "reasons")
 _YES = {"yes", "y", "x", "true", "1", "confirm", "confirmed"}
 _NO = {"", "no", "n", "false", "0"}
+_UNLINK_HELP = "remove this record's provider link (a wrong pair, before the first sync synced it)"
 _SHOWN = 25  # unmatched records listed on the terminal; --out and --json have them all
 # How the roster is read on 429/5xx answers; tests replace it with one that never sleeps.
 PROVIDER_RETRY = RetryPolicy()
@@ -87,11 +89,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     link.add_argument(
         "--confirm",
         action="append",
-        required=True,
+        default=[],
         metavar="PERSON_ID=PROVIDER_USER_ID",
         help="link this product person to this provider user (repeatable)",
     )
     link.add_argument("--replace", action="store_true", help="replace a person's existing link to another user")
+    link.add_argument("--unlink", action="append", default=[], metavar="PERSON_ID", help=_UNLINK_HELP + " (repeatable)")
     link.add_argument("--json", action="store_true", help="print what was linked as JSON")
     add_stack_arguments(link)
     link.set_defaults(handler=run_people_link, page_limit=None)
@@ -104,6 +107,9 @@ def _pairing_arguments(parser: argparse.ArgumentParser, pair: str) -> None:
     parser.add_argument("--out", metavar="CSV", help="write the suggestions to a CSV to edit (its confirm column)")
     parser.add_argument("--file", metavar="CSV", help="store the rows of an edited --out CSV marked confirm=yes")
     parser.add_argument("--replace", action="store_true", help="replace an existing link to another provider id")
+    parser.add_argument(
+        "--unlink", action="append", default=[], metavar="PRODUCT_ID", help=_UNLINK_HELP + " (repeatable)"
+    )
     parser.add_argument("--json", action="store_true", help="print the suggestions (and what was linked) as JSON")
     add_stack_arguments(parser)
 
@@ -114,6 +120,8 @@ def _pairing_arguments(parser: argparse.ArgumentParser, pair: str) -> None:
 def run_schools_match(args: argparse.Namespace) -> int:
     """``rostersync schools match``: suggest pairs, store the confirmed ones."""
     district = _district(args.district)
+    if args.unlink:
+        return _unlink_command(args, district, Kind.SCHOOLS)
     wanted = _wanted_pairs(args)
     handle = connect_from_args(args)
     preview = _preview(handle, district, schools_only=True)
@@ -160,6 +168,8 @@ def run_schools_match(args: argparse.Namespace) -> int:
 def run_classrooms_match(args: argparse.Namespace) -> int:
     """``rostersync classrooms match``: suggest links within matched schools, store the confirmed ones."""
     district = _district(args.district)
+    if args.unlink:
+        return _unlink_command(args, district, Kind.CLASSROOMS)
     wanted = _wanted_pairs(args)
     handle = connect_from_args(args)
     preview = _preview(handle, district)
@@ -236,7 +246,11 @@ def run_classrooms_match(args: argparse.Namespace) -> int:
 def run_people_link(args: argparse.Namespace) -> int:
     """``rostersync people link``: link product people to provider users, checked against the roster."""
     district = _district(args.district)
+    if args.unlink:
+        return _unlink_command(args, district, Kind.STUDENTS)
     pairs = _parse_pairs(args.confirm, "--confirm")
+    if not pairs:
+        raise UsageError("people link: give --confirm PERSON_ID=PROVIDER_USER_ID (or --unlink PERSON_ID)")
     handle = connect_from_args(args)
     directory = handle.directory(district)
     records: dict[str, DirectoryRecord] = {}
@@ -274,6 +288,54 @@ def run_people_link(args: argparse.Namespace) -> int:
     for entry in linked:
         verb = "linked to" if entry["written"] else "already linked to"
         out.line(f"{entry['product_id']} {verb} {preview.provider} user {entry['provider_id']}")
+    return 0
+
+
+def _unlink_command(args: argparse.Namespace, district: str, kind: Kind) -> int:
+    """``--unlink ID…``: remove provider links the admin confirmed by mistake, before a sync relied on them.
+
+    A record the sync already manages keeps its link: without it the next run would see its provider
+    record as new (or unmatched) while the record itself waited to be archived.
+    """
+    if args.confirm or getattr(args, "accept", None) or getattr(args, "file", None):
+        raise UsageError("--unlink: run it on its own, without --confirm, --accept or --file")
+    handle = connect_from_args(args)
+    directory = handle.directory(district)
+    connection = _call(lambda: handle.state(district).get_item("CONNECTION"))
+    if not connection:
+        raise UsageError(f"district {district} has no provider connection: nothing is linked to a provider")
+    try:
+        provider = provider_name(connection)
+    except RostersyncError as exc:
+        raise UsageError(str(exc)) from exc
+    records = {}
+    for record_id in dict.fromkeys(i.strip() for i in args.unlink):
+        record = _call(lambda record_id=record_id: directory.get(kind, record_id))  # type: ignore[misc]
+        if record is None:
+            raise UsageError(f"--unlink {record_id}: no such record in district {district}")
+        if record.managed_by_sync and provider in record.provider_ids:
+            raise UsageError(
+                f"--unlink {record_id}: the sync already manages it through {provider} id "
+                f"{record.provider_ids[provider]}; its link is kept"
+            )
+        records[record_id] = record
+    unlinked = []
+    for record_id, record in records.items():
+        try:
+            written = _call(lambda record_id=record_id: directory.unlink_provider_id(kind, record_id, provider))  # type: ignore[misc]
+        except LinkError as exc:
+            raise UsageError(f"--unlink {record_id}: {exc}") from exc
+        unlinked.append(
+            {"product_id": record_id, "provider_id": record.provider_ids.get(provider, ""), "written": written}
+        )
+    if args.json:
+        _print_json({"district_id": district, "provider": provider, "unlinked": unlinked})
+        return 0
+    for entry in unlinked:
+        if entry["written"]:
+            print(f"{entry['product_id']}: unlinked from {provider} id {entry['provider_id']}")
+        else:
+            print(f"{entry['product_id']}: was not linked to {provider}, unchanged")
     return 0
 
 
