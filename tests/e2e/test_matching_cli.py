@@ -288,3 +288,27 @@ def test_a_wrong_pair_is_unlinked_before_the_first_sync(cli: Any, unmatched: Any
     assert unmatched.directory.find_by_provider_id(Kind.SCHOOLS, "clever", NORTHSIDE) is None
     code, _, err = cli("schools", "match", "--district", unmatched.id, "--unlink", "sch-nowhere")
     assert code == 2 and "--unlink sch-nowhere: no such record" in err
+
+
+def test_classrooms_match_follows_the_districts_settings(
+    cli: Any, unmatched: Any, demo_dataset: Callable[[str], Any]
+) -> None:
+    cli("schools", "match", "--district", unmatched.id, "--accept", "high")
+    unmatched.state.put_item(
+        "SETTINGS",
+        {"settings": {"classrooms": {"create_for_unlinked_sections": False}, "schools_in_scope": ["sch-summit-high"]},
+         "version": 1},
+    )  # fmt: skip
+    sections = demo_dataset("snapshot-1").sections()
+    summit = sum(1 for s in sections if s["school"] == SUMMIT)
+    other_matched = sum(1 for s in sections if s["school"] in (RIDGEVIEW, LAKESIDE))
+
+    code, out, _ = cli("classrooms", "match", "--district", unmatched.id, "--json")
+
+    first = json.loads(out)["first_sync"]
+    assert code == 0 and first["create_for_unlinked_sections"] is False
+    # Summit's sections but the one already linked (AP English) would be skipped, none created
+    assert (first["would_create"], first["would_skip"]) == (0, summit - 1)
+    assert first["sections_out_of_scope"] == other_matched
+    code, out, _ = cli("classrooms", "match", "--district", unmatched.id)
+    assert "classrooms.create_for_unlinked_sections off, the first sync skips them" in out

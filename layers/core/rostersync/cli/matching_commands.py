@@ -190,9 +190,14 @@ def run_classrooms_match(args: argparse.Namespace) -> int:
     _check_same_school(pairs, {c.id: c.school_id for c in classrooms}, preview, school_links)
     settings, _version = _settings(handle, district)
     create = settings.classrooms.create_for_unlinked_sections
-    in_matched = [s for s in preview.sections if s.school in set(school_links.values())]
+    matched = set(school_links.values())
+    # The sync's own rule (``SyncPlanner._in_scope``): a school is in scope by its product or provider id.
+    scope = set(settings.schools_in_scope)
+    in_scope = {q for p, q in school_links.items() if not scope or p in scope or q in scope}
+    in_matched = [s for s in preview.sections if s.school in matched]
     carried = {c.provider_id for c in classrooms if c.provider_id} | {section for _, section in pairs}
-    unlinked = [s for s in in_matched if s.provider_id not in carried]
+    unlinked = [s for s in in_matched if s.provider_id not in carried and s.school in in_scope]
+    out_of_scope = sum(1 for s in in_matched if s.school not in in_scope)
     outside = len(preview.sections) - len(in_matched)
     if args.out:
         _write_csv(Path(args.out), result, names, roster)
@@ -204,6 +209,7 @@ def run_classrooms_match(args: argparse.Namespace) -> int:
         "would_create": len(unlinked) if create else 0,
         "would_skip": 0 if create else len(unlinked),
         "sections_in_unmatched_schools": outside,
+        "sections_out_of_scope": out_of_scope,
     }
     if args.json:
         _print_json(
@@ -237,6 +243,8 @@ def run_classrooms_match(args: argparse.Namespace) -> int:
     )
     if result.suggestions:
         out.line("  Confirm the suggestions above to link those classrooms instead.")
+    if out_of_scope:
+        out.line(f"  {out_of_scope} sections are in matched schools outside schools_in_scope: skipped.")
     if outside:
         out.line(f"  {outside} sections are in schools not matched: skipped until their school is matched.")
     _print_linked(out, linked, names, roster, args)
@@ -381,7 +389,7 @@ def _preview(
 def _settings(handle: StackHandle, district: str) -> Any:
     try:
         return settings_from_item(_call(lambda: handle.state(district).get_item("SETTINGS")))
-    except ValueError as exc:  # stored settings that no longer validate
+    except (ValueError, RostersyncError) as exc:  # stored settings that no longer validate
         raise UsageError(f"district {district}'s stored settings are not valid: {exc}") from exc
 
 
