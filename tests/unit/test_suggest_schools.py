@@ -197,3 +197,12 @@ def test_the_demo_districts_schools_pair_by_id() -> None:
     assert pairs(result) == {"sch-summit": ("a4", "high"), "sch-ridge": ("a5", "high"), "sch-lake": ("a6", "high")}
     assert [u.id for u in result.unmatched_product] == ["sch-adult"]
     assert [u.id for u in result.unmatched_provider] == ["b7"]
+
+
+def test_level_words_do_not_make_two_schools_similar() -> None:
+    from rostersync.matching.suggest import school_name_similarity
+
+    riverdale, riverside = normalise_school_name("Riverdale Elementary"), normalise_school_name("Riverside Elem")
+    assert school_name_similarity(riverdale, riverside) < 0.8
+    assert school_name_similarity(riverdale, riverside, floor=0.9) == 0.0  # below the floor: not computed
+    assert school_name_similarity("elementary", "elementary") == 1.0  # a name of level words only still compares

@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -190,15 +191,23 @@ def normalise_school_name(name: str) -> str:
     return " ".join(w for w in expanded if w not in _NOT_A_NAME)
 
 
+@lru_cache(maxsize=65_536)  # each classroom and section name is compared with every other of its school
 def _normalise_text(text: str) -> str:
     return " ".join(_SEPARATORS.sub(" ", _DROPPED_MARKS.sub("", text.casefold())).split())
 
 
-def similarity(a: str, b: str) -> float:
-    """difflib's ratio of two already normalised strings; 0 when either is empty."""
+def similarity(a: str, b: str, floor: float = 0.0) -> float:
+    """difflib's ratio of two already normalised strings; 0 when either is empty.
+
+    ``floor``: a ratio that cannot reach it is returned as 0 after difflib's cheap upper bounds, without
+    the full comparison (a district's every product school against every provider school adds up).
+    """
     if not a or not b:
         return 0.0
-    return SequenceMatcher(None, a, b).ratio()
+    matcher = SequenceMatcher(None, a, b)
+    if floor and (matcher.real_quick_ratio() < floor or matcher.quick_ratio() < floor):
+        return 0.0
+    return matcher.ratio()
 
 
 # Words that say a school's level, not which school it is: compared apart, so two "… Elementary" schools
@@ -210,7 +219,7 @@ def _levels(name: str) -> set[str]:
     return {w for w in name.split() if w in _LEVEL_WORDS}
 
 
-def school_name_similarity(a: str, b: str) -> float:
+def school_name_similarity(a: str, b: str, floor: float = 0.0) -> float:
     """Similarity of two normalised school names, on what is left without the level words when both have some.
 
     ``"riverdale elementary"`` and ``"riverside elementary"`` compare as ``riverdale``/``riverside`` (0.78),
@@ -219,8 +228,8 @@ def school_name_similarity(a: str, b: str) -> float:
     core_a = " ".join(w for w in a.split() if w not in _LEVEL_WORDS)
     core_b = " ".join(w for w in b.split() if w not in _LEVEL_WORDS)
     if core_a and core_b:
-        return similarity(core_a, core_b)
-    return similarity(a, b)
+        return similarity(core_a, core_b, floor)
+    return similarity(a, b, floor)
 
 
 def _numbers(text: str) -> set[str]:
@@ -301,21 +310,68 @@ def _groups(tied: Sequence[_Candidate]) -> list[list[_Candidate]]:
 # -- schools -------------------------------------------------------------------------------------------
 
 
-def _school_candidate(product: ProductSchool, school: SchoolRecord) -> _Candidate | None:
+_ID_LABELS = ("school number", "NCES id", "state id")
+
+
+@dataclass(frozen=True)
+class _SchoolKey:
+    """What comparing a school needs, computed once per school rather than once per pair."""
+
+    name: str  # normalised
+    core: str  # the normalised name without its level words
+    levels: frozenset[str]
+    numbers: frozenset[str]
+    ids: tuple[str, str, str]  # school number, NCES id, state id, normalised ("" when absent)
+    shown: tuple[str, str, str]  # the same, as given (trimmed), for the reasons
+
+    @classmethod
+    def of(cls, name: str, school_number: str, nces_id: str, state_id: str) -> _SchoolKey:
+        normalised = normalise_school_name(name)
+        given = (school_number.strip(), nces_id.strip(), state_id.strip())
+        return cls(
+            name=normalised,
+            core=" ".join(w for w in normalised.split() if w not in _LEVEL_WORDS),
+            levels=frozenset(_levels(normalised)),
+            numbers=frozenset(_numbers(normalised)),
+            ids=tuple(normalise_id(i) if i else "" for i in given),  # type: ignore[arg-type]
+            shown=given,
+        )
+
+
+def _name_ratio(ours: _SchoolKey, theirs: _SchoolKey, matcher: SequenceMatcher[str], floor: float) -> float:
+    """``school_name_similarity`` of two keys; ``matcher`` already holds ``theirs.core`` as its second sequence."""
+    if not (ours.core and theirs.core):
+        return similarity(ours.name, theirs.name, floor)
+    matcher.set_seq1(ours.core)
+    if floor and (matcher.real_quick_ratio() < floor or matcher.quick_ratio() < floor):
+        return 0.0
+    return matcher.ratio()
+
+
+def _school_candidate(
+    product: ProductSchool,
+    ours: _SchoolKey,
+    school: SchoolRecord,
+    theirs: _SchoolKey,
+    matcher: SequenceMatcher[str],
+) -> _Candidate | None:
     agree: list[str] = []
     disagree: list[str] = []
-    for label, ours, theirs in (
-        ("school number", product.school_number, school.school_number),
-        ("NCES id", product.nces_id, school.nces_id),
-        ("state id", product.state_id, school.state_id),
-    ):
-        if ours.strip() and theirs.strip():
-            if normalise_id(ours) == normalise_id(theirs):
-                agree.append(f"{label} {theirs.strip()} matches")
+    for label, a, b, shown_a, shown_b in zip(_ID_LABELS, ours.ids, theirs.ids, ours.shown, theirs.shown, strict=True):
+        if a and b:
+            if a == b:
+                agree.append(f"{label} {shown_b} matches")
             else:
-                disagree.append(f"{label} differs ({ours.strip()} ≠ {theirs.strip()})")
-    ours_name, theirs_name = normalise_school_name(product.name), normalise_school_name(school.name)
-    ratio = school_name_similarity(ours_name, theirs_name)
+                disagree.append(f"{label} differs ({shown_a} ≠ {shown_b})")
+    if disagree and not agree:
+        return None  # an id that disagrees vetoes a name-only pairing
+    if not agree:
+        if ours.numbers and theirs.numbers and ours.numbers != theirs.numbers:
+            return None  # "PS 12" is not "PS 21", however similar the letters
+        if ours.levels and theirs.levels and ours.levels != theirs.levels:
+            return None  # "Lakeside Middle" is not "Lakeside High"
+    # Without an id, only a name above NAME_LOW counts: difflib's cheap bounds rule most pairs out first.
+    ratio = _name_ratio(ours, theirs, matcher, floor=0.0 if agree else NAME_LOW)
     name = f"name {_percent(ratio)} similar"
     if agree and disagree:
         confidence: Confidence = "low"
@@ -323,22 +379,12 @@ def _school_candidate(product: ProductSchool, school: SchoolRecord) -> _Candidat
     elif agree:
         confidence = "high" if ratio >= NAME_DOUBT else "medium"
         reasons = [*agree, name if ratio >= NAME_DOUBT else f"but the names differ ({name})"]
-    elif disagree:
-        return None  # an id that disagrees vetoes a name-only pairing
+    elif ratio >= NAME_MEDIUM:
+        confidence, reasons = "medium", [name]
+    elif ratio >= NAME_LOW:
+        confidence, reasons = "low", [name]
     else:
-        ours_numbers, theirs_numbers = _numbers(ours_name), _numbers(theirs_name)
-        if ours_numbers and theirs_numbers and ours_numbers != theirs_numbers:
-            return None  # "PS 12" is not "PS 21", however similar the letters
-        ours_levels, theirs_levels = _levels(ours_name), _levels(theirs_name)
-        if ours_levels and theirs_levels and ours_levels != theirs_levels:
-            return None  # "Lakeside Middle" is not "Lakeside High"
-        if ratio >= NAME_MEDIUM:
-            confidence = "medium"
-        elif ratio >= NAME_LOW:
-            confidence = "low"
-        else:
-            return None
-        reasons = [name]
+        return None
     return _Candidate(
         product_id=product.id,
         provider_id=school.provider_id,
@@ -368,7 +414,15 @@ def suggest_school_pairs(
     carried = {p.provider_id for p in products if p.provider_id}
     open_products = [p for p in products if not p.provider_id]
     open_schools = [s for s in roster.values() if s.provider_id not in carried]
-    candidates = [c for p in open_products for s in open_schools if (c := _school_candidate(p, s)) is not None]
+    product_keys = [(p, _SchoolKey.of(p.name, p.school_number, p.nces_id, p.state_id)) for p in open_products]
+    candidates: list[_Candidate] = []
+    for school in open_schools:
+        theirs = _SchoolKey.of(school.name, school.school_number, school.nces_id, school.state_id)
+        matcher: SequenceMatcher[str] = SequenceMatcher(None, "", theirs.core)  # difflib caches its 2nd sequence
+        for product, ours in product_keys:
+            candidate = _school_candidate(product, ours, school, theirs, matcher)
+            if candidate is not None:
+                candidates.append(candidate)
     pairs, ties = _pair_up(candidates)
     names = {p.id: p.name for p in products}
     suggestions = [
@@ -476,7 +530,11 @@ def _classroom_candidate(
     if teacher == "disagree":
         return None
     ours = _normalise_text(classroom.name)
-    ratio = max(similarity(ours, _normalise_text(record.name)), similarity(ours, _normalise_text(record.course)))
+    # Without a teacher only a near-identical name counts: the cheap bounds rule the rest out.
+    floor = 0.0 if teacher == "agree" else CLASS_NAME_HIGH
+    ratio = max(
+        similarity(ours, _normalise_text(record.name), floor), similarity(ours, _normalise_text(record.course), floor)
+    )
     period = _compare(classroom.period, record.period, normalise_period)
     if period == "disagree":
         return None  # a teacher's same course in another period is another class
