@@ -312,3 +312,12 @@ def test_classrooms_match_follows_the_districts_settings(
     assert first["sections_out_of_scope"] == other_matched
     code, out, _ = cli("classrooms", "match", "--district", unmatched.id)
     assert "classrooms.create_for_unlinked_sections off, the first sync skips them" in out
+
+
+def test_a_district_without_a_connection_is_one_line_saying_what_to_do(cli: Any) -> None:
+    code, out, err = cli("schools", "match", "--district", "d-never-connected")
+    assert code == 2 and out == ""
+    assert err.strip() == (
+        "rostersync: cannot read district d-never-connected's roster: district d-never-connected has no provider "
+        "connection (connect it first: rostersync connect --district d-never-connected --provider …)"
+    )

@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rostersync.cli.connect import StackError, StackHandle, add_stack_arguments, connect_from_args
 from rostersync.directory.repository import DirectoryRecord, DirectoryRepository
 from rostersync.domain.records import Kind, Role
-from rostersync.errors import LinkError, RostersyncError
+from rostersync.errors import ConnectionNotConfiguredError, LinkError, RostersyncError
 from rostersync.local.cli import UsageError
 from rostersync.matching.suggest import (
     MatchSuggestions,
@@ -380,6 +380,11 @@ def _preview(
 ) -> RosterPreview:
     try:
         return _call(lambda: read_roster_preview(handle, district, people, schools_only, PROVIDER_RETRY))
+    except ConnectionNotConfiguredError as exc:
+        raise UsageError(
+            f"cannot read district {district}'s roster: {exc} (connect it first: rostersync connect --district "
+            f"{district} --provider …)"
+        ) from exc
     except RostersyncError as exc:
         raise UsageError(f"cannot read district {district}'s roster: {exc}") from exc
     except KeyError as exc:  # a stored connection without a field its provider needs
