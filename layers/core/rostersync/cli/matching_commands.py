@@ -49,10 +49,7 @@ PROVIDER_RETRY = RetryPolicy()
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """``schools match``, ``classrooms match``, ``people link``.
-
-    (``page_limit=None``: ``cli.main`` checks ``args.page_limit`` of every command; these have none.)
-    """
+    """``schools match``, ``classrooms match``, ``people link``."""
     schools = commands.add_parser("schools", help="match the product's schools to the provider's")
     school_commands = schools.add_subparsers(dest="schools_command", required=True)
     match = school_commands.add_parser(
@@ -63,7 +60,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "school, which is what the sync matches by.",
     )
     _pairing_arguments(match, "PRODUCT_SCHOOL_ID=PROVIDER_SCHOOL_ID")
-    match.set_defaults(handler=run_schools_match, page_limit=None)
+    match.set_defaults(handler=run_schools_match)
 
     classrooms = commands.add_parser("classrooms", help="link the product's classrooms to the provider's sections")
     classroom_commands = classrooms.add_subparsers(dest="classrooms_command", required=True)
@@ -75,7 +72,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "sync, as the setting classrooms.create_for_unlinked_sections says.",
     )
     _pairing_arguments(match, "PRODUCT_CLASSROOM_ID=SECTION_ID")
-    match.set_defaults(handler=run_classrooms_match, page_limit=None)
+    match.set_defaults(handler=run_classrooms_match)
 
     people = commands.add_parser("people", help="link product people to provider users")
     people_commands = people.add_subparsers(dest="people_command", required=True)
@@ -97,7 +94,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     link.add_argument("--unlink", action="append", default=[], metavar="PERSON_ID", help=_UNLINK_HELP + " (repeatable)")
     link.add_argument("--json", action="store_true", help="print what was linked as JSON")
     add_stack_arguments(link)
-    link.set_defaults(handler=run_people_link, page_limit=None)
+    link.set_defaults(handler=run_people_link)
 
 
 def _pairing_arguments(parser: argparse.ArgumentParser, pair: str) -> None:
