@@ -13,7 +13,6 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from rostersync import errors
 from rostersync.directory.keys import (
     COLLECTION_OF_KIND,
     COLLECTIONS,
@@ -24,7 +23,7 @@ from rostersync.directory.keys import (
     shard_of,
 )
 from rostersync.domain.records import Kind, content_hash
-from rostersync.errors import LockHeldError
+from rostersync.errors import LinkError, LockHeldError
 from rostersync.settings import (
     SettingsConflictError,
     SettingsVersion,
@@ -278,15 +277,15 @@ class DirectoryRepository:
         collection = COLLECTION_OF_KIND[kind]
         current = self.get(kind, record_id)
         if current is None:
-            raise errors.LinkError(f"no {collection} record {record_id!r} in district {self.district_id}")
+            raise LinkError(f"no {collection} record {record_id!r} in district {self.district_id}")
         if current.provider_ids.get(provider) == provider_id:
             return False
         holder = self.find_by_provider_id(kind, provider, provider_id)
         if holder is not None and holder.id != record_id:
-            raise errors.LinkError(f"{provider} id {provider_id} is already linked to {collection} record {holder.id}")
+            raise LinkError(f"{provider} id {provider_id} is already linked to {collection} record {holder.id}")
         previous = current.provider_ids.get(provider)
         if previous and not replace:
-            raise errors.LinkError(
+            raise LinkError(
                 f"{collection} record {record_id} is already linked to {provider} id {previous}; "
                 "unlink it first or replace the link"
             )
@@ -319,7 +318,7 @@ class DirectoryRepository:
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise errors.LinkError(f"{collection} record {record_id} changed while linking it; try again") from exc
+                raise LinkError(f"{collection} record {record_id} changed while linking it; try again") from exc
             raise
         return True
 
@@ -331,7 +330,7 @@ class DirectoryRepository:
         collection = COLLECTION_OF_KIND[kind]
         current = self.get(kind, record_id)
         if current is None:
-            raise errors.LinkError(f"no {collection} record {record_id!r} in district {self.district_id}")
+            raise LinkError(f"no {collection} record {record_id!r} in district {self.district_id}")
         if provider not in current.provider_ids:
             return False
         key = _to_item({"pk": partition_key(self.district_id, collection, shard_of(record_id)), "sk": record_id})
@@ -357,7 +356,7 @@ class DirectoryRepository:
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 changed = f"{collection} record {record_id} changed while unlinking it; try again"
-                raise errors.LinkError(changed) from exc
+                raise LinkError(changed) from exc
             raise
         return True
 
