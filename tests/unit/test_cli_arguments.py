@@ -255,3 +255,12 @@ def test_a_run_outlasting_the_wait_is_exit_1_with_where_to_find_it(capsys):
     assert run_commands.wait_and_show(_Handle(), args, "arn:aws:states:x:execution:sm:run-7", "Sync") == 1
     out = capsys.readouterr().out
     assert "run run-7 still running" in out and "rostersync report --district d1 --run run-7" in out
+
+
+def test_a_real_run_lists_only_the_checks_that_need_a_look():
+    real = {**REPORT, "dry_run": False}
+    lines = run_commands.readiness_lines(real)
+    assert lines[0] == "  To review:"
+    assert not any("[pass]" in line for line in lines) and any("[FAIL] Sections without a teacher" in x for x in lines)
+    passing = {**real, "readiness": [c for c in REPORT["readiness"] if c["status"] == "pass"]}
+    assert run_commands.readiness_lines(passing) == []

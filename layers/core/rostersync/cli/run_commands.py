@@ -62,14 +62,21 @@ def counts_table(report: dict[str, Any]) -> str:
 
 
 def readiness_lines(report: dict[str, Any]) -> list[str]:
-    """The self-check's readiness checklist (``readiness``, ``ready``), when the report has one."""
+    """The readiness checklist (``readiness``, ``ready``), when the report has one: every check for a
+    self-check; for a real run only what needs a look (the checks are worded for the self-check)."""
     checks = report.get("readiness")
     if not checks:
         return []
     failing = sum(1 for c in checks if c.get("status") == "fail")
-    ready = report.get("ready", failing == 0)
-    verdict = "ready for the first sync" if ready else f"not ready ({failing} to fix)"
-    lines = [f"  Readiness: {verdict}"]
+    if report.get("dry_run", True):
+        ready = report.get("ready", failing == 0)
+        verdict = "ready for the first sync" if ready else f"not ready ({failing} to fix)"
+        lines = [f"  Readiness: {verdict}"]
+    else:
+        checks = [c for c in checks if c.get("status") != "pass"]
+        if not checks:
+            return []
+        lines = ["  To review:"]
     for check in checks:
         status = str(check.get("status", "?"))
         mark = {"pass": "pass", "warn": "WARN", "fail": "FAIL"}.get(status, status)

@@ -487,6 +487,11 @@ class EmbeddedStack:
                 self._create_function(lam, role_arn, refs[logical], {**globals_fn, **props}, globals_fn)
 
         os.environ.update(self.environment)
+        # The handlers run in this process: a logger created before the template's LOG_LEVEL was in the
+        # environment (any CLI module importing the core package) takes the level now, as a fresh Lambda would.
+        from rostersync.observability import logger
+
+        logger.setLevel(self.environment.get("LOG_LEVEL", "INFO"))
         sfn = self.client("stepfunctions")
         for logical, resource in resources.items():
             if resource["Type"] == "AWS::Serverless::StateMachine":
