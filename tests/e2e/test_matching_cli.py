@@ -12,11 +12,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from rostersync.cli import matching_commands
-from rostersync.cli.connect import StackHandle, StackResources
 from rostersync.cli.main import main
 from rostersync.directory.product import ProductDirectory
 from rostersync.domain.records import Kind
@@ -32,21 +30,6 @@ A_STUDENT, A_DISTRICT_ADMIN = "5a25ffb0c1bc2a00360003ed", "603ebb2ab452fb006c763
 @pytest.fixture
 def cli(stack: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., Any]:
     """``cli("schools", "match", ...)`` → (exit code, stdout, stderr), against the session's stack."""
-    outputs = stack.outputs
-    session = boto3.session.Session(
-        aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 - the embedded stack accepts any key
-        region_name="us-east-1",
-    )
-    resources = StackResources(
-        directory_table=outputs["DirectoryTableName"],
-        sync_state_table=outputs["SyncStateTableName"],
-        sync_bucket=outputs["SyncBucketName"],
-        state_machine_arn=outputs["SyncStateMachineArn"],
-    )
-    monkeypatch.setattr(
-        matching_commands, "connect_from_args", lambda args: StackHandle(session, resources, stack.endpoint)
-    )
     monkeypatch.setattr(matching_commands, "PROVIDER_RETRY", RetryPolicy(base_delay=0))
 
     def run(*argv: str) -> tuple[int, str, str]:

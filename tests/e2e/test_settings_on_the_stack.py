@@ -8,13 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.exceptions import ClientError
 
 from rostersync import aws
-from rostersync.cli import settings_commands
-from rostersync.cli.connect import StackHandle, StackResources, resources_parameter
 from rostersync.cli.main import main
 from rostersync.config import runtime_config
 from rostersync.directory.repository import SyncStateRepository
@@ -27,27 +23,9 @@ TEMPLATE = "{course} – P{period} ({teacher})"
 
 
 @pytest.fixture
-def rostersync(stack: EmbeddedStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
-    """``rostersync("settings", "show", ...)`` → (exit code, stdout, stderr), reaching the stack by --endpoint.
-
-    Until the stack publishes its SSM resources parameter, the handle is built from the stack's outputs.
-    """
-    try:
-        stack.client("ssm").get_parameter(Name=resources_parameter(stack.stack_name))
-    except ClientError:
-        session = boto3.session.Session(
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - the embedded stack accepts any key
-            region_name="us-east-1",
-        )
-        resources = StackResources(
-            directory_table=stack.outputs["DirectoryTableName"],
-            sync_state_table=stack.outputs["SyncStateTableName"],
-            sync_bucket=stack.outputs["SyncBucketName"],
-            state_machine_arn=stack.outputs["SyncStateMachineArn"],
-        )
-        handle = StackHandle(session, resources, stack.endpoint, stack.stack_name)
-        monkeypatch.setattr(settings_commands, "connect_from_args", lambda args: handle)
+def rostersync(stack: EmbeddedStack, capsys: pytest.CaptureFixture[str]) -> Any:
+    """``rostersync("settings", "show", ...)`` → (exit code, stdout, stderr), reaching the stack by --endpoint
+    (the CLI finds the stack's tables through its SSM resources parameter, as on AWS)."""
 
     def run(*argv: str) -> tuple[int, str, str]:
         capsys.readouterr()
