@@ -18,7 +18,7 @@ install: $(BIN)/.installed
 
 ## demo: sync the bundled Clever demo district (three nights) on the embedded local stack
 demo: install
-	$(BIN)/rostersync demo --out out/demo
+	$(BIN)/rostersync demo --self-check --out out/demo
 
 ## test: unit, integration, template and end-to-end tests
 test: install
