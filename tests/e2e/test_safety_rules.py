@@ -84,6 +84,26 @@ def test_over_the_deletion_threshold_nothing_is_archived_but_creates_and_updates
     assert d.state.lock_holder() is None
 
 
+def test_the_districts_threshold_setting_decides_whether_leavers_are_archived(
+    district: Any, synthetic: Any, tmp_path: Any
+) -> None:
+    from rostersync.settings import SyncSettings
+
+    d, _ = synced_first(district, synthetic)
+    # Given 30 % of the students leave, in a district that allows archiving up to 35 % of a kind
+    d.state.put_settings(SyncSettings(deletion_threshold_percent=35), 0, updated_by="e2e")
+    night, gone = next_night(synthetic, tmp_path, leaving=18)
+    d.serve(night)
+
+    run = d.sync()
+
+    # Then the leavers are archived (at the default 10 % the same night is held back, test above)
+    assert run.status == "succeeded"
+    assert run.counts("students")["archived"] == 18 and run.report["threshold"] == {}
+    people = run.by_clever_id("people")
+    assert all(people[pid]["status"] == "archived" for pid in gone)
+
+
 def test_under_the_deletion_threshold_leavers_are_archived(district: Any, synthetic: Any, tmp_path: Any) -> None:
     d, first = synced_first(district, synthetic)
     # Given 3 of 60 students (5 %) leave
