@@ -366,7 +366,9 @@ class DirectoryRepository:
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def _query_partition(self, pk: str, projection: str | None) -> list[dict[str, Any]]:
+    def _query_partition(
+        self, pk: str, projection: str | None, without_provider: str | None = None
+    ) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk",
@@ -375,6 +377,10 @@ class DirectoryRepository:
         if projection:
             kwargs["ProjectionExpression"] = projection
             kwargs["ExpressionAttributeNames"] = {"#s": "status"}
+        if without_provider:
+            # Only records not linked to this provider come back (the rest are filtered at the table).
+            kwargs["FilterExpression"] = "attribute_not_exists(provider_ids.#provider)"
+            kwargs.setdefault("ExpressionAttributeNames", {})["#provider"] = without_provider
         items: list[dict[str, Any]] = []
         while True:
             page = self._client.query(**kwargs)
@@ -383,11 +389,13 @@ class DirectoryRepository:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _scan_collection(self, collection: str, projection: str | None = None) -> Iterator[dict[str, Any]]:
+    def _scan_collection(
+        self, collection: str, projection: str | None = None, without_provider: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Query the collection's shards in parallel (one partition each)."""
         pks = [partition_key(self.district_id, collection, shard) for shard in range(SHARDS)]
         with ThreadPoolExecutor(max_workers=self._threads) as pool:
-            for items in pool.map(lambda pk: self._query_partition(pk, projection), pks):
+            for items in pool.map(lambda pk: self._query_partition(pk, projection, without_provider), pks):
                 yield from items
 
     def records(self, collection: str) -> Iterator[DirectoryRecord]:
@@ -413,8 +421,10 @@ class DirectoryRepository:
 
     def unlinked(self, collection: str, provider: str) -> Iterator[DirectoryRecord]:
         """Records of a collection without a link to ``provider``: the product's own, or another provider's.
-        Matching looks among them for a roster record's existing account (by email, student id…)."""
-        for record in self.records(collection):
+        Matching looks among them for a roster record's existing account (by email, student id…); on a
+        re-sync, when nearly every record is linked, the table filters almost all of them out."""
+        for item in self._scan_collection(collection, without_provider=provider):
+            record = DirectoryRecord.from_item(item)
             if provider not in record.provider_ids:
                 yield record
 
