@@ -270,3 +270,35 @@ def test_show_says_a_district_not_enabled_is_not_on_the_schedule_yet(rostersync:
     _, out, _ = rostersync("settings", "show", "--district", district_id)
     line = next(line for line in squeezed(out).splitlines() if line.startswith("next scheduled run"))
     assert line.endswith("once sync is enabled for the district")
+
+
+def test_the_local_timer_plays_the_templates_schedule_and_a_due_district_syncs(
+    stack: EmbeddedStack, district: Callable[..., Any], synthetic: Any
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    d = district(synthetic)
+    d.sync(trigger="enabled", export=False)
+    schedules = ScheduleRepository(aws.client("dynamodb"), runtime_config().sync_state_table)
+    now = datetime.now(UTC)
+    schedules.put(d.id, now - timedelta(minutes=1), now)  # its nightly time has just come
+    assert [s["expression"] for s in stack.schedules] == ["rate(15 minutes)"]
+
+    (answer,) = stack.play_schedules()
+
+    assert answer["error"] is None
+    assert d.id in json.loads(answer["body"])["started"]
+    sfn = stack.client("stepfunctions")
+    executions = sfn.list_executions(stateMachineArn=stack.outputs["SyncStateMachineArn"])["executions"]
+    mine = [
+        e["executionArn"]
+        for e in executions
+        if json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"]).get("district_id") == d.id
+        and json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"]).get("trigger") == "schedule"
+    ]
+    assert len(mine) == 1
+    assert stack.wait(mine[0])["status"] == "SUCCEEDED"
+    run = d.state.get_run(mine[0].rsplit(":", 1)[1])
+    assert run is not None and (run["trigger"], run["status"]) == ("schedule", "succeeded")
+    # and it moved on: the district's next run is in the future again
+    assert schedules.get(d.id).next_run_at > now.strftime("%Y-%m-%dT%H:%M:%SZ")

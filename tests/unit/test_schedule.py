@@ -147,3 +147,13 @@ def test_a_pause_and_weekly_together_find_the_first_weekday_after_the_pause() ->
     )
     # 2026-08-21 is a Friday: the first Monday after the pause is 2026-08-24.
     assert next_run(weekly, utc(2026, 6, 16, 0, 0)) == utc(2026, 8, 24, 2, 0)
+
+
+@pytest.mark.parametrize(
+    ("expression", "seconds"),
+    [("rate(15 minutes)", 900), ("rate(1 minute)", 60), ("rate(2 hours)", 7200), ("cron(0 7 * * ? *)", 86_400)],
+)
+def test_the_embedded_stack_reads_a_schedules_period(expression, seconds):
+    from rostersync.local.stack import rate_seconds
+
+    assert rate_seconds(expression) == seconds

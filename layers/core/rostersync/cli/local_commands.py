@@ -83,6 +83,11 @@ def serve(args: argparse.Namespace, stop: threading.Event) -> int:
         )
         print(f"  rostersync import-product --file samples/clever-demo/product.json {flags}")
         print(f"  rostersync self-check --district dist-demo {flags}")
+        period = args.schedule_every or min((sch["seconds"] for sch in stack.schedules), default=0)
+        if stack.schedules and period:
+            names = ", ".join(sch["function"].removeprefix(f"{args.stack}-") for sch in stack.schedules)
+            print(f"\nSchedules: {names} every {period:g} s (the local timer plays the template's Schedule events)")
+            threading.Thread(target=_play_schedules, args=(stack, stop, period), daemon=True).start()
         print("\nCtrl-C (or SIGTERM) stops it" + (f" and saves the state to {state_dir}." if state_dir else "."))
         print("", flush=True)
         serving = True
@@ -105,6 +110,18 @@ def serve(args: argparse.Namespace, stop: threading.Event) -> int:
             stack.stop()
             print("Stopped.", flush=True)
     return code
+
+
+def _play_schedules(stack: Any, stop: threading.Event, period: float) -> None:
+    """The local timer: fire the template's schedules every ``period`` seconds until ``stop``."""
+    while not stop.wait(period):
+        try:
+            for answer in stack.play_schedules():
+                if answer["error"]:
+                    failure = answer["body"][:300]
+                    print(f"rostersync: scheduled {answer['function']} failed: {failure!r}", file=sys.stderr)
+        except Exception as exc:  # noqa: BLE001 - the timer must outlive one failed tick
+            print(f"rostersync: the schedule tick failed: {exc}", file=sys.stderr, flush=True)
 
 
 def run_local_up(args: argparse.Namespace) -> int:
@@ -144,4 +161,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     up.add_argument("--dataset", metavar="DIR", help="what the simulator serves (default: the demo's snapshot-1)")
     up.add_argument("--state", metavar="DIR", help="save the stack's state here on exit; load it on start")
     up.add_argument("--stack", default=DEFAULT_STACK, help=f"the stack's name (default {DEFAULT_STACK})")
+    up.add_argument(
+        "--schedule-every",
+        type=float,
+        metavar="SECONDS",
+        help="how often the local timer fires the template's schedules (default: their own rate, 15 minutes)",
+    )
     up.set_defaults(handler=run_local_up)

@@ -22,6 +22,7 @@ import fnmatch
 import importlib.util
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -316,6 +317,15 @@ def _install_event_routing() -> None:
     EventsBackend._rostersync_routing = True
 
 
+def rate_seconds(expression: str) -> int:
+    """The period of a ``rate(N minutes|hours|days)`` schedule, in seconds (cron expressions: daily)."""
+    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", expression.strip())
+    if not match:
+        return 24 * 3600
+    unit = {"minute": 60, "hour": 3600, "day": 86_400}[match.group(2).rstrip("s")]
+    return int(match.group(1)) * unit
+
+
 def aws_event(source: str, detail_type: str, detail: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
     """An EventBridge event as a rule sees it."""
     return {
@@ -357,6 +367,9 @@ class EmbeddedStack:
         self.tables: dict[str, str] = {}  # logical id → table name
         self.buckets: dict[str, str] = {}  # logical id → bucket name
         self.router = EventRouter(self.rules, self._start_execution)
+        # The template's Schedule events (function, expression, period): moto never fires them, so
+        # ``play_schedules`` does (the local timer of ``rostersync local up``, or a test).
+        self.schedules: list[dict[str, Any]] = []
         self._server: Any = None
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -581,6 +594,10 @@ class EmbeddedStack:
             Environment={"Variables": {k: str(v) for k, v in variables.items()}},
         )["FunctionArn"]
         _FUNCTIONS[name] = LocalFunction(name, arn, app_path, props["Handler"], int(props.get("MemorySize", 128)))
+        for event in (props.get("Events") or {}).values():
+            if event.get("Type") == "Schedule":
+                expression = str(event["Properties"]["Schedule"])
+                self.schedules.append({"function": name, "expression": expression, "seconds": rate_seconds(expression)})
 
     def _create_state_machine(self, sfn: Any, role_arn: str, props: dict[str, Any]) -> str:
         definition = (self.root / props["DefinitionUri"]).read_text(encoding="utf-8")
@@ -589,6 +606,20 @@ class EmbeddedStack:
         arn = sfn.create_state_machine(name=props["Name"], definition=definition, roleArn=role_arn)["stateMachineArn"]
         self.outputs.setdefault("SyncStateMachineArn", arn)
         return arn
+
+    # -- schedules ------------------------------------------------------------------------------------
+
+    def play_schedules(self) -> list[dict[str, Any]]:
+        """Fire every Schedule event of the template once, as EventBridge Scheduler does on AWS: invoke
+        its function (through the stack's Lambda API) with a scheduled event; return the answers."""
+        answers = []
+        lam = self.client("lambda")
+        for schedule in self.schedules:
+            event = aws_event("aws.events", "Scheduled Event", {})
+            answer = lam.invoke(FunctionName=schedule["function"], Payload=json.dumps(event).encode("utf-8"))
+            body = answer["Payload"].read()
+            answers.append({"function": schedule["function"], "error": answer.get("FunctionError"), "body": body})
+        return answers
 
     # -- state across restarts (rostersync local up --state DIR) ----------------------------------------
 
