@@ -217,6 +217,7 @@ def test_a_run_records_the_settings_version_it_started_with(
 
     assert outcome.run is not None and outcome.run["settings_version"] == 2
     assert outcome.report is not None and outcome.report["settings_version"] == 2
+    assert outcome.report["settings"]["deletion_threshold_percent"] == 20
     assert state_of(d.id).settings_at(outcome.run["settings_version"]).deletion_threshold_percent == 20
 
 

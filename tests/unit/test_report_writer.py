@@ -578,3 +578,16 @@ def test_json_carries_findings_readiness_and_ready_and_round_trips():
     assert document["findings"]["unlinked_sections"] == {"create": 0, "skip": 0}
     assert document["counts"]["students"]["edits_kept"] == 0
     assert SyncReport.model_validate_json(render_json(report)) == report
+
+
+def test_the_settings_a_run_used_are_in_report_json_and_folded_into_the_html_escaped():
+    from rostersync.settings import SyncSettings
+
+    settings = SyncSettings.model_validate({"classrooms": {"name_template": "{course} <b>{period}</b>"}})
+    report = _report(settings_version=3, settings=settings.model_dump(mode="json"))
+
+    assert json.loads(render_json(report))["settings"]["classrooms"]["name_template"] == "{course} <b>{period}</b>"
+    page = render_html(report).decode("utf-8")
+    assert "Settings used (version 3)" in page
+    assert "&lt;b&gt;{period}&lt;/b&gt;" in page and "<b>{period}</b>" not in page
+    assert "Settings used" not in render_html(_report()).decode("utf-8")

@@ -281,6 +281,8 @@ class SyncReport(_ReportModel):
     counts: dict[Kind, KindCounts] = Field(default_factory=_every_kind)
     threshold: dict[Kind, ThresholdBreach] = Field(default_factory=dict)
     settings_version: int | None = None
+    # The settings the run planned with (that version's values), so a report explains itself.
+    settings: dict[str, Any] | None = None
     files: dict[str, str] = Field(default_factory=dict)
     errors_total: int = 0
     errors: list[ReportError] = Field(default_factory=list)

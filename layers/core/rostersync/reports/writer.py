@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import tempfile
 from collections.abc import Iterable
@@ -605,6 +606,17 @@ def _files(report: SyncReport) -> str:
     )
 
 
+def _settings_used(report: SyncReport) -> str:
+    """The settings the run planned with, folded away (what explains a skipped section or a kept edit)."""
+    if report.settings is None:
+        return ""
+    values = json.dumps(report.settings, indent=2, ensure_ascii=False)
+    return (
+        f"<details><summary>Settings used (version {_e(str(report.settings_version))})</summary>"
+        f"<pre>{_e(values)}</pre></details>"
+    )
+
+
 def render_html(report: SyncReport) -> bytes:
     """Render ``report.html``: one self-contained page (inline CSS and SVG, no script).
 
@@ -634,6 +646,7 @@ def render_html(report: SyncReport) -> bytes:
             *sections,
             _errors_table(report),
             _files(report),
+            _settings_used(report),
             f"<footer>Run {_e(report.run_id)}{_e(settings)} · produced by rostersync</footer>",
         ]
     )

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from rostersync.contracts import ReportResult, StepError, SyncState
 from rostersync.domain.records import Kind
@@ -21,6 +22,7 @@ from rostersync.reports.model import (
 )
 from rostersync.reports.readiness import RunFacts, readiness_checklist
 from rostersync.reports.writer import CsvReportWriter, render_html, render_json
+from rostersync.settings import SettingsError
 from rostersync.steps.context import DistrictContext
 from rostersync.storage import RunStore
 
@@ -53,6 +55,15 @@ def failure_reason(error: StepError) -> str:
 def _lines(store: RunStore, keys: list[str]) -> Iterator[ReportLine]:
     for data in store.read_all(keys):
         yield ReportLine.model_validate(data)
+
+
+def _settings_used(ctx: DistrictContext, version: int) -> dict[str, Any] | None:
+    """The values of the settings version the run recorded; None when they cannot be read (the run's
+    failure reason then says why)."""
+    try:
+        return ctx.state.settings_at(version).model_dump(mode="json")
+    except SettingsError:
+        return None
 
 
 def write_report(state: SyncState) -> ReportResult:
@@ -171,6 +182,7 @@ def write_report(state: SyncState) -> ReportResult:
         counts=counts,
         threshold=threshold,
         settings_version=run.settings_version,
+        settings=_settings_used(ctx, run.settings_version),
         files=files,
         errors_total=csv.errors_total,
         errors=csv.first_errors,
