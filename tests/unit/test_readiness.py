@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from rostersync.domain.records import Kind
+from rostersync.matching.plan import COUNT_FIELDS  # the planner's count columns: what summaries carry
 from rostersync.reports.model import (
     Findings,
     KindCounts,
@@ -20,18 +21,6 @@ from rostersync.reports.readiness import RunFacts, readiness_checklist
 
 DISTRICT = "d-1042"
 PASS, WARN, FAIL = ReadinessStatus.PASS, ReadinessStatus.WARN, ReadinessStatus.FAIL
-COUNT_FIELDS = (
-    "created",
-    "updated",
-    "linked",
-    "archived",
-    "restored",
-    "unchanged",
-    "skipped",
-    "errors",
-    "edits_kept",
-    "edits_overwritten",
-)
 EMPTY_FINDINGS: dict[str, Any] = {
     "unmatched_provider_schools": [],
     "out_of_scope_schools": [],
