@@ -457,3 +457,31 @@ def test_findings_that_cannot_be_read_count_as_not_reported_rather_than_failing_
 
     assert Findings.from_summary(plan) is None
     assert checklist(plan)["Duplicate candidates"].detail == "Not reported by this run."
+
+
+def test_guardians_skipped_only_because_their_students_are_pass_and_point_at_school_matching():
+    from rostersync.matching.plan import GUARDIANS_OFF, NO_STUDENT_SYNCED
+
+    item = checklist(summary(findings={"guardians_skipped": {NO_STUDENT_SYNCED: 5, GUARDIANS_OFF: 2}}))[
+        "Guardians skipped"
+    ]
+
+    assert item.status is PASS
+    assert "rostersync schools match" in item.action and "guardians.manage=true" in item.action
+    assert "phones.sms_phone_types" not in item.action
+
+
+def test_guardians_the_product_cannot_reach_warn_with_what_fixes_it():
+    from rostersync.matching.plan import LINKS_EXCLUDED, NO_REACH, NO_STUDENT_SYNCED
+
+    reasons = {NO_REACH: 4, LINKS_EXCLUDED: 1, NO_STUDENT_SYNCED: 9}
+    item = checklist(summary(findings={"guardians_skipped": reasons}))["Guardians skipped"]
+
+    assert item.status is WARN
+    assert "phones.sms_phone_types" in item.action and "guardians.contact_types" in item.action
+
+
+def test_unlinked_sections_say_when_no_section_would_sync_at_all():
+    item = checklist(summary(counts={"classrooms": {"skipped": 12}}))["Unlinked sections"]
+
+    assert item.status is PASS and item.detail.startswith("No section would be synced")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rostersync.domain.records import Kind
+from rostersync.matching import plan
 from rostersync.matching.archive import ThresholdCheck, check_deletion_threshold
 from rostersync.reports.model import (
     KIND_LABELS,
@@ -145,7 +146,9 @@ def readiness_checklist(facts: RunFacts) -> list[ReadinessItem]:
       be checked (incomplete fetch); pass otherwise, with what would be archived.
     - **Roster records with errors**: warn if any record cannot be used (``errors.csv``); pass if none.
     - **Sections without a teacher**, **Students in no section**: warn if any; pass if none.
-    - **Guardians skipped**: warn if any, with the count per reason; pass if none.
+    - **Guardians skipped**: warn if any is skipped for a reason the admin can fix (no unique email nor SMS
+      phone, ambiguous, links the settings leave out), with the count per reason and what fixes each;
+      pass if none, or only because their students are not synced or guardians are off.
     - **Duplicate candidates** (same name and date of birth as a product student, never merged unasked):
       warn if any; pass if none.
     - **Ambiguous matches** (several product people fit one roster person, none linked): warn if any.
@@ -388,7 +391,35 @@ def _count_item(
     return ReadinessItem(status=PASS, check=check, detail=clean)
 
 
+def _guardian_actions(district_id: str) -> dict[str, tuple[bool, str]]:
+    """Per skip reason (the planner's sentences): whether it asks for a look, and what fixes it."""
+    settings = f"rostersync settings set --district {district_id}"
+    return {
+        plan.NO_REACH: (
+            True,
+            "Add a unique email or a mobile phone for them in the student information system, or widen which "
+            f"phone types take texts with `{settings} phones.sms_phone_types=TYPE,...`.",
+        ),
+        plan.AMBIGUOUS: (
+            True,
+            f"Link each to the right product account with `rostersync people link --district {district_id}`.",
+        ),
+        plan.LINKS_EXCLUDED: (
+            True,
+            f"If they should sync, widen `{settings} guardians.contact_types=…` or `guardians.relationships=…`.",
+        ),
+        plan.NO_STUDENT_SYNCED: (
+            False,
+            "Guardians follow their students: they sync once their students' schools are matched "
+            f"(`rostersync schools match --district {district_id}`).",
+        ),
+        plan.GUARDIANS_OFF: (False, f"To sync guardians: `{settings} guardians.manage=true`."),
+    }
+
+
 def _guardians(facts: RunFacts, findings: Findings) -> ReadinessItem:
+    """Warn when guardians are skipped for a reason the admin can fix (no way to reach them, ambiguous,
+    links left out); guardians skipped because their students are (or because guardians are off) pass."""
     check = "Guardians skipped"
     total = findings.guardians_skipped_total
     if not total:
@@ -396,13 +427,15 @@ def _guardians(facts: RunFacts, findings: Findings) -> ReadinessItem:
         return ReadinessItem(status=PASS, check=check, detail=detail)
     reasons = sorted(findings.guardians_skipped.items(), key=lambda item: (-item[1], item[0]))
     by_reason = "; ".join(f"{count:,}: {_unsentence(reason)}" for reason, count in reasons if count)
+    known = _guardian_actions(facts.district_id)
+    present = [reason for reason, count in reasons if count]
+    look = any(known.get(reason, (True, ""))[0] for reason in present)
+    actions = [known[reason][1] for reason in present if reason in known]
     return ReadinessItem(
-        status=WARN,
+        status=WARN if look else PASS,
         check=check,
         detail=f"{_n(total, 'guardian is', 'guardians are')} skipped ({by_reason}).",
-        action="Add a unique email or a mobile phone for them in the student information system, or widen "
-        f"which phone types take texts with `rostersync settings set --district {facts.district_id} "
-        "phones.sms_phone_types=TYPE,...`.",
+        action=" ".join(dict.fromkeys(actions)) or known[plan.NO_REACH][1],
     )
 
 
@@ -470,6 +503,15 @@ def _unlinked_sections(facts: RunFacts, findings: Findings) -> ReadinessItem:
             detail=f"{_n(skip, 'section has', 'sections have')} no linked classroom and would be skipped "
             "(setting classrooms.create_for_unlinked_sections is off).",
             action=f"{link}; to create classrooms for them instead: {setting}true`.",
+        )
+    synced = (
+        sum(getattr(facts.counts[Kind.CLASSROOMS], column) for column in ("created", "updated", "linked", "unchanged"))
+        if Kind.CLASSROOMS in facts.counts
+        else 0
+    )
+    if not synced:
+        return ReadinessItem(
+            status=PASS, check=check, detail="No section would be synced: none is in a matched school in scope."
         )
     return ReadinessItem(status=PASS, check=check, detail="Every section is linked to a product classroom.")
 
