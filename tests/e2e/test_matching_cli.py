@@ -170,6 +170,10 @@ def test_classrooms_match_lists_links_within_matched_schools_and_what_the_first_
 
     code, out, _ = cli("classrooms", "match", "--district", unmatched.id)
     assert code == 0 and "the first sync creates a classroom for each" in out
+    # the text lists the first sections only; --json (above) and --out have them all
+    listed = out.split("Sections with no classroom to link", 1)[1]
+    more = len(listing["unmatched_provider"]) - matching_commands.SECTIONS_SHOWN
+    assert f"… and {more:,} more (--json or --out lists them all)" in listed
 
 
 def test_a_classroom_is_never_linked_to_a_section_of_another_school(

@@ -642,7 +642,14 @@ def _print_suggestions(out: _Printer, result: MatchSuggestions, noun: str, pair:
     )
     if result.unmatched_provider and noun == "classroom":
         out.section("Sections with no classroom to link")
-        out.rows([(u.id, u.name, u.reason) for u in result.unmatched_provider])
+        shown = result.unmatched_provider[:SECTIONS_SHOWN]
+        out.rows([(u.id, u.name, u.reason) for u in shown])
+        if len(result.unmatched_provider) > len(shown):
+            more = len(result.unmatched_provider) - len(shown)
+            out.line(f"  … and {more:,} more (--json or --out lists them all)")
+
+
+SECTIONS_SHOWN = 25  # a district has thousands of sections; the rest are in --json and --out
 
 
 def _print_linked(
