@@ -29,6 +29,7 @@ from rostersync.errors import ConnectionNotConfiguredError
 from rostersync.matching.suggest import RosterTeacher, Section
 from rostersync.providers.base import FetchOutcome, RetryPolicy
 from rostersync.providers.registry import build_provider, provider_name
+from rostersync.storage import latest_upload_key
 
 
 @dataclass
@@ -127,16 +128,10 @@ def _latest_bundle(handle: Any, district_id: str, scratch: Path) -> Path | bytes
     """
     s3 = handle.client("s3")
     bucket = handle.resources.sync_bucket
-    prefix = f"{UPLOAD_PREFIX}{district_id}/"
-    uploads = [
-        obj
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        for obj in page.get("Contents", [])
-        if obj["Key"].lower().endswith((".zip", "/manifest.csv"))
-    ]
-    if not uploads:
-        raise ConnectionNotConfiguredError(f"no OneRoster bundle has been uploaded to {prefix} yet")
-    latest = max(uploads, key=lambda obj: (obj["LastModified"], obj["Key"]))["Key"]
+    latest = latest_upload_key(s3, bucket, district_id)
+    if latest is None:
+        folder = f"{UPLOAD_PREFIX}{district_id}/"
+        raise ConnectionNotConfiguredError(f"no OneRoster bundle has been uploaded to {folder} yet")
     if latest.lower().endswith(".zip"):
         return s3.get_object(Bucket=bucket, Key=latest)["Body"].read()
     folder = latest.rsplit("/", 1)[0] + "/"

@@ -14,6 +14,23 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from rostersync.contracts import UPLOAD_PREFIX
+
+
+def latest_upload_key(s3: Any, bucket: str, district_id: str) -> str | None:
+    """The district's most recent OneRoster upload under ``uploads/<district>/`` (a ``.zip`` or a
+    folder's ``manifest.csv``), or None if it never uploaded one. Another district's folder is never read."""
+    prefix = f"{UPLOAD_PREFIX}{district_id}/"
+    uploads = [
+        obj
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for obj in page.get("Contents", [])
+        if obj["Key"].lower().endswith((".zip", "/manifest.csv"))
+    ]
+    if not uploads:
+        return None
+    return str(max(uploads, key=lambda obj: (obj["LastModified"], obj["Key"]))["Key"])
+
 
 def run_prefix(district_id: str, run_id: str) -> str:
     """Return the S3 prefix that holds everything of one run."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from rostersync import aws
 from rostersync.contracts import RunRef, StartRequest
 from rostersync.errors import ConnectionNotConfiguredError
 from rostersync.observability import logger
@@ -11,6 +12,7 @@ from rostersync.providers.registry import provider_name
 from rostersync.settings import InvalidSettingsError, SyncSettings
 from rostersync.steps.context import DistrictContext
 from rostersync.steps.schedule import schedule_enabled_district
+from rostersync.storage import latest_upload_key
 
 
 def start_run(request: StartRequest) -> RunRef:
@@ -60,9 +62,14 @@ def start_run(request: StartRequest) -> RunRef:
             f"{run.connection}: switch the connection to SFTP (OneRoster CSV) to sync from uploads"
         )
     if run.connection == "oneroster-csv" and not sync.bundle_key:
-        raise ConnectionNotConfiguredError(
-            f"district {sync.district_id} syncs from uploaded OneRoster bundles: a run starts when a bundle arrives"
-        )
+        # A self-check, a manual run or the first sync of an SFTP district reads its latest upload.
+        run.bundle_key = latest_upload_key(aws.client("s3"), ctx.config.sync_bucket, sync.district_id)
+        if run.bundle_key is None:
+            raise ConnectionNotConfiguredError(
+                f"district {sync.district_id} syncs from uploaded OneRoster bundles and none has been uploaded yet "
+                f"to uploads/{sync.district_id}/: upload the district's export first (an upload starts a sync)"
+            )
+        ctx.state.update_run(request.run_id, bundle_key=run.bundle_key)
     if sync.trigger == "enabled" and not sync.dry_run:
         schedule_enabled_district(ctx.state, settings, datetime.now(UTC))
     logger.info("run started", extra={"district_id": sync.district_id, "run_id": request.run_id})

@@ -1,0 +1,77 @@
+"""An SFTP (OneRoster CSV) district can run the self-check, a manual sync or its first sync too: the run
+reads the district's latest upload. With no upload yet, the run fails with what to do."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rostersync import aws
+from rostersync.admin import connect_provider
+from rostersync.config import runtime_config
+from rostersync.directory.product import ProductDirectory, export_directory, import_product_directory
+from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
+from rostersync.local.cli import bundle_bytes
+from rostersync.local.convert import clever_to_oneroster
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def sftp_district(stack: Any, synthetic: Any, tmp_path: Path) -> dict[str, Any]:
+    config = runtime_config()
+    dynamodb = aws.client("dynamodb")
+    district_id = f"d-{uuid.uuid4().hex[:8]}"
+    bundle = tmp_path / "bundle"
+    clever_to_oneroster(synthetic.path, bundle)
+    schools = json.loads((synthetic.path / "schools.json").read_text(encoding="utf-8"))["data"]
+    product = ProductDirectory.model_validate(
+        {
+            "district": {"id": district_id, "name": "SFTP district"},
+            "schools": [
+                {"id": f"sch-{n}", "name": s["data"]["name"], "provider_ids": {"oneroster": s["data"]["id"]}}
+                for n, s in enumerate(schools)
+            ],
+        }
+    )
+    directory = DirectoryRepository(dynamodb, config.directory_table, district_id)
+    state = SyncStateRepository(dynamodb, config.sync_state_table, district_id)
+    import_product_directory(product, directory, state)
+    connect_provider(state, aws.client("secretsmanager"), "oneroster-csv")
+    return {"id": district_id, "bundle": bundle, "directory": directory, "state": state, "bucket": config.sync_bucket}
+
+
+def test_with_no_upload_yet_the_self_check_says_to_upload_first(sftp_district: dict[str, Any], run_sync: Any) -> None:
+    run = run_sync(sftp_district["id"], trigger="self_check", dry_run=True)
+
+    assert run.status == "failed"
+    assert "none has been uploaded yet" in run.report["failure_reason"]
+    assert f"uploads/{sftp_district['id']}/" in run.report["failure_reason"]
+
+
+def test_the_self_check_of_an_sftp_district_reads_its_latest_upload_and_writes_nothing(
+    stack: Any, sftp_district: dict[str, Any], run_sync: Any, synthetic: Any
+) -> None:
+    district_id, s3 = sftp_district["id"], aws.client("s3")
+    before = json.dumps(export_directory(sftp_district["directory"], sftp_district["state"]), sort_keys=True)
+    # An upload that is not a bundle, and the bundle itself, written without starting a sync (as if it
+    # arrived before the district's rule existed): the self-check must pick the bundle
+    stack.router.enabled = False
+    try:
+        key = f"uploads/{district_id}/2026-11-28/bundle.zip"
+        s3.put_object(Bucket=sftp_district["bucket"], Key=key, Body=bundle_bytes(sftp_district["bundle"]))
+        s3.put_object(Bucket=sftp_district["bucket"], Key=f"uploads/{district_id}/notes.txt", Body=b"hello")
+    finally:
+        stack.router.enabled = True
+
+    run = run_sync(district_id, trigger="self_check", dry_run=True)
+
+    assert run.status == "succeeded" and run.report["dry_run"] is True
+    assert run.run["bundle_key"] == key
+    assert run.counts("students")["created"] == len(synthetic.users("student"))
+    after = json.dumps(export_directory(sftp_district["directory"], sftp_district["state"]), sort_keys=True)
+    assert after == before and run.directory_writes == 0
