@@ -75,3 +75,23 @@ def test_the_self_check_of_an_sftp_district_reads_its_latest_upload_and_writes_n
     assert run.counts("students")["created"] == len(synthetic.users("student"))
     after = json.dumps(export_directory(sftp_district["directory"], sftp_district["state"]), sort_keys=True)
     assert after == before and run.directory_writes == 0
+
+
+def test_enabling_an_sftp_district_syncs_its_latest_upload_and_puts_it_on_no_schedule(
+    stack: Any, sftp_district: dict[str, Any], run_sync: Any
+) -> None:
+    from rostersync.directory.schedules import ScheduleRepository
+
+    district_id, s3 = sftp_district["id"], aws.client("s3")
+    stack.router.enabled = False
+    try:
+        key = f"uploads/{district_id}/first/bundle.zip"
+        s3.put_object(Bucket=sftp_district["bucket"], Key=key, Body=bundle_bytes(sftp_district["bundle"]))
+    finally:
+        stack.router.enabled = True
+
+    run = run_sync(district_id, trigger="enabled")
+
+    assert run.status == "succeeded" and run.run["bundle_key"] == key and run.counts("students")["created"] > 0
+    schedules = ScheduleRepository(aws.client("dynamodb"), runtime_config().sync_state_table)
+    assert schedules.get(district_id) is None  # its uploads start its syncs

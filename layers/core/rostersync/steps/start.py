@@ -70,7 +70,8 @@ def start_run(request: StartRequest) -> RunRef:
                 f"to uploads/{sync.district_id}/: upload the district's export first (an upload starts a sync)"
             )
         ctx.state.update_run(request.run_id, bundle_key=run.bundle_key)
-    if sync.trigger == "enabled" and not sync.dry_run:
+    if sync.trigger == "enabled" and not sync.dry_run and run.connection != "oneroster-csv":
+        # An SFTP district syncs when it uploads: a schedule would only replay its last bundle.
         schedule_enabled_district(ctx.state, settings, datetime.now(UTC))
     logger.info("run started", extra={"district_id": sync.district_id, "run_id": request.run_id})
     return run
