@@ -74,6 +74,7 @@ def main() -> None:
         secrets = aws.client("secretsmanager")
         if args.provider == "oneroster-csv":
             connect_provider(state, secrets, "oneroster-csv")
+            state.mark_enabled("bench")  # sync is enabled: each upload syncs for real
         elif args.provider == "oneroster-rest":
             connect_provider(state, secrets, "oneroster-rest", simulator.base_url, "bench-token", 1_000, auth="bearer")
         else:

@@ -266,6 +266,7 @@ def replay(stack: EmbeddedStack) -> Replay:
     state = SyncStateRepository(dynamodb, config.sync_state_table, district_id)
     import_product_directory(product, directory, state)
     connect_provider(state, aws.client("secretsmanager"), "oneroster-csv")
+    state.mark_enabled("e2e")  # the admin enabled sync: the district's uploads sync for real
 
     nights = []
     for number, step in enumerate(STEPS, start=1):

@@ -95,3 +95,34 @@ def test_enabling_an_sftp_district_syncs_its_latest_upload_and_puts_it_on_no_sch
     assert run.status == "succeeded" and run.run["bundle_key"] == key and run.counts("students")["created"] > 0
     schedules = ScheduleRepository(aws.client("dynamodb"), runtime_config().sync_state_table)
     assert schedules.get(district_id) is None  # its uploads start its syncs
+
+
+def test_an_upload_before_sync_is_enabled_is_only_checked_then_enabling_syncs_it(
+    stack: Any, sftp_district: dict[str, Any], synthetic: Any
+) -> None:
+    district_id, s3, state = sftp_district["id"], aws.client("s3"), sftp_district["state"]
+    before = json.dumps(export_directory(sftp_district["directory"], state), sort_keys=True)
+
+    # The district's SIS drops its export before the admin has enabled sync
+    key = f"uploads/{district_id}/early/bundle.zip"
+    s3.put_object(Bucket=sftp_district["bucket"], Key=key, Body=bundle_bytes(sftp_district["bundle"]))
+    (arn,) = stack.publish_upload(key)
+    assert stack.wait(arn)["status"] == "SUCCEEDED"
+
+    # Then that run was a self-check: its report says why, and nothing was written
+    run = state.get_run(arn.rsplit(":", 1)[1])
+    assert run is not None and run["dry_run"] is True and run["trigger"] == "upload"
+    report = json.loads(s3.get_object(Bucket=sftp_district["bucket"], Key=run["report_key"])["Body"].read())
+    assert report["dry_run"] is True
+    assert any("Sync is not enabled" in note for note in report["notes"])
+    assert report["counts"]["students"]["created"] == len(synthetic.users("student"))
+    assert json.dumps(export_directory(sftp_district["directory"], state), sort_keys=True) == before
+
+    # When the admin enables sync, the first sync applies the latest upload
+    (enabled,) = stack.publish_event("product.directory", "Sync Enabled", {"district_id": district_id})
+    assert stack.wait(enabled)["status"] == "SUCCEEDED"
+    first = state.get_run(enabled.rsplit(":", 1)[1])
+    assert first is not None and first["status"] == "succeeded" and first["bundle_key"] == key
+    assert state.enabled() is not None
+    students = [p for p in export_directory(sftp_district["directory"], state)["people"] if "student" in p["roles"]]
+    assert len(students) == len(synthetic.users("student"))

@@ -162,6 +162,7 @@ class ThreeForms:
                 connect_provider(state, secrets, "oneroster-rest", base_url, token, page_limit=50, auth="bearer")
             else:
                 connect_provider(state, secrets, "oneroster-csv")
+                state.mark_enabled("e2e")  # the admin enabled sync: the district's uploads sync for real
             self.districts[form] = district
 
     def close(self) -> None:

@@ -75,6 +75,8 @@ class RunRef(_Contract):
     started_at: str = ""
     settings_version: int = 0
     deletion_threshold_percent: float = 10.0
+    # Why Start made this run a dry run although it was not asked to (an upload before sync is enabled).
+    dry_run_reason: str = ""
 
 
 class FetchResult(_Contract):

@@ -589,6 +589,18 @@ class SyncStateRepository:
         )
         return [_from_item(i) for i in answer.get("Items", [])]
 
+    # -- enabling -------------------------------------------------------------------------------
+
+    def mark_enabled(self, run_id: str, now: datetime | None = None) -> None:
+        """Record that sync is enabled for the district (the "Sync Enabled" run does): from now on its
+        uploads sync for real instead of being checked."""
+        at = (now or datetime.now(UTC)).isoformat(timespec="seconds")
+        self.put_item("ENABLED", {"enabled_at": at, "run_id": run_id})
+
+    def enabled(self) -> dict[str, Any] | None:
+        """When and by which run sync was enabled; None while the admin has not enabled it."""
+        return self.get_item("ENABLED")
+
     # -- connection and settings ----------------------------------------------------------------
 
     def put_item(self, sk: str, value: dict[str, Any]) -> None:

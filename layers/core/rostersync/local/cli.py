@@ -129,11 +129,6 @@ def run_demo(args: argparse.Namespace) -> int:
         raise UsageError("--product: a OneRoster demo needs a product file naming schools by OneRoster sourcedId")
     product = check_product(Path(args.product or SAMPLE / "product.json"))
     out = Path(args.out) if args.out else None
-    if args.self_check and provider == "oneroster-csv":
-        raise UsageError(
-            "--self-check: the demo's self-check reads the roster over an API; use --provider "
-            "clever or oneroster-rest (a bundle upload starts a real sync)"
-        )
 
     _quiet()
     from rostersync import aws
@@ -166,26 +161,38 @@ def run_demo(args: argparse.Namespace) -> int:
             connect_provider(state, secrets, provider, simulator.base_url, DEMO_TOKEN, args.page_limit)
         print(f"Product directory of {product.district.name!r} imported ({imported} records); {provider} connected.")
         s3 = aws.client("s3")
-        if args.self_check:
-            # What the admin runs before enabling sync: the first night, dry run, nothing written.
-            description = stack.wait(stack.start_sync(district_id, trigger="self_check", dry_run=True))
+
+        def show_self_check(arn: str) -> bool:
+            description = stack.wait(arn)
             run = state.get_run(description["executionArn"].rsplit(":", 1)[1]) or {}
             if "report_key" not in run:
                 print(f"\nSelf-check: {description['status']} without a report: {description.get('cause', '')[:300]}")
-                return 1
+                return False
             report = json.loads(s3.get_object(Bucket=config.sync_bucket, Key=run["report_key"])["Body"].read())
             link = report_link(s3, config.sync_bucket, run, config.report_link_seconds)
             print_run(report, f"\nSelf-check · {datasets[0].name} · {report['status']} (nothing written)", link)
             if out:
                 download_report(s3, config.sync_bucket, report, out / "self-check")
+            return True
+
+        if args.self_check and provider != "oneroster-csv":
+            # What the admin runs before enabling sync: the first night, dry run, nothing written.
+            if not show_self_check(stack.start_sync(district_id, trigger="self_check", dry_run=True)):
+                return 1
         for number, dataset in enumerate(datasets, start=1):
             simulator.set_dataset(served[number - 1])
             started = time.perf_counter()
             if provider == "oneroster-csv":
-                # The district's SFTP upload lands in its folder; S3 tells EventBridge, which starts the sync.
+                # The district's SFTP upload lands in its folder; S3 tells EventBridge, which starts the run.
                 key = f"uploads/{district_id}/night-{number}/bundle.zip"
                 s3.put_object(Bucket=config.sync_bucket, Key=key, Body=bundle_bytes(dataset))
                 executions = stack.publish_upload(key)
+                if number == 1:
+                    # Sync is not enabled yet, so that first upload is only checked; enabling syncs it.
+                    if not show_self_check(executions[0]):
+                        return 1
+                    started = time.perf_counter()
+                    executions = stack.publish_event("product.directory", "Sync Enabled", {"district_id": district_id})
             elif number == 1:
                 # The first sync starts as it does in production: the product emits "Sync Enabled".
                 executions = stack.publish_event("product.directory", "Sync Enabled", {"district_id": district_id})

@@ -124,6 +124,8 @@ def write_report(state: SyncState) -> ReportResult:
             + "; ".join(state.fetch.problems)
             + "). Nobody was archived; the next complete sync will catch up."
         )
+    if run.dry_run_reason:
+        notes.append(run.dry_run_reason)
     if run.dry_run:
         notes.append("Self-check: nothing was written. The counts show what the first sync would do.")
     notes.extend(breach.note(kind) for kind, breach in threshold.items())

@@ -61,13 +61,29 @@ def start_run(request: StartRequest) -> RunRef:
             f"a OneRoster bundle was uploaded for district {sync.district_id}, whose sync is connected to "
             f"{run.connection}: switch the connection to SFTP (OneRoster CSV) to sync from uploads"
         )
+    if sync.trigger == "enabled" and not sync.dry_run:
+        ctx.state.mark_enabled(request.run_id)
+    elif sync.trigger == "upload" and not sync.dry_run and ctx.state.enabled() is None:
+        # An SFTP drop before the admin enabled sync (steps 2-5 of their path may not be done): check it,
+        # write nothing. The report says so; enabling then syncs the latest upload.
+        run.dry_run = True
+        run.dry_run_reason = (
+            f"Sync is not enabled for district {sync.district_id} yet, so this upload was only checked (a "
+            "self-check): nothing was written. Enable sync to apply it; later uploads then sync."
+        )
+        ctx.state.update_run(request.run_id, dry_run=True)
     if run.connection == "oneroster-csv" and not sync.bundle_key:
         # A self-check, a manual run or the first sync of an SFTP district reads its latest upload.
         run.bundle_key = latest_upload_key(aws.client("s3"), ctx.config.sync_bucket, sync.district_id)
         if run.bundle_key is None:
+            then = (
+                "sync is enabled, so its first upload will start the first sync"
+                if sync.trigger == "enabled"
+                else "upload the district's export first"
+            )
             raise ConnectionNotConfiguredError(
                 f"district {sync.district_id} syncs from uploaded OneRoster bundles and none has been uploaded yet "
-                f"to uploads/{sync.district_id}/: upload the district's export first (an upload starts a sync)"
+                f"to uploads/{sync.district_id}/: {then}"
             )
         ctx.state.update_run(request.run_id, bundle_key=run.bundle_key)
     if sync.trigger == "enabled" and not sync.dry_run and run.connection != "oneroster-csv":
