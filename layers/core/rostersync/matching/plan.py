@@ -1,9 +1,13 @@
 """Turn a fetched roster into a plan of directory writes.
 
-``SyncPlanner`` is fed the snapshot one collection at a time, in dependency order (schools,
-classrooms, people, guardians, enrollments, guardian links), and decides for each record: create,
-update, restore, unchanged, skipped or error. It keeps only small maps (provider id → directory id),
-never the records themselves, so a district's size bounds its memory only through those maps.
+``SyncPlanner.plan`` reads the snapshot one collection at a time: a few cheap passes first gather what
+later decisions need (a section's first teacher, which students will sync, teachers' emails), then it
+plans in dependency order (schools, classrooms, people, guardians, enrollments, guardian links) and
+decides for each record: create, update (``linked`` when it takes over an existing product record),
+restore, unchanged, skipped or error — by the district's settings, and finding the product account of
+a person without a provider link (``matching.people``). It keeps only small maps (provider id →
+directory id, digests), never the records themselves, so a district's size bounds its memory only
+through those maps.
 
 The planner does no I/O: writes, report lines and errors go to the sinks it is given.
 """
