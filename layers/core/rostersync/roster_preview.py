@@ -10,7 +10,7 @@ written and nothing is logged of the people read.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from rostersync.errors import ConnectionNotConfiguredError
 from rostersync.matching.suggest import RosterTeacher, Section
 from rostersync.providers.base import FetchOutcome, RetryPolicy
 from rostersync.providers.registry import build_provider, provider_name
-from rostersync.storage import latest_upload_key
+from rostersync.storage import download_bundle, latest_upload_key
 
 
 @dataclass
@@ -132,16 +132,4 @@ def _latest_bundle(handle: Any, district_id: str, scratch: Path) -> Path | bytes
     if latest is None:
         folder = f"{UPLOAD_PREFIX}{district_id}/"
         raise ConnectionNotConfiguredError(f"no OneRoster bundle has been uploaded to {folder} yet")
-    if latest.lower().endswith(".zip"):
-        return s3.get_object(Bucket=bucket, Key=latest)["Body"].read()
-    folder = latest.rsplit("/", 1)[0] + "/"
-    for obj in _objects(s3, bucket, folder):
-        name = obj["Key"][len(folder) :]
-        if name.lower().endswith(".csv"):
-            s3.download_file(bucket, obj["Key"], str(scratch / name))
-    return scratch
-
-
-def _objects(s3: Any, bucket: str, folder: str) -> Iterator[dict[str, Any]]:
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder, Delimiter="/"):
-        yield from page.get("Contents", [])
+    return download_bundle(s3, bucket, latest, scratch)

@@ -10,6 +10,7 @@ import gzip
 import io
 import json
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -30,6 +31,20 @@ def latest_upload_key(s3: Any, bucket: str, district_id: str) -> str | None:
     if not uploads:
         return None
     return str(max(uploads, key=lambda obj: (obj["LastModified"], obj["Key"]))["Key"])
+
+
+def download_bundle(s3: Any, bucket: str, key: str, scratch: Path) -> Path | bytes:
+    """An uploaded OneRoster bundle: a zip's bytes, or the CSVs of the folder holding the uploaded
+    ``manifest.csv``, copied into ``scratch``."""
+    if key.lower().endswith(".zip"):
+        return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    folder = key.rsplit("/", 1)[0] + "/"
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder, Delimiter="/"):
+        for obj in page.get("Contents", []):
+            name = obj["Key"][len(folder) :]
+            if name.lower().endswith(".csv"):
+                s3.download_file(bucket, obj["Key"], str(scratch / name))
+    return scratch
 
 
 def run_prefix(district_id: str, run_id: str) -> str:

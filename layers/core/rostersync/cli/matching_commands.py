@@ -37,7 +37,6 @@ from rostersync.providers.base import RetryPolicy
 from rostersync.providers.registry import provider_name
 from rostersync.reports.writer import neutralise_formula
 from rostersync.roster_preview import RosterPreview, read_roster_preview
-from rostersync.settings import settings_from_item
 
 CSV_COLUMNS = ("confirm", "product_id", "product_name", "provider_id", "provider_name", "confidence", "reasons")
 _YES = {"yes", "y", "x", "true", "1", "confirm", "confirmed"}
@@ -390,13 +389,13 @@ def _preview(
 
 def _settings(handle: StackHandle, district: str) -> Any:
     try:
-        return settings_from_item(_call(lambda: handle.state(district).get_item("SETTINGS")))
+        return _call(lambda: handle.state(district).current_settings())
     except (ValueError, RostersyncError) as exc:  # stored settings that no longer validate
         raise UsageError(f"district {district}'s stored settings are not valid: {exc}") from exc
 
 
 def _text(record: DirectoryRecord, name: str) -> str:
-    value = record.product_fields.get(name, record.fields.get(name, ""))
+    value = record.effective_fields().get(name, "")
     return "" if value is None else str(value)
 
 

@@ -43,6 +43,16 @@ def _from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
 
 
+def query_items(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item a Query answers, page after page (as DynamoDB wire items)."""
+    while True:
+        page = client.query(**kwargs)
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
 def _plain(value: Any) -> Any:
     """DynamoDB numbers come back as Decimal; the directory only stores ints."""
     if isinstance(value, dict):
@@ -77,6 +87,20 @@ class DirectoryRecord:
     def effective_fields(self) -> dict[str, Any]:
         """What the product shows: its own fields, the synced fields, and its edits over both."""
         return {**self.product_fields, **self.fields, **self.product_edits}
+
+    def index_entry(self) -> IndexEntry:
+        """The record as the matching index holds it (``DirectoryRepository.index`` builds the same from
+        projected items)."""
+        return IndexEntry(
+            id=self.id,
+            kind=self.kind,
+            status=self.status,
+            managed_by_sync=self.managed_by_sync,
+            content_hash=self.content_hash,
+            provider_ids=self.provider_ids,
+            parent_id=self.parent_id,
+            edited={name: edit_digest(value) for name, value in self.product_edits.items()},
+        )
 
     def to_item(self, district_id: str, provider: str | None = None) -> dict[str, Any]:
         collection = COLLECTION_OF_KIND[self.kind]
@@ -381,13 +405,7 @@ class DirectoryRepository:
             # Only records not linked to this provider come back (the rest are filtered at the table).
             kwargs["FilterExpression"] = "attribute_not_exists(provider_ids.#provider)"
             kwargs.setdefault("ExpressionAttributeNames", {})["#provider"] = without_provider
-        items: list[dict[str, Any]] = []
-        while True:
-            page = self._client.query(**kwargs)
-            items.extend(_from_item(i) for i in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [_from_item(i) for i in query_items(self._client, **kwargs)]
 
     def _scan_collection(
         self, collection: str, projection: str | None = None, without_provider: str | None = None
@@ -473,19 +491,15 @@ class DirectoryRepository:
 
     def children(self, parent_id: str) -> Iterator[DirectoryRecord]:
         """Records whose parent is ``parent_id``: a classroom's enrollments, a school's students."""
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": "ByParent",
-            "KeyConditionExpression": "parent_key = :k",
-            "ExpressionAttributeValues": {":k": {"S": parent_key(self.district_id, parent_id)}},
-        }
-        while True:
-            page = self._client.query(**kwargs)
-            for item in page.get("Items", []):
-                yield DirectoryRecord.from_item(_from_item(item))
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = query_items(
+            self._client,
+            TableName=self._table,
+            IndexName="ByParent",
+            KeyConditionExpression="parent_key = :k",
+            ExpressionAttributeValues={":k": {"S": parent_key(self.district_id, parent_id)}},
+        )
+        for item in items:
+            yield DirectoryRecord.from_item(_from_item(item))
 
 
 __all__ = ["COLLECTIONS", "DirectoryRecord", "DirectoryRepository", "IndexEntry", "SyncStateRepository"]
@@ -582,12 +596,13 @@ class SyncStateRepository:
         return _from_item(answer["Item"]) if "Item" in answer else None
 
     def runs(self) -> list[dict[str, Any]]:
-        answer = self._client.query(
+        items = query_items(
+            self._client,
             TableName=self._table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :run)",
             ExpressionAttributeValues=_to_item({":pk": self.district_id, ":run": "RUN#"}),
         )
-        return [_from_item(i) for i in answer.get("Items", [])]
+        return [_from_item(i) for i in items]
 
     # -- enabling -------------------------------------------------------------------------------
 
@@ -641,19 +656,14 @@ class SyncStateRepository:
 
     def settings_history(self) -> list[SettingsVersion]:
         """Every saved version, oldest first."""
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :v)",
-            "ExpressionAttributeValues": _to_item({":pk": self.district_id, ":v": "SETTINGS#v"}),
-            "ConsistentRead": True,
-        }
-        versions: list[SettingsVersion] = []
-        while True:
-            page = self._client.query(**kwargs)
-            versions += [_settings_version(item) for item in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                return sorted(versions, key=lambda v: v.version)
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = query_items(
+            self._client,
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :v)",
+            ExpressionAttributeValues=_to_item({":pk": self.district_id, ":v": "SETTINGS#v"}),
+            ConsistentRead=True,
+        )
+        return sorted((_settings_version(item) for item in items), key=lambda v: v.version)
 
     def put_settings(
         self, settings: SyncSettings, expected_version: int, updated_by: str, now: datetime | None = None

@@ -14,6 +14,8 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from rostersync.directory.repository import query_items
+
 SCHEDULES_PK = "SCHEDULES"
 
 _serializer = TypeSerializer()
@@ -90,20 +92,15 @@ class ScheduleRepository:
 
     def due(self, now: datetime) -> list[ScheduledDistrict]:
         """The districts whose next run is at or before ``now``."""
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk",
-            "FilterExpression": "next_run_at <= :now",
-            "ExpressionAttributeValues": {":pk": _value(SCHEDULES_PK), ":now": _value(instant(now))},
-            "ConsistentRead": True,
-        }
-        due: list[ScheduledDistrict] = []
-        while True:
-            page = self._client.query(**kwargs)
-            due += [_scheduled(item) for item in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                return due
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = query_items(
+            self._client,
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            FilterExpression="next_run_at <= :now",
+            ExpressionAttributeValues={":pk": _value(SCHEDULES_PK), ":now": _value(instant(now))},
+            ConsistentRead=True,
+        )
+        return [_scheduled(item) for item in items]
 
 
 def _scheduled(item: dict[str, Any]) -> ScheduledDistrict:

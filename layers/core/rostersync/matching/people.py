@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from rostersync.directory.repository import DirectoryRecord, IndexEntry, edit_digest
+from rostersync.directory.repository import DirectoryRecord, IndexEntry
 from rostersync.domain.records import Role
 
 STUDENT_IDS = ("sis_id", "student_number", "state_id")
@@ -82,17 +82,7 @@ class CandidateIndex:
     def add(self, record: DirectoryRecord) -> None:
         shown = record.effective_fields()
         schools = tuple(str(s) for s in (record.fields.get("schools") or shown.get("school_ids") or []))
-        entry = IndexEntry(
-            id=record.id,
-            kind=record.kind,
-            status=record.status,
-            managed_by_sync=record.managed_by_sync,
-            content_hash=record.content_hash,
-            provider_ids=record.provider_ids,
-            parent_id=record.parent_id,
-            edited={name: edit_digest(value) for name, value in record.product_edits.items()},
-        )
-        self._candidates[record.id] = Candidate(entry, _roles(shown), schools)
+        self._candidates[record.id] = Candidate(record.index_entry(), _roles(shown), schools)
         keys: list[str] = []
         email = normal_email(shown.get("email"))
         if email:

@@ -13,7 +13,7 @@ from rostersync.observability import logger
 from rostersync.providers.base import FetchOutcome, RetryPolicy, RosterProvider
 from rostersync.providers.registry import build_provider
 from rostersync.steps.context import DistrictContext
-from rostersync.storage import ChunkWriter
+from rostersync.storage import ChunkWriter, download_bundle
 
 # Where each record lands in the snapshot; guardians apart, so Match can sync only the guardians of
 # synced students.
@@ -52,17 +52,7 @@ def _download_bundle(ctx: DistrictContext, run: RunRef, scratch: Path) -> Path |
     key = run.bundle_key or ""
     if not key.startswith(f"{UPLOAD_PREFIX}{run.district_id}/"):
         raise BadInputError("the bundle was not uploaded to this district's folder")
-    s3 = aws.client("s3")
-    bucket = ctx.config.sync_bucket
-    if key.lower().endswith(".zip"):
-        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    folder = key.rsplit("/", 1)[0] + "/"
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder, Delimiter="/"):
-        for obj in page.get("Contents", []):
-            name = obj["Key"][len(folder) :]
-            if name.lower().endswith(".csv"):
-                s3.download_file(bucket, obj["Key"], str(scratch / name))
-    return scratch
+    return download_bundle(aws.client("s3"), ctx.config.sync_bucket, key, scratch)
 
 
 def _write_snapshot(ctx: DistrictContext, run: RunRef, provider: RosterProvider) -> FetchResult:
