@@ -1,6 +1,6 @@
 """The OneRoster.Net CSVSample snapshot sequence, replayed as successive syncs of one district.
 
-``shared/reference/oneroster/v1p1-csv__rjeike-OneRoster.Net/OneRosterSync.Net/CSVSample`` holds a base
+``tests/fixtures/reference/oneroster/v1p1-csv__rjeike-OneRoster.Net/OneRosterSync.Net/CSVSample`` holds a base
 bundle (the folder itself, OneRoster 1.1, no manifest.csv: a bulk of the files it holds) and four full
 snapshots after it. Against the snapshot before it, each step changes only this:
 
@@ -50,8 +50,8 @@ from rostersync.local.stack import EmbeddedStack, WriteRequestCounter
 pytestmark = pytest.mark.e2e
 
 SAMPLE = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared"
+    Path(__file__).resolve().parents[1]
+    / "fixtures"
     / "reference"
     / "oneroster"
     / "v1p1-csv__rjeike-OneRoster.Net"
@@ -243,7 +243,7 @@ def _csv_files(bucket: str, report: dict[str, Any]) -> dict[str, list[dict[str, 
 def replay(stack: EmbeddedStack) -> Replay:
     """A fresh district, its product schools named by OneRoster sourcedId, connected to ``oneroster-csv``;
     then base → Step1 → … → Step4 uploaded one after the other, each sync awaited before the next upload."""
-    assert SAMPLE.is_dir(), f"the OneRoster.Net sample is not at {SAMPLE} (shared/ belongs beside the repo)"
+    assert SAMPLE.is_dir(), f"the OneRoster.Net sample is not at {SAMPLE} (tests/fixtures/reference)"
     config = runtime_config()
     dynamodb, s3 = aws.client("dynamodb"), aws.client("s3")
     district_id = f"d-{uuid.uuid4().hex[:8]}"

@@ -18,9 +18,7 @@ from rostersync.local.simulator import ProviderSimulator
 from rostersync.providers.base import FetchOutcome, RetryPolicy
 from rostersync.providers.clever import CleverClient, CleverProvider
 
-DEMO_DISTRICT = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "clever" / "clever-go" / "tests" / "mocks"
-)
+DEMO_DISTRICT = Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "clever" / "clever-go" / "tests" / "mocks"
 TOKEN = "demo-district-token"
 
 

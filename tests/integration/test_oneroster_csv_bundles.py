@@ -1,6 +1,6 @@
 """OneRoster CSV bundles → canonical records: every reference bundle, and the messes real exports make.
 
-The reference bundles live in ``../shared/reference/oneroster/`` beside the repository clone; each one
+The reference bundles live in ``tests/fixtures/reference/oneroster/`` (provenance there); each one
 either maps (its records and record errors are counted) or is refused with a specific
 ``BadBundleError``. The messy cases are built in ``tmp_path`` so each shows one problem.
 """
@@ -30,7 +30,7 @@ from rostersync.domain.records import (
 from rostersync.providers.base import FetchOutcome
 from rostersync.providers.oneroster_csv import BadBundleError, OneRosterCsvProvider
 
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "oneroster"
+REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "oneroster"
 
 CATALYST = "v1p1-v1p2-csv__catalyst-moodle-enrol_oneroster/tests/fixtures/csv_data"
 ONEROSTER_NET = "v1p1-csv__rjeike-OneRoster.Net/OneRosterSync.Net/CSVSample"
@@ -103,13 +103,9 @@ EXPECTED: dict[str, tuple[dict[str, int] | str, bool]] = {
     f"{CATALYST}/extracted/v1p2_full_dataset": (_CATALYST_1P2_FULL, False),
 }
 
-needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason="../shared/reference/oneroster is not there")
-
-
 def reference_bundles() -> list[str]:
     """Every bundle under the reference folder: folders with a manifest.csv or users.csv, and zips."""
-    if not REFERENCE.is_dir():
-        return []
+    assert REFERENCE.is_dir(), f"the reference bundles are not at {REFERENCE}"
     folders = {path.parent for path in REFERENCE.rglob("*.csv") if path.name.lower() in ("manifest.csv", "users.csv")}
     return sorted(str(path.relative_to(REFERENCE)) for path in folders | set(REFERENCE.rglob("*.zip")))
 
@@ -138,12 +134,10 @@ def only(items: list[Any], cls: type) -> list[Any]:
 # -- the reference bundles -------------------------------------------------------------------------
 
 
-@needs_reference
 def test_every_reference_bundle_has_an_expected_outcome() -> None:
     assert reference_bundles() == sorted(EXPECTED)
 
 
-@needs_reference
 @pytest.mark.parametrize("bundle", sorted(EXPECTED))
 def test_reference_bundle(bundle: str) -> None:
     expected, delta = EXPECTED[bundle]
@@ -159,7 +153,6 @@ def test_reference_bundle(bundle: str) -> None:
     assert (outcome.delta, outcome.complete) == (delta, True)
 
 
-@needs_reference
 def test_a_zip_as_bytes_reads_like_its_extracted_folder() -> None:
     zipped = (REFERENCE / CATALYST / "v1p2_full_dataset.zip").read_bytes()
 
@@ -169,7 +162,6 @@ def test_a_zip_as_bytes_reads_like_its_extracted_folder() -> None:
     assert from_bytes == from_folder
 
 
-@needs_reference
 def test_catalyst_1p2_roles_come_from_roles_csv() -> None:
     items, _ = fetch(REFERENCE / CATALYST / "v1p2_full_dataset.zip")
 
@@ -183,7 +175,6 @@ def test_catalyst_1p2_roles_come_from_roles_csv() -> None:
     ]
 
 
-@needs_reference
 def test_oneroster_net_reports_the_school_its_orgs_lack() -> None:
     items, _ = fetch(REFERENCE / ONEROSTER_NET)
 

@@ -36,7 +36,7 @@ from rostersync.providers.oneroster_rest import (
     signature_base_string,
 )
 
-ONEROSTER = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "oneroster"
+ONEROSTER = Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "oneroster"
 # 2 schools, 3 classes, 11 users, 19 enrollments, demographics; OneRoster 1.0 column names in places.
 SNAPWIZ = (
     ONEROSTER / "v1p1-csv__snapwiz-OneRoster" / "oneroster-import-js" / "data" / "samples" / "OneRosterv1p1BaseCSV"
