@@ -7,11 +7,11 @@ PROVIDER ?= clever
 
 .PHONY: install demo test lint bench build deploy clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml layers/core/pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("rostersync needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --editable ".[dev]"
+	$(BIN)/python -m pip install --quiet --editable layers/core --editable ".[dev]"
 	touch $@
 
 install: $(BIN)/.installed

@@ -36,10 +36,10 @@ def main() -> None:
     from rostersync.config import runtime_config
     from rostersync.directory.product import ProductDirectory, import_product_directory
     from rostersync.directory.repository import DirectoryRepository, SyncStateRepository, _to_item
-    from rostersync.local.convert import clever_to_oneroster, zip_bundle
-    from rostersync.local.simulator import ProviderSimulator
-    from rostersync.local.stack import EmbeddedStack, WriteRequestCounter
-    from rostersync.local.synthetic import write_synthetic_clever_district
+    from rostersync_tools.local.convert import clever_to_oneroster, zip_bundle
+    from rostersync_tools.local.simulator import ProviderSimulator
+    from rostersync_tools.local.stack import EmbeddedStack, WriteRequestCounter
+    from rostersync_tools.local.synthetic import write_synthetic_clever_district
 
     workdir = Path(tempfile.mkdtemp(prefix="rostersync-bench-"))
     started = time.perf_counter()

@@ -42,9 +42,9 @@ from rostersync.admin import connect_provider
 from rostersync.config import runtime_config
 from rostersync.directory.product import ProductDirectory, export_directory, import_product_directory
 from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
-from rostersync.local.simulator import ProviderSimulator
-from rostersync.local.stack import EmbeddedStack, WriteRequestCounter
-from rostersync.local.synthetic import write_synthetic_clever_district
+from rostersync_tools.local.simulator import ProviderSimulator
+from rostersync_tools.local.stack import EmbeddedStack, WriteRequestCounter
+from rostersync_tools.local.synthetic import write_synthetic_clever_district
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO = REPO_ROOT / "samples" / "clever-demo"

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from rostersync.cli import matching_commands
-from rostersync.cli.main import main
-from rostersync.local.simulator import ProviderSimulator
 from rostersync.providers.base import RetryPolicy
+from rostersync_tools.cli import matching_commands
+from rostersync_tools.cli.main import main
+from rostersync_tools.local.simulator import ProviderSimulator
 
 pytestmark = pytest.mark.e2e
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from rostersync.cli.connect import StackError, connect
-from rostersync.cli.main import main
-from rostersync.cli.run_commands import exit_code
-from rostersync.local.simulator import ProviderSimulator
-from rostersync.local.stack import free_port
+from rostersync_tools.cli.connect import StackError, connect
+from rostersync_tools.cli.main import main
+from rostersync_tools.cli.run_commands import exit_code
+from rostersync_tools.local.simulator import ProviderSimulator
+from rostersync_tools.local.stack import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -220,7 +220,7 @@ def _local_up(state: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "rostersync.cli.main", "local", "up", "--port", str(port)]
+            [sys.executable, "-m", "rostersync_tools.cli.main", "local", "up", "--port", str(port)]
             + ["--simulator-port", str(simulator_port), "--state", str(state)],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -325,7 +325,7 @@ def test_local_up_refuses_a_state_it_cannot_load_and_leaves_it_as_it_was(tmp_pat
     argv = ["local", "up", "--port", str(free_port()), "--simulator-port", str(free_port()), "--state", str(state)]
 
     done = subprocess.run(
-        [sys.executable, "-m", "rostersync.cli.main", *argv], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-m", "rostersync_tools.cli.main", *argv], capture_output=True, text=True, env=env, timeout=120
     )
 
     assert done.returncode == 2

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from rostersync.cli import matching_commands
-from rostersync.cli.main import main
 from rostersync.directory.product import ProductDirectory
 from rostersync.domain.records import Kind
 from rostersync.providers.base import RetryPolicy
+from rostersync_tools.cli import matching_commands
+from rostersync_tools.cli.main import main
 
 pytestmark = pytest.mark.e2e
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from rostersync import aws
-from rostersync.cli.main import main
 from rostersync.config import runtime_config
 from rostersync.directory.repository import SyncStateRepository
 from rostersync.directory.schedules import ScheduleRepository
-from rostersync.local.stack import EmbeddedStack
+from rostersync_tools.cli.main import main
+from rostersync_tools.local.stack import EmbeddedStack
 
 pytestmark = pytest.mark.e2e
 

@@ -15,8 +15,8 @@ from rostersync.admin import connect_provider
 from rostersync.config import runtime_config
 from rostersync.directory.product import ProductDirectory, export_directory, import_product_directory
 from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
-from rostersync.local.cli import bundle_bytes
-from rostersync.local.convert import clever_to_oneroster
+from rostersync_tools.cli.inputs import bundle_bytes
+from rostersync_tools.local.convert import clever_to_oneroster
 
 pytestmark = pytest.mark.e2e
 

@@ -1,7 +1,7 @@
 """One district in three forms — Clever data, a OneRoster CSV bundle, OneRoster REST — gives one directory.
 
 A synthetic Clever district (less what OneRoster cannot say: ``drop_inexpressible``) is written as a
-OneRoster 1.1 bundle by ``rostersync.local.convert``, with the same ids. Three product districts with the
+OneRoster 1.1 bundle by ``rostersync_tools.local.convert``, with the same ids. Three product districts with the
 same schools (named by ``{"clever": id}`` or ``{"oneroster": id}``) sync it on one embedded stack:
 
 - Clever: the simulator serves the Clever folder and the sync reads it through the Clever client;
@@ -35,10 +35,10 @@ from rostersync.admin import connect_provider
 from rostersync.config import runtime_config
 from rostersync.directory.product import ProductDirectory, export_directory, import_product_directory
 from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
-from rostersync.local.convert import clever_to_oneroster, drop_inexpressible, zip_bundle
-from rostersync.local.simulator import ProviderSimulator
-from rostersync.local.stack import EmbeddedStack
-from rostersync.local.synthetic import write_synthetic_clever_district
+from rostersync_tools.local.convert import clever_to_oneroster, drop_inexpressible, zip_bundle
+from rostersync_tools.local.simulator import ProviderSimulator
+from rostersync_tools.local.stack import EmbeddedStack
+from rostersync_tools.local.synthetic import write_synthetic_clever_district
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from rostersync.local.template import load_template
+from rostersync_tools.local.template import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"

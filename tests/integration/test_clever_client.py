@@ -14,11 +14,13 @@ import requests
 
 from rostersync.domain.records import ClassroomRecord, Kind, PersonRecord, RecordError
 from rostersync.errors import ProviderAuthError, ProviderRequestError, ProviderUnavailableError
-from rostersync.local.simulator import ProviderSimulator
 from rostersync.providers.base import FetchOutcome, RetryPolicy
 from rostersync.providers.clever import CleverClient, CleverProvider
+from rostersync_tools.local.simulator import ProviderSimulator
 
-DEMO_DISTRICT = Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "clever" / "clever-go" / "tests" / "mocks"
+DEMO_DISTRICT = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "clever" / "clever-go" / "tests" / "mocks"
+)
 TOKEN = "demo-district-token"
 
 

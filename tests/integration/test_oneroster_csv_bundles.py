@@ -103,6 +103,7 @@ EXPECTED: dict[str, tuple[dict[str, int] | str, bool]] = {
     f"{CATALYST}/extracted/v1p2_full_dataset": (_CATALYST_1P2_FULL, False),
 }
 
+
 def reference_bundles() -> list[str]:
     """Every bundle under the reference folder: folders with a manifest.csv or users.csv, and zips."""
     assert REFERENCE.is_dir(), f"the reference bundles are not at {REFERENCE}"

@@ -22,7 +22,6 @@ from rostersync.errors import (
     ProviderRequestError,
     ProviderUnavailableError,
 )
-from rostersync.local.simulator import DEFAULT_ONEROSTER_KEY, DEFAULT_ONEROSTER_SECRET, ProviderSimulator
 from rostersync.providers.base import FetchOutcome, RetryPolicy
 from rostersync.providers.oneroster_csv import OneRosterCsvProvider
 from rostersync.providers.oneroster_mapping import COLLECTIONS
@@ -35,6 +34,7 @@ from rostersync.providers.oneroster_rest import (
     build_oneroster_rest_provider,
     signature_base_string,
 )
+from rostersync_tools.local.simulator import DEFAULT_ONEROSTER_KEY, DEFAULT_ONEROSTER_SECRET, ProviderSimulator
 
 ONEROSTER = Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "oneroster"
 # 2 schools, 3 classes, 11 users, 19 enrollments, demographics; OneRoster 1.0 column names in places.

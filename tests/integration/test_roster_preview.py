@@ -10,10 +10,10 @@ import boto3
 import pytest
 
 from rostersync.admin import connect_provider
-from rostersync.cli.connect import StackHandle, StackResources
 from rostersync.errors import ConnectionNotConfiguredError
 from rostersync.providers.base import RetryPolicy
 from rostersync.roster_preview import read_roster_preview
+from rostersync_tools.cli.connect import StackHandle, StackResources
 
 REGION = "us-east-1"
 DISTRICT = "d-preview"

@@ -18,7 +18,7 @@ from rostersync.contracts import SyncRequest
 from rostersync.directory import repository
 from rostersync.directory.repository import DirectoryRecord
 from rostersync.domain.records import Kind
-from rostersync.local.template import load_template
+from rostersync_tools.local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -499,26 +499,44 @@ def requirement_name(line: str) -> str:
     return re.split(r"[\s<>=!~;\[]", line.strip(), maxsplit=1)[0].lower().replace("_", "-")
 
 
-def test_the_layer_requirements_match_the_package_dependencies():
+def test_the_layer_requirements_match_the_runtime_package_dependencies():
+    """The layer ships exactly the runtime's pinned dependencies, less boto3 (the Lambda runtime has it)."""
     requirements = ROOT / "layers" / "core" / "requirements.txt"
-    if not requirements.exists():
-        pytest.skip("layers/core/requirements.txt does not exist")
     lines = [
         line.split("#", 1)[0].strip()
         for line in requirements.read_text(encoding="utf-8").splitlines()
         if line.split("#", 1)[0].strip() and not line.strip().startswith("-")
     ]
-    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    runtime = tomllib.loads((ROOT / "layers" / "core" / "pyproject.toml").read_text(encoding="utf-8"))
+    dependencies = [d for d in runtime["project"]["dependencies"] if requirement_name(d) != "boto3"]
 
     assert sorted(s.replace(" ", "").lower() for s in lines) == sorted(s.replace(" ", "").lower() for s in dependencies)
     assert sorted(map(requirement_name, lines)) == sorted(map(requirement_name, dependencies))
+    assert "boto3" in map(requirement_name, runtime["project"]["dependencies"])
+
+
+def test_the_tools_depend_on_the_runtime_and_the_runtime_never_on_the_tools():
+    """The deploy boundary: no module of the runtime package names the tools, moto or PyYAML."""
+    tools = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "rostersync" in map(requirement_name, tools["project"]["dependencies"])
+    forbidden = ("rostersync_tools", "moto", "yaml")
+    offenders = []
+    for module in sorted((ROOT / "layers" / "core" / "rostersync").rglob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            offenders += [f"{module.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in forbidden]
+    assert offenders == []
 
 
 # -- the CLI's way in ------------------------------------------------------------------------------
 
 
 def test_the_resources_parameter_names_every_resource_the_cli_connects_to():
-    from rostersync.cli.connect import StackResources, resources_parameter
+    from rostersync_tools.cli.connect import StackResources, resources_parameter
 
     parameter = RESOURCES["StackResources"]
     assert parameter["Type"] == "AWS::SSM::Parameter"

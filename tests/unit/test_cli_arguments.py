@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from rostersync.cli import run_commands
-from rostersync.cli.main import main as cli_main
-from rostersync.local.cli import main
+from rostersync_tools.cli import run_commands
+from rostersync_tools.cli.main import main
+from rostersync_tools.cli.main import main as cli_main
 
 
 def run(capsys, *argv):

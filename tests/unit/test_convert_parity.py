@@ -1,7 +1,7 @@
 """One district, two providers: a synthetic Clever district and its OneRoster bundle map to the same records.
 
 The Clever dataset goes through the Clever mapping functions, the bundle that
-``rostersync.local.convert`` writes of it through ``OneRosterCsvProvider``; the canonical records
+``rostersync_tools.local.convert`` writes of it through ``OneRosterCsvProvider``; the canonical records
 (schools, classrooms, people, enrollments, guardian links) must be equal field by field, the
 ``provider`` field aside. What OneRoster cannot say is first dropped from the Clever dataset
 (``drop_inexpressible``), and a separate test pins down that nothing else is lost.
@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from rostersync.domain.records import DeletedRecord, RecordError
-from rostersync.local.convert import clever_to_oneroster, drop_inexpressible, main
-from rostersync.local.synthetic import write_synthetic_clever_district
 from rostersync.providers import clever
 from rostersync.providers.base import FetchOutcome
 from rostersync.providers.oneroster_csv import OneRosterCsvProvider
+from rostersync_tools.local.convert import clever_to_oneroster, drop_inexpressible, main
+from rostersync_tools.local.synthetic import write_synthetic_clever_district
 
 Key = tuple[str, str]  # (record_type, provider_id)
 

@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 
 from rostersync.contracts import StartRequest, SyncRequest, SyncState, UpsertChunkRequest
-from rostersync.local.stack import matches_pattern, transform_input
-from rostersync.local.template import load_template
+from rostersync_tools.local.stack import matches_pattern, transform_input
+from rostersync_tools.local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"

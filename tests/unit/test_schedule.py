@@ -154,6 +154,6 @@ def test_a_pause_and_weekly_together_find_the_first_weekday_after_the_pause() ->
     [("rate(15 minutes)", 900), ("rate(1 minute)", 60), ("rate(2 hours)", 7200), ("cron(0 7 * * ? *)", 86_400)],
 )
 def test_the_embedded_stack_reads_a_schedules_period(expression, seconds):
-    from rostersync.local.stack import rate_seconds
+    from rostersync_tools.local.stack import rate_seconds
 
     assert rate_seconds(expression) == seconds

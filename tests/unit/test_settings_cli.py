@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rostersync.cli import settings_commands
-from rostersync.cli.main import main
 from rostersync.settings import SCHEMA_PATH
+from rostersync_tools.cli import settings_commands
+from rostersync_tools.cli.main import main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from rostersync.cli.matching_commands import CSV_COLUMNS, _parse_pairs, _read_csv, _write_csv
 from rostersync.domain.records import (
     ClassroomRecord,
     EnrollmentRecord,
@@ -17,9 +16,10 @@ from rostersync.domain.records import (
     SchoolRecord,
     SnapshotItem,
 )
-from rostersync.local.cli import UsageError
 from rostersync.matching.suggest import MatchSuggestions, Suggestion, Unmatched
 from rostersync.roster_preview import collect_preview
+from rostersync_tools.cli.inputs import UsageError
+from rostersync_tools.cli.matching_commands import CSV_COLUMNS, _parse_pairs, _read_csv, _write_csv
 
 P = "clever"
 

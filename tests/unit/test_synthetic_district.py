@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rostersync.local.synthetic import main, write_synthetic_clever_district
 from rostersync.providers.clever import map_schools, map_sections, map_users, names_by_id
+from rostersync_tools.local.synthetic import main, write_synthetic_clever_district
 
 FILES = ("districts", "schools", "terms", "courses", "sections", "users")
 OBJECT_ID = re.compile(r"[0-9a-f]{24}")

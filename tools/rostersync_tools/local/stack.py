@@ -35,11 +35,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from rostersync.local.template import Resolver, load_template
+from rostersync_tools import REPO_ROOT
+from rostersync_tools.local.template import Resolver, load_template
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
-REPO_ROOT = Path(__file__).resolve().parents[4]
 
 
 def free_port() -> int:

@@ -25,7 +25,7 @@ Everything is fake: names from short lists of common names, emails at example.or
 grows with the school plan and a few bytes per student, never with the whole roster, so a 1M-student
 district is fine.
 
-CLI: ``python -m rostersync.local.synthetic OUT_DIR --students N [--seed S] [--schools K]``.
+CLI: ``python -m rostersync_tools.local.synthetic OUT_DIR --students N [--seed S] [--schools K]``.
 """
 
 from __future__ import annotations
@@ -660,7 +660,7 @@ def _write_cohort_sections(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m rostersync.local.synthetic",
+        prog="python -m rostersync_tools.local.synthetic",
         description="Write a synthetic Clever district (six v3.0 list-response files) into OUT_DIR.",
     )
     parser.add_argument("out_dir", type=Path, metavar="OUT_DIR")

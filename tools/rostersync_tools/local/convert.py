@@ -55,7 +55,7 @@ stamps what changed since the bundle before and serves what went as ``tobedelete
 Every list file is read whole (a district of 20,000 students is a few tens of MB); rows are written as
 they are made.
 
-CLI: ``python -m rostersync.local.convert CLEVER_DIR OUT_DIR [--version 1.2] [--zip]``.
+CLI: ``python -m rostersync_tools.local.convert CLEVER_DIR OUT_DIR [--version 1.2] [--zip]``.
 """
 
 from __future__ import annotations
@@ -628,7 +628,7 @@ def _day(value: object) -> str:
 
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m rostersync.local.convert",
+        prog="python -m rostersync_tools.local.convert",
         description="Write a Clever dataset folder as a OneRoster CSV bundle of the same district (same ids).",
     )
     parser.add_argument("clever_dir", type=Path, metavar="CLEVER_DIR")

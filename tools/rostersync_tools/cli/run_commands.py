@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from rostersync.cli.connect import StackHandle, add_stack_arguments, connect_from_args
-from rostersync.local.cli import UsageError
+from rostersync_tools.cli.connect import StackHandle, add_stack_arguments, connect_from_args
+from rostersync_tools.cli.inputs import UsageError
 
 COUNT_COLUMNS = ("created", "updated", "linked", "restored", "archived", "unchanged", "skipped", "errors")
 PROVIDERS = ("clever", "oneroster-rest", "oneroster-csv")
@@ -180,7 +180,7 @@ def wait_for_execution(
 
 def start_run(handle: StackHandle, district_id: str, trigger: str, dry_run: bool) -> str:
     """StartExecution with a name (the run id), as the schedule does; return the execution ARN."""
-    from rostersync.local.stack import execution_name
+    from rostersync_tools.local.stack import execution_name
 
     payload = json.dumps({"district_id": district_id, "trigger": trigger, "dry_run": dry_run})
     answer = handle.client("stepfunctions").start_execution(
@@ -296,7 +296,7 @@ def run_connect(args: argparse.Namespace) -> int:
 def run_import_product(args: argparse.Namespace) -> int:
     """``rostersync import-product``: the product's own directory (district, schools, classrooms, people)."""
     from rostersync.directory.product import import_product_directory
-    from rostersync.local.cli import check_product
+    from rostersync_tools.cli.inputs import check_product
 
     product = check_product(Path(args.file))
     handle = connect_from_args(args)

@@ -20,11 +20,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rostersync.cli.connect import StackError, StackHandle, add_stack_arguments, connect_from_args
 from rostersync.directory.repository import DirectoryRecord, DirectoryRepository
 from rostersync.domain.records import Kind, Role
 from rostersync.errors import ConnectionNotConfiguredError, LinkError, RostersyncError
-from rostersync.local.cli import UsageError
 from rostersync.matching.suggest import (
     MatchSuggestions,
     ProductClassroom,
@@ -37,6 +35,8 @@ from rostersync.providers.base import RetryPolicy
 from rostersync.providers.registry import provider_name
 from rostersync.reports.writer import neutralise_formula
 from rostersync.roster_preview import RosterPreview, read_roster_preview
+from rostersync_tools.cli.connect import StackError, StackHandle, add_stack_arguments, connect_from_args
+from rostersync_tools.cli.inputs import UsageError
 
 CSV_COLUMNS = ("confirm", "product_id", "product_name", "provider_id", "provider_name", "confidence", "reasons")
 _YES = {"yes", "y", "x", "true", "1", "confirm", "confirmed"}

@@ -16,8 +16,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from rostersync.cli.connect import DEFAULT_STACK
-from rostersync.local.cli import DEFAULT_DATASETS, DEMO_TOKEN, UsageError, check_dataset
+from rostersync_tools.cli.connect import DEFAULT_STACK
+from rostersync_tools.cli.inputs import DEFAULT_DATASETS, DEMO_TOKEN, UsageError, check_dataset
 
 DEFAULT_PORT = 4566
 DEFAULT_SIMULATOR_PORT = 4567
@@ -40,9 +40,9 @@ def serve(args: argparse.Namespace, stop: threading.Event) -> int:
 
     The state is saved only if the stack came up with it: a state that failed to load is left as it was.
     """
-    from rostersync.local.cli import _quiet
-    from rostersync.local.simulator import ProviderSimulator
-    from rostersync.local.stack import EmbeddedStack, check_state_folder, has_saved_state
+    from rostersync_tools.cli.inputs import quiet_logs
+    from rostersync_tools.local.simulator import ProviderSimulator
+    from rostersync_tools.local.stack import EmbeddedStack, check_state_folder, has_saved_state
 
     state_dir = Path(args.state) if args.state else None
     if state_dir is not None and (problem := check_state_folder(state_dir)):
@@ -53,7 +53,7 @@ def serve(args: argparse.Namespace, stop: threading.Event) -> int:
     _check_port(args.port, "--port")
     _check_port(args.simulator_port, "--simulator-port")
 
-    _quiet()
+    quiet_logs()
     code = 0
     print(f"Starting the embedded stack {args.stack!r} on 127.0.0.1:{args.port}…", flush=True)
     stack = EmbeddedStack(stack_name=args.stack, port=args.port, parameters={"LogLevel": "WARNING"}).start()

@@ -6,10 +6,10 @@ import argparse
 import os
 import sys
 
-from rostersync.cli import local_commands, matching_commands, run_commands, settings_commands
-from rostersync.cli.connect import StackError
-from rostersync.local import cli as demo_command
-from rostersync.local.cli import UsageError
+from rostersync_tools.cli import demo as demo_command
+from rostersync_tools.cli import local_commands, matching_commands, run_commands, settings_commands
+from rostersync_tools.cli.connect import StackError
+from rostersync_tools.cli.inputs import UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ Both sides take injected faults (``inject``, ``inject_malformed``) for tests.
 
 Run by hand::
 
-    python -m rostersync.local.simulator --dataset DIR --port 8765 [--oneroster-auth oauth1]
+    python -m rostersync_tools.local.simulator --dataset DIR --port 8765 [--oneroster-auth oauth1]
 """
 
 from __future__ import annotations

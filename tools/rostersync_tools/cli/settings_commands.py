@@ -18,9 +18,7 @@ from zoneinfo import ZoneInfo
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rostersync.cli.connect import StackError, StackHandle, add_stack_arguments, connect_from_args
 from rostersync.directory.schedules import ScheduleRepository
-from rostersync.local.cli import UsageError
 from rostersync.schedule import next_run
 from rostersync.settings import (
     SCHEMA_PATH,
@@ -34,6 +32,8 @@ from rostersync.settings import (
     shown,
 )
 from rostersync.steps.schedule import reschedule
+from rostersync_tools.cli.connect import StackError, StackHandle, add_stack_arguments, connect_from_args
+from rostersync_tools.cli.inputs import UsageError
 
 # How `show` groups the settings: the top-level fields that are not groups go under "General".
 _GROUP_TITLES = {
