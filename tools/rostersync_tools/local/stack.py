@@ -242,6 +242,99 @@ def _install_fast_dynamodb_queries() -> None:
     Table._rostersync_fast = True
 
 
+def _install_fast_dispatch() -> None:
+    """Remember which moto backend answers each host.
+
+    moto's server decides it for every request, under one lock, by listing its own package folder and
+    then trying the URL patterns of every service in turn: a few milliseconds per request, every
+    request serialised behind it. The answer depends on the host alone, so it is kept.
+    """
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    if getattr(DomainDispatcherApplication, "_rostersync_fast", False):
+        return
+    generic = DomainDispatcherApplication.get_backend_for_host
+    known: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host not in known:
+            known[host] = generic(self, host)
+        return known[host]
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
+    DomainDispatcherApplication._rostersync_fast = True
+
+
+def _install_fast_item_size_check() -> None:
+    """Keep moto's 400 KB item-size check, at a running total instead of a full sum per attribute.
+
+    moto re-adds the size of every attribute of an item each time one attribute is set, so building an
+    item (every put, every projected query result) cost the square of its attribute count. The limit
+    and the error are moto's own; any change other than setting an attribute recomputes the total.
+    """
+    from moto.dynamodb.models import dynamo_type
+    from moto.dynamodb.models.utilities import bytesize
+
+    limited = dynamo_type.LimitedSizeDict
+    if getattr(limited, "_rostersync_fast", False):
+        return
+
+    def size_of(value: Any) -> int:
+        return int(value.size()) if type(value) is dynamo_type.DynamoType else bytesize(str(value))
+
+    def total(self: Any) -> int:
+        # The total kept with the number of keys it counted: a copy (which brings the total along, then
+        # sets its keys one by one) or any other change shows up as a different count.
+        known = self.__dict__.get("_size")
+        if known is None or known[1] != len(self):
+            return sum(bytesize(key) + size_of(value) for key, value in self.items())
+        return int(known[0])
+
+    def setitem(self: Any, key: str, value: Any) -> None:
+        size = total(self)
+        if key in self:
+            size -= bytesize(key) + size_of(self[key])
+        size += bytesize(key) + size_of(value)
+        if size > 405_000:  # moto's limit (AWS's 400 KB, measured by moto between 409 and 410 KB)
+            raise dynamo_type.ItemSizeTooLarge
+        dict.__setitem__(self, key, value)
+        self.__dict__["_size"] = (size, len(self))
+
+    def forgetting(method: Any) -> Any:
+        def changed(self: Any, *args: Any, **kwargs: Any) -> Any:
+            self.__dict__["_size"] = None
+            return method(self, *args, **kwargs)
+
+        return changed
+
+    limited.__setitem__ = setitem
+    for name in ("__delitem__", "pop", "popitem", "clear", "update", "setdefault"):
+        setattr(limited, name, forgetting(getattr(dict, name)))
+    limited._rostersync_fast = True
+
+
+_EXECUTION_ENDED = threading.Condition()
+
+
+def _install_execution_end_notice() -> None:
+    """Wake ``EmbeddedStack.wait`` when an execution ends, instead of having it poll."""
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+
+    if getattr(BaseExecutionWorkerCommunication, "_rostersync_notice", False):
+        return
+    generic = BaseExecutionWorkerCommunication.terminated
+
+    def terminated(self: Any) -> None:
+        try:
+            generic(self)
+        finally:
+            with _EXECUTION_ENDED:
+                _EXECUTION_ENDED.notify_all()
+
+    BaseExecutionWorkerCommunication.terminated = terminated
+    BaseExecutionWorkerCommunication._rostersync_notice = True
+
+
 class EventRouter:
     """The template's EventBridge rules, applied by the embedded stack to every event it receives.
 
@@ -371,6 +464,9 @@ class EmbeddedStack:
         # ``play_schedules`` does (the local timer of ``rostersync local up``, or a test).
         self.schedules: list[dict[str, Any]] = []
         self._server: Any = None
+        self._session: Any = None
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -396,6 +492,9 @@ class EmbeddedStack:
         _install_fast_dynamodb_responses()
         _install_fast_dynamodb_queries()
         _install_event_routing()
+        _install_fast_dispatch()
+        _install_fast_item_size_check()
+        _install_execution_end_notice()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         self._create_resources()
@@ -424,9 +523,15 @@ class EmbeddedStack:
         self.stop()
 
     def client(self, service: str) -> Any:
+        """A client of this stack for ``service``, made once (a boto3 session loads its models from disk)."""
         import boto3
 
-        return boto3.session.Session().client(service, region_name=REGION, endpoint_url=self.endpoint)
+        with self._clients_lock:
+            if service not in self._clients:
+                if self._session is None:
+                    self._session = boto3.session.Session()
+                self._clients[service] = self._session.client(service, region_name=REGION, endpoint_url=self.endpoint)
+            return self._clients[service]
 
     # -- resources from the template --------------------------------------------------------------
 
@@ -759,16 +864,22 @@ class EmbeddedStack:
         return sfn.start_execution(stateMachineArn=arn, input=payload, name=execution_name())["executionArn"]
 
     def wait(self, execution_arn: str, timeout: float = 600) -> dict[str, Any]:
-        """Wait for an execution to end and return its description."""
+        """Wait for an execution to end and return its description.
+
+        Woken when any execution of this process's embedded AWS ends; the description is read again then,
+        and at least every second (an execution ended before the wait began, or by another process).
+        """
         sfn = self.client("stepfunctions")
-        deadline = time.time() + timeout
+        deadline = time.monotonic() + timeout
         while True:
-            description = sfn.describe_execution(executionArn=execution_arn)
-            if description["status"] != "RUNNING":
-                return description
-            if time.time() > deadline:
-                raise TimeoutError(f"execution {execution_arn} still running after {timeout:.0f}s")
-            time.sleep(0.05)
+            with _EXECUTION_ENDED:
+                description = sfn.describe_execution(executionArn=execution_arn)
+                if description["status"] != "RUNNING":
+                    return description
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"execution {execution_arn} still running after {timeout:.0f}s")
+                _EXECUTION_ENDED.wait(timeout=min(1.0, left))
 
 
 STATE_FORMAT = "rostersync-local-state/1"
