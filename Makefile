@@ -1,7 +1,12 @@
-# The words people type. Everything runs from a virtualenv in .venv, created on first use.
+# The words people type. Everything runs from a virtualenv in .venv, created on first use; the SAM CLI
+# has its own, .venv-sam: every aws-sam-cli release pins boto3 exactly (1.170.0: boto3==1.43.108), which
+# cannot sit beside the boto3==1.44.8 the project pins.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_CLI_VERSION := 1.170.0
 STUDENTS ?= 20000
 PROVIDER ?= clever
 
@@ -14,13 +19,21 @@ $(BIN)/.installed: pyproject.toml layers/core/pyproject.toml
 	$(BIN)/python -m pip install --quiet --editable layers/core --editable ".[dev]"
 	touch $@
 
-install: $(BIN)/.installed
+# cfn-lint pinned as in pyproject.toml, so `sam validate --lint` and the template tests agree.
+$(SAM_VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION) cfn-lint==1.58.0
+	touch $@
+
+## install: .venv (both packages, editable, with the dev tools) and .venv-sam (the SAM CLI)
+install: $(BIN)/.installed $(SAM_VENV)/.installed
 
 ## demo: sync the bundled Clever demo district (three nights) on the embedded local stack
 demo: install
 	$(BIN)/rostersync demo --self-check --out out/demo
 
-## test: unit, integration, template and end-to-end tests
+## test: unit, integration, template (with `sam validate --lint` and a layer build) and end-to-end tests
 test: install
 	$(BIN)/python -m pytest
 
@@ -32,12 +45,14 @@ lint: install
 bench: install
 	$(BIN)/python bench/bench_sync.py --students $(STUDENTS) --provider $(PROVIDER)
 
-## build / deploy: on AWS, with the SAM CLI and credentials
-build:
-	sam build
+## build: `sam build` into .aws-sam/build, no Docker: every function and the CoreLayer are built by
+## their Makefiles (BuildMethod: makefile); the layer gets arm64/CPython 3.12 wheels (docs/DEPLOY.md)
+build: install
+	$(SAM) build
 
+## deploy: `sam deploy --guided` to the AWS account of your credentials (docs/DEPLOY.md)
 deploy: build
-	sam deploy --guided
+	$(SAM) deploy --guided
 
 clean:
-	rm -rf $(VENV) out .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) out .aws-sam
