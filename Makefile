@@ -10,7 +10,12 @@ SAM_CLI_VERSION := 1.170.0
 STUDENTS ?= 20000
 PROVIDER ?= clever
 
-.PHONY: install demo test lint bench build deploy clean
+# Test workers: one per core (each with its own embedded stack); tests sharing a module-scoped fixture
+# are kept on one worker (xdist_group marks, --dist loadgroup).
+WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider -n $(WORKERS) --dist loadgroup
+
+.PHONY: install demo test test-fast lint bench build deploy clean
 
 $(BIN)/.installed: pyproject.toml layers/core/pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("rostersync needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -33,9 +38,14 @@ install: $(BIN)/.installed $(SAM_VENV)/.installed
 demo: install
 	$(BIN)/rostersync demo --self-check --out out/demo
 
-## test: unit, integration, template (with `sam validate --lint` and a layer build) and end-to-end tests
+## test: unit, integration, template (with `sam validate --lint` and a layer build) and end-to-end tests,
+## in parallel; prints the 10 slowest
 test: install
-	$(BIN)/python -m pytest
+	$(PYTEST) --durations=10
+
+## test-fast: unit and integration tests only, for the edit-run loop
+test-fast: install
+	$(PYTEST) tests/unit tests/integration
 
 lint: install
 	$(BIN)/ruff check .

@@ -40,7 +40,7 @@ from rostersync_tools.local.simulator import ProviderSimulator
 from rostersync_tools.local.stack import EmbeddedStack
 from rostersync_tools.local.synthetic import write_synthetic_clever_district
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("three-forms")]
 
 RUN_TIMEOUT_SECONDS = 300
 FORMS = ("clever", "oneroster-csv", "oneroster-rest")

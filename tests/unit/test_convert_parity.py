@@ -25,6 +25,9 @@ from rostersync.providers.oneroster_csv import OneRosterCsvProvider
 from rostersync_tools.local.convert import clever_to_oneroster, drop_inexpressible, main
 from rostersync_tools.local.synthetic import write_synthetic_clever_district
 
+# Its module-scoped fixture is built once: the module stays on one test worker.
+pytestmark = pytest.mark.xdist_group("convert-parity")
+
 Key = tuple[str, str]  # (record_type, provider_id)
 
 # What OneRoster 1.1 cannot carry of the synthetic district (see the convert module's docstring).
