@@ -48,7 +48,7 @@ from rostersync_tools.local.synthetic import write_synthetic_clever_district
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO = REPO_ROOT / "samples" / "clever-demo"
-RUN_TIMEOUT_SECONDS = 300
+RUN_TIMEOUT_SECONDS = 600  # a bound, not a guess: generous on a loaded machine
 
 
 # -- the stack ---------------------------------------------------------------------------------------

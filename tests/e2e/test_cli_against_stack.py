@@ -29,7 +29,7 @@ from rostersync_tools.local.stack import free_port
 pytestmark = pytest.mark.e2e
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-READY_SECONDS = 120
+READY_SECONDS = 300  # generous: a loaded 2-core machine starts moto slowly
 
 
 def cli(capsys: Any, *argv: str) -> tuple[int, str, str]:
@@ -214,10 +214,25 @@ def test_an_upload_through_the_endpoint_starts_a_sync_and_other_objects_do_not(
 # -- rostersync local up --state ------------------------------------------------------------------------------
 
 
-def _local_up(state: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port, simulator_port = free_port(), free_port()
+def _local_up(state: Path, log: Path, attempts: int = 3) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``rostersync local up`` on free ports; wait until it answers.
+
+    A port found free can be taken by someone else before the process binds it (another test worker,
+    another suite on the machine): ``local up`` then refuses it on one line, and new ports are tried.
+    """
+    for _attempt in range(attempts):
+        process, endpoint = _start_local_up(state, log, free_port(), free_port())
+        if process is not None:
+            return process, endpoint
+    raise AssertionError(f"local up found its ports taken {attempts} times: {log.read_text(encoding='utf-8')}")
+
+
+def _start_local_up(
+    state: Path, log: Path, port: int, simulator_port: int
+) -> tuple[subprocess.Popen[bytes] | None, str]:
     paths = [str(REPO_ROOT / "layers" / "core"), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    start = log.stat().st_size if log.exists() else 0
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "rostersync_tools.cli.main", "local", "up", "--port", str(port)]
@@ -235,7 +250,11 @@ def _local_up(state: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
             connect(endpoint)
             return process, endpoint
         except StackError:
-            if process.poll() is not None or time.monotonic() > deadline:
+            if process.poll() is not None:
+                if b"already in use" in log.read_bytes()[start:]:
+                    return None, endpoint
+                raise AssertionError(f"local up did not come up: {log.read_text(encoding='utf-8')}") from None
+            if time.monotonic() > deadline:
                 process.kill()
                 raise AssertionError(f"local up did not come up: {log.read_text(encoding='utf-8')}") from None
             time.sleep(0.2)
@@ -244,7 +263,7 @@ def _local_up(state: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
 def _stop(process: subprocess.Popen[bytes], log: Path) -> None:
     process.send_signal(signal.SIGTERM)
     try:
-        assert process.wait(timeout=60) == 0, log.read_text(encoding="utf-8")
+        assert process.wait(timeout=300) == 0, log.read_text(encoding="utf-8")
     finally:
         if process.poll() is None:
             process.kill()
@@ -325,7 +344,7 @@ def test_local_up_refuses_a_state_it_cannot_load_and_leaves_it_as_it_was(tmp_pat
     argv = ["local", "up", "--port", str(free_port()), "--simulator-port", str(free_port()), "--state", str(state)]
 
     done = subprocess.run(
-        [sys.executable, "-m", "rostersync_tools.cli.main", *argv], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-m", "rostersync_tools.cli.main", *argv], capture_output=True, text=True, env=env, timeout=600
     )
 
     assert done.returncode == 2
