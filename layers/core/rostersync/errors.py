@@ -31,3 +31,8 @@ class BadInputError(RostersyncError):
 
 class LinkError(RostersyncError):
     """A provider link cannot be stored or removed as asked (no such record, or the id is taken)."""
+
+
+class DirectoryThrottledError(RostersyncError):
+    """DynamoDB kept throttling the directory's writes after botocore's own retries (or left items
+    unprocessed past our bound). Writes are idempotent: the state machine retries the chunk with backoff."""

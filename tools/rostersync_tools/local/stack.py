@@ -150,6 +150,137 @@ def _install_fast_dynamodb_responses() -> None:
     serialize.BaseJSONSerializer._rostersync_fast = True
 
 
+def _install_fast_request_routing() -> None:
+    """Remember which moto backend serves which host instead of working it out on every request.
+
+    moto's server finds a request's backend by listing its own package folder (a directory scan of a few
+    hundred entries) and trying every service's URL patterns, under one lock shared by all requests: every
+    request of every thread queued behind it. A 2,000-chunk Upsert Map spent most of its time there.
+    The answer depends on the host alone, so it is kept per host.
+    """
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    if getattr(DomainDispatcherApplication, "_rostersync_fast", False):
+        return
+    generic = DomainDispatcherApplication.get_backend_for_host
+    known: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host not in known:
+            known[host] = generic(self, host)
+        return known[host]
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
+    DomainDispatcherApplication._rostersync_fast = True
+
+
+def _install_shared_state_machine_clients() -> None:
+    """Let moto's interpreter reuse one boto3 client per service instead of building one per task.
+
+    It built a client (service model, endpoint, a new connection) for every Lambda task it ran: for a
+    Map of 2,000 chunks that was 2,000 clients and connections, a good share of the Map's time. Clients
+    are thread-safe; moto 5.2.5 gives every one the same fixed credentials, so the key is the service
+    and region (and the state's credentials, should a later moto use them).
+    """
+    import sys
+
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval import resource_eval_s3
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    if getattr(boto_client, "_rostersync_shared", False):
+        return
+    generic = boto_client.boto_client_for
+    clients: dict[tuple[str, str, str], Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        key = (region, service, repr(state_credentials))
+        with lock:
+            if key not in clients:
+                clients[key] = generic(region=region, service=service, state_credentials=state_credentials)
+            return clients[key]
+
+    # The interpreter's modules imported the function by name: rebind it wherever it was imported (the
+    # two this project's state machine uses are imported above, so they are among them).
+    assert lambda_eval_utils and resource_eval_s3
+    for name, module in list(sys.modules.items()):
+        if name.startswith("moto.stepfunctions") and getattr(module, "boto_client_for", None) is generic:
+            module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+    boto_client._rostersync_shared = True  # type: ignore[attr-defined]
+
+
+STATE_PAYLOAD_LIMIT_BYTES = 262_144  # Step Functions' 256 KB quota on a state's input, result and output
+
+
+def _install_state_payload_limit() -> None:
+    """Refuse what AWS refuses: a Map's or Parallel's gathered result over 256 KB fails the execution.
+
+    moto checks a Lambda task's result and each state's output after ResultPath, but not what a Map or
+    Parallel gathers from its iterations before ``ResultSelector``/``ResultPath`` apply, where AWS does
+    (a Distributed Map without ``ResultWriter`` keeps every child's output). And on AWS
+    ``States.DataLimitExceeded`` is terminal: ``States.ALL`` in a Retry or Catch does not match it, only
+    the error named explicitly; moto's ``States.ALL`` matched it, so a Catch would have hidden it.
+    """
+    from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType
+    from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.state_map import StateMap
+    from moto.stepfunctions.parser.asl.component.state.exec.state_parallel.state_parallel import StateParallel
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    if getattr(ErrorEqualsDecl, "_rostersync_limit", False):
+        return
+    limit_error = StatesErrorNameType.StatesStatesDataLimitExceeded
+
+    def checked(generic: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+        def _eval_execution(self: Any, env: Any) -> None:
+            generic(self, env)
+            size = len(json.dumps(env.stack[-1], separators=(",", ":")).encode("utf-8"))
+            if size <= STATE_PAYLOAD_LIMIT_BYTES:
+                return
+            cause = (
+                f"The state '{self.name}' returned a result of {size} bytes, over the "
+                f"{STATE_PAYLOAD_LIMIT_BYTES}-byte state payload limit."
+            )
+            raise FailureEventException(
+                failure_event=FailureEvent(
+                    env=env,
+                    error_name=StatesErrorName(typ=limit_error),
+                    event_type=HistoryEventType.TaskFailed,  # as moto's own size checks report it
+                    event_details=EventDetails(
+                        executionFailedEventDetails=ExecutionFailedEventDetails(
+                            error=limit_error.to_name(), cause=cause
+                        )
+                    ),
+                )
+            )
+
+        return _eval_execution
+
+    for state_class in (StateMap, StateParallel):
+        state_class._eval_execution = checked(state_class._eval_execution)
+
+    generic_matches = ErrorEqualsDecl._eval_body
+
+    def _eval_body(self: Any, env: Any) -> None:
+        error_name = env.stack[-1]
+        generic_matches(self, env)
+        terminal = isinstance(error_name, StatesErrorName) and error_name.typ == limit_error
+        if terminal and error_name not in self.error_names:
+            env.stack[-1] = False  # only an explicit "States.DataLimitExceeded" matches it
+
+    ErrorEqualsDecl._eval_body = _eval_body
+    ErrorEqualsDecl._rostersync_limit = True
+
+
 _WRITE_COUNTERS: list[WriteRequestCounter] = []
 _WRITE_ACTIONS = ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items")
 
@@ -491,6 +622,9 @@ class EmbeddedStack:
         _install_lambda_dispatch()
         _install_fast_dynamodb_responses()
         _install_fast_dynamodb_queries()
+        _install_state_payload_limit()
+        _install_fast_request_routing()
+        _install_shared_state_machine_clients()
         _install_event_routing()
         _install_fast_dispatch()
         _install_fast_item_size_check()

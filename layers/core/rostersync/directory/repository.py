@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,13 +25,30 @@ from rostersync.directory.keys import (
     shard_of,
 )
 from rostersync.domain.records import Kind, content_hash
-from rostersync.errors import LinkError, LockHeldError
+from rostersync.errors import DirectoryThrottledError, LinkError, LockHeldError
 from rostersync.settings import (
     SettingsConflictError,
     SettingsVersion,
     SettingsVersionNotFoundError,
     SyncSettings,
 )
+
+# DynamoDB's answers to a table or account over its throughput: botocore retried them already (standard
+# mode), so one that still reaches us ends the chunk with DirectoryThrottledError, which the state
+# machine retries with backoff (the writes are idempotent).
+THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+    }
+)
+# BatchWriteItem's UnprocessedItems: resent with exponential backoff and full jitter, at most this many
+# times, then DirectoryThrottledError (the step fails and the state machine retries the whole chunk).
+UNPROCESSED_MAX_RETRIES = 8
+UNPROCESSED_BASE_SECONDS = 0.05
+UNPROCESSED_MAX_SECONDS = 5.0
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -51,6 +70,18 @@ def query_items(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
         if "LastEvaluatedKey" not in page:
             return
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+@contextmanager
+def _throttling_as_domain_error(table: str) -> Iterator[None]:
+    """A throttling ``ClientError`` that outlived botocore's retries becomes ``DirectoryThrottledError``."""
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in THROTTLING_CODES:
+            raise DirectoryThrottledError(f"DynamoDB throttled writes to {table} ({code}) after retries") from exc
+        raise
 
 
 def _plain(value: Any) -> Any:
@@ -176,11 +207,19 @@ class DirectoryRepository:
         Every key read or written starts with it: one district never touches another's records.
     """
 
-    def __init__(self, client: Any, table_name: str, district_id: str, threads: int = 8) -> None:
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        district_id: str,
+        threads: int = 8,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._client = client
         self._table = table_name
         self.district_id = district_id
         self._threads = threads
+        self._sleep = sleep  # injectable, so tests of the backoff never wait
         self.write_requests = 0
 
     # -- writes ---------------------------------------------------------------------------------
@@ -201,15 +240,23 @@ class DirectoryRepository:
         return written
 
     def _write_batch(self, requests: list[dict[str, Any]]) -> None:
+        """One BatchWriteItem, resending what DynamoDB leaves unprocessed with backoff and full jitter;
+        ``DirectoryThrottledError`` after ``UNPROCESSED_MAX_RETRIES`` resends (or a throttling error)."""
         pending = requests
-        attempt = 0
-        while pending:
+        for attempt in range(UNPROCESSED_MAX_RETRIES + 1):
+            if attempt:
+                ceiling = min(UNPROCESSED_MAX_SECONDS, UNPROCESSED_BASE_SECONDS * 2**attempt)
+                self._sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter, not security
             self.write_requests += 1
-            answer = self._client.batch_write_item(RequestItems={self._table: pending})
+            with _throttling_as_domain_error(self._table):
+                answer = self._client.batch_write_item(RequestItems={self._table: pending})
             pending = answer.get("UnprocessedItems", {}).get(self._table, [])
-            if pending:
-                attempt += 1
-                time.sleep(min(2.0, 0.05 * 2**attempt))
+            if not pending:
+                return
+        raise DirectoryThrottledError(
+            f"DynamoDB left {len(pending)} of {len(requests)} writes to {self._table} unprocessed after "
+            f"{UNPROCESSED_MAX_RETRIES} resends with backoff: the table is throttled; the chunk will be retried"
+        )
 
     def update_synced(
         self, record: DirectoryRecord, provider: str | None = None, clear_edits: Iterable[str] = ()
@@ -253,13 +300,14 @@ class DirectoryRepository:
         if removals:
             expression += " REMOVE " + ", ".join(removals)
         self.write_requests += 1
-        self._client.update_item(
-            TableName=self._table,
-            Key=_to_item({"pk": item["pk"], "sk": item["sk"]}),
-            UpdateExpression=expression,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=_to_item(values),
-        )
+        with _throttling_as_domain_error(self._table):
+            self._client.update_item(
+                TableName=self._table,
+                Key=_to_item({"pk": item["pk"], "sk": item["sk"]}),
+                UpdateExpression=expression,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_to_item(values),
+            )
 
     def set_status(self, kind: Kind, record_id: str, status: str) -> DirectoryRecord | None:
         """Archive or restore one sync-managed record in place (never delete).
