@@ -427,3 +427,90 @@ def test_update_run_with_only_missing_values_changes_nothing(state):
 
     # Then the run is unchanged
     assert state.get_run("run-8")["status"] == "running"
+
+
+# -- throttling: unprocessed items and throttling errors ----------------------------------------------
+
+
+class ThrottlingDynamoDB:
+    """Wraps the mocked client: BatchWriteItem leaves every item unprocessed ``unprocessed_answers`` times
+    before passing requests through; UpdateItem can answer a throttling error."""
+
+    def __init__(self, client: Any, unprocessed_answers: int = 0, update_error: str | None = None) -> None:
+        self._client = client
+        self.unprocessed_answers = unprocessed_answers
+        self.update_error = update_error
+        self.batch_calls = 0
+
+    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        self.batch_calls += 1
+        if self.unprocessed_answers > 0:
+            self.unprocessed_answers -= 1
+            return {"UnprocessedItems": RequestItems}
+        return self._client.batch_write_item(RequestItems=RequestItems)
+
+    def update_item(self, **kwargs: Any) -> dict[str, Any]:
+        if self.update_error:
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": self.update_error, "Message": "slow down"}}, "UpdateItem")
+        return self._client.update_item(**kwargs)
+
+
+def test_unprocessed_items_are_resent_with_growing_jittered_backoff(dynamodb, directory_table):
+    # Given DynamoDB leaves a batch unprocessed three times
+    throttled = ThrottlingDynamoDB(dynamodb, unprocessed_answers=3)
+    sleeps: list[float] = []
+    repo = DirectoryRepository(throttled, directory_table, DISTRICT_A, sleep=sleeps.append)
+
+    # When 10 records are written
+    written = repo.put_records(student(n) for n in range(10))
+
+    # Then the batch was sent four times, with three waits within the growing ceilings, and all were written
+    from rostersync.directory.repository import UNPROCESSED_BASE_SECONDS
+
+    assert written == 10 and throttled.batch_calls == 4 and repo.write_requests == 4
+    assert len(sleeps) == 3
+    assert all(0 <= wait <= UNPROCESSED_BASE_SECONDS * 2**n for n, wait in enumerate(sleeps, start=1))
+    assert item_count(dynamodb, directory_table) == 10
+
+
+def test_unprocessed_items_past_the_bound_raise_directory_throttled(dynamodb, directory_table):
+    from rostersync.directory.repository import UNPROCESSED_MAX_RETRIES
+    from rostersync.errors import DirectoryThrottledError
+
+    # Given DynamoDB never processes the batch
+    throttled = ThrottlingDynamoDB(dynamodb, unprocessed_answers=1_000)
+    sleeps: list[float] = []
+    repo = DirectoryRepository(throttled, directory_table, DISTRICT_A, sleep=sleeps.append)
+
+    # When a record is written, Then it gives up after the bound with a clear error, having waited each time
+    with pytest.raises(DirectoryThrottledError, match="unprocessed after 8 resends"):
+        repo.put_records([student(1)])
+    assert throttled.batch_calls == UNPROCESSED_MAX_RETRIES + 1
+    assert len(sleeps) == UNPROCESSED_MAX_RETRIES
+    assert item_count(dynamodb, directory_table) == 0
+
+
+def test_a_throttling_error_after_botocores_retries_becomes_directory_throttled(dynamodb, directory_table):
+    from rostersync.errors import DirectoryThrottledError
+
+    # Given the table answers updates with ProvisionedThroughputExceededException (botocore gave up)
+    repo = DirectoryRepository(
+        ThrottlingDynamoDB(dynamodb, update_error="ProvisionedThroughputExceededException"), directory_table, DISTRICT_A
+    )
+
+    # When a record is updated, Then the step raises the error the state machine retries
+    with pytest.raises(DirectoryThrottledError, match="ProvisionedThroughputExceededException"):
+        repo.update_synced(student(1))
+
+
+def test_other_client_errors_are_not_taken_for_throttling(dynamodb, directory_table):
+    from botocore.exceptions import ClientError
+
+    repo = DirectoryRepository(
+        ThrottlingDynamoDB(dynamodb, update_error="ValidationException"), directory_table, DISTRICT_A
+    )
+
+    with pytest.raises(ClientError, match="ValidationException"):
+        repo.update_synced(student(1))

@@ -621,3 +621,47 @@ def test_the_resources_parameter_names_every_resource_the_cli_connects_to():
         state_machine_arn="value-of-SyncStateMachine",
         product_event_source="value-of-ProductEventSource",
     )
+
+
+# -- the Upsert Map at NYC size ------------------------------------------------------------------------
+
+
+def distributed_maps() -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (name, state)
+        for name, state in all_states()
+        if state["Type"] == "Map" and state["ItemProcessor"]["ProcessorConfig"].get("Mode") == "DISTRIBUTED"
+    ]
+
+
+def test_distributed_map_children_return_nothing_the_parent_keeps():
+    # The Map gathers every child's output before ResultPath: each child must end with an empty output
+    assert distributed_maps()
+    for name, state in distributed_maps():
+        processor = state["ItemProcessor"]
+        ends = [s for s in processor["States"].values() if s.get("End") or s["Type"] in ("Succeed", "Fail")]
+        assert ends, f"{name}: the processor never ends"
+        for end in ends:
+            keeps_nothing = "OutputPath" in end and end["OutputPath"] is None
+            assert keeps_nothing or "ResultWriter" in state, f"{name}: a child's output is gathered by the parent"
+        assert state.get("ResultPath", "$") is None
+
+
+def test_distributed_maps_tolerate_no_failed_item_explicitly():
+    for name, state in distributed_maps():
+        tolerance = {k: state[k] for k in ("ToleratedFailureCount", "ToleratedFailurePercentage") if k in state}
+        assert tolerance, f"{name}: the failure tolerance is left implicit"
+        assert set(tolerance.values()) == {0}, f"{name} tolerates failed items: {tolerance}"
+
+
+def test_the_upsert_child_retries_directory_throttling_with_backoff_and_jitter():
+    from rostersync import errors
+
+    (name, state), *_ = distributed_maps()
+    (task,) = [s for s in state["ItemProcessor"]["States"].values() if s["Type"] == "Task"]
+    retries = [r for r in task["Retry"] if "DirectoryThrottledError" in r["ErrorEquals"]]
+
+    assert hasattr(errors, "DirectoryThrottledError")
+    assert retries, f"{name}: throttling is not retried"
+    (retry,) = retries
+    assert retry["BackoffRate"] > 1 and retry["JitterStrategy"] == "FULL" and retry["MaxAttempts"] >= 3
