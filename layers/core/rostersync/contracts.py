@@ -77,6 +77,10 @@ class RunRef(_Contract):
     deletion_threshold_percent: float = 10.0
     # Why Start made this run a dry run although it was not asked to (an upload before sync is enabled).
     dry_run_reason: str = ""
+    # An upload whose bundle is not complete yet (or whose sync another execution started): Start took no
+    # lock and wrote no run; the state machine ends ("Waiting for the rest of the upload").
+    upload_waiting: bool = False
+    waiting_reason: str = ""
 
 
 class FetchResult(_Contract):

@@ -673,6 +673,21 @@ class SyncStateRepository:
         answer = self._client.get_item(TableName=self._table, Key=self._key(sk), ConsistentRead=True)
         return _from_item(answer["Item"]) if "Item" in answer else None
 
+    def put_item_if(self, sk: str, value: dict[str, Any], condition: str, values: dict[str, Any]) -> bool:
+        """Put the item only if ``condition`` holds on the stored one; False (nothing written) if not."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=_to_item({"pk": self.district_id, "sk": sk, **value}),
+                ConditionExpression=condition,
+                ExpressionAttributeValues=_to_item(values),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     # -- settings (versioned) -------------------------------------------------------------------
     # SETTINGS holds the current version; SETTINGS#v000001… one immutable item per saved version, so a run
     # plans with exactly the version its Start recorded even if the admin saves another meanwhile.

@@ -13,6 +13,7 @@ from rostersync.settings import InvalidSettingsError, SyncSettings
 from rostersync.steps.context import DistrictContext
 from rostersync.steps.schedule import schedule_enabled_district
 from rostersync.storage import latest_upload_key
+from rostersync.uploads import check_upload
 
 
 def start_run(request: StartRequest) -> RunRef:
@@ -20,6 +21,22 @@ def start_run(request: StartRequest) -> RunRef:
     sync = request.input
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     ctx = DistrictContext.for_run(sync.district_id, request.run_id)
+    if sync.trigger == "upload" and sync.bundle_key:
+        # Every file of a folder upload starts an execution: only the one that finds the bundle complete
+        # (and claims it) syncs; the others end here, before any lock or run record.
+        upload = check_upload(aws.client("s3"), ctx.config.sync_bucket, sync.bundle_key, ctx.state)
+        if not upload.complete:
+            logger.info("upload not synced", extra={"district_id": sync.district_id, "reason": upload.waiting})
+            return RunRef(
+                district_id=sync.district_id,
+                run_id=request.run_id,
+                trigger=sync.trigger,
+                bundle_key=sync.bundle_key,
+                started_at=started_at,
+                upload_waiting=True,
+                waiting_reason=upload.waiting,
+            )
+        sync = sync.model_copy(update={"bundle_key": upload.bundle_key})
     ctx.state.acquire_lock(request.run_id, ctx.config.lock_ttl_seconds)
     connection = ctx.state.get_item("CONNECTION") or {}
     # The run records the version it plans with; Match reads exactly that version back (settings_at).
