@@ -612,6 +612,9 @@ class EmbeddedStack:
                 "AWS_REGION": REGION,
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_NAMESPACE": "rostersync",
+                # The steps' metrics are EMF lines on stdout, which CloudWatch reads from the Lambda log on
+                # AWS; locally nothing reads them and they would bury the CLI's output.
+                "POWERTOOLS_METRICS_DISABLED": "true",
             }
         )
         os.environ.pop("AWS_PROFILE", None)

@@ -9,7 +9,7 @@ from rostersync.domain.records import Kind
 from rostersync.errors import BadInputError
 from rostersync.matching.archive import check_deletion_threshold
 from rostersync.matching.plan import PlanLine
-from rostersync.observability import logger
+from rostersync.observability import emit, emit_record_counts, logger
 from rostersync.steps.context import DistrictContext
 
 
@@ -67,6 +67,8 @@ def archive_unmanaged(state: SyncState) -> ArchiveResult:
             )
     lines_keys = lines.close()
     logger.info("archived", extra={"run_id": run.run_id, "archived": dict(archived), "over_threshold": exceeded})
+    emit_record_counts("archive_unmanaged", {kind.value: {"archived": n} for kind, n in archived.items()})
+    emit("DirectoryWriteRequests", ctx.directory.write_requests, step="archive_unmanaged")
     return ArchiveResult(
         archived=dict(archived),
         threshold_exceeded=exceeded,

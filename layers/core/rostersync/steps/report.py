@@ -10,7 +10,7 @@ from typing import Any
 
 from rostersync.contracts import ReportResult, StepError, SyncState
 from rostersync.domain.records import Kind
-from rostersync.observability import logger
+from rostersync.observability import emit, emit_record_counts, logger
 from rostersync.reports.model import (
     Findings,
     LineAction,
@@ -208,6 +208,9 @@ def write_report(state: SyncState) -> ReportResult:
     if state.fetch and state.fetch.cursor and status != RunStatus.FAILED and not run.dry_run:
         # The next delta starts where this one ended, only once this run's changes are written.
         ctx.state.put_item(f"CURSOR#{run.provider}", {"cursor": state.fetch.cursor, "run_id": run.run_id})
+    if not run.dry_run:  # what the run did, per kind and action; a self-check's "would" counts are not
+        emit_record_counts("write_report", {k.value: c.model_dump() for k, c in counts.items()})
+        emit("Runs", 1, step="write_report", status=status.value)
     logger.info(
         "report written",
         extra={"run_id": run.run_id, "status": status.value, "ready": report.ready, "to_fix": len(report.to_fix)},

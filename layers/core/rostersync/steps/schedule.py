@@ -23,7 +23,7 @@ from rostersync import aws
 from rostersync.config import runtime_config
 from rostersync.directory.repository import SyncStateRepository
 from rostersync.directory.schedules import ScheduleRepository
-from rostersync.observability import logger
+from rostersync.observability import emit, logger
 from rostersync.schedule import is_paused, next_run
 from rostersync.settings import SettingsError, SyncSettings
 
@@ -85,6 +85,8 @@ def tick(now: datetime) -> TickResult:
             result.failed.append(district_id)
             continue
         result.started.append(district_id)
+    for outcome, districts in (("started", result.started), ("moved_on", result.moved_on), ("failed", result.failed)):
+        emit("ScheduledRuns", len(districts), step="schedule_tick", outcome=outcome)
     logger.info(
         "schedule tick",
         extra={"started": len(result.started), "moved_on": len(result.moved_on), "failed": len(result.failed)},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rostersync.contracts import UpsertChunkRequest, UpsertChunkResult
 from rostersync.errors import BadInputError
 from rostersync.matching.plan import PlannedWrite
-from rostersync.observability import logger
+from rostersync.observability import emit, emit_record_counts, logger
 from rostersync.steps.context import DistrictContext
 
 
@@ -22,4 +22,10 @@ def upsert_chunk(request: UpsertChunkRequest) -> UpsertChunkResult:
             ctx.directory.update_synced(write.record, clear_edits=write.clear_edits)
             written += 1
     logger.info("plan chunk written", extra={"run_id": request.run_id, "written": written})
+    by_kind: dict[str, dict[str, int]] = {}
+    for write in planned:
+        actions = by_kind.setdefault(write.record.kind.value, {})
+        actions[write.op] = actions.get(write.op, 0) + 1
+    emit_record_counts("upsert_chunk", by_kind)
+    emit("DirectoryWriteRequests", ctx.directory.write_requests, step="upsert_chunk")
     return UpsertChunkResult(chunk_key=request.chunk_key, written=written, write_requests=ctx.directory.write_requests)
