@@ -12,6 +12,7 @@ process (the embedded stack) never mix their dimensions.
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -23,6 +24,8 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()  # the namespace from POWERTOOLS_METRICS_NAMESPACE
+# Where a step runs without the template's environment (a test, the CLI), its metrics still have a home.
+DEFAULT_NAMESPACE = "rostersync"
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -31,7 +34,9 @@ def emit(name: str, value: float, unit: MetricUnit = MetricUnit.Count, **dimensi
     """Write one metric with its own dimensions now (a no-op when POWERTOOLS_METRICS_DISABLED)."""
     if is_metrics_disabled():
         return
-    with single_metric(name=name, unit=unit, value=value, default_dimensions=dimensions):
+    # Powertools' own variable, read as Powertools reads it; only its absence is decided here.
+    namespace = None if os.environ.get("POWERTOOLS_METRICS_NAMESPACE") else DEFAULT_NAMESPACE
+    with single_metric(name=name, unit=unit, value=value, namespace=namespace, default_dimensions=dimensions):
         pass
 
 
