@@ -665,3 +665,147 @@ def test_the_upsert_child_retries_directory_throttling_with_backoff_and_jitter()
     assert retries, f"{name}: throttling is not retried"
     (retry,) = retries
     assert retry["BackoffRate"] > 1 and retry["JitterStrategy"] == "FULL" and retry["MaxAttempts"] >= 3
+
+
+# -- operations: alarms, log groups and retention, the tick's dead letters -------------------------------
+
+
+def refs_in(value: Any) -> set[str]:
+    """Logical ids a value names through Ref, GetAtt or ${…} in Sub."""
+    found: set[str] = set()
+    if isinstance(value, list):
+        for item in value:
+            found |= refs_in(item)
+    elif isinstance(value, dict):
+        if set(value) == {"Ref"}:
+            found.add(value["Ref"])
+        elif set(value) == {"Fn::GetAtt"}:
+            found.add(value["Fn::GetAtt"][0])
+        elif set(value) == {"Fn::Sub"}:
+            text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
+            found |= {name.split(".")[0] for name in re.findall(r"\$\{([^}!]+)\}", text) if "::" not in name}
+        else:
+            for child in value.values():
+                found |= refs_in(child)
+    return found
+
+
+ALARMS = resources_of("AWS::CloudWatch::Alarm")
+TOPICS = resources_of("AWS::SNS::Topic")
+
+
+def alarm_metrics(props: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(namespace, metric, dimensions) of a plain alarm or of each metric of a metric-math alarm."""
+    if "MetricName" in props:
+        return [(props["Namespace"], props["MetricName"], {d["Name"]: d["Value"] for d in props["Dimensions"]})]
+    metrics = []
+    for query in props["Metrics"]:
+        if "MetricStat" in query:
+            metric = query["MetricStat"]["Metric"]
+            dims = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+            metrics.append((metric["Namespace"], metric["MetricName"], dims))
+    return metrics
+
+
+def watched(namespace: str, metric: str) -> list[dict[str, Any]]:
+    return [
+        dims
+        for props in (a["Properties"] for a in ALARMS.values())
+        for ns, m, dims in alarm_metrics(props)
+        if (ns, m) == (namespace, metric)
+    ]
+
+
+def test_every_alarm_notifies_the_alarm_topic_and_names_only_resources_of_the_template():
+    assert ALARMS and len(TOPICS) == 1
+    (topic,) = TOPICS
+    for logical, alarm in ALARMS.items():
+        props = alarm["Properties"]
+        assert props["AlarmActions"] == [{"Ref": topic}], f"{logical} notifies nothing, or something else"
+        assert refs_in(props) - set(RESOURCES) - set(TEMPLATE["Parameters"]) == set(), logical
+        assert props["TreatMissingData"] == "notBreaching"
+
+
+def test_failed_and_timed_out_sync_executions_alarm():
+    for metric in ("ExecutionsFailed", "ExecutionsTimedOut"):
+        assert {"StateMachineArn": {"Ref": STATE_MACHINE_NAME}} in watched("AWS/States", metric), metric
+
+
+@pytest.mark.parametrize("metric", ["Errors", "Throttles"])
+def test_every_functions_errors_and_throttles_alarm(metric):
+    names = [d["FunctionName"] for d in watched("AWS/Lambda", metric)]
+
+    assert {n["Ref"] for n in names} >= set(FUNCTIONS), f"functions whose {metric} no alarm watches"
+
+
+def test_a_failing_schedule_tick_is_retried_then_dead_lettered_and_alarmed():
+    tick = next(
+        name
+        for name, f in FUNCTIONS.items()
+        if any(e["Type"] == "Schedule" for e in f["Properties"].get("Events", {}).values())
+    )
+    config = FUNCTIONS[tick]["Properties"]["EventInvokeConfig"]
+    destination = config["DestinationConfig"]["OnFailure"]
+    queue = destination["Destination"]["Fn::GetAtt"][0]
+
+    assert config["MaximumRetryAttempts"] >= 1
+    assert destination["Type"] == "SQS" and RESOURCES[queue]["Type"] == "AWS::SQS::Queue"
+    sends = [s for _, s in policy_statements(FUNCTIONS[tick], tick) if "sqs:SendMessage" in actions_of(s)]
+    assert sends and sends[0]["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
+    assert {"FunctionName": {"Ref": tick}} in watched("AWS/Lambda", "Errors")
+    assert {"QueueName": {"Fn::GetAtt": [queue, "QueueName"]}} in watched(
+        "AWS/SQS", "ApproximateNumberOfMessagesVisible"
+    )
+
+
+def test_the_alarm_email_is_optional_and_subscribed_only_when_given():
+    parameter = TEMPLATE["Parameters"]["AlarmEmail"]
+    (subscription,) = resources_of("AWS::SNS::Subscription").values()
+
+    assert parameter["Default"] == ""
+    assert TEMPLATE["Conditions"][subscription["Condition"]] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]
+    }
+    assert subscription["Properties"]["Endpoint"] == {"Ref": "AlarmEmail"}
+    assert subscription["Properties"]["TopicArn"] == {"Ref": next(iter(TOPICS))}
+
+
+LOG_GROUPS = resources_of("AWS::Logs::LogGroup")
+
+
+def test_every_function_has_its_own_log_group_with_the_stacks_retention():
+    names = {json.dumps(g["Properties"]["LogGroupName"]) for g in LOG_GROUPS.values()}
+
+    assert TEMPLATE["Parameters"]["LogRetentionDays"]["Default"] == 30
+    for logical in FUNCTIONS:
+        assert json.dumps({"Fn::Sub": f"/aws/lambda/${{{logical}}}"}) in names, f"{logical} has no log group"
+    for logical, group in LOG_GROUPS.items():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, logical
+
+
+def test_the_state_machine_logs_errors_to_a_log_group_of_the_template():
+    logging = STATE_MACHINE["Properties"]["Logging"]
+    (destination,) = logging["Destinations"]
+    group = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+
+    assert logging["Level"] == "ERROR"
+    assert group in LOG_GROUPS
+    delivery = [s for _, s in policy_statements(STATE_MACHINE, "machine") if "logs:CreateLogDelivery" in actions_of(s)]
+    assert delivery, "the state machine's role cannot deliver logs"
+
+
+def test_the_steps_metrics_have_a_namespace():
+    environment = GLOBAL_FUNCTION["Environment"]["Variables"]
+
+    assert environment["POWERTOOLS_METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
+    assert TEMPLATE["Parameters"]["MetricsNamespace"]["Default"]
+
+
+@pytest.mark.parametrize("logical", sorted(FUNCTIONS))
+def test_every_handler_reports_its_step_metrics(logical):
+    module_path, function = function_module(FUNCTIONS[logical]["Properties"])
+    tree = ast.parse(module_path.read_text(encoding="utf-8"))
+    (handler,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function]
+    decorators = [d.func.id for d in handler.decorator_list if isinstance(d, ast.Call) and isinstance(d.func, ast.Name)]
+
+    assert "step_metrics" in decorators, f"{logical}: the handler reports no duration or errors"

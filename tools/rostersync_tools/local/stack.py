@@ -713,6 +713,15 @@ class EmbeddedStack:
                 attributes[(logical, "Arn")] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
             elif kind == "AWS::Serverless::LayerVersion":
                 refs[logical] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{logical}:1"
+            elif kind == "AWS::SNS::Topic":
+                refs[logical] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{self.stack_name}-{logical}"
+            elif kind == "AWS::SQS::Queue":
+                name = f"{self.stack_name}-{logical}"
+                refs[logical] = f"{self.endpoint}/{ACCOUNT}/{name}"
+                attributes[(logical, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+                attributes[(logical, "QueueName")] = name
+            elif kind == "AWS::CloudWatch::Alarm":
+                refs[logical] = f"{self.stack_name}-{logical}"
 
         dynamodb, s3, lam, iam = (self.client(s) for s in ("dynamodb", "s3", "lambda", "iam"))
         role_arn = iam.create_role(
@@ -734,6 +743,8 @@ class EmbeddedStack:
                 policy = local_bucket_policy(props["PolicyDocument"])
                 if policy["Statement"]:
                     s3.put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(policy))
+
+        self._create_operations(resources, resolver, refs, attributes, before_functions=True)
 
         globals_fn = resolver.resolve(template.get("Globals", {}).get("Function", {}))
         for logical, resource in resources.items():
@@ -757,6 +768,8 @@ class EmbeddedStack:
                     if event["Type"] == "EventBridgeRule":
                         self.rules.append({"target": arn, **event["Properties"]})
 
+        self._create_operations(resources, resolver, refs, attributes, before_functions=False)
+
         ssm = self.client("ssm")
         for resource in resources.values():
             if resource["Type"] == "AWS::SSM::Parameter":
@@ -766,6 +779,57 @@ class EmbeddedStack:
         for name, output in template.get("Outputs", {}).items():
             if conditions.get(output.get("Condition", ""), True):
                 self.outputs[name] = str(resolver.resolve(output["Value"]))
+
+    def _create_operations(
+        self,
+        resources: dict[str, dict[str, Any]],
+        resolver: Resolver,
+        refs: dict[str, str],
+        attributes: dict[tuple[str, str], str],
+        before_functions: bool,
+    ) -> None:
+        """The template's operations resources, in moto: log groups with their retention, the alarm topic
+        (and its email subscription when given), the tick's dead-letter queue (before the functions, which
+        name them), and the alarms (after the state machine they watch). moto delivers none of it (no alarm
+        fires, no log is written by the in-process handlers): it checks they can be created as written.
+
+        Knowingly not created: a function's ``EventInvokeConfig`` (the stack invokes the tick itself, through
+        ``play_schedules``, synchronously) and the state machine's ``Logging`` (moto's interpreter writes no
+        logs).
+        """
+        if before_functions:
+            logs, sns, sqs = (self.client(s) for s in ("logs", "sns", "sqs"))
+            for logical, resource in resources.items():
+                kind = resource["Type"]
+                if kind == "AWS::SNS::Topic":
+                    arn = sns.create_topic(Name=refs[logical].rsplit(":", 1)[1])["TopicArn"]
+                    assert arn == refs[logical], (arn, refs[logical])
+                elif kind == "AWS::SQS::Queue":
+                    props = resolver.resolve(resource.get("Properties", {}))
+                    queue_attributes = {k: str(v) for k, v in props.items() if k in ("MessageRetentionPeriod",)}
+                    url = sqs.create_queue(QueueName=attributes[(logical, "QueueName")], Attributes=queue_attributes)
+                    refs[logical] = url["QueueUrl"]
+            for logical, resource in resources.items():
+                kind = resource["Type"]
+                if kind == "AWS::Logs::LogGroup":
+                    props = resolver.resolve(resource["Properties"])
+                    logs.create_log_group(logGroupName=props["LogGroupName"])
+                    logs.put_retention_policy(
+                        logGroupName=props["LogGroupName"], retentionInDays=int(props["RetentionInDays"])
+                    )
+                    refs[logical] = props["LogGroupName"]
+                    attributes[(logical, "Arn")] = (
+                        f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{props['LogGroupName']}:*"
+                    )
+                elif kind == "AWS::SNS::Subscription":
+                    props = resolver.resolve(resource["Properties"])
+                    sns.subscribe(TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"])
+            return
+        cloudwatch = self.client("cloudwatch")
+        for logical, resource in resources.items():
+            if resource["Type"] == "AWS::CloudWatch::Alarm":
+                props = resolver.resolve(resource["Properties"])
+                cloudwatch.put_metric_alarm(AlarmName=refs[logical], **props)
 
     @staticmethod
     def _create_table(dynamodb: Any, name: str, props: dict[str, Any]) -> None:
@@ -1061,10 +1125,13 @@ def execution_name() -> str:
 
 
 def _evaluate_condition(rule: Any) -> bool:
-    """The template's conditions: ``Fn::Equals`` over resolved values (what the template uses)."""
+    """The template's conditions: ``Fn::Equals`` over resolved values, and ``Fn::Not`` (what the template uses)."""
     if isinstance(rule, dict) and "Fn::Equals" in rule:
         left, right = rule["Fn::Equals"]
         return str(left) == str(right)
+    if isinstance(rule, dict) and "Fn::Not" in rule:
+        (inner,) = rule["Fn::Not"]
+        return not _evaluate_condition(inner)
     raise ValueError(f"the embedded stack cannot evaluate condition {rule!r}")
 
 
