@@ -388,15 +388,21 @@ def run_enable(args: argparse.Namespace) -> int:
     return wait_and_show(handle, args, arn, "First sync")
 
 
+def newest_first(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run records, the latest start first. Not by run id: on AWS the executions EventBridge starts (an
+    upload, "Sync Enabled") are named with a UUID, so a run's id says nothing of when it started."""
+    return sorted(runs, key=lambda r: (str(r.get("started_at", "")), str(r.get("sk", ""))), reverse=True)
+
+
 def run_runs(args: argparse.Namespace) -> int:
     """``rostersync runs``: the district's recent runs, newest first."""
     handle = connect_from_args(args)
     require_district(handle, args.district)
-    runs = sorted(handle.state(args.district).runs(), key=lambda r: str(r.get("sk", "")), reverse=True)
+    runs = newest_first(handle.state(args.district).runs())
     if not runs:
         print(f"No runs yet for {args.district}.")
         return 0
-    rows = [("run", "trigger", "status", "created", "updated", "archived", "errors")]
+    rows = [("run", "trigger", "status", "created", "updated", "archived", "errors", "started")]
     for run in runs[: args.limit]:
         counts: dict[str, dict[str, int]] = run.get("counts") or {}
         totals = {
@@ -409,6 +415,7 @@ def run_runs(args: argparse.Namespace) -> int:
                 trigger,
                 str(run.get("status", "")),
                 *(f"{totals[c]:,}" for c in ("created", "updated", "archived", "errors")),
+                str(run.get("started_at", "")),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -416,7 +423,8 @@ def run_runs(args: argparse.Namespace) -> int:
         print(
             "  "
             + "  ".join(
-                cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+                cell.ljust(w) if i < 3 or i == 7 else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
             )
         )
     return 0
