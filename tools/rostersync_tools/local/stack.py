@@ -150,30 +150,6 @@ def _install_fast_dynamodb_responses() -> None:
     serialize.BaseJSONSerializer._rostersync_fast = True
 
 
-def _install_fast_request_routing() -> None:
-    """Remember which moto backend serves which host instead of working it out on every request.
-
-    moto's server finds a request's backend by listing its own package folder (a directory scan of a few
-    hundred entries) and trying every service's URL patterns, under one lock shared by all requests: every
-    request of every thread queued behind it. A 2,000-chunk Upsert Map spent most of its time there.
-    The answer depends on the host alone, so it is kept per host.
-    """
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
-    if getattr(DomainDispatcherApplication, "_rostersync_fast", False):
-        return
-    generic = DomainDispatcherApplication.get_backend_for_host
-    known: dict[str | None, Any] = {}
-
-    def get_backend_for_host(self: Any, host: str | None) -> Any:
-        if host not in known:
-            known[host] = generic(self, host)
-        return known[host]
-
-    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
-    DomainDispatcherApplication._rostersync_fast = True
-
-
 def _install_shared_state_machine_clients() -> None:
     """Let moto's interpreter reuse one boto3 client per service instead of building one per task.
 
@@ -626,7 +602,6 @@ class EmbeddedStack:
         _install_fast_dynamodb_responses()
         _install_fast_dynamodb_queries()
         _install_state_payload_limit()
-        _install_fast_request_routing()
         _install_shared_state_machine_clients()
         _install_event_routing()
         _install_fast_dispatch()
