@@ -143,6 +143,8 @@ class PlanSummary:
     archive_candidates: Counter[Kind] = field(default_factory=Counter)
     # school id → how many students it would lose, for schools the roster would empty entirely
     emptied_schools: dict[str, int] = field(default_factory=dict)
+    # emptied school id → {"name", "held": {kind: records of that school held back from archiving}}
+    held_schools: dict[str, dict[str, Any]] = field(default_factory=dict)
     findings: Findings = field(default_factory=lambda: Findings())
 
     def to_json(self) -> dict[str, Any]:
@@ -151,6 +153,7 @@ class PlanSummary:
             "managed": {k.value: self.managed[k] for k in Kind},
             "archive_candidates": {k.value: self.archive_candidates[k] for k in Kind},
             "emptied_schools": self.emptied_schools,
+            "held_schools": self.held_schools,
             "findings": self.findings.to_json(),
         }
 
@@ -266,6 +269,8 @@ class SyncPlanner:
         Product people without a link to this provider, which person matching may link.
     product_schools:
         Product schools (id → name) without a link to this provider, listed for the admin to match.
+    school_names:
+        Every product school's name by id, to name a school the roster left out in the report.
     """
 
     def __init__(
@@ -281,6 +286,7 @@ class SyncPlanner:
         settings: SyncSettings | None = None,
         candidates: CandidateIndex | None = None,
         product_schools: dict[str, str] | None = None,
+        school_names: dict[str, str] | None = None,
     ) -> None:
         self.district_id = district_id
         self.delta = delta
@@ -288,6 +294,8 @@ class SyncPlanner:
         self.settings = settings or SyncSettings()
         self._candidates = candidates or CandidateIndex()
         self._product_schools = dict(product_schools or {})
+        # product school id → name, to name a school in the report (the roster may no longer have it)
+        self._school_names = dict(school_names or {})
         self._deleted: dict[str, set[str]] = {c: set() for c in index}
         self.provider = provider
         self._index = index
@@ -586,6 +594,7 @@ class SyncPlanner:
             self._ids["schools"][school.provider_id] = self._reconcile(
                 Kind.SCHOOLS, school.provider_id, school.synced_fields(), school.name, ""
             )
+            self._school_names.setdefault(entry.id, school.name)
         findings.unlinked_product_schools = [
             {"id": school_id, "name": name} for school_id, name in sorted(self._product_schools.items())
         ]
@@ -992,10 +1001,75 @@ class SyncPlanner:
                     if entry.kind == Kind.STUDENTS:
                         leaving_from[entry.parent_id] += 1
         # A roster that takes every student of a school away is far likelier a broken export than a
-        # closed school: the deletion threshold holds for students, whatever the district-wide share.
+        # closed school: nothing of that school is archived, whatever the district-wide share.
         self.summary.emptied_schools = {
             school: count
             for school, count in leaving_from.items()
             if school and count == students_of[school] and count >= EMPTIED_SCHOOL_MIN_STUDENTS
         }
+        if self.summary.emptied_schools:
+            candidates = self._hold_emptied_schools(candidates)
         return candidates
+
+    def _hold_emptied_schools(self, candidates: list[ArchiveCandidate]) -> list[ArchiveCandidate]:
+        """Take everything of an emptied school out of the archive candidates: its people (students,
+        teachers, staff whose school it is), its classrooms, their enrollments, the guardian links of its
+        students and the guardians reached only through them. Each held record is a ``would_archive``
+        line naming the school; ``summary.held_schools`` counts them per school and kind."""
+        emptied = set(self.summary.emptied_schools)
+        entries = {c: {e.id: (pid, e) for pid, e in es.items()} for c, es in self._index.items()}
+        school_of: dict[str, str] = {}  # directory id → the emptied school it belongs to
+        people_pids: dict[str, str] = {}  # provider id of a held person → school
+        for record_id, (pid, e) in entries.get("people", {}).items():
+            if e.parent_id in emptied and e.kind != Kind.GUARDIANS:
+                school_of[record_id] = e.parent_id
+                people_pids[pid] = e.parent_id
+        for record_id, (_, e) in entries.get("classrooms", {}).items():
+            if e.parent_id in emptied:
+                school_of[record_id] = e.parent_id
+        for record_id, (pid, e) in entries.get("enrollments", {}).items():
+            person = pid.partition(":")[2]
+            school = school_of.get(e.parent_id) or people_pids.get(person)
+            if school:
+                school_of[record_id] = school
+        guardian_school: dict[str, str] = {}
+        for record_id, (pid, e) in entries.get("guardian_links", {}).items():
+            guardian, _, student = pid.partition(":")
+            school = school_of.get(e.parent_id) or people_pids.get(student)
+            if school:
+                school_of[record_id] = school
+                guardian_school.setdefault(guardian, school)
+        for record_id, (pid, e) in entries.get("people", {}).items():
+            if e.kind == Kind.GUARDIANS and pid in guardian_school:
+                school_of.setdefault(record_id, guardian_school[pid])
+        # A guardian who also has a child in a school still in the roster keeps their links there; only
+        # absent guardians reach this point, so holding them loses nothing.
+        kept: list[ArchiveCandidate] = []
+        held: dict[str, Counter[str]] = {school: Counter() for school in emptied}
+        for candidate in candidates:
+            school = school_of.get(candidate.id)
+            if school is None:
+                kept.append(candidate)
+                continue
+            held[school][candidate.kind.value] += 1
+            self.summary.archive_candidates[candidate.kind] -= 1
+            self._line(
+                PlanLine(
+                    candidate.kind,
+                    "would_archive",
+                    candidate.id,
+                    candidate.provider_id,
+                    "",
+                    f"held: every student of school {self._school_label(school)} left the roster at once, "
+                    "which looks like a broken export; nothing of that school was archived",
+                )
+            )
+        self.summary.held_schools = {
+            school: {"name": self._school_names.get(school, ""), "held": dict(sorted(counts.items()))}
+            for school, counts in sorted(held.items())
+        }
+        return kept
+
+    def _school_label(self, school_id: str) -> str:
+        name = self._school_names.get(school_id, "")
+        return f"{name} ({school_id})" if name else school_id

@@ -34,6 +34,7 @@ def match_roster(state: SyncState) -> MatchResult:
     settings = ctx.state.settings_at(run.settings_version)
     # The product's accounts nobody linked to this provider yet: person matching looks among them.
     candidates = CandidateIndex.from_records(ctx.directory.unlinked("people", run.provider))
+    school_names = {r.id: str(r.effective_fields().get("name", "")) for r in ctx.directory.records("schools")}
     product_schools = {
         r.id: str(r.effective_fields().get("name", ""))
         for r in ctx.directory.unlinked("schools", run.provider)
@@ -54,6 +55,7 @@ def match_roster(state: SyncState) -> MatchResult:
         settings=settings,
         candidates=candidates,
         product_schools=product_schools,
+        school_names=school_names,
     )
 
     def records(collection: str) -> Iterator[Any]:

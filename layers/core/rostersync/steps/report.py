@@ -38,6 +38,22 @@ _ADMIN_ERRORS = {
 }
 
 
+_SINGULAR = {
+    Kind.SCHOOLS: "school",
+    Kind.CLASSROOMS: "classroom",
+    Kind.STUDENTS: "student",
+    Kind.TEACHERS: "teacher",
+    Kind.STAFF: "staff member",
+    Kind.GUARDIANS: "guardian",
+    Kind.ENROLLMENTS: "enrollment",
+    Kind.GUARDIAN_LINKS: "guardian link",
+}
+
+
+def _kind_label(kind: Kind, n: int) -> str:
+    return _SINGULAR[kind] if n == 1 else kind.value.replace("_", " ")
+
+
 def failure_reason(error: StepError) -> str:
     """A sentence a district admin can act on, never a stack trace."""
     try:
@@ -103,15 +119,18 @@ def write_report(state: SyncState) -> ReportResult:
             counts[kind].would_archive = check.would_archive
         elif run.dry_run:
             counts[kind].would_archive = check.would_archive
+    held_schools = (summary or {}).get("held_schools") or {}
     for school_id, count in facts.emptied_schools.items():
+        school = held_schools.get(school_id) or {}
+        name = f"{school['name']} ({school_id})" if school.get("name") else school_id
+        held = {Kind(k): int(v) for k, v in (school.get("held") or {}).items() if int(v)}
+        for kind, n in held.items():
+            counts[kind].would_archive += n
+        what = ", ".join(f"{n:,} {_kind_label(kind, n)}" for kind, n in held.items()) or f"{count:,} students"
         notes.append(
-            f"The roster would remove every student of school {school_id} ({count:,} students): that looks like "
-            "a broken export, so no student was archived. Check the export; if the school really closed, "
-            "archive it by hand."
-        )
-        students = facts.threshold.get(Kind.STUDENTS)
-        counts[Kind.STUDENTS].would_archive = counts[Kind.STUDENTS].would_archive or (
-            students.would_archive if students else 0
+            f"The roster would remove every student of school {name} ({count:,} students): that looks like a "
+            f"broken export, so nothing of that school was archived (held back: {what}). Check the export; if "
+            "the school really closed, archive it by hand."
         )
     if state.archive:
         for kind, archived in state.archive.archived.items():
