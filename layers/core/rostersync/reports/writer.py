@@ -11,6 +11,7 @@ import io
 import json
 import re
 import tempfile
+import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from html import escape
@@ -77,9 +78,23 @@ def csv_file_name(kind: Kind) -> str:
     return f"{kind.value}.csv"
 
 
+# Spreadsheets skip these before looking for a formula: spaces, and characters that show as nothing
+# (zero-width space, joiners, word joiner, BOM, soft hyphen).
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+
+
 def neutralise_formula(cell: str) -> str:
-    """Return the cell with a leading ``'`` if a spreadsheet would read it as a formula."""
-    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+    """Return the cell with a leading ``'`` if a spreadsheet would read it as a formula.
+
+    The first character that shows is what counts: leading spaces and invisible characters are looked
+    past, and a full-width form (``＝``, ``＋``, ``－``, ``＠``) counts as its ASCII twin (NFKC).
+    """
+    if cell.startswith(_FORMULA_START):
+        return "'" + cell
+    shown = cell.lstrip(" \u00a0\u3000\n\v\f" + _INVISIBLE)
+    if shown and unicodedata.normalize("NFKC", shown[0]).startswith(_FORMULA_START):
+        return "'" + cell
+    return cell
 
 
 def render_json(report: SyncReport) -> bytes:
