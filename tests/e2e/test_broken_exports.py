@@ -64,3 +64,31 @@ def test_a_school_missing_from_the_export_archives_nothing_of_that_school(
     would = {r["provider_id"] for r in run.csv_rows("students.csv") if r["action"] == "would_archive"}
     assert would and would <= gone["users"]
     assert len(gone["sections"]) == held["classrooms"]
+
+
+def test_a_corrupted_id_is_an_error_line_never_synced_and_its_record_is_not_archived(
+    district: Any, synthetic: Any, tmp_path: Path
+) -> None:
+    # Given a district whose first night synced
+    d = district(synthetic)
+    first = d.sync()
+    assert first.status == "succeeded"
+    # When the next export carries one student's id with a NUL byte appended (corrupted in transit)
+    night = synthetic.copy(tmp_path / "night-2")
+    victim = night.users("student")[5]["id"]
+    night.edit_users(lambda u: u.update(id=u["id"] + "\x00"), {victim})
+    d.serve(night)
+
+    run = d.sync()
+
+    # Then it is one error line naming the id escaped, nobody is created twice, and the real student
+    # (and their enrollments and links) is not archived
+    assert run.execution_status == "SUCCEEDED"
+    assert run.status == "succeeded_with_errors"
+    errors = [e for e in run.csv_rows("errors.csv") if "\\x00" in e["reason"]]
+    assert len(errors) == 1 and "not synced" in errors[0]["reason"]
+    assert "\x00" not in "".join(v for e in run.csv_rows("errors.csv") for v in e.values())
+    assert run.counts("students")["created"] == 0
+    assert archived(run) == []
+    assert run.by_clever_id("people")[victim]["status"] == "active"
+    assert len(run.records("people")) == len(first.records("people"))

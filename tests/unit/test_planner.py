@@ -716,3 +716,23 @@ def test_a_school_losing_some_students_still_archives_them():
     # Then they are archive candidates as usual, and no school is held
     assert {c.provider_id for c in result.candidates if c.kind == Kind.STUDENTS} == gone
     assert result.planner.summary.held_schools == {}
+
+
+def test_a_record_whose_id_could_not_be_read_holds_archiving_of_its_kind():
+    # Given night 1 synced the small roster
+    schools = directory_index(product_school())
+    index = index_after(plan(small_roster(), schools).writes, schools)
+
+    # When night 2 sends stu-2 with a corrupted id (the provider reports it as an error holding people)
+    night_2 = small_roster()
+    night_2.people = [p for p in night_2.people if p.provider_id != "stu-2"]
+    night_2.enrollments = [e for e in night_2.enrollments if e.person != "stu-2"]
+    night_2.errors = [
+        RecordError(kind=Kind.STUDENTS, reason="its id is corrupted", holds_archive=["people", "enrollments"])
+    ]
+    result = plan(night_2, index)
+
+    # Then stu-2 and its enrollment are not archived (they may be the corrupted record), only listed as held
+    assert result.candidates == []
+    assert result.planner.summary.held_unreadable == {"students": 1, "enrollments": 1}
+    assert result.line_for(Kind.STUDENTS, "stu-2").action == "would_archive"

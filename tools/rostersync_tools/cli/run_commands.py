@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rostersync.config import RuntimeConfig
+from rostersync.domain.ids import district_id_problem
 from rostersync_tools.cli.connect import StackHandle, add_stack_arguments, connect_from_args
 from rostersync_tools.cli.inputs import UsageError
 
@@ -289,6 +290,8 @@ def run_connect(args: argparse.Namespace) -> int:
                 raise UsageError(f'--auth {options["auth"]}: the credential must be JSON {{"key": …, "secret": …}}')
     elif args.auth or args.token_url:
         raise UsageError(f"--auth/--token-url: only for --provider oneroster-rest, not {args.provider}")
+    if problem := district_id_problem(args.district):
+        raise UsageError(f"--district: {problem}")
     handle = connect_from_args(args)
     state = handle.state(args.district)
     connect_provider(

@@ -162,7 +162,12 @@ RosterRecord = Annotated[
 
 
 class RecordError(BaseModel):
-    """A provider record that could not be used, with a reason a district admin can act on."""
+    """A provider record that could not be used, with a reason a district admin can act on.
+
+    ``holds_archive`` names the directory collections of which nothing may be archived this run because
+    of it: a record whose id is corrupted, or rows a broken file swallowed, stand for existing records
+    that cannot be told, so none of those may count as "no longer in the roster".
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -170,6 +175,34 @@ class RecordError(BaseModel):
     kind: Kind
     provider_id: str = ""
     reason: str
+    holds_archive: list[str] = Field(default_factory=list)
+
+
+# What an unreadable record of a kind holds back: its own collection and what hangs on it (a person's
+# enrollments and guardian links, a classroom's enrollments), whose ids are made of its id.
+ARCHIVE_HOLDS: dict[Kind, list[str]] = {
+    Kind.SCHOOLS: ["schools", "classrooms", "people", "enrollments", "guardian_links"],
+    Kind.CLASSROOMS: ["classrooms", "enrollments"],
+    Kind.STUDENTS: ["people", "enrollments", "guardian_links"],
+    Kind.TEACHERS: ["people", "enrollments", "guardian_links"],
+    Kind.STAFF: ["people", "enrollments", "guardian_links"],
+    Kind.GUARDIANS: ["people", "enrollments", "guardian_links"],
+    Kind.ENROLLMENTS: ["enrollments"],
+    Kind.GUARDIAN_LINKS: ["guardian_links"],
+}
+
+
+def unclean_id_error(kind: Kind, noun: str, position: int, value: object, problem: str) -> RecordError:
+    """The error line of a record whose id breaks the id rule (``domain.ids``): never synced, and it
+    holds back archiving of its kind (the record it stands for cannot be told)."""
+    from rostersync.domain.ids import shown_id
+
+    return RecordError(
+        kind=kind,
+        reason=f"{noun} number {position}: its id {shown_id(value)} {problem}; not synced, and nothing of this "
+        "kind is archived this run (the record it stands for cannot be told). Fix the id in the export",
+        holds_archive=ARCHIVE_HOLDS[kind],
+    )
 
 
 class DeletedRecord(BaseModel):

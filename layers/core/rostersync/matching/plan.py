@@ -145,6 +145,8 @@ class PlanSummary:
     emptied_schools: dict[str, int] = field(default_factory=dict)
     # emptied school id → {"name", "held": {kind: records of that school held back from archiving}}
     held_schools: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # kind → records not archived because the roster had unreadable records of their collection
+    held_unreadable: dict[str, int] = field(default_factory=dict)
     findings: Findings = field(default_factory=lambda: Findings())
 
     def to_json(self) -> dict[str, Any]:
@@ -154,6 +156,7 @@ class PlanSummary:
             "archive_candidates": {k.value: self.archive_candidates[k] for k in Kind},
             "emptied_schools": self.emptied_schools,
             "held_schools": self.held_schools,
+            "held_unreadable": self.held_unreadable,
             "findings": self.findings.to_json(),
         }
 
@@ -305,6 +308,7 @@ class SyncPlanner:
         self.summary = PlanSummary()
         self._ids: dict[str, dict[str, str]] = {c: {} for c in ("schools", "classrooms", "people")}
         self._seen: dict[str, set[str]] = {c: set() for c in index}
+        self._held_collections: set[str] = set()  # nothing of these is archived (``RecordError.holds_archive``)
         self._skipped_people: set[str] = set()
         self._guardians_wanted: set[str] = set()
         self._scope = set(self.settings.schools_in_scope)
@@ -445,6 +449,7 @@ class SyncPlanner:
     def record_error(self, error: RecordError) -> None:
         """Count and pass on an error found while fetching or planning; the run goes on."""
         self.summary.counts[error.kind]["errors"] += 1
+        self._held_collections.update(error.holds_archive)
         if error.provider_id:
             collection = COLLECTION_OF_KIND[error.kind]
             # A record the provider still has but sent broken is not archived for it.
@@ -1009,7 +1014,34 @@ class SyncPlanner:
         }
         if self.summary.emptied_schools:
             candidates = self._hold_emptied_schools(candidates)
+        if self._held_collections:
+            candidates = self._hold_unreadable(candidates)
         return candidates
+
+    def _hold_unreadable(self, candidates: list[ArchiveCandidate]) -> list[ArchiveCandidate]:
+        """Records of a collection the roster could not be read whole for (a corrupted id, rows a broken
+        file swallowed) may still be in the roster: none is archived; each is a ``would_archive`` line."""
+        kept: list[ArchiveCandidate] = []
+        for candidate in candidates:
+            if COLLECTION_OF_KIND[candidate.kind] not in self._held_collections:
+                kept.append(candidate)
+                continue
+            self.summary.held_unreadable[candidate.kind.value] = (
+                self.summary.held_unreadable.get(candidate.kind.value, 0) + 1
+            )
+            self.summary.archive_candidates[candidate.kind] -= 1
+            self._line(
+                PlanLine(
+                    candidate.kind,
+                    "would_archive",
+                    candidate.id,
+                    candidate.provider_id,
+                    "",
+                    "held: the roster had records of this kind that could not be read (see errors.csv), so "
+                    "nothing of it is archived this run",
+                )
+            )
+        return kept
 
     def _hold_emptied_schools(self, candidates: list[ArchiveCandidate]) -> list[ArchiveCandidate]:
         """Take everything of an emptied school out of the archive candidates: its people (students,

@@ -132,6 +132,16 @@ def write_report(state: SyncState) -> ReportResult:
             f"broken export, so nothing of that school was archived (held back: {what}). Check the export; if "
             "the school really closed, archive it by hand."
         )
+    held_unreadable = {Kind(k): int(v) for k, v in ((summary or {}).get("held_unreadable") or {}).items() if v}
+    for kind, n in held_unreadable.items():
+        counts[kind].would_archive += n
+    if held_unreadable:
+        what = ", ".join(f"{n:,} {_kind_label(kind, n)}" for kind, n in held_unreadable.items())
+        notes.append(
+            f"Some roster records could not be read (see errors.csv: the file, the line and the fix), so the "
+            f"records of their kind that look absent may still be in the roster: nothing of them was archived "
+            f"(held back: {what})."
+        )
     if state.archive:
         for kind, archived in state.archive.archived.items():
             counts[kind].archived = archived
