@@ -4,6 +4,7 @@ or duplicated, and the report says what was held and why."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +93,92 @@ def test_a_corrupted_id_is_an_error_line_never_synced_and_its_record_is_not_arch
     assert archived(run) == []
     assert run.by_clever_id("people")[victim]["status"] == "active"
     assert len(run.records("people")) == len(first.records("people"))
+
+
+# -- a file cut short by an unclosed quote (OneRoster CSV upload) ------------------------------------------
+
+
+def _upload(stack: Any, district_id: str, name: str, bundle: Path) -> str:
+    """Put a bundle in the district's upload folder without starting a run (the test starts it)."""
+    from rostersync import aws
+    from rostersync.config import runtime_config
+    from rostersync_tools.cli.inputs import bundle_bytes
+
+    key = f"uploads/{district_id}/{name}/bundle.zip"
+    stack.router.enabled = False
+    try:
+        aws.client("s3").put_object(Bucket=runtime_config().sync_bucket, Key=key, Body=bundle_bytes(bundle))
+    finally:
+        stack.router.enabled = True
+    return key
+
+
+def _sftp_district(synthetic: Any) -> str:
+    import json
+    import uuid
+
+    from rostersync import aws
+    from rostersync.admin import connect_provider
+    from rostersync.config import runtime_config
+    from rostersync.directory.product import ProductDirectory, import_product_directory
+    from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
+
+    config, dynamodb = runtime_config(), aws.client("dynamodb")
+    district_id = f"d-{uuid.uuid4().hex[:8]}"
+    schools = json.loads((synthetic.path / "schools.json").read_text(encoding="utf-8"))["data"]
+    product = ProductDirectory.model_validate(
+        {
+            "district": {"id": district_id, "name": "SFTP district"},
+            "schools": [
+                {"id": f"sch-{n}", "name": s["data"]["name"], "provider_ids": {"oneroster": s["data"]["id"]}}
+                for n, s in enumerate(schools)
+            ],
+        }
+    )
+    state = SyncStateRepository(dynamodb, config.sync_state_table, district_id)
+    import_product_directory(product, DirectoryRepository(dynamodb, config.directory_table, district_id), state)
+    connect_provider(state, aws.client("secretsmanager"), "oneroster-csv")
+    return district_id
+
+
+def test_an_unclosed_quote_in_users_csv_archives_nobody_and_leaks_no_swallowed_text(
+    stack: Any, run_sync: Any, synthetic: Any, tmp_path: Path
+) -> None:
+    from rostersync_tools.local.convert import clever_to_oneroster
+
+    # Given an SFTP district whose first bundle synced
+    district_id = _sftp_district(synthetic)
+    night_1 = tmp_path / "bundle-1"
+    clever_to_oneroster(synthetic.path, night_1)
+    _upload(stack, district_id, "night-1", night_1)
+    first = run_sync(district_id, trigger="enabled")
+    assert first.status == "succeeded"
+    # When the next bundle's users.csv has a given name whose quote is never closed: the rest of the
+    # file up to the next quote (other families' rows) becomes part of that name
+    night_2 = tmp_path / "bundle-2"
+    clever_to_oneroster(synthetic.path, night_2)
+    users = (night_2 / "users.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    given = users[0].split(",").index("givenName")
+    row = next(n for n, line in enumerate(users) if ",student," in line and n > 20)
+    name = next(csv.reader([users[row]]))[given]
+    users[row] = users[row].replace(f",{name},", f',"{name},', 1)
+    (night_2 / "users.csv").write_text("".join(users), encoding="utf-8")
+    _upload(stack, district_id, "night-2", night_2)
+
+    run = run_sync(district_id, trigger="manual")
+
+    # Then nobody is archived, the run says which file and line to fix
+    assert run.execution_status == "SUCCEEDED"
+    assert [r for r in run.directory["people"] if r["status"] == "archived"] == []
+    assert all(counts["archived"] == 0 for counts in run.report["counts"].values())
+    assert run.status == "succeeded_with_errors"
+    (error,) = [e for e in run.csv_rows("errors.csv") if "unclosed quote" in e["reason"]]
+    assert error["reason"].startswith(f"users.csv line {row + 1}:")
+    assert f"close or remove the quote on line {row + 1} of users.csv" in error["reason"]
+    # and no report file holds the swallowed text (the next rows' emails)
+    email = users[0].split(",").index("email")
+    swallowed = [next(csv.reader([line]))[email] for line in users[row + 1 : row + 4]]
+    for name in ("students.csv", "guardians.csv", "teachers.csv", "errors.csv"):
+        text = "".join(",".join(r.values()) for r in run.csv_rows(name))
+        assert not any(email and email in text for email in swallowed), name
+    assert not any(email and email in " ".join(run.report["notes"]) for email in swallowed)

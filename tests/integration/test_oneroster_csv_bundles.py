@@ -485,3 +485,49 @@ def test_a_corrupt_zip_member_leaves_the_fetch_incomplete() -> None:
 
     assert not outcome.complete
     assert any("users.csv could not be read past line" in e.reason for e in only(items, RecordError))
+
+
+# -- a file that cannot be read to its end (issue 9, finding 2) ------------------------------------------
+
+
+def _users_with_families(n: int) -> str:
+    rows = [
+        f"u-{k},active,,TRUE,s-1,student,kid{k},,Kid{k},Family{k},,,kid{k}@example.org,,555-01{k:02},,09,pw\n"
+        for k in range(10, 10 + n)
+    ]
+    return USERS + "".join(rows)
+
+
+def test_an_unclosed_quote_that_swallows_rows_makes_users_incomplete_and_leaks_nothing(tmp_path: Path) -> None:
+    # Given users.csv in which one student's given name opens a quote that is never closed
+    users = _users_with_families(6).replace(",Kid11,", ',"Kid11,', 1)
+
+    items, outcome = fetch(write_folder(tmp_path / "b", bundle_files(users_csv=users)))
+
+    # Then the row is not synced, none of the swallowed rows' text reaches a record or an error...
+    people = {p.provider_id: p for p in only(items, PersonRecord)}
+    assert "u-11" not in people
+    assert all(len(p.given_name) < 40 for p in people.values())
+    (error,) = [e for e in only(items, RecordError) if "unclosed quote" in e.reason]
+    assert "@example.org" not in error.reason and "Family12" not in error.reason
+    # ...and the error names the file, the line and the fix, and holds back archiving of people
+    assert error.reason.startswith("users.csv line 6:")
+    assert "close or remove the quote on line 6 of users.csv" in error.reason
+    assert error.provider_id == "u-11"
+    assert {"people", "enrollments", "guardian_links"} <= set(error.holds_archive)
+
+
+def test_a_quoted_address_over_two_lines_is_not_taken_for_swallowed_rows(tmp_path: Path) -> None:
+    users = USERS.replace(",Ada,", ',"Ada\nMarie",', 1)
+    items, _ = fetch(write_folder(tmp_path / "b", bundle_files(users_csv=users)))
+    assert not [e for e in only(items, RecordError) if "unclosed quote" in e.reason]
+    assert next(p for p in only(items, PersonRecord) if p.provider_id == "u-1").given_name == "Ada\nMarie"
+
+
+def test_a_value_past_the_csv_field_limit_is_named_not_an_error_class(tmp_path: Path) -> None:
+    users = USERS.replace(",Ada,", ',"' + "A" * 200_000 + '",', 1)
+    items, outcome = fetch(write_folder(tmp_path / "b", bundle_files(users_csv=users)))
+    problems = [e.reason for e in only(items, RecordError)]
+    assert not outcome.complete or any("characters" in p for p in problems)
+    assert all("(Error)" not in p for p in problems + outcome.problems)
+    assert any("longer than" in p or "200,000 characters" in p for p in problems + outcome.problems)

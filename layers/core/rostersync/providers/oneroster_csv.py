@@ -29,6 +29,10 @@ zip or folder, a missing required file (orgs, classes, users, enrollments, unles
 closest OneRoster name, found by difflib), an unsupported manifest. A misspelt header of a column it
 does not read is only logged. Per-row problems become ``RecordError`` lines; a file that breaks off
 mid-way (a truncated zip member) is recorded in ``outcome`` as incomplete, so the run archives nothing.
+A row that swallowed others (an unclosed quote: a value spanning lines shaped like rows, a value over
+``CsvLimits.max_field_chars``, a row over ``max_lines_per_row`` lines) is not synced: its error names the
+file, the line and the fix, never the swallowed text, and holds back archiving of what the file holds
+(``FILE_HOLDS``), since the swallowed rows' people only look absent.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from rostersync.domain.ids import id_problem
 from rostersync.domain.records import Kind, RecordError, SnapshotItem
 from rostersync.errors import RostersyncError
 from rostersync.providers.base import FetchOutcome
@@ -576,12 +581,79 @@ def _and(items: list[str]) -> str:
 # ---------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CsvLimits:
+    """How far a row may go before it is taken for rows an unclosed quote swallowed."""
+
+    max_field_chars: int = 8_192  # one value (a name, an email, a list of org ids)
+    max_lines_per_row: int = 8  # physical lines of one row (a quoted address may hold a few)
+
+
+# What a file that could not be read to its end holds back: nothing of these is archived this run.
+FILE_HOLDS: dict[str, list[str]] = {
+    "orgs": ["schools", "classrooms", "people", "enrollments", "guardian_links"],
+    "academicSessions": [],
+    "courses": [],
+    "classes": ["classrooms", "enrollments"],
+    "users": ["people", "enrollments", "guardian_links"],
+    "enrollments": ["enrollments"],
+    "demographics": [],
+    "roles": ["people", "enrollments", "guardian_links"],
+}
+
+
+def _swallowed_rows(cells: list[str], columns: int, lines: int, limits: CsvLimits) -> str:
+    """Why this parsed row looks like other rows swallowed by an unclosed quote ("" when it does not): a
+    value holding a line break followed by a row-shaped line, a value over the size limit, or a row
+    spanning more physical lines than a real one does."""
+    # A value that spans lines and holds a line with this many commas is rows, not an address.
+    row_shaped = min(3, max(1, columns - 1))
+    for cell in cells:
+        if len(cell) > limits.max_field_chars:
+            return f"a value of {len(cell):,} characters (the limit is {limits.max_field_chars:,})"
+        if "\n" in cell or "\r" in cell:
+            if any(part.count(",") >= row_shaped for part in cell.splitlines()):
+                return "a quoted value that runs over lines shaped like rows"
+    if lines > limits.max_lines_per_row:
+        return f"one row spanning {lines:,} lines (the limit is {limits.max_lines_per_row:,})"
+    return ""
+
+
+def _swallowed_error(
+    spec: _FileSpec, cells: list[str], names: list[str | None], line: int, why: str
+) -> RecordError:
+    """The error line of a row that swallowed others. It names the file, the line and the fix, never the
+    swallowed text (other families' data): only the row's own id, when that is clean."""
+    position = names.index("sourcedId") if "sourcedId" in names else -1
+    sourced_id = cells[position].strip() if 0 <= position < len(cells) else ""
+    if id_problem(sourced_id) or "\n" in sourced_id:
+        sourced_id = ""
+    holds = FILE_HOLDS.get(spec.collection, [])
+    return RecordError(
+        kind=spec.kind,
+        provider_id=sourced_id,
+        reason=f"{spec.filename} line {line}: {why}: an unclosed quote (\") there swallowed the rows after it, "
+        f"so {spec.filename} could not be read to its end. That row and the rows it swallowed were not synced"
+        + (", and nothing of them is archived this run" if holds else "")
+        + f". Fix: close or remove the quote on line {line} of {spec.filename} and upload the bundle again",
+        holds_archive=holds,
+    )
+
+
 class _BundleReader:
-    def __init__(self, bundle: _Bundle, layout: _Layout, outcome: FetchOutcome, row_errors: deque[RecordError]) -> None:
+    def __init__(
+        self,
+        bundle: _Bundle,
+        layout: _Layout,
+        outcome: FetchOutcome,
+        row_errors: deque[RecordError],
+        limits: CsvLimits | None = None,
+    ) -> None:
         self.bundle = bundle
         self.layout = layout
         self.outcome = outcome
         self.row_errors = row_errors
+        self.limits = limits or CsvLimits()
 
     def collection(self, name: str) -> Iterator[dict[str, Any]]:
         """The objects of one collection, REST-shaped; none when the bundle does not have the file."""
@@ -602,8 +674,12 @@ class _BundleReader:
             try:
                 next(reader, None)  # the header, checked already
                 for cells in reader:
-                    line = reader.line_num
+                    first_line, line = line + 1, reader.line_num
                     if not any(cell.strip() for cell in cells):
+                        continue
+                    swallowed = _swallowed_rows(cells, len(names), line - first_line + 1, self.limits)
+                    if swallowed:
+                        self.row_errors.append(_swallowed_error(spec, cells, names, first_line, swallowed))
                         continue
                     if any("\ufffd" in cell for cell in cells):
                         replaced += 1
@@ -625,9 +701,15 @@ class _BundleReader:
                         continue
                     yield row
             except (csv.Error, zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
+                why = type(exc).__name__
+                if isinstance(exc, csv.Error) and "field larger than field limit" in str(exc):
+                    why = (
+                        f"a value is longer than {csv.field_size_limit():,} characters: an unclosed quote (\") "
+                        "swallowed the lines after it? Close or remove that quote"
+                    )
                 problem = (
-                    f"{spec.filename} could not be read past line {line} ({type(exc).__name__}); the rest of it "
-                    "was not read, so this run will not archive anything"
+                    f"{spec.filename} could not be read past line {line + 1} ({why}); the rest of it was not "
+                    "read, so this run will not archive anything"
                 )
                 logger.warning("Unreadable OneRoster CSV: %s", problem)
                 self.outcome.mark_incomplete(problem)
