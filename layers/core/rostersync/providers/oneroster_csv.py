@@ -619,9 +619,7 @@ def _swallowed_rows(cells: list[str], columns: int, lines: int, limits: CsvLimit
     return ""
 
 
-def _swallowed_error(
-    spec: _FileSpec, cells: list[str], names: list[str | None], line: int, why: str
-) -> RecordError:
+def _swallowed_error(spec: _FileSpec, cells: list[str], names: list[str | None], line: int, why: str) -> RecordError:
     """The error line of a row that swallowed others. It names the file, the line and the fix, never the
     swallowed text (other families' data): only the row's own id, when that is clean."""
     position = names.index("sourcedId") if "sourcedId" in names else -1
@@ -632,7 +630,7 @@ def _swallowed_error(
     return RecordError(
         kind=spec.kind,
         provider_id=sourced_id,
-        reason=f"{spec.filename} line {line}: {why}: an unclosed quote (\") there swallowed the rows after it, "
+        reason=f'{spec.filename} line {line}: {why}: an unclosed quote (") there swallowed the rows after it, '
         f"so {spec.filename} could not be read to its end. That row and the rows it swallowed were not synced"
         + (", and nothing of them is archived this run" if holds else "")
         + f". Fix: close or remove the quote on line {line} of {spec.filename} and upload the bundle again",
@@ -704,7 +702,7 @@ class _BundleReader:
                 why = type(exc).__name__
                 if isinstance(exc, csv.Error) and "field larger than field limit" in str(exc):
                     why = (
-                        f"a value is longer than {csv.field_size_limit():,} characters: an unclosed quote (\") "
+                        f'a value is longer than {csv.field_size_limit():,} characters: an unclosed quote (") '
                         "swallowed the lines after it? Close or remove that quote"
                     )
                 problem = (
