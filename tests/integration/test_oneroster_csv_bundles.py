@@ -531,3 +531,51 @@ def test_a_value_past_the_csv_field_limit_is_named_not_an_error_class(tmp_path: 
     assert not outcome.complete or any("characters" in p for p in problems)
     assert all("(Error)" not in p for p in problems + outcome.problems)
     assert any("longer than" in p or "200,000 characters" in p for p in problems + outcome.problems)
+
+
+# -- messages an admin can act on (issue 9, finding 8) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_utf16_file_is_named_as_utf16_not_as_missing_columns(tmp_path: Path, encoding: str) -> None:
+    users = USERS.encode(encoding)  # "utf-16" writes a BOM; -le/-be do not
+
+    message = refused(write_folder(tmp_path / "b", bundle_files(users_csv=users)))
+
+    assert "users.csv is UTF-16 text, not UTF-8: export it again as CSV UTF-8" in message
+    assert "missing" not in message
+
+
+def test_upload_keys_are_bundles_in_any_case() -> None:
+    from rostersync.contracts import is_bundle_key
+
+    assert is_bundle_key("uploads/d-1/2026-11-30/Bundle.ZIP")
+    assert is_bundle_key("uploads/d-1/export/MANIFEST.CSV")
+    assert is_bundle_key("uploads/d-1/export/bundle.zip")
+    assert not is_bundle_key("uploads/d-1/export/users.csv")
+    assert not is_bundle_key("uploads/d-1/export/my-manifest.csv")
+    assert not is_bundle_key("runs/d-1/bundle.zip")
+
+
+def test_the_latest_upload_is_found_whatever_the_case_of_its_name() -> None:
+    from datetime import UTC, datetime
+
+    from rostersync.storage import latest_upload_key
+
+    class Pages:
+        def paginate(self, **_kwargs: object) -> list[dict[str, object]]:
+            t = datetime(2026, 11, 30, tzinfo=UTC)
+            return [
+                {
+                    "Contents": [
+                        {"Key": "uploads/d-1/a/notes.txt", "LastModified": t},
+                        {"Key": "uploads/d-1/b/Bundle.ZIP", "LastModified": t},
+                    ]
+                }
+            ]
+
+    class S3:
+        def get_paginator(self, _name: str) -> Pages:
+            return Pages()
+
+    assert latest_upload_key(S3(), "bucket", "d-1") == "uploads/d-1/b/Bundle.ZIP"

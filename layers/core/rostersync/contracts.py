@@ -25,6 +25,15 @@ class _Contract(BaseModel):
 UPLOAD_PREFIX = "uploads/"
 
 
+def is_bundle_key(key: str) -> bool:
+    """Whether an uploaded object is a OneRoster bundle: a zip, or a folder's manifest.csv — in any case
+    (``Bundle.ZIP``, ``MANIFEST.CSV``): SIS exports and Windows users do not agree on case."""
+    lowered = key.lower()
+    return lowered.startswith(UPLOAD_PREFIX) and (
+        lowered.endswith(".zip") or lowered.rsplit("/", 1)[-1] == "manifest.csv"
+    )
+
+
 class SyncRequest(_Contract):
     """The execution input: who to sync, and why (from EventBridge, the schedule, an upload or the CLI).
 

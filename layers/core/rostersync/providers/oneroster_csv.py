@@ -506,7 +506,28 @@ def _version(manifest: dict[str, str] | None, problems: list[str]) -> str:
     return version
 
 
+def _not_utf8_text(bundle: _Bundle, filename: str) -> str:
+    """Why a file's bytes are not UTF-8 text a CSV reader can take ("" when they are): UTF-16 or UTF-32
+    (a spreadsheet's "Unicode text" export), said as such rather than as missing columns."""
+    with bundle.members[filename.lower()]() as raw:
+        head = raw.read(4096)
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        encoding = "UTF-32"
+    elif head.startswith((b"\xff\xfe", b"\xfe\xff")) or (head and head.count(b"\x00") * 4 >= len(head)):
+        encoding = "UTF-16"
+    else:
+        return ""
+    return (
+        f"{filename} is {encoding} text, not UTF-8: export it again as CSV UTF-8 (in Excel: Save As, "
+        '"CSV UTF-8 (Comma delimited)") and upload the bundle again'
+    )
+
+
 def _read_header(bundle: _Bundle, spec: _FileSpec, problems: list[str]) -> list[str] | None:
+    encoding = _not_utf8_text(bundle, spec.filename)
+    if encoding:
+        problems.append(encoding)
+        return None
     with bundle.text(spec.filename) as text:
         try:
             header = next(csv.reader(text), None)
