@@ -182,3 +182,61 @@ def test_an_unclosed_quote_in_users_csv_archives_nobody_and_leaks_no_swallowed_t
         text = "".join(",".join(r.values()) for r in run.csv_rows(name))
         assert not any(email and email in text for email in swallowed), name
     assert not any(email and email in " ".join(run.report["notes"]) for email in swallowed)
+
+
+# -- every id changed (a provider re-key) ----------------------------------------------------------------
+
+
+def _rekey(dataset: Any) -> dict[str, str]:
+    """Night 2 of a re-rostered district: every user and section has a new id; schools keep theirs."""
+    old_ids = [u["id"] for u in dataset.users()] + [s["id"] for s in dataset.sections()]
+    new_of = {old: "77cd" + old[4:] for old in old_ids}
+    for name in ("users", "sections", "districts"):
+        path = dataset.path / f"{name}.json"
+        text = path.read_text(encoding="utf-8")
+        for old, new in new_of.items():
+            text = text.replace(f'"{old}"', f'"{new}"').replace(f"/{old}", f"/{new}")
+        path.write_text(text, encoding="utf-8")
+    return new_of
+
+
+def test_a_provider_re_key_links_everyone_to_their_record_and_holds_what_it_cannot_tell(
+    district: Any, synthetic: Any, tmp_path: Path
+) -> None:
+    # Given a district whose first night synced
+    d = district(synthetic)
+    first = d.sync()
+    assert first.status == "succeeded"
+    # When the next night every user and section id changed (the district re-rostered), and one
+    # student's district ids (SIS id, student number, state id) were left out of the export
+    night = synthetic.copy(tmp_path / "night-2")
+    new_of = _rekey(night)
+    unknown = night.users("student")[7]["id"]
+    night.edit_users(lambda u: u["roles"]["student"].update(sis_id="", student_number="", state_id=""), {unknown})
+    d.serve(night)
+
+    run = d.sync()
+
+    # Then nobody is created again and nobody archived: the directory holds each person once
+    assert run.execution_status == "SUCCEEDED"
+    for kind in ("students", "teachers", "staff", "guardians", "classrooms", "enrollments", "guardian_links"):
+        assert run.counts(kind)["created"] == 0, (kind, run.counts(kind))
+    assert archived(run) == []
+    assert len(run.records("people")) == len(first.records("people"))
+    assert len(run.records("classrooms")) == len(first.records("classrooms"))
+    assert len(run.records("enrollments")) == len(first.records("enrollments"))
+    # and each existing record now carries its new id
+    people = run.by_clever_id("people")
+    before = first.by_clever_id("people")
+    relinked = [old for old in before if old != next(k for k, v in new_of.items() if v == unknown)]
+    carried = [old for old in relinked if new_of[old] in people]
+    assert len(carried) >= 0.9 * len(relinked)  # (a guardian merged into a teacher's account shows once)
+    assert all(people[new_of[old]]["id"] == before[old]["id"] for old in carried)
+    assert len(relinked) == len(before) - 1
+    # The student who cannot be told apart is held for review: not created, their record kept
+    assert run.status == "needs_review"
+    (line,) = [r for r in run.csv_rows("students.csv") if r["provider_id"] == unknown]
+    assert line["reason"].startswith("needs review: the provider changed its ids")
+    old_unknown = next(k for k, v in new_of.items() if v == unknown)
+    assert people[old_unknown]["status"] == "active"
+    assert any("a re-key" in note for note in run.report["notes"])

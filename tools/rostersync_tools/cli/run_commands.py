@@ -113,7 +113,7 @@ def print_run(report: dict[str, Any], heading: str, link: str | None = None, out
 
 def exit_code(report: dict[str, Any]) -> int:
     """0 when the run did what it should (a self-check: the district is ready), 1 otherwise."""
-    if report.get("status") in ("failed", "threshold_exceeded"):
+    if report.get("status") in ("failed", "threshold_exceeded", "needs_review"):
         return 1
     if report.get("ready") is False or any(c.get("status") == "fail" for c in report.get("readiness") or []):
         return 1

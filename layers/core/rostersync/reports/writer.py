@@ -256,6 +256,7 @@ _STATUS = {  # label, text colour, background
     RunStatus.SUCCEEDED: ("Completed", "#0f5b2a", "#d5f5df"),
     RunStatus.SUCCEEDED_WITH_ERRORS: ("Completed with errors", "#7a4a00", "#ffeab0"),
     RunStatus.THRESHOLD_EXCEEDED: ("Archiving held back", "#8a3300", "#ffdcc7"),
+    RunStatus.NEEDS_REVIEW: ("Needs review", "#8a3300", "#ffdcc7"),
     RunStatus.FAILED: ("Failed", "#8e1116", "#ffd7d9"),
 }
 _PROVIDERS = {"clever": "Clever", "classlink": "ClassLink", "oneroster": "OneRoster", "sftp": "SFTP upload"}

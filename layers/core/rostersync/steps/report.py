@@ -142,6 +142,20 @@ def write_report(state: SyncState) -> ReportResult:
             f"records of their kind that look absent may still be in the roster: nothing of them was archived "
             f"(held back: {what})."
         )
+    rekey = (summary or {}).get("rekey") or {}
+    if rekey:
+        review = int(rekey.get("needs_review", 0))
+        notes.append(
+            f"The provider changed the ids of this district's records (a re-key): {int(rekey.get('relinked', 0)):,} "
+            "records were linked to their existing records by their district ids (SIS id, student number, "
+            "email), none was created twice"
+            + (
+                f"; {review:,} could not be told apart and need review: nothing was written for them and nothing "
+                "of their kind was archived (lines marked 'needs review' in the CSV files)."
+                if review
+                else "."
+            )
+        )
     if state.archive:
         for kind, archived in state.archive.archived.items():
             counts[kind].archived = archived
@@ -187,6 +201,8 @@ def write_report(state: SyncState) -> ReportResult:
 
     if state.error is not None:
         status = RunStatus.FAILED
+    elif rekey.get("needs_review") and not run.dry_run:
+        status = RunStatus.NEEDS_REVIEW
     elif (threshold or facts.emptied_schools) and not run.dry_run:
         status = RunStatus.THRESHOLD_EXCEEDED
     elif csv.errors_total or (state.fetch and not state.fetch.complete):
