@@ -225,3 +225,29 @@ def content_hash(fields: dict[str, object]) -> str:
     """Return a stable hash of a record's synced fields, used to skip unchanged records."""
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def limit_error(item: RosterRecord, max_id_bytes: int, max_record_bytes: int) -> RecordError | None:
+    """The error line of a record over the id or record size limit (settings ``limits``), or None.
+
+    Checked for every provider where Fetch writes the snapshot: such a record would pass locally and
+    break DynamoDB's key or item limit on AWS, failing the district every night."""
+    from rostersync.domain.ids import id_problem, shown_id
+
+    problem = id_problem(item.provider_id, max_id_bytes)
+    if problem:
+        return unclean_id_error(item.kind, item.record_type, 0, item.provider_id, problem).model_copy(
+            update={
+                "reason": f"a {item.record_type} whose id {shown_id(item.provider_id)} {problem}; not synced, "
+                "and nothing of this kind is archived this run. Fix the id in the export"
+            }
+        )
+    size = len(item.model_dump_json().encode("utf-8"))
+    if size > max_record_bytes:
+        return RecordError(
+            kind=item.kind,
+            provider_id=item.provider_id,
+            reason=f"this {item.record_type} is {size:,} bytes, over the limit of {max_record_bytes:,} (settings "
+            "limits.max_record_bytes): a field holds far more than it should; not synced",
+        )
+    return None

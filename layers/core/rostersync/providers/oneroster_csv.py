@@ -67,6 +67,10 @@ class BadBundleError(RostersyncError):
     """The uploaded OneRoster bundle cannot be synced as a whole; the message says what to fix."""
 
 
+class _TooManyRowsError(Exception):
+    """A file has more rows than ``CsvLimits.max_rows_per_file``: it is not read further."""
+
+
 @dataclass(frozen=True)
 class _FileSpec:
     """One OneRoster CSV file: its columns, which must be there, which rostersync reads."""
@@ -284,12 +288,13 @@ class OneRosterCsvProvider:
 
     name = PROVIDER
 
-    def __init__(self, bundle: Path | str | bytes) -> None:
+    def __init__(self, bundle: Path | str | bytes, limits: Any = None) -> None:
         self._bundle = bundle
+        self._limits = CsvLimits.from_settings(limits)
 
     def fetch(self, outcome: FetchOutcome) -> Iterator[SnapshotItem]:
         """Check the bundle, then stream its records; raises ``BadBundleError`` before the first record."""
-        with _open_bundle(self._bundle) as bundle:
+        with _open_bundle(self._bundle, self._limits) as bundle:
             layout = _check_bundle(bundle)
             outcome.delta = layout.delta
             logger.info(
@@ -299,7 +304,7 @@ class OneRosterCsvProvider:
                 ", ".join(f"{name} {mode}" for name, mode in sorted(layout.modes.items())),
             )
             row_errors: deque[RecordError] = deque()
-            reader = _BundleReader(bundle, layout, outcome, row_errors)
+            reader = _BundleReader(bundle, layout, outcome, row_errors, self._limits)
             for item in map_roster(reader.collection, outcome):
                 while row_errors:
                     yield row_errors.popleft()
@@ -330,13 +335,37 @@ class _Bundle:
             text.close()
 
 
+# Members this small are never refused for their ratio (a header-only file compresses very well).
+_RATIO_MIN_BYTES = 1 << 20
+
+
+def _check_sizes(sizes: list[tuple[str, int, int]], limits: CsvLimits) -> None:
+    """Refuse a bundle whose files (name, size, compressed size) expand past the limits, before reading."""
+    total = sum(size for _, size, _ in sizes)
+    if total > limits.max_bundle_bytes:
+        raise BadBundleError(
+            f"the bundle expands to {total:,} bytes, over the limit of {limits.max_bundle_bytes:,} (settings "
+            "limits.max_bundle_bytes): it was not read. Check the export; a district this large can raise the limit"
+        )
+    for name, size, compressed in sizes:
+        if size > _RATIO_MIN_BYTES and size > limits.max_compression_ratio * max(compressed, 1):
+            raise BadBundleError(
+                f"{name} expands {size // max(compressed, 1):,} times its compressed size (the limit is "
+                f"{limits.max_compression_ratio:,}, settings limits.max_compression_ratio): that is not a roster "
+                "export (a zip bomb?); it was not read"
+            )
+
+
 @contextmanager
-def _open_bundle(bundle: Path | str | bytes) -> Iterator[_Bundle]:
+def _open_bundle(bundle: Path | str | bytes, limits: CsvLimits | None = None) -> Iterator[_Bundle]:
+    limits = limits or CsvLimits()
     if isinstance(bundle, bytes | bytearray):
         source: Any = io.BytesIO(bundle)
     else:
         path = Path(bundle)
         if path.is_dir():
+            files = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".csv"]
+            _check_sizes([(p.name, p.stat().st_size, p.stat().st_size) for p in files], limits)
             yield _Bundle(_folder_members(path))
             return
         if not path.is_file():
@@ -349,6 +378,7 @@ def _open_bundle(bundle: Path | str | bytes) -> Iterator[_Bundle]:
             "the OneRoster bundle is not a readable zip file: upload the CSV files zipped, or as a folder"
         ) from exc
     with archive:
+        _check_sizes([(i.filename, i.file_size, i.compress_size) for i in archive.infolist() if not i.is_dir()], limits)
         yield _Bundle(_zip_members(archive))
 
 
@@ -604,10 +634,26 @@ def _and(items: list[str]) -> str:
 
 @dataclass(frozen=True)
 class CsvLimits:
-    """How far a row may go before it is taken for rows an unclosed quote swallowed."""
+    """How large a bundle and its rows may be (settings ``limits``), and how far a row may go before it
+    is taken for rows an unclosed quote swallowed."""
 
     max_field_chars: int = 8_192  # one value (a name, an email, a list of org ids)
     max_lines_per_row: int = 8  # physical lines of one row (a quoted address may hold a few)
+    max_bundle_bytes: int = 8 << 30
+    max_compression_ratio: int = 200
+    max_rows_per_file: int = 10_000_000
+
+    @classmethod
+    def from_settings(cls, limits: Any) -> CsvLimits:
+        """From a ``LimitSettings`` (None: the defaults)."""
+        if limits is None:
+            return cls()
+        return cls(
+            max_field_chars=limits.max_field_chars,
+            max_bundle_bytes=limits.max_bundle_bytes,
+            max_compression_ratio=limits.max_compression_ratio,
+            max_rows_per_file=limits.max_rows_per_file,
+        )
 
 
 # What a file that could not be read to its end holds back: nothing of these is archived this run.
@@ -687,6 +733,7 @@ class _BundleReader:
         spec = FILES[collection]
         names = self.layout.headers[collection]
         replaced = 0
+        rows = 0
         line = 1
         with self.bundle.text(spec.filename) as text:
             reader = csv.reader(text)
@@ -696,6 +743,9 @@ class _BundleReader:
                     first_line, line = line + 1, reader.line_num
                     if not any(cell.strip() for cell in cells):
                         continue
+                    rows += 1
+                    if rows > self.limits.max_rows_per_file:
+                        raise _TooManyRowsError
                     swallowed = _swallowed_rows(cells, len(names), line - first_line + 1, self.limits)
                     if swallowed:
                         self.row_errors.append(_swallowed_error(spec, cells, names, first_line, swallowed))
@@ -719,8 +769,13 @@ class _BundleReader:
                         )
                         continue
                     yield row
-            except (csv.Error, zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
+            except (csv.Error, zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, _TooManyRowsError) as exc:
                 why = type(exc).__name__
+                if isinstance(exc, _TooManyRowsError):
+                    why = (
+                        f"it has more than {self.limits.max_rows_per_file:,} rows, the limit (settings "
+                        "limits.max_rows_per_file)"
+                    )
                 if isinstance(exc, csv.Error) and "field larger than field limit" in str(exc):
                     why = (
                         f'a value is longer than {csv.field_size_limit():,} characters: an unclosed quote (") '

@@ -130,8 +130,9 @@ class CsvReportWriter:
     The first ``MAX_JSON_ERRORS`` errors and their total are kept for ``SyncReport``.
     """
 
-    def __init__(self, spool_bytes: int = 1 << 20) -> None:
+    def __init__(self, spool_bytes: int = 1 << 20, max_error_lines: int = 10_000) -> None:
         self._spool_bytes = spool_bytes
+        self.max_error_lines = max_error_lines
         # file name → action rank → (text stream, csv writer); errors.csv has the one rank 0
         self._parts: dict[str, dict[int, tuple[io.TextIOWrapper, Any]]] = {}
         self._finished: dict[str, IO[bytes]] | None = None
@@ -171,8 +172,9 @@ class CsvReportWriter:
             self.add(line)
 
     def add_error(self, error: ReportError) -> None:
-        """Append one error to ``errors.csv``."""
-        self._row(ERRORS_FILE, 0, (error.kind.value, error.provider_id, error.reason))
+        """Append one error to ``errors.csv`` (the first ``max_error_lines``; every error is counted)."""
+        if self.errors_total < self.max_error_lines:
+            self._row(ERRORS_FILE, 0, (error.kind.value, error.provider_id, error.reason))
         self.errors_total += 1
         if len(self.first_errors) < MAX_JSON_ERRORS:
             self.first_errors.append(error)
@@ -187,6 +189,18 @@ class CsvReportWriter:
             ``errors.csv``. Valid until the writer is closed.
         """
         if self._finished is None:
+            left_out = self.errors_total - self.max_error_lines
+            if left_out > 0:
+                self._row(
+                    ERRORS_FILE,
+                    0,
+                    (
+                        "",
+                        "",
+                        f"… and {left_out:,} more errors ({self.errors_total:,} in all; errors.csv keeps the "
+                        f"first {self.max_error_lines:,}: settings limits.max_error_lines)",
+                    ),
+                )
             order = [csv_file_name(kind) for kind in Kind] + [ERRORS_FILE]
             self._finished = {}
             for name in (name for name in order if name in self._parts):

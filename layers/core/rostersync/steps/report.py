@@ -22,7 +22,7 @@ from rostersync.reports.model import (
 )
 from rostersync.reports.readiness import RunFacts, readiness_checklist
 from rostersync.reports.writer import CsvReportWriter, render_html, render_json
-from rostersync.settings import SettingsError
+from rostersync.settings import LimitSettings, SettingsError
 from rostersync.steps.context import DistrictContext
 from rostersync.storage import RunStore
 
@@ -71,6 +71,13 @@ def failure_reason(error: StepError) -> str:
 def _lines(store: RunStore, keys: list[str]) -> Iterator[ReportLine]:
     for data in store.read_all(keys):
         yield ReportLine.model_validate(data)
+
+
+def _limits(ctx: DistrictContext, version: int) -> LimitSettings:
+    try:
+        return ctx.state.settings_at(version).limits
+    except SettingsError:
+        return LimitSettings()
 
 
 def _settings_used(ctx: DistrictContext, version: int) -> dict[str, Any] | None:
@@ -173,7 +180,7 @@ def write_report(state: SyncState) -> ReportResult:
         notes.append("Self-check: nothing was written. The counts show what the first sync would do.")
     notes.extend(breach.note(kind) for kind, breach in threshold.items())
 
-    csv = CsvReportWriter()
+    csv = CsvReportWriter(max_error_lines=_limits(ctx, run.settings_version).max_error_lines)
     with csv:
         if summary:
             csv.add_all(_lines(store, summary["lines_keys"]))
