@@ -390,6 +390,40 @@ class Dataset:
         """Append raw list items (``{"data": {...}}``) to users.json, broken ones included."""
         self._save("users", [*self._items("users"), *items])
 
+    def remove_school(self, school_id: str) -> dict[str, set[str]]:
+        """A broken export: one school is missing with everything in it (its sections, the students and
+        teachers of that school only, and the contacts of those students only). Returns the ids removed."""
+        self._save("schools", [s for s in self._items("schools") if s["data"]["id"] != school_id])
+        sections = self._items("sections")
+        gone_sections = {s["data"]["id"] for s in sections if s["data"]["school"] == school_id}
+        self._save("sections", [s for s in sections if s["data"]["id"] not in gone_sections])
+        gone: dict[str, set[str]] = {"sections": gone_sections, "users": set()}
+        users = self._items("users")
+        for item in users:
+            data = item["data"]
+            roles = data.get("roles", {})
+            schools = {s for role in ("student", "teacher", "staff") for s in roles.get(role, {}).get("schools", [])}
+            school = roles.get("student", {}).get("school")
+            if school:
+                schools.add(school)
+            if schools and schools <= {school_id}:
+                gone["users"].add(data["id"])
+        kept = []
+        for item in users:
+            data = item["data"]
+            if data["id"] in gone["users"]:
+                continue
+            contact = data.get("roles", {}).get("contact")
+            if contact is not None:
+                relationships = [r for r in contact["student_relationships"] if r["student"] not in gone["users"]]
+                if not relationships:
+                    gone["users"].add(data["id"])
+                    continue
+                contact["student_relationships"] = relationships
+            kept.append(item)
+        self._save("users", kept)
+        return gone
+
     def edit_sections(self, edit: Callable[[dict[str, Any]], None]) -> None:
         sections = self._items("sections")
         for item in sections:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -305,6 +306,11 @@ def test_local_up_saves_its_state_on_exit_and_loads_it_on_start(synthetic: Any, 
 
     # When it is stopped, the state is saved in the documented files
     assert (state / "stack-state.json").is_file()
+    # readable by its owner only: secretsmanager.jsonl holds the provider tokens in clear
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    modes = {p.relative_to(state).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in state.rglob("*")}
+    assert modes["secretsmanager.jsonl"] == 0o600
+    assert all(mode == (0o700 if (state / name).is_dir() else 0o600) for name, mode in modes.items()), modes
     items = (state / "dynamodb" / "DirectoryTable.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(items) == len(json.loads(before.read_text(encoding="utf-8"))["schools"])
     assert "Saved the state" in log.read_text(encoding="utf-8")

@@ -485,3 +485,182 @@ def test_a_corrupt_zip_member_leaves_the_fetch_incomplete() -> None:
 
     assert not outcome.complete
     assert any("users.csv could not be read past line" in e.reason for e in only(items, RecordError))
+
+
+# -- a file that cannot be read to its end (issue 9, finding 2) ------------------------------------------
+
+
+def _users_with_families(n: int) -> str:
+    rows = [
+        f"u-{k},active,,TRUE,s-1,student,kid{k},,Kid{k},Family{k},,,kid{k}@example.org,,555-01{k:02},,09,pw\n"
+        for k in range(10, 10 + n)
+    ]
+    return USERS + "".join(rows)
+
+
+def test_an_unclosed_quote_that_swallows_rows_makes_users_incomplete_and_leaks_nothing(tmp_path: Path) -> None:
+    # Given users.csv in which one student's given name opens a quote that is never closed
+    users = _users_with_families(6).replace(",Kid11,", ',"Kid11,', 1)
+
+    items, outcome = fetch(write_folder(tmp_path / "b", bundle_files(users_csv=users)))
+
+    # Then the row is not synced, none of the swallowed rows' text reaches a record or an error...
+    people = {p.provider_id: p for p in only(items, PersonRecord)}
+    assert "u-11" not in people
+    assert all(len(p.given_name) < 40 for p in people.values())
+    (error,) = [e for e in only(items, RecordError) if "unclosed quote" in e.reason]
+    assert "@example.org" not in error.reason and "Family12" not in error.reason
+    # ...and the error names the file, the line and the fix, and holds back archiving of people
+    assert error.reason.startswith("users.csv line 6:")
+    assert "close or remove the quote on line 6 of users.csv" in error.reason
+    assert error.provider_id == "u-11"
+    assert {"people", "enrollments", "guardian_links"} <= set(error.holds_archive)
+
+
+def test_a_quoted_address_over_two_lines_is_not_taken_for_swallowed_rows(tmp_path: Path) -> None:
+    users = USERS.replace(",Ada,", ',"Ada\nMarie",', 1)
+    items, _ = fetch(write_folder(tmp_path / "b", bundle_files(users_csv=users)))
+    assert not [e for e in only(items, RecordError) if "unclosed quote" in e.reason]
+    assert next(p for p in only(items, PersonRecord) if p.provider_id == "u-1").given_name == "Ada\nMarie"
+
+
+def test_a_value_past_the_csv_field_limit_is_named_not_an_error_class(tmp_path: Path) -> None:
+    users = USERS.replace(",Ada,", ',"' + "A" * 200_000 + '",', 1)
+    items, outcome = fetch(write_folder(tmp_path / "b", bundle_files(users_csv=users)))
+    problems = [e.reason for e in only(items, RecordError)]
+    assert not outcome.complete or any("characters" in p for p in problems)
+    assert all("(Error)" not in p for p in problems + outcome.problems)
+    assert any("longer than" in p or "200,000 characters" in p for p in problems + outcome.problems)
+
+
+# -- messages an admin can act on (issue 9, finding 8) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_utf16_file_is_named_as_utf16_not_as_missing_columns(tmp_path: Path, encoding: str) -> None:
+    users = USERS.encode(encoding)  # "utf-16" writes a BOM; -le/-be do not
+
+    message = refused(write_folder(tmp_path / "b", bundle_files(users_csv=users)))
+
+    assert "users.csv is UTF-16 text, not UTF-8: export it again as CSV UTF-8" in message
+    assert "missing" not in message
+
+
+def test_upload_keys_are_bundles_in_any_case() -> None:
+    from rostersync.contracts import is_bundle_key
+
+    assert is_bundle_key("uploads/d-1/2026-11-30/Bundle.ZIP")
+    assert is_bundle_key("uploads/d-1/export/MANIFEST.CSV")
+    assert is_bundle_key("uploads/d-1/export/bundle.zip")
+    assert not is_bundle_key("uploads/d-1/export/users.csv")
+    assert not is_bundle_key("uploads/d-1/export/my-manifest.csv")
+    assert not is_bundle_key("runs/d-1/bundle.zip")
+
+
+def test_the_latest_upload_is_found_whatever_the_case_of_its_name() -> None:
+    from datetime import UTC, datetime
+
+    from rostersync.storage import latest_upload_key
+
+    class Pages:
+        def paginate(self, **_kwargs: object) -> list[dict[str, object]]:
+            t = datetime(2026, 11, 30, tzinfo=UTC)
+            return [
+                {
+                    "Contents": [
+                        {"Key": "uploads/d-1/a/notes.txt", "LastModified": t},
+                        {"Key": "uploads/d-1/b/Bundle.ZIP", "LastModified": t},
+                    ]
+                }
+            ]
+
+    class S3:
+        def get_paginator(self, _name: str) -> Pages:
+            return Pages()
+
+    assert latest_upload_key(S3(), "bucket", "d-1") == "uploads/d-1/b/Bundle.ZIP"
+
+
+# -- hostile sizes are bounded (issue 9, finding 6) -------------------------------------------------------
+# Limits are settings with safe defaults; a bundle, a file, a record or an id over its limit stops early
+# with a clear error, never a nightly failure.
+
+from rostersync.domain.records import limit_error  # noqa: E402
+from rostersync.providers.oneroster_csv import CsvLimits  # noqa: E402
+from rostersync.reports.model import ReportError  # noqa: E402
+from rostersync.reports.writer import CsvReportWriter  # noqa: E402
+from rostersync.settings import LimitSettings, SyncSettings  # noqa: E402
+
+
+def fetch_with(bundle: Any, limits: Any = None) -> tuple[list[Any], FetchOutcome]:
+    outcome = FetchOutcome()
+    return list(OneRosterCsvProvider(bundle, limits).fetch(outcome)), outcome
+
+
+def test_the_limits_are_settings_with_safe_defaults() -> None:
+    limits = SyncSettings().limits
+    assert limits.max_id_bytes <= 480  # an enrollment id (two ids) stays under DynamoDB's 1,024-byte sort key
+    assert limits.max_record_bytes <= 350_000  # under DynamoDB's 400 KB item, with margin
+    assert limits.max_error_lines == 10_000
+    assert limits.max_compression_ratio == 200 and limits.max_bundle_bytes == 8 << 30
+    with pytest.raises(ValueError):
+        LimitSettings(max_record_bytes=450_000)
+
+
+def test_a_zip_bomb_is_refused_before_it_is_read() -> None:
+    # Given a bundle whose users.csv is 8 MB of the same row, compressed to a few KB
+    row = "u-9,active,,TRUE,s-1,student,x,,Eve,Smith,,,,,,,,\n"
+    files = bundle_files(users_csv=USERS + row * (8_000_000 // len(row)))
+
+    with pytest.raises(BadBundleError) as error:
+        fetch_with(zipped(files))
+
+    assert "users.csv expands" in str(error.value) and "zip bomb" in str(error.value)
+    assert "limits.max_compression_ratio" in str(error.value)
+
+
+def test_a_bundle_over_its_size_limit_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BadBundleError, match="limits.max_bundle_bytes"):
+        fetch_with(write_folder(tmp_path / "b", bundle_files()), CsvLimits(max_bundle_bytes=500))
+
+
+def test_a_file_over_its_row_limit_is_not_read_further_and_archives_nothing(tmp_path: Path) -> None:
+    items, outcome = fetch_with(write_folder(tmp_path / "b", bundle_files()), CsvLimits(max_rows_per_file=2))
+    assert not outcome.complete
+    assert any("more than 2 rows" in p and "limits.max_rows_per_file" in p for p in outcome.problems)
+
+
+def test_a_ten_kb_id_and_a_450_kb_person_are_error_lines_not_failures() -> None:
+    limits = LimitSettings()
+    long_id = PersonRecord(provider="clever", provider_id="x" * 10_240, roles=[Role.STUDENT])
+    huge = PersonRecord(provider="clever", provider_id="p-1", roles=[Role.STUDENT], title="t" * 450_000)
+    fine = PersonRecord(provider="clever", provider_id="p-2", roles=[Role.STUDENT], given_name="Ada")
+
+    id_error = limit_error(long_id, limits.max_id_bytes, limits.max_record_bytes)
+    size_error = limit_error(huge, limits.max_id_bytes, limits.max_record_bytes)
+
+    assert isinstance(id_error, RecordError) and id_error.provider_id == "" and id_error.holds_archive
+    assert "10,240 bytes long" in id_error.reason and len(id_error.reason) < 400
+    assert isinstance(size_error, RecordError) and size_error.provider_id == "p-1"
+    assert "limits.max_record_bytes" in size_error.reason and len(size_error.reason) < 400
+    assert limit_error(fine, limits.max_id_bytes, limits.max_record_bytes) is None
+
+
+def test_errors_csv_keeps_a_bounded_number_of_lines_and_the_exact_count() -> None:
+    # Given 300,000 bad rows' worth of errors (here 2,500 against a limit of 1,000)
+    with CsvReportWriter(max_error_lines=1_000) as writer:
+        for n in range(2_500):
+            writer.add_error(ReportError(kind=Kind.STUDENTS, provider_id=f"u-{n}", reason="bad"))
+        body = writer.finish()["errors.csv"].read().decode("utf-8-sig")
+
+    rows = body.splitlines()
+    assert len(rows) == 1 + 1_000 + 1  # header, the kept lines, the line saying how many more
+    assert "1,500 more errors (2,500 in all" in rows[-1]
+    assert writer.errors_total == 2_500
+
+
+def test_an_over_long_value_is_a_row_error_naming_the_limit(tmp_path: Path) -> None:
+    users = USERS.replace(",Ada,", ',"' + "A" * 9_000 + '",', 1)
+    items, _ = fetch_with(write_folder(tmp_path / "b", bundle_files(users_csv=users)))
+    (error,) = [i for i in items if isinstance(i, RecordError) and "characters" in i.reason]
+    assert "9,000 characters (the limit is 8,192)" in error.reason and "AAAA" not in error.reason

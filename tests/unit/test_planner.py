@@ -132,7 +132,7 @@ def index_after(
     for w in writes:
         r: DirectoryRecord = w.record
         index[COLLECTION_OF_KIND[r.kind]][r.provider_ids[PROVIDER]] = IndexEntry(
-            r.id, r.kind, r.status, r.managed_by_sync, r.content_hash, dict(r.provider_ids)
+            r.id, r.kind, r.status, r.managed_by_sync, r.content_hash, dict(r.provider_ids), parent_id=r.parent_id
         )
     return index
 
@@ -164,14 +164,25 @@ class Plan:
 
 
 def plan(
-    roster: Roster, index: dict[str, dict[str, IndexEntry]], district_id: str = DISTRICT, delta: bool = False
+    roster: Roster,
+    index: dict[str, dict[str, IndexEntry]],
+    district_id: str = DISTRICT,
+    delta: bool = False,
+    **options: object,
 ) -> Plan:
     """Feed the roster to a planner in the order the Match step does."""
     writes: list[PlannedWrite] = []
     lines: list[PlanLine] = []
     errors: list[RecordError] = []
     planner = SyncPlanner(
-        district_id, PROVIDER, index, write=writes.append, line=lines.append, error=errors.append, delta=delta
+        district_id,
+        PROVIDER,
+        index,
+        write=writes.append,
+        line=lines.append,
+        error=errors.append,
+        delta=delta,
+        **options,  # type: ignore[arg-type]
     )
     for error in roster.errors:
         planner.record_error(error)
@@ -632,7 +643,96 @@ def test_a_roster_that_empties_a_school_is_flagged_even_under_the_district_thres
     result = plan(roster, index)
     planner, candidates = result.planner, result.candidates
 
-    # Then the six are candidates, below the 10 % threshold, yet school A is reported as emptied
-    assert len(candidates) == 6
+    # Then the six are below the 10 % threshold, yet school A is reported as emptied and none is a candidate
     assert not check_deletion_threshold({Kind.STUDENTS: 6}, {Kind.STUDENTS: 100}, 10.0)[Kind.STUDENTS].exceeded
     assert planner.summary.emptied_schools == {"sch_a": 6}
+    assert candidates == []
+    assert planner.summary.held_schools == {"sch_a": {"name": "Lincoln Middle", "held": {"students": 6}}}
+
+
+def two_school_roster(students_per_school: int = 6) -> Roster:
+    """Schools A and B, each with a section, a teacher, students, a guardian per student, and the links."""
+    roster = Roster(schools=[school("sch-a", "Adams Elementary"), school("sch-b", "Baker Elementary")])
+    for s in ("a", "b"):
+        roster.classrooms.append(section(f"sec-{s}", f"sch-{s}"))
+        roster.people.append(person(f"tch-{s}", Role.TEACHER, schools=(f"sch-{s}",), email=f"t-{s}@example.org"))
+        roster.enrollments.append(enrolment(f"sec-{s}", f"tch-{s}", "teacher"))
+        for n in range(students_per_school):
+            roster.people.append(person(f"stu-{s}{n}", schools=(f"sch-{s}",), given_name=f"S{s}{n}"))
+            roster.guardians.append(guardian(f"gdn-{s}{n}"))
+            roster.enrollments.append(enrolment(f"sec-{s}", f"stu-{s}{n}"))
+            roster.guardian_links.append(link(f"gdn-{s}{n}", f"stu-{s}{n}"))
+    return roster
+
+
+def test_a_school_missing_from_the_export_keeps_everything_of_that_school():
+    # Given night 1 synced schools A and B (a teacher, a classroom, 6 students, 6 guardians each)
+    schools = directory_index(product_school("sch-a", "sch_a"), product_school("sch-b", "sch_b"))
+    night_1 = two_school_roster()
+    index = index_after(plan(night_1, schools).writes, schools)
+
+    # When night 2's export lacks school A entirely (its school, section, people and links)
+    night_2 = two_school_roster()
+    night_2.schools = [s for s in night_2.schools if s.provider_id == "sch-b"]
+    night_2.classrooms = [c for c in night_2.classrooms if c.school == "sch-b"]
+    night_2.people = [p for p in night_2.people if p.schools == ["sch-b"]]
+    night_2.guardians = [g for g in night_2.guardians if g.provider_id.startswith("gdn-b")]
+    night_2.enrollments = [e for e in night_2.enrollments if e.classroom == "sec-b"]
+    night_2.guardian_links = [g for g in night_2.guardian_links if g.student.startswith("stu-b")]
+    result = plan(night_2, index, school_names={"sch_a": "Adams Elementary", "sch_b": "Baker Elementary"})
+
+    # Then nothing of school A is an archive candidate: people, classroom, enrollments, links, guardians
+    assert result.candidates == []
+    assert result.planner.summary.emptied_schools == {"sch_a": 6}
+    assert result.planner.summary.held_schools == {
+        "sch_a": {
+            "name": "Adams Elementary",
+            "held": {
+                "classrooms": 1,
+                "enrollments": 7,
+                "guardian_links": 6,
+                "guardians": 6,
+                "students": 6,
+                "teachers": 1,
+            },
+        }
+    }
+    assert all(n == 0 for n in result.planner.summary.archive_candidates.values())
+    # and each held record is a would_archive line that names the school
+    held = [line for line in result.lines if line.action == "would_archive"]
+    assert len(held) == 27
+    assert all("Adams Elementary (sch_a)" in line.reason and "broken export" in line.reason for line in held)
+
+
+def test_a_school_losing_some_students_still_archives_them():
+    # Given the same two schools, when 2 of school A's 6 students leave (not all of them)
+    schools = directory_index(product_school("sch-a", "sch_a"), product_school("sch-b", "sch_b"))
+    index = index_after(plan(two_school_roster(), schools).writes, schools)
+    night_2 = two_school_roster()
+    gone = {"stu-a0", "stu-a1"}
+    night_2.people = [p for p in night_2.people if p.provider_id not in gone]
+    result = plan(night_2, index)
+
+    # Then they are archive candidates as usual, and no school is held
+    assert {c.provider_id for c in result.candidates if c.kind == Kind.STUDENTS} == gone
+    assert result.planner.summary.held_schools == {}
+
+
+def test_a_record_whose_id_could_not_be_read_holds_archiving_of_its_kind():
+    # Given night 1 synced the small roster
+    schools = directory_index(product_school())
+    index = index_after(plan(small_roster(), schools).writes, schools)
+
+    # When night 2 sends stu-2 with a corrupted id (the provider reports it as an error holding people)
+    night_2 = small_roster()
+    night_2.people = [p for p in night_2.people if p.provider_id != "stu-2"]
+    night_2.enrollments = [e for e in night_2.enrollments if e.person != "stu-2"]
+    night_2.errors = [
+        RecordError(kind=Kind.STUDENTS, reason="its id is corrupted", holds_archive=["people", "enrollments"])
+    ]
+    result = plan(night_2, index)
+
+    # Then stu-2 and its enrollment are not archived (they may be the corrupted record), only listed as held
+    assert result.candidates == []
+    assert result.planner.summary.held_unreadable == {"students": 1, "enrollments": 1}
+    assert result.line_for(Kind.STUDENTS, "stu-2").action == "would_archive"

@@ -173,7 +173,27 @@ def test_csv_errors_file_lists_every_error_and_keeps_the_first_for_json():
     assert report.errors_total == 1_200
 
 
-@pytest.mark.parametrize("cell", ['=HYPERLINK("http://evil.test","x")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"])
+@pytest.mark.parametrize(
+    "cell",
+    [
+        '=HYPERLINK("http://evil.test","x")',
+        "+1+1",
+        "-2+3",
+        "@SUM(A1)",
+        "\tx",
+        "\rx",
+        # spreadsheets look past leading spaces and invisible characters, and read full-width forms
+        " =1+2",
+        "   +1+1",
+        "\u3000=1+2",
+        "\uff1d1+2",  # full-width equals sign
+        "\uff0b1+1",
+        "\uff201",
+        "\u200b=1+2",  # zero-width space
+        "\ufeff=1+2",
+        "\u2060 \u200d-2+3",
+    ],
+)
 def test_csv_neutralises_formula_injection(cell):
     # Given a roster name and reason that a spreadsheet would run as a formula
     line = ReportLine(kind=Kind.STUDENTS, action=LineAction.CREATED, provider_id="s-1", name=cell, reason=cell)

@@ -7,6 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from rostersync.directory.repository import SyncStateRepository
+from rostersync.domain.ids import district_id_problem
 from rostersync.providers.registry import provider_name
 
 
@@ -31,6 +32,9 @@ def connect_provider(
     ``secret`` = the bearer token or JSON ``{"key", "secret"}``), or ``oneroster-csv`` (bundles uploaded
     to ``uploads/<district>/``; no secret).
     """
+    problem = district_id_problem(state.district_id)
+    if problem:
+        raise ValueError(problem)  # every run of it would be refused: say so before anything is stored
     connection: dict[str, Any] = {"provider": provider, "base_url": base_url, "page_limit": page_limit, **options}
     provider_name(connection)  # refuse what rostersync cannot sync
     if secret is not None:

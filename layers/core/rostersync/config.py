@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from botocore.config import Config
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPORT_LINK_SECONDS = 3600
+# Presigned report links are signed with SigV4 (SigV2 is refused by buckets created since June 2020).
+REPORT_LINK_CONFIG = Config(signature_version="s3v4")
 
 
 class RuntimeConfig(BaseSettings):
@@ -27,7 +32,11 @@ class RuntimeConfig(BaseSettings):
     # Provider backoff base in seconds; 0 disables waiting (tests).
     provider_retry_base_seconds: float = Field(default=1.0, validation_alias="PROVIDER_RETRY_BASE_SECONDS")
     provider_max_attempts: int = Field(default=6, validation_alias="PROVIDER_MAX_ATTEMPTS")
-    report_link_seconds: int = Field(default=7 * 24 * 3600, validation_alias="REPORT_LINK_SECONDS")
+    # How long a report link (a SigV4 presigned URL) stays valid: an hour by default; SigV4 allows 7 days
+    # at most. Reports hold children's data: a link forwarded by mistake should not stay open for long.
+    report_link_seconds: int = Field(
+        default=REPORT_LINK_SECONDS, ge=1, le=7 * 24 * 3600, validation_alias="REPORT_LINK_SECONDS"
+    )
     # The sync state machine, for the schedule tick that starts runs (only ScheduleTick is given it).
     sync_state_machine_arn: str = Field(default="", validation_alias="SYNC_STATE_MACHINE_ARN")
 

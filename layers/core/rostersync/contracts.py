@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rostersync.domain.ids import district_id_problem
 from rostersync.domain.records import Kind
 
 Trigger = Literal["enabled", "schedule", "upload", "manual", "self_check"]
@@ -22,7 +23,15 @@ class _Contract(BaseModel):
 
 
 UPLOAD_PREFIX = "uploads/"
-_DISTRICT_ID = r"^[A-Za-z0-9_.-]+$"
+
+
+def is_bundle_key(key: str) -> bool:
+    """Whether an uploaded object is a OneRoster bundle: a zip, or a folder's manifest.csv — in any case
+    (``Bundle.ZIP``, ``MANIFEST.CSV``): SIS exports and Windows users do not agree on case."""
+    lowered = key.lower()
+    return lowered.startswith(UPLOAD_PREFIX) and (
+        lowered.endswith(".zip") or lowered.rsplit("/", 1)[-1] == "manifest.csv"
+    )
 
 
 class SyncRequest(_Contract):
@@ -40,8 +49,6 @@ class SyncRequest(_Contract):
 
     @model_validator(mode="after")
     def _district_from_upload(self) -> SyncRequest:
-        import re
-
         if self.bundle_key is not None:
             parts = self.bundle_key.split("/")
             if not self.bundle_key.startswith(UPLOAD_PREFIX) or len(parts) < 3 or ".." in parts:
@@ -50,8 +57,9 @@ class SyncRequest(_Contract):
                 raise ValueError("a bundle can only sync the district whose folder it was uploaded to")
             self.district_id = parts[1]
             self.trigger = "upload" if self.trigger == "manual" else self.trigger
-        if not re.fullmatch(_DISTRICT_ID, self.district_id):
-            raise ValueError(f"district id {self.district_id!r} must be letters, digits, '_', '.' or '-'")
+        problem = district_id_problem(self.district_id)
+        if problem:
+            raise ValueError(problem)
         return self
 
 

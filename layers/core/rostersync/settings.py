@@ -158,6 +158,60 @@ class Schedule(_Settings):
         return value
 
 
+class LimitSettings(_Settings):
+    """How large a roster's parts may be. A hostile or broken export stops early with a clear error;
+    the defaults leave room for the largest districts (NYC: about 1M students, 2M contacts) and keep
+    under AWS's limits with margin (DynamoDB: key 1,024/2,048 bytes, item 400 KB)."""
+
+    max_bundle_bytes: int = Field(
+        default=8 << 30,
+        ge=1 << 20,
+        le=32 << 30,
+        description="A OneRoster bundle's uncompressed size, all files together, in bytes (default 8 GiB). A "
+        "larger bundle is refused before it is read (a zip bomb stops here).",
+    )
+    max_compression_ratio: int = Field(
+        default=200,
+        ge=10,
+        le=10_000,
+        description="How many times a zip member may be larger than its compressed bytes (CSV compresses "
+        "about 10 times; a zip bomb thousands of times). Refused before it is read.",
+    )
+    max_rows_per_file: int = Field(
+        default=10_000_000,
+        ge=1_000,
+        le=100_000_000,
+        description="Rows of one OneRoster CSV file; past it the file is not read further and nothing is archived.",
+    )
+    max_field_chars: int = Field(
+        default=8_192,
+        ge=256,
+        le=100_000,
+        description="Characters of one CSV value; a longer one is an unclosed quote or a broken row: an error "
+        "line, the row not synced, nothing of its file archived.",
+    )
+    max_record_bytes: int = Field(
+        default=100_000,
+        ge=4_096,
+        le=350_000,
+        description="Bytes of one roster record (all its fields, as JSON); a larger one is an error line, not "
+        "synced (DynamoDB refuses items over 400 KB).",
+    )
+    max_id_bytes: int = Field(
+        default=255,
+        ge=32,
+        le=480,
+        description="Bytes of one record id (UTF-8); a longer one is an error line, not synced (DynamoDB keys "
+        "are at most 1,024/2,048 bytes, and an enrollment id holds two ids).",
+    )
+    max_error_lines: int = Field(
+        default=10_000,
+        ge=100,
+        le=1_000_000,
+        description="Error lines kept in errors.csv; the report still counts every error.",
+    )
+
+
 class SyncSettings(_Settings):
     """What a district admin chooses about their sync. Each run records the version it used."""
 
@@ -190,6 +244,7 @@ class SyncSettings(_Settings):
         "nothing of that kind and ends threshold_exceeded.",
     )
     schedule: Schedule = Field(default_factory=Schedule)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
 
     @model_validator(mode="after")
     def _distinct_scope(self) -> SyncSettings:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rostersync.contracts import UPLOAD_PREFIX
+from rostersync.contracts import UPLOAD_PREFIX, is_bundle_key
 
 
 def latest_upload_key(s3: Any, bucket: str, district_id: str) -> str | None:
@@ -26,7 +26,7 @@ def latest_upload_key(s3: Any, bucket: str, district_id: str) -> str | None:
         obj
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         for obj in page.get("Contents", [])
-        if obj["Key"].lower().endswith((".zip", "/manifest.csv"))
+        if is_bundle_key(obj["Key"])
     ]
     if not uploads:
         return None

@@ -17,6 +17,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from rostersync.config import REPORT_LINK_CONFIG
 from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
 
 DEFAULT_STACK = "rostersync"
@@ -67,7 +68,8 @@ class StackHandle:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.session.client(service, endpoint_url=self.endpoint, config=_CONFIG)
+            config = _CONFIG.merge(REPORT_LINK_CONFIG) if service == "s3" else _CONFIG
+            self._clients[service] = self.session.client(service, endpoint_url=self.endpoint, config=config)
         return self._clients[service]
 
     def directory(self, district_id: str) -> DirectoryRepository:

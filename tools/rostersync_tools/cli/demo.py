@@ -38,9 +38,13 @@ def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
 
     quiet_logs()
+    import os
+
+    import boto3
+
     from rostersync import aws
     from rostersync.admin import connect_provider
-    from rostersync.config import runtime_config
+    from rostersync.config import REPORT_LINK_CONFIG, runtime_config
     from rostersync.directory.product import export_directory, import_product_directory
     from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
     from rostersync_tools.cli.run_commands import download_report, print_run, report_link
@@ -67,7 +71,8 @@ def run_demo(args: argparse.Namespace) -> int:
         else:
             connect_provider(state, secrets, provider, simulator.base_url, DEMO_TOKEN, args.page_limit)
         print(f"Product directory of {product.district.name!r} imported ({imported} records); {provider} connected.")
-        s3 = aws.client("s3")
+        # Its own client: report links are SigV4-signed (the runtime's shared client need not be).
+        s3 = boto3.session.Session().client("s3", region_name=os.environ.get("AWS_REGION"), config=REPORT_LINK_CONFIG)
 
         def show_self_check(arn: str) -> bool:
             description = stack.wait(arn)

@@ -17,12 +17,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from rostersync.config import RuntimeConfig
+from rostersync.domain.ids import district_id_problem
 from rostersync_tools.cli.connect import StackHandle, add_stack_arguments, connect_from_args
 from rostersync_tools.cli.inputs import UsageError
 
 COUNT_COLUMNS = ("created", "updated", "linked", "restored", "archived", "unchanged", "skipped", "errors")
 PROVIDERS = ("clever", "oneroster-rest", "oneroster-csv")
-REPORT_LINK_SECONDS = 7 * 24 * 3600
 WAIT_SECONDS = 3600
 PROGRESS_SECONDS = 15.0
 POLL_SECONDS = 1.0
@@ -112,7 +113,7 @@ def print_run(report: dict[str, Any], heading: str, link: str | None = None, out
 
 def exit_code(report: dict[str, Any]) -> int:
     """0 when the run did what it should (a self-check: the district is ready), 1 otherwise."""
-    if report.get("status") in ("failed", "threshold_exceeded"):
+    if report.get("status") in ("failed", "threshold_exceeded", "needs_review"):
         return 1
     if report.get("ready") is False or any(c.get("status") == "fail" for c in report.get("readiness") or []):
         return 1
@@ -128,10 +129,20 @@ def download_report(s3: Any, bucket: str, report: dict[str, Any], folder: Path) 
             (folder / Path(name).name).write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
-def report_link(s3: Any, bucket: str, run: dict[str, Any], expires: int = REPORT_LINK_SECONDS) -> str | None:
-    """A presigned link to the run's report.html (None if the run wrote none)."""
+def report_link(s3: Any, bucket: str, run: dict[str, Any], expires: int | None = None) -> str | None:
+    """A SigV4 presigned link to the run's report.html, valid ``expires`` seconds (default: the
+    ``REPORT_LINK_SECONDS`` setting, an hour); None if the run wrote none.
+
+    ``s3`` must sign with SigV4 (``StackHandle.client("s3")`` does): a SigV2 link is refused by newer
+    buckets and cannot be limited to less than what the client decides.
+    """
     if not run.get("html_key"):
         return None
+    if s3.meta.config.signature_version != "s3v4":
+        raise ValueError("report links are signed with SigV4: create the S3 client with REPORT_LINK_CONFIG")
+    if expires is None:
+        expires = RuntimeConfig.model_fields["report_link_seconds"].default
+        expires = int(os.environ.get("REPORT_LINK_SECONDS", expires))
     return str(
         s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": run["html_key"]}, ExpiresIn=expires)
     )
@@ -279,6 +290,8 @@ def run_connect(args: argparse.Namespace) -> int:
                 raise UsageError(f'--auth {options["auth"]}: the credential must be JSON {{"key": …, "secret": …}}')
     elif args.auth or args.token_url:
         raise UsageError(f"--auth/--token-url: only for --provider oneroster-rest, not {args.provider}")
+    if problem := district_id_problem(args.district):
+        raise UsageError(f"--district: {problem}")
     handle = connect_from_args(args)
     state = handle.state(args.district)
     connect_provider(

@@ -924,8 +924,10 @@ class EmbeddedStack:
         staging = folder.with_name(folder.name + ".saving")
         if staging.exists():
             shutil.rmtree(staging)
-        (staging / "dynamodb").mkdir(parents=True)
-        (staging / "s3").mkdir()
+        # The folder holds provider tokens: readable by its owner only, from the first byte written.
+        staging.mkdir(mode=0o700, parents=True)
+        (staging / "dynamodb").mkdir(mode=0o700)
+        (staging / "s3").mkdir(mode=0o700)
         counts = {"items": 0, "objects": 0, "secrets": 0}
         dynamodb = self.client("dynamodb")
         for logical, table in self.tables.items():
@@ -958,6 +960,8 @@ class EmbeddedStack:
                     counts["secrets"] += 1
         header = {"format": STATE_FORMAT, "stack": self.stack_name, "saved_at": time.time(), **counts}
         (staging / STATE_FILE).write_text(json.dumps(header, indent=1), encoding="utf-8")
+        for path in staging.rglob("*"):
+            path.chmod(0o700 if path.is_dir() else 0o600)
         if folder.exists():
             shutil.rmtree(folder)  # holds only a saved state: check_state_folder refused anything else
         staging.rename(folder)

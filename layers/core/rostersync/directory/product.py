@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rostersync.directory.keys import COLLECTIONS
 from rostersync.directory.repository import DirectoryRecord, DirectoryRepository, SyncStateRepository
+from rostersync.domain.ids import district_id_problem
 from rostersync.domain.records import Kind, Role, kind_of_roles
 
 
@@ -39,6 +40,14 @@ class _ProductRecord(BaseModel):
 
 class ProductDistrict(_ProductRecord):
     name: str
+
+    @field_validator("id")
+    @classmethod
+    def _district_id(cls, value: str) -> str:
+        problem = district_id_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class ProductSchool(_ProductRecord):

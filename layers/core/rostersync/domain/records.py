@@ -162,7 +162,12 @@ RosterRecord = Annotated[
 
 
 class RecordError(BaseModel):
-    """A provider record that could not be used, with a reason a district admin can act on."""
+    """A provider record that could not be used, with a reason a district admin can act on.
+
+    ``holds_archive`` names the directory collections of which nothing may be archived this run because
+    of it: a record whose id is corrupted, or rows a broken file swallowed, stand for existing records
+    that cannot be told, so none of those may count as "no longer in the roster".
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -170,6 +175,34 @@ class RecordError(BaseModel):
     kind: Kind
     provider_id: str = ""
     reason: str
+    holds_archive: list[str] = Field(default_factory=list)
+
+
+# What an unreadable record of a kind holds back: its own collection and what hangs on it (a person's
+# enrollments and guardian links, a classroom's enrollments), whose ids are made of its id.
+ARCHIVE_HOLDS: dict[Kind, list[str]] = {
+    Kind.SCHOOLS: ["schools", "classrooms", "people", "enrollments", "guardian_links"],
+    Kind.CLASSROOMS: ["classrooms", "enrollments"],
+    Kind.STUDENTS: ["people", "enrollments", "guardian_links"],
+    Kind.TEACHERS: ["people", "enrollments", "guardian_links"],
+    Kind.STAFF: ["people", "enrollments", "guardian_links"],
+    Kind.GUARDIANS: ["people", "enrollments", "guardian_links"],
+    Kind.ENROLLMENTS: ["enrollments"],
+    Kind.GUARDIAN_LINKS: ["guardian_links"],
+}
+
+
+def unclean_id_error(kind: Kind, noun: str, position: int, value: object, problem: str) -> RecordError:
+    """The error line of a record whose id breaks the id rule (``domain.ids``): never synced, and it
+    holds back archiving of its kind (the record it stands for cannot be told)."""
+    from rostersync.domain.ids import shown_id
+
+    return RecordError(
+        kind=kind,
+        reason=f"{noun} number {position}: its id {shown_id(value)} {problem}; not synced, and nothing of this "
+        "kind is archived this run (the record it stands for cannot be told). Fix the id in the export",
+        holds_archive=ARCHIVE_HOLDS[kind],
+    )
 
 
 class DeletedRecord(BaseModel):
@@ -192,3 +225,29 @@ def content_hash(fields: dict[str, object]) -> str:
     """Return a stable hash of a record's synced fields, used to skip unchanged records."""
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def limit_error(item: RosterRecord, max_id_bytes: int, max_record_bytes: int) -> RecordError | None:
+    """The error line of a record over the id or record size limit (settings ``limits``), or None.
+
+    Checked for every provider where Fetch writes the snapshot: such a record would pass locally and
+    break DynamoDB's key or item limit on AWS, failing the district every night."""
+    from rostersync.domain.ids import id_problem, shown_id
+
+    problem = id_problem(item.provider_id, max_id_bytes)
+    if problem:
+        return unclean_id_error(item.kind, item.record_type, 0, item.provider_id, problem).model_copy(
+            update={
+                "reason": f"a {item.record_type} whose id {shown_id(item.provider_id)} {problem}; not synced, "
+                "and nothing of this kind is archived this run. Fix the id in the export"
+            }
+        )
+    size = len(item.model_dump_json().encode("utf-8"))
+    if size > max_record_bytes:
+        return RecordError(
+            kind=item.kind,
+            provider_id=item.provider_id,
+            reason=f"this {item.record_type} is {size:,} bytes, over the limit of {max_record_bytes:,} (settings "
+            "limits.max_record_bytes): a field holds far more than it should; not synced",
+        )
+    return None

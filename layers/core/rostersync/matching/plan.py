@@ -35,7 +35,16 @@ from rostersync.domain.records import (
     SchoolRecord,
     content_hash,
 )
-from rostersync.matching.people import Candidate, CandidateIndex, digest, normal_email, normal_name, normal_phone
+from rostersync.matching.people import (
+    STUDENT_IDS,
+    Candidate,
+    CandidateIndex,
+    digest,
+    normal_email,
+    normal_name,
+    normal_phone,
+)
+from rostersync.matching.rekey import classroom_key
 from rostersync.settings import SyncSettings
 
 WriteOp = Literal["create", "update", "restore"]
@@ -143,6 +152,12 @@ class PlanSummary:
     archive_candidates: Counter[Kind] = field(default_factory=Counter)
     # school id → how many students it would lose, for schools the roster would empty entirely
     emptied_schools: dict[str, int] = field(default_factory=dict)
+    # emptied school id → {"name", "held": {kind: records of that school held back from archiving}}
+    held_schools: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # kind → records not archived because the roster had unreadable records of their collection
+    held_unreadable: dict[str, int] = field(default_factory=dict)
+    # a provider re-key: records linked to their existing record by district ids, and those held for review
+    rekey: Counter[str] = field(default_factory=Counter)
     findings: Findings = field(default_factory=lambda: Findings())
 
     def to_json(self) -> dict[str, Any]:
@@ -151,6 +166,9 @@ class PlanSummary:
             "managed": {k.value: self.managed[k] for k in Kind},
             "archive_candidates": {k.value: self.archive_candidates[k] for k in Kind},
             "emptied_schools": self.emptied_schools,
+            "held_schools": self.held_schools,
+            "held_unreadable": self.held_unreadable,
+            "rekey": dict(self.rekey),
             "findings": self.findings.to_json(),
         }
 
@@ -211,6 +229,7 @@ NO_STUDENT_SYNCED = "none of their students is synced"
 LINKS_EXCLUDED = "their links to synced students are all of contact types or relationships the settings leave out"
 NO_REACH = "no email of their own and no SMS-capable phone: the product could not reach them"
 AMBIGUOUS = "several product accounts match"
+NEEDS_REVIEW = "needs_review"
 
 _ACTIONS = {"create": "created", "update": "updated", "restore": "restored"}
 
@@ -266,6 +285,11 @@ class SyncPlanner:
         Product people without a link to this provider, which person matching may link.
     product_schools:
         Product schools (id → name) without a link to this provider, listed for the admin to match.
+    school_names:
+        Every product school's name by id, to name a school the roster left out in the report.
+    rekey_people, rekey_classrooms:
+        Set when Match found a provider re-key (``matching.rekey``): the records about to be archived, by
+        district ids, that a new id is linked to instead of being created.
     """
 
     def __init__(
@@ -281,6 +305,9 @@ class SyncPlanner:
         settings: SyncSettings | None = None,
         candidates: CandidateIndex | None = None,
         product_schools: dict[str, str] | None = None,
+        school_names: dict[str, str] | None = None,
+        rekey_people: CandidateIndex | None = None,
+        rekey_classrooms: dict[str, list[IndexEntry]] | None = None,
     ) -> None:
         self.district_id = district_id
         self.delta = delta
@@ -288,6 +315,12 @@ class SyncPlanner:
         self.settings = settings or SyncSettings()
         self._candidates = candidates or CandidateIndex()
         self._product_schools = dict(product_schools or {})
+        # product school id → name, to name a school in the report (the roster may no longer have it)
+        self._school_names = dict(school_names or {})
+        self._rekey_people = rekey_people
+        self._rekey_classrooms = rekey_classrooms
+        self._rekey_claimed: set[str] = set()
+        self._rekey_parts: dict[str, dict[tuple[str, str], tuple[str, IndexEntry]]] | None = None
         self._deleted: dict[str, set[str]] = {c: set() for c in index}
         self.provider = provider
         self._index = index
@@ -297,6 +330,7 @@ class SyncPlanner:
         self.summary = PlanSummary()
         self._ids: dict[str, dict[str, str]] = {c: {} for c in ("schools", "classrooms", "people")}
         self._seen: dict[str, set[str]] = {c: set() for c in index}
+        self._held_collections: set[str] = set()  # nothing of these is archived (``RecordError.holds_archive``)
         self._skipped_people: set[str] = set()
         self._guardians_wanted: set[str] = set()
         self._scope = set(self.settings.schools_in_scope)
@@ -437,6 +471,7 @@ class SyncPlanner:
     def record_error(self, error: RecordError) -> None:
         """Count and pass on an error found while fetching or planning; the run goes on."""
         self.summary.counts[error.kind]["errors"] += 1
+        self._held_collections.update(error.holds_archive)
         if error.provider_id:
             collection = COLLECTION_OF_KIND[error.kind]
             # A record the provider still has but sent broken is not archived for it.
@@ -586,6 +621,7 @@ class SyncPlanner:
             self._ids["schools"][school.provider_id] = self._reconcile(
                 Kind.SCHOOLS, school.provider_id, school.synced_fields(), school.name, ""
             )
+            self._school_names.setdefault(entry.id, school.name)
         findings.unlinked_product_schools = [
             {"id": school_id, "name": name} for school_id, name in sorted(self._product_schools.items())
         ]
@@ -634,6 +670,11 @@ class SyncPlanner:
                 )
                 continue
             entry = self._index["classrooms"].get(section.provider_id)
+            relinked_by = ""
+            if entry is None and self._rekey_classrooms is not None:
+                entry, relinked_by = self._relink_classroom(section, school_id)
+                if relinked_by == NEEDS_REVIEW:
+                    continue
             if entry is None:
                 if not rules.create_for_unlinked_sections:
                     findings.unlinked_sections["skip"] += 1
@@ -660,7 +701,7 @@ class SyncPlanner:
                 findings.sections_without_teacher += 1
             fields = {**section.synced_fields(), "name": self._classroom_name(section), "school": school_id}
             self._ids["classrooms"][section.provider_id] = self._reconcile(
-                Kind.CLASSROOMS, section.provider_id, fields, section.name, school_id
+                Kind.CLASSROOMS, section.provider_id, fields, section.name, school_id, entry, relinked_by
             )
 
     def _syncable(self, person: PersonRecord) -> bool:
@@ -714,6 +755,11 @@ class SyncPlanner:
                 if how == AMBIGUOUS:
                     self._skipped_people.add(person.provider_id)
                     continue
+                if entry is None and self._rekey_people is not None:
+                    entry, how = self._relink_person(person, name)
+                    if how == NEEDS_REVIEW:
+                        continue
+                    duplicate = None
             record_id = self._reconcile(
                 person.kind, person.provider_id, fields, name, school_ids[0] if school_ids else "", entry, how
             )
@@ -853,6 +899,10 @@ class SyncPlanner:
                         self._skipped_people.add(guardian.provider_id)
                         findings.guardians_skipped[AMBIGUOUS] += 1
                         continue
+                if entry is None and self._rekey_people is not None:
+                    entry, how = self._relink_person(guardian, name)
+                    if how == NEEDS_REVIEW:
+                        continue
             record_id = self._reconcile(guardian.kind, guardian.provider_id, fields, name, "", entry, how)
             self._ids["people"][guardian.provider_id] = record_id
             if guardian.provider_id in self._separate:
@@ -899,7 +949,8 @@ class SyncPlanner:
                     )
                 continue
             fields = {"classroom": classroom_id, "person": person_id, "role": enrollment.role}
-            self._reconcile(Kind.ENROLLMENTS, enrollment.provider_id, fields, "", classroom_id)
+            entry, how = self._relinked_part("enrollments", enrollment.provider_id, classroom_id, person_id)
+            self._reconcile(Kind.ENROLLMENTS, enrollment.provider_id, fields, "", classroom_id, entry, how)
 
     def plan_guardian_links(self, links: Iterable[GuardianLinkRecord]) -> None:
         seen: set[str] = set()
@@ -942,7 +993,88 @@ class SyncPlanner:
                 "relationship": link.relationship,
                 "contact_type": link.contact_type,
             }
-            self._reconcile(Kind.GUARDIAN_LINKS, link.provider_id, fields, "", student_id)
+            entry, how = self._relinked_part("guardian_links", link.provider_id, guardian_id, student_id)
+            self._reconcile(Kind.GUARDIAN_LINKS, link.provider_id, fields, "", student_id, entry, how)
+
+    # -- a provider re-key (``matching.rekey``) ------------------------------------------------------
+
+    def _needs_review(self, kind: Kind, provider_id: str, name: str, why: str, holds: list[str]) -> None:
+        self.summary.rekey["needs_review"] += 1
+        self._held_collections.update(holds)
+        self._skip(
+            kind,
+            provider_id,
+            name,
+            f"needs review: the provider changed its ids (a re-key) and {why}; nothing was written for it and "
+            "nothing of its kind is archived until it is resolved (link it by hand: rostersync people link, "
+            "rostersync classrooms match)",
+        )
+
+    def _relinked(self, collection: str, entry: IndexEntry) -> str:
+        old = entry.provider_ids.get(self.provider, "")
+        self._seen[collection].add(old)
+        self._rekey_claimed.add(entry.id)
+        self.summary.rekey["relinked"] += 1
+        return f"its district ids: the provider re-keyed it (its old id was {old})"
+
+    def _relink_person(self, person: PersonRecord, name: str) -> tuple[IndexEntry | None, str]:
+        """The record about to be archived that a re-keyed person is, by their district ids."""
+        assert self._rekey_people is not None
+        keys = [digest(n, v) for n in STUDENT_IDS if (v := str(getattr(person, n, "") or "").strip())]
+        email = normal_email(person.email)
+        if email and Role.STUDENT not in person.roles:
+            keys.append(digest("email", email))
+        if Role.GUARDIAN in person.roles and (sms := normal_phone(person.phone)):
+            keys.append(digest("sms", sms))
+        found: dict[str, IndexEntry] = {}
+        for key in keys:
+            for candidate in self._rekey_people.find(key, person.roles):
+                if candidate.entry.id not in self._rekey_claimed:
+                    found[candidate.entry.id] = candidate.entry
+        if len(found) == 1:
+            entry = next(iter(found.values()))
+            return entry, self._relinked("people", entry)
+        self._skipped_people.add(person.provider_id)
+        why = (
+            "several existing records carry its district ids"
+            if found
+            else "no existing record carries its district ids"
+        )
+        self._needs_review(person.kind, person.provider_id, name, why, ["people", "enrollments", "guardian_links"])
+        return None, NEEDS_REVIEW
+
+    def _relink_classroom(self, section: ClassroomRecord, school_id: str) -> tuple[IndexEntry | None, str]:
+        assert self._rekey_classrooms is not None
+        key = classroom_key(school_id, section.sis_id, section.name)
+        found = [e for e in self._rekey_classrooms.get(key, []) if e.id not in self._rekey_claimed]
+        if len(found) == 1:
+            return found[0], self._relinked("classrooms", found[0])
+        why = "several existing classrooms match it" if found else "no existing classroom has its section number"
+        self._needs_review(Kind.CLASSROOMS, section.provider_id, section.name, why, ["classrooms", "enrollments"])
+        return None, NEEDS_REVIEW
+
+    def _relinked_part(
+        self, collection: str, provider_id: str, first: str, second: str
+    ) -> tuple[IndexEntry | None, str]:
+        """In a re-key, the existing enrollment (classroom, person) or guardian link (guardian, student)
+        a new id stands for, found through the records its old id was made of."""
+        if self._rekey_people is None and self._rekey_classrooms is None:
+            return None, ""
+        if provider_id in self._index[collection]:
+            return None, ""
+        if self._rekey_parts is None:
+            self._rekey_parts = {"enrollments": {}, "guardian_links": {}}
+            people, classrooms = self._index["people"], self._index["classrooms"]
+            for name, parents in (("enrollments", classrooms), ("guardian_links", people)):
+                for pid, entry in self._index[name].items():
+                    left, _, right = pid.partition(":")
+                    a, b = parents.get(left), people.get(right)
+                    if a is not None and b is not None:
+                        self._rekey_parts[name].setdefault((a.id, b.id), (pid, entry))
+        hit = self._rekey_parts[collection].get((first, second))
+        if hit is None or hit[1].id in self._rekey_claimed:
+            return None, ""
+        return hit[1], self._relinked(collection, hit[1])
 
     # -- deprovisioning -------------------------------------------------------------------------
 
@@ -992,10 +1124,102 @@ class SyncPlanner:
                     if entry.kind == Kind.STUDENTS:
                         leaving_from[entry.parent_id] += 1
         # A roster that takes every student of a school away is far likelier a broken export than a
-        # closed school: the deletion threshold holds for students, whatever the district-wide share.
+        # closed school: nothing of that school is archived, whatever the district-wide share.
         self.summary.emptied_schools = {
             school: count
             for school, count in leaving_from.items()
             if school and count == students_of[school] and count >= EMPTIED_SCHOOL_MIN_STUDENTS
         }
+        if self.summary.emptied_schools:
+            candidates = self._hold_emptied_schools(candidates)
+        if self._held_collections:
+            candidates = self._hold_unreadable(candidates)
         return candidates
+
+    def _hold_unreadable(self, candidates: list[ArchiveCandidate]) -> list[ArchiveCandidate]:
+        """Records of a collection the roster could not be read whole for (a corrupted id, rows a broken
+        file swallowed) may still be in the roster: none is archived; each is a ``would_archive`` line."""
+        kept: list[ArchiveCandidate] = []
+        for candidate in candidates:
+            if COLLECTION_OF_KIND[candidate.kind] not in self._held_collections:
+                kept.append(candidate)
+                continue
+            self.summary.held_unreadable[candidate.kind.value] = (
+                self.summary.held_unreadable.get(candidate.kind.value, 0) + 1
+            )
+            self.summary.archive_candidates[candidate.kind] -= 1
+            self._line(
+                PlanLine(
+                    candidate.kind,
+                    "would_archive",
+                    candidate.id,
+                    candidate.provider_id,
+                    "",
+                    "held: the roster had records of this kind that could not be read (see errors.csv), so "
+                    "nothing of it is archived this run",
+                )
+            )
+        return kept
+
+    def _hold_emptied_schools(self, candidates: list[ArchiveCandidate]) -> list[ArchiveCandidate]:
+        """Take everything of an emptied school out of the archive candidates: its people (students,
+        teachers, staff whose school it is), its classrooms, their enrollments, the guardian links of its
+        students and the guardians reached only through them. Each held record is a ``would_archive``
+        line naming the school; ``summary.held_schools`` counts them per school and kind."""
+        emptied = set(self.summary.emptied_schools)
+        entries = {c: {e.id: (pid, e) for pid, e in es.items()} for c, es in self._index.items()}
+        school_of: dict[str, str] = {}  # directory id → the emptied school it belongs to
+        people_pids: dict[str, str] = {}  # provider id of a held person → school
+        for record_id, (pid, e) in entries.get("people", {}).items():
+            if e.parent_id in emptied and e.kind != Kind.GUARDIANS:
+                school_of[record_id] = e.parent_id
+                people_pids[pid] = e.parent_id
+        for record_id, (_, e) in entries.get("classrooms", {}).items():
+            if e.parent_id in emptied:
+                school_of[record_id] = e.parent_id
+        for record_id, (pid, e) in entries.get("enrollments", {}).items():
+            person = pid.partition(":")[2]
+            school = school_of.get(e.parent_id) or people_pids.get(person)
+            if school:
+                school_of[record_id] = school
+        guardian_school: dict[str, str] = {}
+        for record_id, (pid, e) in entries.get("guardian_links", {}).items():
+            guardian, _, student = pid.partition(":")
+            school = school_of.get(e.parent_id) or people_pids.get(student)
+            if school:
+                school_of[record_id] = school
+                guardian_school.setdefault(guardian, school)
+        for record_id, (pid, e) in entries.get("people", {}).items():
+            if e.kind == Kind.GUARDIANS and pid in guardian_school:
+                school_of.setdefault(record_id, guardian_school[pid])
+        # A guardian who also has a child in a school still in the roster keeps their links there; only
+        # absent guardians reach this point, so holding them loses nothing.
+        kept: list[ArchiveCandidate] = []
+        held: dict[str, Counter[str]] = {school: Counter() for school in emptied}
+        for candidate in candidates:
+            school = school_of.get(candidate.id)
+            if school is None:
+                kept.append(candidate)
+                continue
+            held[school][candidate.kind.value] += 1
+            self.summary.archive_candidates[candidate.kind] -= 1
+            self._line(
+                PlanLine(
+                    candidate.kind,
+                    "would_archive",
+                    candidate.id,
+                    candidate.provider_id,
+                    "",
+                    f"held: every student of school {self._school_label(school)} left the roster at once, "
+                    "which looks like a broken export; nothing of that school was archived",
+                )
+            )
+        self.summary.held_schools = {
+            school: {"name": self._school_names.get(school, ""), "held": dict(sorted(counts.items()))}
+            for school, counts in sorted(held.items())
+        }
+        return kept
+
+    def _school_label(self, school_id: str) -> str:
+        name = self._school_names.get(school_id, "")
+        return f"{name} ({school_id})" if name else school_id

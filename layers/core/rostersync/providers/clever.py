@@ -17,6 +17,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from pydantic import ValidationError
 
+from rostersync.domain.ids import id_problem
 from rostersync.domain.records import (
     ClassroomRecord,
     EnrollmentRecord,
@@ -28,6 +29,7 @@ from rostersync.domain.records import (
     SchoolRecord,
     SnapshotItem,
     kind_of_roles,
+    unclean_id_error,
 )
 from rostersync.errors import ProviderAuthError, ProviderRequestError
 from rostersync.providers.base import FetchOutcome, RetryPolicy, iso_date
@@ -343,6 +345,10 @@ def _unique_records(
         record_id = field_text(data.get("id"))
         if not record_id:
             yield RecordError(kind=kind_of(data), reason=f"{noun} record has no id")
+            continue
+        problem = id_problem(record_id)
+        if problem:
+            yield unclean_id_error(kind_of(data), noun, position, record_id, problem)
             continue
         key = _id_key(record_id)
         if key in seen:

@@ -29,6 +29,10 @@ zip or folder, a missing required file (orgs, classes, users, enrollments, unles
 closest OneRoster name, found by difflib), an unsupported manifest. A misspelt header of a column it
 does not read is only logged. Per-row problems become ``RecordError`` lines; a file that breaks off
 mid-way (a truncated zip member) is recorded in ``outcome`` as incomplete, so the run archives nothing.
+A row that swallowed others (an unclosed quote: a value spanning lines shaped like rows, a value over
+``CsvLimits.max_field_chars``, a row over ``max_lines_per_row`` lines) is not synced: its error names the
+file, the line and the fix, never the swallowed text, and holds back archiving of what the file holds
+(``FILE_HOLDS``), since the swallowed rows' people only look absent.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from rostersync.domain.ids import id_problem
 from rostersync.domain.records import Kind, RecordError, SnapshotItem
 from rostersync.errors import RostersyncError
 from rostersync.providers.base import FetchOutcome
@@ -60,6 +65,10 @@ _T = TypeVar("_T")
 
 class BadBundleError(RostersyncError):
     """The uploaded OneRoster bundle cannot be synced as a whole; the message says what to fix."""
+
+
+class _TooManyRowsError(Exception):
+    """A file has more rows than ``CsvLimits.max_rows_per_file``: it is not read further."""
 
 
 @dataclass(frozen=True)
@@ -279,12 +288,13 @@ class OneRosterCsvProvider:
 
     name = PROVIDER
 
-    def __init__(self, bundle: Path | str | bytes) -> None:
+    def __init__(self, bundle: Path | str | bytes, limits: Any = None) -> None:
         self._bundle = bundle
+        self._limits = CsvLimits.from_settings(limits)
 
     def fetch(self, outcome: FetchOutcome) -> Iterator[SnapshotItem]:
         """Check the bundle, then stream its records; raises ``BadBundleError`` before the first record."""
-        with _open_bundle(self._bundle) as bundle:
+        with _open_bundle(self._bundle, self._limits) as bundle:
             layout = _check_bundle(bundle)
             outcome.delta = layout.delta
             logger.info(
@@ -294,7 +304,7 @@ class OneRosterCsvProvider:
                 ", ".join(f"{name} {mode}" for name, mode in sorted(layout.modes.items())),
             )
             row_errors: deque[RecordError] = deque()
-            reader = _BundleReader(bundle, layout, outcome, row_errors)
+            reader = _BundleReader(bundle, layout, outcome, row_errors, self._limits)
             for item in map_roster(reader.collection, outcome):
                 while row_errors:
                     yield row_errors.popleft()
@@ -325,13 +335,37 @@ class _Bundle:
             text.close()
 
 
+# Members this small are never refused for their ratio (a header-only file compresses very well).
+_RATIO_MIN_BYTES = 1 << 20
+
+
+def _check_sizes(sizes: list[tuple[str, int, int]], limits: CsvLimits) -> None:
+    """Refuse a bundle whose files (name, size, compressed size) expand past the limits, before reading."""
+    total = sum(size for _, size, _ in sizes)
+    if total > limits.max_bundle_bytes:
+        raise BadBundleError(
+            f"the bundle expands to {total:,} bytes, over the limit of {limits.max_bundle_bytes:,} (settings "
+            "limits.max_bundle_bytes): it was not read. Check the export; a district this large can raise the limit"
+        )
+    for name, size, compressed in sizes:
+        if size > _RATIO_MIN_BYTES and size > limits.max_compression_ratio * max(compressed, 1):
+            raise BadBundleError(
+                f"{name} expands {size // max(compressed, 1):,} times its compressed size (the limit is "
+                f"{limits.max_compression_ratio:,}, settings limits.max_compression_ratio): that is not a roster "
+                "export (a zip bomb?); it was not read"
+            )
+
+
 @contextmanager
-def _open_bundle(bundle: Path | str | bytes) -> Iterator[_Bundle]:
+def _open_bundle(bundle: Path | str | bytes, limits: CsvLimits | None = None) -> Iterator[_Bundle]:
+    limits = limits or CsvLimits()
     if isinstance(bundle, bytes | bytearray):
         source: Any = io.BytesIO(bundle)
     else:
         path = Path(bundle)
         if path.is_dir():
+            files = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".csv"]
+            _check_sizes([(p.name, p.stat().st_size, p.stat().st_size) for p in files], limits)
             yield _Bundle(_folder_members(path))
             return
         if not path.is_file():
@@ -344,6 +378,7 @@ def _open_bundle(bundle: Path | str | bytes) -> Iterator[_Bundle]:
             "the OneRoster bundle is not a readable zip file: upload the CSV files zipped, or as a folder"
         ) from exc
     with archive:
+        _check_sizes([(i.filename, i.file_size, i.compress_size) for i in archive.infolist() if not i.is_dir()], limits)
         yield _Bundle(_zip_members(archive))
 
 
@@ -501,7 +536,28 @@ def _version(manifest: dict[str, str] | None, problems: list[str]) -> str:
     return version
 
 
+def _not_utf8_text(bundle: _Bundle, filename: str) -> str:
+    """Why a file's bytes are not UTF-8 text a CSV reader can take ("" when they are): UTF-16 or UTF-32
+    (a spreadsheet's "Unicode text" export), said as such rather than as missing columns."""
+    with bundle.members[filename.lower()]() as raw:
+        head = raw.read(4096)
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        encoding = "UTF-32"
+    elif head.startswith((b"\xff\xfe", b"\xfe\xff")) or (head and head.count(b"\x00") * 4 >= len(head)):
+        encoding = "UTF-16"
+    else:
+        return ""
+    return (
+        f"{filename} is {encoding} text, not UTF-8: export it again as CSV UTF-8 (in Excel: Save As, "
+        '"CSV UTF-8 (Comma delimited)") and upload the bundle again'
+    )
+
+
 def _read_header(bundle: _Bundle, spec: _FileSpec, problems: list[str]) -> list[str] | None:
+    encoding = _not_utf8_text(bundle, spec.filename)
+    if encoding:
+        problems.append(encoding)
+        return None
     with bundle.text(spec.filename) as text:
         try:
             header = next(csv.reader(text), None)
@@ -576,12 +632,93 @@ def _and(items: list[str]) -> str:
 # ---------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CsvLimits:
+    """How large a bundle and its rows may be (settings ``limits``), and how far a row may go before it
+    is taken for rows an unclosed quote swallowed."""
+
+    max_field_chars: int = 8_192  # one value (a name, an email, a list of org ids)
+    max_lines_per_row: int = 8  # physical lines of one row (a quoted address may hold a few)
+    max_bundle_bytes: int = 8 << 30
+    max_compression_ratio: int = 200
+    max_rows_per_file: int = 10_000_000
+
+    @classmethod
+    def from_settings(cls, limits: Any) -> CsvLimits:
+        """From a ``LimitSettings`` (None: the defaults)."""
+        if limits is None:
+            return cls()
+        return cls(
+            max_field_chars=limits.max_field_chars,
+            max_bundle_bytes=limits.max_bundle_bytes,
+            max_compression_ratio=limits.max_compression_ratio,
+            max_rows_per_file=limits.max_rows_per_file,
+        )
+
+
+# What a file that could not be read to its end holds back: nothing of these is archived this run.
+FILE_HOLDS: dict[str, list[str]] = {
+    "orgs": ["schools", "classrooms", "people", "enrollments", "guardian_links"],
+    "academicSessions": [],
+    "courses": [],
+    "classes": ["classrooms", "enrollments"],
+    "users": ["people", "enrollments", "guardian_links"],
+    "enrollments": ["enrollments"],
+    "demographics": [],
+    "roles": ["people", "enrollments", "guardian_links"],
+}
+
+
+def _swallowed_rows(cells: list[str], columns: int, lines: int, limits: CsvLimits) -> str:
+    """Why this parsed row looks like other rows swallowed by an unclosed quote ("" when it does not): a
+    value holding a line break followed by a row-shaped line, a value over the size limit, or a row
+    spanning more physical lines than a real one does."""
+    # A value that spans lines and holds a line with this many commas is rows, not an address.
+    row_shaped = min(3, max(1, columns - 1))
+    for cell in cells:
+        if len(cell) > limits.max_field_chars:
+            return f"a value of {len(cell):,} characters (the limit is {limits.max_field_chars:,})"
+        if "\n" in cell or "\r" in cell:
+            if any(part.count(",") >= row_shaped for part in cell.splitlines()):
+                return "a quoted value that runs over lines shaped like rows"
+    if lines > limits.max_lines_per_row:
+        return f"one row spanning {lines:,} lines (the limit is {limits.max_lines_per_row:,})"
+    return ""
+
+
+def _swallowed_error(spec: _FileSpec, cells: list[str], names: list[str | None], line: int, why: str) -> RecordError:
+    """The error line of a row that swallowed others. It names the file, the line and the fix, never the
+    swallowed text (other families' data): only the row's own id, when that is clean."""
+    position = names.index("sourcedId") if "sourcedId" in names else -1
+    sourced_id = cells[position].strip() if 0 <= position < len(cells) else ""
+    if id_problem(sourced_id) or "\n" in sourced_id:
+        sourced_id = ""
+    holds = FILE_HOLDS.get(spec.collection, [])
+    return RecordError(
+        kind=spec.kind,
+        provider_id=sourced_id,
+        reason=f'{spec.filename} line {line}: {why}: an unclosed quote (") there swallowed the rows after it, '
+        f"so {spec.filename} could not be read to its end. That row and the rows it swallowed were not synced"
+        + (", and nothing of them is archived this run" if holds else "")
+        + f". Fix: close or remove the quote on line {line} of {spec.filename} and upload the bundle again",
+        holds_archive=holds,
+    )
+
+
 class _BundleReader:
-    def __init__(self, bundle: _Bundle, layout: _Layout, outcome: FetchOutcome, row_errors: deque[RecordError]) -> None:
+    def __init__(
+        self,
+        bundle: _Bundle,
+        layout: _Layout,
+        outcome: FetchOutcome,
+        row_errors: deque[RecordError],
+        limits: CsvLimits | None = None,
+    ) -> None:
         self.bundle = bundle
         self.layout = layout
         self.outcome = outcome
         self.row_errors = row_errors
+        self.limits = limits or CsvLimits()
 
     def collection(self, name: str) -> Iterator[dict[str, Any]]:
         """The objects of one collection, REST-shaped; none when the bundle does not have the file."""
@@ -596,14 +733,22 @@ class _BundleReader:
         spec = FILES[collection]
         names = self.layout.headers[collection]
         replaced = 0
+        rows = 0
         line = 1
         with self.bundle.text(spec.filename) as text:
             reader = csv.reader(text)
             try:
                 next(reader, None)  # the header, checked already
                 for cells in reader:
-                    line = reader.line_num
+                    first_line, line = line + 1, reader.line_num
                     if not any(cell.strip() for cell in cells):
+                        continue
+                    rows += 1
+                    if rows > self.limits.max_rows_per_file:
+                        raise _TooManyRowsError
+                    swallowed = _swallowed_rows(cells, len(names), line - first_line + 1, self.limits)
+                    if swallowed:
+                        self.row_errors.append(_swallowed_error(spec, cells, names, first_line, swallowed))
                         continue
                     if any("\ufffd" in cell for cell in cells):
                         replaced += 1
@@ -624,10 +769,21 @@ class _BundleReader:
                         )
                         continue
                     yield row
-            except (csv.Error, zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
+            except (csv.Error, zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, _TooManyRowsError) as exc:
+                why = type(exc).__name__
+                if isinstance(exc, _TooManyRowsError):
+                    why = (
+                        f"it has more than {self.limits.max_rows_per_file:,} rows, the limit (settings "
+                        "limits.max_rows_per_file)"
+                    )
+                if isinstance(exc, csv.Error) and "field larger than field limit" in str(exc):
+                    why = (
+                        f'a value is longer than {csv.field_size_limit():,} characters: an unclosed quote (") '
+                        "swallowed the lines after it? Close or remove that quote"
+                    )
                 problem = (
-                    f"{spec.filename} could not be read past line {line} ({type(exc).__name__}); the rest of it "
-                    "was not read, so this run will not archive anything"
+                    f"{spec.filename} could not be read past line {line + 1} ({why}); the rest of it was not "
+                    "read, so this run will not archive anything"
                 )
                 logger.warning("Unreadable OneRoster CSV: %s", problem)
                 self.outcome.mark_incomplete(problem)

@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from rostersync.domain.ids import id_problem
 from rostersync.domain.records import (
     ClassroomRecord,
     DeletedRecord,
@@ -50,6 +51,7 @@ from rostersync.domain.records import (
     SchoolRecord,
     SnapshotItem,
     kind_of_roles,
+    unclean_id_error,
 )
 from rostersync.providers.base import FetchOutcome, iso_date
 
@@ -410,6 +412,10 @@ def _unique(
         sourced_id = _text(obj.get("sourcedId")).strip()
         if not sourced_id:
             yield RecordError(kind=kind_of(obj), reason=f"{noun} number {position} has no sourcedId; skipped")
+            continue
+        problem = id_problem(sourced_id)
+        if problem:
+            yield unclean_id_error(kind_of(obj), noun, position, sourced_id, problem)
             continue
         if sourced_id in seen:
             yield RecordError(

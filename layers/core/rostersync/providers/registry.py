@@ -29,12 +29,13 @@ def build_provider(
     retry: RetryPolicy,
     cursor: str | None = None,
     bundle: Any = None,
+    limits: Any = None,
 ) -> RosterProvider:
     """Return the provider for a stored connection (``{"provider": "clever", "base_url": …}``).
 
     ``secret`` is the connection's Secrets Manager value; ``cursor`` the high-water mark the last
     successful run stored (delta-capable providers); ``bundle`` an uploaded OneRoster CSV bundle
-    (a folder path or zip bytes).
+    (a folder path or zip bytes); ``limits`` the district's ``LimitSettings`` (a bundle's sizes).
     """
     kind = connection.get("provider")
     provider_name(connection)
@@ -51,4 +52,4 @@ def build_provider(
 
     if bundle is None:
         raise ConnectionNotConfiguredError("no OneRoster bundle was uploaded for this run")
-    return OneRosterCsvProvider(bundle)
+    return OneRosterCsvProvider(bundle, limits)

@@ -36,6 +36,8 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     SUCCEEDED_WITH_ERRORS = "succeeded_with_errors"
     THRESHOLD_EXCEEDED = "threshold_exceeded"
+    # a provider re-key left records that could not be told apart: nothing written for them
+    NEEDS_REVIEW = "needs_review"
     FAILED = "failed"
 
 

@@ -336,11 +336,11 @@ def _threshold(facts: RunFacts) -> ReadinessItem:
             for c in breaches
         ]
         found += [
-            f"school {school} would lose all its {count:,} students (that looks like a broken export)"
+            f"school {school} would lose all its {count:,} students (that looks like a broken export): nothing of "
+            "that school would be archived"
             for school, count in facts.emptied_schools.items()
         ]
-        held_kinds = [c.kind for c in breaches] + ([Kind.STUDENTS] if facts.emptied_schools else [])
-        held = " or ".join(_label(kind) for kind in dict.fromkeys(held_kinds))
+        held = " or ".join(_label(kind) for kind in dict.fromkeys(c.kind for c in breaches))
         # The limit that would let this run through: the admin decides, the checklist only does the sum.
         needed = math.ceil(max((c.percent for c in breaches), default=0.0))
         raise_it = (
@@ -352,7 +352,7 @@ def _threshold(facts: RunFacts) -> ReadinessItem:
         return ReadinessItem(
             status=FAIL,
             check=check,
-            detail=_sentence("; ".join(found)) + f" No {held} would be archived.",
+            detail=_sentence("; ".join(found)) + (f" No {held} would be archived." if held else ""),
             action=f"Check that the roster export is complete{raise_it}.",
         )
     archiving = [c for c in facts.threshold.values() if c.would_archive]

@@ -11,6 +11,7 @@ import io
 import json
 import re
 import tempfile
+import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from html import escape
@@ -77,9 +78,23 @@ def csv_file_name(kind: Kind) -> str:
     return f"{kind.value}.csv"
 
 
+# Spreadsheets skip these before looking for a formula: spaces, and characters that show as nothing
+# (zero-width space, joiners, word joiner, BOM, soft hyphen).
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+
+
 def neutralise_formula(cell: str) -> str:
-    """Return the cell with a leading ``'`` if a spreadsheet would read it as a formula."""
-    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+    """Return the cell with a leading ``'`` if a spreadsheet would read it as a formula.
+
+    The first character that shows is what counts: leading spaces and invisible characters are looked
+    past, and a full-width form (``＝``, ``＋``, ``－``, ``＠``) counts as its ASCII twin (NFKC).
+    """
+    if cell.startswith(_FORMULA_START):
+        return "'" + cell
+    shown = cell.lstrip(" \u00a0\u3000\n\v\f" + _INVISIBLE)
+    if shown and unicodedata.normalize("NFKC", shown[0]).startswith(_FORMULA_START):
+        return "'" + cell
+    return cell
 
 
 def render_json(report: SyncReport) -> bytes:
@@ -115,8 +130,9 @@ class CsvReportWriter:
     The first ``MAX_JSON_ERRORS`` errors and their total are kept for ``SyncReport``.
     """
 
-    def __init__(self, spool_bytes: int = 1 << 20) -> None:
+    def __init__(self, spool_bytes: int = 1 << 20, max_error_lines: int = 10_000) -> None:
         self._spool_bytes = spool_bytes
+        self.max_error_lines = max_error_lines
         # file name → action rank → (text stream, csv writer); errors.csv has the one rank 0
         self._parts: dict[str, dict[int, tuple[io.TextIOWrapper, Any]]] = {}
         self._finished: dict[str, IO[bytes]] | None = None
@@ -156,8 +172,9 @@ class CsvReportWriter:
             self.add(line)
 
     def add_error(self, error: ReportError) -> None:
-        """Append one error to ``errors.csv``."""
-        self._row(ERRORS_FILE, 0, (error.kind.value, error.provider_id, error.reason))
+        """Append one error to ``errors.csv`` (the first ``max_error_lines``; every error is counted)."""
+        if self.errors_total < self.max_error_lines:
+            self._row(ERRORS_FILE, 0, (error.kind.value, error.provider_id, error.reason))
         self.errors_total += 1
         if len(self.first_errors) < MAX_JSON_ERRORS:
             self.first_errors.append(error)
@@ -172,6 +189,18 @@ class CsvReportWriter:
             ``errors.csv``. Valid until the writer is closed.
         """
         if self._finished is None:
+            left_out = self.errors_total - self.max_error_lines
+            if left_out > 0:
+                self._row(
+                    ERRORS_FILE,
+                    0,
+                    (
+                        "",
+                        "",
+                        f"… and {left_out:,} more errors ({self.errors_total:,} in all; errors.csv keeps the "
+                        f"first {self.max_error_lines:,}: settings limits.max_error_lines)",
+                    ),
+                )
             order = [csv_file_name(kind) for kind in Kind] + [ERRORS_FILE]
             self._finished = {}
             for name in (name for name in order if name in self._parts):
@@ -241,6 +270,7 @@ _STATUS = {  # label, text colour, background
     RunStatus.SUCCEEDED: ("Completed", "#0f5b2a", "#d5f5df"),
     RunStatus.SUCCEEDED_WITH_ERRORS: ("Completed with errors", "#7a4a00", "#ffeab0"),
     RunStatus.THRESHOLD_EXCEEDED: ("Archiving held back", "#8a3300", "#ffdcc7"),
+    RunStatus.NEEDS_REVIEW: ("Needs review", "#8a3300", "#ffdcc7"),
     RunStatus.FAILED: ("Failed", "#8e1116", "#ffd7d9"),
 }
 _PROVIDERS = {"clever": "Clever", "classlink": "ClassLink", "oneroster": "OneRoster", "sftp": "SFTP upload"}

@@ -7,11 +7,12 @@ from pathlib import Path
 
 from rostersync import aws
 from rostersync.contracts import UPLOAD_PREFIX, FetchResult, RunRef
-from rostersync.domain.records import DeletedRecord, PersonRecord, RecordError, Role
+from rostersync.domain.records import DeletedRecord, PersonRecord, RecordError, Role, limit_error
 from rostersync.errors import BadInputError
 from rostersync.observability import logger
 from rostersync.providers.base import FetchOutcome, RetryPolicy, RosterProvider
 from rostersync.providers.registry import build_provider
+from rostersync.settings import LimitSettings
 from rostersync.steps.context import DistrictContext
 from rostersync.storage import ChunkWriter, download_bundle
 
@@ -41,10 +42,11 @@ def fetch_roster(run: RunRef) -> FetchResult:
         max_attempts=ctx.config.provider_max_attempts, base_delay=ctx.config.provider_retry_base_seconds
     )
     cursor = (ctx.state.get_item(f"CURSOR#{run.provider}") or {}).get("cursor")
+    limits = ctx.state.settings_at(run.settings_version).limits
     with tempfile.TemporaryDirectory() as scratch:
         bundle = _download_bundle(ctx, run, Path(scratch)) if run.bundle_key else None
-        provider = build_provider(connection, secret, retry, cursor=cursor, bundle=bundle)
-        return _write_snapshot(ctx, run, provider)
+        provider = build_provider(connection, secret, retry, cursor=cursor, bundle=bundle, limits=limits)
+        return _write_snapshot(ctx, run, provider, limits)
 
 
 def _download_bundle(ctx: DistrictContext, run: RunRef, scratch: Path) -> Path | bytes:
@@ -55,7 +57,10 @@ def _download_bundle(ctx: DistrictContext, run: RunRef, scratch: Path) -> Path |
     return download_bundle(aws.client("s3"), ctx.config.sync_bucket, key, scratch)
 
 
-def _write_snapshot(ctx: DistrictContext, run: RunRef, provider: RosterProvider) -> FetchResult:
+def _write_snapshot(
+    ctx: DistrictContext, run: RunRef, provider: RosterProvider, limits: LimitSettings | None = None
+) -> FetchResult:
+    limits = limits or LimitSettings()
     size = ctx.config.snapshot_chunk_records
     writers = {c: ctx.store.chunk_writer(f"snapshot/{c}", size) for c in SNAPSHOT_COLLECTIONS}
     errors: ChunkWriter = ctx.store.chunk_writer("snapshot/errors", size)
@@ -65,6 +70,8 @@ def _write_snapshot(ctx: DistrictContext, run: RunRef, provider: RosterProvider)
             errors.write(item)
         elif isinstance(item, DeletedRecord):
             writers["deleted"].write(item)
+        elif (too_large := limit_error(item, limits.max_id_bytes, limits.max_record_bytes)) is not None:
+            errors.write(too_large)
         elif isinstance(item, PersonRecord):
             writers["guardians" if item.roles == [Role.GUARDIAN] else "people"].write(item)
         else:

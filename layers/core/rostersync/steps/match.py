@@ -9,14 +9,53 @@ from pydantic import TypeAdapter
 
 from rostersync.contracts import MatchResult, SyncState
 from rostersync.directory.keys import COLLECTIONS
+from rostersync.directory.repository import IndexEntry
 from rostersync.domain.records import DeletedRecord, RecordError, RosterRecord
 from rostersync.errors import BadInputError
 from rostersync.matching.people import CandidateIndex
 from rostersync.matching.plan import SyncPlanner, index_by_provider_id
+from rostersync.matching.rekey import classroom_key, id_change
 from rostersync.observability import logger
 from rostersync.steps.context import DistrictContext
 
 _record = TypeAdapter(RosterRecord)
+
+
+def _rekey_indexes(
+    ctx: DistrictContext, provider: str, index: dict[str, Any], manifest: dict[str, list[str]], delta: bool
+) -> tuple[CandidateIndex | None, dict[str, list[IndexEntry]] | None]:
+    """When the roster's ids of people or sections were replaced wholesale (a provider re-key), the
+    records about to be archived, by district ids, for the planner to link the new ids to."""
+    if delta:
+        return None, None
+    found: list[Any] = [None, None]
+    for position, (collection, snapshot) in enumerate(
+        (("people", ("people", "guardians")), ("classrooms", ("classrooms",)))
+    ):
+        entries = index[collection]
+        managed = {pid for pid, e in entries.items() if e.managed_by_sync and e.status == "active"}
+        if not managed:
+            continue
+        roster = {str(data["provider_id"]) for name in snapshot for data in ctx.store.read_all(manifest.get(name, []))}
+        change = id_change(managed, roster, set(entries))
+        if not change.is_rekey():
+            continue
+        gone = managed - roster
+        records = [r for r in ctx.directory.records(collection) if r.provider_ids.get(provider) in gone]
+        logger.info("provider re-key", extra={"collection": collection, "gone": change.gone, "new": change.new})
+        if position == 0:
+            found[0] = CandidateIndex.from_records(records)
+        else:
+            by_key: dict[str, list[IndexEntry]] = {}
+            for record in records:
+                key = classroom_key(
+                    str(record.fields.get("school", "")),
+                    str(record.fields.get("sis_id", "")),
+                    str(record.fields.get("name", "")),
+                )
+                by_key.setdefault(key, []).append(record.index_entry())
+            found[1] = by_key
+    return found[0], found[1]
 
 
 def match_roster(state: SyncState) -> MatchResult:
@@ -34,11 +73,13 @@ def match_roster(state: SyncState) -> MatchResult:
     settings = ctx.state.settings_at(run.settings_version)
     # The product's accounts nobody linked to this provider yet: person matching looks among them.
     candidates = CandidateIndex.from_records(ctx.directory.unlinked("people", run.provider))
+    school_names = {r.id: str(r.effective_fields().get("name", "")) for r in ctx.directory.records("schools")}
     product_schools = {
         r.id: str(r.effective_fields().get("name", ""))
         for r in ctx.directory.unlinked("schools", run.provider)
         if r.status == "active"
     }
+    rekey_people, rekey_classrooms = _rekey_indexes(ctx, run.provider, index, manifest, fetch.delta)
     writes = store.chunk_writer("plan/writes", ctx.config.plan_chunk_records)
     lines = store.chunk_writer("plan/lines", 50_000)
     errors = store.chunk_writer("plan/errors", 50_000)
@@ -54,6 +95,9 @@ def match_roster(state: SyncState) -> MatchResult:
         settings=settings,
         candidates=candidates,
         product_schools=product_schools,
+        school_names=school_names,
+        rekey_people=rekey_people,
+        rekey_classrooms=rekey_classrooms,
     )
 
     def records(collection: str) -> Iterator[Any]:

@@ -22,7 +22,7 @@ from rostersync.reports.model import (
 )
 from rostersync.reports.readiness import RunFacts, readiness_checklist
 from rostersync.reports.writer import CsvReportWriter, render_html, render_json
-from rostersync.settings import SettingsError
+from rostersync.settings import LimitSettings, SettingsError
 from rostersync.steps.context import DistrictContext
 from rostersync.storage import RunStore
 
@@ -36,6 +36,22 @@ _ADMIN_ERRORS = {
     "InvalidSettingsError",
     "SettingsVersionNotFoundError",
 }
+
+
+_SINGULAR = {
+    Kind.SCHOOLS: "school",
+    Kind.CLASSROOMS: "classroom",
+    Kind.STUDENTS: "student",
+    Kind.TEACHERS: "teacher",
+    Kind.STAFF: "staff member",
+    Kind.GUARDIANS: "guardian",
+    Kind.ENROLLMENTS: "enrollment",
+    Kind.GUARDIAN_LINKS: "guardian link",
+}
+
+
+def _kind_label(kind: Kind, n: int) -> str:
+    return _SINGULAR[kind] if n == 1 else kind.value.replace("_", " ")
 
 
 def failure_reason(error: StepError) -> str:
@@ -55,6 +71,13 @@ def failure_reason(error: StepError) -> str:
 def _lines(store: RunStore, keys: list[str]) -> Iterator[ReportLine]:
     for data in store.read_all(keys):
         yield ReportLine.model_validate(data)
+
+
+def _limits(ctx: DistrictContext, version: int) -> LimitSettings:
+    try:
+        return ctx.state.settings_at(version).limits
+    except SettingsError:
+        return LimitSettings()
 
 
 def _settings_used(ctx: DistrictContext, version: int) -> dict[str, Any] | None:
@@ -103,15 +126,42 @@ def write_report(state: SyncState) -> ReportResult:
             counts[kind].would_archive = check.would_archive
         elif run.dry_run:
             counts[kind].would_archive = check.would_archive
+    held_schools = (summary or {}).get("held_schools") or {}
     for school_id, count in facts.emptied_schools.items():
+        school = held_schools.get(school_id) or {}
+        name = f"{school['name']} ({school_id})" if school.get("name") else school_id
+        held = {Kind(k): int(v) for k, v in (school.get("held") or {}).items() if int(v)}
+        for kind, n in held.items():
+            counts[kind].would_archive += n
+        what = ", ".join(f"{n:,} {_kind_label(kind, n)}" for kind, n in held.items()) or f"{count:,} students"
         notes.append(
-            f"The roster would remove every student of school {school_id} ({count:,} students): that looks like "
-            "a broken export, so no student was archived. Check the export; if the school really closed, "
-            "archive it by hand."
+            f"The roster would remove every student of school {name} ({count:,} students): that looks like a "
+            f"broken export, so nothing of that school was archived (held back: {what}). Check the export; if "
+            "the school really closed, archive it by hand."
         )
-        students = facts.threshold.get(Kind.STUDENTS)
-        counts[Kind.STUDENTS].would_archive = counts[Kind.STUDENTS].would_archive or (
-            students.would_archive if students else 0
+    held_unreadable = {Kind(k): int(v) for k, v in ((summary or {}).get("held_unreadable") or {}).items() if v}
+    for kind, n in held_unreadable.items():
+        counts[kind].would_archive += n
+    if held_unreadable:
+        what = ", ".join(f"{n:,} {_kind_label(kind, n)}" for kind, n in held_unreadable.items())
+        notes.append(
+            f"Some roster records could not be read (see errors.csv: the file, the line and the fix), so the "
+            f"records of their kind that look absent may still be in the roster: nothing of them was archived "
+            f"(held back: {what})."
+        )
+    rekey = (summary or {}).get("rekey") or {}
+    if rekey:
+        review = int(rekey.get("needs_review", 0))
+        notes.append(
+            f"The provider changed the ids of this district's records (a re-key): {int(rekey.get('relinked', 0)):,} "
+            "records were linked to their existing records by their district ids (SIS id, student number, "
+            "email), none was created twice"
+            + (
+                f"; {review:,} could not be told apart and need review: nothing was written for them and nothing "
+                "of their kind was archived (lines marked 'needs review' in the CSV files)."
+                if review
+                else "."
+            )
         )
     if state.archive:
         for kind, archived in state.archive.archived.items():
@@ -130,7 +180,7 @@ def write_report(state: SyncState) -> ReportResult:
         notes.append("Self-check: nothing was written. The counts show what the first sync would do.")
     notes.extend(breach.note(kind) for kind, breach in threshold.items())
 
-    csv = CsvReportWriter()
+    csv = CsvReportWriter(max_error_lines=_limits(ctx, run.settings_version).max_error_lines)
     with csv:
         if summary:
             csv.add_all(_lines(store, summary["lines_keys"]))
@@ -158,6 +208,8 @@ def write_report(state: SyncState) -> ReportResult:
 
     if state.error is not None:
         status = RunStatus.FAILED
+    elif rekey.get("needs_review") and not run.dry_run:
+        status = RunStatus.NEEDS_REVIEW
     elif (threshold or facts.emptied_schools) and not run.dry_run:
         status = RunStatus.THRESHOLD_EXCEEDED
     elif csv.errors_total or (state.fetch and not state.fetch.complete):
