@@ -39,6 +39,28 @@ def test_another_detail_type_does_not_match():
     assert not matches_pattern(pattern, event)
 
 
+def _upload_rule_matches(key: str) -> bool:
+    machine = load_template(ROOT / "template.yaml")["Resources"]["SyncStateMachine"]["Properties"]
+    pattern = machine["Events"]["BundleUploaded"]["Properties"]["Pattern"]
+    bucket = {"name": ["rostersync-syncbucket"]}
+    pattern = {**pattern, "detail": {**pattern["detail"], "bucket": bucket}}
+    event = {
+        "source": "aws.s3",
+        "detail-type": "Object Created",
+        "detail": {"bucket": {"name": "rostersync-syncbucket"}, "object": {"key": key}},
+    }
+    return matches_pattern(pattern, event)
+
+
+def test_the_upload_rule_takes_bundles_named_in_any_usual_case_and_nothing_outside_uploads():
+    for key in ("uploads/d-1/n1/bundle.zip", "uploads/d-1/n1/Bundle.ZIP", "uploads/d-1/n1/Roster.Zip"):
+        assert _upload_rule_matches(key), key
+    for key in ("uploads/d-1/n1/manifest.csv", "uploads/d-1/n1/USERS.CSV"):
+        assert _upload_rule_matches(key), key
+    for key in ("runs/d-1/r/report.csv", "uploads/d-1/n1/readme.txt"):
+        assert not _upload_rule_matches(key), key
+
+
 def test_step_inputs_parse_into_their_contracts():
     assert SyncRequest.model_validate(load("sync_request.json")).trigger == "manual"
     assert SyncRequest.model_validate(load("self_check_request.json")).dry_run
