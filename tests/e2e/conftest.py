@@ -287,6 +287,21 @@ def new_district(run_sync: SyncRunner) -> Callable[..., District]:
     return make
 
 
+@pytest.fixture(scope="session")
+def first_sync_on() -> Callable[[EmbeddedStack, Path], RunOutcome]:
+    """``first_sync_on(stack, dataset)``: a fresh district's first sync on ``stack`` (not necessarily the
+    session's), its simulator closed after."""
+
+    def run(stack: EmbeddedStack, dataset: Path) -> RunOutcome:
+        made = District(SyncRunner(stack), dataset, product_for(dataset, new_district_id()), 10_000)
+        try:
+            return made.sync()
+        finally:
+            made.close()
+
+    return run
+
+
 @pytest.fixture
 def district(new_district: Callable[..., District]) -> Iterator[Callable[..., District]]:
     """``district(dataset, page_limit=10_000, product=None)``: a fresh district, closed after the test."""

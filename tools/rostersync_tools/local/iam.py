@@ -33,6 +33,8 @@ ACCOUNT = "123456789012"
 RENEW_BEFORE_SECONDS = 300
 SESSION_SECONDS = 3600
 
+ADMIN_USER = "local-admin"
+_JSON_SERVICES = ("dynamodb", "secretsmanager", "states", "ssm", "lambda", "events")
 _SERVING = threading.local()  # .checked: whether the request this thread serves is checked
 
 
@@ -90,13 +92,17 @@ class StackIam:
         """
         from moto.iam.models import iam_backends
 
-        name = f"{self.stack_name}-local-admin"
-        self.admin_arn = iam.create_user(UserName=name)["User"]["Arn"]
-        everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-        iam.put_user_policy(UserName=name, PolicyName="admin", PolicyDocument=json.dumps(everything))
-        iam.create_access_key(UserName=name)
-        key = iam_backends[ACCOUNT]["aws"].get_user(name).access_keys[0]
-        key.access_key_id, key.secret_access_key = key_id, secret
+        # One admin user per process: moto's backends are global, so every stack in this process sees
+        # the same users, and a key must name one of them.
+        backend = iam_backends[ACCOUNT]["aws"]
+        if ADMIN_USER not in backend.users:
+            iam.create_user(UserName=ADMIN_USER)
+            everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+            iam.put_user_policy(UserName=ADMIN_USER, PolicyName="admin", PolicyDocument=json.dumps(everything))
+            iam.create_access_key(UserName=ADMIN_USER)
+            key = backend.get_user(ADMIN_USER).access_keys[0]
+            key.access_key_id, key.secret_access_key = key_id, secret
+        self.admin_arn = backend.get_user(ADMIN_USER).arn
         self.admin_keys = (key_id, secret)
 
     def create_role(self, iam: Any, logical: str, props: dict[str, Any]) -> str:
@@ -282,7 +288,7 @@ def install_access_control() -> None:
         try:
             _check(self, pairs, iam_request_cls)
         except RESTError as exc:
-            if service == "s3" or exc.error_type != "AccessDenied":
+            if service not in _JSON_SERVICES or exc.error_type != "AccessDenied":
                 raise
             # moto answers in XML whatever the protocol; the JSON services say AccessDeniedException.
             raise JsonRESTError("AccessDeniedException", exc.message) from exc

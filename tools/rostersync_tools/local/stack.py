@@ -706,6 +706,8 @@ class EmbeddedStack:
                 props = resolver.resolve(resource["Properties"])
                 self._create_function(lam, role_arns[logical], refs[logical], {**globals_fn, **props}, globals_fn)
 
+        for key in self.environment:
+            self._saved_environment.setdefault(key, os.environ.get(key))
         os.environ.update(self.environment)
         # The handlers run in this process: a logger created before the template's LOG_LEVEL was in the
         # environment (any CLI module importing the core package) takes the level now, as a fresh Lambda would.
