@@ -259,7 +259,8 @@ class District:
 
     def connect(self, token: str, page_limit: int = 10_000) -> None:
         """Store (or replace) the district's Clever connection, as installing the app does."""
-        connect_provider(self.state, aws.client("secretsmanager"), "clever", self.simulator.base_url, token, page_limit)
+        secrets, stack = aws.client("secretsmanager"), self._run_sync.stack.stack_name
+        connect_provider(self.state, secrets, "clever", self.simulator.base_url, token, page_limit, stack=stack)
 
     def serve(self, dataset: Dataset | Path) -> None:
         """Let the simulator serve another night's snapshot."""

@@ -90,7 +90,8 @@ def test_the_same_run_passes_with_the_real_template(stack: EmbeddedStack, first_
     # When the same first sync runs
     outcome = first_sync_on(stack, SNAPSHOT)
     # Then it succeeds and writes the roster
-    assert outcome.status == "succeeded", (outcome.execution.get("error"), outcome.execution.get("cause"))
+    assert outcome.execution_status == "SUCCEEDED", (outcome.execution.get("error"), outcome.execution.get("cause"))
+    assert outcome.status == "succeeded"
     assert outcome.counts("students")["created"] > 0
 
 

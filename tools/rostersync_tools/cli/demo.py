@@ -63,9 +63,20 @@ def run_demo(args: argparse.Namespace) -> int:
         if provider == "oneroster-csv":
             connect_provider(state, secrets, provider)
         elif provider == "oneroster-rest":
-            connect_provider(state, secrets, provider, simulator.base_url, DEMO_TOKEN, args.page_limit, auth="bearer")
+            connect_provider(
+                state,
+                secrets,
+                provider,
+                simulator.base_url,
+                DEMO_TOKEN,
+                args.page_limit,
+                stack=stack.stack_name,
+                auth="bearer",
+            )
         else:
-            connect_provider(state, secrets, provider, simulator.base_url, DEMO_TOKEN, args.page_limit)
+            connect_provider(
+                state, secrets, provider, simulator.base_url, DEMO_TOKEN, args.page_limit, stack=stack.stack_name
+            )
         print(f"Product directory of {product.district.name!r} imported ({imported} records); {provider} connected.")
         s3 = aws.client("s3")
 
