@@ -185,3 +185,9 @@ def test_no_wildcard_actions(role: str) -> None:
     for statement in statements(role):
         for action in _listed(statement["Action"]):
             assert "*" not in action, f"{role}: {action}"
+
+
+def test_the_report_writer_may_read_what_its_presigned_links_serve() -> None:
+    # A presigned link is only as good as its signer's permission; the stack serves links unchecked.
+    bucket = RESOLVER.attributes[("SyncBucket", "Arn")]
+    assert allows(ROLE_OF["WriteReportFunction"], "s3:GetObject", f"{bucket}/runs/d-1/r-1/report/report.html")
