@@ -76,9 +76,20 @@ def main() -> None:
             connect_provider(state, secrets, "oneroster-csv")
             state.mark_enabled("bench")  # sync is enabled: each upload syncs for real
         elif args.provider == "oneroster-rest":
-            connect_provider(state, secrets, "oneroster-rest", simulator.base_url, "bench-token", 1_000, auth="bearer")
+            connect_provider(
+                state,
+                secrets,
+                "oneroster-rest",
+                simulator.base_url,
+                "bench-token",
+                1_000,
+                stack=stack.stack_name,
+                auth="bearer",
+            )
         else:
-            connect_provider(state, secrets, "clever", simulator.base_url, "bench-token", args.page_limit)
+            connect_provider(
+                state, secrets, "clever", simulator.base_url, "bench-token", args.page_limit, stack=stack.stack_name
+            )
         s3 = aws.client("s3")
         nights = iter(range(1, 100))
 

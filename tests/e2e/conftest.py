@@ -259,7 +259,8 @@ class District:
 
     def connect(self, token: str, page_limit: int = 10_000) -> None:
         """Store (or replace) the district's Clever connection, as installing the app does."""
-        connect_provider(self.state, aws.client("secretsmanager"), "clever", self.simulator.base_url, token, page_limit)
+        secrets, stack = aws.client("secretsmanager"), self._run_sync.stack.stack_name
+        connect_provider(self.state, secrets, "clever", self.simulator.base_url, token, page_limit, stack=stack)
 
     def serve(self, dataset: Dataset | Path) -> None:
         """Let the simulator serve another night's snapshot."""
@@ -285,6 +286,21 @@ def new_district(run_sync: SyncRunner) -> Callable[..., District]:
         return District(run_sync, path, product, page_limit)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def first_sync_on() -> Callable[[EmbeddedStack, Path], RunOutcome]:
+    """``first_sync_on(stack, dataset)``: a fresh district's first sync on ``stack`` (not necessarily the
+    session's), its simulator closed after."""
+
+    def run(stack: EmbeddedStack, dataset: Path) -> RunOutcome:
+        made = District(SyncRunner(stack), dataset, product_for(dataset, new_district_id()), 10_000)
+        try:
+            return made.sync()
+        finally:
+            made.close()
+
+    return run
 
 
 @pytest.fixture

@@ -89,9 +89,11 @@ def test_the_admins_path_connect_import_self_check_sync_runs_report(
         *endpoint,
     )
     assert (code, err) == (0, "")
-    assert f"rostersync/{district_id}/clever" in out and simulator.token not in out
+    # the secret is named after the stack, which is all Fetch's role may read
+    name = f"rostersync/{stack.stack_name}/{district_id}/clever"
+    assert name in out and simulator.token not in out
     handle = connect(stack.endpoint)
-    secret = handle.client("secretsmanager").get_secret_value(SecretId=f"rostersync/{district_id}/clever")
+    secret = handle.client("secretsmanager").get_secret_value(SecretId=name)
     assert secret["SecretString"] == simulator.token
 
     product = write_product(tmp_path, synthetic.path, district_id)

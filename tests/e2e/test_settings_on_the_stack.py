@@ -215,6 +215,8 @@ def test_a_run_records_the_settings_version_it_started_with(
 
     outcome = d.sync(export=False)
 
+    # Match and Report read that version back (Match's role must grant the sync-state table's GetItem)
+    assert outcome.status == "succeeded", outcome.report and outcome.report["failure_reason"]
     assert outcome.run is not None and outcome.run["settings_version"] == 2
     assert outcome.report is not None and outcome.report["settings_version"] == 2
     assert outcome.report["settings"]["deletion_threshold_percent"] == 20

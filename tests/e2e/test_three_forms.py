@@ -155,11 +155,28 @@ class ThreeForms:
             token = f"token-{uuid.uuid4().hex[:12]}"
             if form == "clever":
                 district.simulator = ProviderSimulator(None, token=token).start()
-                connect_provider(state, secrets, "clever", district.simulator.base_url, token, page_limit=50)
+                connect_provider(
+                    state,
+                    secrets,
+                    "clever",
+                    district.simulator.base_url,
+                    token,
+                    page_limit=50,
+                    stack=self.stack.stack_name,
+                )
             elif form == "oneroster-rest":
                 district.simulator = ProviderSimulator(None, token=token).start()
                 base_url = district.simulator.base_url
-                connect_provider(state, secrets, "oneroster-rest", base_url, token, page_limit=50, auth="bearer")
+                connect_provider(
+                    state,
+                    secrets,
+                    "oneroster-rest",
+                    base_url,
+                    token,
+                    page_limit=50,
+                    stack=self.stack.stack_name,
+                    auth="bearer",
+                )
             else:
                 connect_provider(state, secrets, "oneroster-csv")
                 state.mark_enabled("e2e")  # the admin enabled sync: the district's uploads sync for real

@@ -11,9 +11,13 @@ from rostersync.domain.ids import district_id_problem
 from rostersync.providers.registry import provider_name
 
 
-def secret_name(district_id: str, provider: str) -> str:
-    """Provider credentials live in Secrets Manager under ``rostersync/<district>/<connection type>``."""
-    return f"rostersync/{district_id}/{provider}"
+def secret_name(stack: str, district_id: str, provider: str) -> str:
+    """Provider credentials live in Secrets Manager under ``rostersync/<stack>/<district>/<connection type>``.
+
+    The stack's name comes first so that each stack's Fetch may read its own secrets only (template.yaml
+    grants ``secret:rostersync/${AWS::StackName}/*``).
+    """
+    return f"rostersync/{stack}/{district_id}/{provider}"
 
 
 def connect_provider(
@@ -23,6 +27,8 @@ def connect_provider(
     base_url: str = "",
     secret: str | None = None,
     page_limit: int = 10_000,
+    *,
+    stack: str | None = None,
     **options: Any,
 ) -> None:
     """Store the district's provider connection; credentials go to Secrets Manager, never to DynamoDB.
@@ -30,7 +36,8 @@ def connect_provider(
     ``provider`` is the connection type: ``clever`` (``secret`` = district bearer token),
     ``oneroster-rest`` (``options``: ``auth`` = ``bearer`` | ``oauth1`` | ``oauth2``, ``token_url``;
     ``secret`` = the bearer token or JSON ``{"key", "secret"}``), or ``oneroster-csv`` (bundles uploaded
-    to ``uploads/<district>/``; no secret).
+    to ``uploads/<district>/``; no secret). A connection with a secret needs the ``stack``'s name: the
+    secret is stored under it (``secret_name``).
     """
     problem = district_id_problem(state.district_id)
     if problem:
@@ -38,7 +45,9 @@ def connect_provider(
     connection: dict[str, Any] = {"provider": provider, "base_url": base_url, "page_limit": page_limit, **options}
     provider_name(connection)  # refuse what rostersync cannot sync
     if secret is not None:
-        name = secret_name(state.district_id, provider)
+        if not stack:
+            raise ValueError("connecting a provider with credentials needs the stack's name (secret_name)")
+        name = secret_name(stack, state.district_id, provider)
         try:
             secrets.create_secret(Name=name, SecretString=secret)
         except ClientError as exc:

@@ -1,19 +1,31 @@
-"""boto3 clients, created once per endpoint.
+"""boto3 clients, created once per endpoint and credentials.
 
-On AWS the endpoint is the default; on the embedded stack ``AWS_ENDPOINT_URL`` points every client at
-it. That variable is the only difference between the two (DESIGN §6).
+On AWS the endpoint is the default and the credentials are the function's role, from the environment;
+on the embedded stack ``AWS_ENDPOINT_URL`` points every client at it, and the stack runs each invocation
+under its own function's role by setting ``invocation_session`` around the handler call (DESIGN §6).
+On AWS nothing sets it, and clients use the environment's credentials.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import boto3
 from botocore.config import Config
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
+
+invocation_session: ContextVar[boto3.session.Session | None] = ContextVar("invocation_session", default=None)
+"""The boto3 session of the invocation running in this context, when the caller gives one.
+
+Threads started inside a handler see it only if they run in a copy of the handler's context
+(``contextvars.copy_context().run``); the repositories' thread pools do so.
+"""
 
 
 @lru_cache(maxsize=32)
@@ -21,6 +33,24 @@ def _client(service: str, endpoint: str | None, region: str | None) -> Any:
     return boto3.session.Session().client(service, config=_CONFIG, region_name=region)
 
 
+_SESSION_CLIENTS: WeakKeyDictionary[boto3.session.Session, dict[tuple[str, str | None, str | None], Any]]
+_SESSION_CLIENTS = WeakKeyDictionary()
+_SESSION_LOCK = threading.Lock()
+
+
+def _session_client(session: boto3.session.Session, service: str, endpoint: str | None, region: str | None) -> Any:
+    with _SESSION_LOCK:  # boto3 sessions are not thread-safe: create each client under the lock
+        clients = _SESSION_CLIENTS.setdefault(session, {})
+        key = (service, endpoint, region)
+        if key not in clients:
+            clients[key] = session.client(service, config=_CONFIG, region_name=region)
+        return clients[key]
+
+
 def client(service: str) -> Any:
     """Return a shared client for ``service`` (thread-safe, reused across warm invocations)."""
-    return _client(service, os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION"))
+    endpoint, region = os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION")
+    session = invocation_session.get()
+    if session is not None:
+        return _session_client(session, service, endpoint, region)
+    return _client(service, endpoint, region)

@@ -67,9 +67,20 @@ def run_demo(args: argparse.Namespace) -> int:
         if provider == "oneroster-csv":
             connect_provider(state, secrets, provider)
         elif provider == "oneroster-rest":
-            connect_provider(state, secrets, provider, simulator.base_url, DEMO_TOKEN, args.page_limit, auth="bearer")
+            connect_provider(
+                state,
+                secrets,
+                provider,
+                simulator.base_url,
+                DEMO_TOKEN,
+                args.page_limit,
+                stack=stack.stack_name,
+                auth="bearer",
+            )
         else:
-            connect_provider(state, secrets, provider, simulator.base_url, DEMO_TOKEN, args.page_limit)
+            connect_provider(
+                state, secrets, provider, simulator.base_url, DEMO_TOKEN, args.page_limit, stack=stack.stack_name
+            )
         print(f"Product directory of {product.district.name!r} imported ({imported} records); {provider} connected.")
         # Its own client: report links are SigV4-signed (the runtime's shared client need not be).
         s3 = boto3.session.Session().client("s3", region_name=os.environ.get("AWS_REGION"), config=REPORT_LINK_CONFIG)

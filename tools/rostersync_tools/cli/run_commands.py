@@ -294,10 +294,13 @@ def run_connect(args: argparse.Namespace) -> int:
         raise UsageError(f"--district: {problem}")
     handle = connect_from_args(args)
     state = handle.state(args.district)
+    secrets = handle.client("secretsmanager")
     connect_provider(
-        state, handle.client("secretsmanager"), args.provider, args.base_url or "", secret, args.page_limit, **options
+        state, secrets, args.provider, args.base_url or "", secret, args.page_limit, stack=args.stack, **options
     )
-    where = f"; credentials in Secrets Manager as {secret_name(args.district, args.provider)}" if secret else ""
+    where = (
+        f"; credentials in Secrets Manager as {secret_name(args.stack, args.district, args.provider)}" if secret else ""
+    )
     print(f"{args.provider} connected for district {args.district}{where}.")
     if state.get_item("DISTRICT") is None:
         print(f"Next: rostersync import-product --file product.json {_stack_flags(args)}")

@@ -36,6 +36,7 @@ from types import ModuleType
 from typing import Any
 
 from rostersync_tools import REPO_ROOT
+from rostersync_tools.local.iam import StackIam, checked_app, install_access_control, sam_roles
 from rostersync_tools.local.template import Resolver, load_template
 
 REGION = "us-east-1"
@@ -72,6 +73,8 @@ class LocalFunction:
     app_path: Path
     handler: str
     memory: int
+    # The invocation's credentials: a boto3 session of the function's role (None: the process's own).
+    session: Callable[[], Any] | None = None
     _module: ModuleType | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -89,8 +92,11 @@ class LocalFunction:
 
     def invoke(self, event: Any) -> tuple[str, bool]:
         """Run the handler like Lambda does: JSON in, JSON out, an exception becomes a function error."""
+        from rostersync.aws import invocation_session
+
         context = LambdaContext(self.name, self.arn, self.memory)
         started = time.perf_counter()
+        token = invocation_session.set(self.session() if self.session else None)
         try:
             result = self.handler_callable()(event, context)
             if os.environ.get("ROSTERSYNC_TIMINGS"):
@@ -103,6 +109,8 @@ class LocalFunction:
                 "stackTrace": traceback.format_exception(exc)[-3:],
             }
             return json.dumps(error), True
+        finally:
+            invocation_session.reset(token)
 
 
 _FUNCTIONS: dict[str, LocalFunction] = {}
@@ -442,6 +450,70 @@ def _install_execution_end_notice() -> None:
     BaseExecutionWorkerCommunication._rostersync_notice = True
 
 
+_STACKS: list[EmbeddedStack] = []
+
+
+def _install_interpreter_credentials() -> None:
+    """Sign the Step Functions interpreter's own calls (Lambda tasks, the Map's ItemReader) with the state
+    machine's role. moto signs them with a made-up key, which the IAM check refuses. With several stacks
+    in one process (tests), the one started last runs the executions' calls: they run one at a time."""
+    import sys
+
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    if getattr(boto_client, "_rostersync_role", False):
+        return
+    generic = boto_client.boto_client_for
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        stack = _STACKS[-1] if _STACKS else None
+        if stack is None or not stack.check_iam or not stack.state_machine_role:
+            return generic(region, service, state_credentials)
+        from botocore.config import Config
+
+        session = stack.iam.session(stack.state_machine_role)
+        config = Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1})
+        return session.client(service, region_name=region, endpoint_url=stack.endpoint, config=config)
+
+    # Modules imported later take the patched function from boto_client; those imported already hold
+    # the original under their own name.
+    boto_client.boto_client_for = boto_client_for
+    for name, module in list(sys.modules.items()):
+        if name.startswith("moto.stepfunctions.parser") and getattr(module, "boto_client_for", None) is generic:
+            module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+    boto_client._rostersync_role = True
+
+
+def _checked_server_class() -> type:
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+    class CheckedMotoServer(ThreadedMotoServer):
+        """moto's threaded server whose requests go through the stack's IAM check (``iam.checked_app``)."""
+
+        def __init__(self, iam: StackIam, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._iam = iam
+
+        def _server_entry(self) -> None:
+            from moto.moto_server.werkzeug_app import (
+                DomainDispatcherApplication,
+                MotoRequestHandler,
+                create_backend_app,
+            )
+            from werkzeug.serving import make_server
+
+            app = checked_app(DomainDispatcherApplication(create_backend_app), self._iam)
+            self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return CheckedMotoServer
+
+
+def _CheckedMotoServer(iam: StackIam, **kwargs: Any) -> Any:  # noqa: N802 - stands for the class
+    return _checked_server_class()(iam, **kwargs)
+
+
 class EventRouter:
     """The template's EventBridge rules, applied by the embedded stack to every event it receives.
 
@@ -554,6 +626,7 @@ class EmbeddedStack:
         stack_name: str = "rostersync",
         port: int | None = None,
         parameters: dict[str, str] | None = None,
+        check_iam: bool = True,
     ):
         self.template_path = template_path or REPO_ROOT / "template.yaml"
         self.root = self.template_path.parent
@@ -567,6 +640,11 @@ class EmbeddedStack:
         self.tables: dict[str, str] = {}  # logical id → table name
         self.buckets: dict[str, str] = {}  # logical id → bucket name
         self.router = EventRouter(self.rules, self._start_execution)
+        # Each invocation runs under its function's role, checked by moto's IAM (see local/iam.py).
+        self.check_iam = check_iam
+        self.iam = StackIam(stack_name, self.endpoint)
+        self.state_machine_role = ""
+        self._saved_environment: dict[str, str | None] = {}
         # The template's Schedule events (function, expression, period): moto never fires them, so
         # ``play_schedules`` does (the local timer of ``rostersync local up``, or a test).
         self.schedules: list[dict[str, Any]] = []
@@ -578,24 +656,23 @@ class EmbeddedStack:
     # -- lifecycle --------------------------------------------------------------------------------
 
     def start(self) -> EmbeddedStack:
-        os.environ.update(
-            {
-                "MOTO_PORT": str(self.port),
-                "AWS_ENDPOINT_URL": self.endpoint,
-                "AWS_ACCESS_KEY_ID": "local",
-                "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S105 - the embedded stack accepts any key
-                "AWS_DEFAULT_REGION": REGION,
-                "AWS_REGION": REGION,
-                "POWERTOOLS_TRACE_DISABLED": "true",
-                "POWERTOOLS_METRICS_NAMESPACE": "rostersync",
-                # The steps' metrics are EMF lines on stdout, which CloudWatch reads from the Lambda log on
-                # AWS; locally nothing reads them and they would bury the CLI's output.
-                "POWERTOOLS_METRICS_DISABLED": "true",
-            }
-        )
+        exported = {
+            "MOTO_PORT": str(self.port),
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S105 - the embedded stack accepts any key
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_NAMESPACE": "rostersync",
+            # The steps' metrics are EMF lines on stdout, which CloudWatch reads from the Lambda log on
+            # AWS; locally nothing reads them and they would bury the CLI's output.
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+        self._saved_environment = {key: os.environ.get(key) for key in [*exported, "AWS_PROFILE"]}
+        os.environ.update(exported)
         os.environ.pop("AWS_PROFILE", None)
         from moto.core.config import default_user_config
-        from moto.server import ThreadedMotoServer
 
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
         _install_lambda_dispatch()
@@ -607,11 +684,17 @@ class EmbeddedStack:
         _install_fast_dispatch()
         _install_fast_item_size_check()
         _install_execution_end_notice()
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        _install_interpreter_credentials()
+        install_access_control()
+        self._server = _CheckedMotoServer(self.iam, ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
+        self.iam.create_admin(self.client("iam"), os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
         self._create_resources()
         global _ROUTER
+        self._previous_router = _ROUTER
         _ROUTER = self.router = EventRouter(self.rules, self._start_execution)
+        _STACKS.append(self)
+        self.iam.checked = self.check_iam
         return self
 
     def _start_execution(self, state_machine_arn: str, payload: str) -> str:
@@ -623,16 +706,31 @@ class EmbeddedStack:
     def stop(self) -> None:
         global _ROUTER
         if _ROUTER is self.router:
-            _ROUTER = None
+            _ROUTER = self._previous_router
+        if self in _STACKS:
+            _STACKS.remove(self)
         if self._server is not None:
             self._server.stop()
             self._server = None
+        # Leave the environment as found: another stack in this process (the session's) goes on.
+        for key, value in self._saved_environment.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_environment = {}
 
     def __enter__(self) -> EmbeddedStack:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _role_session(self, role_arn: str) -> Callable[[], Any] | None:
+        """What gives an invocation its role's credentials (None while IAM is not checked)."""
+        if not self.check_iam:
+            return None
+        return lambda: self.iam.session(role_arn)
 
     def client(self, service: str) -> Any:
         """A client of this stack for ``service``, made once (a boto3 session loads its models from disk)."""
@@ -699,10 +797,14 @@ class EmbeddedStack:
                 refs[logical] = f"{self.stack_name}-{logical}"
 
         dynamodb, s3, lam, iam = (self.client(s) for s in ("dynamodb", "s3", "lambda", "iam"))
-        role_arn = iam.create_role(
-            RoleName=f"{self.stack_name}-local",
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-        )["Role"]["Arn"]
+        # The roles as the SAM transform writes them; those of the functions and the state machine are
+        # created (the EventBridge rules' roles are not: the local router starts executions itself).
+        roles, role_of = sam_roles(template)
+        role_arns = {
+            logical: self.iam.create_role(iam, role_of[logical], resolver.resolve(roles[role_of[logical]]))
+            for logical, resource in resources.items()
+            if resource["Type"] in ("AWS::Serverless::Function", "AWS::Serverless::StateMachine") and logical in role_of
+        }
 
         storage = ("AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::S3::BucketPolicy")
         for logical, resource in resources.items():
@@ -725,8 +827,10 @@ class EmbeddedStack:
         for logical, resource in resources.items():
             if resource["Type"] == "AWS::Serverless::Function":
                 props = resolver.resolve(resource["Properties"])
-                self._create_function(lam, role_arn, refs[logical], {**globals_fn, **props}, globals_fn)
+                self._create_function(lam, role_arns[logical], refs[logical], {**globals_fn, **props}, globals_fn)
 
+        for key in self.environment:
+            self._saved_environment.setdefault(key, os.environ.get(key))
         os.environ.update(self.environment)
         # The handlers run in this process: a logger created before the template's LOG_LEVEL was in the
         # environment (any CLI module importing the core package) takes the level now, as a fresh Lambda would.
@@ -737,7 +841,8 @@ class EmbeddedStack:
         for logical, resource in resources.items():
             if resource["Type"] == "AWS::Serverless::StateMachine":
                 props = resolver.resolve(resource["Properties"])
-                arn = self._create_state_machine(sfn, role_arn, props)
+                arn = self._create_state_machine(sfn, role_arns[logical], props)
+                self.state_machine_role = role_arns[logical]
                 refs[logical] = arn
                 for event in props.get("Events", {}).values():
                     if event["Type"] == "EventBridgeRule":
@@ -874,7 +979,9 @@ class EmbeddedStack:
             MemorySize=int(props.get("MemorySize", 128)),
             Environment={"Variables": {k: str(v) for k, v in variables.items()}},
         )["FunctionArn"]
-        _FUNCTIONS[name] = LocalFunction(name, arn, app_path, props["Handler"], int(props.get("MemorySize", 128)))
+        _FUNCTIONS[name] = LocalFunction(
+            name, arn, app_path, props["Handler"], int(props.get("MemorySize", 128)), self._role_session(role_arn)
+        )
         for event in (props.get("Events") or {}).values():
             if event.get("Type") == "Schedule":
                 expression = str(event["Properties"]["Schedule"])

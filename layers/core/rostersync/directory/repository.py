@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -460,8 +461,14 @@ class DirectoryRepository:
     ) -> Iterator[dict[str, Any]]:
         """Query the collection's shards in parallel (one partition each)."""
         pks = [partition_key(self.district_id, collection, shard) for shard in range(SHARDS)]
+        # Each reader runs in a copy of the caller's context, so it sees the invocation's credentials
+        # (rostersync.aws.invocation_session) wherever it creates a client.
+        contexts = [contextvars.copy_context() for _ in pks]
         with ThreadPoolExecutor(max_workers=self._threads) as pool:
-            for items in pool.map(lambda pk: self._query_partition(pk, projection, without_provider), pks):
+            readers = pool.map(
+                lambda ctx, pk: ctx.run(self._query_partition, pk, projection, without_provider), contexts, pks
+            )
+            for items in readers:
                 yield from items
 
     def records(self, collection: str) -> Iterator[DirectoryRecord]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -25,6 +26,9 @@ from rostersync.reports.writer import CsvReportWriter, render_html, render_json
 from rostersync.settings import LimitSettings, SettingsError
 from rostersync.steps.context import DistrictContext
 from rostersync.storage import RunStore
+
+# An AWS call refused for want of a permission: the message names the role (so the step) and the action.
+_ACCESS_DENIED = re.compile(r"\((AccessDenied\w*)\) when calling the (\w+) operation: (.+)")
 
 # Errors whose message was written for a district admin; anything else is ours to fix.
 _ADMIN_ERRORS = {
@@ -62,6 +66,12 @@ def failure_reason(error: StepError) -> str:
         message = ""
     if error.error in _ADMIN_ERRORS and message:
         return f"{message} Nothing was archived."
+    denied = _ACCESS_DENIED.search(message)
+    if denied:
+        return (
+            f"The sync stopped on a missing permission ({denied.group(1)} on {denied.group(2)}: {denied.group(3)}). "
+            "The deployment's roles need fixing by the rostersync team; nothing was archived."
+        )
     return (
         f"The sync stopped on an internal error ({error.error or 'unknown'}). Nothing was archived; "
         "the directory keeps what earlier runs wrote. The rostersync team can trace it by the run id."

@@ -1,0 +1,121 @@
+"""IAM on the embedded stack: each Lambda runs under its own function's role, as on AWS.
+
+A stack built from a copy of the template with one statement taken out of one function's policy must
+fail the run at that step, saying AccessDenied; the same run passes on the real template (the session's
+stack). The copy's stack runs in this process beside the session's, under another stack name (moto's
+backends are global), and puts the environment back when it stops.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rostersync.config import runtime_config
+from rostersync_tools.local.stack import EmbeddedStack
+from rostersync_tools.local.template import load_template
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SNAPSHOT = REPO_ROOT / "samples" / "clever-demo" / "snapshot-1"
+FirstSync = Callable[[EmbeddedStack, Path], Any]
+
+pytestmark = pytest.mark.e2e
+
+
+def _without_statement(template: dict[str, Any], function: str, action: str) -> dict[str, Any]:
+    """The template with every ``Statement`` granting ``action`` removed from ``function``'s policies."""
+    policies = template["Resources"][function]["Properties"]["Policies"]
+    kept, removed = [], 0
+    for policy in policies:
+        if isinstance(policy, dict) and "Statement" in policy:
+            statements = [s for s in policy["Statement"] if action not in json.dumps(s.get("Action"))]
+            removed += len(policy["Statement"]) - len(statements)
+            if statements:
+                kept.append({"Statement": statements})
+        else:
+            kept.append(policy)
+    assert removed, f"{function} has no statement granting {action}: the test would prove nothing"
+    template["Resources"][function]["Properties"]["Policies"] = kept
+    return template
+
+
+def _template_copy(folder: Path, template: dict[str, Any]) -> Path:
+    """``template.yaml`` in ``folder``, with the code it names reachable at the same relative paths."""
+    for name in ("functions", "statemachine", "layers"):
+        (folder / name).symlink_to(REPO_ROOT / name, target_is_directory=True)
+    path = folder / "template.yaml"
+    path.write_text(yaml.safe_dump(template, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@contextmanager
+def stack_from(template_path: Path) -> Iterator[EmbeddedStack]:
+    embedded = EmbeddedStack(template_path, stack_name="iamcheck", parameters={"LogLevel": "WARNING"}).start()
+    runtime_config.cache_clear()  # the tables and bucket of this stack
+    try:
+        yield embedded
+    finally:
+        embedded.stop()
+        runtime_config.cache_clear()  # back to the session stack's, which the environment names again
+
+
+def test_a_run_fails_at_the_step_whose_role_lacks_a_permission(tmp_path: Path, first_sync_on: FirstSync) -> None:
+    # Given the template with Fetch's secretsmanager:GetSecretValue taken out
+    template = _without_statement(
+        load_template(REPO_ROOT / "template.yaml"), "FetchRosterFunction", "secretsmanager:GetSecretValue"
+    )
+    with stack_from(_template_copy(tmp_path, template)) as stack:
+        # When a district's first sync runs
+        outcome = first_sync_on(stack, SNAPSHOT)
+
+    # Then it fails at Fetch: refused by AWS, the report says which role was refused what
+    assert outcome.status == "failed"
+    assert outcome.report is not None
+    reason = outcome.report["failure_reason"]
+    assert "AccessDenied" in reason
+    assert "FetchRosterFunctionRole" in reason and "secretsmanager:GetSecretValue" in reason
+    assert outcome.run is not None and outcome.run.get("failure_reason", reason) == reason
+    assert not any(outcome.directory.get(c) for c in ("people", "classrooms", "enrollments"))
+
+
+def test_the_same_run_passes_with_the_real_template(stack: EmbeddedStack, first_sync_on: FirstSync) -> None:
+    # Given the session's stack, built from template.yaml as it is (and checking IAM)
+    assert stack.check_iam
+    # When the same first sync runs
+    outcome = first_sync_on(stack, SNAPSHOT)
+    # Then it succeeds and writes the roster
+    assert outcome.execution_status == "SUCCEEDED", (outcome.execution.get("error"), outcome.execution.get("cause"))
+    assert outcome.status == "succeeded"
+    assert outcome.counts("students")["created"] > 0
+
+
+def test_the_stack_refuses_a_key_it_does_not_know(stack: EmbeddedStack) -> None:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    # Given a client signing with made-up credentials (what moto's interpreter uses by default)
+    stranger = boto3.session.Session(aws_access_key_id="ak", aws_secret_access_key="sk").client(
+        "dynamodb", region_name="us-east-1", endpoint_url=stack.endpoint
+    )
+    # When it reads a table, then the stack refuses it
+    with pytest.raises(ClientError) as refused:
+        stranger.describe_table(TableName=stack.outputs["DirectoryTableName"])
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_a_role_session_is_refused_outside_its_role(stack: EmbeddedStack) -> None:
+    from botocore.exceptions import ClientError
+
+    # Given the credentials an Upsert invocation gets
+    session = stack.iam.session(stack.iam.role_arns["UpsertChunkFunctionRole"])
+    secrets = session.client("secretsmanager", region_name="us-east-1", endpoint_url=stack.endpoint)
+    # When it asks for a provider secret, then AccessDenied: only Fetch may read secrets
+    with pytest.raises(ClientError) as refused:
+        secrets.get_secret_value(SecretId=f"rostersync/{stack.stack_name}/any/clever")
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
