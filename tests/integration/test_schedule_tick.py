@@ -41,10 +41,10 @@ def stack(
     }.items():
         monkeypatch.setenv(name, value)
     runtime_config.cache_clear()
-    aws._client.cache_clear()
+    aws.forget_clients()
     yield sfn, arn, ScheduleRepository(dynamodb, sync_state_table)
     runtime_config.cache_clear()
-    aws._client.cache_clear()
+    aws.forget_clients()
 
 
 def started(sfn: Any, arn: str) -> list[dict[str, Any]]:

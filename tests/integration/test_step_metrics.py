@@ -62,14 +62,14 @@ def upsert_handler(
     }.items():
         monkeypatch.setenv(name, value)
     runtime_config.cache_clear()
-    aws._client.cache_clear()
+    aws.forget_clients()
     spec = importlib.util.spec_from_file_location("upsert_chunk_app", ROOT / "functions/upsert_chunk/app.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     yield module.lambda_handler
     runtime_config.cache_clear()
-    aws._client.cache_clear()
+    aws.forget_clients()
 
 
 class Context:

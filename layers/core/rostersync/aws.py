@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import threading
 from contextvars import ContextVar
-from functools import lru_cache
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -28,9 +27,19 @@ Threads started inside a handler see it only if they run in a copy of the handle
 """
 
 
-@lru_cache(maxsize=32)
+_CLIENTS: dict[tuple[str, str | None, str | None], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
 def _client(service: str, endpoint: str | None, region: str | None) -> Any:
-    return boto3.session.Session().client(service, config=_CONFIG, region_name=region)
+    # Made once under a lock: concurrent first calls (a Map's iterations starting together) would each
+    # build a client, and building one reads the service's model from disk.
+    key = (service, endpoint, region)
+    if key not in _CLIENTS:
+        with _CLIENTS_LOCK:
+            if key not in _CLIENTS:
+                _CLIENTS[key] = boto3.session.Session().client(service, config=_CONFIG, region_name=region)
+    return _CLIENTS[key]
 
 
 _SESSION_CLIENTS: WeakKeyDictionary[boto3.session.Session, dict[tuple[str, str | None, str | None], Any]]
@@ -54,3 +63,9 @@ def client(service: str) -> Any:
     if session is not None:
         return _session_client(session, service, endpoint, region)
     return _client(service, endpoint, region)
+
+
+def forget_clients() -> None:
+    """Forget the clients made so far (tests that move between endpoints or in-process mocks)."""
+    with _CLIENTS_LOCK:
+        _CLIENTS.clear()

@@ -428,6 +428,28 @@ def _install_fast_item_size_check() -> None:
     limited._rostersync_fast = True
 
 
+def _install_fast_backend_lookup() -> None:
+    """Answer moto's per-request backend look-up from the dict when the account's backend exists.
+
+    moto makes sure the account's backend exists on every request, under one process-wide lock, and
+    scans its list of every service's backends: with a Map's iterations in flight, requests queued
+    behind that lock. Once the backend exists the answer is the dict's own.
+    """
+    from moto.core.base_backend import BackendDict
+
+    if getattr(BackendDict, "_rostersync_fast", False):
+        return
+    generic = BackendDict.__getitem__
+
+    def getitem(self: Any, account_id: str) -> Any:
+        if dict.__contains__(self, account_id):
+            return dict.__getitem__(self, account_id)
+        return generic(self, account_id)
+
+    BackendDict.__getitem__ = getitem
+    BackendDict._rostersync_fast = True
+
+
 _EXECUTION_ENDED = threading.Condition()
 
 
@@ -464,6 +486,8 @@ def _install_interpreter_credentials() -> None:
     if getattr(boto_client, "_rostersync_role", False):
         return
     generic = boto_client.boto_client_for
+    made: dict[tuple[int, str, str, str], Any] = {}  # one client per session, service, region and endpoint
+    lock = threading.Lock()
 
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         stack = _STACKS[-1] if _STACKS else None
@@ -472,8 +496,12 @@ def _install_interpreter_credentials() -> None:
         from botocore.config import Config
 
         session = stack.iam.session(stack.state_machine_role)
-        config = Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1})
-        return session.client(service, region_name=region, endpoint_url=stack.endpoint, config=config)
+        key = (id(session), service, region, stack.endpoint)
+        with lock:  # a boto3 session makes clients one at a time; a client, once made, is thread-safe
+            if key not in made:
+                config = Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1})
+                made[key] = session.client(service, region_name=region, endpoint_url=stack.endpoint, config=config)
+            return made[key]
 
     # Modules imported later take the patched function from boto_client; those imported already hold
     # the original under their own name.
@@ -682,6 +710,7 @@ class EmbeddedStack:
         _install_shared_state_machine_clients()
         _install_event_routing()
         _install_fast_dispatch()
+        _install_fast_backend_lookup()
         _install_fast_item_size_check()
         _install_execution_end_notice()
         _install_interpreter_credentials()
