@@ -30,6 +30,8 @@ _ARN_OF = {
     "AWS::DynamoDB::Table": lambda name: f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}",
     "AWS::S3::Bucket": lambda name: f"arn:aws:s3:::{name}",
     "AWS::Serverless::StateMachine": lambda name: f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}",
+    "AWS::SQS::Queue": lambda name: f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}",
+    "AWS::SNS::Topic": lambda name: f"arn:aws:sns:{REGION}:{ACCOUNT}:{name}",
 }
 
 

@@ -177,3 +177,20 @@ class ReportResult(_Contract):
 class FinishResult(_Contract):
     status: str
     lock_released: bool
+
+
+class ExecutionEnded(_Contract):
+    """An execution of the sync that ended FAILED, TIMED_OUT or ABORTED (from its EventBridge event)."""
+
+    execution_arn: str
+    name: str
+    status: str
+    input: str | None = None
+    error: str | None = None
+    cause: str | None = None
+
+
+class CloseRunResult(_Contract):
+    run_id: str
+    closed: bool
+    lock_released: bool

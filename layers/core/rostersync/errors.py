@@ -36,3 +36,23 @@ class LinkError(RostersyncError):
 class DirectoryThrottledError(RostersyncError):
     """DynamoDB kept throttling the directory's writes after botocore's own retries (or left items
     unprocessed past our bound). Writes are idempotent: the state machine retries the chunk with backoff."""
+
+
+# What a step's error may put into the workflow's state. Step Functions keeps a failed step's error message
+# in the state (``Catch`` … ``ResultPath: $.error``), whose limit is 256 KB; past it the execution fails
+# with States.DataLimitExceeded, which no Catch takes, and the run would end with no report.
+ERROR_MESSAGE_LIMIT = 4_000
+
+
+def bounded_error(exc: BaseException, limit: int = ERROR_MESSAGE_LIMIT) -> BaseException:
+    """``exc`` itself when its message is short; else an error of the same name with the message cut.
+
+    The name is what the state machine's ``Catch`` and the report read, so it is kept; the message says
+    how long it was.
+    """
+    message = str(exc)
+    if len(message) <= limit:
+        return exc
+    cut = f"{message[:limit]}… (cut: the message was {len(message):,} characters)"
+    same_name = type(type(exc).__name__, (Exception,), {"__module__": type(exc).__module__})
+    return same_name(cut)

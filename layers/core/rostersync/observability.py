@@ -21,6 +21,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
+from rostersync.errors import bounded_error
+
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()  # the namespace from POWERTOOLS_METRICS_NAMESPACE
@@ -41,7 +43,11 @@ def emit(name: str, value: float, unit: MetricUnit = MetricUnit.Count, **dimensi
 
 
 def step_metrics(step: str) -> Callable[[Handler], Handler]:
-    """A handler's ``StepDuration`` (ms) and, when it raises, ``StepErrors`` (by error name), per step."""
+    """A handler's ``StepDuration`` (ms) and, when it raises, ``StepErrors`` (by error name), per step.
+
+    An error it raises has a bounded message (``rostersync.errors.bounded_error``): the state machine
+    keeps it in the run's state, and an over-long one would end the run with no report.
+    """
 
     def decorate(handler: Handler) -> Handler:
         @functools.wraps(handler)
@@ -51,7 +57,14 @@ def step_metrics(step: str) -> Callable[[Handler], Handler]:
                 return handler(event, context)
             except Exception as exc:
                 emit("StepErrors", 1, step=step, error=type(exc).__name__)
-                raise
+                bounded = bounded_error(exc)
+                if bounded is exc:
+                    raise
+                logger.warning(
+                    "step error message cut before it reaches the state",
+                    extra={"step": step, "error": type(exc).__name__, "characters": len(str(exc))},
+                )
+                raise bounded from None
             finally:
                 emit("StepDuration", (time.perf_counter() - started) * 1000, MetricUnit.Milliseconds, step=step)
 

@@ -71,6 +71,9 @@ OAUTH1_TIMESTAMP_WINDOW = 300  # seconds a signed request's timestamp may be off
 MAX_POST_BYTES = 64 * 1024
 
 
+HOLD_LIMIT_SECONDS = 600  # a held request gives up waiting after this (a bound, so no thread is left forever)
+
+
 @dataclass
 class _Fault:
     path_prefix: str
@@ -154,6 +157,7 @@ class ProviderSimulator:
         self._issued_tokens: dict[str, float] = {}  # OAuth 2 access token → expiry
         self._nonces: set[tuple[str, str]] = set()  # OAuth 1 (timestamp, nonce) already used
         self._faults: list[_Fault] = []
+        self._holds: list[tuple[str, threading.Event, threading.Event]] = []
         self._requests: list[tuple[str, str]] = []
         self._window = -1
         self._window_count = 0
@@ -232,6 +236,15 @@ class ProviderSimulator:
         with self._lock:
             self._faults.append(_Fault(path_prefix, times, status=status, headers=dict(headers)))
 
+    def hold(self, path_prefix: str) -> tuple[threading.Event, threading.Event]:
+        """Keep requests whose path starts with ``path_prefix`` waiting until released (a provider that
+        hangs). Returns (``arrived``, ``release``): ``arrived`` is set when the first such request came;
+        setting ``release`` lets every held request go on."""
+        arrived, release = threading.Event(), threading.Event()
+        with self._lock:
+            self._holds.append((path_prefix, arrived, release))
+        return arrived, release
+
     def inject_malformed(self, path_prefix: str, page: int, times: int = 1) -> None:
         """Answer page ``page`` (1-based) of the matching endpoint with a 200 whose body is not JSON."""
         with self._lock:
@@ -269,6 +282,10 @@ class ProviderSimulator:
         with self._lock:
             self._requests.append((path, query))
             status_fault = self._take_fault(path, page=None)
+            holds = [(arrived, release) for prefix, arrived, release in self._holds if path.startswith(prefix)]
+        for arrived, release in holds:
+            arrived.set()
+            release.wait(timeout=HOLD_LIMIT_SECONDS)
         if status_fault is not None:
             message = f"injected HTTP {status_fault.status}"
             if oneroster:

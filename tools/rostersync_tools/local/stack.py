@@ -467,9 +467,34 @@ def _install_execution_end_notice() -> None:
         finally:
             with _EXECUTION_ENDED:
                 _EXECUTION_ENDED.notify_all()
+            _announce_execution_status(self.execution)
 
     BaseExecutionWorkerCommunication.terminated = terminated
     BaseExecutionWorkerCommunication._rostersync_notice = True
+
+
+def _announce_execution_status(execution: Any) -> None:
+    """What Step Functions sends EventBridge when an execution ends ("Step Functions Execution Status
+    Change"), routed through the template's rules (the CloseRun function's, for one)."""
+    if _ROUTER is None:
+        return
+    try:
+        status = getattr(execution.exec_status, "value", str(execution.exec_status))
+        state_machine_arn = execution.state_machine.arn
+        detail = {
+            "executionArn": execution.exec_arn,
+            "stateMachineArn": state_machine_arn,
+            "name": execution.name,
+            "status": status,
+            "input": json.dumps(execution.input_data) if execution.input_data is not None else None,
+            "error": execution.error,
+            "cause": execution.cause,
+        }
+    except AttributeError:  # a moto that keeps these elsewhere: nothing to announce
+        return
+    event = aws_event("aws.states", "Step Functions Execution Status Change", detail)
+    event["resources"] = [detail["executionArn"]]
+    _ROUTER.route(event, f"execution:{detail['executionArn']}")
 
 
 _STACKS: list[EmbeddedStack] = []
@@ -550,10 +575,16 @@ class EventRouter:
     instead, as it does on AWS.
     """
 
-    def __init__(self, rules: list[dict[str, Any]], start_execution: Callable[[str, str], str]) -> None:
+    def __init__(
+        self,
+        rules: list[dict[str, Any]],
+        start_execution: Callable[[str, str], str],
+        invoke_function: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.rules = rules
         self.enabled = True
         self._start_execution = start_execution
+        self._invoke_function = invoke_function or (lambda arn, payload: None)
         self._started: dict[str, list[str]] = {}
         self._lock = threading.Lock()
 
@@ -561,10 +592,14 @@ class EventRouter:
         """Start the executions whose rule matches ``event``; return their ARNs."""
         if not self.enabled:
             return []
+        matched = [rule for rule in self.rules if matches_pattern(rule["Pattern"], event)]
+        for rule in matched:
+            if ":function:" in rule["target"]:  # a Lambda target: invoked asynchronously, as EventBridge does
+                self._invoke_function(rule["target"], transform_input(rule, event))
         started = [
             self._start_execution(rule["target"], transform_input(rule, event))
-            for rule in self.rules
-            if matches_pattern(rule["Pattern"], event)
+            for rule in matched
+            if ":function:" not in rule["target"]
         ]
         if started:  # only what started anything is remembered: runs write many objects
             with self._lock:
@@ -667,7 +702,7 @@ class EmbeddedStack:
         self.parameters = parameters or {}
         self.tables: dict[str, str] = {}  # logical id → table name
         self.buckets: dict[str, str] = {}  # logical id → bucket name
-        self.router = EventRouter(self.rules, self._start_execution)
+        self.router = EventRouter(self.rules, self._start_execution, self._invoke_function)
         # Each invocation runs under its function's role, checked by moto's IAM (see local/iam.py).
         self.check_iam = check_iam
         self.iam = StackIam(stack_name, self.endpoint)
@@ -721,10 +756,19 @@ class EmbeddedStack:
         self._create_resources()
         global _ROUTER
         self._previous_router = _ROUTER
-        _ROUTER = self.router = EventRouter(self.rules, self._start_execution)
+        _ROUTER = self.router = EventRouter(self.rules, self._start_execution, self._invoke_function)
         _STACKS.append(self)
         self.iam.checked = self.check_iam
         return self
+
+    def _invoke_function(self, function_arn: str, payload: str) -> None:
+        """An event rule's Lambda target: invoked in the background, as EventBridge invokes it."""
+        name = function_arn.rsplit(":", 1)[-1]
+
+        def invoke() -> None:
+            self.client("lambda").invoke(FunctionName=name, InvocationType="RequestResponse", Payload=payload)
+
+        threading.Thread(target=invoke, name=f"event-target-{name}", daemon=True).start()
 
     def _start_execution(self, state_machine_arn: str, payload: str) -> str:
         sfn = self.client("stepfunctions")
@@ -1012,6 +1056,8 @@ class EmbeddedStack:
             name, arn, app_path, props["Handler"], int(props.get("MemorySize", 128)), self._role_session(role_arn)
         )
         for event in (props.get("Events") or {}).values():
+            if event.get("Type") == "EventBridgeRule":
+                self.rules.append({"target": arn, **event["Properties"]})
             if event.get("Type") == "Schedule":
                 expression = str(event["Properties"]["Schedule"])
                 self.schedules.append({"function": name, "expression": expression, "seconds": rate_seconds(expression)})

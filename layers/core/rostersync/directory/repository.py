@@ -620,6 +620,27 @@ class SyncStateRepository:
             raise
         return True
 
+    def expire_lock(self, run_id: str, now: float | None = None) -> bool:
+        """Let the lock go if this run holds it, by expiring it (True if it did).
+
+        For a run that ended where it could not release its lock itself: the next run's acquire takes an
+        expired lock, and no role but Finish's deletes sync-state items.
+        """
+        now = time.time() if now is None else now
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key("LOCK"),
+                UpdateExpression="SET expires_at = :past",
+                ConditionExpression="run_id = :run",
+                ExpressionAttributeValues=_to_item({":run": run_id, ":past": int(now) - 1}),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def lock_holder(self) -> dict[str, Any] | None:
         answer = self._client.get_item(TableName=self._table, Key=self._key("LOCK"), ConsistentRead=True)
         return _from_item(answer["Item"]) if "Item" in answer else None
