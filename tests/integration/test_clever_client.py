@@ -256,6 +256,22 @@ def test_malformed_page_marks_the_fetch_incomplete_and_is_reported(simulator, re
     assert sum(path == "/v3.0/users" for path, _ in simulator.requests_seen) == 2
 
 
+def test_a_page_nested_100000_deep_is_an_unreadable_page_not_a_crash(simulator, retry):
+    # Given page 1 of users is JSON nested 100,000 levels deep (a hostile or broken proxy)
+    nested = b'{"data": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"
+    simulator.inject_malformed("/v3.0/users", page=1, body=nested)
+    provider = CleverProvider(CleverClient(simulator.base_url, TOKEN, page_limit=500, retry=retry))
+    outcome = FetchOutcome()
+
+    # When the district is fetched
+    records = list(provider.fetch(outcome))
+
+    # Then the users endpoint is incomplete with a reason, and the fetch carried on without crashing
+    assert not outcome.complete
+    assert any("page 1 of /v3.0/users is nested too deep to read" in problem for problem in outcome.problems)
+    assert not [record for record in records if isinstance(record, PersonRecord)]
+
+
 def test_limit_above_ten_thousand_is_rejected(simulator):
     # Given a page size over Clever's maximum
     # When a client is built with it, or the API is asked for it directly

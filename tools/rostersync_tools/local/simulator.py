@@ -81,6 +81,7 @@ class _Fault:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     page: int | None = None  # set for a malformed page
+    body: bytes | None = None  # the malformed page's body (default: a page cut off mid-way)
 
 
 @dataclass
@@ -245,10 +246,11 @@ class ProviderSimulator:
             self._holds.append((path_prefix, arrived, release))
         return arrived, release
 
-    def inject_malformed(self, path_prefix: str, page: int, times: int = 1) -> None:
-        """Answer page ``page`` (1-based) of the matching endpoint with a 200 whose body is not JSON."""
+    def inject_malformed(self, path_prefix: str, page: int, times: int = 1, body: bytes | None = None) -> None:
+        """Answer page ``page`` (1-based) of the matching endpoint with a 200 whose body is not JSON (cut off
+        mid-way), or is ``body``."""
         with self._lock:
-            self._faults.append(_Fault(path_prefix, times, page=page))
+            self._faults.append(_Fault(path_prefix, times, page=page, body=body))
 
     def expire_tokens(self) -> None:
         """Forget every OAuth 2 token issued so far, as a server does when they expire or are revoked."""
@@ -327,7 +329,8 @@ class ProviderSimulator:
             malformed = self._take_fault(path, page=start // limit + 1)
         if malformed is not None:
             # A page cut off mid-way, as a dropped connection behind a proxy would leave it.
-            return 200, {"Content-Type": "application/json", **rate_headers}, b'{"data": [{"data": {"id": '
+            body = malformed.body if malformed.body is not None else b'{"data": [{"data": {"id": '
+            return 200, {"Content-Type": "application/json", **rate_headers}, body
 
         page = data.items[start : start + limit]
         links = [{"rel": "self", "uri": f"{path}?{query}" if query else path}]

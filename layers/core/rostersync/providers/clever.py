@@ -117,6 +117,9 @@ class CleverClient:
             response = self._get(url, params, path, page)
             try:
                 body = response.json()
+            except RecursionError:
+                self._unreadable_page(f"page {page} of {path} is nested too deep to read", path, outcome)
+                return
             except ValueError:
                 self._unreadable_page(f"page {page} of {path} was not valid JSON", path, outcome)
                 return

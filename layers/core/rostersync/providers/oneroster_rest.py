@@ -367,6 +367,9 @@ class OneRosterRestClient:
             total = _total_count(response)
             try:
                 body = response.json()
+            except RecursionError:
+                self._unreadable_page(f"page {page} of {path} is nested too deep to read", path, outcome)
+                return
             except ValueError:
                 self._unreadable_page(f"page {page} of {path} was not valid JSON", path, outcome)
                 return
