@@ -135,13 +135,12 @@ class StackIam:
         A session's credentials never change: a renewal makes a new session, so invocations running
         concurrently never see their credentials swapped.
         """
-        import boto3
 
         with self._lock:
             cached = self._sessions.get(role_arn)
             if cached is not None and cached[1] - time.time() > RENEW_BEFORE_SECONDS:
                 return cached[0]
-            sts = boto3.session.Session().client(
+            sts = _session().client(
                 "sts",
                 region_name=REGION,
                 endpoint_url=self.endpoint,
@@ -151,7 +150,7 @@ class StackIam:
             credentials = sts.assume_role(
                 RoleArn=role_arn, RoleSessionName="invocation", DurationSeconds=SESSION_SECONDS
             )["Credentials"]
-            session = boto3.session.Session(
+            session = _session(
                 aws_access_key_id=credentials["AccessKeyId"],
                 aws_secret_access_key=credentials["SecretAccessKey"],
                 aws_session_token=credentials["SessionToken"],
@@ -159,6 +158,27 @@ class StackIam:
             )
             self._sessions[role_arn] = (session, credentials["Expiration"].timestamp())
             return session
+
+
+_LOADER: Any = None
+
+
+def _session(**kwargs: Any) -> Any:
+    """A boto3 session that reads AWS's service models through one loader shared by every session.
+
+    Each role's session (and each renewal) would otherwise read and parse the models of every service it
+    makes a client for from disk again: most of the CPU of a stack's first invocations.
+    """
+    import boto3
+    import botocore.loaders
+    import botocore.session
+
+    global _LOADER
+    if _LOADER is None:
+        _LOADER = botocore.loaders.create_loader()
+    core = botocore.session.Session()
+    core.register_component("data_loader", _LOADER)
+    return boto3.session.Session(botocore_session=core, **kwargs)
 
 
 # -- the check, per request of a checked server ---------------------------------------------------
