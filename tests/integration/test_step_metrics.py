@@ -57,6 +57,7 @@ def upsert_handler(
         "SYNC_STATE_TABLE": sync_state_table,
         "SYNC_BUCKET": BUCKET,
         "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
+        "POWERTOOLS_SERVICE_NAME": "rostersync",  # the template's Globals: Powertools adds it as a dimension
         "POWERTOOLS_METRICS_DISABLED": "false",
         "POWERTOOLS_TRACE_DISABLED": "true",
     }.items():
@@ -108,7 +109,12 @@ def test_the_upsert_step_reports_records_write_requests_and_duration(upsert_hand
     assert {m["namespace"] for m in metrics} == {NAMESPACE}
     by_name = {m["name"]: m for m in metrics}
     assert by_name["Records"]["value"] == 3
-    assert by_name["Records"]["dimensions"] == {"step": "upsert_chunk", "kind": "students", "action": "create"}
+    assert by_name["Records"]["dimensions"] == {
+        "service": "rostersync",
+        "step": "upsert_chunk",
+        "kind": "students",
+        "action": "create",
+    }
     assert by_name["DirectoryWriteRequests"]["value"] == 1  # three puts, one BatchWriteItem
     assert by_name["StepDuration"]["unit"] == "Milliseconds" and by_name["StepDuration"]["value"] > 0
     assert "StepErrors" not in by_name
@@ -122,7 +128,11 @@ def test_a_failing_step_reports_an_error_by_name(upsert_handler: Any, capsys: An
     # Then StepErrors counts it with the error's name, and the duration is still reported
     metrics = {m["name"]: m for m in emitted(capsys.readouterr().out)}
     assert metrics["StepErrors"]["value"] == 1
-    assert metrics["StepErrors"]["dimensions"] == {"step": "upsert_chunk", "error": "BadInputError"}
+    assert metrics["StepErrors"]["dimensions"] == {
+        "service": "rostersync",
+        "step": "upsert_chunk",
+        "error": "BadInputError",
+    }
     assert "StepDuration" in metrics
 
 
