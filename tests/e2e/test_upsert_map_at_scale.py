@@ -148,3 +148,28 @@ def test_a_map_that_gathers_more_than_256_kb_fails_the_execution_even_under_a_ca
     assert "Upsert" in refused["cause"] and str(STATE_PAYLOAD_LIMIT_BYTES) in refused["cause"]
     assert allowed["status"] == "SUCCEEDED"
     assert json.loads(allowed["output"]) == {"items": list(range(under))}
+
+
+def test_a_failed_chunk_fails_the_map_as_aws_does(stack: EmbeddedStack):
+    # Given a plan whose manifest names a chunk that is not there (its Upsert fails past its retries)
+    config = runtime_config()
+    s3 = aws.client("s3")
+    district_id, run_id = f"d-{uuid.uuid4().hex[:8]}", f"scale-{uuid.uuid4().hex[:8]}"
+    prefix = run_prefix(district_id, run_id)
+    keys = [f"{prefix}plan/writes-{n:05d}.ndjson.gz" for n in range(3)]
+    for n in (0, 2):
+        s3.put_object(Bucket=config.sync_bucket, Key=keys[n], Body=one_record_chunk(n))
+    manifest_key = f"{prefix}plan/manifest.json"
+    s3.put_object(Bucket=config.sync_bucket, Key=manifest_key, Body=json.dumps([{"chunk_key": k} for k in keys]))
+    sfn = stack.client("stepfunctions")
+    definition = json.loads(
+        sfn.describe_state_machine(stateMachineArn=stack.outputs["SyncStateMachineArn"])["definition"]
+    )
+    machine = machine_around(stack, "Upsert directory", definition["States"]["Upsert directory"])
+    payload = {"run": {"district_id": district_id, "run_id": run_id}, "match": {"plan_manifest_key": manifest_key}}
+
+    # When the sync's own Upsert Map runs over it (ToleratedFailureCount 0)
+    execution = run_to_end(stack, machine, payload)
+
+    # Then the Map fails, and the run would go to its failure report, not on as if every chunk was written
+    assert execution["status"] == "FAILED", execution.get("output")
