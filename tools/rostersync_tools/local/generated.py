@@ -79,9 +79,10 @@ _IDS = st.one_of(
 
 def clever_items(name: str) -> st.SearchStrategy[Any]:
     """List items (``{"data": {...}}``) of a Clever definition, mostly schema-valid, some hostile."""
-    valid = st.builds(lambda data, record_id: {"data": {**data, "id": record_id}}, from_schema(clever_schema(name)), _IDS)
+    schema = from_schema(clever_schema(name))
+    valid = st.builds(lambda data, record_id: {"data": {**data, "id": record_id}}, schema, _IDS)
     hostile = st.one_of(
-        st.builds(lambda data: {"data": data}, from_schema(clever_schema(name))),  # the schema's own id (or none)
+        st.builds(lambda data: {"data": data}, schema),  # the schema's own id (or none)
         st.just({}),
         st.builds(lambda v: {"data": v}, st.one_of(st.none(), st.text(max_size=5), st.integers(), st.lists(st.none()))),
         st.one_of(st.none(), st.text(max_size=5), st.integers()),
