@@ -115,6 +115,7 @@ def roster_size(dataset: Path) -> int:
 def main() -> int:  # noqa: C901 - one campaign, read top to bottom
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--students", type=int, default=20)
+    parser.add_argument("--shrink-students", type=int, default=120, help="the district the shrinks start from")
     parser.add_argument("--districts", type=int, default=20)
     parser.add_argument("--records", type=int, default=10_000, help="generated records, at least")
     parser.add_argument("--seed", type=int, default=7)
@@ -143,6 +144,9 @@ def main() -> int:  # noqa: C901 - one campaign, read top to bottom
     write_synthetic_clever_district(night1, students=args.students, seed=args.seed)
     shutil.copytree(night1, night2)
     leave(night2, max(1, args.students // 20))  # about 5 %: under the deletion threshold
+    # The shrinks start from a larger district, so that 11 % of its teachers is at least one of several.
+    shrink_base = workdir / "shrink-base"
+    write_synthetic_clever_district(shrink_base, students=args.shrink_students, seed=args.seed + 1)
 
     runtime_config.cache_clear()
     stack = EmbeddedStack(parameters={"LogLevel": "CRITICAL"}).start()
@@ -347,9 +351,9 @@ def main() -> int:  # noqa: C901 - one campaign, read top to bottom
                 def shrunk(kind: str = kind, percent: int = percent) -> None:
                     label = f"{kind} -{percent}%"
                     night = workdir / f"shrink-{kind}-{percent}"
-                    shutil.copytree(night1, night)
+                    shutil.copytree(shrink_base, night)
                     gone = shrink(night, kind, percent)
-                    d = district(night1)
+                    d = district(shrink_base)
                     if d.sync().status != "succeeded":
                         raise AssertionError(f"{label}: night 1 did not succeed")
                     d.serve(night)
@@ -359,6 +363,9 @@ def main() -> int:  # noqa: C901 - one campaign, read top to bottom
                     shrinks.tried += roster_size(night) + gone
                     shrinks.lost += lost_from_roster(night, export)
                     shrinks.duplicated += duplicates(export)
+                    managed = run.report["counts"][kind]
+                    of = sum(managed.get(a, 0) for a in ("unchanged", "updated", "would_archive", "created"))
+                    print(f"  shrink {label}: {gone} of {of} {kind} gone, run {run.status}")
                     if run.status != "threshold_exceeded":
                         raise AssertionError(f"{label} ({gone} records): the run ended {run.status}")
                     archived = run.report["counts"][kind]["archived"]
