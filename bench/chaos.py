@@ -201,15 +201,19 @@ def main() -> int:  # noqa: C901 - one campaign, read top to bottom
         crashes = Part("crash injections")
         started = time.perf_counter()
 
-        def crash_then_rerun(function: str, after_writes: int | None, night: int, times: int = 1) -> None:
-            label = f"{function} after_writes={after_writes} night {night}"
+        def crash_then_rerun(
+            function: str, after_writes: int | None, night: int, also: tuple[str, int | None] | None = None
+        ) -> None:
+            label = f"{function} after_writes={after_writes} night {night}" + (f" and {also}" if also else "")
             d = district(night1)
             if night == 2:
                 if d.sync().status != "succeeded":
                     raise AssertionError(f"{label}: night 1 did not succeed")
                 d.serve(night2)
                 crashes.runs += 1
-            crash = stack.inject_crash(function, after_writes=after_writes, times=times)
+            crash = stack.inject_crash(function, after_writes=after_writes)
+            if also:
+                stack.inject_crash(also[0], after_writes=also[1])
             crashed = d.sync()
             crashes.runs += 1
             if crash.fired == 0:
@@ -232,8 +236,13 @@ def main() -> int:  # noqa: C901 - one campaign, read top to bottom
         for function in ("UpsertChunkFunction", "ArchiveUnmanagedFunction"):
             for after in (0, None):
                 scenario(crashes, function, lambda f=function, a=after: crash_then_rerun(f, a, 2))
-        # The report dies, then its failure path's report too: CloseRun reports the run.
-        scenario(crashes, "report twice", lambda: crash_then_rerun("WriteReportFunction", None, 1, times=2))
+        # A step dies, then its failure report too: CloseRun (on the execution's FAILED event) reports the run.
+        for function in ("FetchRosterFunction", "UpsertChunkFunction"):
+            scenario(
+                crashes,
+                f"{function} and its report",
+                lambda f=function: crash_then_rerun(f, None, 1, also=("WriteReportFunction", 0)),
+            )
         for k in sorted(rng.sample(range(1, upsert_writes + 1), min(6, upsert_writes))):
             scenario(crashes, f"upsert {k}", lambda k=k: crash_then_rerun("UpsertChunkFunction", k, 1))
         for k in sorted({rng.randint(1, archive_writes) for _ in range(4)}):

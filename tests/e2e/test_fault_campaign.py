@@ -111,7 +111,7 @@ def assert_converged(d: CampaignDistrict, reference: dict[str, Any], night: int)
 # (function, after_writes): 0 before the handler runs, k after its k-th directory write, None after it
 # returned (its work done, its answer lost).
 FIRST_NIGHT_CRASHES = [
-    ("StartRunFunction", None),
+    ("StartRunFunction", 0),
     ("FetchRosterFunction", None),
     ("MatchRosterFunction", None),
     ("UpsertChunkFunction", 3),
@@ -133,6 +133,9 @@ def test_a_crashed_step_leaves_a_district_that_the_next_run_completes(
     # Then the run did not succeed, and it let its district go (CloseRun expires a lock Finish kept)
     assert crash.fired == 1
     assert crashed.execution["status"] == "FAILED"
+    if function not in ("WriteReportFunction", "FinishRunFunction"):  # those died after the report was written
+        assert crashed.status == "failed" and crashed.report["status"] == "failed"
+        assert crashed.run["run_id"] == crashed.run_id
     assert d.wait_lock_free(), f"the district stayed locked after a crash in {function}"
     assert duplicates(d.export()) == 0
 

@@ -409,6 +409,16 @@ def test_run_record_put_update_get(state):
     assert [r["run_id"] for r in state.runs()] == ["run-7"]
 
 
+def test_a_run_first_recorded_by_an_update_carries_its_run_id(state):
+    # Given a run whose Start died before it recorded the run (found by the fault campaign: its failure
+    # report then wrote the record by an update alone)
+    state.update_run("run-9", status="failed", failure_reason="The sync stopped on an internal error")
+
+    # Then the record names its run, as every other run record does
+    assert state.get_run("run-9")["run_id"] == "run-9"
+    assert [r["run_id"] for r in state.runs()] == ["run-9"]
+
+
 def test_get_run_of_an_unknown_run_is_none(dynamodb, sync_state_table, state):
     # Given district A has a run
     state.put_run("run-1", status="running")

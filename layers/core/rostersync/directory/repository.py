@@ -657,6 +657,9 @@ class SyncStateRepository:
         attributes = {k: v for k, v in attributes.items() if v is not None}
         if not attributes:
             return
+        # The run id too: a run whose Start died before it recorded the run is first written here (by its
+        # failure report), and a record without its id would list as a run nobody can name.
+        attributes = {**attributes, "run_id": run_id}
         names = {f"#a{i}": k for i, k in enumerate(attributes)}
         values = {f":v{i}": v for i, v in enumerate(attributes.values())}
         self._client.update_item(
