@@ -191,12 +191,37 @@ def roster_ids(dataset: Path) -> dict[str, set[str]]:
     return {"schools": ids("schools"), "classrooms": ids("sections"), "people": ids("users")}
 
 
-def lost_from_roster(dataset: Path, export: dict[str, Any]) -> int:
-    """Roster records (``roster_ids``) that are not active in the directory export (must be 0)."""
+KINDS_OF = {
+    "schools": ("schools",),
+    "classrooms": ("classrooms",),
+    "people": ("students", "teachers", "staff", "guardians"),
+}
+
+
+def _active_clever_ids(export: dict[str, Any], collection: str) -> set[str]:
+    return {row["provider_ids"].get("clever", "") for row in export.get(collection, []) if row["status"] == "active"}
+
+
+def lost_from_roster(
+    dataset: Path, export: dict[str, Any], before: dict[str, Any] | None = None, report: dict[str, Any] | None = None
+) -> int:
+    """Roster records (``roster_ids``) not active in the directory export, that should be (must be 0).
+
+    With ``before`` (the export before the run): those that were active then. With ``report`` (a first
+    sync): beyond those the run reported as skipped or in error (a guardian without contact details...).
+    """
     missing = 0
     for collection, wanted in roster_ids(dataset).items():
-        active = {row["provider_ids"].get("clever") for row in export.get(collection, []) if row["status"] == "active"}
-        missing += len(wanted - active)
+        gone = wanted - _active_clever_ids(export, collection)
+        if before is not None:
+            gone &= _active_clever_ids(before, collection)
+            missing += len(gone)
+        elif report is not None:
+            counts = report.get("counts", {})
+            told = sum(counts.get(k, {}).get(a, 0) for k in KINDS_OF[collection] for a in ("skipped", "errors"))
+            missing += max(0, len(gone) - told)
+        else:
+            missing += len(gone)
     return missing
 
 
