@@ -507,10 +507,7 @@ def generated_records(at_least: int) -> Part:
     ]
     for label, strategy, check, examples, size in batches:
         tried = {"records": 0, "errors": 0}
-
-        def checked(item: Any, check: Any = check, size: Any = size, tried: dict[str, int] = tried) -> None:
-            tried["records"] += size(item)
-            tried["errors"] += check(item)[1]
+        checked = _counting(check, size, tried)
 
         wanted = examples or math.ceil(max(at_least - part.tried, 100) / 4.5)  # about 4.5 rows a batch
         run = settings(
@@ -528,6 +525,16 @@ def generated_records(at_least: int) -> Part:
         print(f"  generated {label}: {tried['records']:,} records, {tried['errors']:,} reported as error lines")
     part.seconds = time.perf_counter() - started
     return part
+
+
+def _counting(check: Callable[[Any], tuple[int, int]], size: Callable[[Any], int], tried: dict[str, int]) -> Any:
+    """The property hypothesis runs: check one generated item, counting records and error lines."""
+
+    def checked(item: Any) -> None:
+        tried["records"] += size(item)
+        tried["errors"] += check(item)[1]
+
+    return checked
 
 
 if __name__ == "__main__":

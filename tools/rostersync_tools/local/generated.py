@@ -68,26 +68,47 @@ def clever_schema(name: str) -> dict[str, Any]:
     return {**clever_definitions()[name], "definitions": clever_definitions()}
 
 
+_OBJECT_IDS = st.from_regex(r"[0-9a-f]{24}", fullmatch=True)
 # Ids as Clever sends them most of the time, and as a broken export might (blank, control characters...).
-_IDS = st.one_of(
-    st.from_regex(r"[0-9a-f]{24}", fullmatch=True),
-    st.text(max_size=40),
-    st.none(),
-    st.integers(),
-)
+_IDS = st.one_of(_OBJECT_IDS, _OBJECT_IDS, _OBJECT_IDS, st.text(max_size=40), st.none(), st.integers())
+# The roles rostersync syncs, each with the definition Clever gives its object.
+_ROLES = {"student": "Student", "teacher": "Teacher", "staff": "Staff", "contact": "Contact"}
+
+
+def _user(data: dict[str, Any], record_id: Any, role: str, role_data: Any, school: str) -> dict[str, Any]:
+    roles = dict(data.get("roles") or {}) if isinstance(data.get("roles"), dict) else {}
+    if isinstance(role_data, dict) and role != "contact":
+        role_data = {**role_data, "school": role_data.get("school") or school}
+    roles[role] = role_data
+    return {"data": {**data, "id": record_id, "roles": roles}}
+
+
+def _section(data: dict[str, Any], record_id: Any, school: Any) -> dict[str, Any]:
+    return {"data": {**data, "id": record_id, "school": school}}
 
 
 def clever_items(name: str) -> st.SearchStrategy[Any]:
-    """List items (``{"data": {...}}``) of a Clever definition, mostly schema-valid, some hostile."""
+    """List items (``{"data": {...}}``) of a Clever definition (``User``, ``Section``): most carry an id and,
+    for a user, one of the roles rostersync syncs (its object from the schema), a few are hostile."""
     schema = from_schema(clever_schema(name))
-    valid = st.builds(lambda data, record_id: {"data": {**data, "id": record_id}}, schema, _IDS)
+    if name == "User":
+        valid = st.one_of(
+            *(
+                st.builds(_user, schema, _IDS, st.just(role), from_schema(clever_schema(defn)), _OBJECT_IDS)
+                for role, defn in _ROLES.items()
+            )
+        )
+    elif name == "Section":
+        valid = st.builds(_section, schema, _IDS, st.one_of(_OBJECT_IDS, _OBJECT_IDS, st.none(), st.text(max_size=8)))
+    else:
+        valid = st.builds(lambda data, record_id: {"data": {**data, "id": record_id}}, schema, _IDS)
     hostile = st.one_of(
-        st.builds(lambda data: {"data": data}, schema),  # the schema's own id (or none)
+        st.builds(lambda data: {"data": data}, schema),  # the schema's own id (or none), roles as generated
         st.just({}),
         st.builds(lambda v: {"data": v}, st.one_of(st.none(), st.text(max_size=5), st.integers(), st.lists(st.none()))),
         st.one_of(st.none(), st.text(max_size=5), st.integers()),
     )
-    return st.one_of(valid, valid, valid, hostile)
+    return st.one_of(valid, valid, valid, valid, hostile)
 
 
 def _check_outputs(items: list[Any], outputs: list[Any], noun: str) -> tuple[int, int]:
