@@ -1,7 +1,8 @@
 """Generated records through the providers' mapping (issue 9, fault campaign): records built from Clever's
 own Data API schema and from the OneRoster 1.1 CSV binding's column specifications, valid and hostile.
 Not one may crash the mapping or vanish: each gives canonical records or a RecordError with a reason.
-``make chaos`` runs the same checks over 10,000 records and more; here a bounded 1,000 or so (250 users, 400 sections, about 350 users.csv rows)."""
+``make chaos`` runs the same checks over 10,000 records and more; here a bounded 1,000 or so (250 users,
+400 sections, about 350 users.csv rows)."""
 
 from __future__ import annotations
 
