@@ -129,7 +129,9 @@ def main() -> int:  # noqa: C901 - one campaign, read top to bottom
     parser.add_argument("--records", type=int, default=10_000, help="generated records, at least")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
-        "--only", default=",".join(PARTS), help=f"comma-separated parts to run (default all: {','.join(PARTS)})"
+        "--only",
+        default=",".join(PARTS.values()),
+        help=f"comma-separated parts (default all: {','.join(PARTS.values())})",
     )
     args = parser.parse_args()
     only = set(args.only.split(","))
