@@ -15,7 +15,7 @@ PROVIDER ?= clever
 WORKERS ?= auto
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider -n $(WORKERS) --dist loadgroup
 
-.PHONY: install demo test test-fast lint bench build deploy clean
+.PHONY: install demo test test-fast lint bench chaos build deploy clean
 
 $(BIN)/.installed: pyproject.toml layers/core/pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("rostersync needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -54,6 +54,12 @@ lint: install
 ## bench: full sync of a synthetic district (STUDENTS=20000) on the embedded stack, with figures
 bench: install
 	$(BIN)/python bench/bench_sync.py --students $(STUDENTS) --provider $(PROVIDER)
+
+## chaos: the fault campaign (issue 9) on the embedded stack: crashes at every step and inside Upsert and
+## Archive, provider faults, roster shrinks, concurrent runs, 10,000+ generated records; prints a table,
+## fails if any record was lost or duplicated
+chaos: install
+	$(BIN)/python bench/chaos.py
 
 ## build: `sam build` into .aws-sam/build, no Docker: every function and the CoreLayer are built by
 ## their Makefiles (BuildMethod: makefile); the layer gets arm64/CPython 3.12 wheels (docs/DEPLOY.md)

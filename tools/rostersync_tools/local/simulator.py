@@ -252,6 +252,14 @@ class ProviderSimulator:
         with self._lock:
             self._faults.append(_Fault(path_prefix, times, page=page, body=body))
 
+    def clear_faults(self) -> None:
+        """Forget every injected fault not yet consumed, and let every held request go on."""
+        with self._lock:
+            self._faults.clear()
+            holds, self._holds = self._holds, []
+        for _prefix, _arrived, release in holds:
+            release.set()
+
     def expire_tokens(self) -> None:
         """Forget every OAuth 2 token issued so far, as a server does when they expire or are revoked."""
         with self._lock:

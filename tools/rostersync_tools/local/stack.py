@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import fnmatch
 import importlib.util
 import json
@@ -97,8 +98,12 @@ class LocalFunction:
         context = LambdaContext(self.name, self.arn, self.memory)
         started = time.perf_counter()
         token = invocation_session.set(self.session() if self.session else None)
+        crash = _CrashCounter(self.name)
+        crash_token = _INVOCATION_CRASH.set(crash)
         try:
+            crash.check_before()
             result = self.handler_callable()(event, context)
+            crash.check_after()
             if os.environ.get("ROSTERSYNC_TIMINGS"):
                 print(f"[timing] {self.name} {time.perf_counter() - started:.2f}s")  # noqa: T201
             return json.dumps(result), False
@@ -110,10 +115,112 @@ class LocalFunction:
             }
             return json.dumps(error), True
         finally:
+            _INVOCATION_CRASH.reset(crash_token)
             invocation_session.reset(token)
 
 
 _FUNCTIONS: dict[str, LocalFunction] = {}
+
+
+# -- crash injection (a test-only fault switch: EmbeddedStack.inject_crash) ----------------------------
+
+
+class InjectedCrashError(Exception):
+    """What an invocation armed by ``EmbeddedStack.inject_crash`` raises: the Lambda died there."""
+
+
+@dataclass
+class CrashInjection:
+    """Crash the next ``times`` invocations of one function at one point.
+
+    ``after_writes``: ``0`` dies before the handler runs; ``k`` dies right after the invocation's k-th
+    write request to the directory table was answered (the writes before it stand, nothing after it is
+    written); ``None`` dies after the handler returned, its work done and its answer lost.
+    """
+
+    function: str
+    after_writes: int | None
+    times: int = 1
+    directory_table: str = ""
+    fired: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def pending(self) -> bool:
+        return self.fired < self.times
+
+    def take(self) -> bool:
+        """Fire once if any crash is left; True when this caller must crash."""
+        with self._lock:
+            if self.fired >= self.times:
+                return False
+            self.fired += 1
+            return True
+
+
+_CRASHES: list[CrashInjection] = []
+_CRASHES_LOCK = threading.Lock()
+
+
+class _CrashCounter:
+    """One invocation's view of the armed crash injections: counts its directory write requests."""
+
+    def __init__(self, function: str) -> None:
+        with _CRASHES_LOCK:
+            self.armed = [c for c in _CRASHES if c.function == function and c.pending]
+        self.writes = 0
+        self._lock = threading.Lock()
+
+    def _fire(self, point: str, when: Callable[[CrashInjection], bool]) -> None:
+        for crash in self.armed:
+            if when(crash) and crash.take():
+                raise InjectedCrashError(f"injected crash in {crash.function} {point}")
+
+    def check_before(self) -> None:
+        self._fire("before its handler ran", lambda c: c.after_writes == 0)
+
+    def check_after(self) -> None:
+        self._fire("after its handler returned", lambda c: c.after_writes is None)
+
+    def wrote(self, table: str) -> None:
+        if not self.armed:
+            return
+        with self._lock:
+            self.writes += 1
+            count = self.writes
+        self._fire(
+            f"after directory write request {count}",
+            lambda c: c.after_writes == count and table == c.directory_table,
+        )
+
+
+_INVOCATION_CRASH: contextvars.ContextVar[_CrashCounter | None] = contextvars.ContextVar(
+    "invocation_crash", default=None
+)
+_DIRECTORY_WRITES = ("BatchWriteItem", "PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems")
+
+
+def _install_crash_points() -> None:
+    """Count each invocation's directory write requests where its clients make them (botocore), so an
+    armed ``CrashInjection`` can end the invocation right after its k-th. Inert unless one is armed."""
+    from botocore.client import BaseClient
+
+    if getattr(BaseClient, "_rostersync_crash_points", False):
+        return
+    generic = BaseClient._make_api_call
+
+    def _make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+        answer = generic(self, operation_name, api_params)
+        counter = _INVOCATION_CRASH.get()
+        if counter is not None and counter.armed and operation_name in _DIRECTORY_WRITES:
+            tables = list(api_params.get("RequestItems") or {}) or [str(api_params.get("TableName", ""))]
+            counter.wrote(tables[0])
+        return answer
+
+    BaseClient._make_api_call = _make_api_call
+    BaseClient._rostersync_crash_points = True
+
+
 _PATCHED = False
 
 
@@ -263,6 +370,67 @@ def _install_state_payload_limit() -> None:
 
     ErrorEqualsDecl._eval_body = _eval_body
     ErrorEqualsDecl._rostersync_limit = True
+
+
+def _install_tolerated_failures() -> None:
+    """Fail a Distributed Map whose failed children exceed its tolerated failures, as AWS does.
+
+    moto 5.2.5 counts a child execution that failed (a chunk whose Lambda died past its retries) and then
+    lets the Map succeed anyway, whatever ``ToleratedFailureCount`` says: locally a failed Upsert chunk
+    left its records unwritten under a run reported ``succeeded`` (found by the fault campaign). On AWS
+    the Map run fails with ``States.ExceedToleratedFailureThreshold``, which a ``States.ALL`` Catch
+    matches. Here: failures (failed and timed-out children) are tolerated while they are at most
+    ``ToleratedFailureCount``, or at most ``ToleratedFailurePercentage`` of the items when that is set.
+    """
+    from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (  # noqa: E501
+        DistributedIterationComponent,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    if getattr(DistributedIterationComponent, "_rostersync_tolerated", False):
+        return
+    generic = DistributedIterationComponent._map_run
+    threshold = StatesErrorNameType.StatesExceedToleratedFailureThreshold
+
+    def _map_run(self: Any, env: Any, eval_input: Any) -> None:
+        generic(self, env, eval_input)
+        counts = eval_input.map_run_record.item_counter
+        failures = counts.failed.get() + counts.timed_out.get()
+        if failures == 0:
+            return
+        total = max(counts.total.get(), 1)
+        percentage = float(eval_input.tolerated_failure_percentage or 0)
+        if failures <= int(eval_input.tolerated_failure_count or 0):
+            return
+        if percentage > 0 and 100.0 * failures / total <= percentage:
+            return
+        env.stack.pop()  # the gathered outputs: the Map has no result
+        cause = (
+            f"The Map '{eval_input.state_name}' had {failures} failed of {counts.total.get()} item(s), over its "
+            f"tolerated failures (count {eval_input.tolerated_failure_count}, percentage {percentage:g})."
+        )
+        raise FailureEventException(
+            failure_event=FailureEvent(
+                env=env,
+                error_name=StatesErrorName(typ=threshold),
+                event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(
+                    executionFailedEventDetails=ExecutionFailedEventDetails(error=threshold.to_name(), cause=cause)
+                ),
+            )
+        )
+
+    DistributedIterationComponent._map_run = _map_run
+    DistributedIterationComponent._rostersync_tolerated = True
 
 
 _WRITE_COUNTERS: list[WriteRequestCounter] = []
@@ -811,6 +979,8 @@ class EmbeddedStack:
         _install_fast_item_size_check()
         _install_execution_end_notice()
         _install_interpreter_credentials()
+        _install_crash_points()
+        _install_tolerated_failures()
         install_access_control()
         self._server = _CheckedMotoServer(self.iam, ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
@@ -1251,6 +1421,29 @@ class EmbeddedStack:
         finally:
             self.router.enabled = True
         return counts
+
+    # -- faults (tests and bench/chaos.py) ----------------------------------------------------------
+
+    def inject_crash(self, function: str, after_writes: int | None = None, times: int = 1) -> CrashInjection:
+        """Make the next ``times`` invocations of a function die (``InjectedCrashError``, a function error).
+
+        ``function`` is the template's logical id (``UpsertChunkFunction``) or the function's name.
+        ``after_writes``: ``0`` before its handler runs, ``k`` right after its k-th directory write request,
+        ``None`` after its handler returned. Returns the injection (``fired`` counts the crashes so far);
+        ``clear_crashes`` disarms whatever did not fire.
+        """
+        name = function if function.startswith(f"{self.stack_name}-") else f"{self.stack_name}-{function}"
+        if name not in _FUNCTIONS:
+            raise ValueError(f"no function {function} on this stack")
+        crash = CrashInjection(name, after_writes, times, directory_table=self.outputs["DirectoryTableName"])
+        with _CRASHES_LOCK:
+            _CRASHES.append(crash)
+        return crash
+
+    def clear_crashes(self) -> None:
+        """Disarm every crash injection of this stack's functions."""
+        with _CRASHES_LOCK:
+            _CRASHES[:] = [c for c in _CRASHES if not c.function.startswith(f"{self.stack_name}-")]
 
     # -- running syncs ----------------------------------------------------------------------------
 
