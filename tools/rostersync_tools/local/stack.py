@@ -618,67 +618,6 @@ def _install_fast_backend_lookup() -> None:
     BackendDict._rostersync_fast = True
 
 
-def _install_tolerated_failures() -> None:
-    """Fail a Distributed Map whose failed children exceed its tolerated failures, as AWS does.
-
-    moto 5.2.5 counts a child execution that failed (a chunk whose Lambda died past its retries) and then
-    lets the Map succeed anyway, whatever ``ToleratedFailureCount`` says: locally a failed Upsert chunk
-    left its records unwritten under a run reported ``succeeded`` (found by the fault campaign). On AWS
-    the Map run fails with ``States.ExceedToleratedFailureThreshold``, which a ``States.ALL`` Catch
-    matches. Here: failures (failed and timed-out children) are tolerated while they are at most
-    ``ToleratedFailureCount``, or at most ``ToleratedFailurePercentage`` of the items when that is set.
-    """
-    from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType
-    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
-        FailureEvent,
-        FailureEventException,
-    )
-    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
-    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
-        StatesErrorNameType,
-    )
-    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (  # noqa: E501
-        DistributedIterationComponent,
-    )
-    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
-
-    if getattr(DistributedIterationComponent, "_rostersync_tolerated", False):
-        return
-    generic = DistributedIterationComponent._map_run
-    threshold = StatesErrorNameType.StatesExceedToleratedFailureThreshold
-
-    def _map_run(self: Any, env: Any, eval_input: Any) -> None:
-        generic(self, env, eval_input)
-        counts = eval_input.map_run_record.item_counter
-        failures = counts.failed.get() + counts.timed_out.get()
-        if failures == 0:
-            return
-        total = max(counts.total.get(), 1)
-        percentage = float(eval_input.tolerated_failure_percentage or 0)
-        if failures <= int(eval_input.tolerated_failure_count or 0):
-            return
-        if percentage > 0 and 100.0 * failures / total <= percentage:
-            return
-        env.stack.pop()  # the gathered outputs: the Map has no result
-        cause = (
-            f"The Map '{eval_input.state_name}' had {failures} failed of {counts.total.get()} item(s), over its "
-            f"tolerated failures (count {eval_input.tolerated_failure_count}, percentage {percentage:g})."
-        )
-        raise FailureEventException(
-            failure_event=FailureEvent(
-                env=env,
-                error_name=StatesErrorName(typ=threshold),
-                event_type=HistoryEventType.TaskFailed,
-                event_details=EventDetails(
-                    executionFailedEventDetails=ExecutionFailedEventDetails(error=threshold.to_name(), cause=cause)
-                ),
-            )
-        )
-
-    DistributedIterationComponent._map_run = _map_run
-    DistributedIterationComponent._rostersync_tolerated = True
-
-
 _EXECUTION_ENDED = threading.Condition()
 
 
@@ -980,7 +919,6 @@ class EmbeddedStack:
         _install_execution_end_notice()
         _install_interpreter_credentials()
         _install_crash_points()
-        _install_tolerated_failures()
         install_access_control()
         self._server = _CheckedMotoServer(self.iam, ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
