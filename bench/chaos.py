@@ -518,18 +518,24 @@ def generated_records(at_least: int) -> Part:
         tried = {"records": 0, "errors": 0}
         checked = _counting(check, size, tried)
 
-        wanted = examples or math.ceil(max(at_least - part.tried, 100) / 4.5)  # about 4.5 rows a batch
-        run = settings(
-            max_examples=wanted,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )(given(strategy)(checked))
         part.scenarios += 1
-        try:
-            run()
-        except Exception as exc:  # noqa: BLE001 - hypothesis raises the smallest failing example
-            part.failures.append(f"{label}: {type(exc).__name__}: {exc}"[:600])
+        # The last batch runs until the part has tried at least ``at_least`` records (a batch of rows
+        # has about 4 rows, fewer or more as hypothesis draws them), in at most 5 rounds.
+        for _ in range(1 if examples else 5):
+            wanted = examples or math.ceil(max(at_least - part.tried - tried["records"], 100) / 3.5)
+            run = settings(
+                max_examples=wanted,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )(given(strategy)(checked))
+            try:
+                run()
+            except Exception as exc:  # noqa: BLE001 - hypothesis raises the smallest failing example
+                part.failures.append(f"{label}: {type(exc).__name__}: {exc}"[:600])
+                break
+            if part.tried + tried["records"] >= at_least:
+                break
         part.tried += tried["records"]
         print(f"  generated {label}: {tried['records']:,} records, {tried['errors']:,} reported as error lines")
     part.seconds = time.perf_counter() - started

@@ -143,3 +143,46 @@ def test_metrics_are_silent_when_disabled(upsert_handler: Any, capsys: Any, monk
     emit("Records", 1, step="x")
 
     assert emitted(capsys.readouterr().out) == []
+
+
+def test_an_over_long_step_error_keeps_its_full_text_in_the_runs_files(upsert_handler: Any, capsys: Any) -> None:
+    # Given a step of a run whose error message is far over what the state may hold (and quotes the
+    # district's data, as a bundle's rows would)
+    from rostersync.errors import ERROR_MESSAGE_LIMIT, BadInputError
+    from rostersync.observability import step_metrics
+
+    message = "users.csv: duplicated columns " + "givenName," * 50_000
+
+    @step_metrics("fetch_roster")
+    def handler(event: dict[str, Any], context: Any) -> None:
+        raise BadInputError(message)
+
+    # When it fails
+    with pytest.raises(Exception) as raised:
+        handler({"run": {"district_id": "d-1", "run_id": "run-1"}}, Context())
+
+    # Then the state gets the error by its name with a bounded message naming where the full text is,
+    # the run's files hold the full text, and the log holds neither
+    assert type(raised.value).__name__ == "BadInputError"
+    cut = str(raised.value)
+    assert len(cut) < ERROR_MESSAGE_LIMIT + 300
+    key = cut.rsplit("the full text is in the run's files: ", 1)[1].rstrip(")")
+    assert key.startswith("runs/d-1/run-1/errors/fetch_roster-") and key.endswith(".txt")
+    body = boto3.client("s3", region_name="us-east-1").get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    assert body.decode("utf-8") == message
+    assert "givenName,givenName" not in capsys.readouterr().out
+
+
+def test_an_over_long_error_without_a_run_is_still_cut(upsert_handler: Any) -> None:
+    from rostersync.errors import ERROR_MESSAGE_LIMIT
+    from rostersync.observability import step_metrics
+
+    @step_metrics("schedule_tick")
+    def handler(event: dict[str, Any], context: Any) -> None:
+        raise ValueError("x" * 100_000)
+
+    with pytest.raises(Exception) as raised:
+        handler({"source": "aws.events"}, Context())
+
+    assert type(raised.value).__name__ == "ValueError"
+    assert len(str(raised.value)) < ERROR_MESSAGE_LIMIT + 100 and "full text" not in str(raised.value)

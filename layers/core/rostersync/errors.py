@@ -44,15 +44,16 @@ class DirectoryThrottledError(RostersyncError):
 ERROR_MESSAGE_LIMIT = 4_000
 
 
-def bounded_error(exc: BaseException, limit: int = ERROR_MESSAGE_LIMIT) -> BaseException:
+def bounded_error(exc: BaseException, limit: int = ERROR_MESSAGE_LIMIT, full_text_at: str = "") -> BaseException:
     """``exc`` itself when its message is short; else an error of the same name with the message cut.
 
     The name is what the state machine's ``Catch`` and the report read, so it is kept; the message says
-    how long it was.
+    how long it was, and where the full text was kept (``full_text_at``, an S3 key) when it was.
     """
     message = str(exc)
     if len(message) <= limit:
         return exc
-    cut = f"{message[:limit]}… (cut: the message was {len(message):,} characters)"
+    kept = f"; the full text is in the run's files: {full_text_at}" if full_text_at else ""
+    cut = f"{message[:limit]}… (cut: the message was {len(message):,} characters{kept})"
     same_name = type(type(exc).__name__, (Exception,), {"__module__": type(exc).__module__})
     return same_name(cut)

@@ -57,20 +57,51 @@ def step_metrics(step: str) -> Callable[[Handler], Handler]:
                 return handler(event, context)
             except Exception as exc:
                 emit("StepErrors", 1, step=step, error=type(exc).__name__)
-                bounded = bounded_error(exc)
-                if bounded is exc:
+                if bounded_error(exc) is exc:
                     raise
+                kept_at = keep_full_error_text(event, step, str(exc))
                 logger.warning(
                     "step error message cut before it reaches the state",
-                    extra={"step": step, "error": type(exc).__name__, "characters": len(str(exc))},
+                    extra={
+                        "step": step,
+                        "error": type(exc).__name__,
+                        "characters": len(str(exc)),
+                        "kept": bool(kept_at),
+                    },
                 )
-                raise bounded from None
+                raise bounded_error(exc, full_text_at=kept_at) from None
             finally:
                 emit("StepDuration", (time.perf_counter() - started) * 1000, MetricUnit.Milliseconds, step=step)
 
         return measured  # type: ignore[return-value]
 
     return decorate
+
+
+def keep_full_error_text(event: Any, step: str, message: str) -> str:
+    """Write an over-long error message whole to the run's files (``errors/<step>-<id>.txt``) and return
+    its key; "" when the event names no run or the write fails (the cut message still goes on).
+
+    The text may quote the district's data (a bundle's rows), so it goes to the run's files in S3, which
+    hold the district's data anyway, never to the log.
+    """
+    run = event.get("run") if isinstance(event, dict) and isinstance(event.get("run"), dict) else event
+    district_id = run.get("district_id") if isinstance(run, dict) else None
+    run_id = run.get("run_id") if isinstance(run, dict) else None
+    if not isinstance(district_id, str) or not isinstance(run_id, str) or not district_id or not run_id:
+        return ""
+    try:
+        import uuid
+
+        from rostersync import aws
+        from rostersync.config import runtime_config
+        from rostersync.storage import RunStore
+
+        store = RunStore(aws.client("s3"), runtime_config().sync_bucket, district_id, run_id)
+        return store.put_bytes(f"errors/{step}-{uuid.uuid4().hex[:8]}.txt", message.encode("utf-8"), "text/plain")
+    except Exception:  # noqa: BLE001 - keeping the text is a help; the error itself must still be raised
+        logger.warning("the full text of a cut error message could not be kept", extra={"step": step})
+        return ""
 
 
 def emit_record_counts(step: str, counts: dict[str, dict[str, int]]) -> None:
