@@ -32,7 +32,7 @@ def enabled_sftp_district(stack: Any, synthetic: Any, tmp_path: Path) -> dict[st
     schools = json.loads((synthetic.path / "schools.json").read_text(encoding="utf-8"))["data"]
     product = ProductDirectory.model_validate(
         {
-            "district": {"id": district_id, "name": "SFTP district"},
+            "district": {"id": district_id, "name": "SFTP district", "plan": "premium"},
             "schools": [
                 {"id": f"sch-{n}", "name": s["data"]["name"], "provider_ids": {"oneroster": s["data"]["id"]}}
                 for n, s in enumerate(schools)

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import fnmatch
 import importlib.util
@@ -755,12 +756,21 @@ class EventRouter:
         self._invoke_function = invoke_function or (lambda arn, payload: None)
         self._started: dict[str, list[str]] = {}
         self._lock = threading.Lock()
+        # Events put on a bus other than the default one (the stack's own: run ends), newest last.
+        self.bus_events: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
 
-    def route(self, event: dict[str, Any], remember_as: str) -> list[str]:
-        """Start the executions whose rule matches ``event``; return their ARNs."""
+    def route(self, event: dict[str, Any], remember_as: str, bus: str = "default") -> list[str]:
+        """Start the executions (and invoke the functions) whose rule on ``bus`` matches ``event``; return
+        the executions' ARNs."""
         if not self.enabled:
             return []
-        matched = [rule for rule in self.rules if matches_pattern(rule["Pattern"], event)]
+        if bus != "default":
+            self.bus_events.append({**event, "bus": bus})
+        matched = [
+            rule
+            for rule in self.rules
+            if _bus_name(rule.get("EventBusName")) == _bus_name(bus) and matches_pattern(rule["Pattern"], event)
+        ]
         for rule in matched:
             if ":function:" in rule["target"]:  # a Lambda target: invoked asynchronously, as EventBridge does
                 self._invoke_function(rule["target"], transform_input(rule, event))
@@ -783,6 +793,12 @@ class EventRouter:
 _ROUTER: EventRouter | None = None
 
 
+def _bus_name(bus: Any) -> str:
+    """A bus as a rule or PutEvents names it (name or ARN; absent: the default bus)."""
+    name = str(bus or "default")
+    return name.rsplit("/", 1)[-1] if name.startswith("arn:") else name
+
+
 def _install_event_routing() -> None:
     """Hook moto's ``PutEvents`` and the bucket's EventBridge notifications into ``_ROUTER``."""
     from moto.events.models import EventsBackend
@@ -798,7 +814,7 @@ def _install_event_routing() -> None:
             if _ROUTER is not None and "EventId" in entry:
                 event = aws_event(sent["Source"], sent["DetailType"], json.loads(sent["Detail"]), entry["EventId"])
                 event["resources"] = sent.get("Resources", [])
-                _ROUTER.route(event, entry["EventId"])
+                _ROUTER.route(event, entry["EventId"], _bus_name(sent.get("EventBusName")))
         return entries
 
     def send_event_bridge_message(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
@@ -1038,6 +1054,10 @@ class EmbeddedStack:
                 attributes[(logical, "QueueName")] = name
             elif kind == "AWS::CloudWatch::Alarm":
                 refs[logical] = f"{self.stack_name}-{logical}"
+            elif kind == "AWS::Events::EventBus":
+                name = str(resolver.resolve(resource["Properties"]["Name"]))
+                refs[logical] = attributes[(logical, "Name")] = name
+                attributes[(logical, "Arn")] = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{name}"
 
         dynamodb, s3, lam, iam = (self.client(s) for s in ("dynamodb", "s3", "lambda", "iam"))
         # The roles as the SAM transform writes them; those of the functions and the state machine are
@@ -1124,7 +1144,14 @@ class EmbeddedStack:
             logs, sns, sqs = (self.client(s) for s in ("logs", "sns", "sqs"))
             for logical, resource in resources.items():
                 kind = resource["Type"]
-                if kind == "AWS::SNS::Topic":
+                if kind == "AWS::Events::EventBus":
+                    self.client("events").create_event_bus(Name=refs[logical])
+                elif kind == "AWS::SES::EmailIdentity":
+                    # SES verifies an identity by email on AWS; here it is verified at once, so SendEmail
+                    # from it is accepted (and kept: ``sent_emails``).
+                    props = resolver.resolve(resource["Properties"])
+                    self.client("ses").verify_email_identity(EmailAddress=props["EmailIdentity"])
+                elif kind == "AWS::SNS::Topic":
                     arn = sns.create_topic(Name=refs[logical].rsplit(":", 1)[1])["TopicArn"]
                     assert arn == refs[logical], (arn, refs[logical])
                 elif kind == "AWS::SQS::Queue":
@@ -1394,6 +1421,32 @@ class EmbeddedStack:
         if "EventId" not in entry:
             raise ValueError(f"event refused: {entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
         return self.router.started_by(entry["EventId"]) or []
+
+    def sent_emails(self) -> list[dict[str, Any]]:
+        """Every email SES accepted from this process's embedded AWS (what the NotifyAdmins function sent,
+        which on AWS would be delivered), oldest first: ``{"source", "to", "subject", "body"}``."""
+        from moto.ses.models import ses_backends
+
+        backend = ses_backends[ACCOUNT][REGION]
+        return [
+            {
+                "source": message.source,
+                "to": list(message.destinations.get("ToAddresses", [])),
+                "subject": message.subject,
+                "body": message.body,
+            }
+            for message in list(backend.sent_messages)
+            if hasattr(message, "subject")
+        ]
+
+    def run_end_events(self, district_id: str | None = None) -> list[dict[str, Any]]:
+        """The run-end events put on the stack's bus (``lifecycle.announce``), oldest first."""
+        return [
+            event
+            for event in list(self.router.bus_events)
+            if event.get("source") == "rostersync"
+            and (district_id is None or event.get("detail", {}).get("district_id") == district_id)
+        ]
 
     def publish_upload(self, key: str) -> list[str]:
         """The executions an object written to the sync bucket started.
