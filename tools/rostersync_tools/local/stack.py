@@ -620,6 +620,8 @@ def _install_fast_backend_lookup() -> None:
 
 
 _EXECUTION_ENDED = threading.Condition()
+# Notified when an event rule's Lambda target returns (CloseRun, NotifyAdmins, DistrictLifecycle…).
+_TARGET_DONE = threading.Condition()
 
 
 def _install_execution_end_notice() -> None:
@@ -952,7 +954,11 @@ class EmbeddedStack:
         name = function_arn.rsplit(":", 1)[-1]
 
         def invoke() -> None:
-            self.client("lambda").invoke(FunctionName=name, InvocationType="RequestResponse", Payload=payload)
+            try:
+                self.client("lambda").invoke(FunctionName=name, InvocationType="RequestResponse", Payload=payload)
+            finally:
+                with _TARGET_DONE:
+                    _TARGET_DONE.notify_all()
 
         threading.Thread(target=invoke, name=f"event-target-{name}", daemon=True).start()
 
@@ -1421,6 +1427,21 @@ class EmbeddedStack:
         if "EventId" not in entry:
             raise ValueError(f"event refused: {entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
         return self.router.started_by(entry["EventId"]) or []
+
+    def wait_until(self, check: Callable[[], Any], timeout: float = 120) -> Any:
+        """Wait for what an event rule's Lambda target does in the background (EventBridge invokes targets
+        asynchronously): ``check()`` is asked again each time a target returns (and at least every second)
+        until it answers something truthy, which is returned; ``TimeoutError`` past ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = check()
+            if answer:
+                return answer
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"still not so after {timeout:.0f}s")
+            with _TARGET_DONE:
+                _TARGET_DONE.wait(timeout=min(1.0, left))
 
     def sent_emails(self) -> list[dict[str, Any]]:
         """Every email SES accepted from this process's embedded AWS (what the NotifyAdmins function sent,
