@@ -15,7 +15,7 @@ checked-only again (Start reads ``enabled``), lets a run in progress finish, and
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rostersync.directory.repository import SyncStateRepository
@@ -32,7 +32,8 @@ class DistrictLifecycle:
 
     def __init__(self, state: SyncStateRepository, schedules: ScheduleRepository | None = None) -> None:
         self.state = state
-        self.schedules = schedules
+        # The SCHEDULES items live in the same table (directory.schedules).
+        self.schedules = schedules or ScheduleRepository(state._client, state._table)  # noqa: SLF001
         self.district_id = state.district_id
 
     # -- reading ------------------------------------------------------------------------------------
@@ -60,8 +61,10 @@ class DistrictLifecycle:
     def record(self, action: str, by: str, now: datetime | None = None, **detail: Any) -> None:
         """One history item: what happened, who did it and when."""
         at = _at(now)
+        # Microseconds in the key: changes made together (a plan lost, then the sync disabled) keep their order.
+        moment = (now or datetime.now(UTC)).isoformat(timespec="microseconds")
         self.state.put_item(
-            f"LIFECYCLE#{at}#{uuid.uuid4().hex[:6]}",
+            f"LIFECYCLE#{moment}#{uuid.uuid4().hex[:6]}",
             {"action": action, "by": by or "unknown", "at": at, **{k: v for k, v in detail.items() if v is not None}},
         )
 
@@ -74,7 +77,9 @@ class DistrictLifecycle:
         after = self.entitlement()
         self.record("plan_changed", by, now, plan=plan, previous=before.plan, source=source, entitled=after.entitled)
         if before.entitled and not after.entitled and self.is_enabled():
-            self.disable(by, f"the {plan} plan does not include sync", now)
+            self.disable(
+                by, f"the {plan} plan does not include sync", (now or datetime.now(UTC)) + timedelta(microseconds=1)
+            )
         return after
 
     def mark_enabled(self, run_id: str, by: str | None, now: datetime | None = None) -> None:
@@ -102,7 +107,6 @@ class DistrictLifecycle:
                 "disabled_reason": reason or "disabled by the product",
             },
         )
-        if self.schedules is not None:
-            self.schedules.unschedule(self.district_id, now or datetime.now(UTC))
+        self.schedules.unschedule(self.district_id, now or datetime.now(UTC))
         self.record("disabled", by, now, reason=reason or None)
         return True
