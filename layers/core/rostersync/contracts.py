@@ -53,7 +53,7 @@ class SyncRequest(_Contract):
     # the run an undo or approval acts on
     target_run_id: str | None = Field(default=None, max_length=128)
     # the "Sync Enabled" event's detail, whole (a path the event lacks would break an input template)
-    detail: dict[str, Any] | None = None
+    detail: Any = None
 
     @model_validator(mode="after")
     def _district_from_upload(self) -> SyncRequest:

@@ -620,6 +620,8 @@ def _install_fast_backend_lookup() -> None:
 
 
 _EXECUTION_ENDED = threading.Condition()
+# How long an invocation is waited for: the longest function Timeout the template allows (900 s), and a margin.
+INVOKE_READ_TIMEOUT_SECONDS = 960
 # Notified when an event rule's Lambda target returns (CloseRun, NotifyAdmins, DistrictLifecycle…).
 _TARGET_DONE = threading.Condition()
 
@@ -695,7 +697,13 @@ def _install_interpreter_credentials() -> None:
         key = (id(session), service, region, stack.endpoint)
         with lock:  # a boto3 session makes clients one at a time; a client, once made, is thread-safe
             if key not in made:
-                config = Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1})
+                # A Lambda task waits for its function as long as the function may run (Timeout ≤ 900 s), as
+                # Step Functions does: botocore's 60 s read timeout failed chunks on a loaded machine.
+                config = Config(
+                    parameter_validation=False,
+                    retries={"max_attempts": 0, "total_max_attempts": 1},
+                    read_timeout=INVOKE_READ_TIMEOUT_SECONDS,
+                )
                 made[key] = session.client(service, region_name=region, endpoint_url=stack.endpoint, config=config)
             return made[key]
 
@@ -955,12 +963,27 @@ class EmbeddedStack:
 
         def invoke() -> None:
             try:
-                self.client("lambda").invoke(FunctionName=name, InvocationType="RequestResponse", Payload=payload)
+                self.target_client().invoke(FunctionName=name, InvocationType="RequestResponse", Payload=payload)
             finally:
                 with _TARGET_DONE:
                     _TARGET_DONE.notify_all()
 
         threading.Thread(target=invoke, name=f"event-target-{name}", daemon=True).start()
+
+    def target_client(self) -> Any:
+        """The Lambda client rule targets are invoked with: it waits as long as a function may run."""
+        import boto3
+        from botocore.config import Config
+
+        with self._clients_lock:
+            if "lambda-targets" not in self._clients:
+                if self._session is None:
+                    self._session = boto3.session.Session()
+                config = Config(read_timeout=INVOKE_READ_TIMEOUT_SECONDS, retries={"max_attempts": 1})
+                self._clients["lambda-targets"] = self._session.client(
+                    "lambda", region_name=REGION, endpoint_url=self.endpoint, config=config
+                )
+            return self._clients["lambda-targets"]
 
     def _start_execution(self, state_machine_arn: str, payload: str) -> str:
         sfn = self.client("stepfunctions")
