@@ -456,7 +456,7 @@ def test_a_night_of_changes_undone_leaves_the_directory_as_before_item_by_item(
 
     # A preview writes nothing and says what the undo would do
     code, out, _ = cli(capsys, stack, "runs", "undo", changes.run_id, "--preview", "--district", d.id)
-    assert code == 0 and "Undo preview" in out
+    assert code == 0 and "Undo preview" in out and "Preview: nothing was written" in out
     assert raw_directory(d) == {**after_night, renamed: edited}
 
     code, out, _ = cli(capsys, stack, "runs", "undo", changes.run_id, "--district", d.id, "--by", "u-8")

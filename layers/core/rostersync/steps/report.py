@@ -195,7 +195,9 @@ def write_report(state: SyncState) -> ReportResult:
         )
     if run.dry_run_reason:
         notes.append(run.dry_run_reason)
-    if run.dry_run:
+    if run.dry_run and run.trigger in RUN_ACTIONS:
+        notes.append(f"Preview: nothing was written. The counts show what the {run.trigger} would do.")
+    elif run.dry_run:
         notes.append("Self-check: nothing was written. The counts show what the first sync would do.")
     notes.extend(breach.note(kind) for kind, breach in threshold.items())
 
