@@ -15,7 +15,7 @@ PROVIDER ?= clever
 WORKERS ?= auto
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider -n $(WORKERS) --dist loadgroup
 
-.PHONY: install demo test test-fast lint bench chaos build deploy clean
+.PHONY: install demo test test-fast lint bench bench-map chaos build deploy clean
 
 $(BIN)/.installed: pyproject.toml layers/core/pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("rostersync needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -54,6 +54,10 @@ lint: install
 ## bench: full sync of a synthetic district (STUDENTS=20000) on the embedded stack, with figures
 bench: install
 	$(BIN)/python bench/bench_sync.py --students $(STUDENTS) --provider $(PROVIDER)
+
+## bench-map: the sync's Upsert Map over NYC's 2,000 chunks on the embedded stack (`make test` runs 200)
+bench-map: install
+	UPSERT_MAP_CHUNKS=2000 $(BIN)/python -m pytest -p no:cacheprovider -s -q tests/e2e/test_upsert_map_at_scale.py
 
 ## chaos: the fault campaign (issue 9) on the embedded stack: crashes at every step and inside Upsert and
 ## Archive, provider faults, roster shrinks, concurrent runs, 10,000+ generated records; prints a table,

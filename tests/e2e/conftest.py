@@ -243,6 +243,43 @@ def product_for(dataset_dir: Path, district_id: str, name: str = "E2E District")
     )
 
 
+@dataclass
+class SftpDistrict:
+    """A district of the product connected to SFTP uploads (OneRoster CSV), its schools matched by the
+    dataset's school ids, not enabled; ``bundle`` is the dataset converted to a OneRoster bundle."""
+
+    id: str
+    bundle: Path
+    directory: DirectoryRepository
+    state: SyncStateRepository
+    bucket: str
+
+
+@pytest.fixture
+def sftp_district(stack: EmbeddedStack, synthetic: Dataset, tmp_path: Path) -> SftpDistrict:
+    from rostersync_tools.local.convert import clever_to_oneroster
+
+    config, dynamodb = runtime_config(), aws.client("dynamodb")
+    district_id = new_district_id()
+    bundle = tmp_path / "bundle"
+    clever_to_oneroster(synthetic.path, bundle)
+    schools = json.loads((synthetic.path / "schools.json").read_text(encoding="utf-8"))["data"]
+    product = ProductDirectory.model_validate(
+        {
+            "district": {"id": district_id, "name": "SFTP district", "plan": "premium"},
+            "schools": [
+                {"id": f"sch-{n}", "name": s["data"]["name"], "provider_ids": {"oneroster": s["data"]["id"]}}
+                for n, s in enumerate(schools)
+            ],
+        }
+    )
+    directory = DirectoryRepository(dynamodb, config.directory_table, district_id)
+    state = SyncStateRepository(dynamodb, config.sync_state_table, district_id)
+    import_product_directory(product, directory, state)
+    connect_provider(state, aws.client("secretsmanager"), "oneroster-csv")
+    return SftpDistrict(district_id, bundle, directory, state, config.sync_bucket)
+
+
 class District:
     """A district of the product, connected to a Clever simulator of its own (``close()`` stops it)."""
 

@@ -113,41 +113,13 @@ def _upload(stack: Any, district_id: str, name: str, bundle: Path) -> str:
     return key
 
 
-def _sftp_district(synthetic: Any) -> str:
-    import json
-    import uuid
-
-    from rostersync import aws
-    from rostersync.admin import connect_provider
-    from rostersync.config import runtime_config
-    from rostersync.directory.product import ProductDirectory, import_product_directory
-    from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
-
-    config, dynamodb = runtime_config(), aws.client("dynamodb")
-    district_id = f"d-{uuid.uuid4().hex[:8]}"
-    schools = json.loads((synthetic.path / "schools.json").read_text(encoding="utf-8"))["data"]
-    product = ProductDirectory.model_validate(
-        {
-            "district": {"id": district_id, "name": "SFTP district", "plan": "premium"},
-            "schools": [
-                {"id": f"sch-{n}", "name": s["data"]["name"], "provider_ids": {"oneroster": s["data"]["id"]}}
-                for n, s in enumerate(schools)
-            ],
-        }
-    )
-    state = SyncStateRepository(dynamodb, config.sync_state_table, district_id)
-    import_product_directory(product, DirectoryRepository(dynamodb, config.directory_table, district_id), state)
-    connect_provider(state, aws.client("secretsmanager"), "oneroster-csv")
-    return district_id
-
-
 def test_an_unclosed_quote_in_users_csv_archives_nobody_and_leaks_no_swallowed_text(
-    stack: Any, run_sync: Any, synthetic: Any, tmp_path: Path
+    stack: Any, run_sync: Any, synthetic: Any, sftp_district: Any, tmp_path: Path
 ) -> None:
     from rostersync_tools.local.convert import clever_to_oneroster
 
     # Given an SFTP district whose first bundle synced
-    district_id = _sftp_district(synthetic)
+    district_id = sftp_district.id
     night_1 = tmp_path / "bundle-1"
     clever_to_oneroster(synthetic.path, night_1)
     _upload(stack, district_id, "night-1", night_1)

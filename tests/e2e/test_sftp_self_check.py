@@ -4,67 +4,38 @@ reads the district's latest upload. With no upload yet, the run fails with what 
 from __future__ import annotations
 
 import json
-import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rostersync import aws
-from rostersync.admin import connect_provider
 from rostersync.config import runtime_config
-from rostersync.directory.product import ProductDirectory, export_directory, import_product_directory
-from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
+from rostersync.directory.product import export_directory
 from rostersync_tools.cli.inputs import bundle_bytes
-from rostersync_tools.local.convert import clever_to_oneroster
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def sftp_district(stack: Any, synthetic: Any, tmp_path: Path) -> dict[str, Any]:
-    config = runtime_config()
-    dynamodb = aws.client("dynamodb")
-    district_id = f"d-{uuid.uuid4().hex[:8]}"
-    bundle = tmp_path / "bundle"
-    clever_to_oneroster(synthetic.path, bundle)
-    schools = json.loads((synthetic.path / "schools.json").read_text(encoding="utf-8"))["data"]
-    product = ProductDirectory.model_validate(
-        {
-            "district": {"id": district_id, "name": "SFTP district", "plan": "premium"},
-            "schools": [
-                {"id": f"sch-{n}", "name": s["data"]["name"], "provider_ids": {"oneroster": s["data"]["id"]}}
-                for n, s in enumerate(schools)
-            ],
-        }
-    )
-    directory = DirectoryRepository(dynamodb, config.directory_table, district_id)
-    state = SyncStateRepository(dynamodb, config.sync_state_table, district_id)
-    import_product_directory(product, directory, state)
-    connect_provider(state, aws.client("secretsmanager"), "oneroster-csv")
-    return {"id": district_id, "bundle": bundle, "directory": directory, "state": state, "bucket": config.sync_bucket}
-
-
-def test_with_no_upload_yet_the_self_check_says_to_upload_first(sftp_district: dict[str, Any], run_sync: Any) -> None:
-    run = run_sync(sftp_district["id"], trigger="self_check", dry_run=True)
+def test_with_no_upload_yet_the_self_check_says_to_upload_first(sftp_district: Any, run_sync: Any) -> None:
+    run = run_sync(sftp_district.id, trigger="self_check", dry_run=True)
 
     assert run.status == "failed"
     assert "none has been uploaded yet" in run.report["failure_reason"]
-    assert f"uploads/{sftp_district['id']}/" in run.report["failure_reason"]
+    assert f"uploads/{sftp_district.id}/" in run.report["failure_reason"]
 
 
 def test_the_self_check_of_an_sftp_district_reads_its_latest_upload_and_writes_nothing(
-    stack: Any, sftp_district: dict[str, Any], run_sync: Any, synthetic: Any
+    stack: Any, sftp_district: Any, run_sync: Any, synthetic: Any
 ) -> None:
-    district_id, s3 = sftp_district["id"], aws.client("s3")
-    before = json.dumps(export_directory(sftp_district["directory"], sftp_district["state"]), sort_keys=True)
+    district_id, s3 = sftp_district.id, aws.client("s3")
+    before = json.dumps(export_directory(sftp_district.directory, sftp_district.state), sort_keys=True)
     # An upload that is not a bundle, and the bundle itself, written without starting a sync (as if it
     # arrived before the district's rule existed): the self-check must pick the bundle
     stack.router.enabled = False
     try:
         key = f"uploads/{district_id}/2026-11-28/bundle.zip"
-        s3.put_object(Bucket=sftp_district["bucket"], Key=key, Body=bundle_bytes(sftp_district["bundle"]))
-        s3.put_object(Bucket=sftp_district["bucket"], Key=f"uploads/{district_id}/notes.txt", Body=b"hello")
+        s3.put_object(Bucket=sftp_district.bucket, Key=key, Body=bundle_bytes(sftp_district.bundle))
+        s3.put_object(Bucket=sftp_district.bucket, Key=f"uploads/{district_id}/notes.txt", Body=b"hello")
     finally:
         stack.router.enabled = True
 
@@ -73,20 +44,20 @@ def test_the_self_check_of_an_sftp_district_reads_its_latest_upload_and_writes_n
     assert run.status == "succeeded" and run.report["dry_run"] is True
     assert run.run["bundle_key"] == key
     assert run.counts("students")["created"] == len(synthetic.users("student"))
-    after = json.dumps(export_directory(sftp_district["directory"], sftp_district["state"]), sort_keys=True)
+    after = json.dumps(export_directory(sftp_district.directory, sftp_district.state), sort_keys=True)
     assert after == before and run.directory_writes == 0
 
 
 def test_enabling_an_sftp_district_syncs_its_latest_upload_and_puts_it_on_no_schedule(
-    stack: Any, sftp_district: dict[str, Any], run_sync: Any
+    stack: Any, sftp_district: Any, run_sync: Any
 ) -> None:
     from rostersync.directory.schedules import ScheduleRepository
 
-    district_id, s3 = sftp_district["id"], aws.client("s3")
+    district_id, s3 = sftp_district.id, aws.client("s3")
     stack.router.enabled = False
     try:
         key = f"uploads/{district_id}/first/bundle.zip"
-        s3.put_object(Bucket=sftp_district["bucket"], Key=key, Body=bundle_bytes(sftp_district["bundle"]))
+        s3.put_object(Bucket=sftp_district.bucket, Key=key, Body=bundle_bytes(sftp_district.bundle))
     finally:
         stack.router.enabled = True
 
@@ -98,25 +69,25 @@ def test_enabling_an_sftp_district_syncs_its_latest_upload_and_puts_it_on_no_sch
 
 
 def test_an_upload_before_sync_is_enabled_is_only_checked_then_enabling_syncs_it(
-    stack: Any, sftp_district: dict[str, Any], synthetic: Any
+    stack: Any, sftp_district: Any, synthetic: Any
 ) -> None:
-    district_id, s3, state = sftp_district["id"], aws.client("s3"), sftp_district["state"]
-    before = json.dumps(export_directory(sftp_district["directory"], state), sort_keys=True)
+    district_id, s3, state = sftp_district.id, aws.client("s3"), sftp_district.state
+    before = json.dumps(export_directory(sftp_district.directory, state), sort_keys=True)
 
     # The district's SIS drops its export before the admin has enabled sync
     key = f"uploads/{district_id}/early/bundle.zip"
-    s3.put_object(Bucket=sftp_district["bucket"], Key=key, Body=bundle_bytes(sftp_district["bundle"]))
+    s3.put_object(Bucket=sftp_district.bucket, Key=key, Body=bundle_bytes(sftp_district.bundle))
     (arn,) = stack.publish_upload(key)
     assert stack.wait(arn)["status"] == "SUCCEEDED"
 
     # Then that run was a self-check: its report says why, and nothing was written
     run = state.get_run(arn.rsplit(":", 1)[1])
     assert run is not None and run["dry_run"] is True and run["trigger"] == "upload"
-    report = json.loads(s3.get_object(Bucket=sftp_district["bucket"], Key=run["report_key"])["Body"].read())
+    report = json.loads(s3.get_object(Bucket=sftp_district.bucket, Key=run["report_key"])["Body"].read())
     assert report["dry_run"] is True
     assert any("Sync is not enabled" in note for note in report["notes"])
     assert report["counts"]["students"]["created"] == len(synthetic.users("student"))
-    assert json.dumps(export_directory(sftp_district["directory"], state), sort_keys=True) == before
+    assert json.dumps(export_directory(sftp_district.directory, state), sort_keys=True) == before
 
     # When the admin enables sync, the first sync applies the latest upload
     (enabled,) = stack.publish_event("product.directory", "Sync Enabled", {"district_id": district_id})
@@ -124,5 +95,5 @@ def test_an_upload_before_sync_is_enabled_is_only_checked_then_enabling_syncs_it
     first = state.get_run(enabled.rsplit(":", 1)[1])
     assert first is not None and first["status"] == "succeeded" and first["bundle_key"] == key
     assert state.enabled() is not None
-    students = [p for p in export_directory(sftp_district["directory"], state)["people"] if "student" in p["roles"]]
+    students = [p for p in export_directory(sftp_district.directory, state)["people"] if "student" in p["roles"]]
     assert len(students) == len(synthetic.users("student"))

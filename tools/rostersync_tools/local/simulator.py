@@ -46,13 +46,7 @@ from typing import Any, Self
 from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, urlsplit
 
 from rostersync.providers.base import iso_date
-from rostersync.providers.oneroster_csv import (
-    LIST_COLUMNS,
-    REFERENCE_COLUMNS,
-    REFERENCE_LIST_COLUMNS,
-    USER_ID_PAIR,
-    split_list,
-)
+from rostersync.providers.oneroster_csv import as_object
 from rostersync.providers.oneroster_rest import API_PATH, AUTH_MODES, COLLECTION_KEYS, AuthMode
 
 logger = logging.getLogger(__name__)
@@ -730,7 +724,7 @@ def _load_oneroster(dataset_dir: Path | None, name: str) -> list[Any]:
             if not row.get("sourcedId") and row.get("userSourcedId"):
                 row["sourcedId"] = row["userSourcedId"]
             row.pop("userSourcedId", None)
-    objects = [_rest_object(row) for row in rows]
+    objects = [_rest_object(name, row) for row in rows]
     if name == "users":
         _add_roles(objects, _csv_rows(dataset_dir, "roles"))
     return objects
@@ -773,42 +767,25 @@ def _csv_rows(dataset_dir: Path, name: str) -> list[dict[str, str]]:
     ]
 
 
-def _rest_object(row: dict[str, str]) -> dict[str, Any]:
-    """One CSV row as its REST object: references as GUIDRefs, lists as lists, booleans as booleans."""
+def _rest_object(collection: str, row: dict[str, str]) -> dict[str, Any]:
+    """One CSV row as a server sends it: the provider's own reading of the row (``as_object``), with
+    each GUIDRef's ``href``, empty references left out and ``primary`` a boolean."""
     obj: dict[str, Any] = {}
-    metadata: dict[str, str] = {}
-    for column, value in row.items():
-        if column.lower().startswith("metadata."):
-            if value:
-                metadata[column[len("metadata.") :]] = value
-        elif column == "password":
-            continue  # a server never sends it
-        elif column in REFERENCE_COLUMNS:
-            field_name, ref_type = REFERENCE_COLUMNS[column]
-            if value:
-                obj[field_name] = _guid_ref(value, ref_type)
-        elif column in REFERENCE_LIST_COLUMNS:
-            field_name, ref_type = REFERENCE_LIST_COLUMNS[column]
-            obj[field_name] = [_guid_ref(item, ref_type) for item in split_list(value)]
-        elif column in LIST_COLUMNS:
-            obj[column] = split_list(value)
-        elif column == "userIds":
-            obj[column] = [{"type": kind, "identifier": ident} for kind, ident in USER_ID_PAIR.findall(value) if ident]
-            if not obj[column] and value and "{" not in value:
-                obj[column] = [{"type": "", "identifier": value}]  # OneRoster 1.0: a bare id
-        elif column in ("enabledUser", "primary"):
-            obj[column] = {"true": True, "false": False}.get(value.lower(), value)
-        elif column in ("dateLastModified", "birthDate"):
-            obj[column] = iso_date(value)
-        else:
-            obj[column] = value
-    if row.get("primaryOrgSourcedId"):
-        orgs = obj.setdefault("orgs", [])
-        if all(org["sourcedId"] != row["primaryOrgSourcedId"] for org in orgs):
-            orgs.insert(0, _guid_ref(row["primaryOrgSourcedId"], "org"))
-    if metadata:
-        obj["metadata"] = metadata
+    for key, value in as_object(collection, row).items():
+        if value is None:
+            continue  # an empty reference column: a server leaves the field out
+        if _is_guid_ref(value):
+            value = _guid_ref(value["sourcedId"], value["type"])
+        elif isinstance(value, list) and value and all(_is_guid_ref(item) for item in value):
+            value = [_guid_ref(item["sourcedId"], item["type"]) for item in value]
+        obj[key] = value
+    if isinstance(obj.get("primary"), str):
+        obj["primary"] = {"true": True, "false": False}.get(obj["primary"].lower(), obj["primary"])
     return obj
+
+
+def _is_guid_ref(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"sourcedId", "type"}
 
 
 def _add_roles(users: list[dict[str, Any]], role_rows: list[dict[str, str]]) -> None:

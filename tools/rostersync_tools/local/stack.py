@@ -303,6 +303,9 @@ def _install_shared_state_machine_clients() -> None:
 
 
 STATE_PAYLOAD_LIMIT_BYTES = 262_144  # Step Functions' 256 KB quota on a state's input, result and output
+# The largest result each Map or Parallel state (by name) gathered, in bytes, as the limit check measured
+# it: what a test of a scaled-down run reads to show the full-size run stays under the limit.
+GATHERED_BYTES: dict[str, int] = {}
 
 
 def _install_state_payload_limit() -> None:
@@ -336,6 +339,7 @@ def _install_state_payload_limit() -> None:
         def _eval_execution(self: Any, env: Any) -> None:
             generic(self, env)
             size = len(json.dumps(env.stack[-1], separators=(",", ":")).encode("utf-8"))
+            GATHERED_BYTES[self.name] = max(size, GATHERED_BYTES.get(self.name, 0))
             if size <= STATE_PAYLOAD_LIMIT_BYTES:
                 return
             cause = (

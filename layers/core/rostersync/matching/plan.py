@@ -1147,19 +1147,17 @@ class SyncPlanner:
             self.summary.held_unreadable[candidate.kind.value] = (
                 self.summary.held_unreadable.get(candidate.kind.value, 0) + 1
             )
-            self.summary.archive_candidates[candidate.kind] -= 1
-            self._line(
-                PlanLine(
-                    candidate.kind,
-                    "would_archive",
-                    candidate.id,
-                    candidate.provider_id,
-                    "",
-                    "held: the roster had records of this kind that could not be read (see errors.csv), so "
-                    "nothing of it is archived this run",
-                )
+            self._hold(
+                candidate,
+                "held: the roster had records of this kind that could not be read (see errors.csv), so "
+                "nothing of it is archived this run",
             )
         return kept
+
+    def _hold(self, candidate: ArchiveCandidate, reason: str) -> None:
+        """Keep an archive candidate: it leaves the archive count and becomes a ``would_archive`` line."""
+        self.summary.archive_candidates[candidate.kind] -= 1
+        self._line(PlanLine(candidate.kind, "would_archive", candidate.id, candidate.provider_id, "", reason))
 
     def _hold_emptied_schools(self, candidates: list[ArchiveCandidate]) -> list[ArchiveCandidate]:
         """Take everything of an emptied school out of the archive candidates: its people (students,
@@ -1202,17 +1200,10 @@ class SyncPlanner:
                 kept.append(candidate)
                 continue
             held[school][candidate.kind.value] += 1
-            self.summary.archive_candidates[candidate.kind] -= 1
-            self._line(
-                PlanLine(
-                    candidate.kind,
-                    "would_archive",
-                    candidate.id,
-                    candidate.provider_id,
-                    "",
-                    f"held: every student of school {self._school_label(school)} left the roster at once, "
-                    "which looks like a broken export; nothing of that school was archived",
-                )
+            self._hold(
+                candidate,
+                f"held: every student of school {self._school_label(school)} left the roster at once, "
+                "which looks like a broken export; nothing of that school was archived",
             )
         self.summary.held_schools = {
             school: {"name": self._school_names.get(school, ""), "held": dict(sorted(counts.items()))}

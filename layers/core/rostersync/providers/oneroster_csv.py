@@ -726,7 +726,7 @@ class _BundleReader:
             return iter(())
         if name == "users" and self.layout.present("roles") and "roles" in self.layout.headers:
             return self._users_with_roles()
-        return (_as_object(name, row) for row in self._rows(name))
+        return (as_object(name, row) for row in self._rows(name))
 
     def _rows(self, collection: str) -> Iterator[dict[str, str]]:
         """Each data row as {1.1 column name: value}; rows with more values than columns are reported."""
@@ -806,7 +806,7 @@ class _BundleReader:
                 continue
             roles.setdefault(user, []).append((role, row.get("roleType", ""), row.get("orgSourcedId", "")))
         for row in self._rows("users"):
-            obj = _as_object("users", row)
+            obj = as_object("users", row)
             entries = roles.pop(row.get("sourcedId", ""), [])
             obj["roles"] = [
                 {"role": role, "roleType": role_type, "org": _ref(org, "org") if org else None}
@@ -859,8 +859,8 @@ REFERENCE_LIST_COLUMNS = {
 LIST_COLUMNS = ("grades", "subjects", "subjectCodes", "periods")
 
 
-def _as_object(collection: str, row: dict[str, str]) -> dict[str, Any]:
-    """A CSV row as the REST object of its collection."""
+def as_object(collection: str, row: dict[str, str]) -> dict[str, Any]:
+    """A CSV row as the REST object of its collection (the simulator serves bundles through it too)."""
     obj: dict[str, Any] = {}
     metadata: dict[str, str] = {}
     for column, value in row.items():
