@@ -61,7 +61,7 @@ def main() -> None:
         provider = "clever" if args.provider == "clever" else "oneroster"  # ids are the same in both forms
         product = ProductDirectory.model_validate(
             {
-                "district": {"id": district_id, "name": "Benchmark District"},
+                "district": {"id": district_id, "name": "Benchmark District", "plan": "premium"},
                 "schools": [
                     {"id": f"sch-{n}", "name": s["data"]["name"], "provider_ids": {provider: s["data"]["id"]}}
                     for n, s in enumerate(schools)

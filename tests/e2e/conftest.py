@@ -234,7 +234,7 @@ def product_for(dataset_dir: Path, district_id: str, name: str = "E2E District")
     schools = json.loads((dataset_dir / "schools.json").read_text(encoding="utf-8"))["data"]
     return ProductDirectory.model_validate(
         {
-            "district": {"id": district_id, "name": name},
+            "district": {"id": district_id, "name": name, "plan": "premium"},
             "schools": [
                 {"id": f"sch-{district_id}-{n}", "name": s["data"]["name"], "provider_ids": {"clever": s["data"]["id"]}}
                 for n, s in enumerate(schools)
@@ -266,7 +266,7 @@ def sftp_district(stack: EmbeddedStack, synthetic: Dataset, tmp_path: Path) -> S
     schools = json.loads((synthetic.path / "schools.json").read_text(encoding="utf-8"))["data"]
     product = ProductDirectory.model_validate(
         {
-            "district": {"id": district_id, "name": "SFTP district"},
+            "district": {"id": district_id, "name": "SFTP district", "plan": "premium"},
             "schools": [
                 {"id": f"sch-{n}", "name": s["data"]["name"], "provider_ids": {"oneroster": s["data"]["id"]}}
                 for n, s in enumerate(schools)

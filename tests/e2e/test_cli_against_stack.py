@@ -43,7 +43,7 @@ def write_product(folder: Path, dataset: Path, district_id: str) -> Path:
     """product.json for a district whose schools carry the dataset's Clever school ids."""
     schools = json.loads((dataset / "schools.json").read_text(encoding="utf-8"))["data"]
     product = {
-        "district": {"id": district_id, "name": "CLI District"},
+        "district": {"id": district_id, "name": "CLI District", "plan": "premium"},
         "schools": [
             {"id": f"sch-{district_id}-{n}", "name": s["data"]["name"], "provider_ids": {"clever": s["data"]["id"]}}
             for n, s in enumerate(schools)

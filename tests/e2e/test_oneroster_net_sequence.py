@@ -251,7 +251,7 @@ def replay(stack: EmbeddedStack) -> Replay:
     product_school_ids = {row["sourcedId"]: f"sch-{district_id}-{n}" for n, row in enumerate(school_orgs)}
     product = ProductDirectory.model_validate(
         {
-            "district": {"id": district_id, "name": "Summit District"},
+            "district": {"id": district_id, "name": "Summit District", "plan": "premium"},
             "schools": [
                 {
                     "id": product_school_ids[row["sourcedId"]],

@@ -78,7 +78,12 @@ def test_sync_enabled_event_starts_one_run_for_the_district(
     # Then exactly one execution starts, for that district, triggered by "enabled"
     assert len(started) == 1
     execution = stack.wait(started[0])
-    assert json.loads(execution["input"]) == {"district_id": d.id, "trigger": "enabled"}
+    # (the event's detail rides along whole: who enabled it, when the product says so)
+    assert json.loads(execution["input"]) == {
+        "district_id": d.id,
+        "trigger": "enabled",
+        "detail": {"district_id": d.id},
+    }
     run = run_sync.collect(d.id, execution)
     assert run.status == "succeeded"
     assert run.report["trigger"] == "enabled" and run.run["trigger"] == "enabled"

@@ -137,7 +137,7 @@ class ThreeForms:
             provider = "clever" if form == "clever" else "oneroster"
             product = ProductDirectory.model_validate(
                 {
-                    "district": {"id": district_id, "name": "Three Forms District"},
+                    "district": {"id": district_id, "name": "Three Forms District", "plan": "premium"},
                     "schools": [
                         {
                             "id": f"sch-{district_id}-{n}",

@@ -193,3 +193,58 @@ def test_the_report_writer_may_read_what_its_presigned_links_serve() -> None:
     # A presigned link is only as good as its signer's permission; the stack serves links unchecked.
     bucket = RESOLVER.attributes[("SyncBucket", "Arn")]
     assert allows(ROLE_OF["WriteReportFunction"], "s3:GetObject", f"{bucket}/runs/d-1/r-1/report/report.html")
+
+
+# -- a district's lifecycle (issue 12) -------------------------------------------------------------------
+
+BUS_ARN = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{STACK}-sync-events"
+
+
+def test_only_close_run_announces_and_only_on_the_stacks_bus():
+    announcers = [
+        f for f in FUNCTIONS if any("events:PutEvents" in _listed(s["Action"]) for s in statements(ROLE_OF[f]))
+    ]
+    assert announcers == ["CloseRunFunction"]
+    assert allows(ROLE_OF["CloseRunFunction"], "events:PutEvents", BUS_ARN)
+    assert not allows(
+        ROLE_OF["CloseRunFunction"], "events:PutEvents", f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"
+    )
+    # it signs the report link of the event: the link works only if it may read the report
+    assert allows(ROLE_OF["CloseRunFunction"], "s3:GetObject", "arn:aws:s3:::SyncBucket/runs/d/r/report/report.html")
+
+
+def test_only_notify_admins_sends_email_and_only_from_the_stacks_sender():
+    sender = TEMPLATE["Parameters"]["NotificationSender"]["Default"]
+    senders = [f for f in FUNCTIONS if any("ses:SendEmail" in _listed(s["Action"]) for s in statements(ROLE_OF[f]))]
+    assert senders == ["NotifyAdminsFunction"]
+    assert allows(ROLE_OF["NotifyAdminsFunction"], "ses:SendEmail", f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/{sender}")
+    assert not allows(
+        ROLE_OF["NotifyAdminsFunction"], "ses:SendEmail", f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/x@y.org"
+    )
+
+
+def test_the_lifecycle_rules_listen_where_their_events_are():
+    close = RESOURCES["CloseRunFunction"]["Properties"]["Events"]["ExecutionEnded"]["Properties"]["Pattern"]
+    assert set(close["detail"]["status"]) == {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+    notify = RESOURCES["NotifyAdminsFunction"]["Properties"]["Events"]["RunEnded"]["Properties"]
+    assert notify["EventBusName"] == {"Ref": "SyncEventBus"}
+    assert set(notify["Pattern"]["detail-type"]) == {
+        "Sync Completed",
+        "Sync Completed With Errors",
+        "Sync Needs Review",
+        "Sync Failed",
+    }
+    product = RESOURCES["DistrictLifecycleFunction"]["Properties"]["Events"]["ProductLifecycle"]["Properties"]
+    assert "EventBusName" not in product  # the product's events arrive on the default bus
+    assert set(product["Pattern"]["detail-type"]) == {"Sync Disabled", "District Plan Changed"}
+
+
+def test_no_role_deletes_what_undo_and_disable_need():
+    for function in (
+        "PlanReversalFunction",
+        "DistrictLifecycleFunction",
+        "NotifyAdminsFunction",
+        "UpsertChunkFunction",
+    ):
+        for statement in statements(ROLE_OF[function]):
+            assert not any("Delete" in a for a in _listed(statement["Action"])), function

@@ -31,6 +31,22 @@ _CLIENTS: dict[tuple[str, str | None, str | None], Any] = {}
 _CLIENTS_LOCK = threading.Lock()
 
 
+# Presigned links (reports) are signed with SigV4 (rostersync.config.REPORT_LINK_CONFIG).
+_LINK_CONFIG = _CONFIG.merge(Config(signature_version="s3v4"))
+_LINKS = "s3-links"  # the cache key of the S3 client that signs links
+
+
+def _make(session: boto3.session.Session, service: str, region: str | None) -> Any:
+    if service == _LINKS:
+        return session.client("s3", config=_LINK_CONFIG, region_name=region)
+    return session.client(service, config=_CONFIG, region_name=region)
+
+
+def link_signer() -> Any:
+    """The S3 client that signs report links (SigV4), with this invocation's credentials."""
+    return client(_LINKS)
+
+
 def _client(service: str, endpoint: str | None, region: str | None) -> Any:
     # Made once under a lock: concurrent first calls (a Map's iterations starting together) would each
     # build a client, and building one reads the service's model from disk.
@@ -38,7 +54,7 @@ def _client(service: str, endpoint: str | None, region: str | None) -> Any:
     if key not in _CLIENTS:
         with _CLIENTS_LOCK:
             if key not in _CLIENTS:
-                _CLIENTS[key] = boto3.session.Session().client(service, config=_CONFIG, region_name=region)
+                _CLIENTS[key] = _make(boto3.session.Session(), service, region)
     return _CLIENTS[key]
 
 
@@ -52,7 +68,7 @@ def _session_client(session: boto3.session.Session, service: str, endpoint: str 
         clients = _SESSION_CLIENTS.setdefault(session, {})
         key = (service, endpoint, region)
         if key not in clients:
-            clients[key] = session.client(service, config=_CONFIG, region_name=region)
+            clients[key] = _make(session, service, region)
         return clients[key]
 
 

@@ -37,6 +37,10 @@ class RuntimeConfig(BaseSettings):
     report_link_seconds: int = Field(
         default=REPORT_LINK_SECONDS, ge=1, le=7 * 24 * 3600, validation_alias="REPORT_LINK_SECONDS"
     )
+    # The stack's own EventBridge bus, where every run's end is announced (rostersync.lifecycle.announce).
+    event_bus_name: str = Field(default="default", validation_alias="EVENT_BUS_NAME")
+    # The SES identity notification emails are sent from (only NotifyAdmins is given it).
+    notification_sender: str = Field(default="", validation_alias="NOTIFICATION_SENDER")
     # The sync state machine, for the schedule tick that starts runs (only ScheduleTick is given it).
     sync_state_machine_arn: str = Field(default="", validation_alias="SYNC_STATE_MACHINE_ARN")
 

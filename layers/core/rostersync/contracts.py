@@ -8,14 +8,16 @@ it needs and returns only its own part.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rostersync.domain.ids import district_id_problem
 from rostersync.domain.records import Kind
 
-Trigger = Literal["enabled", "schedule", "upload", "manual", "self_check"]
+Trigger = Literal["enabled", "schedule", "upload", "manual", "self_check", "undo", "approve"]
+# Runs that act on an earlier run instead of the roster (rostersync runs undo / approve).
+RUN_ACTIONS = ("undo", "approve")
 
 
 class _Contract(BaseModel):
@@ -46,6 +48,12 @@ class SyncRequest(_Contract):
     trigger: Trigger = "manual"
     dry_run: bool = False
     bundle_key: str | None = None
+    # who asked (the "Sync Enabled" event's changed_by, the CLI's --by)
+    requested_by: str | None = Field(default=None, max_length=256)
+    # the run an undo or approval acts on
+    target_run_id: str | None = Field(default=None, max_length=128)
+    # the "Sync Enabled" event's detail, whole (a path the event lacks would break an input template)
+    detail: Any = None
 
     @model_validator(mode="after")
     def _district_from_upload(self) -> SyncRequest:
@@ -60,6 +68,15 @@ class SyncRequest(_Contract):
         problem = district_id_problem(self.district_id)
         if problem:
             raise ValueError(problem)
+        if (
+            self.requested_by is None
+            and isinstance(self.detail, dict)
+            and isinstance(self.detail.get("changed_by"), str)
+        ):
+            self.requested_by = self.detail["changed_by"][:256]
+        self.detail = None  # not carried further: only who asked matters
+        if (self.trigger in RUN_ACTIONS) != bool(self.target_run_id):
+            raise ValueError("an undo or approval names the run it acts on (target_run_id), and only they do")
         return self
 
 
@@ -89,6 +106,12 @@ class RunRef(_Contract):
     # lock and wrote no run; the state machine ends ("Waiting for the rest of the upload").
     upload_waiting: bool = False
     waiting_reason: str = ""
+    # Refused before anything was fetched (the district's plan does not include sync): Start recorded the
+    # run ``not_entitled`` with the reason, took no lock; the state machine ends ("Refused before fetching").
+    refused: bool = False
+    refused_reason: str = ""
+    # undo / approve: the run acted on
+    target_run_id: str | None = None
 
 
 class FetchResult(_Contract):
@@ -114,6 +137,9 @@ class ArchiveResult(_Contract):
     skipped_reason: str | None = None
     threshold_exceeded: list[Kind] = Field(default_factory=list)
     lines_keys: list[str] = Field(default_factory=list)
+    # the candidates of the kinds over the threshold, held for `rostersync runs approve` (lifecycle.holds)
+    held_keys: list[str] = Field(default_factory=list)
+    held: dict[Kind, int] = Field(default_factory=dict)
 
 
 class StepError(_Contract):
@@ -151,6 +177,7 @@ class SyncState(_Contract):
             run_id=self.run_id,
             dry_run=self.request.dry_run,
             trigger=self.request.trigger,
+            target_run_id=self.request.target_run_id,
         )
 
 
@@ -194,3 +221,5 @@ class CloseRunResult(_Contract):
     run_id: str
     closed: bool
     lock_released: bool
+    # the run-end event published ("Sync Completed", …), None when nothing was announced
+    announced: str | None = None

@@ -57,3 +57,8 @@ def bounded_error(exc: BaseException, limit: int = ERROR_MESSAGE_LIMIT, full_tex
     cut = f"{message[:limit]}… (cut: the message was {len(message):,} characters{kept})"
     same_name = type(type(exc).__name__, (Exception,), {"__module__": type(exc).__module__})
     return same_name(cut)
+
+
+class RunActionRefusedError(RostersyncError):
+    """An undo or approval that cannot act on the run it names (still running, undone already, the roster
+    moved on since it was held…): the run records the reason, nothing is written."""

@@ -212,6 +212,35 @@ class LimitSettings(_Settings):
     )
 
 
+class NotificationSettings(_Settings):
+    """Who is told when a run ends, and about what (``rostersync.lifecycle.announce``). Addresses are
+    personal data: never logged, never in an event's detail."""
+
+    emails: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Who is emailed when a run ends (at most 20 addresses). Empty: nobody.",
+    )
+    when: Literal["failures", "needs_review", "every_run"] = Field(
+        default="needs_review",
+        description="failures: failed and refused runs only; needs_review: those and runs held for review "
+        "(deletion threshold, a school losing every student, a re-key to review); every_run: every run that "
+        "ends, self-checks excepted.",
+    )
+
+    @field_validator("emails")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        cleaned = list(dict.fromkeys(v.strip() for v in value if v.strip()))
+        for address in cleaned:
+            if not _EMAIL.fullmatch(address):
+                raise ValueError(f"{address!r} is not an email address")
+        return cleaned
+
+
+_EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>.]+")
+
+
 class SyncSettings(_Settings):
     """What a district admin chooses about their sync. Each run records the version it used."""
 
@@ -245,6 +274,7 @@ class SyncSettings(_Settings):
     )
     schedule: Schedule = Field(default_factory=Schedule)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
 
     @model_validator(mode="after")
     def _distinct_scope(self) -> SyncSettings:

@@ -81,6 +81,24 @@ class RunStore:
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
         return key
 
+    def put_bytes_if_absent(self, name: str, body: bytes, content_type: str) -> str:
+        """Write the object only if no object has the key (``If-None-Match: *``); S3 answers
+        ``PreconditionFailed`` otherwise."""
+        key = self.key(name)
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*")
+        return key
+
+    def list_keys(self, name_prefix: str) -> list[str]:
+        """The keys of this run's objects whose name starts with ``name_prefix``, in key order."""
+        keys = [
+            obj["Key"]
+            for page in self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.key(name_prefix)
+            )
+            for obj in page.get("Contents", [])
+        ]
+        return sorted(keys)
+
     def upload_file(self, name: str, fileobj: Any, content_type: str) -> str:
         key = self.key(name)
         self._s3.upload_fileobj(fileobj, self.bucket, key, ExtraArgs={"ContentType": content_type})

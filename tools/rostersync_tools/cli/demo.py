@@ -14,6 +14,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from rostersync_tools.cli.inputs import (
     DEFAULT_DATASETS,
@@ -35,6 +36,11 @@ def run_demo(args: argparse.Namespace) -> int:
     if not args.product and provider != "clever":
         raise UsageError("--product: a OneRoster demo needs a product file naming schools by OneRoster sourcedId")
     product = check_product(Path(args.product or SAMPLE / "product.json"))
+    if product.district.plan is None:
+        # Sync is sold with the premium plan (rostersync.lifecycle.entitlement): a product file that names no
+        # plan is demonstrated on that one.
+        product.district.plan = "premium"
+        print(f"{product.district.id} names no plan (district.plan): the demo puts it on the premium plan.")
     out = Path(args.out) if args.out else None
 
     quiet_logs()
@@ -47,6 +53,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from rostersync.config import REPORT_LINK_CONFIG, runtime_config
     from rostersync.directory.product import export_directory, import_product_directory
     from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
+    from rostersync.settings import NotificationSettings, SyncSettings
     from rostersync_tools.cli.run_commands import download_report, print_run, report_link
     from rostersync_tools.local.simulator import ProviderSimulator
     from rostersync_tools.local.stack import EmbeddedStack
@@ -82,6 +89,10 @@ def run_demo(args: argparse.Namespace) -> int:
                 state, secrets, provider, simulator.base_url, DEMO_TOKEN, args.page_limit, stack=stack.stack_name
             )
         print(f"Product directory of {product.district.name!r} imported ({imported} records); {provider} connected.")
+        # The admin asks to hear about every run's end: the stack records what SES would send.
+        current, version = state.current_settings()
+        told = current.model_copy(update={"notifications": NotificationSettings(emails=[DEMO_ADMIN], when="every_run")})
+        state.put_settings(SyncSettings.model_validate(told.model_dump()), version, "demo")
         # Its own client: report links are SigV4-signed (the runtime's shared client need not be).
         s3 = boto3.session.Session().client("s3", region_name=os.environ.get("AWS_REGION"), config=REPORT_LINK_CONFIG)
 
@@ -136,9 +147,11 @@ def run_demo(args: argparse.Namespace) -> int:
             print_run(
                 report, f"\nRun {number} · {dataset.name} · {report['status']} in {seconds:.1f}s (run {run_id})", link
             )
+            told = show_notification(stack, district_id, run_id)
             if out:
                 folder = out / f"run-{number}"
                 download_report(s3, config.sync_bucket, report, folder)
+                (folder / "notification.json").write_text(json.dumps(told, indent=1, ensure_ascii=False), "utf-8")
                 export = export_directory(directory, state)
                 (folder / "directory.json").write_text(json.dumps(export, indent=1, ensure_ascii=False), "utf-8")
         if out:
@@ -157,6 +170,30 @@ def run_demo(args: argparse.Namespace) -> int:
         simulator.stop()
         stack.stop()
         scratch.cleanup()
+
+
+DEMO_ADMIN = "admin@demo-district.example.org"
+
+
+def show_notification(stack: Any, district_id: str, run_id: str, timeout: float = 60) -> dict[str, Any]:
+    """The run's end as the stack announced it (its event on the stack's bus) and the email SES accepted
+    for the demo's admin; printed, and returned for ``--out``."""
+
+    def announced() -> list[dict[str, Any]]:
+        return [e for e in stack.run_end_events(district_id) if e["detail"]["run_id"] == run_id]
+
+    def emailed() -> list[dict[str, Any]]:
+        return [m for m in stack.sent_emails() if DEMO_ADMIN in m["to"] and run_id in m["body"]]
+
+    try:
+        event = stack.wait_until(announced, timeout)[0]
+        email = stack.wait_until(emailed, timeout)[0]
+    except TimeoutError:
+        print("  told: nothing announced in time")
+        return {}
+    print(f'  told: event "{event["detail-type"]}" on the bus {event["bus"]}; email to {", ".join(email["to"])}:')
+    print(f'        "{email["subject"]}"')
+    return {"event": event, "email": email}
 
 
 def _servable(dataset: Path, scratch: Path) -> Path:

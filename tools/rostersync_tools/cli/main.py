@@ -7,7 +7,7 @@ import os
 import sys
 
 from rostersync_tools.cli import demo as demo_command
-from rostersync_tools.cli import local_commands, matching_commands, run_commands, settings_commands
+from rostersync_tools.cli import lifecycle_commands, local_commands, matching_commands, run_commands, settings_commands
 from rostersync_tools.cli.connect import StackError
 from rostersync_tools.cli.inputs import UsageError
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     settings_commands.register(commands)
     matching_commands.register(commands)
     run_commands.register(commands)
+    lifecycle_commands.register(commands)
     return parser
 
 

@@ -21,6 +21,7 @@ from rostersync.config import RuntimeConfig
 from rostersync.domain.ids import district_id_problem
 from rostersync_tools.cli.connect import StackHandle, add_stack_arguments, connect_from_args
 from rostersync_tools.cli.inputs import UsageError
+from rostersync_tools.cli.lifecycle_commands import run_action, who
 
 COUNT_COLUMNS = ("created", "updated", "linked", "restored", "archived", "unchanged", "skipped", "errors")
 PROVIDERS = ("clever", "oneroster-rest", "oneroster-csv")
@@ -115,6 +116,8 @@ def exit_code(report: dict[str, Any]) -> int:
     """0 when the run did what it should (a self-check: the district is ready), 1 otherwise."""
     if report.get("status") in ("failed", "threshold_exceeded", "needs_review"):
         return 1
+    if report.get("trigger") in ("undo", "approve"):  # no roster read: no readiness checklist to pass
+        return 0
     if report.get("ready") is False or any(c.get("status") == "fail" for c in report.get("readiness") or []):
         return 1
     return 0
@@ -209,7 +212,11 @@ def show_run(handle: StackHandle, district_id: str, run_id: str, title: str, out
     """Print a finished run (and download it with ``--out``); the exit code says whether it went well."""
     run = handle.state(district_id).get_run(run_id) or {}
     if not run.get("report_key"):
-        print(f"{title}: run {run_id} ended {run.get('status', 'without a run record')} and wrote no report")
+        reason = run.get("refused_reason") or run.get("failure_reason")
+        print(
+            f"{title}: run {run_id} ended {run.get('status', 'without a run record')} and wrote no report"
+            + (f": {reason}" if reason else "")
+        )
         return 1
     report = load_report(handle, run)
     s3, bucket = handle.client("s3"), handle.resources.sync_bucket
@@ -385,7 +392,7 @@ def run_enable(args: argparse.Namespace) -> int:
             {
                 "Source": handle.resources.product_event_source,
                 "DetailType": "Sync Enabled",
-                "Detail": json.dumps({"district_id": args.district}),
+                "Detail": json.dumps({"district_id": args.district, "changed_by": who(args)}),
             }
         ]
     )
@@ -411,7 +418,9 @@ def newest_first(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def run_runs(args: argparse.Namespace) -> int:
-    """``rostersync runs``: the district's recent runs, newest first."""
+    """``rostersync runs``: the district's recent runs, newest first; ``runs approve|discard|undo RUN``."""
+    if args.action:
+        return run_action(args)
     handle = connect_from_args(args)
     require_district(handle, args.district)
     runs = newest_first(handle.state(args.district).runs())
@@ -524,6 +533,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     enable = commands.add_parser("enable", help='send the product\'s "Sync Enabled" event (starts the first sync)')
     _district(enable)
     enable.add_argument("--wait", action="store_true", help="wait for the first sync and print its summary")
+    enable.add_argument("--by", metavar="WHO", help="who is enabling it (recorded; default: your user name)")
     enable.add_argument(
         "--find-timeout", type=float, default=ENABLE_FIND_SECONDS, metavar="SECONDS", help=argparse.SUPPRESS
     )
@@ -531,9 +541,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_stack_arguments(enable)
     enable.set_defaults(handler=run_enable)
 
-    runs = commands.add_parser("runs", help="a district's recent runs")
+    runs = commands.add_parser(
+        "runs", help="a district's recent runs; approve or discard a held run's archives, undo a run"
+    )
+    runs.add_argument(
+        "action", nargs="?", choices=("approve", "discard", "undo"), help="act on one run (default: list the runs)"
+    )
+    runs.add_argument("run", nargs="?", metavar="RUN", help="the run acted on")
     _district(runs)
     runs.add_argument("--limit", type=int, default=20, metavar="N")
+    runs.add_argument("--preview", action="store_true", help="undo: show what it would do, write nothing")
+    runs.add_argument("--by", metavar="WHO", help="who decides (recorded; default: your user name)")
+    _wait_options(runs)
     add_stack_arguments(runs)
     runs.set_defaults(handler=run_runs)
 

@@ -44,7 +44,7 @@ class CampaignDistrict:
         schools = json.loads((dataset / "schools.json").read_text(encoding="utf-8"))["data"]
         product = ProductDirectory.model_validate(
             {
-                "district": {"id": self.id, "name": "Campaign District"},
+                "district": {"id": self.id, "name": "Campaign District", "plan": "premium"},
                 "schools": [
                     {"id": f"sch-{self.id}-{n}", "name": s["data"]["name"], "provider_ids": {"clever": s["data"]["id"]}}
                     for n, s in enumerate(schools)

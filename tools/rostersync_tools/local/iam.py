@@ -241,6 +241,13 @@ def request_resources(service: str, action: str, body: dict[str, Any]) -> list[t
         arn = body.get("executionArn") or body.get("stateMachineArn") or body.get("mapRunArn")
         if arn:
             return [(f"states:{action}", arn)]
+    if service == "events" and action == "PutEvents":
+        # Each entry is checked against its bus (the default bus when it names none).
+        buses = {str(e.get("EventBusName") or "default") for e in body.get("Entries", [])} or {"default"}
+        return [
+            ("events:PutEvents", bus if bus.startswith("arn:") else _arn("events", f"event-bus/{bus}"))
+            for bus in sorted(buses)
+        ]
     if service == "ssm" and body.get("Name"):
         name = body["Name"]
         return [(f"ssm:{action}", _arn("ssm", "parameter" + (name if name.startswith("/") else "/" + name)))]
@@ -298,7 +305,11 @@ def install_access_control() -> None:
         service = self.headers["Authorization"].partition("Credential=")[2].split("/")[3]
         data = self.data if isinstance(self.data, dict) else {}
         action = data["Action"] if service == "s3" and "Action" in data else self._get_action()
-        if resource != "*" or service not in ("dynamodb", "secretsmanager", "states", "ssm", "lambda"):
+        if service == "ses" and action in ("SendEmail", "SendRawEmail"):
+            # SES checks the sending identity (the Source address's own identity here).
+            source = (self.querystring.get("Source") or [""])[0]
+            pairs = [(f"ses:{action}", _arn("ses", f"identity/{source}"))]
+        elif resource != "*" or service not in ("dynamodb", "secretsmanager", "states", "ssm", "lambda", "events"):
             pairs = [(f"{service}:{action}", resource)]
         elif service == "lambda":
             pairs = lambda_resources(action, self.path)

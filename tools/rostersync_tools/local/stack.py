@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import fnmatch
 import importlib.util
@@ -623,6 +624,10 @@ def _install_fast_backend_lookup() -> None:
 
 
 _EXECUTION_ENDED = threading.Condition()
+# How long an invocation is waited for: the longest function Timeout the template allows (900 s), and a margin.
+INVOKE_READ_TIMEOUT_SECONDS = 960
+# Notified when an event rule's Lambda target returns (CloseRun, NotifyAdmins, DistrictLifecycle…).
+_TARGET_DONE = threading.Condition()
 
 
 def _install_execution_end_notice() -> None:
@@ -696,7 +701,13 @@ def _install_interpreter_credentials() -> None:
         key = (id(session), service, region, stack.endpoint)
         with lock:  # a boto3 session makes clients one at a time; a client, once made, is thread-safe
             if key not in made:
-                config = Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1})
+                # A Lambda task waits for its function as long as the function may run (Timeout ≤ 900 s), as
+                # Step Functions does: botocore's 60 s read timeout failed chunks on a loaded machine.
+                config = Config(
+                    parameter_validation=False,
+                    retries={"max_attempts": 0, "total_max_attempts": 1},
+                    read_timeout=INVOKE_READ_TIMEOUT_SECONDS,
+                )
                 made[key] = session.client(service, region_name=region, endpoint_url=stack.endpoint, config=config)
             return made[key]
 
@@ -759,12 +770,21 @@ class EventRouter:
         self._invoke_function = invoke_function or (lambda arn, payload: None)
         self._started: dict[str, list[str]] = {}
         self._lock = threading.Lock()
+        # Events put on a bus other than the default one (the stack's own: run ends), newest last.
+        self.bus_events: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
 
-    def route(self, event: dict[str, Any], remember_as: str) -> list[str]:
-        """Start the executions whose rule matches ``event``; return their ARNs."""
+    def route(self, event: dict[str, Any], remember_as: str, bus: str = "default") -> list[str]:
+        """Start the executions (and invoke the functions) whose rule on ``bus`` matches ``event``; return
+        the executions' ARNs."""
         if not self.enabled:
             return []
-        matched = [rule for rule in self.rules if matches_pattern(rule["Pattern"], event)]
+        if bus != "default":
+            self.bus_events.append({**event, "bus": bus})
+        matched = [
+            rule
+            for rule in self.rules
+            if _bus_name(rule.get("EventBusName")) == _bus_name(bus) and matches_pattern(rule["Pattern"], event)
+        ]
         for rule in matched:
             if ":function:" in rule["target"]:  # a Lambda target: invoked asynchronously, as EventBridge does
                 self._invoke_function(rule["target"], transform_input(rule, event))
@@ -787,6 +807,12 @@ class EventRouter:
 _ROUTER: EventRouter | None = None
 
 
+def _bus_name(bus: Any) -> str:
+    """A bus as a rule or PutEvents names it (name or ARN; absent: the default bus)."""
+    name = str(bus or "default")
+    return name.rsplit("/", 1)[-1] if name.startswith("arn:") else name
+
+
 def _install_event_routing() -> None:
     """Hook moto's ``PutEvents`` and the bucket's EventBridge notifications into ``_ROUTER``."""
     from moto.events.models import EventsBackend
@@ -802,7 +828,7 @@ def _install_event_routing() -> None:
             if _ROUTER is not None and "EventId" in entry:
                 event = aws_event(sent["Source"], sent["DetailType"], json.loads(sent["Detail"]), entry["EventId"])
                 event["resources"] = sent.get("Resources", [])
-                _ROUTER.route(event, entry["EventId"])
+                _ROUTER.route(event, entry["EventId"], _bus_name(sent.get("EventBusName")))
         return entries
 
     def send_event_bridge_message(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
@@ -940,9 +966,28 @@ class EmbeddedStack:
         name = function_arn.rsplit(":", 1)[-1]
 
         def invoke() -> None:
-            self.client("lambda").invoke(FunctionName=name, InvocationType="RequestResponse", Payload=payload)
+            try:
+                self.target_client().invoke(FunctionName=name, InvocationType="RequestResponse", Payload=payload)
+            finally:
+                with _TARGET_DONE:
+                    _TARGET_DONE.notify_all()
 
         threading.Thread(target=invoke, name=f"event-target-{name}", daemon=True).start()
+
+    def target_client(self) -> Any:
+        """The Lambda client rule targets are invoked with: it waits as long as a function may run."""
+        import boto3
+        from botocore.config import Config
+
+        with self._clients_lock:
+            if "lambda-targets" not in self._clients:
+                if self._session is None:
+                    self._session = boto3.session.Session()
+                config = Config(read_timeout=INVOKE_READ_TIMEOUT_SECONDS, retries={"max_attempts": 1})
+                self._clients["lambda-targets"] = self._session.client(
+                    "lambda", region_name=REGION, endpoint_url=self.endpoint, config=config
+                )
+            return self._clients["lambda-targets"]
 
     def _start_execution(self, state_machine_arn: str, payload: str) -> str:
         sfn = self.client("stepfunctions")
@@ -1042,6 +1087,10 @@ class EmbeddedStack:
                 attributes[(logical, "QueueName")] = name
             elif kind == "AWS::CloudWatch::Alarm":
                 refs[logical] = f"{self.stack_name}-{logical}"
+            elif kind == "AWS::Events::EventBus":
+                name = str(resolver.resolve(resource["Properties"]["Name"]))
+                refs[logical] = attributes[(logical, "Name")] = name
+                attributes[(logical, "Arn")] = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{name}"
 
         dynamodb, s3, lam, iam = (self.client(s) for s in ("dynamodb", "s3", "lambda", "iam"))
         # The roles as the SAM transform writes them; those of the functions and the state machine are
@@ -1128,7 +1177,14 @@ class EmbeddedStack:
             logs, sns, sqs = (self.client(s) for s in ("logs", "sns", "sqs"))
             for logical, resource in resources.items():
                 kind = resource["Type"]
-                if kind == "AWS::SNS::Topic":
+                if kind == "AWS::Events::EventBus":
+                    self.client("events").create_event_bus(Name=refs[logical])
+                elif kind == "AWS::SES::EmailIdentity":
+                    # SES verifies an identity by email on AWS; here it is verified at once, so SendEmail
+                    # from it is accepted (and kept: ``sent_emails``).
+                    props = resolver.resolve(resource["Properties"])
+                    self.client("ses").verify_email_identity(EmailAddress=props["EmailIdentity"])
+                elif kind == "AWS::SNS::Topic":
                     arn = sns.create_topic(Name=refs[logical].rsplit(":", 1)[1])["TopicArn"]
                     assert arn == refs[logical], (arn, refs[logical])
                 elif kind == "AWS::SQS::Queue":
@@ -1398,6 +1454,47 @@ class EmbeddedStack:
         if "EventId" not in entry:
             raise ValueError(f"event refused: {entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
         return self.router.started_by(entry["EventId"]) or []
+
+    def wait_until(self, check: Callable[[], Any], timeout: float = 120) -> Any:
+        """Wait for what an event rule's Lambda target does in the background (EventBridge invokes targets
+        asynchronously): ``check()`` is asked again each time a target returns (and at least every second)
+        until it answers something truthy, which is returned; ``TimeoutError`` past ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = check()
+            if answer:
+                return answer
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"still not so after {timeout:.0f}s")
+            with _TARGET_DONE:
+                _TARGET_DONE.wait(timeout=min(1.0, left))
+
+    def sent_emails(self) -> list[dict[str, Any]]:
+        """Every email SES accepted from this process's embedded AWS (what the NotifyAdmins function sent,
+        which on AWS would be delivered), oldest first: ``{"source", "to", "subject", "body"}``."""
+        from moto.ses.models import ses_backends
+
+        backend = ses_backends[ACCOUNT][REGION]
+        return [
+            {
+                "source": message.source,
+                "to": list(message.destinations.get("ToAddresses", [])),
+                "subject": message.subject,
+                "body": message.body,
+            }
+            for message in list(backend.sent_messages)
+            if hasattr(message, "subject")
+        ]
+
+    def run_end_events(self, district_id: str | None = None) -> list[dict[str, Any]]:
+        """The run-end events put on the stack's bus (``lifecycle.announce``), oldest first."""
+        return [
+            event
+            for event in list(self.router.bus_events)
+            if event.get("source") == "rostersync"
+            and (district_id is None or event.get("detail", {}).get("district_id") == district_id)
+        ]
 
     def publish_upload(self, key: str) -> list[str]:
         """The executions an object written to the sync bucket started.

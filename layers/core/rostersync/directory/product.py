@@ -40,6 +40,21 @@ class _ProductRecord(BaseModel):
 
 class ProductDistrict(_ProductRecord):
     name: str
+    # The district's plan in the product (rostersync.lifecycle.entitlement): premium and enterprise include
+    # sync. Absent: the plan recorded before (by an event or an earlier import) stays.
+    plan: str | None = None
+
+    @field_validator("plan")
+    @classmethod
+    def _plan(cls, value: str | None) -> str | None:
+        from rostersync.lifecycle.entitlement import plan_problem
+
+        if value is None:
+            return None
+        problem = plan_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value.strip().lower()
 
     @field_validator("id")
     @classmethod
@@ -83,6 +98,12 @@ def import_product_directory(
         "DISTRICT",
         {"name": product.district.name, "provider_ids": product.district.provider_ids, "id": product.district.id},
     )
+    if product.district.plan is not None:
+        from rostersync.lifecycle.district import DistrictLifecycle
+
+        current = state.get_item("PLAN") or {}
+        if current.get("plan") != product.district.plan:
+            DistrictLifecycle(state).set_plan(product.district.plan, "import-product", "import-product")
     records: list[DirectoryRecord] = []
     for school in product.schools:
         records.append(_product_record(Kind.SCHOOLS, school, {"name": school.name}, ""))

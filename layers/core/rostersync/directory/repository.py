@@ -520,6 +520,44 @@ class DirectoryRepository:
             ExpressionAttributeValues=_to_item({":value": value}),
         )
 
+    def raw_items(self, wanted: Iterable[tuple[Kind, str]]) -> dict[str, dict[str, Any]]:
+        """The whole items (every attribute, the product's included) of the given records, by id, read
+        with BatchGetItem (100 a request, strongly consistent); absent records are absent from the answer."""
+        keys = [
+            {"pk": partition_key(self.district_id, COLLECTION_OF_KIND[kind], shard_of(rid)), "sk": rid}
+            for kind, rid in dict.fromkeys(wanted)
+        ]
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), 100):
+            pending: list[dict[str, Any]] = [_to_item(k) for k in keys[start : start + 100]]
+            for attempt in range(UNPROCESSED_MAX_RETRIES + 1):
+                if attempt:
+                    ceiling = min(UNPROCESSED_MAX_SECONDS, UNPROCESSED_BASE_SECONDS * 2**attempt)
+                    self._sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter, not security
+                with _throttling_as_domain_error(self._table):
+                    answer = self._client.batch_get_item(
+                        RequestItems={self._table: {"Keys": pending, "ConsistentRead": True}}
+                    )
+                for item in answer.get("Responses", {}).get(self._table, []):
+                    plain = _from_item(item)
+                    found[str(plain["sk"])] = plain
+                pending = answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+                if not pending:
+                    break
+            else:
+                raise DirectoryThrottledError(f"DynamoDB left {len(pending)} reads of {self._table} unprocessed")
+        return found
+
+    def put_item_image(self, item: dict[str, Any]) -> None:
+        """Write a whole item back as it was (an undo puts back the before-image a run kept)."""
+        if item.get("district_id", self.district_id) != self.district_id or not str(item.get("pk", "")).startswith(
+            f"{self.district_id}#"
+        ):
+            raise ValueError("an item of another district")
+        self.write_requests += 1
+        with _throttling_as_domain_error(self._table):
+            self._client.put_item(TableName=self._table, Item=_to_item(item))
+
     def get(self, kind: Kind, record_id: str) -> DirectoryRecord | None:
         collection = COLLECTION_OF_KIND[kind]
         answer = self._client.get_item(
@@ -683,6 +721,51 @@ class SyncStateRepository:
         )
         return [_from_item(i) for i in items]
 
+    def items_with_prefix(
+        self, prefix: str, newest_first: bool = False, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The district's items whose sort key starts with ``prefix`` (``LIFECYCLE#``…), in key order."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :p)",
+            "ExpressionAttributeValues": _to_item({":pk": self.district_id, ":p": prefix}),
+            "ScanIndexForward": not newest_first,
+            "ConsistentRead": True,
+        }
+        found: list[dict[str, Any]] = []
+        for item in query_items(self._client, **kwargs):
+            found.append(_from_item(item))
+            if limit is not None and len(found) >= limit:
+                break
+        return found
+
+    def update_run_if(
+        self,
+        run_id: str,
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+        **attributes: Any,
+    ) -> bool:
+        """``update_run`` only if ``condition`` holds on the run record (False, nothing written, if not).
+        ``values`` and ``names`` are the condition's placeholders (``:value``, ``#name``)."""
+        names = {**(names or {}), **{f"#a{i}": k for i, k in enumerate(attributes)}}
+        placeholders = {f":v{i}": v for i, v in enumerate(attributes.values())}
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(f"RUN#{run_id}"),
+                UpdateExpression="SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(attributes))),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_to_item({**placeholders, **values}),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     # -- enabling -------------------------------------------------------------------------------
 
     def mark_enabled(self, run_id: str, now: datetime | None = None) -> None:
@@ -692,8 +775,10 @@ class SyncStateRepository:
         self.put_item("ENABLED", {"enabled_at": at, "run_id": run_id})
 
     def enabled(self) -> dict[str, Any] | None:
-        """When and by which run sync was enabled; None while the admin has not enabled it."""
-        return self.get_item("ENABLED")
+        """When and by which run sync was enabled; None while the admin has not enabled it, or since they
+        disabled it (``rostersync.lifecycle.district``)."""
+        item = self.get_item("ENABLED")
+        return item if item is not None and item.get("enabled", True) else None
 
     # -- connection and settings ----------------------------------------------------------------
 

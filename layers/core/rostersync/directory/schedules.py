@@ -60,7 +60,26 @@ class ScheduleRepository:
 
     def move_if_scheduled(self, district_id: str, next_run_at: datetime | None, now: datetime) -> bool:
         """Set the next run of a district that is on the schedule; False (nothing written) if it is not."""
-        return self._update(district_id, next_run_at, now, "attribute_exists(pk)", {})
+        return self._update(
+            district_id, next_run_at, now, "attribute_exists(pk) AND attribute_not_exists(disabled_at)", {}
+        )
+
+    def unschedule(self, district_id: str, now: datetime) -> bool:
+        """Take a district off the schedule (its sync was disabled): no next run, and settings changes do not
+        bring one back until it is enabled again (``put``). False if it was not on the schedule."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(district_id),
+                UpdateExpression="SET updated_at = :now, disabled_at = :now REMOVE next_run_at",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":now": _value(instant(now))},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def advance(self, district_id: str, expected: str, next_run_at: datetime | None, now: datetime) -> bool:
         """Move the next run on from ``expected``; False if it is no longer ``expected`` (another tick, or a

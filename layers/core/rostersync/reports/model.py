@@ -39,6 +39,8 @@ class RunStatus(StrEnum):
     # a provider re-key left records that could not be told apart: nothing written for them
     NEEDS_REVIEW = "needs_review"
     FAILED = "failed"
+    # refused before anything was fetched: the district's plan does not include sync (rostersync.lifecycle)
+    NOT_ENTITLED = "not_entitled"
 
 
 class Action(StrEnum):

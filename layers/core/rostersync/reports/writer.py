@@ -272,6 +272,7 @@ _STATUS = {  # label, text colour, background
     RunStatus.THRESHOLD_EXCEEDED: ("Archiving held back", "#8a3300", "#ffdcc7"),
     RunStatus.NEEDS_REVIEW: ("Needs review", "#8a3300", "#ffdcc7"),
     RunStatus.FAILED: ("Failed", "#8e1116", "#ffd7d9"),
+    RunStatus.NOT_ENTITLED: ("Not entitled", "#8e1116", "#ffd7d9"),
 }
 _PROVIDERS = {"clever": "Clever", "classlink": "ClassLink", "oneroster": "OneRoster", "sftp": "SFTP upload"}
 _TRIGGERS = {

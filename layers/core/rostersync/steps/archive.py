@@ -7,10 +7,15 @@ from collections import Counter
 from rostersync.contracts import ArchiveResult, SyncState
 from rostersync.domain.records import Kind
 from rostersync.errors import BadInputError
+from rostersync.lifecycle import before_images
+from rostersync.lifecycle.holds import HELD_NAME
 from rostersync.matching.archive import check_deletion_threshold
 from rostersync.matching.plan import PlanLine
 from rostersync.observability import emit, emit_record_counts, logger
 from rostersync.steps.context import DistrictContext
+
+# Records archived per before-image object (one BatchGetItem per 100 of them first).
+ARCHIVE_BATCH = 1_000
 
 
 def display_name(fields: dict[str, object]) -> str:
@@ -47,24 +52,61 @@ def archive_unmanaged(state: SyncState) -> ArchiveResult:
     # An emptied school's records (a broken export) are not candidates at all: Match held them back.
 
     lines = ctx.store.chunk_writer("archive/lines", 50_000)
+    # The kinds over the threshold are held: what `rostersync runs approve` archives (lifecycle.holds).
+    held = ctx.store.chunk_writer(HELD_NAME, 50_000)
     archived: Counter[Kind] = Counter()
+    batch: list[dict[str, str]] = []
+    batches = 0
+
+    def archive_batch() -> None:
+        # Keep each record as it was first (lifecycle.before_images): undo restores it.
+        nonlocal batches
+        if not batch:
+            return
+        existing = ctx.directory.raw_items((Kind(d["kind"]), d["id"]) for d in batch)
+        before_images.write_once(
+            ctx.store,
+            f"archive-{batches:05d}",
+            (
+                before_images.WrittenRecord(
+                    Kind(d["kind"]),
+                    d["id"],
+                    "archive",
+                    existing.get(d["id"]),
+                    before_images.with_status(existing.get(d["id"]) or {}, "archived"),
+                )
+                for d in batch
+                if d["id"] in existing
+            ),
+        )
+        batches += 1
+        for data in batch:
+            kind = Kind(data["kind"])
+            record = ctx.directory.set_status(kind, data["id"], "archived")
+            if record is not None:
+                archived[kind] += 1
+                reason = f"no longer in the {run.provider} roster"
+                lines.write(
+                    PlanLine(
+                        kind, "archived", record.id, data["provider_id"], display_name(record.fields), reason
+                    ).to_json()
+                )
+        batch.clear()
+
     for data in ctx.store.read_all(summary["archive_keys"]):
         kind = Kind(data["kind"])
         if kind in exceeded:
             lines.write(
                 PlanLine(kind, "would_archive", data["id"], data["provider_id"], "", "deletion threshold").to_json()
             )
+            held.write(data)
             continue
-        record = ctx.directory.set_status(kind, data["id"], "archived")
-        if record is not None:
-            archived[kind] += 1
-            reason = f"no longer in the {run.provider} roster"
-            lines.write(
-                PlanLine(
-                    kind, "archived", record.id, data["provider_id"], display_name(record.fields), reason
-                ).to_json()
-            )
+        batch.append(data)
+        if len(batch) >= ARCHIVE_BATCH:
+            archive_batch()
+    archive_batch()
     lines_keys = lines.close()
+    held_keys = held.close()
     logger.info("archived", extra={"run_id": run.run_id, "archived": dict(archived), "over_threshold": exceeded})
     emit_record_counts("archive_unmanaged", {kind.value: {"archived": n} for kind, n in archived.items()})
     emit("DirectoryWriteRequests", ctx.directory.write_requests, step="archive_unmanaged")
@@ -72,4 +114,6 @@ def archive_unmanaged(state: SyncState) -> ArchiveResult:
         archived=dict(archived),
         threshold_exceeded=exceeded,
         lines_keys=lines_keys,
+        held_keys=held_keys,
+        held=dict(Counter(Kind(d["kind"]) for d in ctx.store.read_all(held_keys))) if held_keys else {},
     )

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from rostersync.contracts import CloseRunResult, ExecutionEnded, SyncRequest
+from rostersync.lifecycle.announce import announce_run
 from rostersync.observability import logger
 from rostersync.reports.model import RunStatus, SyncReport
 from rostersync.reports.writer import render_html, render_json
@@ -45,7 +46,8 @@ def abandoned_reason(ended: ExecutionEnded) -> str:
 
 
 def close_ended_execution(ended: ExecutionEnded) -> CloseRunResult:
-    """Record the run as failed with a report and expire its lock, unless the run was already reported."""
+    """Record the run as failed with a report and expire its lock, unless the run was already reported;
+    then announce its end (every execution that ended, ``SUCCEEDED`` included: ``lifecycle.announce``)."""
     run_id = ended.name
     try:
         request = SyncRequest.model_validate_json(ended.input or "{}")
@@ -53,6 +55,9 @@ def close_ended_execution(ended: ExecutionEnded) -> CloseRunResult:
         logger.warning("ended execution names no district", extra={"run_id": run_id})
         return CloseRunResult(run_id=run_id, closed=False, lock_released=False)
     ctx = DistrictContext.for_run(request.district_id, run_id)
+    if ended.status == "SUCCEEDED":  # the state machine reported it and released its lock: announce only
+        announced = announce_run(ctx.state, run_id)
+        return CloseRunResult(run_id=run_id, closed=False, lock_released=False, announced=announced)
     record = ctx.state.get_run(run_id)
     closed = False
     if record is not None and record.get("status") not in FINAL:
@@ -87,11 +92,12 @@ def close_ended_execution(ended: ExecutionEnded) -> CloseRunResult:
     released = ctx.state.expire_lock(run_id)
     if record is not None and (closed or released):
         ctx.state.update_run(run_id, lock_released=released)
+    announced = announce_run(ctx.state, run_id)
     logger.info(
         "ended execution closed",
         extra={"run_id": run_id, "execution_status": ended.status, "closed": closed, "lock_released": released},
     )
-    return CloseRunResult(run_id=run_id, closed=closed, lock_released=released)
+    return CloseRunResult(run_id=run_id, closed=closed, lock_released=released, announced=announced)
 
 
 def execution_ended_from_event(event: dict) -> ExecutionEnded:

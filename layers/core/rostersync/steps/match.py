@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 from pydantic import TypeAdapter
 
+from rostersync import aws
 from rostersync.contracts import MatchResult, SyncState
 from rostersync.directory.keys import COLLECTIONS
 from rostersync.directory.repository import IndexEntry
 from rostersync.domain.records import DeletedRecord, RecordError, RosterRecord
 from rostersync.errors import BadInputError
+from rostersync.lifecycle.holds import kept_ids
 from rostersync.matching.people import CandidateIndex
-from rostersync.matching.plan import SyncPlanner, index_by_provider_id
+from rostersync.matching.plan import PlanLine, SyncPlanner, index_by_provider_id
 from rostersync.matching.rekey import classroom_key, id_change
 from rostersync.observability import logger
 from rostersync.steps.context import DistrictContext
@@ -109,7 +112,16 @@ def match_roster(state: SyncState) -> MatchResult:
     for data in store.read_all(manifest.get("deleted", [])):
         planner.record_deleted(DeletedRecord.model_validate(data))
     archive = store.chunk_writer("plan/archive", 50_000)
+    # Records whose archiving the admin discarded stay (lifecycle.holds): not candidates, a skipped line each.
+    kept = kept_ids(ctx.state, aws.client("s3"), ctx.config.sync_bucket)
+    kept_by_admin: Counter[str] = Counter()
     for candidate in planner.plan(records):
+        if candidate.id in kept:
+            planner.summary.archive_candidates[candidate.kind] -= 1
+            kept_by_admin[candidate.kind.value] += 1
+            reason = f"kept: the admin discarded its archiving (run {kept[candidate.id]})"
+            lines.write(PlanLine(candidate.kind, "skipped", candidate.id, candidate.provider_id, "", reason).to_json())
+            continue
         archive.write(candidate.to_json())
 
     chunk_keys = writes.close()
@@ -118,6 +130,7 @@ def match_roster(state: SyncState) -> MatchResult:
         "lines_keys": lines.close(),
         "errors_keys": errors.close(),
         "archive_keys": archive.close(),
+        "kept_by_admin": dict(kept_by_admin),
     }
     summary_key = store.put_json("plan/summary.json", summary)
     logger.info(

@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from rostersync.contracts import ReportResult, StepError, SyncState
+from rostersync.contracts import RUN_ACTIONS, ReportResult, StepError, SyncState
 from rostersync.domain.records import Kind
 from rostersync.observability import emit, emit_record_counts, logger
 from rostersync.reports.model import (
@@ -39,6 +39,7 @@ _ADMIN_ERRORS = {
     "BadBundleError",
     "InvalidSettingsError",
     "SettingsVersionNotFoundError",
+    "RunActionRefusedError",
 }
 
 
@@ -184,9 +185,19 @@ def write_report(state: SyncState) -> ReportResult:
             + "; ".join(state.fetch.problems)
             + "). Nobody was archived; the next complete sync will catch up."
         )
+    notes.extend(str(note) for note in (summary or {}).get("notes") or [])  # an undo's or approval's
+    kept = {str(k): int(v) for k, v in ((summary or {}).get("kept_by_admin") or {}).items() if v}
+    if kept:
+        what = ", ".join(f"{n:,} {_kind_label(Kind(k), n)}" for k, n in kept.items())
+        notes.append(
+            f"Kept, not archived, although no longer in the roster: {what}, whose archiving the admin discarded "
+            "(rostersync runs discard); lines marked skipped."
+        )
     if run.dry_run_reason:
         notes.append(run.dry_run_reason)
-    if run.dry_run:
+    if run.dry_run and run.trigger in RUN_ACTIONS:
+        notes.append(f"Preview: nothing was written. The counts show what the {run.trigger} would do.")
+    elif run.dry_run:
         notes.append("Self-check: nothing was written. The counts show what the first sync would do.")
     notes.extend(breach.note(kind) for kind, breach in threshold.items())
 
@@ -229,6 +240,31 @@ def write_report(state: SyncState) -> ReportResult:
 
     reason = failure_reason(state.error) if state.error else None
     readiness = readiness_checklist(replace(facts, counts=counts, errors_total=csv.errors_total, failure_reason=reason))
+    if run.trigger in RUN_ACTIONS:  # no roster was read: a readiness checklist would only say so
+        readiness = []
+    hold = None
+    if status == RunStatus.THRESHOLD_EXCEEDED and state.archive and state.archive.held_keys:
+        hold = {
+            "state": "held",
+            "keys": state.archive.held_keys,
+            "counts": {k.value: n for k, n in state.archive.held.items()},
+        }
+        undecided = [
+            r["run_id"]
+            for r in ctx.state.runs()
+            if (r.get("hold") or {}).get("state") == "held" and r.get("run_id") != run.run_id
+        ]
+        notes.append(
+            f"The held records wait for a decision: `rostersync runs approve {run.run_id} --district "
+            f"{run.district_id}` archives exactly them, `rostersync runs discard {run.run_id} --district "
+            f"{run.district_id}` keeps them (later runs then leave them alone)."
+            + (
+                f" Earlier runs held archives nobody decided on ({', '.join(sorted(undecided))}): decide on this "
+                "run's, the newest."
+                if undecided
+                else ""
+            )
+        )
 
     district = ctx.state.get_item("DISTRICT") or {}
     report = SyncReport(
@@ -266,6 +302,7 @@ def write_report(state: SyncState) -> ReportResult:
         html_key=html_key,
         counts={k.value: c.model_dump() for k, c in counts.items()},
         failure_reason=report.failure_reason,
+        hold=hold,
     )
     if state.fetch and state.fetch.cursor and status != RunStatus.FAILED and not run.dry_run:
         # The next delta starts where this one ended, only once this run's changes are written.

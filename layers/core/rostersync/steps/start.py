@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from rostersync import aws
-from rostersync.contracts import RunRef, StartRequest
+from rostersync.contracts import RUN_ACTIONS, RunRef, StartRequest
 from rostersync.errors import ConnectionNotConfiguredError
+from rostersync.lifecycle.district import DistrictLifecycle
 from rostersync.observability import logger
 from rostersync.providers.registry import provider_name
 from rostersync.settings import InvalidSettingsError, SyncSettings
@@ -37,6 +38,38 @@ def start_run(request: StartRequest) -> RunRef:
                 waiting_reason=upload.waiting,
             )
         sync = sync.model_copy(update={"bundle_key": upload.bundle_key})
+    lifecycle = DistrictLifecycle(ctx.state)
+    if not sync.dry_run and sync.trigger not in RUN_ACTIONS:
+        # Enable, a scheduled run, an upload and a manual sync of a district whose plan does not include
+        # sync are refused here, before any lock, fetch or write: the run record says why.
+        entitlement = lifecycle.entitlement()
+        if not entitlement.entitled:
+            ctx.state.put_run(
+                request.run_id,
+                status="not_entitled",
+                trigger=sync.trigger,
+                dry_run=False,
+                started_at=started_at,
+                finished_at=started_at,
+                refused_reason=entitlement.reason,
+                failure_reason=entitlement.reason,
+                plan=entitlement.plan,
+                bundle_key=sync.bundle_key,
+                requested_by=sync.requested_by,
+            )
+            logger.info(
+                "run refused",
+                extra={"district_id": sync.district_id, "run_id": request.run_id, "status": "not_entitled"},
+            )
+            return RunRef(
+                district_id=sync.district_id,
+                run_id=request.run_id,
+                trigger=sync.trigger,
+                bundle_key=sync.bundle_key,
+                started_at=started_at,
+                refused=True,
+                refused_reason=entitlement.reason,
+            )
     ctx.state.acquire_lock(request.run_id, ctx.config.lock_ttl_seconds)
     connection = ctx.state.get_item("CONNECTION") or {}
     # The run records the version it plans with; Match reads exactly that version back (settings_at).
@@ -56,6 +89,7 @@ def start_run(request: StartRequest) -> RunRef:
         started_at=started_at,
         settings_version=version,
         deletion_threshold_percent=settings.deletion_threshold_percent,
+        target_run_id=sync.target_run_id,
     )
     ctx.state.put_run(
         request.run_id,
@@ -65,6 +99,8 @@ def start_run(request: StartRequest) -> RunRef:
         provider=run.provider,
         started_at=started_at,
         settings_version=version,
+        requested_by=sync.requested_by,
+        target_run_id=sync.target_run_id,
     )
     if settings_problem is not None:
         raise settings_problem
@@ -78,8 +114,12 @@ def start_run(request: StartRequest) -> RunRef:
             f"a OneRoster bundle was uploaded for district {sync.district_id}, whose sync is connected to "
             f"{run.connection}: switch the connection to SFTP (OneRoster CSV) to sync from uploads"
         )
+    if sync.trigger in RUN_ACTIONS:
+        # An undo or approval acts on the directory as an earlier run left it: no roster is read.
+        logger.info("run started", extra={"district_id": sync.district_id, "run_id": request.run_id})
+        return run
     if sync.trigger == "enabled" and not sync.dry_run:
-        ctx.state.mark_enabled(request.run_id)
+        lifecycle.mark_enabled(request.run_id, sync.requested_by)
     elif sync.trigger == "upload" and not sync.dry_run and ctx.state.enabled() is None:
         # An SFTP drop before the admin enabled sync (steps 2-5 of their path may not be done): check it,
         # write nothing. The report says so; enabling then syncs the latest upload.
