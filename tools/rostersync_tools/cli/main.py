@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from rostersync_tools.cli import cleanup as cleanup_commands
 from rostersync_tools.cli import demo as demo_command
 from rostersync_tools.cli import local_commands, matching_commands, run_commands, settings_commands
 from rostersync_tools.cli.connect import StackError
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     settings_commands.register(commands)
     matching_commands.register(commands)
     run_commands.register(commands)
+    cleanup_commands.register(commands)
     return parser
 
 

@@ -688,7 +688,10 @@ def _install_interpreter_credentials() -> None:
             return generic(region, service, state_credentials)
         from botocore.config import Config
 
-        session = stack.iam.session(stack.state_machine_role)
+        # Each state machine's calls under its own role: the interpreter hands every task the execution's
+        # role ARN (StateCredentials); the sync's role is the fallback for a call that names none.
+        role = getattr(state_credentials, "role_arn", None)
+        session = stack.iam.session(role if role in stack.state_machine_roles else stack.state_machine_role)
         key = (id(session), service, region, stack.endpoint)
         with lock:  # a boto3 session makes clients one at a time; a client, once made, is thread-safe
             if key not in made:
@@ -874,7 +877,8 @@ class EmbeddedStack:
         # Each invocation runs under its function's role, checked by moto's IAM (see local/iam.py).
         self.check_iam = check_iam
         self.iam = StackIam(stack_name, self.endpoint)
-        self.state_machine_role = ""
+        self.state_machine_role = ""  # the sync's: signs interpreter calls that name no role
+        self.state_machine_roles: set[str] = set()  # every state machine's role (sync, clean-up)
         self._saved_environment: dict[str, str | None] = {}
         # The template's Schedule events (function, expression, period): moto never fires them, so
         # ``play_schedules`` does (the local timer of ``rostersync local up``, or a test).
@@ -1085,7 +1089,10 @@ class EmbeddedStack:
             if resource["Type"] == "AWS::Serverless::StateMachine":
                 props = resolver.resolve(resource["Properties"])
                 arn = self._create_state_machine(sfn, role_arns[logical], props)
-                self.state_machine_role = role_arns[logical]
+                self.outputs[f"{logical}Arn"] = arn
+                self.state_machine_roles.add(role_arns[logical])
+                if logical == "SyncStateMachine" or not self.state_machine_role:
+                    self.state_machine_role = role_arns[logical]
                 refs[logical] = arn
                 for event in props.get("Events", {}).values():
                     if event["Type"] == "EventBridgeRule":
@@ -1236,9 +1243,9 @@ class EmbeddedStack:
         definition = (self.root / props["DefinitionUri"]).read_text(encoding="utf-8")
         for key, value in props.get("DefinitionSubstitutions", {}).items():
             definition = definition.replace("${" + key + "}", str(value))
-        arn = sfn.create_state_machine(name=props["Name"], definition=definition, roleArn=role_arn)["stateMachineArn"]
-        self.outputs.setdefault("SyncStateMachineArn", arn)
-        return arn
+        return str(
+            sfn.create_state_machine(name=props["Name"], definition=definition, roleArn=role_arn)["stateMachineArn"]
+        )
 
     # -- schedules ------------------------------------------------------------------------------------
 
@@ -1417,6 +1424,16 @@ class EmbeddedStack:
         payload = json.dumps({"district_id": district_id, "trigger": trigger, "dry_run": dry_run})
         arn = self.outputs["SyncStateMachineArn"]
         return sfn.start_execution(stateMachineArn=arn, input=payload, name=execution_name())["executionArn"]
+
+    def start_cleanup(self, district_id: str, batch_id: str, manifest_key: str) -> str:
+        """Start a clean-up batch on the clean-up state machine (as the CLI does); return the execution ARN."""
+        payload = json.dumps({"district_id": district_id, "batch_id": batch_id, "manifest_key": manifest_key})
+        arn = self.outputs["CleanupStateMachineArn"]
+        return str(
+            self.client("stepfunctions").start_execution(stateMachineArn=arn, input=payload, name=batch_id)[
+                "executionArn"
+            ]
+        )
 
     def wait(self, execution_arn: str, timeout: float = 600) -> dict[str, Any]:
         """Wait for an execution to end and return its description.
