@@ -369,19 +369,23 @@ def run_duplicates_merge(args: argparse.Namespace) -> int:
     view = DistrictView(connect_from_args(args), args.district)
     service = view.merges()
     by = _by(args)
-    # Every pair is checked before anything is written: one bad pair and nothing is merged.
-    prepared: list[tuple[tuple[str, str], MergePlan | str]] = []
+    # Every pair is checked before anything is written: one bad pair and nothing is merged. Each merge is
+    # then read and planned right before it is written (an earlier one may have moved shared items).
     seen: set[str] = set()
     for keep, merge in pairs:
         try:
-            prepared.append(((keep, merge), service.prepare(keep, merge, by)))
+            service.check(keep, merge)
         except MergeRefusedError as exc:
             raise UsageError(str(exc)) from exc
         if merge in seen:
             raise UsageError(f"--merge {merge}: named in two pairs")
         seen.add(merge)
-    moved_total = 0
-    for (keep, merge), plan in prepared:
+    for keep, merge in pairs:
+        try:
+            plan = service.prepare(keep, merge, by)
+        except MergeRefusedError as exc:
+            print(f"rostersync: {exc}")
+            return 1
         if isinstance(plan, str):
             print(f"{merge} is merged into {keep} already (merge {plan}): nothing changed.")
             continue
@@ -393,7 +397,6 @@ def run_duplicates_merge(args: argparse.Namespace) -> int:
             except MergeChangedError as exc:
                 print(f"rostersync: {exc}")
                 return 1
-        moved_total += len(plan.changes) - 1
         print(f"{head} {plan.merged} into {plan.keep}{swapped}: {_describe(plan)}")
         for conflict in plan.conflicts:
             print(

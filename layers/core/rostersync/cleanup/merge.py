@@ -259,8 +259,9 @@ class MergeService:
     def person(self, person_id: str) -> dict[str, Any] | None:
         return self.items.get("people", person_id)
 
-    def prepare(self, keep_id: str, merge_id_student: str, by: str, now: datetime | None = None) -> MergePlan | str:
-        """The plan of a merge, or the id of the merge that already did it (idempotent)."""
+    def check(self, keep_id: str, merge_id_student: str) -> tuple[dict[str, Any], dict[str, Any], bool] | str:
+        """Check a pair (``MergeRefusedError`` with the reason); (survivor, merged, swapped), or the id of the
+        merge that did it already."""
         keep, merge = self.person(keep_id), self.person(merge_id_student)
         check_pair(self.district_id, keep, merge, (keep_id, merge_id_student))
         assert keep is not None and merge is not None
@@ -275,6 +276,15 @@ class MergeService:
         for item in (survivor, merged):
             if item.get("status") != "active":
                 raise MergeRefusedError(f"{item['id']} is {item.get('status')}: restore it before merging")
+        return survivor, merged, swapped
+
+    def prepare(self, keep_id: str, merge_id_student: str, by: str, now: datetime | None = None) -> MergePlan | str:
+        """The plan of a merge (read now: prepare each merge right before applying it), or the id of the
+        merge that already did it (idempotent)."""
+        checked = self.check(keep_id, merge_id_student)
+        if isinstance(checked, str):
+            return checked
+        survivor, merged, swapped = checked
         pending = self.pending_for(survivor["id"], merged["id"])
         if pending:
             return self.load_plan(pending)
@@ -384,8 +394,9 @@ class MergeService:
 
     @staticmethod
     def _move(change: ItemChange) -> dict[str, Any]:
-        # Only if the item is as read: same status, not merged by anyone yet.
-        return {"put": change.after, "expect": {"status": change.before.get("status", "active"), "merged_by": None}}
+        # Only if the item is as read: same status, same last merge (none, or an earlier one).
+        expect = {"status": change.before.get("status", "active"), "merged_by": change.before.get("merged_by")}
+        return {"put": change.after, "expect": expect}
 
     def apply(self, plan: MergePlan) -> None:
         """Write the merge (see the module's docstring); ``MergeChangedError`` if something changed meanwhile."""
@@ -428,12 +439,14 @@ class MergeService:
         if audit.get("status") == "undone":
             raise MergeRefusedError(f"merge {merge_id} was undone already ({audit.get('undone_at')})")
         plan = self.load_plan(merge_id)
-        changed = []
+        changed, puts = [], []
         for c in plan.changes:
             current = self.items.get(c.collection, c.id)
-            if item_digest(current) != item_digest(c.after):
-                if audit.get("status") == "in_progress" and item_digest(current) == item_digest(c.before):
-                    continue  # never moved: nothing to put back
+            if item_digest(current) == item_digest(c.after):
+                puts.append({"put": c.before, "expect": {"merged_by": merge_id}})
+            elif audit.get("status") == "in_progress" and item_digest(current) == item_digest(c.before):
+                continue  # never moved: nothing to put back
+            else:
                 changed.append(f"{c.collection} {c.id}")
         if changed:
             raise MergeChangedError(
@@ -441,11 +454,6 @@ class MergeService:
                 + ", ".join(changed[:20]),
                 changed,
             )
-        puts = [
-            {"put": c.before, "expect": {"merged_by": merge_id}}
-            for c in plan.changes
-            if (self.items.get(c.collection, c.id) or {}).get("merged_by") == merge_id
-        ]
         at = (now or datetime.now(UTC)).isoformat(timespec="seconds")
         audit_done = self._audit_update_undone(merge_id, by, at)
         try:
