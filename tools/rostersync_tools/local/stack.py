@@ -668,6 +668,9 @@ def _announce_execution_status(execution: Any) -> None:
 _STACKS: list[EmbeddedStack] = []
 
 
+LAMBDA_READ_TIMEOUT_SECONDS = 960  # the template's longest function timeout (900 s), and a margin
+
+
 def _install_interpreter_credentials() -> None:
     """Sign the Step Functions interpreter's own calls (Lambda tasks, the Map's ItemReader) with the state
     machine's role. moto signs them with a made-up key, which the IAM check refuses. With several stacks
@@ -695,7 +698,13 @@ def _install_interpreter_credentials() -> None:
         key = (id(session), service, region, stack.endpoint)
         with lock:  # a boto3 session makes clients one at a time; a client, once made, is thread-safe
             if key not in made:
-                config = Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1})
+                # A Lambda task may run up to its function's timeout (900 s): botocore's default 60 s read
+                # timeout failed slow Upsert chunks on a loaded machine ("Read timeout on endpoint URL").
+                config = Config(
+                    parameter_validation=False,
+                    retries={"max_attempts": 0, "total_max_attempts": 1},
+                    read_timeout=LAMBDA_READ_TIMEOUT_SECONDS,
+                )
                 made[key] = session.client(service, region_name=region, endpoint_url=stack.endpoint, config=config)
             return made[key]
 
