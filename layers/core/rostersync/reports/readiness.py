@@ -257,8 +257,7 @@ def _not_in_sync(facts: RunFacts, findings: Findings) -> ReadinessItem:
     return ReadinessItem(
         status=WARN,
         check=check,
-        detail=f"Students not in the sync: {count:,} in {_n(schools, 'school')} (product students no roster "
-        "record matched).",
+        detail=f"{count:,} in {_n(schools, 'school')} (product students no roster record matched).",
         action=f"{when} them (sync-managed students are never archived this way; preview first, undo possible): "
         f"`rostersync cleanup archive-unmanaged --district {facts.district_id} --scope district --preview` "
         "(or `--school SCHOOL_ID` per school). Merge the ones that are duplicates first.",
@@ -275,7 +274,7 @@ def _possible_duplicates(facts: RunFacts, findings: Findings) -> ReadinessItem:
     return ReadinessItem(
         status=WARN,
         check=check,
-        detail=f"Possible duplicates: {count:,} (a synced student and a product student who look like one child).",
+        detail=f"{count:,} (a synced student and a product student who look like one child).",
         action=f"Review them with `rostersync duplicates list --district {facts.district_id}` and merge them "
         f"(`rostersync duplicates merge --district {facts.district_id} --keep A --merge B`): their history moves "
         "to one student.",
