@@ -257,3 +257,34 @@ def test_clean_up_after_the_first_sync(new_district: Any, demo_product: Any, ros
         assert differences(prior, raw_directory(d)) == []
     finally:
         district.close()
+
+
+def test_a_transaction_on_the_stack_is_all_or_nothing_and_at_most_100_items(stack: Any) -> None:
+    # The embedded stack backs up only the items a transaction writes (moto copied whole tables): a
+    # failed condition must still leave every item as it was
+    from botocore.exceptions import ClientError
+
+    items = DirectoryItems(aws.client("dynamodb"), runtime_config().directory_table, "d-transact")
+    first = history_item("d-transact", "backpack_items", "bpk-1", {"student_id": "s-1", "title": "before"})
+    items.put_new([first])
+    changed = {**first, "fields": {"student_id": "s-1", "title": "after"}}
+    new = history_item("d-transact", "backpack_items", "bpk-2", {"student_id": "s-1"})
+    refused = history_item("d-transact", "backpack_items", "bpk-3", {"student_id": "s-1"})
+    with pytest.raises(Exception, match="ConditionalCheckFailed|conditional"):
+        items.transact(
+            [{"put": changed, "expect": {}}, {"put": new}, {"put": refused, "expect": {"status": "archived"}}]
+        )
+    assert items.get("backpack_items", "bpk-1") == first
+    assert items.get("backpack_items", "bpk-2") is None and items.get("backpack_items", "bpk-3") is None
+    with pytest.raises(ClientError, match="less than or equal to 100"):
+        aws.client("dynamodb").transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": runtime_config().directory_table,
+                        "Item": {"pk": {"S": f"d-transact#x#{n}"}, "sk": {"S": "i"}},
+                    }
+                }
+                for n in range(101)
+            ]
+        )
