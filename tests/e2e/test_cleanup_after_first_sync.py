@@ -22,8 +22,8 @@ import pytest
 
 from rostersync import aws
 from rostersync.config import runtime_config
-from rostersync.directory.history import DirectoryItems, history_item
-from rostersync.directory.keys import synced_record_id
+from rostersync.directory.history import HISTORY_COLLECTIONS, DirectoryItems, history_item
+from rostersync.directory.keys import COLLECTIONS, synced_record_id
 from rostersync_tools.cli.main import main
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cleanup")]
@@ -79,24 +79,14 @@ def rostersync(stack: Any, capsys: pytest.CaptureFixture[str]) -> Any:
 
 
 def raw_directory(district_id: str) -> dict[tuple[str, str], dict[str, Any]]:
-    """Every item of the district in the directory table, as stored (all attributes)."""
-    from rostersync.directory.repository import _from_item
-
-    client, table = aws.client("dynamodb"), runtime_config().directory_table
-    items: dict[tuple[str, str], dict[str, Any]] = {}
-    kwargs: dict[str, Any] = {
-        "TableName": table,
-        "FilterExpression": "begins_with(pk, :d)",
-        "ExpressionAttributeValues": {":d": {"S": f"{district_id}#"}},
+    """Every item of the district in the directory table, as stored (all attributes), read partition by
+    partition (a scan would read every district of the session's stack)."""
+    items = DirectoryItems(aws.client("dynamodb"), runtime_config().directory_table, district_id)
+    return {
+        (item["pk"], item["sk"]): item
+        for collection in (*COLLECTIONS, *HISTORY_COLLECTIONS)
+        for item in items.collection(collection)
     }
-    while True:
-        page = client.scan(**kwargs)
-        for item in page["Items"]:
-            plain = _from_item(item)
-            items[(plain["pk"], plain["sk"])] = plain
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def differences(before: dict[Any, Any], after: dict[Any, Any]) -> list[str]:
