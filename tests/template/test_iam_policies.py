@@ -42,7 +42,12 @@ def _resolver() -> Resolver:
         arn = _ARN_OF.get(resource["Type"])
         if arn is None:
             continue
-        name = f"{STACK}-sync" if resource["Type"] == "AWS::Serverless::StateMachine" else logical
+        # a state machine is named by its template Name (`${AWS::StackName}-sync`, `-cleanup`)
+        name = (
+            resource["Properties"]["Name"]["Fn::Sub"].replace("${AWS::StackName}", STACK)
+            if resource["Type"] == "AWS::Serverless::StateMachine"
+            else logical
+        )
         # Ref: a function's or table's or bucket's name; a state machine's ARN
         refs[logical] = arn(name) if resource["Type"] == "AWS::Serverless::StateMachine" else name
         attributes[(logical, "Arn")] = arn(name)
@@ -248,3 +253,51 @@ def test_no_role_deletes_what_undo_and_disable_need():
     ):
         for statement in statements(ROLE_OF[function]):
             assert not any("Delete" in a for a in _listed(statement["Action"])), function
+
+
+# -- the clean-up state machine: its own role, least privilege ---------------------------------------------
+
+CLEANUP = "CleanupStateMachine"
+CLEANUP_ROLE = ROLE_OF[CLEANUP]
+CLEANUP_ARN = RESOLVER.refs[CLEANUP]
+
+
+def _cleanup_states() -> list[dict[str, Any]]:
+    text = (ROOT / RESOURCES[CLEANUP]["Properties"]["DefinitionUri"]).read_text(encoding="utf-8")
+    for key, value in RESOLVER.resolve(RESOURCES[CLEANUP]["Properties"]["DefinitionSubstitutions"]).items():
+        text = text.replace("${" + key + "}", str(value))
+    return list(_states(json.loads(text)))
+
+
+def test_the_cleanup_role_invokes_exactly_the_functions_its_tasks_name_and_none_of_the_syncs() -> None:
+    named = {s["Resource"] for s in _cleanup_states() if s.get("Type") == "Task"}
+    arns = {RESOLVER.attributes[(f, "Arn")] for f in FUNCTIONS}
+
+    assert named == {
+        RESOLVER.attributes[("ArchiveSchoolStudentsFunction", "Arn")],
+        RESOLVER.attributes[("WriteCleanupReportFunction", "Arn")],
+    }
+    assert {arn for arn in arns if allows(CLEANUP_ROLE, "lambda:InvokeFunction", arn)} == named
+    assert not named & set(_task_functions())
+
+
+def test_the_cleanup_role_reads_its_plans_and_starts_its_own_children_only() -> None:
+    bucket = RESOLVER.refs["SyncBucket"]
+    assert allows(CLEANUP_ROLE, "s3:GetObject", f"arn:aws:s3:::{bucket}/cleanups/d-1/cln-1/plan/manifest.json")
+    assert not allows(CLEANUP_ROLE, "s3:GetObject", f"arn:aws:s3:::{bucket}/runs/d-1/r-1/plan/manifest.json")
+    assert allows(CLEANUP_ROLE, "states:StartExecution", CLEANUP_ARN)
+    assert not allows(CLEANUP_ROLE, "states:StartExecution", STATE_MACHINE_ARN)
+    assert not allows(STATE_MACHINE_ROLE, "states:StartExecution", CLEANUP_ARN)
+
+
+def test_the_cleanup_functions_touch_only_the_clean_ups_objects_and_never_delete() -> None:
+    bucket = RESOLVER.refs["SyncBucket"]
+    directory = RESOLVER.attributes[("DirectoryTable", "Arn")]
+    for function in ("ArchiveSchoolStudentsFunction", "WriteCleanupReportFunction"):
+        role = ROLE_OF[function]
+        assert allows(role, "s3:PutObject", f"arn:aws:s3:::{bucket}/cleanups/d-1/cln-1/x.json")
+        assert not allows(role, "s3:PutObject", f"arn:aws:s3:::{bucket}/runs/d-1/r-1/x.json")
+        assert not allows(role, "dynamodb:DeleteItem", directory)
+        assert not allows(role, "dynamodb:PutItem", directory)
+    assert allows(ROLE_OF["ArchiveSchoolStudentsFunction"], "dynamodb:UpdateItem", directory)
+    assert not allows(ROLE_OF["WriteCleanupReportFunction"], "dynamodb:UpdateItem", directory)

@@ -33,7 +33,8 @@ def resources_of(*types: str) -> dict[str, dict[str, Any]]:
     return {name: r for name, r in RESOURCES.items() if r["Type"] in types}
 
 
-STATE_MACHINE_NAME, STATE_MACHINE = next(iter(resources_of("AWS::Serverless::StateMachine").items()))
+STATE_MACHINES = resources_of("AWS::Serverless::StateMachine")  # the sync's and the clean-up's
+STATE_MACHINE_NAME, STATE_MACHINE = "SyncStateMachine", STATE_MACHINES["SyncStateMachine"]
 ASL_PATH = ROOT / STATE_MACHINE["Properties"]["DefinitionUri"]
 FUNCTIONS = resources_of("AWS::Serverless::Function")
 GLOBAL_FUNCTION = TEMPLATE.get("Globals", {}).get("Function", {})
@@ -91,8 +92,9 @@ SAM_POLICY_TEMPLATE_ACTIONS = {
 }
 
 
-def load_asl() -> dict[str, Any]:
-    return json.loads(ASL_PATH.read_text(encoding="utf-8"))
+def load_asl(machine: dict[str, Any] | None = None) -> dict[str, Any]:
+    path = ROOT / (machine or STATE_MACHINE)["Properties"]["DefinitionUri"]
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 # -- cfn-lint -----------------------------------------------------------------------------------------
@@ -135,19 +137,21 @@ def test_sam_validate_lint_passes():
 # -- the state machine --------------------------------------------------------------------------------
 
 
-def test_the_asl_is_json_and_every_placeholder_has_a_substitution():
-    text = ASL_PATH.read_text(encoding="utf-8")
+@pytest.mark.parametrize("machine", sorted(STATE_MACHINES))
+def test_the_asl_is_json_and_every_placeholder_has_a_substitution(machine):
+    text = (ROOT / STATE_MACHINES[machine]["Properties"]["DefinitionUri"]).read_text(encoding="utf-8")
     json.loads(text)
     placeholders = set(re.findall(r"\$\{([^}]+)\}", text))
-    substitutions = set(STATE_MACHINE["Properties"].get("DefinitionSubstitutions", {}))
+    substitutions = set(STATE_MACHINES[machine]["Properties"].get("DefinitionSubstitutions", {}))
 
     assert placeholders, "the ASL names no resource through a placeholder"
     assert placeholders - substitutions == set(), "placeholders with no DefinitionSubstitutions entry"
     assert substitutions - placeholders == set(), "DefinitionSubstitutions entries the ASL never uses"
 
 
-def test_every_substitution_names_a_resource_of_the_template():
-    for name, value in STATE_MACHINE["Properties"]["DefinitionSubstitutions"].items():
+@pytest.mark.parametrize("machine", sorted(STATE_MACHINES))
+def test_every_substitution_names_a_resource_of_the_template(machine):
+    for name, value in STATE_MACHINES[machine]["Properties"]["DefinitionSubstitutions"].items():
         logical = value["Fn::GetAtt"][0] if "Fn::GetAtt" in value else value.get("Ref")
         assert logical in RESOURCES, f"{name} refers to {logical!r}, which the template does not define"
 
@@ -174,7 +178,11 @@ def transitions(state: dict[str, Any]) -> list[str]:
     return targets
 
 
-BLOCKS = list(state_blocks(load_asl()))
+BLOCKS = [
+    (f"{logical}:{path}", block, top)
+    for logical, machine in sorted(STATE_MACHINES.items())
+    for path, block, top in state_blocks(load_asl(machine))
+]
 
 
 @pytest.mark.parametrize(("path", "block"), [(p, b) for p, b, _ in BLOCKS], ids=[p for p, _, _ in BLOCKS])
@@ -238,12 +246,13 @@ def test_every_catch_keeps_the_input():
             assert catcher.get("ResultPath") not in (None, "$"), f"{name}: a Catch replaces the state's input"
 
 
-def test_the_lambda_tasks_are_the_templates_functions():
-    substitutions = STATE_MACHINE["Properties"]["DefinitionSubstitutions"]
+@pytest.mark.parametrize("machine", sorted(STATE_MACHINES))
+def test_the_lambda_tasks_are_the_templates_functions(machine):
+    substitutions = STATE_MACHINES[machine]["Properties"]["DefinitionSubstitutions"]
     arns = {f"${{{k}}}" for k, v in substitutions.items() if "Fn::GetAtt" in v and v["Fn::GetAtt"][0] in FUNCTIONS}
 
     for name, state in all_states():
-        if state["Type"] == "Task":
+        if state["Type"] == "Task" and name.startswith(f"{machine}:"):
             assert state["Resource"] in arns, f"{name} invokes {state['Resource']}, which is no template function"
 
 
@@ -606,6 +615,7 @@ def test_the_resources_parameter_names_every_resource_the_cli_connects_to():
         "SyncStateTable": "AWS::DynamoDB::Table",
         "SyncBucket": "AWS::S3::Bucket",
         "SyncStateMachine": "AWS::Serverless::StateMachine",
+        "CleanupStateMachine": "AWS::Serverless::StateMachine",
     }
     assert set(placeholders) == {*expected_types, "ProductEventSource"}
     for name, kind in expected_types.items():
@@ -620,6 +630,7 @@ def test_the_resources_parameter_names_every_resource_the_cli_connects_to():
         sync_bucket="value-of-SyncBucket",
         state_machine_arn="value-of-SyncStateMachine",
         product_event_source="value-of-ProductEventSource",
+        cleanup_state_machine_arn="value-of-CleanupStateMachine",
     )
 
 
@@ -657,7 +668,7 @@ def test_distributed_maps_tolerate_no_failed_item_explicitly():
 def test_the_upsert_child_retries_directory_throttling_with_backoff_and_jitter():
     from rostersync import errors
 
-    (name, state), *_ = distributed_maps()
+    ((name, state),) = [(n, s) for n, s in distributed_maps() if n.endswith("/Upsert directory")]
     (task,) = [s for s in state["ItemProcessor"]["States"].values() if s["Type"] == "Task"]
     retries = [r for r in task["Retry"] if "DirectoryThrottledError" in r["ErrorEquals"]]
 
@@ -724,6 +735,15 @@ def test_every_alarm_notifies_the_alarm_topic_and_names_only_resources_of_the_te
         assert props["AlarmActions"] == [{"Ref": topic}], f"{logical} notifies nothing, or something else"
         assert refs_in(props) - set(RESOURCES) - set(TEMPLATE["Parameters"]) == set(), logical
         assert props["TreatMissingData"] == "notBreaching"
+
+
+def test_no_alarm_reads_more_metrics_than_cloudwatch_allows():
+    # CloudWatch refuses a metric-math alarm over 10 metrics (a hard limit, PutMetricAlarm: at most 10
+    # MetricStat queries): the sync's functions and the lifecycle's are watched by alarms of their own.
+    for logical, alarm in ALARMS.items():
+        queries = alarm["Properties"].get("Metrics", [])
+        assert len([q for q in queries if "MetricStat" in q]) <= 10, logical
+        assert len([q for q in queries if "Expression" in q]) <= 10, logical
 
 
 def test_failed_and_timed_out_sync_executions_alarm():

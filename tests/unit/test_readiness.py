@@ -93,6 +93,7 @@ def test_a_clean_district_passes_every_check():
         "Guardians skipped",
         "Duplicate candidates",
         "Ambiguous matches",
+        "Students not in the sync",
         "People in several roles",
         "Manual edits",
         "Unlinked sections",
@@ -485,3 +486,22 @@ def test_unlinked_sections_say_when_no_section_would_sync_at_all():
     item = checklist(summary(counts={"classrooms": {"skipped": 12}}))["Unlinked sections"]
 
     assert item.status is PASS and item.detail.startswith("No section would be synced")
+
+
+# -- after the first sync: the clean-up ----------------------------------------------------------------
+
+
+def test_students_not_in_the_sync_and_possible_duplicates_point_at_the_clean_up():
+    # Given a real sync that left 7 product students of 3 synced schools unmatched and flagged 2 pairs
+    plan = summary()
+    plan["findings"] = {"students_not_in_sync": 7, "schools_with_students_not_in_sync": 3, "duplicate_candidates": 2}
+    items = checklist(plan, dry_run=False)
+
+    # Then the checklist says how many and names the commands
+    assert items["Students not in the sync"].status == WARN
+    assert items["Students not in the sync"].detail.startswith("7 in 3 schools")
+    assert f"rostersync cleanup archive-unmanaged --district {DISTRICT}" in items["Students not in the sync"].action
+    assert items["Possible duplicates"].detail.startswith("2 (")
+    assert f"rostersync duplicates list --district {DISTRICT}" in items["Possible duplicates"].action
+    # a self-check has no synced duplicates yet: its line is the linking advice
+    assert "Possible duplicates" not in checklist(plan)

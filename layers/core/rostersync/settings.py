@@ -241,6 +241,23 @@ class NotificationSettings(_Settings):
 _EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>.]+")
 
 
+class CleanupSettings(_Settings):
+    """When archiving students who are not part of the sync needs the admin to type the number."""
+
+    confirm_over_students: int = Field(
+        default=50,
+        ge=0,
+        le=1_000_000,
+        description="A clean-up archiving more students than this needs --yes-archive N with the number.",
+    )
+    confirm_over_school_percent: float = Field(
+        default=20,
+        ge=0,
+        le=100,
+        description="A clean-up archiving more than this share of a school's active students needs --yes-archive N.",
+    )
+
+
 class SyncSettings(_Settings):
     """What a district admin chooses about their sync. Each run records the version it used."""
 
@@ -275,6 +292,7 @@ class SyncSettings(_Settings):
     schedule: Schedule = Field(default_factory=Schedule)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    cleanup: CleanupSettings = Field(default_factory=CleanupSettings)
 
     @model_validator(mode="after")
     def _distinct_scope(self) -> SyncSettings:

@@ -43,6 +43,7 @@ class StackResources:
     sync_bucket: str
     state_machine_arn: str
     product_event_source: str = "product.directory"
+    cleanup_state_machine_arn: str = ""  # stacks deployed before the clean-up have none
 
     @classmethod
     def from_parameter(cls, value: str) -> StackResources:
@@ -53,6 +54,7 @@ class StackResources:
             sync_bucket=data["SyncBucket"],
             state_machine_arn=data["SyncStateMachine"],
             product_event_source=data.get("ProductEventSource", "product.directory"),
+            cleanup_state_machine_arn=data.get("CleanupStateMachine", ""),
         )
 
 

@@ -154,6 +154,8 @@ def run_demo(args: argparse.Namespace) -> int:
                 (folder / "notification.json").write_text(json.dumps(told, indent=1, ensure_ascii=False), "utf-8")
                 export = export_directory(directory, state)
                 (folder / "directory.json").write_text(json.dumps(export, indent=1, ensure_ascii=False), "utf-8")
+        if provider == "clever":
+            clean_up_after_the_first_sync(stack.endpoint, district_id, out, Path(scratch.name))
         if out:
             print(f"\nReports and directories written under {out}/run-N/")
         if args.serve:
@@ -194,6 +196,34 @@ def show_notification(stack: Any, district_id: str, run_id: str, timeout: float 
     print(f'  told: event "{event["detail-type"]}" on the bus {event["bus"]}; email to {", ".join(email["to"])}:')
     print(f'        "{email["subject"]}"')
     return {"event": event, "email": email}
+
+
+def clean_up_after_the_first_sync(endpoint: str, district_id: str, out: Path | None, scratch: Path) -> None:
+    """Admin steps 8 and 9, as the admin types them: list the duplicates, merge them (every pair confirmed,
+    as a reviewed file), then preview archiving the students who are not in the sync (nothing archived)."""
+    import csv
+
+    from rostersync_tools.cli.main import main
+
+    folder = out / "cleanup" if out else scratch / "cleanup"
+    folder.mkdir(parents=True, exist_ok=True)
+    stack = ["--endpoint", endpoint]
+    print("\nClean-up after the first sync · possible duplicates")
+    pairs = folder / "duplicates.csv"
+    main(["duplicates", "list", "--district", district_id, "--out", str(pairs), *stack])
+    rows = list(csv.DictReader(pairs.open(encoding="utf-8")))
+    if rows:
+        reviewed = folder / "duplicates-reviewed.csv"
+        with reviewed.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows({**row, "confirm": "yes"} for row in rows)
+        print("\nMerging them, with their history (the reviewed file confirms every pair):")
+        main(["duplicates", "merge", "--district", district_id, "--file", str(reviewed), *stack])
+    print("\nClean-up after the first sync · students not in the sync (preview)")
+    main(
+        ["cleanup", "archive-unmanaged", "--district", district_id, "--scope", "district", "--out", str(folder), *stack]
+    )
 
 
 def _servable(dataset: Path, scratch: Path) -> Path:

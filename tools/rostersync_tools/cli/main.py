@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from rostersync_tools.cli import cleanup as cleanup_commands
 from rostersync_tools.cli import demo as demo_command
 from rostersync_tools.cli import lifecycle_commands, local_commands, matching_commands, run_commands, settings_commands
 from rostersync_tools.cli.connect import StackError
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     matching_commands.register(commands)
     run_commands.register(commands)
     lifecycle_commands.register(commands)
+    cleanup_commands.register(commands)
     return parser
 
 

@@ -530,6 +530,69 @@ def _install_fast_dynamodb_queries() -> None:
     Table._rostersync_fast = True
 
 
+class _TablesKept:
+    """moto's transaction module sees this as ``copy``: a table "backup" is the table itself (see
+    ``_install_fast_transactions``); anything else is copied as before."""
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        import copy
+
+        from moto.dynamodb.models.table import Table
+
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+
+def _install_fast_transactions() -> None:
+    """Make a TransactWriteItems back up only the items it writes, not whole tables.
+
+    moto deep-copied every table a transaction names, once per item of the transaction, so that it could
+    put the table back if one item failed: a merge of 20 items on a table holding a few districts took
+    minutes and timed out. Here the items the transaction names are copied (or noted absent) first, and
+    on any failure exactly those are put back; moto's own "restore" then puts the same table object back.
+    The result is the same: all of the transaction or none of it (moto's 100-item limit is untouched).
+    """
+    import moto.dynamodb.models as models
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    if getattr(DynamoDBBackend, "_rostersync_fast_transactions", False):
+        return
+    generic = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        import copy
+
+        backups: list[tuple[Any, Any, Any, Any]] = []  # (table, hash, range, item or None)
+        for entry in transact_items[:100]:
+            op = next(iter(entry.values())) if entry else {}
+            table = self.tables.get(op.get("TableName")) if isinstance(op, dict) else None
+            if table is None:
+                continue
+            key = op.get("Key") or op.get("Item") or {}
+            if table.hash_key_attr not in key:
+                continue
+            hash_value = DynamoType(key[table.hash_key_attr])
+            range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr in key else None
+            backups.append((table, hash_value, range_value, copy.deepcopy(table.get_item(hash_value, range_value))))
+        try:
+            generic(self, transact_items)
+        except Exception:
+            for table, hash_value, range_value, item in reversed(backups):
+                if item is not None:
+                    if range_value is not None:
+                        table.items[hash_value][range_value] = item
+                    else:
+                        table.items[hash_value] = item
+                elif table.get_item(hash_value, range_value) is not None:
+                    table.delete_item(hash_value, range_value)
+            raise
+
+    models.copy = _TablesKept  # type: ignore[attr-defined]
+    DynamoDBBackend.transact_write_items = transact_write_items
+    DynamoDBBackend._rostersync_fast_transactions = True
+
+
 def _install_fast_dispatch() -> None:
     """Remember which moto backend answers each host.
 
@@ -697,7 +760,10 @@ def _install_interpreter_credentials() -> None:
             return generic(region, service, state_credentials)
         from botocore.config import Config
 
-        session = stack.iam.session(stack.state_machine_role)
+        # Each state machine's calls under its own role: the interpreter hands every task the execution's
+        # role ARN (StateCredentials); the sync's role is the fallback for a call that names none.
+        role = getattr(state_credentials, "role_arn", None)
+        session = stack.iam.session(role if role in stack.state_machine_roles else stack.state_machine_role)
         key = (id(session), service, region, stack.endpoint)
         with lock:  # a boto3 session makes clients one at a time; a client, once made, is thread-safe
             if key not in made:
@@ -904,7 +970,8 @@ class EmbeddedStack:
         # Each invocation runs under its function's role, checked by moto's IAM (see local/iam.py).
         self.check_iam = check_iam
         self.iam = StackIam(stack_name, self.endpoint)
-        self.state_machine_role = ""
+        self.state_machine_role = ""  # the sync's: signs interpreter calls that name no role
+        self.state_machine_roles: set[str] = set()  # every state machine's role (sync, clean-up)
         self._saved_environment: dict[str, str | None] = {}
         # The template's Schedule events (function, expression, period): moto never fires them, so
         # ``play_schedules`` does (the local timer of ``rostersync local up``, or a test).
@@ -939,6 +1006,7 @@ class EmbeddedStack:
         _install_lambda_dispatch()
         _install_fast_dynamodb_responses()
         _install_fast_dynamodb_queries()
+        _install_fast_transactions()
         _install_state_payload_limit()
         _install_shared_state_machine_clients()
         _install_event_routing()
@@ -1138,7 +1206,10 @@ class EmbeddedStack:
             if resource["Type"] == "AWS::Serverless::StateMachine":
                 props = resolver.resolve(resource["Properties"])
                 arn = self._create_state_machine(sfn, role_arns[logical], props)
-                self.state_machine_role = role_arns[logical]
+                self.outputs[f"{logical}Arn"] = arn
+                self.state_machine_roles.add(role_arns[logical])
+                if logical == "SyncStateMachine" or not self.state_machine_role:
+                    self.state_machine_role = role_arns[logical]
                 refs[logical] = arn
                 for event in props.get("Events", {}).values():
                     if event["Type"] == "EventBridgeRule":
@@ -1296,9 +1367,9 @@ class EmbeddedStack:
         definition = (self.root / props["DefinitionUri"]).read_text(encoding="utf-8")
         for key, value in props.get("DefinitionSubstitutions", {}).items():
             definition = definition.replace("${" + key + "}", str(value))
-        arn = sfn.create_state_machine(name=props["Name"], definition=definition, roleArn=role_arn)["stateMachineArn"]
-        self.outputs.setdefault("SyncStateMachineArn", arn)
-        return arn
+        return str(
+            sfn.create_state_machine(name=props["Name"], definition=definition, roleArn=role_arn)["stateMachineArn"]
+        )
 
     # -- schedules ------------------------------------------------------------------------------------
 
@@ -1518,6 +1589,16 @@ class EmbeddedStack:
         payload = json.dumps({"district_id": district_id, "trigger": trigger, "dry_run": dry_run})
         arn = self.outputs["SyncStateMachineArn"]
         return sfn.start_execution(stateMachineArn=arn, input=payload, name=execution_name())["executionArn"]
+
+    def start_cleanup(self, district_id: str, batch_id: str, manifest_key: str) -> str:
+        """Start a clean-up batch on the clean-up state machine (as the CLI does); return the execution ARN."""
+        payload = json.dumps({"district_id": district_id, "batch_id": batch_id, "manifest_key": manifest_key})
+        arn = self.outputs["CleanupStateMachineArn"]
+        return str(
+            self.client("stepfunctions").start_execution(stateMachineArn=arn, input=payload, name=batch_id)[
+                "executionArn"
+            ]
+        )
 
     def wait(self, execution_arn: str, timeout: float = 600) -> dict[str, Any]:
         """Wait for an execution to end and return its description.

@@ -8,18 +8,30 @@ The product file (``rostersync demo --product FILE``)::
      "people": [{"id", "roles": ["staff"|"teacher"|"student"|"guardian"], "given_name", "family_name",
                  "email", "school_ids": […], "provider_ids": {…}}]}
 
-Any other field a record carries (a school's ``nces_id``, a person's ``sis_id``, ``phone``,
-``birth_date``) is the product's own (``product_fields``): matching reads it, the sync never writes it.
-``product_edits`` holds synced fields someone edited in the product (``{"email": "new@…"}``): they win
-over the roster's value unless the district's settings say edited contact details are overwritten.
+History the product keeps about students (the sync never writes it; ``rostersync cleanup`` and
+``rostersync duplicates merge`` move it):
+
+    "enrollments":        [{"id", "classroom_id", "person_id", "role": "student"}]
+    "guardian_links":     [{"id", "guardian_id", "student_id", "relationship"}]
+    "announcements":      [{"id", "title", "sent_at", "school_id", "recipient_ids": [student ids]}]
+    "backpack_items":     [{"id", "student_id", "title", "file_name", "shared_at"}]
+    "interaction_logs":   [{"id", "student_id", "author_id", "kind", "note", "at"}]
+    "student_attributes": [{"id", "student_id", "key", "value"}]
+
+Every id they name must be a record of the same file. Any other field a record carries (a school's
+``nces_id``, a person's ``sis_id``, ``phone``, ``birth_date``) is the product's own (``product_fields``):
+matching reads it, the sync never writes it. ``product_edits`` holds synced fields someone edited in the
+product (``{"email": "new@…"}``): they win over the roster's value unless the district's settings say
+edited contact details are overwritten.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rostersync.directory.history import HISTORY_COLLECTIONS, history_item
 from rostersync.directory.keys import COLLECTIONS
 from rostersync.directory.repository import DirectoryRecord, DirectoryRepository, SyncStateRepository
 from rostersync.domain.ids import district_id_problem
@@ -79,8 +91,53 @@ class ProductPerson(_ProductRecord):
     school_ids: list[str] = Field(default_factory=list)
 
 
+class ProductEnrollment(_ProductRecord):
+    classroom_id: str = Field(min_length=1)
+    person_id: str = Field(min_length=1)
+    role: str = "student"
+
+
+class ProductGuardianLink(_ProductRecord):
+    guardian_id: str = Field(min_length=1)
+    student_id: str = Field(min_length=1)
+    relationship: str = ""
+
+
+class _HistoryItem(BaseModel):
+    """A product-owned item about one or more students: kept whole (every field is the product's)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1)
+    status: str = "active"
+
+    def stored_fields(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump(mode="json").items() if k not in ("id", "status")}
+
+
+class ProductAnnouncement(_HistoryItem):
+    title: str = ""
+    recipient_ids: list[str] = Field(min_length=1)
+
+
+class ProductBackpackItem(_HistoryItem):
+    student_id: str = Field(min_length=1)
+    title: str = ""
+
+
+class ProductInteractionLog(_HistoryItem):
+    student_id: str = Field(min_length=1)
+    kind: str = "note"
+
+
+class ProductStudentAttribute(_HistoryItem):
+    student_id: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+    value: Any = None
+
+
 class ProductDirectory(BaseModel):
-    """The product's directory before the first sync."""
+    """The product's directory before the first sync, with the history it holds about students."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -88,6 +145,45 @@ class ProductDirectory(BaseModel):
     schools: list[ProductSchool] = Field(default_factory=list)
     classrooms: list[ProductClassroom] = Field(default_factory=list)
     people: list[ProductPerson] = Field(default_factory=list)
+    enrollments: list[ProductEnrollment] = Field(default_factory=list)
+    guardian_links: list[ProductGuardianLink] = Field(default_factory=list)
+    announcements: list[ProductAnnouncement] = Field(default_factory=list)
+    backpack_items: list[ProductBackpackItem] = Field(default_factory=list)
+    interaction_logs: list[ProductInteractionLog] = Field(default_factory=list)
+    student_attributes: list[ProductStudentAttribute] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> ProductDirectory:
+        """Every id an enrollment, link or history item names is a record of this file (or, for a
+        classroom, a synced one is not known yet: only the file's classrooms can be named)."""
+        people = {p.id: {r.value for r in p.roles} for p in self.people}
+        classrooms = {c.id for c in self.classrooms}
+
+        def student(where: str, person_id: str) -> None:
+            if "student" not in people.get(person_id, set()):
+                raise ValueError(f"{where}: {person_id!r} is not a student of this file")
+
+        for e in self.enrollments:
+            if e.classroom_id not in classrooms:
+                raise ValueError(f"enrollments {e.id}: classroom {e.classroom_id!r} is not in this file")
+            if e.person_id not in people:
+                raise ValueError(f"enrollments {e.id}: person {e.person_id!r} is not in this file")
+        for g in self.guardian_links:
+            student(f"guardian_links {g.id}", g.student_id)
+            if "guardian" not in people.get(g.guardian_id, set()):
+                raise ValueError(f"guardian_links {g.id}: {g.guardian_id!r} is not a guardian of this file")
+        for a in self.announcements:
+            for r in a.recipient_ids:
+                student(f"announcements {a.id}", r)
+        for items in (self.backpack_items, self.interaction_logs, self.student_attributes):
+            for item in items:
+                student(f"{type(item).__name__} {item.id}", item.student_id)  # type: ignore[attr-defined]
+        seen: set[tuple[str, str]] = set()
+        for attribute in self.student_attributes:
+            if (attribute.student_id, attribute.key) in seen:
+                raise ValueError(f"student_attributes: {attribute.student_id} has key {attribute.key!r} twice")
+            seen.add((attribute.student_id, attribute.key))
+        return self
 
 
 def import_product_directory(
@@ -114,7 +210,22 @@ def import_product_directory(
         fields = {"roles": [r.value for r in person.roles], "schools": person.school_ids}
         parent = person.school_ids[0] if person.school_ids else ""
         records.append(_product_record(kind_of_roles(person.roles), person, fields, parent))
-    return directory.put_records(records)
+    for e in product.enrollments:
+        fields = {"classroom": e.classroom_id, "person": e.person_id, "role": e.role}
+        records.append(_product_record(Kind.ENROLLMENTS, e, fields, e.classroom_id))
+    for g in product.guardian_links:
+        fields = {"guardian": g.guardian_id, "student": g.student_id, "relationship": g.relationship}
+        records.append(_product_record(Kind.GUARDIAN_LINKS, g, fields, g.student_id))
+    written = directory.put_records(records)
+    history = []
+    for collection in HISTORY_COLLECTIONS:
+        for entry in getattr(product, collection):
+            item = history_item(directory.district_id, collection, entry.id, entry.stored_fields())
+            item["status"] = entry.status
+            history.append(item)
+    if history:
+        written += directory.items().put_new(history)
+    return written
 
 
 def _product_record(kind: Kind, record: _ProductRecord, fields: dict[str, Any], parent: str) -> DirectoryRecord:
@@ -154,6 +265,13 @@ def export_directory(directory: DirectoryRepository, state: SyncStateRepository)
             if record.product_edits:
                 row["edited_fields"] = sorted(record.product_edits)
             rows.append(row)
+        out[collection] = sorted(rows, key=lambda r: r["id"])
+    items = directory.items()
+    for collection in HISTORY_COLLECTIONS:
+        rows = [
+            {"id": i["id"], "status": i.get("status", "active"), **(i.get("fields") or {})}
+            for i in items.collection(collection)
+        ]
         out[collection] = sorted(rows, key=lambda r: r["id"])
     return out
 

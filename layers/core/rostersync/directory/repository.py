@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -33,6 +33,9 @@ from rostersync.settings import (
     SettingsVersionNotFoundError,
     SyncSettings,
 )
+
+if TYPE_CHECKING:
+    from rostersync.directory.history import DirectoryItems
 
 # DynamoDB's answers to a table or account over its throughput: botocore retried them already (standard
 # mode), so one that still reaches us ends the chunk with DirectoryThrottledError, which the state
@@ -222,6 +225,12 @@ class DirectoryRepository:
         self._threads = threads
         self._sleep = sleep  # injectable, so tests of the backoff never wait
         self.write_requests = 0
+
+    def items(self) -> DirectoryItems:
+        """Whole items of this district (history collections, clean-ups and merges)."""
+        from rostersync.directory.history import DirectoryItems
+
+        return DirectoryItems(self._client, self._table, self.district_id)
 
     # -- writes ---------------------------------------------------------------------------------
 

@@ -81,6 +81,8 @@ class CandidateIndex:
 
     def add(self, record: DirectoryRecord) -> None:
         shown = record.effective_fields()
+        if shown.get("merged_into"):
+            return  # merged into another student (rostersync duplicates merge): never matched again
         schools = tuple(str(s) for s in (record.fields.get("schools") or shown.get("school_ids") or []))
         self._candidates[record.id] = Candidate(record.index_entry(), _roles(shown), schools)
         keys: list[str] = []
@@ -106,6 +108,19 @@ class CandidateIndex:
 
     def __len__(self) -> int:
         return len(self._candidates)
+
+    def not_in_sync(self, synced_schools: set[str]) -> tuple[int, int]:
+        """Active product students of synced schools that no roster record matched this run (students
+        not in the sync: ``rostersync cleanup archive-unmanaged``), and how many schools they are in."""
+        students, schools = 0, set()
+        for record_id, candidate in self._candidates.items():
+            if record_id in self.claimed or candidate.entry.status != "active" or Role.STUDENT not in candidate.roles:
+                continue
+            mine = synced_schools.intersection(candidate.schools)
+            if mine:
+                students += 1
+                schools |= mine
+        return students, len(schools)
 
     def find(self, key: str, roles: Iterable[Role]) -> list[Candidate]:
         """Unclaimed candidates under ``key`` holding one of ``roles``."""

@@ -211,6 +211,9 @@ class Findings(_FindingsModel):
     multi_role: MultiRole = Field(default_factory=MultiRole)
     edits_kept: int = 0
     edits_overwritten: int = 0
+    # Product students of synced schools no roster record matched (rostersync cleanup archive-unmanaged)
+    students_not_in_sync: int = 0
+    schools_with_students_not_in_sync: int = 0
 
     @classmethod
     def from_summary(cls, summary: dict[str, Any] | None) -> Findings | None:

@@ -152,6 +152,10 @@ def readiness_checklist(facts: RunFacts) -> list[ReadinessItem]:
     - **Duplicate candidates** (same name and date of birth as a product student, never merged unasked):
       warn if any; pass if none.
     - **Ambiguous matches** (several product people fit one roster person, none linked): warn if any.
+    - **Students not in the sync** (product students of synced schools no roster record matched): warn
+      with "N in M schools" and the clean-up command (``rostersync cleanup archive-unmanaged``).
+    - **Possible duplicates** (only after a real sync: students it created that look like product
+      students): warn with the count and ``rostersync duplicates list``.
     - **People in several roles**: always pass; says how many get one account and how many separate.
     - **Manual edits**: warn if edited fields would be overwritten; pass if they are kept (or none).
     - **Unlinked sections**: always pass; says how many would get a new classroom or be skipped, and
@@ -228,6 +232,11 @@ def readiness_checklist(facts: RunFacts) -> list[ReadinessItem]:
             "Review the ambiguous lines in the CSV files and link each by hand with `rostersync people link "
             f"--district {facts.district_id} --confirm PERSON_ID=PROVIDER_ID`.",
         ),
+        _not_in_sync(facts, findings),
+    ]
+    if not facts.dry_run:
+        items.append(_possible_duplicates(facts, findings))
+    items += [
         _multi_role(facts, findings),
         _edits(facts, findings),
         _unlinked_sections(facts, findings),
@@ -236,6 +245,40 @@ def readiness_checklist(facts: RunFacts) -> list[ReadinessItem]:
 
 
 # -- the items ---------------------------------------------------------------------------------------
+
+
+def _not_in_sync(facts: RunFacts, findings: Findings) -> ReadinessItem:
+    count, schools = findings.students_not_in_sync, findings.schools_with_students_not_in_sync
+    check = "Students not in the sync"
+    if not count:
+        detail = "Not reported by this run." if facts.findings is None else "Every student of a synced school is in it."
+        return ReadinessItem(status=PASS, check=check, detail=detail)
+    when = "Once the first sync has run, archive" if facts.dry_run else "Archive"
+    return ReadinessItem(
+        status=WARN,
+        check=check,
+        detail=f"{count:,} in {_n(schools, 'school')} (product students no roster record matched).",
+        action=f"{when} them (sync-managed students are never archived this way; preview first, undo possible): "
+        f"`rostersync cleanup archive-unmanaged --district {facts.district_id} --scope district --preview` "
+        "(or `--school SCHOOL_ID` per school). Merge the ones that are duplicates first.",
+    )
+
+
+def _possible_duplicates(facts: RunFacts, findings: Findings) -> ReadinessItem:
+    count = findings.duplicate_candidates
+    check = "Possible duplicates"
+    if not count:
+        return ReadinessItem(
+            status=PASS, check=check, detail="No student this sync created looks like a product student."
+        )
+    return ReadinessItem(
+        status=WARN,
+        check=check,
+        detail=f"{count:,} (a synced student and a product student who look like one child).",
+        action=f"Review them with `rostersync duplicates list --district {facts.district_id}` and merge them "
+        f"(`rostersync duplicates merge --district {facts.district_id} --keep A --merge B`): their history moves "
+        "to one student.",
+    )
 
 
 def _again(facts: RunFacts) -> str:

@@ -126,7 +126,17 @@ def match_roster(state: SyncState) -> MatchResult:
 
     chunk_keys = writes.close()
     plan_manifest_key = store.put_json("plan/manifest.json", [{"chunk_key": k} for k in chunk_keys])
-    summary = planner.summary.to_json() | {
+    synced_schools = {
+        e.id
+        for e in index["schools"].values()
+        if e.status == "active" and (not settings.schools_in_scope or e.id in settings.schools_in_scope)
+    }
+    not_in_sync, in_schools = candidates.not_in_sync(synced_schools)
+    summary = planner.summary.to_json()
+    summary.setdefault("findings", {}).update(
+        {"students_not_in_sync": not_in_sync, "schools_with_students_not_in_sync": in_schools}
+    )
+    summary = summary | {
         "lines_keys": lines.close(),
         "errors_keys": errors.close(),
         "archive_keys": archive.close(),
