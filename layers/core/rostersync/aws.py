@@ -18,6 +18,9 @@ import boto3
 from botocore.config import Config
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
+# Presigned report links are signed with SigV4 (SigV2 is refused by buckets created since June 2020).
+_SIGV4 = _CONFIG.merge(Config(signature_version="s3v4"))
+_CONFIGS = {"s3": _CONFIG, "s3-links": _SIGV4}
 
 invocation_session: ContextVar[boto3.session.Session | None] = ContextVar("invocation_session", default=None)
 """The boto3 session of the invocation running in this context, when the caller gives one.
@@ -38,7 +41,9 @@ def _client(service: str, endpoint: str | None, region: str | None) -> Any:
     if key not in _CLIENTS:
         with _CLIENTS_LOCK:
             if key not in _CLIENTS:
-                _CLIENTS[key] = boto3.session.Session().client(service, config=_CONFIG, region_name=region)
+                _CLIENTS[key] = boto3.session.Session().client(
+                    service.removesuffix("-links"), config=_CONFIGS.get(service, _CONFIG), region_name=region
+                )
     return _CLIENTS[key]
 
 
@@ -52,12 +57,17 @@ def _session_client(session: boto3.session.Session, service: str, endpoint: str 
         clients = _SESSION_CLIENTS.setdefault(session, {})
         key = (service, endpoint, region)
         if key not in clients:
-            clients[key] = session.client(service, config=_CONFIG, region_name=region)
+            clients[key] = session.client(
+                service.removesuffix("-links"), config=_CONFIGS.get(service, _CONFIG), region_name=region
+            )
         return clients[key]
 
 
 def client(service: str) -> Any:
-    """Return a shared client for ``service`` (thread-safe, reused across warm invocations)."""
+    """Return a shared client for ``service`` (thread-safe, reused across warm invocations).
+
+    ``"s3-links"`` is an S3 client that signs presigned links with SigV4, for the report's file links.
+    """
     endpoint, region = os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION")
     session = invocation_session.get()
     if session is not None:

@@ -55,10 +55,22 @@ def run_prefix(district_id: str, run_id: str) -> str:
 class RunStore:
     """Reads and writes one run's objects in the sync bucket."""
 
-    def __init__(self, s3: Any, bucket: str, district_id: str, run_id: str) -> None:
+    def __init__(self, s3: Any, bucket: str, district_id: str, run_id: str, signer: Any = None) -> None:
         self._s3 = s3
+        self._signer = signer or s3
         self.bucket = bucket
         self.prefix = run_prefix(district_id, run_id)
+
+    def link(self, key: str, seconds: int) -> str:
+        """A presigned GET link to one of this run's objects, valid ``seconds`` (signed by the caller's role:
+        it works only as long as that role may read the object and its credentials last)."""
+        if not self.owns(key):
+            raise ValueError("a run links only its own objects")
+        return str(
+            self._signer.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=seconds
+            )
+        )
 
     def key(self, name: str) -> str:
         return self.prefix + name

@@ -120,13 +120,20 @@ def exit_code(report: dict[str, Any]) -> int:
     return 0
 
 
-def download_report(s3: Any, bucket: str, report: dict[str, Any], folder: Path) -> None:
-    """report.json, report.html and the CSVs, side by side (report.html links the CSVs by name)."""
+def download_report(s3: Any, bucket: str, report: dict[str, Any], folder: Path) -> Path:
+    """report.json, report.html and the CSVs, side by side; the copy of report.html links its CSVs by name
+    (the presigned links it was written with would expire). Returns the local report.html."""
+    from rostersync.reports.html import localise_links
+
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    (folder / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     for name, key in report.get("files", {}).items():
         if name != "report.json":
-            (folder / Path(name).name).write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            if name == "report.html":
+                body = localise_links(body)
+            (folder / Path(name).name).write_bytes(body)
+    return folder / "report.html"
 
 
 def report_link(s3: Any, bucket: str, run: dict[str, Any], expires: int | None = None) -> str | None:

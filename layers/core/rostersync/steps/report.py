@@ -6,12 +6,13 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rostersync.contracts import ReportResult, StepError, SyncState
 from rostersync.domain.records import Kind
 from rostersync.observability import emit, emit_record_counts, logger
+from rostersync.reports.html import render_html
 from rostersync.reports.model import (
     Findings,
     LineAction,
@@ -22,7 +23,7 @@ from rostersync.reports.model import (
     ThresholdBreach,
 )
 from rostersync.reports.readiness import RunFacts, readiness_checklist
-from rostersync.reports.writer import CsvReportWriter, render_html, render_json
+from rostersync.reports.writer import CsvReportWriter, render_json
 from rostersync.settings import LimitSettings, SettingsError
 from rostersync.steps.context import DistrictContext
 from rostersync.storage import RunStore
@@ -97,6 +98,12 @@ def _settings_used(ctx: DistrictContext, version: int) -> dict[str, Any] | None:
         return ctx.state.settings_at(version).model_dump(mode="json")
     except SettingsError:
         return None
+
+
+def _timezone(settings: dict[str, Any] | None) -> str:
+    """The district's time zone (settings ``schedule.timezone``), for the times report.html shows."""
+    schedule = (settings or {}).get("schedule") or {}
+    return str(schedule.get("timezone") or "UTC")
 
 
 def write_report(state: SyncState) -> ReportResult:
@@ -201,6 +208,10 @@ def write_report(state: SyncState) -> ReportResult:
                         action=LineAction.WOULD_ARCHIVE,
                         id=d["id"],
                         provider_id=d["provider_id"],
+                        name=str(d.get("name", "")),
+                        sis_id=str(d.get("sis_id", "")),
+                        school=str(d.get("school", "")),
+                        grade=str(d.get("grade", "")),
                         reason="no longer in the roster",
                     )
                     for d in store.read_all(summary["archive_keys"])
@@ -231,6 +242,9 @@ def write_report(state: SyncState) -> ReportResult:
     readiness = readiness_checklist(replace(facts, counts=counts, errors_total=csv.errors_total, failure_reason=reason))
 
     district = ctx.state.get_item("DISTRICT") or {}
+    settings_used = _settings_used(ctx, run.settings_version)
+    finished_at = datetime.now(UTC)
+    link_seconds = ctx.config.report_link_seconds
     report = SyncReport(
         district_id=run.district_id,
         district_name=str(district.get("name", "")),
@@ -240,23 +254,30 @@ def write_report(state: SyncState) -> ReportResult:
         dry_run=run.dry_run,
         status=status,
         started_at=run.started_at,
-        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        finished_at=finished_at.isoformat(timespec="seconds"),
         failure_reason=reason,
         notes=notes,
         counts=counts,
         threshold=threshold,
         settings_version=run.settings_version,
-        settings=_settings_used(ctx, run.settings_version),
+        settings=settings_used,
         files=files,
         errors_total=csv.errors_total,
         errors=csv.first_errors,
         findings=facts.findings or Findings(),
         readiness=readiness,
+        lists=csv.lists,
+        list_totals=csv.list_totals,
+        timezone=_timezone(settings_used),
+        links_expire_at=(finished_at + timedelta(seconds=link_seconds)).isoformat(timespec="seconds"),
     )
     html_key = store.key("report/report.html")
     report_key = store.key("report/report.json")
     report.files.update({"report.html": html_key, "report.json": report_key})
-    store.put_bytes("report/report.html", render_html(report), "text/html; charset=utf-8")
+    # Opened from S3 by a presigned link, report.html cannot reach its files by their names (each object
+    # needs its own signature): it links each by a presigned link of the same lifetime as the page's.
+    links = {name: store.link(key, link_seconds) for name, key in report.files.items() if name != "report.html"}
+    store.put_bytes("report/report.html", render_html(report, links), "text/html; charset=utf-8")
     store.put_bytes("report/report.json", render_json(report), "application/json")
     ctx.state.update_run(
         run.run_id,
