@@ -97,14 +97,15 @@ def test_self_check_with_no_school_matched_fails(district: Any, synthetic: Any, 
 
 
 def test_self_check_over_the_deletion_threshold_fails_the_checklist_not_the_run(
-    district: Any, synthetic: Any, tmp_path: Any
+    district: Any, synthetic: Any, tmp_path: Any, report_in_browser: Any
 ) -> None:
     # Given a synced district, and a night where 10 of 60 students (17 %) are gone
     d = district(synthetic)
     first = d.sync()
     assert first.status == "succeeded"
     night = synthetic.copy(tmp_path / "night-2")
-    night.remove_students({u["id"] for u in night.users("student")[:10]})
+    gone = night.users("student")[:10]
+    night.remove_students({u["id"] for u in gone})
     d.serve(night)
 
     run = d.sync(dry_run=True)
@@ -120,6 +121,16 @@ def test_self_check_over_the_deletion_threshold_fails_the_checklist_not_the_run(
     assert run.counts("students")["would_archive"] == 10
     assert run.report["ready"] is False
     assert run.directory == first.directory
+
+    # and the admin reading it in Chromium, at a desk or on a phone, sees the verdict first and the ten
+    # students it would archive by name, with their SIS ids
+    names = [f"{u['name']['first']} {u['name']['last']}" for u in gone]
+    would = [row for row in run.csv_rows("students.csv") if row["action"] == "would_archive"]
+    assert sorted(row["name"] for row in would) == sorted(names)
+    assert {row["sis_id"] for row in would} == {u["roles"]["student"]["sis_id"] for u in gone}
+    report = report_in_browser(run)
+    report.assert_reads_well(names)
+    assert report.layouts[390].verdict.startswith("Not ready: 1 to fix")
 
 
 def test_a_real_sync_carries_the_checklist_too(district: Any, synthetic: Any) -> None:
