@@ -93,7 +93,7 @@ def test_self_check_with_no_school_matched_fails(district: Any, synthetic: Any, 
     assert "nobody would be synced" in item["detail"]
     assert run.report["ready"] is False
     assert run.status == "succeeded"
-    assert "1 thing to fix before enabling sync" in html(run)
+    assert ">Not ready: 1 to fix</span></h1>" in html(run)
 
 
 def test_self_check_over_the_deletion_threshold_fails_the_checklist_not_the_run(
@@ -141,7 +141,9 @@ def test_a_real_sync_carries_the_checklist_too(district: Any, synthetic: Any) ->
     assert run.status == "succeeded"
     assert run.report["ready"] is True
     assert checks(run)["Schools matched"]["status"] == "pass"
-    assert "Nothing to fix before the next sync" in html(run)
+    review = sum(1 for item in run.report["readiness"] if item["status"] == "warn")
+    expected = "Everything synced" if review == 0 else f"Synced, {review:,} to review"
+    assert f">{expected}</span></h1>" in html(run)
 
 
 # -- the findings contract, through the report step ----------------------------------------------------
@@ -221,7 +223,7 @@ def test_the_report_step_turns_a_summary_with_findings_into_report_checklist_htm
     assert report["ready"] is True
     # the HTML lists the schools by name, escaped, under the verdict
     shown = page(store.bucket, result.html_key)
-    assert "Ready for the first sync" in shown and "and 4 to review" in shown
+    assert "Ready for the first sync</span></h1>" in shown and "4 to look at first" in shown
     assert "&lt;script&gt;x&lt;/script&gt; Oak" in shown and "<script" not in shown
     # and students.csv lists the review line first, its formula-like name neutralised
     body = aws.client("s3").get_object(Bucket=store.bucket, Key=report["files"]["students.csv"])["Body"].read()

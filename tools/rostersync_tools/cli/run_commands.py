@@ -20,7 +20,7 @@ from typing import Any
 from rostersync.config import RuntimeConfig
 from rostersync.domain.ids import district_id_problem
 from rostersync_tools.cli.connect import StackHandle, add_stack_arguments, connect_from_args
-from rostersync_tools.cli.inputs import UsageError
+from rostersync_tools.cli.inputs import UsageError, check_out_folder
 
 COUNT_COLUMNS = ("created", "updated", "linked", "restored", "archived", "unchanged", "skipped", "errors")
 PROVIDERS = ("clever", "oneroster-rest", "oneroster-csv")
@@ -212,8 +212,12 @@ def load_report(handle: StackHandle, run: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(body.read()))
 
 
-def show_run(handle: StackHandle, district_id: str, run_id: str, title: str, out_dir: str | None) -> int:
-    """Print a finished run (and download it with ``--out``); the exit code says whether it went well."""
+def show_run(
+    handle: StackHandle, district_id: str, run_id: str, title: str, out_dir: str | None, open_page: bool = False
+) -> int:
+    """Print a finished run (and download it with ``--out``; ``--open`` downloads it, to
+    ``rostersync-reports/<district>/<run>/`` unless ``--out`` says where, and opens the local report.html:
+    a copy whose links never expire). The exit code says whether the run went well."""
     run = handle.state(district_id).get_run(run_id) or {}
     if not run.get("report_key"):
         print(f"{title}: run {run_id} ended {run.get('status', 'without a run record')} and wrote no report")
@@ -221,13 +225,21 @@ def show_run(handle: StackHandle, district_id: str, run_id: str, title: str, out
     report = load_report(handle, run)
     s3, bucket = handle.client("s3"), handle.resources.sync_bucket
     print_run(report, f"{title} · {report.get('status')} (run {run_id})", report_link(s3, bucket, run))
+    if open_page and not out_dir:
+        out_dir = str(Path("rostersync-reports") / district_id / run_id)
     if out_dir:
-        download_report(s3, bucket, report, Path(out_dir))
-        print(f"  written to {out_dir}/")
+        local = download_report(s3, bucket, report, Path(out_dir))
+        print(f"  written to {out_dir}/; open {local}")
+        if open_page:
+            import webbrowser
+
+            webbrowser.open(local.resolve().as_uri())
     return exit_code(report)
 
 
 def execute_and_show(args: argparse.Namespace, trigger: str, dry_run: bool, title: str) -> int:
+    if args.out:
+        check_out_folder(Path(args.out))  # refused before the run starts, not after it ended
     handle = connect_from_args(args)
     require_district(handle, args.district)
     arn = start_run(handle, args.district, trigger, dry_run)
@@ -450,6 +462,7 @@ def run_runs(args: argparse.Namespace) -> int:
                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))
             )
         )
+    print(f"\nOpen a run's report: rostersync report --district {args.district} --run RUN --open {_stack_flags(args)}")
     return 0
 
 
@@ -467,7 +480,7 @@ def run_report(args: argparse.Namespace) -> int:
         if not reported:
             raise UsageError(f"--district {args.district}: no run has written a report yet")
         run_id = str(max(reported, key=lambda r: str(r.get("sk", "")))["sk"]).removeprefix("RUN#")
-    return show_run(handle, args.district, run_id, "Report", args.out)
+    return show_run(handle, args.district, run_id, "Report", args.out, args.open)
 
 
 def _stack_flags(args: argparse.Namespace) -> str:
@@ -540,7 +553,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     runs = commands.add_parser("runs", help="a district's recent runs")
     _district(runs)
-    runs.add_argument("--limit", type=int, default=20, metavar="N")
+    runs.add_argument("--limit", type=int, default=20, metavar="N", help="show at most N runs (default 20)")
     add_stack_arguments(runs)
     runs.set_defaults(handler=run_runs)
 
@@ -548,5 +561,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     _district(report)
     report.add_argument("--run", metavar="R", help="the run id (default: the latest with a report)")
     report.add_argument("--out", metavar="DIR", help="also download report.json, report.html and the CSVs here")
+    report.add_argument(
+        "--open",
+        action="store_true",
+        help="download the report with its files (to --out, else rostersync-reports/D/RUN/) and open it in a browser",
+    )
     add_stack_arguments(report)
     report.set_defaults(handler=run_report)

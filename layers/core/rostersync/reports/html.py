@@ -224,8 +224,12 @@ def _a(links: Mapping[str, str], name: str, text: str | None = None) -> str:
 
 
 def _review_total(report: SyncReport) -> int:
+    """How many things need a look: the checklist's review items (which cover errors, duplicates and
+    overwritten edits); without a checklist, the errors and review lines themselves."""
+    if report.readiness:
+        return len(report.to_review)
     lines = sum(report.list_totals.get(kind, {}).get(action, 0) for kind in Kind for action in _REVIEW)
-    return lines + report.errors_total + len(report.to_review)
+    return lines + report.errors_total
 
 
 def verdict(report: SyncReport) -> tuple[str, tuple[str, str], str]:
@@ -263,7 +267,7 @@ def verdict(report: SyncReport) -> tuple[str, tuple[str, str], str]:
         return (
             f"Synced, {review:,} to review",
             _LOOK,
-            f"The sync {changed or 'changed nothing'}. {review:,} {'record needs' if review == 1 else 'records need'} "
+            f"The sync {changed or 'changed nothing'}. {review:,} {'thing needs' if review == 1 else 'things need'} "
             "a look: see “What needs you” below.",
         )
     return "Everything synced", _GOOD, f"The sync {changed or 'found nothing to change'}. Nothing needs you."
