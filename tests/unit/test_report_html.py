@@ -328,3 +328,24 @@ def test_the_settings_a_run_used_read_in_words_with_their_key_in_small_print():
     assert "The name of a synced classroom" in page
     assert "&lt;b&gt;{period}&lt;/b&gt;" in page and "<b>{period}</b>" not in page
     assert '{"' not in page  # no raw JSON
+
+
+def test_a_huge_districts_page_stays_small_its_lists_cut_at_50_each():
+    # Given a report writer fed 60 long lines of every kind and action (a huge district's every list)
+    from rostersync.reports.writer import CsvReportWriter
+
+    with CsvReportWriter() as writer:
+        for kind in Kind:
+            for action in LineAction:
+                writer.add_all(
+                    _line(action, f"{'Maximiliana-Josefina ' * 3}{n}", kind, sis_id="9" * 12, reason="r" * 120)
+                    for n in range(60)
+                )
+        writer.finish()
+    report = _report(lists=writer.lists, list_totals=writer.list_totals)
+
+    page = render_html(report)
+
+    # Then each list shows 50 and points at the rest, and the page stays far under Lambda's limits
+    assert page.count(b"The first 50 of 60; all of them in") == len(Kind) * len(LineAction)
+    assert len(page) < 3_500_000

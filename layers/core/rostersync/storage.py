@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +55,12 @@ def run_prefix(district_id: str, run_id: str) -> str:
 class RunStore:
     """Reads and writes one run's objects in the sync bucket."""
 
-    def __init__(self, s3: Any, bucket: str, district_id: str, run_id: str, signer: Any = None) -> None:
+    def __init__(
+        self, s3: Any, bucket: str, district_id: str, run_id: str, signer: Callable[[], Any] | None = None
+    ) -> None:
         self._s3 = s3
-        self._signer = signer or s3
+        # The client that signs links, made on first use (only the Report step signs any).
+        self._signer = signer or (lambda: s3)
         self.bucket = bucket
         self.prefix = run_prefix(district_id, run_id)
 
@@ -67,7 +70,7 @@ class RunStore:
         if not self.owns(key):
             raise ValueError("a run links only its own objects")
         return str(
-            self._signer.generate_presigned_url(
+            self._signer().generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=seconds
             )
         )

@@ -248,8 +248,9 @@ def screenshots(page: Path, out: Path) -> None:
         return
     with browser() as chromium:
         for width, height in (DESK, PHONE):
-            shot = chromium.screenshot(page, out / f"night-2-{width}px.png", width, height, full_page=True)
-            print(f"  screenshot at {width} px: {shot}")
+            first = chromium.screenshot(page, out / f"night-2-{width}px.png", width, height)
+            whole = chromium.screenshot(page, out / f"night-2-{width}px-full.png", width, height, full_page=True)
+            print(f"  screenshots at {width} px: {first} (first screen), {whole} (whole page)")
 
 
 def _servable(dataset: Path, scratch: Path) -> Path:

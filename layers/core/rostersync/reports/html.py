@@ -86,6 +86,7 @@ _LIST_ORDER = (
     LineAction.UPDATED,
     LineAction.LINKED,
     LineAction.SKIPPED,
+    LineAction.ERROR,
     LineAction.MERGED,
     LineAction.SEPARATE_ACCOUNT,
     LineAction.EDIT_KEPT,
@@ -157,6 +158,7 @@ footer{margin-top:28px;color:#414857;font-size:13px}
  table.list td.who{font-weight:700}
  dl.settings{grid-template-columns:minmax(0,1fr)}dl.settings dd{margin-bottom:6px}
 }
+details>summary{cursor:pointer;font-weight:700;padding:8px 0}
 @media print{body{background:#fff}.box{overflow:visible;box-shadow:none}header.top{box-shadow:none}a{color:#000}}
 """
 
@@ -413,8 +415,32 @@ def _list(report: SyncReport, kind: Kind, action: LineAction, links: Mapping[str
     return _table(caption, head, "".join(rows), "list") + more
 
 
+_FOLDED = (Kind.ENROLLMENTS, Kind.GUARDIAN_LINKS)
+"""Kinds whose lists start folded (``<details>``, no script): hundreds of lines a night that are about the
+people listed above them; a phone would scroll through them to reach the numbers."""
+
+
+# People first (who an admin is asked about), then classrooms and schools, then the links between them.
+_WHO_ORDER = (
+    Kind.STUDENTS,
+    Kind.TEACHERS,
+    Kind.STAFF,
+    Kind.GUARDIANS,
+    Kind.CLASSROOMS,
+    Kind.SCHOOLS,
+    Kind.ENROLLMENTS,
+    Kind.GUARDIAN_LINKS,
+)
+
+
 def _who_and_what(report: SyncReport, links: Mapping[str, str]) -> str:
-    blocks = [_list(report, kind, action, links) for kind in Kind for action in _LIST_ORDER]
+    blocks = []
+    for kind in _WHO_ORDER:
+        lists = "".join(_list(report, kind, action, links) for action in _LIST_ORDER)
+        if lists and kind in _FOLDED:
+            total = sum(report.list_totals.get(kind, {}).get(action, 0) for action in _LIST_ORDER)
+            lists = f"<details><summary>{_e(KIND_LABELS[kind])} ({total:,} lines)</summary>{lists}</details>"
+        blocks.append(lists)
     body = "".join(b for b in blocks if b)
     title = "Who and what the sync would change" if report.dry_run else "Who and what changed"
     if not body:
