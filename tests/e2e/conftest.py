@@ -501,6 +501,7 @@ class ReportInBrowser:
     local: Path
     layouts: dict[int, Any]
     served_links: dict[str, int]
+    index_layouts: dict[int, Any] = field(default_factory=dict)
 
     def assert_reads_well(self, names: list[str]) -> None:
         """What the admin needs of a report in any browser (issue 14): at 1280 and 390 px nothing reaches past
@@ -519,6 +520,11 @@ class ReportInBrowser:
                 assert Path(unquote(urlparse(href).path)).is_file(), href
             missing_names = [name for name in names if name not in layout.text]
             assert missing_names == [], width
+        # the district's index page it links to reads as well
+        assert set(self.index_layouts) == set(self.layouts)
+        for width, layout in self.index_layouts.items():
+            assert layout.too_wide == [] and layout.page_width <= width, (width, layout.too_wide[:5])
+            assert layout.verdict_bottom <= layout.viewport_height
 
 
 @pytest.fixture
@@ -546,6 +552,8 @@ def report_in_browser(tmp_path: Path) -> Iterator[Callable[[RunOutcome], ReportI
             served_links = {href: chromium.status(href) for href in served.links}
             local = download_report(aws.client("s3"), run.bucket, run.report, tmp_path / run.run_id)
             layouts = {width: chromium.measure(local, width, height) for width, height in (DESK, PHONE)}
-            return ReportInBrowser(local, layouts, served_links)
+            index = local.with_name("index.html")
+            index_layouts = {width: chromium.measure(index, width, height) for width, height in (DESK, PHONE)}
+            return ReportInBrowser(local, layouts, served_links, index_layouts)
 
         yield check

@@ -63,12 +63,18 @@ class RunStore:
         self._signer = signer or (lambda: s3)
         self.bucket = bucket
         self.prefix = run_prefix(district_id, run_id)
+        self.district_prefix = f"runs/{district_id}/"
+
+    def district_key(self, name: str) -> str:
+        """The key of a district-wide object beside its runs (the index page, ``index.html``)."""
+        return self.district_prefix + name
 
     def link(self, key: str, seconds: int) -> str:
-        """A presigned GET link to one of this run's objects, valid ``seconds`` (signed by the caller's role:
-        it works only as long as that role may read the object and its credentials last)."""
-        if not self.owns(key):
-            raise ValueError("a run links only its own objects")
+        """A presigned GET link to one of its district's objects (this run's files, earlier runs' reports, the
+        index), valid ``seconds`` (signed by the caller's role: it works only as long as that role may read
+        the object and its credentials last)."""
+        if not key.startswith(self.district_prefix) or ".." in key:
+            raise ValueError("a run links only its own district's objects")
         return str(
             self._signer().generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=seconds
@@ -93,6 +99,12 @@ class RunStore:
 
     def put_bytes(self, name: str, body: bytes, content_type: str) -> str:
         key = self.key(name)
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        return key
+
+    def put_district(self, name: str, body: bytes, content_type: str) -> str:
+        """Write a district-wide object beside its runs (``district_key``)."""
+        key = self.district_key(name)
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
         return key
 

@@ -170,6 +170,9 @@ class PlanSummary:
     held_schools: dict[str, dict[str, Any]] = field(default_factory=dict)
     # kind → records not archived because the roster had unreadable records of their collection
     held_unreadable: dict[str, int] = field(default_factory=dict)
+    # school id → {"students", "teachers", "classrooms": synced records of the school, "changed": those this
+    # run writes} (a person counts in each of their schools), for the district's index page
+    schools: dict[str, Counter[str]] = field(default_factory=dict)
     # a provider re-key: records linked to their existing record by district ids, and those held for review
     rekey: Counter[str] = field(default_factory=Counter)
     findings: Findings = field(default_factory=lambda: Findings())
@@ -182,6 +185,7 @@ class PlanSummary:
             "emptied_schools": self.emptied_schools,
             "held_schools": self.held_schools,
             "held_unreadable": self.held_unreadable,
+            "schools": {school: dict(counts) for school, counts in self.schools.items()},
             "rekey": dict(self.rekey),
             "findings": self.findings.to_json(),
         }
@@ -246,6 +250,7 @@ AMBIGUOUS = "several product accounts match"
 NEEDS_REVIEW = "needs_review"
 
 _ACTIONS = {"create": "created", "update": "updated", "restore": "restored"}
+_PER_SCHOOL = {Kind.STUDENTS: "students", Kind.TEACHERS: "teachers", Kind.CLASSROOMS: "classrooms"}
 NAMES_KEPT = 500_000
 """People and classrooms whose names the planner keeps to name enrollments and guardian links (about 100 bytes
 each): a district past it gets those lines named for the first ones only; the ids are always there."""
@@ -444,6 +449,12 @@ class SyncPlanner:
             op = "update"
         else:
             op = None
+        if kind in _PER_SCHOOL:
+            ids = fields.get("schools") if kind is not Kind.CLASSROOMS else [fields.get("school")]
+            for school in ids or ():
+                counts = self.summary.schools.setdefault(str(school), Counter())
+                counts[_PER_SCHOOL[kind]] += 1
+                counts["changed"] += op is not None
         if op is None:
             self.summary.counts[kind]["unchanged"] += 1
             return record_id

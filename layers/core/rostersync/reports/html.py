@@ -172,11 +172,16 @@ def _with_code(text: str) -> str:
     return _CODE.sub(r"<code>\1</code>", _e(text))
 
 
-def _zone(report: SyncReport) -> ZoneInfo | None:
+def district_zone(name: str) -> ZoneInfo | None:
+    """The district's time zone by its IANA name; None when it is unknown (times then show in UTC)."""
     try:
-        return ZoneInfo(report.timezone)
+        return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return None
+
+
+def _zone(report: SyncReport) -> ZoneInfo | None:
+    return district_zone(report.timezone)
 
 
 def when(iso: str, zone: ZoneInfo | None) -> str:
@@ -300,7 +305,18 @@ def _changed_words(report: SyncReport) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def _header(report: SyncReport, zone: ZoneInfo | None) -> str:
+def _overview(report: SyncReport, links: Mapping[str, str] | None) -> str:
+    """The link to the district's index page (its runs, trend, schools, next run), when the run wrote one."""
+    if "index.html" not in report.files:
+        return ""
+    href = (links or {}).get("index.html", "index.html")
+    return (
+        f'<p class="small">All runs, the next scheduled sync and every school: '
+        f'<a data-file="index.html" href="{_e(href)}">district overview</a>.</p>'
+    )
+
+
+def _header(report: SyncReport, zone: ZoneInfo | None, overview: str = "") -> str:
     badge, (colour, background), sentence = verdict(report)
     provider = _PROVIDERS.get(report.provider, report.provider)
     trigger = _TRIGGERS.get(report.trigger, "started by " + report.trigger.replace("_", " "))
@@ -318,7 +334,7 @@ def _header(report: SyncReport, zone: ZoneInfo | None) -> str:
         f'<p class="facts">{facts}</p>'
         f'<p class="small">Times in the district\'s time zone ({_e(zone_name)}; settings '
         "<code>schedule.timezone</code>).</p>"
-        "</header>"
+        f"{overview}</header>"
     )
 
 
@@ -670,7 +686,7 @@ def render_html(report: SyncReport, links: Mapping[str, str] | None = None) -> b
     settings = f" · settings version {report.settings_version}" if report.settings_version is not None else ""
     body = "".join(
         [
-            _header(report, zone),
+            _header(report, zone, _overview(report, links)),
             _needs_you(report, hrefs),
             _who_and_what(report, hrefs),
             _numbers(report),

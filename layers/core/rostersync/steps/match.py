@@ -116,10 +116,14 @@ class BeforeImages:
 
 
 def described_candidates(
-    directory: DirectoryRepository, school_names: dict[str, str], candidates: list[ArchiveCandidate]
+    directory: DirectoryRepository,
+    school_names: dict[str, str],
+    candidates: list[ArchiveCandidate],
+    leaving: dict[str, int] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The archive candidates with their name, district id, school and grade (for the report's archived and
-    would-archive lines), read 100 a BatchGetItem."""
+    would-archive lines), read 100 a BatchGetItem; ``leaving`` counts the students, teachers and classrooms
+    leaving each school (for the district's index page)."""
     for start in range(0, len(candidates), _BATCH):
         group = candidates[start : start + _BATCH]
         found: dict[str, Any] = {}
@@ -141,6 +145,10 @@ def described_candidates(
             if record is not None:
                 data["name"] = display_name(record.fields) or _pair_name(record.fields, names)
                 data.update({k: v for k, v in line_details(candidate.kind, record.fields, school_names).items() if v})
+                if leaving is not None and candidate.kind in (Kind.STUDENTS, Kind.TEACHERS, Kind.CLASSROOMS):
+                    ids = record.fields.get("schools") if "schools" in record.fields else [record.fields.get("school")]
+                    for school in ids or ():
+                        leaving[str(school)] = leaving.get(str(school), 0) + 1
             yield data
 
 
@@ -215,12 +223,18 @@ def match_roster(state: SyncState) -> MatchResult:
     archive = store.chunk_writer("plan/archive", 50_000)
     candidates_to_archive = planner.plan(records)
     before_images.flush()
-    for data in described_candidates(ctx.directory, school_names, candidates_to_archive):
+    leaving: dict[str, int] = {}
+    for data in described_candidates(ctx.directory, school_names, candidates_to_archive, leaving):
         archive.write(data)
 
     chunk_keys = writes.close()
     plan_manifest_key = store.put_json("plan/manifest.json", [{"chunk_key": k} for k in chunk_keys])
-    summary = planner.summary.to_json() | {
+    summary = planner.summary.to_json()
+    for school, n in leaving.items():
+        summary["schools"].setdefault(school, {})["leaving"] = n
+    for school, counts in summary["schools"].items():
+        counts["name"] = school_names.get(school, school)
+    summary |= {
         "lines_keys": lines.close(),
         "errors_keys": errors.close(),
         "archive_keys": archive.close(),
