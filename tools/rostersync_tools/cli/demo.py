@@ -105,6 +105,7 @@ def run_demo(args: argparse.Namespace) -> int:
             # What the admin runs before enabling sync: the first night, dry run, nothing written.
             if not show_self_check(stack.start_sync(district_id, trigger="self_check", dry_run=True)):
                 return 1
+        night_2: Path | None = None
         for number, dataset in enumerate(datasets, start=1):
             simulator.set_dataset(served[number - 1])
             started = time.perf_counter()
@@ -146,7 +147,10 @@ def run_demo(args: argparse.Namespace) -> int:
                 export = export_directory(directory, state)
                 (folder / "directory.json").write_text(json.dumps(export, indent=1, ensure_ascii=False), "utf-8")
                 if number == 2:
-                    screenshots(local, out)
+                    night_2 = local
+        if out and night_2 is not None:
+            # After the last night: the browser never runs beside a sync on the embedded stack.
+            screenshots(night_2, out)
         if out:
             print(f"\nReports and directories written under {out}/run-N/")
         if args.serve:
