@@ -139,11 +139,9 @@ def render_index(
         upcoming = "No scheduled sync is coming (the schedule is off or paused all year: settings schedule.*)."
     rows = []
     for run in runs[:RUNS_SHOWN]:
-        label = (
-            f"Self-check ({_STATUS.get(run.status, run.status).lower()})"
-            if run.dry_run
-            else _STATUS.get(run.status, run.status)
-        )
+        label = _STATUS.get(run.status, run.status)
+        if run.dry_run:  # nothing was written: the self-check ran, or it failed
+            label = "Self-check" if run.status.startswith("succeeded") else f"Self-check: {label.lower()}"
         report = f'<a href="{_e(run.link)}">report</a>' if run.link else "—"
         cells = [when(run.started_at, zone), label]
         numbers = [f"{run.total(c):,}" for c in ("created", "updated", "archived", "errors")]
