@@ -526,3 +526,71 @@ def demo_product() -> Callable[[], ProductDirectory]:
         return product
 
     return make
+
+
+# -- the report in a real browser (issue 14) -----------------------------------------------------------
+
+
+@dataclass
+class ReportInBrowser:
+    """A run's report.html as Chromium lays it out at a desk (1280 px) and on a phone (390 px)."""
+
+    local: Path
+    layouts: dict[int, Any]
+    served_links: dict[str, int]
+    index_layouts: dict[int, Any] = field(default_factory=dict)
+
+    def assert_reads_well(self, names: list[str]) -> None:
+        """What the admin needs of a report in any browser (issue 14): at 1280 and 390 px nothing reaches past
+        the screen (a wide table scrolls in its own box), the verdict is on the first screen, every link opens
+        and the given people are named on the page; each file link of the copy in S3 answers 200."""
+        from urllib.parse import unquote, urlparse
+
+        assert self.served_links and set(self.served_links.values()) == {200}, self.served_links
+        for width, layout in self.layouts.items():
+            assert layout.viewport_width == width
+            assert layout.too_wide == [], (width, layout.too_wide[:5])
+            assert layout.page_width <= width, (width, layout.page_width)
+            assert layout.verdict and layout.verdict_bottom <= layout.viewport_height, (width, layout.verdict_bottom)
+            for href in layout.links:
+                assert href.startswith("file://"), href
+                assert Path(unquote(urlparse(href).path)).is_file(), href
+            missing_names = [name for name in names if name not in layout.text]
+            assert missing_names == [], width
+        # the district's index page it links to reads as well
+        assert set(self.index_layouts) == set(self.layouts)
+        for width, layout in self.index_layouts.items():
+            assert layout.too_wide == [] and layout.page_width <= width, (width, layout.too_wide[:5])
+            assert layout.verdict_bottom <= layout.viewport_height
+
+
+@pytest.fixture
+def report_in_browser(tmp_path: Path) -> Iterator[Callable[[RunOutcome], ReportInBrowser]]:
+    """``report_in_browser(run)``: open the run's report in headless Chromium, as the admin would.
+
+    The copy in S3 is opened by a presigned link and each file link it holds is followed (a presigned link
+    must answer 200); the copy ``rostersync report --out`` downloads is laid out at both widths and its
+    links must name files next to it. Skipped, with the one line to install it, where Chromium is missing.
+    """
+    from rostersync_tools.cli.run_commands import download_report, report_link
+    from rostersync_tools.local.browser import DESK, PHONE, browser, missing
+
+    why = missing()
+    if why:
+        pytest.skip(f"the browser test needs Chromium: {why}")
+    with browser() as chromium:
+
+        def check(run: RunOutcome) -> ReportInBrowser:
+            assert run.report is not None and run.run is not None, f"run {run.run_id} wrote no report"
+            signer = aws.client("s3-links")
+            link = report_link(signer, run.bucket, run.run)
+            assert link is not None
+            served = chromium.measure(link, *DESK)
+            served_links = {href: chromium.status(href) for href in served.links}
+            local = download_report(aws.client("s3"), run.bucket, run.report, tmp_path / run.run_id)
+            layouts = {width: chromium.measure(local, width, height) for width, height in (DESK, PHONE)}
+            index = local.with_name("index.html")
+            index_layouts = {width: chromium.measure(index, width, height) for width, height in (DESK, PHONE)}
+            return ReportInBrowser(local, layouts, served_links, index_layouts)
+
+        yield check

@@ -93,18 +93,19 @@ def test_self_check_with_no_school_matched_fails(district: Any, synthetic: Any, 
     assert "nobody would be synced" in item["detail"]
     assert run.report["ready"] is False
     assert run.status == "succeeded"
-    assert "1 thing to fix before enabling sync" in html(run)
+    assert ">Not ready: 1 to fix</span></h1>" in html(run)
 
 
 def test_self_check_over_the_deletion_threshold_fails_the_checklist_not_the_run(
-    district: Any, synthetic: Any, tmp_path: Any
+    district: Any, synthetic: Any, tmp_path: Any, report_in_browser: Any
 ) -> None:
     # Given a synced district, and a night where 10 of 60 students (17 %) are gone
     d = district(synthetic)
     first = d.sync()
     assert first.status == "succeeded"
     night = synthetic.copy(tmp_path / "night-2")
-    night.remove_students({u["id"] for u in night.users("student")[:10]})
+    gone = night.users("student")[:10]
+    night.remove_students({u["id"] for u in gone})
     d.serve(night)
 
     run = d.sync(dry_run=True)
@@ -121,6 +122,16 @@ def test_self_check_over_the_deletion_threshold_fails_the_checklist_not_the_run(
     assert run.report["ready"] is False
     assert run.directory == first.directory
 
+    # and the admin reading it in Chromium, at a desk or on a phone, sees the verdict first and the ten
+    # students it would archive by name, with their SIS ids
+    names = [f"{u['name']['first']} {u['name']['last']}" for u in gone]
+    would = [row for row in run.csv_rows("students.csv") if row["action"] == "would_archive"]
+    assert sorted(row["name"] for row in would) == sorted(names)
+    assert {row["sis_id"] for row in would} == {u["roles"]["student"]["sis_id"] for u in gone}
+    report = report_in_browser(run)
+    report.assert_reads_well(names)
+    assert report.layouts[390].verdict.startswith("Not ready: 1 to fix")
+
 
 def test_a_real_sync_carries_the_checklist_too(district: Any, synthetic: Any) -> None:
     # Given a district's first real sync
@@ -130,7 +141,9 @@ def test_a_real_sync_carries_the_checklist_too(district: Any, synthetic: Any) ->
     assert run.status == "succeeded"
     assert run.report["ready"] is True
     assert checks(run)["Schools matched"]["status"] == "pass"
-    assert "Nothing to fix before the next sync" in html(run)
+    review = sum(1 for item in run.report["readiness"] if item["status"] == "warn")
+    expected = "Everything synced" if review == 0 else f"Synced, {review:,} to review"
+    assert f">{expected}</span></h1>" in html(run)
 
 
 # -- the findings contract, through the report step ----------------------------------------------------
@@ -210,7 +223,7 @@ def test_the_report_step_turns_a_summary_with_findings_into_report_checklist_htm
     assert report["ready"] is True
     # the HTML lists the schools by name, escaped, under the verdict
     shown = page(store.bucket, result.html_key)
-    assert "Ready for the first sync" in shown and "and 4 to review" in shown
+    assert "Ready for the first sync</span></h1>" in shown and "4 to look at first" in shown
     assert "&lt;script&gt;x&lt;/script&gt; Oak" in shown and "<script" not in shown
     # and students.csv lists the review line first, its formula-like name neutralised
     body = aws.client("s3").get_object(Bucket=store.bucket, Key=report["files"]["students.csv"])["Body"].read()

@@ -324,3 +324,23 @@ def test_returning_student_is_restored_with_the_same_id(nights: DemoNights, demo
     assert run.directory_writes > 0
     for kind, counts in run.report["counts"].items():
         assert counts["created"] == counts["updated"] == counts["archived"] == 0, kind
+
+
+def test_night_2s_report_names_who_left_and_reads_well_in_a_browser(nights: DemoNights, report_in_browser: Any) -> None:
+    # Given night 2, which archived the students who left the roster
+    run = nights.changes
+    archived = [row for row in run.csv_rows("students.csv") if row["action"] == "archived"]
+    assert len(archived) == run.counts("students")["archived"] == 15
+
+    # Then each archived student is listed with the district's id, school and grade; each update says what changed
+    assert all(row["name"] and row["sis_id"] and row["school"] and row["grade"] for row in archived)
+    updated = [row for row in run.csv_rows("students.csv") if row["action"] == "updated"]
+    assert updated and all(" → " in row["changes"] for row in updated)
+    enrollments = run.csv_rows("enrollments.csv")
+    assert enrollments and all(" in " in row["name"] for row in enrollments)
+
+    # When the admin opens the report in Chromium, at a desk and on a phone
+    report = report_in_browser(run)
+
+    # Then it reads well at both widths and names the archived students
+    report.assert_reads_well([row["name"] for row in archived])

@@ -524,3 +524,17 @@ def test_other_client_errors_are_not_taken_for_throttling(dynamodb, directory_ta
 
     with pytest.raises(ClientError, match="ValidationException"):
         repo.update_synced(student(1))
+
+
+def test_get_many_reads_records_by_id_in_batches_and_leaves_out_the_missing(dynamodb, directory_table, directory):
+    # Given 230 students (three BatchGetItem calls of at most 100), and another district's student
+    directory.put_records(student(n) for n in range(230))
+    DirectoryRepository(dynamodb, directory_table, DISTRICT_B).put_records([student(999)])
+
+    # When the before-images of some of them, an unknown id and the other district's id are read
+    wanted = [f"per_{n:05d}" for n in range(0, 230, 2)] + ["per_nobody", "per_00999"]
+    found = directory.get_many(Kind.STUDENTS, wanted)
+
+    # Then each existing record of this district comes back with its fields, nothing else
+    assert set(found) == {f"per_{n:05d}" for n in range(0, 230, 2)}
+    assert found["per_00228"].fields["given_name"] == "Student228"

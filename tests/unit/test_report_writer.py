@@ -12,8 +12,10 @@ import pytest
 
 from rostersync.domain.records import Kind
 from rostersync.reports.model import (
+    LIST_SHOWN,
     MAX_JSON_ERRORS,
     Action,
+    FieldChange,
     Findings,
     KindCounts,
     LineAction,
@@ -25,7 +27,7 @@ from rostersync.reports.model import (
     SyncReport,
     ThresholdBreach,
 )
-from rostersync.reports.writer import LINE_ORDER, CsvReportWriter, render_html, render_json
+from rostersync.reports.writer import LINE_ORDER, CsvReportWriter, render_json
 
 COUNT_KEYS = {"created", "updated", "linked", "archived", "restored", "unchanged", "skipped", "errors"}
 
@@ -76,7 +78,17 @@ def test_json_errors_carry_kind_provider_id_and_reason():
     document = json.loads(render_json(_report(errors=[error])))
 
     # Then the error reads as kind, provider_id, reason and is counted
-    assert document["errors"] == [{"kind": "guardians", "provider_id": "g-1", "reason": "No email or phone"}]
+    assert document["errors"] == [
+        {
+            "kind": "guardians",
+            "provider_id": "g-1",
+            "reason": "No email or phone",
+            "sis_id": "",
+            "file": "",
+            "row": None,
+            "fix": "",
+        }
+    ]
     assert document["errors_total"] == 1
 
 
@@ -146,12 +158,12 @@ def test_csv_writes_one_file_per_kind_with_its_lines():
     # skipped lines come before created ones (lines to review first, see LINE_ORDER)
     assert list(contents) == ["classrooms.csv", "students.csv", "errors.csv"]
     assert contents["students.csv"] == [
-        ["action", "id", "provider_id", "name", "reason"],
-        ["skipped", "", "s-2", "", "No school in the roster"],
-        ["created", "u-1", "s-1", "Ana Ruiz", ""],
+        ["action", "name", "sis_id", "school", "grade", "reason", "changes", "id", "provider_id"],
+        ["skipped", "", "", "", "", "No school in the roster", "", "", "s-2"],
+        ["created", "Ana Ruiz", "", "", "", "", "", "u-1", "s-1"],
     ]
-    assert contents["classrooms.csv"][1] == ["updated", "c-9", "sec-9", "Math 7", ""]
-    assert contents["errors.csv"] == [["kind", "provider_id", "reason"]]
+    assert contents["classrooms.csv"][1] == ["updated", "Math 7", "", "", "", "", "", "c-9", "sec-9"]
+    assert contents["errors.csv"] == [["kind", "provider_id", "sis_id", "file", "row", "reason", "fix"]]
 
 
 def test_csv_errors_file_lists_every_error_and_keeps_the_first_for_json():
@@ -166,7 +178,7 @@ def test_csv_errors_file_lists_every_error_and_keeps_the_first_for_json():
 
     # Then errors.csv has them all, and the writer kept the first 1,000 and the total for report.json
     assert len(rows) == 1 + 1_200
-    assert rows[1] == ["guardians", "g-0", "No email"]
+    assert rows[1] == ["guardians", "g-0", "", "", "", "No email", ""]
     assert writer.errors_total == 1_200
     assert len(writer.first_errors) == MAX_JSON_ERRORS
     report = _report(errors=writer.first_errors, errors_total=writer.errors_total)
@@ -206,7 +218,7 @@ def test_csv_neutralises_formula_injection(cell):
         student, error = _rows(files["students.csv"])[1], _rows(files["errors.csv"])[1]
 
     # Then the cells start with a quote, so the spreadsheet shows them as text
-    assert student[3] == student[4] == "'" + cell
+    assert student[1] == student[5] == "'" + cell
     assert error[1] == "'" + cell
 
 
@@ -220,7 +232,7 @@ def test_csv_leaves_ordinary_and_empty_cells_alone():
         row = _rows(writer.finish()["staff.csv"])[1]
 
     # Then nothing was prefixed
-    assert row == ["archived", "", "p-1", "A = B", ""]
+    assert row == ["archived", "A = B", "", "", "", "", "", "", "p-1"]
 
 
 def test_csv_streams_100k_lines_without_holding_them():
@@ -286,7 +298,7 @@ def test_csv_groups_a_kinds_lines_by_action_review_lines_first():
 
     # Then the rows are grouped in LINE_ORDER (review first), each group in arrival order
     assert [row[0] for row in rows] == [action.value for action in LINE_ORDER for _ in range(2)]
-    assert rows[0][2] == "s-0-possible_duplicate" and rows[1][2] == "s-1-possible_duplicate"
+    assert rows[0][8] == "s-0-possible_duplicate" and rows[1][8] == "s-1-possible_duplicate"
     assert set(LINE_ORDER) == set(LineAction) and len(LINE_ORDER) == len(LineAction)
 
 
@@ -302,7 +314,7 @@ def test_csv_lines_of_the_new_actions_are_written_and_neutralised(action):
         rows = _rows(writer.finish()["guardians.csv"])
 
     # Then it is in its kind's file under its action, every formula-like cell quoted
-    assert rows[1] == [action.value, "'=1+1", "'@g-1", "'" + cell, "'" + cell]
+    assert rows[1] == [action.value, "'" + cell, "", "", "", "'" + cell, "", "'=1+1", "'@g-1"]
 
 
 def test_csv_review_lines_without_a_reason_say_what_to_do():
@@ -316,123 +328,13 @@ def test_csv_review_lines_without_a_reason_say_what_to_do():
 
     with CsvReportWriter() as writer:
         writer.add_all(lines)
-        reasons = {row[2]: row[4] for row in _rows(writer.finish()["students.csv"])[1:]}
+        reasons = {row[8]: row[5] for row in _rows(writer.finish()["students.csv"])[1:]}
 
     # Then the review lines point at people link, a given reason is kept, and other lines stay blank
     assert "rostersync people link" in reasons["s-1"] and "not merged" in reasons["s-1"]
     assert "rostersync people link" in reasons["s-2"]
     assert reasons["s-4"] == "Twin?"
     assert reasons["s-3"] == ""
-
-
-# ---------------------------------------------------------------------------------------------- HTML
-
-
-def test_html_escapes_roster_values():
-    # Given a district name and an error whose values carry markup
-    error = ReportError(kind=Kind.STUDENTS, provider_id='"><img src=x>', reason="<script>alert(1)</script>")
-    report = _report(district_name="<script>alert('x')</script> Unified", errors=[error])
-
-    # When the page is rendered
-    page = render_html(report).decode()
-
-    # Then no markup from the roster survives, and the text is still shown
-    assert "<script" not in page
-    assert "<img" not in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; Unified" in page
-
-
-def test_html_is_self_contained():
-    # Given a report with changes and files
-    report = _report(
-        counts={Kind.STUDENTS: KindCounts(created=3)},
-        files={"students.csv": "reports/d-1042/run-7f3a/students.csv"},
-    )
-
-    # When rendered
-    page = render_html(report).decode()
-
-    # Then it needs no script and no external asset, and links the CSV by its relative name
-    assert "<script" not in page
-    assert "http" not in page
-    assert "<style>" in page and "<svg" in page
-    assert 'href="students.csv"' in page
-
-
-def test_html_shows_the_failure_reason_of_a_failed_run():
-    # Given a run that failed on credentials
-    reason = "Clever refused our credentials. Reconnect the app in Clever, then run the sync again."
-    report = _report(status=RunStatus.FAILED, failure_reason=reason)
-
-    # When rendered
-    page = render_html(report).decode()
-
-    # Then the badge says it failed and the reason is shown
-    assert "Failed" in page
-    assert "The sync did not finish" in page
-    assert reason in page
-
-
-def test_html_shows_the_dry_run_banner_only_for_a_self_check():
-    # Given the same report as a self-check and as a real run
-    dry, real = _report(dry_run=True), _report(dry_run=False)
-
-    # When both are rendered
-    dry_page, real_page = render_html(dry).decode(), render_html(real).decode()
-
-    # Then only the self-check says nothing was written
-    assert "Self-check: nothing was written" in dry_page
-    assert "Self-check: nothing was written" not in real_page
-
-
-def test_html_shows_the_threshold_note_and_held_back_records():
-    # Given a run stopped from archiving 2,400 students
-    breach = ThresholdBreach(would_archive=2_400, managed=19_600, percent=12.24, limit_percent=10)
-    report = _report(
-        status=RunStatus.THRESHOLD_EXCEEDED,
-        counts={Kind.STUDENTS: KindCounts(updated=1_210, would_archive=2_400)},
-        threshold={Kind.STUDENTS: breach},
-        notes=[breach.note(Kind.STUDENTS)],
-    )
-
-    # When rendered
-    page = render_html(report).decode()
-
-    # Then the note, the held-back count and where to find the records are shown
-    assert "Deletion threshold exceeded for students: 2,400 of 19,600 (12.2 %) would be archived" in page
-    assert "Archiving held back" in page
-    assert "2,400 held back" in page
-    assert "students.csv" in page
-
-
-def test_html_counts_table_uses_labels_and_thousands_separators():
-    # Given counts for guardian links
-    report = _report(counts={Kind.GUARDIAN_LINKS: KindCounts(created=1_234_567)})
-
-    # When rendered
-    page = render_html(report).decode()
-
-    # Then every kind has its label and numbers are grouped
-    for label in ("Schools", "Classrooms", "Students", "Teachers", "Staff", "Guardians", "Enrollments"):
-        assert f"<th>{label}</th>" in page
-    assert "<th>Guardian links</th>" in page
-    assert "1,234,567" in page
-
-
-def test_html_lists_the_first_200_errors_and_points_to_errors_csv():
-    # Given 1,000 errors kept in the report out of 5,000
-    errors = [ReportError(kind=Kind.GUARDIANS, provider_id=f"g-{i}", reason="No email") for i in range(1_000)]
-    report = _report(status=RunStatus.SUCCEEDED_WITH_ERRORS, errors=errors, errors_total=5_000)
-
-    # When rendered
-    page = render_html(report).decode()
-
-    # Then 200 are shown and the rest are pointed at
-    assert "<code>g-199</code>" in page
-    assert "<code>g-200</code>" not in page
-    assert "and 4,800 more in" in page
-    assert 'href="errors.csv"' in page
 
 
 def _item(status: ReadinessStatus, check: str, detail: str = "Found.", action: str = "") -> ReadinessItem:
@@ -443,139 +345,6 @@ CLEAN = [
     _item(ReadinessStatus.PASS, "Roster fetched completely", "Every page of the roster was read."),
     _item(ReadinessStatus.PASS, "Schools matched", "All 3 provider schools in scope are matched."),
 ]
-
-
-def test_html_self_check_opens_with_the_verdict_and_checklist_before_the_counts():
-    # Given a self-check with nothing to fix
-    report = _report(dry_run=True, trigger="self_check", readiness=CLEAN)
-
-    # When rendered
-    page = render_html(report).decode()
-
-    # Then the verdict and checklist come first, then the would-do counts, then the findings
-    assert report.ready is True
-    assert "Ready for the first sync" in page
-    assert page.index("Readiness checklist") < page.index("What the sync would do") < page.index("Findings")
-    assert page.count(">Pass</span>") == 2
-    assert "Started by</dt><dd>Self-check" in page
-
-
-def test_html_verdict_counts_the_things_to_fix_and_to_review():
-    # Given a self-check with two fails and a warning
-    readiness = [
-        *CLEAN,
-        _item(ReadinessStatus.FAIL, "Deletion threshold", "The sync would archive 240 of 1,000 students (24 %)."),
-        _item(ReadinessStatus.FAIL, "Run finished"),
-        _item(ReadinessStatus.WARN, "Duplicate candidates", "3 roster students look like product students."),
-    ]
-
-    page = render_html(_report(dry_run=True, readiness=readiness)).decode()
-
-    assert "2 things to fix before enabling sync" in page
-    assert "and 1 more to review" in page
-    assert "Ready for the first sync" not in page
-    assert page.count(">Fix</span>") == 2 and page.count(">Review</span>") == 1
-    assert "The sync would archive 240 of 1,000 students (24 %)." in page
-
-
-def test_html_verdict_of_one_fail_is_singular():
-    page = render_html(_report(dry_run=True, readiness=[_item(ReadinessStatus.FAIL, "Schools matched")])).decode()
-
-    assert "1 thing to fix before enabling sync" in page
-
-
-def test_html_real_run_shows_its_checks_after_the_counts():
-    # Given a real run's report with a checklist and no findings
-    page = render_html(_report(readiness=CLEAN)).decode()
-
-    # Then the counts come first, the checks later, and no empty findings section is shown
-    assert page.index("Records by kind") < page.index("<h2>Checks</h2>")
-    assert "Nothing to fix before the next sync" in page
-    assert "Ready for the first sync" not in page
-    assert "Findings" not in page
-    assert "Readiness checklist" not in page
-
-
-def test_html_action_commands_show_as_code_and_stay_escaped():
-    # Given an action naming a command, and a detail carrying a school name with markup
-    item = _item(
-        ReadinessStatus.WARN,
-        "Schools matched",
-        detail="1 of 4 provider schools in scope has no product school: <script>alert(1)</script> High.",
-        action="Match schools with `rostersync schools match --district d-1042`.",
-    )
-
-    page = render_html(_report(dry_run=True, readiness=[item])).decode()
-
-    assert "<code>rostersync schools match --district d-1042</code>" in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt; High." in page
-    assert "<script" not in page
-
-
-def test_html_would_do_counts_have_linked_and_would_archive_columns():
-    # Given a self-check that would link 12 students and archive 3
-    report = _report(dry_run=True, counts={Kind.STUDENTS: KindCounts(created=40, linked=12, would_archive=3)})
-
-    page = render_html(report).decode()
-
-    assert '<th class="n">Linked</th>' in page
-    assert '<th class="n">Would archive</th>' in page
-    assert '<th class="n">Archived</th>' not in page
-    assert "held back" not in page
-    row = page[page.index("<th>Students</th>") : page.index("</tr>", page.index("<th>Students</th>"))]
-    assert [cell.split(">")[1].removesuffix("</td") for cell in row.split("<td")[1:]] == [
-        "40",
-        "0",
-        "12",
-        "0",
-        "3",
-        "0",
-        "0",
-        "0",
-    ]
-
-
-def test_html_real_run_keeps_the_archived_column():
-    page = render_html(_report(counts={Kind.STAFF: KindCounts(archived=2, linked=1)})).decode()
-
-    assert '<th class="n">Archived</th>' in page and '<th class="n">Linked</th>' in page
-    assert "Would archive" not in page
-
-
-def test_html_findings_list_unmatched_schools_by_name_and_guardians_by_reason():
-    # Given findings with schools unmatched on both sides, duplicates and guardians skipped
-    findings = Findings.model_validate(
-        {
-            "unmatched_provider_schools": [{"provider_id": "clever-sch-9", "name": "<script>alert(9)</script> Oak"}],
-            "unlinked_product_schools": [{"id": "p-sch-2", "name": "Elm Elementary"}],
-            "out_of_scope_schools": [{"provider_id": "clever-sch-7", "name": "Night School"}],
-            "duplicate_candidates": 3,
-            "guardians_skipped": {"Neither a unique email nor an SMS-capable phone": 8, "<b>odd</b>": 1},
-            "multi_role": {"merged": 2, "separate": 1},
-        }
-    )
-    report = _report(dry_run=True, findings=findings, files={"students.csv": "runs/d/r/report/students.csv"})
-
-    page = render_html(report).decode()
-
-    # Then each school is listed by name with its id, escaped; guardians by reason; duplicates point at the CSV
-    findings_html = page[page.index("<h2>Findings</h2>") :]
-    assert "&lt;script&gt;alert(9)&lt;/script&gt; Oak</td><td><code>clever-sch-9</code>" in findings_html
-    assert "Elm Elementary</td><td><code>p-sch-2</code>" in findings_html
-    assert "Night School" in findings_html
-    assert "Guardians skipped (9)" in findings_html
-    assert 'Neither a unique email nor an SMS-capable phone</td><td class="n">8</td>' in findings_html
-    assert "&lt;b&gt;odd&lt;/b&gt;" in findings_html
-    assert 'Duplicate candidates (same name and date of birth, not merged)</td><td class="n">3</td>' in findings_html
-    assert '<a href="students.csv">students.csv</a> with the action <code>possible_duplicate</code>' in findings_html
-    assert "People in several roles with one account" in findings_html
-    assert "<script" not in page and "<b>" not in page
-
-
-def test_html_self_check_with_nothing_found_says_so():
-    page = render_html(_report(dry_run=True, readiness=CLEAN)).decode()
-
-    assert "Nothing to flag" in page
 
 
 def test_json_carries_findings_readiness_and_ready_and_round_trips():
@@ -600,14 +369,87 @@ def test_json_carries_findings_readiness_and_ready_and_round_trips():
     assert SyncReport.model_validate_json(render_json(report)) == report
 
 
-def test_the_settings_a_run_used_are_in_report_json_and_folded_into_the_html_escaped():
-    from rostersync.settings import SyncSettings
+def test_csv_lines_carry_the_district_id_school_grade_and_what_changed():
+    # Given an updated student whose email and grade changed, and an archived one
+    updated = ReportLine(
+        kind=Kind.STUDENTS,
+        action=LineAction.UPDATED,
+        id="u-1",
+        provider_id="s-1",
+        name="Ana Ruiz",
+        sis_id="100234",
+        school="Summit High School",
+        grade="10",
+        changes=[
+            FieldChange(field="email", before="ana@old.example", after="ana@new.example"),
+            FieldChange(field="grade", before="9", after="10"),
+        ],
+    )
+    archived = ReportLine(
+        kind=Kind.STUDENTS,
+        action=LineAction.ARCHIVED,
+        id="u-2",
+        provider_id="s-2",
+        name="Ben Ode",
+        sis_id="100235",
+        school="Summit High School",
+        grade="11",
+        reason="no longer in the clever roster",
+    )
 
-    settings = SyncSettings.model_validate({"classrooms": {"name_template": "{course} <b>{period}</b>"}})
-    report = _report(settings_version=3, settings=settings.model_dump(mode="json"))
+    with CsvReportWriter() as writer:
+        writer.add_all([updated, archived])
+        rows = list(csv.DictReader(io.TextIOWrapper(writer.finish()["students.csv"], encoding="utf-8-sig")))
 
-    assert json.loads(render_json(report))["settings"]["classrooms"]["name_template"] == "{course} <b>{period}</b>"
-    page = render_html(report).decode("utf-8")
-    assert "Settings used (version 3)" in page
-    assert "&lt;b&gt;{period}&lt;/b&gt;" in page and "<b>{period}</b>" not in page
-    assert "Settings used" not in render_html(_report()).decode("utf-8")
+    # Then each row says who (name, the district's id), where, and what changed before → after
+    assert rows[0] == {
+        "action": "archived",
+        "name": "Ben Ode",
+        "sis_id": "100235",
+        "school": "Summit High School",
+        "grade": "11",
+        "reason": "no longer in the clever roster",
+        "changes": "",
+        "id": "u-2",
+        "provider_id": "s-2",
+    }
+    assert rows[1]["changes"] == "email: ana@old.example → ana@new.example; grade: 9 → 10"
+    # and the writer kept them for report.html's lists, with their totals
+    assert writer.lists[Kind.STUDENTS][LineAction.ARCHIVED][0].name == "Ben Ode"
+    assert writer.list_totals[Kind.STUDENTS] == {LineAction.UPDATED: 1, LineAction.ARCHIVED: 1}
+
+
+def test_csv_writer_keeps_the_first_50_lines_of_each_list_and_counts_them_all():
+    lines = (
+        ReportLine(kind=Kind.ENROLLMENTS, action=LineAction.CREATED, provider_id=f"e-{i}", name=f"P{i} in Math")
+        for i in range(120)
+    )
+
+    with CsvReportWriter() as writer:
+        writer.add_all(lines)
+        writer.finish()
+
+    shown = writer.lists[Kind.ENROLLMENTS][LineAction.CREATED]
+    assert len(shown) == LIST_SHOWN == 50 and shown[-1].provider_id == "e-49"
+    assert writer.list_totals[Kind.ENROLLMENTS][LineAction.CREATED] == 120
+
+
+def test_an_error_of_an_uploaded_file_says_which_file_row_and_fix():
+    error = ReportError(
+        kind=Kind.STUDENTS,
+        provider_id="u-9",
+        reason="users.csv line 12 has 9 values but the header has 10 columns (a value with an unquoted comma?); "
+        "skipped",
+    )
+    odd = ReportError(
+        kind=Kind.STUDENTS,
+        reason="user number 3: its id 'a b' has a space; not synced, and nothing of this kind is archived this "
+        "run (the record it stands for cannot be told). Fix the id in the export",
+    )
+
+    assert (error.file, error.row) == ("users.csv", 12)
+    assert (odd.file, odd.row, odd.fix) == ("", None, "Fix the id in the export")
+    with CsvReportWriter() as writer:
+        writer.add_error(error)
+        row = _rows(writer.finish()["errors.csv"])[1]
+    assert row[:5] == ["students", "u-9", "", "users.csv", "12"]

@@ -31,7 +31,7 @@ _CLIENTS: dict[tuple[str, str | None, str | None], Any] = {}
 _CLIENTS_LOCK = threading.Lock()
 
 
-# Presigned links (reports) are signed with SigV4 (rostersync.config.REPORT_LINK_CONFIG).
+# Presigned links (reports) are signed with SigV4 (SigV2 is refused by buckets created since June 2020).
 _LINK_CONFIG = _CONFIG.merge(Config(signature_version="s3v4"))
 _LINKS = "s3-links"  # the cache key of the S3 client that signs links
 
@@ -73,7 +73,10 @@ def _session_client(session: boto3.session.Session, service: str, endpoint: str 
 
 
 def client(service: str) -> Any:
-    """Return a shared client for ``service`` (thread-safe, reused across warm invocations)."""
+    """Return a shared client for ``service`` (thread-safe, reused across warm invocations).
+
+    ``"s3-links"`` is an S3 client that signs presigned links with SigV4, for the report's file links.
+    """
     endpoint, region = os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION")
     session = invocation_session.get()
     if session is not None:

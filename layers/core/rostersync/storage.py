@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +55,31 @@ def run_prefix(district_id: str, run_id: str) -> str:
 class RunStore:
     """Reads and writes one run's objects in the sync bucket."""
 
-    def __init__(self, s3: Any, bucket: str, district_id: str, run_id: str) -> None:
+    def __init__(
+        self, s3: Any, bucket: str, district_id: str, run_id: str, signer: Callable[[], Any] | None = None
+    ) -> None:
         self._s3 = s3
+        # The client that signs links, made on first use (only the Report step signs any).
+        self._signer = signer or (lambda: s3)
         self.bucket = bucket
         self.prefix = run_prefix(district_id, run_id)
+        self.district_prefix = f"runs/{district_id}/"
+
+    def district_key(self, name: str) -> str:
+        """The key of a district-wide object beside its runs (the index page, ``index.html``)."""
+        return self.district_prefix + name
+
+    def link(self, key: str, seconds: int) -> str:
+        """A presigned GET link to one of its district's objects (this run's files, earlier runs' reports, the
+        index), valid ``seconds`` (signed by the caller's role: it works only as long as that role may read
+        the object and its credentials last)."""
+        if not key.startswith(self.district_prefix) or ".." in key:
+            raise ValueError("a run links only its own district's objects")
+        return str(
+            self._signer().generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=seconds
+            )
+        )
 
     def key(self, name: str) -> str:
         return self.prefix + name
@@ -98,6 +119,12 @@ class RunStore:
             for obj in page.get("Contents", [])
         ]
         return sorted(keys)
+
+    def put_district(self, name: str, body: bytes, content_type: str) -> str:
+        """Write a district-wide object beside its runs (``district_key``)."""
+        key = self.district_key(name)
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        return key
 
     def upload_file(self, name: str, fileobj: Any, content_type: str) -> str:
         key = self.key(name)

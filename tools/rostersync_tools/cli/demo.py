@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import tempfile
 import time
 import zipfile
@@ -23,6 +25,7 @@ from rostersync_tools.cli.inputs import (
     UsageError,
     bundle_bytes,
     check_dataset,
+    check_out_folder,
     check_product,
     choose_provider,
     quiet_logs,
@@ -41,11 +44,9 @@ def run_demo(args: argparse.Namespace) -> int:
         # plan is demonstrated on that one.
         product.district.plan = "premium"
         print(f"{product.district.id} names no plan (district.plan): the demo puts it on the premium plan.")
-    out = Path(args.out) if args.out else None
+    out = check_out_folder(Path(args.out)) if args.out else None
 
     quiet_logs()
-    import os
-
     import boto3
 
     from rostersync import aws
@@ -97,7 +98,7 @@ def run_demo(args: argparse.Namespace) -> int:
         s3 = boto3.session.Session().client("s3", region_name=os.environ.get("AWS_REGION"), config=REPORT_LINK_CONFIG)
 
         def show_self_check(arn: str) -> bool:
-            description = stack.wait(arn)
+            description = wait_with_progress(stack, arn, "Self-check")
             run = state.get_run(description["executionArn"].rsplit(":", 1)[1]) or {}
             if "report_key" not in run:
                 print(f"\nSelf-check: {description['status']} without a report: {description.get('cause', '')[:300]}")
@@ -106,13 +107,15 @@ def run_demo(args: argparse.Namespace) -> int:
             link = report_link(s3, config.sync_bucket, run, config.report_link_seconds)
             print_run(report, f"\nSelf-check · {datasets[0].name} · {report['status']} (nothing written)", link)
             if out:
-                download_report(s3, config.sync_bucket, report, out / "self-check")
+                local = download_report(s3, config.sync_bucket, report, out / "self-check")
+                print(f"  report on this machine: {local}")
             return True
 
         if args.self_check and provider != "oneroster-csv":
             # What the admin runs before enabling sync: the first night, dry run, nothing written.
             if not show_self_check(stack.start_sync(district_id, trigger="self_check", dry_run=True)):
                 return 1
+        night_2: Path | None = None
         for number, dataset in enumerate(datasets, start=1):
             simulator.set_dataset(served[number - 1])
             started = time.perf_counter()
@@ -132,7 +135,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 executions = stack.publish_event("product.directory", "Sync Enabled", {"district_id": district_id})
             else:
                 executions = [stack.start_sync(district_id, trigger="schedule")]
-            description = stack.wait(executions[0])
+            description = wait_with_progress(stack, executions[0], f"Night {number}")
             seconds = time.perf_counter() - started
             run_id = description["executionArn"].rsplit(":", 1)[1]
             run = state.get_run(run_id) or {}
@@ -150,16 +153,30 @@ def run_demo(args: argparse.Namespace) -> int:
             told = show_notification(stack, district_id, run_id)
             if out:
                 folder = out / f"run-{number}"
-                download_report(s3, config.sync_bucket, report, folder)
+                local = download_report(s3, config.sync_bucket, report, folder)
+                print(f"  report on this machine: {local}")
                 (folder / "notification.json").write_text(json.dumps(told, indent=1, ensure_ascii=False), "utf-8")
                 export = export_directory(directory, state)
                 (folder / "directory.json").write_text(json.dumps(export, indent=1, ensure_ascii=False), "utf-8")
+                if number == 2:
+                    night_2 = local
         if provider == "clever":
             clean_up_after_the_first_sync(stack.endpoint, district_id, out, Path(scratch.name))
+        if out and night_2 is not None:
+            # After the last night: the browser never runs beside a sync on the embedded stack.
+            screenshots(night_2, out)
         if out:
             print(f"\nReports and directories written under {out}/run-N/")
         if args.serve:
-            print("\nThe stack stays up so the report links above open in a browser. Ctrl-C to stop.")
+            endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+            print(
+                "\nThe stack stays up so the report links above open in a browser. Ctrl-C to stop.\n"
+                f"Other commands reach it with --endpoint {endpoint}; in another terminal, for example:\n"
+                f"  rostersync runs --district {district_id} --endpoint {endpoint}\n"
+                f"  rostersync report --district {district_id} --out report --endpoint {endpoint}\n"
+                f"  rostersync settings show --district {district_id} --endpoint {endpoint}\n"
+                f"  rostersync schools match --district {district_id} --endpoint {endpoint}"
+            )
             try:
                 while True:
                     time.sleep(3600)
@@ -224,6 +241,86 @@ def clean_up_after_the_first_sync(endpoint: str, district_id: str, out: Path | N
     main(
         ["cleanup", "archive-unmanaged", "--district", district_id, "--scope", "district", "--out", str(folder), *stack]
     )
+
+
+_STEPS_SHOWN = {
+    "Prepare run": "starting",
+    "Start run": "starting",
+    "Fetch roster": "fetching the roster",
+    "Match roster": "matching",
+    "Upsert directory": "writing the directory",
+    "Upsert plan chunk": "writing the directory",
+    "Archive unmanaged": "archiving who left",
+    "Write report": "writing the report",
+    "Release lock": "finishing",
+}
+
+
+def _progress(sfn: Any, arn: str) -> str:
+    """The run's step now and the records so far, from its execution history (what the console shows)."""
+    try:
+        events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    except Exception:  # noqa: BLE001 - progress is a courtesy; the run's own outcome is read afterwards
+        return "running"
+    step, fetched, planned = "starting", None, None
+    for event in events:
+        entered = event.get("stateEnteredEventDetails")
+        if entered:
+            step = _STEPS_SHOWN.get(entered["name"], step)
+        exited = event.get("stateExitedEventDetails")
+        if exited and exited.get("name") in ("Fetch roster", "Match roster"):
+            try:
+                output = json.loads(exited.get("output") or "{}")
+            except ValueError:
+                continue
+            if exited["name"] == "Fetch roster" and isinstance(output.get("fetch"), dict):
+                fetched = sum((output["fetch"].get("records") or {}).values())
+            if exited["name"] == "Match roster" and isinstance(output.get("match"), dict):
+                planned = output["match"].get("writes")
+    parts = [step]
+    if fetched is not None:
+        parts.append(f"{fetched:,} records fetched")
+    if planned is not None:
+        parts.append(f"{planned:,} writes planned")
+    return ", ".join(parts)
+
+
+def wait_with_progress(stack: Any, arn: str, label: str, timeout: float = 1_800) -> dict[str, Any]:
+    """Wait for a run, printing its step and records so far: one line kept up to date on a terminal, a
+    line per change otherwise."""
+    sfn = stack.client("stepfunctions")
+    started, shown, live = time.monotonic(), "", sys.stdout.isatty()
+    while True:
+        try:
+            description = dict(stack.wait(arn, timeout=2))
+        except TimeoutError:
+            if time.monotonic() - started > timeout:
+                raise
+        else:
+            if live and shown:
+                print("\r\033[K", end="", flush=True)  # the run's summary takes the progress line's place
+            return description
+        now = _progress(sfn, arn)
+        if live:
+            print(f"\r  {label}: {now} ({time.monotonic() - started:.0f} s)\033[K", end="", flush=True)
+        elif now != shown:
+            print(f"  {label}: {now}", flush=True)
+        shown = now
+
+
+def screenshots(page: Path, out: Path) -> None:
+    """Night 2's report as a desk and a phone show it, for a person to look at (needs Chromium)."""
+    from rostersync_tools.local.browser import DESK, PHONE, browser, missing
+
+    why = missing()
+    if why:
+        print(f"  no screenshots: {why}")
+        return
+    with browser() as chromium:
+        for width, height in (DESK, PHONE):
+            first = chromium.screenshot(page, out / f"night-2-{width}px.png", width, height)
+            whole = chromium.screenshot(page, out / f"night-2-{width}px-full.png", width, height, full_page=True)
+            print(f"  screenshots at {width} px: {first} (first screen), {whole} (whole page)")
 
 
 def _servable(dataset: Path, scratch: Path) -> Path:

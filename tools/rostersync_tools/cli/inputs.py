@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -110,3 +111,15 @@ def quiet_logs() -> None:
     """Silence the chatter of the local stack's libraries on the console."""
     for name in ("werkzeug", "moto", "botocore", "urllib3"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def check_out_folder(out: Path) -> Path:
+    """``--out``, refused before anything runs when it cannot hold the reports (one line, exit code 2)."""
+    for parent in (out, *out.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"--out {out}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise UsageError(f"--out {out}: {parent} is not writable")
+            break
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from importlib import metadata
 
 from rostersync_tools.cli import cleanup as cleanup_commands
 from rostersync_tools.cli import demo as demo_command
@@ -17,7 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rostersync", description="Keep a product's district directory in step with the district's roster."
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo_command.register(commands)
     local_commands.register(commands)
     settings_commands.register(commands)
@@ -25,7 +27,28 @@ def build_parser() -> argparse.ArgumentParser:
     run_commands.register(commands)
     lifecycle_commands.register(commands)
     cleanup_commands.register(commands)
+    describe(parser)
     return parser
+
+
+def version() -> str:
+    """The installed rostersync tools' version (``pyproject.toml``)."""
+    try:
+        return metadata.version("rostersync-tools")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def describe(parser: argparse.ArgumentParser) -> None:
+    """Give every command's ``--help`` a description: its one-line help, as a sentence, where it has none."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, command in action.choices.items():
+                if not command.description and helps.get(name):
+                    text = str(helps[name])
+                    command.description = text[0].upper() + text[1:] + ("" if text.endswith(".") else ".")
+                describe(command)
 
 
 def main(argv: list[str] | None = None) -> int:

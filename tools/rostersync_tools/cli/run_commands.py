@@ -20,7 +20,7 @@ from typing import Any
 from rostersync.config import RuntimeConfig
 from rostersync.domain.ids import district_id_problem
 from rostersync_tools.cli.connect import StackHandle, add_stack_arguments, connect_from_args
-from rostersync_tools.cli.inputs import UsageError
+from rostersync_tools.cli.inputs import UsageError, check_out_folder
 from rostersync_tools.cli.lifecycle_commands import run_action, who
 
 COUNT_COLUMNS = ("created", "updated", "linked", "restored", "archived", "unchanged", "skipped", "errors")
@@ -123,13 +123,20 @@ def exit_code(report: dict[str, Any]) -> int:
     return 0
 
 
-def download_report(s3: Any, bucket: str, report: dict[str, Any], folder: Path) -> None:
-    """report.json, report.html and the CSVs, side by side (report.html links the CSVs by name)."""
+def download_report(s3: Any, bucket: str, report: dict[str, Any], folder: Path) -> Path:
+    """report.json, report.html and the CSVs, side by side; the copy of report.html links its CSVs by name
+    (the presigned links it was written with would expire). Returns the local report.html."""
+    from rostersync.reports.html import localise_links
+
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    (folder / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     for name, key in report.get("files", {}).items():
         if name != "report.json":
-            (folder / Path(name).name).write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            if name == "report.html":
+                body = localise_links(body)
+            (folder / Path(name).name).write_bytes(body)
+    return folder / "report.html"
 
 
 def report_link(s3: Any, bucket: str, run: dict[str, Any], expires: int | None = None) -> str | None:
@@ -208,8 +215,12 @@ def load_report(handle: StackHandle, run: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(body.read()))
 
 
-def show_run(handle: StackHandle, district_id: str, run_id: str, title: str, out_dir: str | None) -> int:
-    """Print a finished run (and download it with ``--out``); the exit code says whether it went well."""
+def show_run(
+    handle: StackHandle, district_id: str, run_id: str, title: str, out_dir: str | None, open_page: bool = False
+) -> int:
+    """Print a finished run (and download it with ``--out``; ``--open`` downloads it, to
+    ``rostersync-reports/<district>/<run>/`` unless ``--out`` says where, and opens the local report.html:
+    a copy whose links never expire). The exit code says whether the run went well."""
     run = handle.state(district_id).get_run(run_id) or {}
     if not run.get("report_key"):
         reason = run.get("refused_reason") or run.get("failure_reason")
@@ -221,13 +232,21 @@ def show_run(handle: StackHandle, district_id: str, run_id: str, title: str, out
     report = load_report(handle, run)
     s3, bucket = handle.client("s3"), handle.resources.sync_bucket
     print_run(report, f"{title} · {report.get('status')} (run {run_id})", report_link(s3, bucket, run))
+    if open_page and not out_dir:
+        out_dir = str(Path("rostersync-reports") / district_id / run_id)
     if out_dir:
-        download_report(s3, bucket, report, Path(out_dir))
-        print(f"  written to {out_dir}/")
+        local = download_report(s3, bucket, report, Path(out_dir))
+        print(f"  written to {out_dir}/; open {local}")
+        if open_page:
+            import webbrowser
+
+            webbrowser.open(local.resolve().as_uri())
     return exit_code(report)
 
 
 def execute_and_show(args: argparse.Namespace, trigger: str, dry_run: bool, title: str) -> int:
+    if args.out:
+        check_out_folder(Path(args.out))  # refused before the run starts, not after it ended
     handle = connect_from_args(args)
     require_district(handle, args.district)
     arn = start_run(handle, args.district, trigger, dry_run)
@@ -452,6 +471,7 @@ def run_runs(args: argparse.Namespace) -> int:
                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))
             )
         )
+    print(f"\nOpen a run's report: rostersync report --district {args.district} --run RUN --open {_stack_flags(args)}")
     return 0
 
 
@@ -469,7 +489,7 @@ def run_report(args: argparse.Namespace) -> int:
         if not reported:
             raise UsageError(f"--district {args.district}: no run has written a report yet")
         run_id = str(max(reported, key=lambda r: str(r.get("sk", "")))["sk"]).removeprefix("RUN#")
-    return show_run(handle, args.district, run_id, "Report", args.out)
+    return show_run(handle, args.district, run_id, "Report", args.out, args.open)
 
 
 def _stack_flags(args: argparse.Namespace) -> str:
@@ -549,7 +569,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     runs.add_argument("run", nargs="?", metavar="RUN", help="the run acted on")
     _district(runs)
-    runs.add_argument("--limit", type=int, default=20, metavar="N")
+    runs.add_argument("--limit", type=int, default=20, metavar="N", help="show at most N runs (default 20)")
     runs.add_argument("--preview", action="store_true", help="undo: show what it would do, write nothing")
     runs.add_argument("--by", metavar="WHO", help="who decides (recorded; default: your user name)")
     _wait_options(runs)
@@ -560,5 +580,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     _district(report)
     report.add_argument("--run", metavar="R", help="the run id (default: the latest with a report)")
     report.add_argument("--out", metavar="DIR", help="also download report.json, report.html and the CSVs here")
+    report.add_argument(
+        "--open",
+        action="store_true",
+        help="download the report with its files (to --out, else rostersync-reports/D/RUN/) and open it in a browser",
+    )
     add_stack_arguments(report)
     report.set_defaults(handler=run_report)

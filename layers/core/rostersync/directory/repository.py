@@ -575,6 +575,36 @@ class DirectoryRepository:
         )
         return DirectoryRecord.from_item(_from_item(answer["Item"])) if "Item" in answer else None
 
+    def get_many(self, kind: Kind, record_ids: Iterable[str]) -> dict[str, DirectoryRecord]:
+        """Records of one kind by id, 100 a BatchGetItem (what DynamoDB leaves unprocessed is asked again,
+        with backoff); an id with no record is left out of the answer."""
+        collection = COLLECTION_OF_KIND[kind]
+        keys = [
+            _to_item({"pk": partition_key(self.district_id, collection, shard_of(i)), "sk": i})
+            for i in dict.fromkeys(record_ids)
+        ]
+        found: dict[str, DirectoryRecord] = {}
+        for start in range(0, len(keys), 100):
+            pending = keys[start : start + 100]
+            for attempt in range(UNPROCESSED_MAX_RETRIES + 1):
+                if attempt:
+                    ceiling = min(UNPROCESSED_MAX_SECONDS, UNPROCESSED_BASE_SECONDS * 2**attempt)
+                    self._sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter, not security
+                with _throttling_as_domain_error(self._table):
+                    answer = self._client.batch_get_item(RequestItems={self._table: {"Keys": pending}})
+                for item in answer.get("Responses", {}).get(self._table, []):
+                    record = DirectoryRecord.from_item(_from_item(item))
+                    found[record.id] = record
+                pending = answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+                if not pending:
+                    break
+            else:
+                raise DirectoryThrottledError(
+                    f"DynamoDB left {len(pending)} reads of {self._table} unprocessed after "
+                    f"{UNPROCESSED_MAX_RETRIES} retries with backoff: the table is throttled; the step will be retried"
+                )
+        return found
+
     def find_by_provider_id(self, kind: Kind, provider: str, provider_id: str) -> DirectoryRecord | None:
         """Look a record up by its provider link (``ByProviderId`` index)."""
         key = provider_key(self.district_id, COLLECTION_OF_KIND[kind], provider, provider_id)

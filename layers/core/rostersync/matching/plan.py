@@ -45,6 +45,7 @@ from rostersync.matching.people import (
     normal_phone,
 )
 from rostersync.matching.rekey import classroom_key
+from rostersync.reports.details import line_details, roster_details
 from rostersync.settings import SyncSettings
 
 WriteOp = Literal["create", "update", "restore"]
@@ -111,7 +112,9 @@ class PlannedWrite:
 
 @dataclass(frozen=True)
 class PlanLine:
-    """A line of the report: what happened to one record and why."""
+    """A line of the report: what happened to one record and why, with the district's id of it, its school
+    and grade (``reports.details``); ``changes`` (before → after) is added by Match, which reads the
+    before-images."""
 
     kind: Kind
     action: str
@@ -119,9 +122,13 @@ class PlanLine:
     provider_id: str
     name: str = ""
     reason: str = ""
+    sis_id: str = ""
+    school: str = ""
+    grade: str = ""
+    changes: tuple[dict[str, str], ...] = ()
 
-    def to_json(self) -> dict[str, str]:
-        return {
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
             "kind": self.kind.value,
             "action": self.action,
             "id": self.id,
@@ -129,6 +136,13 @@ class PlanLine:
             "name": self.name,
             "reason": self.reason,
         }
+        # Only what a line has: the plan's lines of a million-record first sync stay small.
+        for name in ("sis_id", "school", "grade"):
+            if getattr(self, name):
+                data[name] = getattr(self, name)
+        if self.changes:
+            data["changes"] = list(self.changes)
+        return data
 
 
 @dataclass(frozen=True)
@@ -156,6 +170,9 @@ class PlanSummary:
     held_schools: dict[str, dict[str, Any]] = field(default_factory=dict)
     # kind → records not archived because the roster had unreadable records of their collection
     held_unreadable: dict[str, int] = field(default_factory=dict)
+    # school id → {"students", "teachers", "classrooms": synced records of the school, "changed": those this
+    # run writes} (a person counts in each of their schools), for the district's index page
+    schools: dict[str, Counter[str]] = field(default_factory=dict)
     # a provider re-key: records linked to their existing record by district ids, and those held for review
     rekey: Counter[str] = field(default_factory=Counter)
     findings: Findings = field(default_factory=lambda: Findings())
@@ -168,6 +185,7 @@ class PlanSummary:
             "emptied_schools": self.emptied_schools,
             "held_schools": self.held_schools,
             "held_unreadable": self.held_unreadable,
+            "schools": {school: dict(counts) for school, counts in self.schools.items()},
             "rekey": dict(self.rekey),
             "findings": self.findings.to_json(),
         }
@@ -232,6 +250,10 @@ AMBIGUOUS = "several product accounts match"
 NEEDS_REVIEW = "needs_review"
 
 _ACTIONS = {"create": "created", "update": "updated", "restore": "restored"}
+_PER_SCHOOL = {Kind.STUDENTS: "students", Kind.TEACHERS: "teachers", Kind.CLASSROOMS: "classrooms"}
+NAMES_KEPT = 500_000
+"""People and classrooms whose names the planner keeps to name enrollments and guardian links (about 100 bytes
+each): a district past it gets those lines named for the first ones only; the ids are always there."""
 
 
 _SEPARATOR = re.compile(r"^[-–—|/:,·]+$")
@@ -328,6 +350,10 @@ class SyncPlanner:
         self._line = line
         self._error = error
         self.summary = PlanSummary()
+        # directory id → name of people and classrooms, to name enrollments and guardian links in the report
+        # (bounded: past NAMES_KEPT, lines of later records name ids only)
+        self._names: dict[str, str] = {}
+        self._provider_school_names: dict[str, str] = {}  # provider school id → name (skipped people's schools)
         self._ids: dict[str, dict[str, str]] = {c: {} for c in ("schools", "classrooms", "people")}
         self._seen: dict[str, set[str]] = {c: set() for c in index}
         self._held_collections: set[str] = set()  # nothing of these is archived (``RecordError.holds_archive``)
@@ -402,6 +428,13 @@ class SyncPlanner:
             content_hash=digest,
             parent_id=parent_id,
         )
+        if kind is Kind.CLASSROOMS or collection == "people":
+            if len(self._names) < NAMES_KEPT:
+                self._names[record_id] = fields.get("name") or name
+        if kind is Kind.ENROLLMENTS:
+            name = name or self._pair_name(fields.get("person"), "in", fields.get("classroom"))
+        elif kind is Kind.GUARDIAN_LINKS:
+            name = name or self._pair_name(fields.get("guardian"), "guardian of", fields.get("student"))
         clear = self._edits(kind, record_id, provider_id, name, fields, entry) if entry and entry.edited else ()
         action = ""
         if entry is None:
@@ -416,6 +449,12 @@ class SyncPlanner:
             op = "update"
         else:
             op = None
+        if kind in _PER_SCHOOL:
+            ids = fields.get("schools") if kind is not Kind.CLASSROOMS else [fields.get("school")]
+            for school in ids or ():
+                counts = self.summary.schools.setdefault(str(school), Counter())
+                counts[_PER_SCHOOL[kind]] += 1
+                counts["changed"] += op is not None
         if op is None:
             self.summary.counts[kind]["unchanged"] += 1
             return record_id
@@ -423,8 +462,14 @@ class SyncPlanner:
         action = action or _ACTIONS[op]
         self.summary.counts[kind][action] += 1
         reason = f"matched by {linked_by}" if linked_by else ""
-        self._line(PlanLine(kind, action, record_id, provider_id, name, reason))
+        details = line_details(kind, fields, self._school_names)
+        self._line(PlanLine(kind, action, record_id, provider_id, name, reason, **details))
         return record_id
+
+    def _pair_name(self, first: Any, word: str, second: Any) -> str:
+        """``Ava Li in Algebra 1``; empty when either name is not kept."""
+        one, two = self._names.get(str(first or "")), self._names.get(str(second or ""))
+        return f"{one} {word} {two}" if one and two else ""
 
     def _edits(
         self, kind: Kind, record_id: str, provider_id: str, name: str, fields: dict[str, Any], entry: IndexEntry
@@ -464,9 +509,18 @@ class SyncPlanner:
             )
         return cleared
 
-    def _skip(self, kind: Kind, provider_id: str, name: str, reason: str, action: str = "skipped") -> None:
+    def _skip(
+        self,
+        kind: Kind,
+        provider_id: str,
+        name: str,
+        reason: str,
+        action: str = "skipped",
+        person: PersonRecord | None = None,
+    ) -> None:
         self.summary.counts[kind]["skipped"] += 1
-        self._line(PlanLine(kind, action, "", provider_id, name, reason))
+        details = roster_details(person, self._provider_school_names) if person is not None else {}
+        self._line(PlanLine(kind, action, "", provider_id, name, reason, **details))
 
     def record_error(self, error: RecordError) -> None:
         """Count and pass on an error found while fetching or planning; the run goes on."""
@@ -598,6 +652,7 @@ class SyncPlanner:
             if not self._first_time("schools", Kind.SCHOOLS, school.provider_id, seen):
                 continue
             entry = self._index["schools"].get(school.provider_id)
+            self._provider_school_names[school.provider_id] = school.name
             if entry is None:
                 findings.unmatched_provider_schools.append({"provider_id": school.provider_id, "name": school.name})
                 self._skip(
@@ -742,7 +797,7 @@ class SyncPlanner:
                     if person.schools
                     else "the roster names no school for them"
                 )
-                self._skip(person.kind, person.provider_id, name, reason)
+                self._skip(person.kind, person.provider_id, name, reason, person=person)
                 continue
             fields = self._person_fields(person, school_ids)
             guardian_id = self._guardian_role_of.get(person.provider_id)

@@ -8,12 +8,16 @@ acts on before enabling sync; every run's report carries them.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rostersync.domain.records import Kind
+
+LIST_SHOWN = 50
+"""report.html (and report.json) list this many lines of each kind and action; the CSV files list all."""
 
 MAX_JSON_ERRORS = 1_000
 """``report.json`` keeps this many errors; ``errors_total`` has the full count, ``errors.csv`` all of them."""
@@ -119,8 +123,26 @@ class KindCounts(_ReportModel):
         return self.created + self.updated + self.linked + self.restored + self.archived
 
 
+class FieldChange(_ReportModel):
+    """One synced field an update changed: its value before the run and after it.
+
+    The before-image is read from the directory by Match and travels with the run's artefacts (the plan's
+    lines, the report's CSV files in S3), never through logs: names and contact details are personal data.
+    """
+
+    field: str
+    before: str = ""
+    after: str = ""
+
+
 class ReportLine(_ReportModel):
-    """One record's line in its kind's CSV file."""
+    """One record's line in its kind's CSV file, in the district admin's terms.
+
+    ``sis_id`` is the district's own id of the record (SIS id, else student, teacher or school number),
+    ``school`` the school's name (several joined with "; "), ``grade`` the grade (a school: its grade
+    range); ``changes`` lists what an update changed, before → after. Enrollments and guardian links are
+    named by their people and classroom ("Ava Li in Algebra 1").
+    """
 
     kind: Kind
     action: LineAction
@@ -128,14 +150,44 @@ class ReportLine(_ReportModel):
     provider_id: str
     name: str = ""
     reason: str = ""
+    sis_id: str = ""
+    school: str = ""
+    grade: str = ""
+    changes: list[FieldChange] = Field(default_factory=list)
+
+
+# "users.csv line 12: …" / "users.csv: …": where a OneRoster CSV error sits, for the error's own columns.
+_WHERE = re.compile(r"^(?P<file>[\w.-]+\.csv)(?: line (?P<row>\d+))?\b")
+# "…; not synced. Fix the id in the export" / "… (export the bundle as UTF-8)": the admin's fix, when the
+# reason ends with one.
+_FIX = re.compile(r"(?:[.;:] |\()(?P<fix>(?:Fix|Check|Export|export|Link|Match|Add|Give|Set|Ask)\b[^()]*)\)?\.?$")
 
 
 class ReportError(_ReportModel):
-    """A record the run could not use, with a reason the district admin can act on."""
+    """A record the run could not use, with a reason the district admin can act on.
+
+    ``file`` and ``row`` say where it sits in an uploaded bundle (read from the reason when not given);
+    ``fix`` is what to do about it, when the reason ends with an instruction.
+    """
 
     kind: Kind
     provider_id: str = ""
     reason: str
+    sis_id: str = ""
+    file: str = ""
+    row: int | None = None
+    fix: str = ""
+
+    @model_validator(mode="after")
+    def _where_and_fix_from_the_reason(self) -> ReportError:
+        where = _WHERE.match(self.reason)
+        if where and not self.file:
+            self.file = where.group("file")
+            self.row = int(where.group("row")) if where.group("row") else self.row
+        fix = _FIX.search(self.reason)
+        if fix and not self.fix:
+            self.fix = fix.group("fix").strip()
+        return self
 
 
 class ThresholdBreach(_ReportModel):
@@ -296,6 +348,14 @@ class SyncReport(_ReportModel):
     findings: Findings = Field(default_factory=Findings)
     readiness: list[ReadinessItem] = Field(default_factory=list)
     ready: bool = False
+    # Who and what: the first LIST_SHOWN lines of each kind and action (report.html lists them), and how
+    # many lines each has in all (the kind's CSV file lists every one).
+    lists: dict[Kind, dict[LineAction, list[ReportLine]]] = Field(default_factory=dict)
+    list_totals: dict[Kind, dict[LineAction, int]] = Field(default_factory=dict)
+    # The district's time zone (settings schedule.timezone): report.html shows times in it.
+    timezone: str = "UTC"
+    # When the presigned links report.html holds stop working (ISO 8601, UTC); "" when it holds none.
+    links_expire_at: str = ""
 
     @field_validator("counts")
     @classmethod

@@ -12,17 +12,16 @@ from rostersync.lifecycle.holds import HELD_NAME
 from rostersync.matching.archive import check_deletion_threshold
 from rostersync.matching.plan import PlanLine
 from rostersync.observability import emit, emit_record_counts, logger
+from rostersync.reports.details import display_name
 from rostersync.steps.context import DistrictContext
 
 # Records archived per before-image object (one BatchGetItem per 100 of them first).
 ARCHIVE_BATCH = 1_000
 
 
-def display_name(fields: dict[str, object]) -> str:
-    """A record's name for the report (people: given and family name)."""
-    if "name" in fields:
-        return str(fields["name"])
-    return " ".join(str(fields[f]) for f in ("given_name", "family_name") if fields.get(f))
+def _details(data: dict[str, object]) -> dict[str, str]:
+    """The district id, school and grade Match read for an archive candidate (``described_candidates``)."""
+    return {name: str(data.get(name) or "") for name in ("sis_id", "school", "grade")}
 
 
 def archive_unmanaged(state: SyncState) -> ArchiveResult:
@@ -88,7 +87,13 @@ def archive_unmanaged(state: SyncState) -> ArchiveResult:
                 reason = f"no longer in the {run.provider} roster"
                 lines.write(
                     PlanLine(
-                        kind, "archived", record.id, data["provider_id"], display_name(record.fields), reason
+                        kind,
+                        "archived",
+                        record.id,
+                        data["provider_id"],
+                        display_name(record.fields) or str(data.get("name", "")),
+                        reason,
+                        **_details(data),
                     ).to_json()
                 )
         batch.clear()
@@ -96,8 +101,17 @@ def archive_unmanaged(state: SyncState) -> ArchiveResult:
     for data in ctx.store.read_all(summary["archive_keys"]):
         kind = Kind(data["kind"])
         if kind in exceeded:
+            reason = f"no longer in the {run.provider} roster; held back by the deletion threshold"
             lines.write(
-                PlanLine(kind, "would_archive", data["id"], data["provider_id"], "", "deletion threshold").to_json()
+                PlanLine(
+                    kind,
+                    "would_archive",
+                    data["id"],
+                    data["provider_id"],
+                    str(data.get("name", "")),
+                    reason,
+                    **_details(data),
+                ).to_json()
             )
             held.write(data)
             continue

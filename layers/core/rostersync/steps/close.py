@@ -18,8 +18,9 @@ from pydantic import ValidationError
 from rostersync.contracts import CloseRunResult, ExecutionEnded, SyncRequest
 from rostersync.lifecycle.announce import announce_run
 from rostersync.observability import logger
+from rostersync.reports.html import render_html
 from rostersync.reports.model import RunStatus, SyncReport
-from rostersync.reports.writer import render_html, render_json
+from rostersync.reports.writer import render_json
 from rostersync.steps.context import DistrictContext
 
 FINAL = {status.value for status in RunStatus}

@@ -27,5 +27,7 @@ class DistrictContext:
             config=config,
             directory=DirectoryRepository(dynamodb, config.directory_table, district_id, config.io_threads),
             state=SyncStateRepository(dynamodb, config.sync_state_table, district_id),
-            store=RunStore(aws.client("s3"), config.sync_bucket, district_id, run_id),
+            store=RunStore(
+                aws.client("s3"), config.sync_bucket, district_id, run_id, signer=lambda: aws.client("s3-links")
+            ),
         )

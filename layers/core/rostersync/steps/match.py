@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -11,14 +12,15 @@ from pydantic import TypeAdapter
 from rostersync import aws
 from rostersync.contracts import MatchResult, SyncState
 from rostersync.directory.keys import COLLECTIONS
-from rostersync.directory.repository import IndexEntry
-from rostersync.domain.records import DeletedRecord, RecordError, RosterRecord
+from rostersync.directory.repository import DirectoryRepository, IndexEntry
+from rostersync.domain.records import DeletedRecord, Kind, RecordError, RosterRecord
 from rostersync.errors import BadInputError
 from rostersync.lifecycle.holds import kept_ids
 from rostersync.matching.people import CandidateIndex
-from rostersync.matching.plan import PlanLine, SyncPlanner, index_by_provider_id
+from rostersync.matching.plan import ArchiveCandidate, PlanLine, PlannedWrite, SyncPlanner, index_by_provider_id
 from rostersync.matching.rekey import classroom_key, id_change
 from rostersync.observability import logger
+from rostersync.reports.details import display_name, field_changes, line_details
 from rostersync.steps.context import DistrictContext
 
 _record = TypeAdapter(RosterRecord)
@@ -61,6 +63,110 @@ def _rekey_indexes(
     return found[0], found[1]
 
 
+_CHANGED = ("updated", "linked", "restored")
+_BATCH = 100
+
+
+class BeforeImages:
+    """Gives the report lines of updated, linked and restored records their before → after.
+
+    The planner knows a record's new fields, not its old ones (its index holds hashes only, no personal
+    data); the before-image is read here, 100 records a BatchGetItem, and travels with the run's lines in S3
+    to the report's CSV files. Never logged. Lines of other actions pass straight through.
+    """
+
+    def __init__(
+        self, directory: DirectoryRepository, school_names: dict[str, str], sink: Callable[[dict[str, Any]], None]
+    ) -> None:
+        self._directory = directory
+        self._school_names = school_names
+        self._sink = sink
+        self._after: dict[str, dict[str, Any]] = {}
+        self._waiting: list[PlanLine] = []
+
+    def write(self, planned: PlannedWrite) -> None:
+        """Note a planned update's new fields (its line follows)."""
+        if planned.op != "create":
+            self._after[planned.record.id] = planned.record.fields
+
+    def line(self, line: PlanLine) -> None:
+        if line.action in _CHANGED and line.id in self._after:
+            self._waiting.append(line)
+            if len(self._waiting) >= _BATCH:
+                self.flush()
+        else:
+            self._sink(line.to_json())
+
+    def flush(self) -> None:
+        """Read the waiting lines' before-images and pass the lines on."""
+        by_kind: dict[Kind, list[str]] = {}
+        for line in self._waiting:
+            by_kind.setdefault(line.kind, []).append(line.id)
+        before = {}
+        for kind, ids in by_kind.items():
+            before.update(self._directory.get_many(kind, ids))
+        for line in self._waiting:
+            after = self._after.pop(line.id, {})
+            record = before.get(line.id)
+            if record is None:
+                self._sink(line.to_json())
+                continue
+            # A record the sync takes over showed the product's values; one it manages, its synced fields.
+            old = record.effective_fields() if line.action == "linked" else record.fields
+            changes = field_changes(old, after, self._school_names)
+            self._sink(replace(line, changes=tuple(c.model_dump() for c in changes)).to_json())
+        self._waiting = []
+
+
+def described_candidates(
+    directory: DirectoryRepository,
+    school_names: dict[str, str],
+    candidates: list[ArchiveCandidate],
+    leaving: dict[str, int] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The archive candidates with their name, district id, school and grade (for the report's archived and
+    would-archive lines), read 100 a BatchGetItem; ``leaving`` counts the students, teachers and classrooms
+    leaving each school (for the district's index page)."""
+    for start in range(0, len(candidates), _BATCH):
+        group = candidates[start : start + _BATCH]
+        found: dict[str, Any] = {}
+        for kind in dict.fromkeys(c.kind for c in group):
+            found.update(directory.get_many(kind, [c.id for c in group if c.kind is kind]))
+        # An enrollment or guardian link is named by its people and classroom ("Ava Li in Algebra 1").
+        refs = {
+            kind: [str(r.fields.get(f, "")) for r in found.values() if r.kind in _PAIRS for f in fields]
+            for kind, fields in ((Kind.STUDENTS, ("person", "guardian", "student")), (Kind.CLASSROOMS, ("classroom",)))
+        }
+        names = {
+            i: display_name(r.fields)
+            for kind, ids in refs.items()
+            for i, r in directory.get_many(kind, [i for i in ids if i]).items()
+        }
+        for candidate in group:
+            data: dict[str, Any] = candidate.to_json()
+            record = found.get(candidate.id)
+            if record is not None:
+                data["name"] = display_name(record.fields) or _pair_name(record.fields, names)
+                data.update({k: v for k, v in line_details(candidate.kind, record.fields, school_names).items() if v})
+                if leaving is not None and candidate.kind in (Kind.STUDENTS, Kind.TEACHERS, Kind.CLASSROOMS):
+                    ids = record.fields.get("schools") if "schools" in record.fields else [record.fields.get("school")]
+                    for school in ids or ():
+                        leaving[str(school)] = leaving.get(str(school), 0) + 1
+            yield data
+
+
+_PAIRS = (Kind.ENROLLMENTS, Kind.GUARDIAN_LINKS)
+
+
+def _pair_name(fields: dict[str, Any], names: dict[str, str]) -> str:
+    if "classroom" in fields:
+        first, word, second = fields.get("person"), "in", fields.get("classroom")
+    else:
+        first, word, second = fields.get("guardian"), "guardian of", fields.get("student")
+    one, two = names.get(str(first or "")), names.get(str(second or ""))
+    return f"{one} {word} {two}" if one and two else ""
+
+
 def match_roster(state: SyncState) -> MatchResult:
     """Plan the run's writes and archive candidates; write them as chunks with a manifest."""
     run, fetch = state.run_ref(), state.fetch
@@ -86,14 +192,20 @@ def match_roster(state: SyncState) -> MatchResult:
     writes = store.chunk_writer("plan/writes", ctx.config.plan_chunk_records)
     lines = store.chunk_writer("plan/lines", 50_000)
     errors = store.chunk_writer("plan/errors", 50_000)
+    before_images = BeforeImages(ctx.directory, school_names, lines.write)
+
+    def write(planned: PlannedWrite) -> None:
+        before_images.write(planned)
+        writes.write(planned.to_json())
+
     planner = SyncPlanner(
         run.district_id,
         run.provider,
         index,
         delta=fetch.delta,
         complete=fetch.complete,
-        write=lambda w: writes.write(w.to_json()),
-        line=lambda line: lines.write(line.to_json()),
+        write=write,
+        line=before_images.line,
         error=errors.write,
         settings=settings,
         candidates=candidates,
@@ -112,17 +224,23 @@ def match_roster(state: SyncState) -> MatchResult:
     for data in store.read_all(manifest.get("deleted", [])):
         planner.record_deleted(DeletedRecord.model_validate(data))
     archive = store.chunk_writer("plan/archive", 50_000)
+    candidates_to_archive = planner.plan(records)
+    before_images.flush()
     # Records whose archiving the admin discarded stay (lifecycle.holds): not candidates, a skipped line each.
     kept = kept_ids(ctx.state, aws.client("s3"), ctx.config.sync_bucket)
     kept_by_admin: Counter[str] = Counter()
-    for candidate in planner.plan(records):
+    to_archive: list[ArchiveCandidate] = []
+    for candidate in candidates_to_archive:
         if candidate.id in kept:
             planner.summary.archive_candidates[candidate.kind] -= 1
             kept_by_admin[candidate.kind.value] += 1
             reason = f"kept: the admin discarded its archiving (run {kept[candidate.id]})"
             lines.write(PlanLine(candidate.kind, "skipped", candidate.id, candidate.provider_id, "", reason).to_json())
             continue
-        archive.write(candidate.to_json())
+        to_archive.append(candidate)
+    leaving: dict[str, int] = {}
+    for data in described_candidates(ctx.directory, school_names, to_archive, leaving):
+        archive.write(data)
 
     chunk_keys = writes.close()
     plan_manifest_key = store.put_json("plan/manifest.json", [{"chunk_key": k} for k in chunk_keys])
@@ -136,7 +254,11 @@ def match_roster(state: SyncState) -> MatchResult:
     summary.setdefault("findings", {}).update(
         {"students_not_in_sync": not_in_sync, "schools_with_students_not_in_sync": in_schools}
     )
-    summary = summary | {
+    for school, n in leaving.items():
+        summary["schools"].setdefault(school, {})["leaving"] = n
+    for school, counts in summary["schools"].items():
+        counts["name"] = school_names.get(school, school)
+    summary |= {
         "lines_keys": lines.close(),
         "errors_keys": errors.close(),
         "archive_keys": archive.close(),

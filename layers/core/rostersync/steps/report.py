@@ -6,12 +6,14 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rostersync.contracts import RUN_ACTIONS, ReportResult, StepError, SyncState
 from rostersync.domain.records import Kind
 from rostersync.observability import emit, emit_record_counts, logger
+from rostersync.reports.html import render_html
+from rostersync.reports.index import RUNS_SHOWN, RunRow, SchoolRow, render_index
 from rostersync.reports.model import (
     Findings,
     LineAction,
@@ -22,7 +24,8 @@ from rostersync.reports.model import (
     ThresholdBreach,
 )
 from rostersync.reports.readiness import RunFacts, readiness_checklist
-from rostersync.reports.writer import CsvReportWriter, render_html, render_json
+from rostersync.reports.writer import CsvReportWriter, render_json
+from rostersync.schedule import next_run
 from rostersync.settings import LimitSettings, SettingsError
 from rostersync.steps.context import DistrictContext
 from rostersync.storage import RunStore
@@ -98,6 +101,57 @@ def _settings_used(ctx: DistrictContext, version: int) -> dict[str, Any] | None:
         return ctx.state.settings_at(version).model_dump(mode="json")
     except SettingsError:
         return None
+
+
+def write_district_index(
+    ctx: DistrictContext, report: SyncReport, summary: dict[str, Any] | None, link_seconds: int
+) -> None:
+    """Rewrite the district's ``index.html``: its runs (each linked to its report for ``link_seconds``), the
+    next scheduled run, and its schools as the latest real run's plan saw them (kept in ``SCHOOLS``)."""
+    store = ctx.store
+    if summary and summary.get("schools") and not report.dry_run:
+        ctx.state.put_item("SCHOOLS", {"run_id": report.run_id, "schools": summary["schools"]})
+    kept = (ctx.state.get_item("SCHOOLS") or {}).get("schools") or {}
+    schools = [
+        SchoolRow(
+            name=str(counts.get("name") or school),
+            **{k: int(counts.get(k, 0)) for k in ("students", "teachers", "classrooms", "changed", "leaving")},
+        )
+        for school, counts in kept.items()
+    ]
+    records = sorted(ctx.state.runs(), key=lambda r: str(r.get("started_at", "")), reverse=True)[:RUNS_SHOWN]
+    runs = [
+        RunRow.from_record(
+            record, store.link(str(record["html_key"]), link_seconds) if _linkable(store, record) else ""
+        )
+        for record in records
+    ]
+    enabled = ctx.state.enabled() is not None
+    try:
+        upcoming = next_run(ctx.state.current_settings()[0].schedule, datetime.now(UTC)) if enabled else None
+    except SettingsError:  # settings that no longer validate: the next run is not known (the run said why)
+        upcoming = None
+    page = render_index(
+        report.district_id,
+        report.district_name,
+        report.timezone,
+        runs,
+        schools,
+        upcoming.isoformat() if upcoming else None,
+        enabled,
+    )
+    store.put_district("index.html", page, "text/html; charset=utf-8")
+
+
+def _linkable(store: RunStore, record: dict[str, Any]) -> bool:
+    key = str(record.get("html_key") or "")
+    return key.startswith(store.district_prefix) and ".." not in key
+
+
+def _timezone(settings: dict[str, Any] | None) -> str:
+    """The district's time zone (settings ``schedule.timezone``), for the times report.html shows."""
+    schedule = (settings or {}).get("schedule") or {}
+    return str(schedule.get("timezone") or "UTC")
 
 
 def write_report(state: SyncState) -> ReportResult:
@@ -212,6 +266,10 @@ def write_report(state: SyncState) -> ReportResult:
                         action=LineAction.WOULD_ARCHIVE,
                         id=d["id"],
                         provider_id=d["provider_id"],
+                        name=str(d.get("name", "")),
+                        sis_id=str(d.get("sis_id", "")),
+                        school=str(d.get("school", "")),
+                        grade=str(d.get("grade", "")),
                         reason="no longer in the roster",
                     )
                     for d in store.read_all(summary["archive_keys"])
@@ -267,6 +325,9 @@ def write_report(state: SyncState) -> ReportResult:
         )
 
     district = ctx.state.get_item("DISTRICT") or {}
+    settings_used = _settings_used(ctx, run.settings_version)
+    finished_at = datetime.now(UTC)
+    link_seconds = ctx.config.report_link_seconds
     report = SyncReport(
         district_id=run.district_id,
         district_name=str(district.get("name", "")),
@@ -276,23 +337,31 @@ def write_report(state: SyncState) -> ReportResult:
         dry_run=run.dry_run,
         status=status,
         started_at=run.started_at,
-        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        finished_at=finished_at.isoformat(timespec="seconds"),
         failure_reason=reason,
         notes=notes,
         counts=counts,
         threshold=threshold,
         settings_version=run.settings_version,
-        settings=_settings_used(ctx, run.settings_version),
+        settings=settings_used,
         files=files,
         errors_total=csv.errors_total,
         errors=csv.first_errors,
         findings=facts.findings or Findings(),
         readiness=readiness,
+        lists=csv.lists,
+        list_totals=csv.list_totals,
+        timezone=_timezone(settings_used),
+        links_expire_at=(finished_at + timedelta(seconds=link_seconds)).isoformat(timespec="seconds"),
     )
     html_key = store.key("report/report.html")
     report_key = store.key("report/report.json")
-    report.files.update({"report.html": html_key, "report.json": report_key})
-    store.put_bytes("report/report.html", render_html(report), "text/html; charset=utf-8")
+    index_key = store.district_key("index.html")
+    report.files.update({"report.html": html_key, "report.json": report_key, "index.html": index_key})
+    # Opened from S3 by a presigned link, report.html cannot reach its files by their names (each object
+    # needs its own signature): it links each by a presigned link of the same lifetime as the page's.
+    links = {name: store.link(key, link_seconds) for name, key in report.files.items() if name != "report.html"}
+    store.put_bytes("report/report.html", render_html(report, links), "text/html; charset=utf-8")
     store.put_bytes("report/report.json", render_json(report), "application/json")
     ctx.state.update_run(
         run.run_id,
@@ -304,6 +373,7 @@ def write_report(state: SyncState) -> ReportResult:
         failure_reason=report.failure_reason,
         hold=hold,
     )
+    write_district_index(ctx, report, summary, link_seconds)
     if state.fetch and state.fetch.cursor and status != RunStatus.FAILED and not run.dry_run:
         # The next delta starts where this one ended, only once this run's changes are written.
         ctx.state.put_item(f"CURSOR#{run.provider}", {"cursor": state.fetch.cursor, "run_id": run.run_id})
