@@ -291,6 +291,8 @@ class SyncReport(_ReportModel):
     findings: Findings = Field(default_factory=Findings)
     readiness: list[ReadinessItem] = Field(default_factory=list)
     ready: bool = False
+    # which kind of run (full, events, delta, reconcile), why, and what a reconcile caught (incremental.py)
+    sync: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("counts")
     @classmethod
