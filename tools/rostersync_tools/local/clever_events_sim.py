@@ -45,13 +45,21 @@ def _objects(dataset: Path | None, name: str) -> dict[str, dict[str, Any]]:
     return found
 
 
-def diff_events(previous: Path | None, new: Path | None) -> list[tuple[str, dict[str, Any], dict[str, Any] | None]]:
+Objects = dict[str, dict[str, dict[str, Any]]]  # object type → id → object
+
+
+def load_objects(dataset: Path | None) -> Objects:
+    """Every object of a Clever dataset folder, by type and id."""
+    return {name: _objects(dataset, name) for name in EVENT_OBJECTS}
+
+
+def diff_events(previous: Objects, new: Objects) -> list[tuple[str, dict[str, Any], dict[str, Any] | None]]:
     """(type, object, previous_attributes) for everything ``new`` changes from ``previous``, in emit order:
     created and updated objects kind by kind (schools first, users last), then deletions (users first)."""
     changes: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
     deletions: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
     for name in EVENT_OBJECTS:
-        old, now = _objects(previous, name), _objects(new, name)
+        old, now = previous.get(name, {}), new.get(name, {})
         for object_id, obj in now.items():
             before = old.get(object_id)
             if before is None:
@@ -78,6 +86,10 @@ class EventLog:
 
     def record(self, previous: Path | None, new: Path | None) -> int:
         """Append the events of one dataset switch; returns how many."""
+        return self.record_objects(load_objects(previous), load_objects(new))
+
+    def record_objects(self, previous: Objects, new: Objects) -> int:
+        """Append the events that turn ``previous`` into ``new``; returns how many."""
         stamp = datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         added = 0
         for kind, obj, previous_attributes in diff_events(previous, new):
