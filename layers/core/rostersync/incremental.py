@@ -194,8 +194,13 @@ def describe_run(fetch: Any, summary: dict[str, Any] | None) -> tuple[dict[str, 
         notes.append("Incremental run (a delta): only what changed was read; only deleted records are archived.")
         if fetch.full_reason:
             notes.append(fetch.full_reason)
+    elif fetch.reconcile and caught is None:
+        notes.append(
+            f"Full reconcile ({fetch.full_reason}): the whole roster was read; what it wrote and archived is "
+            "tonight's changes together with what the deltas missed (this provider's deltas cannot tell them apart)."
+        )
     elif fetch.reconcile:
-        found = {kind: counts for kind, counts in (caught or {}).items() if counts}
+        found = {kind: counts for kind, counts in caught.items() if counts}
         section["caught"] = found
         what = "; ".join(
             f"{kind}: " + ", ".join(f"{n:,} {action.replace('_', ' ')}" for action, n in sorted(counts.items()))
