@@ -324,3 +324,13 @@ def test_returning_student_is_restored_with_the_same_id(nights: DemoNights, demo
     assert run.directory_writes > 0
     for kind, counts in run.report["counts"].items():
         assert counts["created"] == counts["updated"] == counts["archived"] == 0, kind
+
+
+def test_the_nights_after_the_first_are_read_from_clevers_events(nights: DemoNights) -> None:
+    # The first sync reads the whole roster (there is no cursor yet); every later night only Clever's events
+    assert nights.first.report["sync"]["kind"] == "full"
+    assert "no Clever events cursor" in nights.first.report["sync"]["reason"]
+    assert nights.again.report["sync"] == {"kind": "events", "reason": "", "changes": 0}
+    for run in (nights.changes, nights.restore):
+        assert run.report["sync"]["kind"] == "events" and run.report["sync"]["changes"] > 0
+        assert any(note.startswith("Incremental run from Clever's events") for note in run.report["notes"])
