@@ -75,7 +75,7 @@ def fetch_roster(run: RunRef) -> FetchResult:
                 connection, secret, retry, cursor=None if full_reason else cursor, bundle=bundle, limits=limits
             )
         result = _write_snapshot(ctx, run, provider, limits)
-    if full_reason and result.sync_kind == "full" and not result.full_reason:
+    if full_reason and result.sync_kind == "full" and not result.full_reason and cursor is not None:
         result.full_reason = full_reason
     if result.sync_kind == "delta" and _reconcile_overdue(settings, incremental):
         result.full_reason = (
