@@ -21,8 +21,9 @@ CHANGE_SHARE = 0.01
 
 
 def one_percent_change(source: Path, target: Path, seed: int) -> dict[str, int]:
-    """Write ``target``: ``source``'s Clever dataset with about 1 % of its users changed (0.6 % renamed,
-    0.2 % gone, 0.2 % new students, each new one in a section of a student who left). Returns the counts."""
+    """Write ``target``: ``source``'s Clever dataset with 1 % of its users changed (0.6 % renamed, 0.2 %
+    students gone, as many new ones, each in the seats of one who left; the leavers' contacts no longer
+    list them). Returns the counts."""
     rng = random.Random(seed)  # noqa: S311 -- a benchmark's changes, not a secret
     target.mkdir(parents=True, exist_ok=True)
     for name in ("districts", "schools", "terms", "courses"):
@@ -31,13 +32,13 @@ def one_percent_change(source: Path, target: Path, seed: int) -> dict[str, int]:
     users_body = json.loads((source / "users.json").read_text())
     sections_body = json.loads((source / "sections.json").read_text())
     users = users_body["data"]
-    n_changes = max(3, int(len(users) * CHANGE_SHARE))
-    chosen = rng.sample(range(len(users)), n_changes)
-    renamed, leaving = chosen[: n_changes * 3 // 5], chosen[n_changes * 3 // 5 :]
-    students = [i for i in leaving if "student" in users[i]["data"].get("roles", {})]
-    leaving = students[: max(1, len(leaving) // 2)]
+    n_changes = max(5, int(len(users) * CHANGE_SHARE))
+    students = [i for i, u in enumerate(users) if "student" in u["data"].get("roles", {})]
+    leaving = rng.sample(students, max(1, n_changes // 5))
+    others = [i for i in range(len(users)) if i not in set(leaving)]
+    renamed = rng.sample(others, n_changes - 2 * len(leaving))
     for i in renamed:
-        name = users[i]["data"].setdefault("name", {}) or {}
+        name = users[i]["data"].get("name") or {}
         users[i]["data"]["name"] = {**name, "last": f"{name.get('last', '')}-{seed}"}
     gone = {users[i]["data"]["id"] for i in leaving}
     arrivals: list[dict[str, Any]] = []
@@ -46,15 +47,32 @@ def one_percent_change(source: Path, target: Path, seed: int) -> dict[str, int]:
         clone["data"]["id"] = f"{seed:02x}{number:022x}"
         clone["data"]["roles"]["student"]["sis_id"] = f"new-{seed}-{number}"
         arrivals.append(clone)
-    by_gone = dict(zip(sorted(gone), [a["data"]["id"] for a in arrivals], strict=False))
+    # each arrival takes a leaver's seats; the leaver's contacts no longer list them
+    by_gone = dict(zip([users[i]["data"]["id"] for i in leaving], [a["data"]["id"] for a in arrivals], strict=True))
     for section in sections_body["data"]:
         listed = section["data"].get("students") or []
         if any(s in gone for s in listed):
             section["data"]["students"] = [by_gone.get(s, s) for s in listed]
+    for user in users:
+        contact = (user["data"].get("roles") or {}).get("contact")
+        relationships = (contact or {}).get("student_relationships") or []
+        if any(r.get("student") in gone for r in relationships):
+            contact["student_relationships"] = [r for r in relationships if r.get("student") not in gone]
     users_body["data"] = [u for u in users if u["data"]["id"] not in gone] + arrivals
     (target / "users.json").write_text(json.dumps(users_body))
     (target / "sections.json").write_text(json.dumps(sections_body))
     return {"renamed": len(renamed), "left": len(gone), "arrived": len(arrivals)}
+
+
+def fetch_seconds(stack: Any, run_id: str) -> float | None:
+    """How long the run's "Fetch roster" state took (from the execution's history)."""
+    arn = stack.outputs["SyncStateMachineArn"].replace(":stateMachine:", ":execution:") + f":{run_id}"
+    events = stack.client("stepfunctions").get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    entered = [e["timestamp"] for e in events if e.get("stateEnteredEventDetails", {}).get("name") == "Fetch roster"]
+    exited = [e["timestamp"] for e in events if e.get("stateExitedEventDetails", {}).get("name") == "Fetch roster"]
+    if not entered or not exited:
+        return None
+    return (exited[0] - entered[0]).total_seconds()
 
 
 def one_percent_nights(
@@ -62,6 +80,7 @@ def one_percent_nights(
     simulator: Any,
     state: Any,
     sync: Any,
+    stack: Any = None,
 ) -> None:
     """Sync two 1 %-change nights, by events then in full, and print their figures.
 
@@ -86,15 +105,19 @@ def one_percent_nights(
         requests = len(simulator.requests_seen) - before
         written = sum(c["created"] + c["updated"] + c["restored"] + c["archived"] for c in report["counts"].values())
         kind = (report.get("sync") or {}).get("kind", "?")
-        figures.append((kind, seconds, requests, writes, written))
+        fetch = fetch_seconds(stack, report["run_id"]) if stack is not None else None
+        figures.append((kind, seconds, requests, writes, written, fetch))
         print(
             f"\n1 % night {night} ({changes['renamed']:,} renamed, {changes['left']:,} left, {changes['arrived']:,} "
             f"arrived), read as {kind}: {report['status']} in {seconds:.1f}s"
         )
         print(f"  requests to the provider:  {requests:,}")
         print(f"  directory write requests:  {writes:,} ({written:,} records written: the changes)")
-    (_, events_s, events_r, events_w, _), (_, full_s, full_r, full_w, _) = figures
+        if fetch is not None:
+            print(f"  Fetch roster step:         {fetch:.1f}s")
+    (_, events_s, events_r, events_w, _, events_f), (_, full_s, full_r, full_w, _, full_f) = figures
     print(
         f"\n1 % night by events vs in full: {events_r:,} vs {full_r:,} provider requests, {events_w:,} vs {full_w:,} "
-        f"directory write requests, {events_s:.1f}s vs {full_s:.1f}s ({events_s / max(full_s, 1e-9):.2f}x the time)"
+        f"directory write requests, {events_s:.1f}s vs {full_s:.1f}s end to end ({events_s / max(full_s, 1e-9):.2f}x)"
+        + (f", Fetch {events_f:.1f}s vs {full_f:.1f}s" if events_f is not None and full_f is not None else "")
     )

@@ -166,7 +166,7 @@ def main() -> None:
         if args.provider == "clever":
             from bench_events import one_percent_nights
 
-            one_percent_nights(workdir, simulator, state, sync)
+            one_percent_nights(workdir, simulator, state, sync, stack)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"\npeak memory (RSS of this process: the embedded AWS, simulator and every Lambda): {peak:,.0f} MiB")
     finally:
