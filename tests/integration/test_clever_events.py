@@ -49,8 +49,15 @@ def run(provider, outcome: FetchOutcome | None = None):
     return outcome, records, touched
 
 
+_FULL_READS: dict[str, set] = {}
+
+
 def full_read(simulator: ProviderSimulator, sleeps: list[float]) -> set:
-    return run(CleverProvider(client(simulator, sleeps)))[1]
+    """The records of a full read of what the simulator serves now (the same dataset reads the same)."""
+    served = str(simulator._dataset_dir)
+    if served not in _FULL_READS:
+        _FULL_READS[served] = run(CleverProvider(client(simulator, sleeps)))[1]
+    return _FULL_READS[served]
 
 
 def first_night(simulator, sleeps, mirror: MemoryMirror) -> FetchOutcome:

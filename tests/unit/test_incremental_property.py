@@ -15,6 +15,7 @@ Bounded: few examples, small snapshots; the planner and provider run in-process 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -72,7 +73,7 @@ def _demo_base() -> dict[str, dict[str, dict[str, Any]]]:
     }
 
 
-BASE = _demo_base()
+BASE = _demo_base()  # small: a few sections of the demo district (read once, at collection)
 
 
 # -- random changes ------------------------------------------------------------------------------------
@@ -313,7 +314,12 @@ def night_one() -> tuple[Directory, EventLog, MemoryMirror, str | None]:
     return directory, log, mirror, first.outcome.cursor  # type: ignore[attr-defined]
 
 
-FULL_A, _, _, _ = night_one()
+@functools.cache
+def full_a() -> Directory:
+    """The directory after a full sync of A (computed once)."""
+    return night_one()[0]
+
+
 PROPERTY = settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -323,13 +329,13 @@ def test_an_event_run_leaves_the_directory_a_full_read_leaves(drawn: list[Change
     after = apply_changes(BASE, drawn)
     # Given a full sync of A (with its cursor and mirror)
     directory, log, mirror, cursor = night_one()
-    assert directory.items() == FULL_A.items()
+    assert directory.items() == full_a().items()
     # When Clever's events for A → B are applied by an incremental run
     log.record_objects(BASE, after)
     planner = sync(directory, run_of(after, log, mirror, cursor, "run-b"))
     assert planner.outcome.sync_kind == "events" and planner.outcome.complete  # type: ignore[attr-defined]
     # Then the directory is the one a full read of B leaves, item by item
-    full = FULL_A.copy()
+    full = full_a().copy()
     sync(full, run_of(after, EventLog(lambda: 0.0), MemoryMirror(), None, "run-full"))
     assert directory.items() == full.items()
 
@@ -352,7 +358,7 @@ def test_a_missed_event_is_caught_by_the_next_reconcile(drawn: list[Change], whi
         directory, run_of(after, log, mirror, night_two.outcome.cursor, "run-c", "reconcile"), threshold=100
     )  # type: ignore[attr-defined]
     # Then the directory is the one full reads leave
-    full = FULL_A.copy()
+    full = full_a().copy()
     sync(full, run_of(after, EventLog(lambda: 0.0), MemoryMirror(), None, "run-full"), threshold=100)
     assert directory.items() == full.items()
     # and the reconcile says what it caught whenever the incremental run had missed something
