@@ -5,7 +5,9 @@
 
 Prints records/s, DynamoDB write requests (counted at the embedded server), the floor (the same number
 of items written with plain BatchWriteItem to the same embedded DynamoDB, in the same process) and the
-ratio between the two, the unchanged re-sync's write count and time, and peak memory.
+ratio between the two, the unchanged re-sync's write count and time, and peak memory. For Clever, two
+1 %-change nights follow (``bench_events.py``): one read from Clever's events, one in full, with their
+provider requests, directory writes and times.
 
 The embedded stack is moto in this process: absolute times measure moto as much as rostersync. The
 ratio to the floor and the write counts are the figures that carry over to AWS.
@@ -161,6 +163,10 @@ def main() -> None:
             f"in {seconds2:.1f}s, {writes2} directory write requests, "
             f"{unchanged:,} records unchanged"
         )
+        if args.provider == "clever":
+            from bench_events import one_percent_nights
+
+            one_percent_nights(workdir, simulator, state, sync, stack)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"\npeak memory (RSS of this process: the embedded AWS, simulator and every Lambda): {peak:,.0f} MiB")
     finally:

@@ -315,18 +315,19 @@ def main() -> int:  # noqa: C901 - one campaign, read top to bottom
 
             return arm
 
+        # Night 2 is read from Clever's events (a full read would read users): faults aim at /v3.0/events.
         def slow(d: CampaignDistrict) -> Callable[[], None]:
-            arrived, release = d.simulator.hold("/v3.0/users")
+            arrived, release = d.simulator.hold("/v3.0/events")
 
             def during() -> None:
                 if not arrived.wait(300):
-                    raise AssertionError("slow provider: Fetch never asked for users")
+                    raise AssertionError("slow provider: Fetch never asked for the events")
                 release.set()
 
             return during
 
         def truncated(d: CampaignDistrict) -> Callable[[], None]:
-            d.simulator.inject_malformed("/v3.0/users", page=1)
+            d.simulator.inject_malformed("/v3.0/events", page=1)
             return nothing
 
         def revoked_before(d: CampaignDistrict) -> Callable[[], None]:
@@ -334,12 +335,12 @@ def main() -> int:  # noqa: C901 - one campaign, read top to bottom
             return nothing
 
         def revoked_during(d: CampaignDistrict) -> Callable[[], None]:
-            arrived, release = d.simulator.hold("/v3.0/users")
+            arrived, release = d.simulator.hold("/v3.0/events")
             token = d.simulator.token
 
             def during() -> None:
                 if not arrived.wait(300):
-                    raise AssertionError("revoked token: Fetch never asked for users")
+                    raise AssertionError("revoked token: Fetch never asked for the events")
                 d.simulator.token = "revoked-" + token  # noqa: S105 - the provider stops accepting it
                 release.set()
 

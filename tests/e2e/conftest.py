@@ -299,6 +299,14 @@ class District:
         secrets, stack = aws.client("secretsmanager"), self._run_sync.stack.stack_name
         connect_provider(self.state, secrets, "clever", self.simulator.base_url, token, page_limit, stack=stack)
 
+    def read_in_full(self) -> None:
+        """Ask for full reads every run (settings ``incremental.mode = full``): no Clever events."""
+        from rostersync.settings import IncrementalSettings
+
+        settings, version = self.state.current_settings()
+        full = settings.model_copy(update={"incremental": IncrementalSettings(mode="full")})
+        self.state.put_settings(full, version, "e2e")
+
     def serve(self, dataset: Dataset | Path) -> None:
         """Let the simulator serve another night's snapshot."""
         self.simulator.set_dataset(dataset.path if isinstance(dataset, Dataset) else dataset)

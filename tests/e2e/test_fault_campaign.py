@@ -175,11 +175,11 @@ def test_provider_faults_never_archive_on_an_incomplete_fetch(
     assert d.sync().status == "succeeded"
     d.serve(nights[1])
 
-    # When a fault stops the fetch (a truncated page, the token revoked): the run fails or is marked
-    # incomplete, with a reason, and archives nothing
+    # When a fault stops the fetch (a truncated page of the night's Clever events, the token revoked): the
+    # run fails or is marked incomplete, with a reason, and archives nothing
     for fault in ("truncated page", "token revoked"):
         if fault == "truncated page":
-            d.simulator.inject_malformed("/v3.0/users", page=1)
+            d.simulator.inject_malformed("/v3.0/events", page=1)
         else:
             d.connect("revoked-token")
         run = d.sync()
@@ -193,7 +193,7 @@ def test_provider_faults_never_archive_on_an_incomplete_fetch(
     d.connect(d.simulator.token)
 
     # and a 5xx burst within the client's retries lets the run through: the leaver is archived
-    d.simulator.inject("/v3.0/users", 503, times=3)
+    d.simulator.inject("/v3.0/events", 503, times=3)
     burst = d.sync()
     assert burst.status == "succeeded" and burst.archived() > 0
     assert_converged(d, reference, 2)

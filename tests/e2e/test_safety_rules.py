@@ -243,8 +243,8 @@ def test_a_provider_that_stays_down_fails_the_run_with_a_reason_and_archives_not
     d, first = synced_first(district, synthetic)
     night, _ = next_night(synthetic, tmp_path, leaving=2)
     d.serve(night)
-    # Given Clever answers 503 to every users request
-    d.simulator.inject("/v3.0/users", 503, times=100)
+    # Given Clever answers 503 to every request (the night is read from its events: /v3.0/events)
+    d.simulator.inject("/v3.0/", 503, times=100)
     seen = len(d.simulator.requests_seen)
 
     run = d.sync()
@@ -253,10 +253,10 @@ def test_a_provider_that_stays_down_fails_the_run_with_a_reason_and_archives_not
     assert run.execution["error"] == "ProviderUnavailableError"
     assert run.status == "failed"
     reason = run.report["failure_reason"]
-    assert reason.startswith("Clever did not answer after 6 attempts (HTTP 503 on /v3.0/users")
+    assert reason.startswith("Clever did not answer after 6 attempts (HTTP 503 on /v3.0/events")
     assert "run the sync again later" in reason and "Nothing was archived" in reason
     assert "Traceback" not in reason
-    assert len([p for p, _ in d.simulator.requests_seen[seen:] if p == "/v3.0/users"]) == 6
+    assert len([p for p, _ in d.simulator.requests_seen[seen:] if p == "/v3.0/events"]) == 6
     assert run.directory == first.directory
     assert d.state.lock_holder() is None
 
@@ -264,6 +264,7 @@ def test_a_provider_that_stays_down_fails_the_run_with_a_reason_and_archives_not
 def test_an_unreadable_page_means_no_archiving(district: Any, synthetic: Any) -> None:
     # Given pages of 20 records, and page 2 of users cut off mid-way (not JSON)
     d, first = synced_first(district, synthetic, page_limit=20)
+    d.read_in_full()  # a full read of the roster (not Clever's events), so users are read page by page
     d.simulator.inject_malformed("/v3.0/users", page=2)
 
     run = d.sync()
@@ -286,6 +287,7 @@ def test_an_unreadable_page_is_reported_as_an_incomplete_fetch_not_as_a_threshol
     district: Any, synthetic: Any
 ) -> None:
     d, _ = synced_first(district, synthetic, page_limit=20)
+    d.read_in_full()  # a full read of the roster (not Clever's events), so users are read page by page
     d.simulator.inject_malformed("/v3.0/users", page=2)
 
     run = d.sync()

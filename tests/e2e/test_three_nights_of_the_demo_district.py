@@ -344,3 +344,13 @@ def test_night_2s_report_names_who_left_and_reads_well_in_a_browser(nights: Demo
 
     # Then it reads well at both widths and names the archived students
     report.assert_reads_well([row["name"] for row in archived])
+
+
+def test_the_nights_after_the_first_are_read_from_clevers_events(nights: DemoNights) -> None:
+    # The first sync reads the whole roster (there is no cursor yet); every later night only Clever's events
+    assert nights.first.report["sync"]["kind"] == "full"
+    assert "no Clever events cursor" in nights.first.report["sync"]["reason"]
+    assert nights.again.report["sync"] == {"kind": "events", "reason": "", "changes": 0}
+    for run in (nights.changes, nights.restore):
+        assert run.report["sync"]["kind"] == "events" and run.report["sync"]["changes"] > 0
+        assert any(note.startswith("Incremental run from Clever's events") for note in run.report["notes"])

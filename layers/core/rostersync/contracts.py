@@ -119,6 +119,15 @@ class FetchResult(_Contract):
     complete: bool
     delta: bool = False
     cursor: str | None = None
+    # full | delta (OneRoster) | events (Clever); why a provider that can send changes read everything;
+    # whether this full read was a reconcile after incremental runs
+    sync_kind: str = "full"
+    full_reason: str = ""
+    reconcile: bool = False
+    touched_only: bool = False
+    tonight_known: bool = False
+    changes: int | None = None
+    incremental_state: dict[str, Any] | None = None
     problems: list[str] = Field(default_factory=list)
     records: dict[str, int] = Field(default_factory=dict)
     errors_key: str | None = None

@@ -158,6 +158,31 @@ class Schedule(_Settings):
         return value
 
 
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+class IncrementalSettings(_Settings):
+    """How a provider that can send only what changed (Clever events, OneRoster ``dateLastModified``,
+    OneRoster CSV delta bundles) is read, and when a full read reconciles what the deltas missed."""
+
+    mode: Literal["auto", "full"] = Field(
+        default="auto",
+        description="auto: read only the changes when the provider can send them (Clever events, OneRoster "
+        "dateLastModified); full: read the whole roster every run.",
+    )
+    reconcile_every_days: int = Field(
+        default=7,
+        ge=1,
+        le=90,
+        description="A full read (a reconcile) at least this often, which archives what the deltas missed.",
+    )
+    reconcile_day: Literal["auto"] | Weekday = Field(
+        default="auto",
+        description="The weekday of the weekly reconcile; auto: the quietest night (the weekday whose runs "
+        "brought the fewest changes), Saturday until a week of runs is known.",
+    )
+
+
 class LimitSettings(_Settings):
     """How large a roster's parts may be. A hostile or broken export stops early with a clear error;
     the defaults leave room for the largest districts (NYC: about 1M students, 2M contacts) and keep
@@ -293,6 +318,7 @@ class SyncSettings(_Settings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     cleanup: CleanupSettings = Field(default_factory=CleanupSettings)
+    incremental: IncrementalSettings = Field(default_factory=IncrementalSettings)
 
     @model_validator(mode="after")
     def _distinct_scope(self) -> SyncSettings:

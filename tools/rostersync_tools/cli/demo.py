@@ -147,9 +147,8 @@ def run_demo(args: argparse.Namespace) -> int:
                 return 1
             report = json.loads(s3.get_object(Bucket=config.sync_bucket, Key=run["report_key"])["Body"].read())
             link = report_link(s3, config.sync_bucket, run, config.report_link_seconds)
-            print_run(
-                report, f"\nRun {number} · {dataset.name} · {report['status']} in {seconds:.1f}s (run {run_id})", link
-            )
+            heading = f"\nRun {number} · {dataset.name} · {sync_label(report)} · {report['status']} in {seconds:.1f}s"
+            print_run(report, f"{heading} (run {run_id})", link)
             told = show_notification(stack, district_id, run_id)
             if out:
                 folder = out / f"run-{number}"
@@ -321,6 +320,20 @@ def screenshots(page: Path, out: Path) -> None:
             first = chromium.screenshot(page, out / f"night-2-{width}px.png", width, height)
             whole = chromium.screenshot(page, out / f"night-2-{width}px-full.png", width, height, full_page=True)
             print(f"  screenshots at {width} px: {first} (first screen), {whole} (whole page)")
+
+
+def sync_label(report: dict[str, object]) -> str:
+    """Which kind of run it was, as the console says it: full read, Clever events, delta, reconcile."""
+    sync = report.get("sync") or {}
+    kind = sync.get("kind") if isinstance(sync, dict) else None
+    changes = sync.get("changes") if isinstance(sync, dict) else None
+    if kind == "events":
+        return f"incremental: Clever events ({changes or 0:,} changes)"
+    if kind == "delta":
+        return "incremental: delta"
+    if kind == "reconcile":
+        return "full reconcile"
+    return "full read"
 
 
 def _servable(dataset: Path, scratch: Path) -> Path:

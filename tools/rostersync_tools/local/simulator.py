@@ -3,7 +3,9 @@
 One dataset folder serves both. Clever reads ``districts.json``, ``schools.json``, ``sections.json``,
 ``users.json``, ``terms.json`` and ``courses.json`` (each optional), shaped like Clever's answers:
 ``{"data": [{"data": {...}}], ...}``; the simulator pages them like Clever (``limit``, ``starting_after``,
-``links rel=next``), checks the bearer token and can rate-limit like Clever.
+``links rel=next``), checks the bearer token and can rate-limit like Clever. ``/v3.0/events`` serves the
+changes between successive datasets as Clever's events (``clever_events_sim``: ids, times, paging, and
+``events.drop``/``events.reorder``/``events.keep_only_last`` to model missed, shuffled or expired events).
 
 OneRoster reads the folder as a OneRoster CSV bundle (``manifest.csv``, ``orgs.csv``, ``users.csv``, ...;
 files the manifest calls absent are not served) and answers under ``/ims/oneroster/v1p1/`` with the
@@ -48,6 +50,7 @@ from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, urlspli
 from rostersync.providers.base import iso_date
 from rostersync.providers.oneroster_csv import as_object
 from rostersync.providers.oneroster_rest import API_PATH, AUTH_MODES, COLLECTION_KEYS, AuthMode
+from rostersync_tools.local.clever_events_sim import EVENTS_PATH, EventLog
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +152,7 @@ class ProviderSimulator:
         self._endpoints: dict[tuple[str, str], _Endpoint] = {}
         self._oneroster: dict[tuple[str, str], list[Any]] = {}  # (collection, filter) → records
         self._changes: dict[str, _Changes] = {}  # collection → what the last dataset switch changed
+        self.events = EventLog(clock)  # Clever's /v3.0/events: the changes between successive datasets
         self._issued_tokens: dict[str, float] = {}  # OAuth 2 access token → expiry
         self._nonces: set[tuple[str, str]] = set()  # OAuth 1 (timestamp, nonce) already used
         self._faults: list[_Fault] = []
@@ -217,6 +221,7 @@ class ProviderSimulator:
             self._changes = {}
             if previous is not None and new is not None and previous != new:
                 self._changes = _changes_between(previous, new, _iso_utc(self._clock()))
+                self.events.record(previous, new)
             self._dataset_dir = new
             self._endpoints = {}
             self._oneroster = {}
@@ -308,6 +313,14 @@ class ProviderSimulator:
             return limited[0], limited[1], b'{"message": "rate limit exceeded"}'
         rate_headers = self._rate_headers()
 
+        if path == EVENTS_PATH:
+            with self._lock:
+                malformed = self._take_fault(path, page=self.events.page_number(query))
+                if malformed is not None:
+                    body = malformed.body if malformed.body is not None else b'{"data": [{"data": {"id": '
+                    return 200, {"Content-Type": "application/json", **rate_headers}, body
+                status, events_body = self.events.answer(query, rate_headers)
+            return _json(status, events_body, rate_headers)
         endpoint = path.removeprefix("/v3.0/")
         if not path.startswith("/v3.0/") or endpoint not in ENDPOINTS:
             return _json(404, {"message": f"no such endpoint {path}"}, rate_headers)

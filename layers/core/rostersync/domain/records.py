@@ -215,8 +215,27 @@ class DeletedRecord(BaseModel):
     provider_id: str
 
 
+class TouchedRecord(BaseModel):
+    """A person or section the provider's change feed named in this run (created, changed or deleted: Clever
+    events). An incremental run archives only what it touched (``FetchOutcome.touched_only``); a reconcile
+    counts what it changed outside of them as caught."""
+
+    model_config = ConfigDict(frozen=True)
+
+    record_type: Literal["touched"] = "touched"
+    collection: Literal["people", "classrooms"]
+    provider_id: str
+
+
 SnapshotItem = Annotated[
-    SchoolRecord | ClassroomRecord | PersonRecord | EnrollmentRecord | GuardianLinkRecord | RecordError | DeletedRecord,
+    SchoolRecord
+    | ClassroomRecord
+    | PersonRecord
+    | EnrollmentRecord
+    | GuardianLinkRecord
+    | RecordError
+    | DeletedRecord
+    | TouchedRecord,
     Field(discriminator="record_type"),
 ]
 

@@ -176,6 +176,12 @@ class PlanSummary:
     # a provider re-key: records linked to their existing record by district ids, and those held for review
     rekey: Counter[str] = field(default_factory=Counter)
     findings: Findings = field(default_factory=lambda: Findings())
+    # a full reconcile after incremental runs: what it wrote or would archive that tonight's changes did not
+    # name, per kind and action (created, updated, restored, linked, to_archive)
+    reconcile_caught: dict[Kind, Counter[str]] | None = None
+    # an incremental run (Clever events): records absent from the roster left unarchived because no change
+    # named them; the next reconcile decides
+    untouched_absent: Counter[Kind] = field(default_factory=Counter)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -188,6 +194,10 @@ class PlanSummary:
             "schools": {school: dict(counts) for school, counts in self.schools.items()},
             "rekey": dict(self.rekey),
             "findings": self.findings.to_json(),
+            "reconcile_caught": None
+            if self.reconcile_caught is None
+            else {k.value: dict(c) for k, c in self.reconcile_caught.items() if c},
+            "untouched_absent": {k.value: n for k, n in self.untouched_absent.items() if n},
         }
 
 
@@ -312,6 +322,14 @@ class SyncPlanner:
     rekey_people, rekey_classrooms:
         Set when Match found a provider re-key (``matching.rekey``): the records about to be archived, by
         district ids, that a new id is linked to instead of being created.
+    touched:
+        People and sections (provider ids, by collection) the provider's change feed named in this run.
+    touched_only:
+        The snapshot is the whole roster rebuilt from the changes (Clever events): a record absent from it
+        is archived only when ``touched`` names it (or the person or section it hangs from).
+    tonight_known:
+        A full read (a reconcile) for which ``touched`` holds what tonight's changes named: what it writes or
+        archives outside of them is counted in ``summary.reconcile_caught``.
     """
 
     def __init__(
@@ -330,8 +348,15 @@ class SyncPlanner:
         school_names: dict[str, str] | None = None,
         rekey_people: CandidateIndex | None = None,
         rekey_classrooms: dict[str, list[IndexEntry]] | None = None,
+        touched: dict[str, set[str]] | None = None,
+        touched_only: bool = False,
+        tonight_known: bool = False,
     ) -> None:
         self.district_id = district_id
+        self._touched = {c: set(ids) for c, ids in (touched or {}).items()}
+        self.touched_only = touched_only
+        self._guardians_of_touched: set[str] | None = None
+
         self.delta = delta
         self.complete = complete
         self.settings = settings or SyncSettings()
@@ -354,6 +379,8 @@ class SyncPlanner:
         # (bounded: past NAMES_KEPT, lines of later records name ids only)
         self._names: dict[str, str] = {}
         self._provider_school_names: dict[str, str] = {}  # provider school id → name (skipped people's schools)
+        if tonight_known:
+            self.summary.reconcile_caught = {k: Counter() for k in Kind}
         self._ids: dict[str, dict[str, str]] = {c: {} for c in ("schools", "classrooms", "people")}
         self._seen: dict[str, set[str]] = {c: set() for c in index}
         self._held_collections: set[str] = set()  # nothing of these is archived (``RecordError.holds_archive``)
@@ -461,6 +488,8 @@ class SyncPlanner:
         self._write(PlannedWrite(op, record, tuple(clear)))
         action = action or _ACTIONS[op]
         self.summary.counts[kind][action] += 1
+        if self.summary.reconcile_caught is not None and not self.is_touched(collection, provider_id):
+            self.summary.reconcile_caught[kind][action] += 1
         reason = f"matched by {linked_by}" if linked_by else ""
         details = line_details(kind, fields, self._school_names)
         self._line(PlanLine(kind, action, record_id, provider_id, name, reason, **details))
@@ -1131,6 +1160,28 @@ class SyncPlanner:
             return None, ""
         return hit[1], self._relinked(collection, hit[1])
 
+    # -- what a change feed named ----------------------------------------------------------------
+
+    def is_touched(self, collection: str, provider_id: str) -> bool:
+        """Whether tonight's changes named this record, the person or section it hangs from, or (a guardian)
+        one of their students; a classroom also through its teacher (its name carries theirs)."""
+        people = self._touched.get("people", set())
+        sections = self._touched.get("classrooms", set())
+        if collection == "people":
+            if self._guardians_of_touched is None:
+                self._guardians_of_touched = {
+                    pid.partition(":")[0]
+                    for pid in self._index.get("guardian_links", {})
+                    if pid.partition(":")[2] in people
+                }
+            return provider_id in people or provider_id in self._guardians_of_touched
+        if collection == "classrooms":
+            return provider_id in sections or self._section_teachers.get(provider_id, "") in people
+        if collection in ("enrollments", "guardian_links"):
+            first, _, second = provider_id.partition(":")
+            return (first in sections or first in people) or second in people
+        return False
+
     # -- deprovisioning -------------------------------------------------------------------------
 
     def _cascade_deletions(self) -> None:
@@ -1173,9 +1224,16 @@ class SyncPlanner:
                     continue
                 if entry.kind == Kind.STUDENTS:
                     students_of[entry.parent_id] += 1
+                if gone and self.touched_only and provider_id not in deleted:
+                    if not self.is_touched(collection, provider_id):
+                        # Absent, but no change named it: the next full reconcile decides.
+                        self.summary.untouched_absent[entry.kind] += 1
+                        gone = False
                 if gone:
                     candidates.append(ArchiveCandidate(entry.kind, entry.id, provider_id))
                     self.summary.archive_candidates[entry.kind] += 1
+                    if self.summary.reconcile_caught is not None and not self.is_touched(collection, provider_id):
+                        self.summary.reconcile_caught[entry.kind]["to_archive"] += 1
                     if entry.kind == Kind.STUDENTS:
                         leaving_from[entry.parent_id] += 1
         # A roster that takes every student of a school away is far likelier a broken export than a

@@ -41,12 +41,24 @@ class FetchOutcome:
     ``dateLastModified`` filter): records it does not mention are not archived; only
     ``DeletedRecord``s are.
     ``cursor``: the provider's new high-water mark, stored once the run has succeeded.
+    ``sync_kind``: ``full``, ``delta`` (OneRoster) or ``events`` (Clever); ``full_reason`` says why a
+    provider that can send changes read everything.
+    ``touched_only``: the snapshot is the whole roster rebuilt from the changes (Clever events): only the
+    records ``TouchedRecord``s name may be archived.
+    ``tonight_known``: a full read that also named what tonight's changes touched (a reconcile), so the
+    planner can tell what the reconcile caught that the changes missed.
+    ``changes``: how many objects the change feed named (the quietest night is the one with fewest).
     """
 
     complete: bool = True
     problems: list[str] = field(default_factory=list)
     delta: bool = False
     cursor: str | None = None
+    sync_kind: str = "full"
+    full_reason: str = ""
+    touched_only: bool = False
+    tonight_known: bool = False
+    changes: int | None = None
 
     def mark_incomplete(self, problem: str) -> None:
         self.complete = False

@@ -356,6 +356,8 @@ class SyncReport(_ReportModel):
     timezone: str = "UTC"
     # When the presigned links report.html holds stop working (ISO 8601, UTC); "" when it holds none.
     links_expire_at: str = ""
+    # which kind of run (full, events, delta, reconcile), why, and what a reconcile caught (incremental.py)
+    sync: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("counts")
     @classmethod

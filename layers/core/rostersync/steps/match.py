@@ -189,6 +189,9 @@ def match_roster(state: SyncState) -> MatchResult:
         if r.status == "active"
     }
     rekey_people, rekey_classrooms = _rekey_indexes(ctx, run.provider, index, manifest, fetch.delta)
+    touched: dict[str, set[str]] = {"people": set(), "classrooms": set()}
+    for data in store.read_all(manifest.get("touched", [])):
+        touched.setdefault(str(data["collection"]), set()).add(str(data["provider_id"]))
     writes = store.chunk_writer("plan/writes", ctx.config.plan_chunk_records)
     lines = store.chunk_writer("plan/lines", 50_000)
     errors = store.chunk_writer("plan/errors", 50_000)
@@ -213,6 +216,9 @@ def match_roster(state: SyncState) -> MatchResult:
         school_names=school_names,
         rekey_people=rekey_people,
         rekey_classrooms=rekey_classrooms,
+        touched=touched,
+        touched_only=fetch.touched_only,
+        tonight_known=fetch.tonight_known,
     )
 
     def records(collection: str) -> Iterator[Any]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from rostersync.contracts import RUN_ACTIONS, ReportResult, StepError, SyncState
 from rostersync.domain.records import Kind
+from rostersync.incremental import describe_run
 from rostersync.observability import emit, emit_record_counts, logger
 from rostersync.reports.html import render_html
 from rostersync.reports.index import RUNS_SHOWN, RunRow, SchoolRow, render_index
@@ -233,6 +234,8 @@ def write_report(state: SyncState) -> ReportResult:
             counts[kind].archived = archived
         if state.archive.skipped_reason:
             notes.append(state.archive.skipped_reason)
+    sync_section, sync_notes = describe_run(state.fetch, summary)
+    notes.extend(sync_notes)
     if state.fetch and not state.fetch.complete:
         notes.append(
             "Archiving skipped: the roster fetch did not complete ("
@@ -353,6 +356,7 @@ def write_report(state: SyncState) -> ReportResult:
         list_totals=csv.list_totals,
         timezone=_timezone(settings_used),
         links_expire_at=(finished_at + timedelta(seconds=link_seconds)).isoformat(timespec="seconds"),
+        sync=sync_section,
     )
     html_key = store.key("report/report.html")
     report_key = store.key("report/report.json")
@@ -377,6 +381,8 @@ def write_report(state: SyncState) -> ReportResult:
     if state.fetch and state.fetch.cursor and status != RunStatus.FAILED and not run.dry_run:
         # The next delta starts where this one ended, only once this run's changes are written.
         ctx.state.put_item(f"CURSOR#{run.provider}", {"cursor": state.fetch.cursor, "run_id": run.run_id})
+    if state.fetch and state.fetch.incremental_state and status != RunStatus.FAILED and not run.dry_run:
+        ctx.state.put_item(f"INCREMENTAL#{run.provider}", state.fetch.incremental_state)
     if not run.dry_run:  # what the run did, per kind and action; a self-check's "would" counts are not
         emit_record_counts("write_report", {k.value: c.model_dump() for k, c in counts.items()})
         emit("Runs", 1, step="write_report", status=status.value)
