@@ -146,8 +146,11 @@ def test_the_admins_path_connect_import_self_check_sync_runs_report(
     # and both runs are listed, newest first
     code, out, err = cli(capsys, "runs", "--district", district_id, *endpoint)
     assert (code, err) == (0, "")
-    rows = [line.split() for line in out.splitlines()[1:]]
+    table, _, hint = out.partition("\n\n")
+    rows = [line.split() for line in table.splitlines()[1:]]
     assert [row[1] for row in rows] == ["manual", "self_check"]
+    # and it ends with the command that opens a run's report where the admin is
+    assert f"rostersync report --district {district_id} --run RUN --open" in hint
     assert rows[1][2:4] == ["(dry", "run)"]
     runs = handle.state(district_id).runs()
     self_check_run = next(r for r in runs if r.get("dry_run"))["sk"].removeprefix("RUN#")
