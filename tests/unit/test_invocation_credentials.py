@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
@@ -22,10 +23,15 @@ def _key_of(client: object) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _region(monkeypatch: pytest.MonkeyPatch) -> None:
+def _region(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "environment")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "environment")
+    # Clients made from the environment are cached per service and endpoint: one an earlier test of this
+    # process made (an embedded stack's, under its own keys) would answer instead of this environment's.
+    aws.forget_clients()
+    yield
+    aws.forget_clients()
 
 
 def test_without_an_invocation_session_clients_use_the_environment() -> None:
