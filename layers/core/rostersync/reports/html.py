@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from rostersync.domain.records import Kind
 from rostersync.reports.model import (
     KIND_LABELS,
+    KIND_SINGULAR,
     LIST_SHOWN,
     Findings,
     KindCounts,
@@ -49,16 +50,6 @@ _TRIGGERS = {
     "manual": "started by hand",
     "self_check": "started as a self-check",
     "upload": "started by a file upload",
-}
-_SINGULAR = {
-    Kind.SCHOOLS: "school",
-    Kind.CLASSROOMS: "classroom",
-    Kind.STUDENTS: "student",
-    Kind.TEACHERS: "teacher",
-    Kind.STAFF: "staff member",
-    Kind.GUARDIANS: "guardian",
-    Kind.ENROLLMENTS: "enrollment",
-    Kind.GUARDIAN_LINKS: "guardian link",
 }
 # What each list is called, in a real run and in a self-check (where nothing is done, only would be).
 _ACTION_WORDS: dict[LineAction, tuple[str, str]] = {
@@ -211,7 +202,7 @@ def took(started_at: str, finished_at: str) -> str:
 
 
 def _n(count: int, kind: Kind) -> str:
-    return f"{count:,} {_SINGULAR[kind] if count == 1 else KIND_LABELS[kind].lower()}"
+    return f"{count:,} {KIND_SINGULAR[kind] if count == 1 else KIND_LABELS[kind].lower()}"
 
 
 def _links(report: SyncReport, links: Mapping[str, str] | None) -> dict[str, str]:

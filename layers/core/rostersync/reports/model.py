@@ -32,6 +32,16 @@ KIND_LABELS: dict[Kind, str] = {
     Kind.ENROLLMENTS: "Enrollments",
     Kind.GUARDIAN_LINKS: "Guardian links",
 }
+KIND_SINGULAR: dict[Kind, str] = {  # one of a kind, in a sentence: "1 staff member", "1 guardian link"
+    Kind.SCHOOLS: "school",
+    Kind.CLASSROOMS: "classroom",
+    Kind.STUDENTS: "student",
+    Kind.TEACHERS: "teacher",
+    Kind.STAFF: "staff member",
+    Kind.GUARDIANS: "guardian",
+    Kind.ENROLLMENTS: "enrollment",
+    Kind.GUARDIAN_LINKS: "guardian link",
+}
 
 
 class RunStatus(StrEnum):

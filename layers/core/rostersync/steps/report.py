@@ -16,6 +16,7 @@ from rostersync.observability import emit, emit_record_counts, logger
 from rostersync.reports.html import render_html
 from rostersync.reports.index import RUNS_SHOWN, RunRow, SchoolRow, render_index
 from rostersync.reports.model import (
+    KIND_SINGULAR,
     Findings,
     LineAction,
     ReportError,
@@ -47,20 +48,8 @@ _ADMIN_ERRORS = {
 }
 
 
-_SINGULAR = {
-    Kind.SCHOOLS: "school",
-    Kind.CLASSROOMS: "classroom",
-    Kind.STUDENTS: "student",
-    Kind.TEACHERS: "teacher",
-    Kind.STAFF: "staff member",
-    Kind.GUARDIANS: "guardian",
-    Kind.ENROLLMENTS: "enrollment",
-    Kind.GUARDIAN_LINKS: "guardian link",
-}
-
-
 def _kind_label(kind: Kind, n: int) -> str:
-    return _SINGULAR[kind] if n == 1 else kind.value.replace("_", " ")
+    return KIND_SINGULAR[kind] if n == 1 else kind.value.replace("_", " ")
 
 
 def failure_reason(error: StepError) -> str:
