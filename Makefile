@@ -10,10 +10,12 @@ SAM_CLI_VERSION := 1.170.0
 STUDENTS ?= 20000
 PROVIDER ?= clever
 
-# Test workers: one per core (each with its own embedded stack); tests sharing a module-scoped fixture
-# are kept on one worker (xdist_group marks, --dist loadgroup).
+# Test workers: one per core (each with its own embedded stack). --dist loadfile keeps each test file on
+# one worker, so a module-scoped fixture (a district synced three nights) is built once, not once per
+# worker. (--dist loadfile would do nothing here: pytest-xdist 3.8 renames the node ids after pytest 9.2
+# has read them, so the groups never reach the scheduler.)
 WORKERS ?= auto
-PYTEST := $(BIN)/python -m pytest -p no:cacheprovider -n $(WORKERS) --dist loadgroup
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider -n $(WORKERS) --dist loadfile
 
 .PHONY: install demo test test-fast lint bench bench-map chaos build deploy clean
 

@@ -26,7 +26,7 @@ from rostersync.directory.history import HISTORY_COLLECTIONS, DirectoryItems, hi
 from rostersync.directory.keys import COLLECTIONS, synced_record_id
 from rostersync_tools.cli.main import main
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cleanup")]
+pytestmark = pytest.mark.e2e
 
 DEMO = Path(__file__).resolve().parents[2] / "samples" / "clever-demo"
 AP_ENGLISH = "5a25ffc265e950634b0001c1"  # Summit High; Clever's Erick Collins is in it

@@ -28,7 +28,7 @@ from rostersync_tools.cli.main import main
 from rostersync_tools.local.convert import clever_to_oneroster
 from rostersync_tools.local.synthetic import write_synthetic_clever_district
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("lifecycle")]
+pytestmark = pytest.mark.e2e
 
 
 def admin(district_id: str) -> str:

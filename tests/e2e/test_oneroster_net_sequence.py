@@ -47,7 +47,7 @@ from rostersync.directory.repository import DirectoryRepository, SyncStateReposi
 from rostersync_tools.cli.inputs import bundle_bytes
 from rostersync_tools.local.stack import EmbeddedStack, WriteRequestCounter
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("oneroster-net-sequence")]
+pytestmark = pytest.mark.e2e
 
 SAMPLE = (
     Path(__file__).resolve().parents[1]

@@ -40,7 +40,7 @@ from rostersync_tools.local.simulator import ProviderSimulator
 from rostersync_tools.local.stack import EmbeddedStack
 from rostersync_tools.local.synthetic import write_synthetic_clever_district
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("three-forms")]
+pytestmark = pytest.mark.e2e
 
 RUN_TIMEOUT_SECONDS = 600  # a bound, not a guess: generous on a loaded machine
 FORMS = ("clever", "oneroster-csv", "oneroster-rest")

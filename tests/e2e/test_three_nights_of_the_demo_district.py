@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("three-nights")]
+pytestmark = pytest.mark.e2e
 
 ACTIONS = ("created", "updated", "linked", "archived", "restored")
 PEOPLE_KINDS = ("students", "teachers", "staff", "guardians")

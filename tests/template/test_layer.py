@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 
 # The layer is built once a session: the module stays on one test worker.
-pytestmark = pytest.mark.xdist_group("layer-build")
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYER_SOURCE = ROOT / "layers" / "core"

@@ -26,7 +26,6 @@ from rostersync_tools.local.convert import clever_to_oneroster, drop_inexpressib
 from rostersync_tools.local.synthetic import write_synthetic_clever_district
 
 # Its module-scoped fixture is built once: the module stays on one test worker.
-pytestmark = pytest.mark.xdist_group("convert-parity")
 
 Key = tuple[str, str]  # (record_type, provider_id)
 

@@ -13,7 +13,6 @@ from rostersync.providers.clever import map_schools, map_sections, map_users, na
 from rostersync_tools.local.synthetic import main, write_synthetic_clever_district
 
 # Its module-scoped fixture is built once: the module stays on one test worker.
-pytestmark = pytest.mark.xdist_group("synthetic-district")
 
 FILES = ("districts", "schools", "terms", "courses", "sections", "users")
 OBJECT_ID = re.compile(r"[0-9a-f]{24}")
