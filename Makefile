@@ -10,10 +10,11 @@ SAM_CLI_VERSION := 1.170.0
 STUDENTS ?= 20000
 PROVIDER ?= clever
 
-# Test workers: one per core (each with its own embedded stack). --dist loadfile keeps each test file on
-# one worker, so a module-scoped fixture (a district synced three nights) is built once, not once per
-# worker. (--dist loadfile would do nothing here: pytest-xdist 3.8 renames the node ids after pytest 9.2
-# has read them, so the groups never reach the scheduler.)
+# Test workers: one per core, each with its own embedded stack. --dist loadfile keeps a test file on one
+# worker, so a module-scoped fixture (a district synced three nights) is built once, not once per worker
+# (--dist loadgroup would not: pytest-xdist 3.8 renames the node ids after pytest 9.2 has read them, so
+# its groups never reach the scheduler). The end-to-end tier runs in a pytest process of its own: the
+# integration tier's moto mock_aws resets every moto backend of its process, the embedded stack's too.
 WORKERS ?= auto
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider -n $(WORKERS) --dist loadfile
 
@@ -43,7 +44,9 @@ demo: install
 ## test: unit, integration, template (with `sam validate --lint` and a layer build) and end-to-end tests,
 ## in parallel; prints the 10 slowest
 test: install
-	$(PYTEST) --durations=10
+	$(PYTEST) --durations=10 tests/unit tests/integration tests/template; fast=$$?; \
+	$(PYTEST) --durations=10 tests/e2e; e2e=$$?; \
+	exit $$(( fast || e2e ))
 
 ## test-fast: unit and integration tests only, for the edit-run loop
 test-fast: install

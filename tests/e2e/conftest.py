@@ -99,6 +99,25 @@ def stack(logger_levels: dict[str, int]) -> Iterator[EmbeddedStack]:
         runtime_config.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def _stack_intact(request: pytest.FixtureRequest) -> None:
+    """Fail at once, and say why, when moto lost the session's stack since the last test.
+
+    The integration tier's ``mock_aws`` resets every moto backend of its process. ``make test`` runs the
+    end-to-end tier in a pytest process of its own, so it never meets one; a run mixing the tiers in one
+    process would otherwise fail far away, with refused credentials and missing tables.
+    """
+    if "stack" not in request.fixturenames:
+        return
+    stack: EmbeddedStack = request.getfixturevalue("stack")
+    if not stack.intact():
+        pytest.fail(
+            "the embedded stack's tables are gone: a moto mock_aws test ran in this pytest process after the "
+            "stack started and reset it. Run tests/e2e in a pytest process of its own (make test does)",
+            pytrace=False,
+        )
+
+
 @pytest.fixture(scope="session")
 def directory_table(stack: EmbeddedStack) -> str:
     return stack.outputs["DirectoryTableName"]

@@ -1063,6 +1063,14 @@ class EmbeddedStack:
             sfn.start_execution(stateMachineArn=state_machine_arn, input=payload, name=execution_name())["executionArn"]
         )
 
+    def intact(self) -> bool:
+        """Whether moto still holds this stack's tables: moto's ``mock_aws`` (the integration tier's
+        fixture) resets every backend of the process when it starts and stops, this stack's included."""
+        from moto.dynamodb.models import dynamodb_backends
+
+        held = dynamodb_backends[ACCOUNT][REGION].tables
+        return all(name in held for name in self.tables.values())
+
     def stop(self) -> None:
         global _ROUTER
         if _ROUTER is self.router:
