@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from rostersync.directory.history import HISTORY_COLLECTIONS, history_item
 from rostersync.directory.keys import COLLECTIONS
 from rostersync.directory.repository import DirectoryRecord, DirectoryRepository, SyncStateRepository
-from rostersync.domain.ids import district_id_problem
+from rostersync.domain.ids import DistrictId
 from rostersync.domain.records import Kind, Role, kind_of_roles
 
 
@@ -51,6 +51,7 @@ class _ProductRecord(BaseModel):
 
 
 class ProductDistrict(_ProductRecord):
+    id: DistrictId
     name: str
     # The district's plan in the product (rostersync.lifecycle.entitlement): premium and enterprise include
     # sync. Absent: the plan recorded before (by an event or an earlier import) stays.
@@ -67,14 +68,6 @@ class ProductDistrict(_ProductRecord):
         if problem:
             raise ValueError(problem)
         return value.strip().lower()
-
-    @field_validator("id")
-    @classmethod
-    def _district_id(cls, value: str) -> str:
-        problem = district_id_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
 
 
 class ProductSchool(_ProductRecord):

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
 
 # Room for two ids and a separator in an enrollment id (``<section>:<person>``) under the 1,024-byte sort
 # key, with the district and collection prefix: a real provider id is 24 to 64 characters.
@@ -49,7 +52,18 @@ def shown_id(value: object, limit: int = 40) -> str:
 
 
 def district_id_problem(value: str) -> str | None:
-    """Why ``value`` cannot be a district id (letters, digits, '_', '.', '-'; 1 to 64), or None."""
+    """Why ``value`` cannot be a district id (letters, digits, '_', '.', '-'; 1 to 128), or None."""
     if _DISTRICT_ID.fullmatch(value):
         return None
     return f"district id {shown_id(value)!s} must be 1 to 128 letters, digits, '_', '.' or '-'"
+
+
+def _district_id(value: str) -> str:
+    problem = district_id_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# A district id in a model (an event's detail, the product's district): refused with the rule's words.
+DistrictId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_district_id)]

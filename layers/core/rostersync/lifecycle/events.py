@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rostersync.domain.ids import district_id_problem
+from rostersync.domain.ids import DistrictId
 from rostersync.lifecycle.entitlement import plan_problem
 
 RUN_EVENT_SOURCE = "rostersync"
@@ -36,18 +36,10 @@ class _Detail(BaseModel):
     # A newer product may add fields: they are ignored, never a refusal.
     model_config = ConfigDict(extra="ignore")
 
-    district_id: str = Field(min_length=1, max_length=128, description="The product's district id.")
+    district_id: DistrictId = Field(description="The product's district id.")
     changed_by: str | None = Field(
         default=None, max_length=256, description="Who made the change in the product (a user id or name)."
     )
-
-    @field_validator("district_id")
-    @classmethod
-    def _district(cls, value: str) -> str:
-        problem = district_id_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
 
 
 class SyncEnabledDetail(_Detail):
