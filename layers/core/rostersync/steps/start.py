@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from rostersync import aws
 from rostersync.contracts import RUN_ACTIONS, RunRef, StartRequest
@@ -22,21 +23,25 @@ def start_run(request: StartRequest) -> RunRef:
     sync = request.input
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     ctx = DistrictContext.for_run(sync.district_id, request.run_id)
+
+    def ended_early(**why: Any) -> RunRef:
+        """The run of a folder upload still waiting for files, or of a district not entitled: it ends here."""
+        return RunRef(
+            district_id=sync.district_id,
+            run_id=request.run_id,
+            trigger=sync.trigger,
+            bundle_key=sync.bundle_key,
+            started_at=started_at,
+            **why,
+        )
+
     if sync.trigger == "upload" and sync.bundle_key:
         # Every file of a folder upload starts an execution: only the one that finds the bundle complete
         # (and claims it) syncs; the others end here, before any lock or run record.
         upload = check_upload(aws.client("s3"), ctx.config.sync_bucket, sync.bundle_key, ctx.state)
         if not upload.complete:
             logger.info("upload not synced", extra={"district_id": sync.district_id, "reason": upload.waiting})
-            return RunRef(
-                district_id=sync.district_id,
-                run_id=request.run_id,
-                trigger=sync.trigger,
-                bundle_key=sync.bundle_key,
-                started_at=started_at,
-                upload_waiting=True,
-                waiting_reason=upload.waiting,
-            )
+            return ended_early(upload_waiting=True, waiting_reason=upload.waiting)
         sync = sync.model_copy(update={"bundle_key": upload.bundle_key})
     lifecycle = DistrictLifecycle(ctx.state)
     if not sync.dry_run and sync.trigger not in RUN_ACTIONS:
@@ -61,15 +66,7 @@ def start_run(request: StartRequest) -> RunRef:
                 "run refused",
                 extra={"district_id": sync.district_id, "run_id": request.run_id, "status": "not_entitled"},
             )
-            return RunRef(
-                district_id=sync.district_id,
-                run_id=request.run_id,
-                trigger=sync.trigger,
-                bundle_key=sync.bundle_key,
-                started_at=started_at,
-                refused=True,
-                refused_reason=entitlement.reason,
-            )
+            return ended_early(refused=True, refused_reason=entitlement.reason)
     ctx.state.acquire_lock(request.run_id, ctx.config.lock_ttl_seconds)
     connection = ctx.state.get_item("CONNECTION") or {}
     # The run records the version it plans with; Match reads exactly that version back (settings_at).
