@@ -99,7 +99,7 @@ class LocalFunction:
         context = LambdaContext(self.name, self.arn, self.memory)
         started = time.perf_counter()
         token = invocation_session.set(self.session() if self.session else None)
-        crash = _CrashCounter(self.name)
+        crash = _CrashCounter(self.name, event)
         crash_token = _INVOCATION_CRASH.set(crash)
         try:
             crash.check_before()
@@ -110,7 +110,7 @@ class LocalFunction:
             return json.dumps(result), False
         except Exception as exc:  # noqa: BLE001 - Lambda turns any exception into a function error
             error = {
-                "errorType": type(exc).__name__,
+                "errorType": getattr(exc, "error_type", None) or type(exc).__name__,
                 "errorMessage": str(exc),
                 "stackTrace": traceback.format_exception(exc)[-3:],
             }
@@ -127,7 +127,14 @@ _FUNCTIONS: dict[str, LocalFunction] = {}
 
 
 class InjectedCrashError(Exception):
-    """What an invocation armed by ``EmbeddedStack.inject_crash`` raises: the Lambda died there."""
+    """What an invocation armed by ``EmbeddedStack.inject_crash`` raises: the Lambda died there.
+
+    ``error_type`` is the error the state machine sees (``InjectedCrashError`` unless the injection names
+    another, e.g. ``Sandbox.Timedout``: a Lambda that ran out of time, which a Retry may match)."""
+
+    def __init__(self, message: str, error_type: str | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type or type(self).__name__
 
 
 @dataclass
@@ -144,6 +151,10 @@ class CrashInjection:
     times: int = 1
     directory_table: str = ""
     fired: int = 0
+    # The error the state machine sees (default: InjectedCrashError), and which invocations may crash (by
+    # their event; default: any).
+    error_type: str | None = None
+    when: Callable[[Any], bool] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -166,16 +177,18 @@ _CRASHES_LOCK = threading.Lock()
 class _CrashCounter:
     """One invocation's view of the armed crash injections: counts its directory write requests."""
 
-    def __init__(self, function: str) -> None:
+    def __init__(self, function: str, event: Any = None) -> None:
         with _CRASHES_LOCK:
-            self.armed = [c for c in _CRASHES if c.function == function and c.pending]
+            self.armed = [
+                c for c in _CRASHES if c.function == function and c.pending and (c.when is None or c.when(event))
+            ]
         self.writes = 0
         self._lock = threading.Lock()
 
     def _fire(self, point: str, when: Callable[[CrashInjection], bool]) -> None:
         for crash in self.armed:
             if when(crash) and crash.take():
-                raise InjectedCrashError(f"injected crash in {crash.function} {point}")
+                raise InjectedCrashError(f"injected crash in {crash.function} {point}", crash.error_type)
 
     def check_before(self) -> None:
         self._fire("before its handler ran", lambda c: c.after_writes == 0)
@@ -1493,18 +1506,35 @@ class EmbeddedStack:
 
     # -- faults (tests and bench/chaos.py) ----------------------------------------------------------
 
-    def inject_crash(self, function: str, after_writes: int | None = None, times: int = 1) -> CrashInjection:
+    def inject_crash(
+        self,
+        function: str,
+        after_writes: int | None = None,
+        times: int = 1,
+        *,
+        error_type: str | None = None,
+        when: Callable[[Any], bool] | None = None,
+    ) -> CrashInjection:
         """Make the next ``times`` invocations of a function die (``InjectedCrashError``, a function error).
 
         ``function`` is the template's logical id (``UpsertChunkFunction``) or the function's name.
         ``after_writes``: ``0`` before its handler runs, ``k`` right after its k-th directory write request,
-        ``None`` after its handler returned. Returns the injection (``fired`` counts the crashes so far);
-        ``clear_crashes`` disarms whatever did not fire.
+        ``None`` after its handler returned. ``error_type``: the error the state machine sees (default
+        ``InjectedCrashError``, which no Retry matches; ``Sandbox.Timedout`` is what AWS reports for a Lambda
+        out of time). ``when``: only invocations whose event it accepts crash. Returns the injection
+        (``fired`` counts the crashes so far); ``clear_crashes`` disarms whatever did not fire.
         """
         name = function if function.startswith(f"{self.stack_name}-") else f"{self.stack_name}-{function}"
         if name not in _FUNCTIONS:
             raise ValueError(f"no function {function} on this stack")
-        crash = CrashInjection(name, after_writes, times, directory_table=self.outputs["DirectoryTableName"])
+        crash = CrashInjection(
+            name,
+            after_writes,
+            times,
+            directory_table=self.outputs["DirectoryTableName"],
+            error_type=error_type,
+            when=when,
+        )
         with _CRASHES_LOCK:
             _CRASHES.append(crash)
         return crash
