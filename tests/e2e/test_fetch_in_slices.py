@@ -183,6 +183,40 @@ def test_a_slice_whose_answer_was_lost_is_retried_and_duplicates_nothing(
     assert [pid for pid, n in Counter(people).items() if n > 1] == []
 
 
+def test_a_slice_that_died_before_its_checkpoint_is_read_again_into_the_same_keys(
+    district: Any, synthetic: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a page per slice, and the second users slice dying after its chunk was written but before
+    # its checkpoint was (as a Lambda out of time: Sandbox.Timedout, which the slice's Retry matches)
+    from rostersync.storage import RunStore
+    from rostersync_tools.local.stack import InjectedCrashError
+
+    clean = district(synthetic, page_limit=20)
+    d = district(synthetic, page_limit=20)
+    sliced(d, 1)
+    put_json, died = RunStore.put_json, []
+
+    def dies_once(store: RunStore, name: str, value: Any) -> str:
+        if name == "fetch/users/checkpoint.json" and value["slice"] == 2 and d.id in store.prefix and not died:
+            died.append(store.list_keys("fetch/users/s00001"))
+            raise InjectedCrashError("out of time before the checkpoint", "Sandbox.Timedout")
+        return put_json(store, name, value)
+
+    monkeypatch.setattr(RunStore, "put_json", dies_once)
+
+    run = d.sync()
+
+    # Then the retry read the same page into the same key, the checkpoint names it once, and the run is
+    # the clean run's with no record twice
+    assert len(died) == 1 and len(died[0]) == 1
+    users = checkpoint(run, "users")
+    assert users["slices"][1] == died[0]
+    assert users["pages"] == users["slice"]
+    same_run(clean.sync(), run)
+    people = snapshot_ids(run)["people"] + snapshot_ids(run)["guardians"]
+    assert [pid for pid, n in Counter(people).items() if n > 1] == []
+
+
 def test_an_unreadable_page_in_one_branch_leaves_the_fetch_incomplete_and_nothing_archived(
     district: Any, synthetic: Any, tmp_path: Path
 ) -> None:
