@@ -390,6 +390,30 @@ def _install_state_payload_limit() -> None:
     ErrorEqualsDecl._rostersync_limit = True
 
 
+def _install_stopped_stays_stopped() -> None:
+    """An execution stopped by hand ends ``ABORTED``, whatever state it was in, as on AWS.
+
+    moto 5.2.5 lets an INLINE Map item that sees its execution stopped fail with ``MapIterationAborted``;
+    the Map then records that error on the execution (``Environment.set_error``), over the stop, and the
+    execution ends ``FAILED``. On AWS a stopped execution is over: nothing after the stop changes how it
+    ended. Here an error recorded after a stop is ignored.
+    """
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+
+    if getattr(Environment, "_rostersync_stop_wins", False):
+        return
+    generic = Environment.set_error
+
+    def set_error(self: Any, error: Any) -> None:
+        if isinstance(self._program_state, ProgramStopped):
+            return
+        generic(self, error)
+
+    Environment.set_error = set_error  # type: ignore[method-assign]
+    Environment._rostersync_stop_wins = True  # type: ignore[attr-defined]
+
+
 def _install_tolerated_failures() -> None:
     """Fail a Distributed Map whose failed children exceed its tolerated failures, as AWS does.
 
@@ -1025,6 +1049,7 @@ class EmbeddedStack:
         _install_event_routing()
         _install_fast_dispatch()
         _install_tolerated_failures()
+        _install_stopped_stays_stopped()
         _install_fast_backend_lookup()
         _install_fast_item_size_check()
         _install_execution_end_notice()

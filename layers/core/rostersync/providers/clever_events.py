@@ -465,18 +465,12 @@ class CleverIncrementalProvider:
     def plan_read(self) -> tuple[str, str | None, str]:
         """Decide, before anything of the roster is read, how this run reads: ``("", None, "")`` from the
         events, or ``(reason, latest, note)`` in full: why, Clever's latest event (None, and the note the
-        report then shows, when Clever would not say). For an events run it reads the first events page:
-        an events run that Clever refuses (the cursor too old) reads in full instead, as ``fetch`` would.
+        report then shows, when Clever would not say). Deciding on events asks Clever nothing: the events
+        are read once, by ``fetch`` (which still reads in full if Clever no longer serves the cursor).
         """
         reason = self._full_reason or self._why_not_events()
         if not reason:
-            assert self._cursor is not None
-            try:
-                next(iter(self.events.iter_pages(self._cursor.event_id)), None)
-            except EventsUnavailableError as exc:
-                reason = f"{exc}; this run read the whole roster instead"
-            else:
-                return "", None, ""
+            return "", None, ""
         try:
             return reason, self.events.latest_event_id(), ""
         except EventsUnavailableError as exc:
