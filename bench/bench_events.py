@@ -65,10 +65,11 @@ def one_percent_change(source: Path, target: Path, seed: int) -> dict[str, int]:
 
 
 def fetch_seconds(stack: Any, run_id: str) -> float | None:
-    """How long the run's "Fetch roster" state took (from the execution's history)."""
+    """How long the run's fetch took, from "Plan the fetch" entered to "Fetch roster" (the snapshot's
+    assembly) exited, the lists' slices between (from the execution's history)."""
     arn = stack.outputs["SyncStateMachineArn"].replace(":stateMachine:", ":execution:") + f":{run_id}"
     events = stack.client("stepfunctions").get_execution_history(executionArn=arn, maxResults=1000)["events"]
-    entered = [e["timestamp"] for e in events if e.get("stateEnteredEventDetails", {}).get("name") == "Fetch roster"]
+    entered = [e["timestamp"] for e in events if e.get("stateEnteredEventDetails", {}).get("name") == "Plan the fetch"]
     exited = [e["timestamp"] for e in events if e.get("stateExitedEventDetails", {}).get("name") == "Fetch roster"]
     if not entered or not exited:
         return None
@@ -114,7 +115,7 @@ def one_percent_nights(
         print(f"  requests to the provider:  {requests:,}")
         print(f"  directory write requests:  {writes:,} ({written:,} records written: the changes)")
         if fetch is not None:
-            print(f"  Fetch roster step:         {fetch:.1f}s")
+            print(f"  Fetch (plan, lists, snapshot): {fetch:.1f}s")
     (_, events_s, events_r, events_w, _, events_f), (_, full_s, full_r, full_w, _, full_f) = figures
     print(
         f"\n1 % night by events vs in full: {events_r:,} vs {full_r:,} provider requests, {events_w:,} vs {full_w:,} "

@@ -68,3 +68,20 @@ def test_step_inputs_parse_into_their_contracts():
     assert UpsertChunkRequest.model_validate(load("upsert_chunk.json")).chunk_key.startswith("runs/dist-demo/")
     state = SyncState.model_validate(load("sync_state_after_fetch.json"))
     assert state.run_ref().provider == "clever" and state.fetch and state.fetch.complete
+
+
+def test_the_fetch_slice_sample_is_what_the_state_machines_map_item_sends():
+    from rostersync.contracts import FetchRequest
+
+    # Given the ASL's item of "Read the roster's lists" and the sample slice request
+    asl = json.loads((ROOT / "statemachine" / "sync.asl.json").read_text())
+    selector = asl["States"]["Read the roster's lists"]["ItemSelector"]
+    sample = load("fetch_slice.json")
+
+    # Then the sample has exactly the item's fields, and Fetch reads it as one slice of one list
+    assert {key.removesuffix(".$") for key in selector} == set(sample)
+    request = FetchRequest.model_validate(sample)
+    assert (request.phase, request.resource, request.district_id) == ("slice", "users", "dist-demo")
+    for state in ("Plan the fetch", "Fetch roster"):
+        parameters = asl["States"][state]["Parameters"]
+        assert parameters["run.$"] == "$.run" and parameters["phase"] in ("plan", "assemble")

@@ -32,6 +32,11 @@ class RuntimeConfig(BaseSettings):
     # Provider backoff base in seconds; 0 disables waiting (tests).
     provider_retry_base_seconds: float = Field(default=1.0, validation_alias="PROVIDER_RETRY_BASE_SECONDS")
     provider_max_attempts: int = Field(default=6, validation_alias="PROVIDER_MAX_ATTEMPTS")
+    # Fetch reads each provider list in slices: a slice stops at a page boundary once this many pages are
+    # read, or once less than the margin is left of its invocation's time (the next page and its retries
+    # must fit). A connection's ``max_pages_per_slice`` overrides the page bound for its district.
+    fetch_max_pages_per_slice: int = Field(default=1_000, ge=1, validation_alias="FETCH_MAX_PAGES_PER_SLICE")
+    fetch_slice_margin_seconds: float = Field(default=300.0, ge=0, validation_alias="FETCH_SLICE_MARGIN_SECONDS")
     # How long a report link (a SigV4 presigned URL) stays valid: an hour by default; SigV4 allows 7 days
     # at most. Reports hold children's data: a link forwarded by mistake should not stay open for long.
     report_link_seconds: int = Field(

@@ -134,6 +134,34 @@ class FetchResult(_Contract):
     error_count: int = 0
 
 
+class FetchRequest(_Contract):
+    """What the Fetch function is asked to do (``phase``): ``plan`` the run's reads, read one ``slice`` of
+    one list (``resource``), or ``assemble`` the snapshot from the slices read."""
+
+    phase: Literal["plan", "slice", "assemble"]
+    run: RunRef | None = None
+    district_id: str = ""
+    run_id: str = ""
+    resource: str = ""
+
+
+class FetchPlanResult(_Contract):
+    """``$.fetch_plan``: the lists the Map reads, one item each (names only; the plan is in S3)."""
+
+    resources: list[str] = Field(default_factory=list)
+    plan_key: str
+
+
+class FetchSliceResult(_Contract):
+    """One slice of one list read: ``done`` when the list was read to its end (or stopped at a page that
+    could not be read); otherwise the state machine reads its next slice."""
+
+    resource: str
+    done: bool
+    slice: int
+    pages: int
+
+
 class MatchResult(_Contract):
     plan_manifest_key: str
     plan_chunks: int

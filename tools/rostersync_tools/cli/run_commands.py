@@ -316,6 +316,12 @@ def run_connect(args: argparse.Namespace) -> int:
                 raise UsageError(f'--auth {options["auth"]}: the credential must be JSON {{"key": …, "secret": …}}')
     elif args.auth or args.token_url:
         raise UsageError(f"--auth/--token-url: only for --provider oneroster-rest, not {args.provider}")
+    for flag, key in (("requests_per_minute", "requests_per_minute"), ("pages_per_slice", "max_pages_per_slice")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            if value < 1:
+                raise UsageError(f"--{flag.replace('_', '-')} {value}: must be at least 1")
+            options[key] = value
     if problem := district_id_problem(args.district):
         raise UsageError(f"--district: {problem}")
     handle = connect_from_args(args)
@@ -526,6 +532,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     connect.add_argument("--auth", choices=("bearer", "oauth1", "oauth2"), help="OneRoster REST auth (default bearer)")
     connect.add_argument("--token-url", metavar="URL", help="OneRoster REST OAuth 2 token endpoint")
     connect.add_argument("--page-limit", type=int, default=10_000, metavar="N", help="records per page (≤ 10,000)")
+    connect.add_argument(
+        "--requests-per-minute",
+        type=int,
+        metavar="N",
+        help="the provider's rate limit for the district, shared by Fetch's parallel reads (Clever: 1,200)",
+    )
+    connect.add_argument(
+        "--pages-per-slice", type=int, metavar="N", help="pages one Fetch invocation reads of a list at most"
+    )
     add_stack_arguments(connect)
     connect.set_defaults(handler=run_connect)
 

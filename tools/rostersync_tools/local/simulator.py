@@ -158,6 +158,7 @@ class ProviderSimulator:
         self._faults: list[_Fault] = []
         self._holds: list[tuple[str, threading.Event, threading.Event]] = []
         self._requests: list[tuple[str, str]] = []
+        self._request_times: list[tuple[float, str, int]] = []  # (clock time, path, status) per request
         self._window = -1
         self._window_count = 0
         self._server: _Server | None = None
@@ -270,6 +271,12 @@ class ProviderSimulator:
         with self._lock:
             return list(self._requests)
 
+    @property
+    def requests_timed(self) -> list[tuple[float, str, int]]:
+        """Every request so far as (clock time on arrival, path, status answered), in arrival order."""
+        with self._lock:
+            return list(self._request_times)
+
     # -- serving -------------------------------------------------------------------------------------
 
     def answer(
@@ -285,6 +292,21 @@ class ProviderSimulator:
 
         ``host`` is the request's Host header (OAuth 1 signatures cover it); ``body`` a POST's form.
         """
+        arrived = self._clock()
+        answered = self._answer(request_path, authorization, method=method, host=host, body=body)
+        with self._lock:
+            self._request_times.append((arrived, urlsplit(request_path).path, answered[0]))
+        return answered
+
+    def _answer(
+        self,
+        request_path: str,
+        authorization: str | None,
+        *,
+        method: str,
+        host: str | None,
+        body: bytes,
+    ) -> tuple[int, dict[str, str], bytes]:
         url = urlsplit(request_path)
         path, query = url.path, url.query
         oneroster = path.startswith(ONEROSTER_PREFIX) or path == TOKEN_PATH

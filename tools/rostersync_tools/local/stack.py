@@ -100,7 +100,7 @@ class LocalFunction:
         context = LambdaContext(self.name, self.arn, self.memory)
         started = time.perf_counter()
         token = invocation_session.set(self.session() if self.session else None)
-        crash = _CrashCounter(self.name)
+        crash = _CrashCounter(self.name, event)
         crash_token = _INVOCATION_CRASH.set(crash)
         try:
             crash.check_before()
@@ -111,7 +111,7 @@ class LocalFunction:
             return json.dumps(result), False
         except Exception as exc:  # noqa: BLE001 - Lambda turns any exception into a function error
             error = {
-                "errorType": type(exc).__name__,
+                "errorType": getattr(exc, "error_type", None) or type(exc).__name__,
                 "errorMessage": str(exc),
                 "stackTrace": traceback.format_exception(exc)[-3:],
             }
@@ -128,7 +128,14 @@ _FUNCTIONS: dict[str, LocalFunction] = {}
 
 
 class InjectedCrashError(Exception):
-    """What an invocation armed by ``EmbeddedStack.inject_crash`` raises: the Lambda died there."""
+    """What an invocation armed by ``EmbeddedStack.inject_crash`` raises: the Lambda died there.
+
+    ``error_type`` is the error the state machine sees (``InjectedCrashError`` unless the injection names
+    another, e.g. ``Sandbox.Timedout``: a Lambda that ran out of time, which a Retry may match)."""
+
+    def __init__(self, message: str, error_type: str | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type or type(self).__name__
 
 
 @dataclass
@@ -145,6 +152,10 @@ class CrashInjection:
     times: int = 1
     directory_table: str = ""
     fired: int = 0
+    # The error the state machine sees (default: InjectedCrashError), and which invocations may crash (by
+    # their event; default: any).
+    error_type: str | None = None
+    when: Callable[[Any], bool] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -167,16 +178,18 @@ _CRASHES_LOCK = threading.Lock()
 class _CrashCounter:
     """One invocation's view of the armed crash injections: counts its directory write requests."""
 
-    def __init__(self, function: str) -> None:
+    def __init__(self, function: str, event: Any = None) -> None:
         with _CRASHES_LOCK:
-            self.armed = [c for c in _CRASHES if c.function == function and c.pending]
+            self.armed = [
+                c for c in _CRASHES if c.function == function and c.pending and (c.when is None or c.when(event))
+            ]
         self.writes = 0
         self._lock = threading.Lock()
 
     def _fire(self, point: str, when: Callable[[CrashInjection], bool]) -> None:
         for crash in self.armed:
             if when(crash) and crash.take():
-                raise InjectedCrashError(f"injected crash in {crash.function} {point}")
+                raise InjectedCrashError(f"injected crash in {crash.function} {point}", crash.error_type)
 
     def check_before(self) -> None:
         self._fire("before its handler ran", lambda c: c.after_writes == 0)
@@ -376,6 +389,30 @@ def _install_state_payload_limit() -> None:
 
     ErrorEqualsDecl._eval_body = _eval_body
     ErrorEqualsDecl._rostersync_limit = True
+
+
+def _install_stopped_stays_stopped() -> None:
+    """An execution stopped by hand ends ``ABORTED``, whatever state it was in, as on AWS.
+
+    moto 5.2.5 lets an INLINE Map item that sees its execution stopped fail with ``MapIterationAborted``;
+    the Map then records that error on the execution (``Environment.set_error``), over the stop, and the
+    execution ends ``FAILED``. On AWS a stopped execution is over: nothing after the stop changes how it
+    ended. Here an error recorded after a stop is ignored.
+    """
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+
+    if getattr(Environment, "_rostersync_stop_wins", False):
+        return
+    generic = Environment.set_error
+
+    def set_error(self: Any, error: Any) -> None:
+        if isinstance(self._program_state, ProgramStopped):
+            return
+        generic(self, error)
+
+    Environment.set_error = set_error  # type: ignore[method-assign]
+    Environment._rostersync_stop_wins = True  # type: ignore[attr-defined]
 
 
 def _install_tolerated_failures() -> None:
@@ -1057,6 +1094,7 @@ class EmbeddedStack:
         _install_event_routing()
         _install_fast_dispatch()
         _install_tolerated_failures()
+        _install_stopped_stays_stopped()
         _install_fast_backend_lookup()
         _install_fast_item_size_check()
         _install_execution_end_notice()
@@ -1546,18 +1584,35 @@ class EmbeddedStack:
 
     # -- faults (tests and bench/chaos.py) ----------------------------------------------------------
 
-    def inject_crash(self, function: str, after_writes: int | None = None, times: int = 1) -> CrashInjection:
+    def inject_crash(
+        self,
+        function: str,
+        after_writes: int | None = None,
+        times: int = 1,
+        *,
+        error_type: str | None = None,
+        when: Callable[[Any], bool] | None = None,
+    ) -> CrashInjection:
         """Make the next ``times`` invocations of a function die (``InjectedCrashError``, a function error).
 
         ``function`` is the template's logical id (``UpsertChunkFunction``) or the function's name.
         ``after_writes``: ``0`` before its handler runs, ``k`` right after its k-th directory write request,
-        ``None`` after its handler returned. Returns the injection (``fired`` counts the crashes so far);
-        ``clear_crashes`` disarms whatever did not fire.
+        ``None`` after its handler returned. ``error_type``: the error the state machine sees (default
+        ``InjectedCrashError``, which no Retry matches; ``Sandbox.Timedout`` is what AWS reports for a Lambda
+        out of time). ``when``: only invocations whose event it accepts crash. Returns the injection
+        (``fired`` counts the crashes so far); ``clear_crashes`` disarms whatever did not fire.
         """
         name = function if function.startswith(f"{self.stack_name}-") else f"{self.stack_name}-{function}"
         if name not in _FUNCTIONS:
             raise ValueError(f"no function {function} on this stack")
-        crash = CrashInjection(name, after_writes, times, directory_table=self.outputs["DirectoryTableName"])
+        crash = CrashInjection(
+            name,
+            after_writes,
+            times,
+            directory_table=self.outputs["DirectoryTableName"],
+            error_type=error_type,
+            when=when,
+        )
         with _CRASHES_LOCK:
             _CRASHES.append(crash)
         return crash

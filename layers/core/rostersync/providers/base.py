@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Protocol
+from typing import Any, Protocol
 
 from rostersync.domain.records import SnapshotItem
 
@@ -63,6 +63,16 @@ class FetchOutcome:
     def mark_incomplete(self, problem: str) -> None:
         self.complete = False
         self.problems.append(problem)
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a provider's list: its items, the next page's cursor (None: it was the last page) and,
+    for a page that could not be read to its end, the problem (the list stops there)."""
+
+    items: list[Any]
+    next: Any
+    problem: str = ""
 
 
 class RosterProvider(Protocol):

@@ -32,8 +32,14 @@ from rostersync.domain.records import (
     unclean_id_error,
 )
 from rostersync.errors import ProviderAuthError, ProviderRequestError
-from rostersync.providers.base import FetchOutcome, RetryPolicy, iso_date
-from rostersync.providers.http import rate_limit_reset_seconds, retry_after_seconds, send_with_retries, unreadable_page
+from rostersync.providers.base import FetchOutcome, ListPage, RetryPolicy, iso_date
+from rostersync.providers.http import (
+    RequestPacer,
+    rate_limit_reset_seconds,
+    retry_after_seconds,
+    send_with_retries,
+    unreadable_page,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +71,8 @@ class CleverClient:
         How 429, 5xx and connection errors are retried; ``retry.sleep`` does the waiting.
     timeout
         Seconds to wait for each HTTP answer.
+    pacer
+        Spaces the requests (this reader's share of the district's rate limit); none by default.
     """
 
     def __init__(
@@ -74,6 +82,7 @@ class CleverClient:
         page_limit: int = MAX_PAGE_LIMIT,
         retry: RetryPolicy = _DEFAULT_RETRY,
         timeout: float = 30,
+        pacer: RequestPacer | None = None,
     ) -> None:
         if not 1 <= page_limit <= MAX_PAGE_LIMIT:
             raise ValueError(
@@ -85,6 +94,13 @@ class CleverClient:
         self.timeout = timeout
         self._session = requests.Session()
         self._session.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})
+        # Spaces requests within the branch's share of the district's rate limit (no pacing by default).
+        self.pacer = pacer or RequestPacer()
+
+    def get(self, url: str, params: Any = None) -> requests.Response:
+        """Send one GET with the district's token, paced (every attempt, retries included)."""
+        self.pacer.wait()
+        return self._session.get(url, params=params, timeout=self.timeout)
 
     def close(self) -> None:
         """Close the HTTP connections."""
@@ -109,31 +125,45 @@ class CleverClient:
         ------
         ProviderAuthError, ProviderRequestError, ProviderUnavailableError
         """
-        url: str | None = f"{self.base_url}{path}"
-        params: dict[str, int] | None = {"limit": self.page_limit}
-        page = 0
+        for page in self.iter_pages(path):
+            yield from page.items
+            if page.problem:
+                self._unreadable_page(page.problem, path, outcome)
+                return
+
+    def iter_pages(self, path: str, start_url: str | None = None, first_page: int = 1) -> Iterator[ListPage]:
+        """The pages of a Clever list from its first page, or from ``start_url`` (a next link an earlier
+        slice stopped at, numbered ``first_page``), one page in memory at a time.
+
+        A page that cannot be read is yielded with its ``problem`` and no next link (the list stops
+        there); the caller records it. Stop iterating after any page to stop reading: the next request
+        is only sent when the next page is asked for.
+        """
+        url: str | None = start_url or f"{self.base_url}{path}"
+        params: dict[str, int] | None = None if start_url else {"limit": self.page_limit}
+        page = first_page - 1
         while url is not None:
             page += 1
             response = self._get(url, params, path, page)
             try:
                 body = response.json()
             except RecursionError:
-                self._unreadable_page(f"page {page} of {path} is nested too deep to read", path, outcome)
+                yield ListPage([], None, f"page {page} of {path} is nested too deep to read")
                 return
             except ValueError:
-                self._unreadable_page(f"page {page} of {path} was not valid JSON", path, outcome)
+                yield ListPage([], None, f"page {page} of {path} was not valid JSON")
                 return
             if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-                self._unreadable_page(f"page {page} of {path} has no data list", path, outcome)
+                yield ListPage([], None, f"page {page} of {path} has no data list")
                 return
             items: list[Any] = body["data"]
             next_url, problem = self._next_url(body, url)
             del body, response  # keep only this page's items alive while the caller consumes them
             logger.debug("Clever page %d of %s: %d items", page, path, len(items))
-            yield from items
             if problem:
-                self._unreadable_page(f"page {page} of {path} {problem}", path, outcome)
+                yield ListPage(items, None, f"page {page} of {path} {problem}")
                 return
+            yield ListPage(items, next_url)
             url, params = next_url, None  # the next link already carries limit and starting_after
 
     def _next_url(self, body: dict[str, Any], current_url: str) -> tuple[str | None, str | None]:
@@ -162,7 +192,7 @@ class CleverClient:
     def _get(self, url: str, params: dict[str, int] | None, path: str, page: int) -> requests.Response:
         """GET with retries on 429, 5xx and connection errors; raise a domain error otherwise."""
         response = send_with_retries(
-            lambda: self._session.get(url, params=params, timeout=self.timeout),
+            lambda: self.get(url, params),
             self.retry,
             what=path,
             rate_limit_wait=_rate_limit_wait,

@@ -214,7 +214,7 @@ class CleverEventsClient:
         self.requests += 1
         client = self._client
         response = send_with_retries(
-            lambda: client._session.get(url, params=params, timeout=client.timeout),
+            lambda: client.get(url, params),
             client.retry,
             what=EVENTS_PATH,
             rate_limit_wait=_rate_limit_wait,
@@ -388,7 +388,7 @@ class _MirrorClient:
 class _TeeClient:
     """A full read that also writes what it reads into the run's mirror."""
 
-    def __init__(self, client: CleverClient, mirror: RosterMirror) -> None:
+    def __init__(self, client: Any, mirror: RosterMirror) -> None:
         self._client = client
         self._mirror = mirror
 
@@ -417,6 +417,12 @@ class CleverIncrementalProvider:
         Set when the run must read the whole roster whatever the cursor (the settings, a reconcile); it
         is the report's reason. The cursor is still used to name what tonight's events touched, so a
         reconcile can tell what it caught that the events missed.
+    roster
+        Serves the roster's lists to a full read (``iter_records``), when they were read before (Fetch's
+        slices, ``plan_read``); default: the client reads them.
+    latest
+        Clever's latest event as ``plan_read`` read it, before the roster: ``(id, "")``, or ``(None,
+        why)`` when Clever would not say.
     """
 
     name = "clever"
@@ -428,8 +434,14 @@ class CleverIncrementalProvider:
         cursor: str | None = None,
         full_reason: str = "",
         events_client: CleverEventsClient | None = None,
+        roster: Any = None,
+        latest: tuple[str | None, str] | None = None,
     ) -> None:
         self._client = client
+        # Where a full read takes the roster's lists from: the client, or the lists Fetch's slices read.
+        self._roster = roster or client
+        # Clever's latest event as read before the roster (id or None, and why None), when already read.
+        self._latest = latest
         self._mirror = mirror
         self._cursor = CleverCursor.loads(cursor)
         self._stored_cursor = cursor
@@ -449,6 +461,20 @@ class CleverIncrementalProvider:
                 yield from self._from_events(overlay, last, outcome)
                 return
         yield from self._full(reason, outcome)
+
+    def plan_read(self) -> tuple[str, str | None, str]:
+        """Decide, before anything of the roster is read, how this run reads: ``("", None, "")`` from the
+        events, or ``(reason, latest, note)`` in full: why, Clever's latest event (None, and the note the
+        report then shows, when Clever would not say). Deciding on events asks Clever nothing: the events
+        are read once, by ``fetch`` (which still reads in full if Clever no longer serves the cursor).
+        """
+        reason = self._full_reason or self._why_not_events()
+        if not reason:
+            return "", None, ""
+        try:
+            return reason, self.events.latest_event_id(), ""
+        except EventsUnavailableError as exc:
+            return reason, None, f"{reason}; {exc}, so the next run reads the whole roster too"
 
     def _why_not_events(self) -> str:
         if self._cursor is None:
@@ -497,10 +523,14 @@ class CleverIncrementalProvider:
         outcome.sync_kind = "full"
         outcome.full_reason = reason
         latest: str | None = None
-        try:
-            latest = self.events.latest_event_id()
-        except EventsUnavailableError as exc:
-            outcome.full_reason = f"{reason}; {exc}, so the next run reads the whole roster too"
+        if self._latest is not None:
+            latest, note = self._latest
+            outcome.full_reason = note or reason
+        else:
+            try:
+                latest = self.events.latest_event_id()
+            except EventsUnavailableError as exc:
+                outcome.full_reason = f"{reason}; {exc}, so the next run reads the whole roster too"
         # A reconcile still names what tonight's events touched, so the report can tell what it caught.
         if self._cursor is not None and latest is not None:
             try:
@@ -510,7 +540,7 @@ class CleverIncrementalProvider:
             else:
                 outcome.tonight_known = True
                 yield from self._touched(overlay)
-        yield from CleverProvider(_TeeClient(self._client, self._mirror)).fetch(outcome)  # type: ignore[arg-type]
+        yield from CleverProvider(_TeeClient(self._roster, self._mirror)).fetch(outcome)  # type: ignore[arg-type]
         if outcome.complete and latest is not None:
             self._mirror.seal(latest)
             outcome.cursor = CleverCursor(latest, self._mirror.run_id).dumps()

@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 
 import requests
@@ -91,6 +92,35 @@ def send_with_retries(
             )
             retry.sleep(delay)
     raise ProviderUnavailableError(unavailable(attempts, last_problem))
+
+
+@dataclass
+class RequestPacer:
+    """Spaces one reader's requests at least ``interval`` seconds apart, retries included.
+
+    Fetch reads a district's lists in parallel branches that share the provider's per-district rate
+    limit; each branch gets a fixed share of it (``steps.fetch_slices.branch_interval``) and paces its
+    own requests, so the branches together never exceed the limit without talking to each other.
+    ``last`` (the clock time of the last request) is carried from one slice of a list to the next, so a
+    new invocation continues the spacing. ``clock`` and ``sleep`` are injectable: tests never wait.
+    ``interval`` 0 does not pace at all.
+    """
+
+    interval: float = 0.0
+    last: float | None = None
+    clock: Callable[[], float] = field(default=time.time)
+    sleep: Callable[[float], None] = field(default=time.sleep)
+
+    def wait(self) -> None:
+        """Wait until the next request may be sent, and count it as sent now."""
+        if self.interval <= 0:
+            return
+        now = self.clock()
+        if self.last is not None and now < self.last + self.interval:
+            self.sleep(self.last + self.interval - now)
+            now = self.clock()
+        # A sleep that woke early still leaves the full interval between two requests.
+        self.last = now if self.last is None else max(now, self.last + self.interval)
 
 
 def unreadable_page(provider: str, problem: str, path: str, outcome: FetchOutcome | None, log: logging.Logger) -> None:

@@ -51,8 +51,14 @@ from rostersync.errors import (
     ProviderAuthError,
     ProviderRequestError,
 )
-from rostersync.providers.base import FetchOutcome, RetryPolicy
-from rostersync.providers.http import finite_number, retry_after_seconds, send_with_retries, unreadable_page
+from rostersync.providers.base import FetchOutcome, ListPage, RetryPolicy
+from rostersync.providers.http import (
+    RequestPacer,
+    finite_number,
+    retry_after_seconds,
+    send_with_retries,
+    unreadable_page,
+)
 from rostersync.providers.oneroster_mapping import PROVIDER, map_roster
 
 logger = logging.getLogger(__name__)
@@ -298,6 +304,8 @@ class OneRosterRestClient:
         How 429, 5xx and connection errors are retried; ``retry.sleep`` does the waiting.
     timeout
         Seconds to wait for each HTTP answer.
+    pacer
+        Spaces the requests (this reader's share of a rate limit the connection names); none by default.
     """
 
     def __init__(
@@ -307,6 +315,7 @@ class OneRosterRestClient:
         page_limit: int = DEFAULT_PAGE_LIMIT,
         retry: RetryPolicy = _DEFAULT_RETRY,
         timeout: float = 30,
+        pacer: RequestPacer | None = None,
     ) -> None:
         if page_limit < 1:
             raise ValueError(f"page_limit must be at least 1, not {page_limit}")
@@ -318,6 +327,7 @@ class OneRosterRestClient:
         self.timeout = timeout
         self._session = requests.Session()
         self._session.headers.update({"Accept": "application/json"})
+        self.pacer = pacer or RequestPacer()
 
     def close(self) -> None:
         """Close the HTTP connections."""
@@ -352,11 +362,27 @@ class OneRosterRestClient:
         ------
         ProviderAuthError, ProviderRequestError, ProviderUnavailableError
         """
+        for page in self.iter_pages(name, filter):
+            yield from page.items
+            if page.problem:
+                self._unreadable_page(page.problem, f"{API_PATH}/{name}", outcome)
+                return
+
+    def iter_pages(
+        self, name: str, filter: str | None = None, start: dict[str, Any] | None = None
+    ) -> Iterator[ListPage]:
+        """The pages of a collection from the first, or from ``start`` (the ``next`` of the page an
+        earlier slice stopped after: offset, page number and a digest of that page's ids).
+
+        A page that cannot be read is yielded with its ``problem`` and no ``next`` (the collection stops
+        there); the caller records it. The next request is only sent when the next page is asked for.
+        """
         if name not in COLLECTION_KEYS:
             raise ValueError(f"unknown OneRoster collection {name!r}; known: {', '.join(COLLECTION_KEYS)}")
         path = f"{API_PATH}/{name}"
-        offset = page = 0
-        previous_ids: tuple[str, ...] | None = None
+        start = start or {}
+        offset, page = int(start.get("offset", 0)), int(start.get("page", 0))
+        previous_ids: str | None = start.get("previous_ids")
         while True:
             page += 1
             params = [("limit", str(self.page_limit)), ("offset", str(offset))]
@@ -368,42 +394,45 @@ class OneRosterRestClient:
             try:
                 body = response.json()
             except RecursionError:
-                self._unreadable_page(f"page {page} of {path} is nested too deep to read", path, outcome)
+                yield ListPage([], None, f"page {page} of {path} is nested too deep to read")
                 return
             except ValueError:
-                self._unreadable_page(f"page {page} of {path} was not valid JSON", path, outcome)
+                yield ListPage([], None, f"page {page} of {path} was not valid JSON")
                 return
             items = body.get(COLLECTION_KEYS[name]) if isinstance(body, dict) else None
             if not isinstance(items, list):
-                self._unreadable_page(f"page {page} of {path} has no {COLLECTION_KEYS[name]} list", path, outcome)
+                yield ListPage([], None, f"page {page} of {path} has no {COLLECTION_KEYS[name]} list")
                 return
             del body, response  # keep only this page's records alive while the caller consumes them
-            ids = tuple(_text(item.get("sourcedId")) if isinstance(item, dict) else "" for item in items)
+            ids = _ids_digest(items)
             if items and ids == previous_ids:
-                self._unreadable_page(
+                yield ListPage(
+                    [],
+                    None,
                     f"page {page} of {path} (offset {offset}) repeats the page before it: the server seems to "
                     "ignore offset",
-                    path,
-                    outcome,
                 )
                 return
             previous_ids = ids
             logger.debug("OneRoster page %d of %s: %d records (total %s)", page, path, len(items), total)
-            yield from items
             offset += len(items)
+            position = {"offset": offset, "page": page, "previous_ids": ids}
             if total is not None:
                 if offset >= total:
+                    yield ListPage(items, None)
                     return
                 if not items:
-                    self._unreadable_page(
+                    yield ListPage(
+                        items,
+                        None,
                         f"page {page} of {path} was empty after {offset} of the {total} records the server counted",
-                        path,
-                        outcome,
                     )
                     return
                 # A short page with records still to come: the server caps the page size; read on.
             elif len(items) < self.page_limit:
+                yield ListPage(items, None)
                 return
+            yield ListPage(items, position)
 
     # -- requests ------------------------------------------------------------------------------------
 
@@ -437,6 +466,7 @@ class OneRosterRestClient:
 
         def send_once() -> requests.Response:
             headers = {"Authorization": self._authorization(method, url)} if authorize else {}
+            self.pacer.wait()
             return self._session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
 
         return send_with_retries(
@@ -505,6 +535,12 @@ class OneRosterRestClient:
         unreadable_page("OneRoster", problem, path, outcome, logger)
 
 
+def _ids_digest(items: list[Any]) -> str:
+    """A short digest of a page's ids, to tell a page that repeats the one before it."""
+    ids = "\n".join(_text(item.get("sourcedId")) if isinstance(item, dict) else "" for item in items)
+    return hashlib.sha256(ids.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 def _total_count(response: requests.Response) -> int | None:
     value = response.headers.get("X-Total-Count")
     try:
@@ -553,6 +589,17 @@ def _iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def delta_filter(since: str | None) -> str | None:
+    """The filter a delta asks every collection with (demographics excepted: ``OneRosterRestProvider``)."""
+    since = _valid_since(since)
+    return None if since is None else f"dateLastModified>'{since}'"
+
+
+def now_cursor() -> str:
+    """The cursor of a read starting now."""
+    return _iso_utc(datetime.now(UTC))
+
+
 def _valid_since(since: str | None) -> str | None:
     """The stored high-water mark when it is a timestamp; otherwise None (a full fetch is always safe)."""
     if not since:
@@ -575,13 +622,18 @@ class OneRosterRestProvider:
     since
         The high-water mark of the last successful run: when set, every collection is asked only for
         records changed after it (``filter=dateLastModified>'since'``) and the fetch is a delta.
+    started_at
+        When the reading started, if before this provider was made (Fetch's slices read the lists
+        first): the next cursor. Default: now.
     """
 
     name = PROVIDER
 
-    def __init__(self, client: OneRosterRestClient, since: str | None = None) -> None:
+    def __init__(self, client: OneRosterRestClient, since: str | None = None, started_at: str | None = None) -> None:
+        # ``client`` may also be Fetch's reader of the lists its slices read (``iter_collection`` alike).
         self._client = client
         self._since = _valid_since(since)
+        self._started_at = started_at
 
     def fetch(self, outcome: FetchOutcome) -> Iterator[SnapshotItem]:
         """Stream the roster through the shared OneRoster mapping.
@@ -590,7 +642,7 @@ class OneRosterRestProvider:
         also sees records changed while this one was reading. A fetch that did not complete keeps the
         old cursor (``since``), so a later delta still asks for what this one missed.
         """
-        outcome.cursor = _iso_utc(datetime.now(UTC))
+        outcome.cursor = self._started_at or _iso_utc(datetime.now(UTC))
         record_filter = None
         if self._since is not None:
             outcome.delta = True
@@ -631,6 +683,14 @@ def build_oneroster_rest_provider(
     ConnectionNotConfiguredError
         The connection or its secret is incomplete; the message never quotes the secret.
     """
+    return OneRosterRestProvider(build_oneroster_rest_client(connection, secret, retry), since=cursor)
+
+
+def build_oneroster_rest_client(
+    connection: dict[str, Any], secret: str, retry: RetryPolicy, pacer: RequestPacer | None = None
+) -> OneRosterRestClient:
+    """The client for a stored ``oneroster-rest`` connection (``build_oneroster_rest_provider``);
+    ``pacer`` spaces its requests."""
     base_url = connection.get("base_url")
     if not isinstance(base_url, str) or not base_url.strip():
         raise ConnectionNotConfiguredError("the district's OneRoster connection has no base_url")
@@ -664,8 +724,7 @@ def build_oneroster_rest_provider(
         ) from None
     if page_limit < 1:
         raise ConnectionNotConfiguredError("the district's OneRoster connection has a page_limit below 1")
-    client = OneRosterRestClient(base_url.strip(), auth, page_limit=page_limit, retry=retry)
-    return OneRosterRestProvider(client, since=cursor)
+    return OneRosterRestClient(base_url.strip(), auth, page_limit=page_limit, retry=retry, pacer=pacer)
 
 
 def _key_and_secret(secret: str, mode: str) -> tuple[str, str]:

@@ -1,23 +1,53 @@
-"""Fetch the district's roster from its provider into snapshot chunks in S3."""
+"""Fetch the district's roster from its provider into snapshot chunks in S3, in three phases.
+
+1. ``plan_fetch``: how this run reads (full, events, delta) and which lists; ``fetch/plan.json``.
+2. ``read_fetch_slice``: one bounded slice of one list, as the provider sent it (the state machine reads
+   every list in parallel, one Map item each, and loops a list's slices until it is done).
+3. ``assemble_snapshot``: the providers' mapping over what the slices read (the same code as a read from
+   the network: duplicates, references, record errors and limits are checked across the whole list),
+   into the snapshot and its manifest that Match reads.
+"""
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
 
 from rostersync import aws
-from rostersync.contracts import UPLOAD_PREFIX, FetchResult, RunRef
+from rostersync.contracts import UPLOAD_PREFIX, FetchPlanResult, FetchResult, FetchSliceResult, RunRef
 from rostersync.domain.records import DeletedRecord, PersonRecord, RecordError, Role, TouchedRecord, limit_error
 from rostersync.errors import BadInputError
 from rostersync.incremental import IncrementalState, RunStoreMirror, run_kind
 from rostersync.observability import logger
 from rostersync.providers.base import FetchOutcome, RetryPolicy, RosterProvider
-from rostersync.providers.clever_events import build_clever_provider
-from rostersync.providers.registry import build_provider
+from rostersync.providers.clever import (
+    COURSES_PATH,
+    SCHOOLS_PATH,
+    SECTIONS_PATH,
+    TERMS_PATH,
+    USERS_PATH,
+    CleverClient,
+    CleverProvider,
+)
+from rostersync.providers.clever_events import CleverIncrementalProvider
+from rostersync.providers.http import RequestPacer, unreadable_page
+from rostersync.providers.oneroster_mapping import COLLECTIONS as ONEROSTER_COLLECTIONS
+from rostersync.providers.oneroster_rest import (
+    OneRosterRestProvider,
+    build_oneroster_rest_client,
+    delta_filter,
+    now_cursor,
+)
+from rostersync.providers.registry import build_provider, provider_name
 from rostersync.settings import LimitSettings, SyncSettings
 from rostersync.steps.context import DistrictContext
-from rostersync.storage import ChunkWriter, download_bundle
+from rostersync.storage import ChunkWriter, RunStore, download_bundle
 
 # Where each record lands in the snapshot; guardians apart, so Match can sync only the guardians of
 # synced students.
@@ -39,13 +69,42 @@ _COLLECTION_OF_TYPE = {
 }
 
 
-def fetch_roster(run: RunRef) -> FetchResult:
-    """Stream the provider's roster into ``snapshot/<collection>-NNNNN.ndjson.gz``.
+# The lists a read takes from each provider, each read by its own Map item of the state machine. Clever's
+# users stay one list: a role filter would miss the users whose roles rostersync does not sync (reported
+# as errors today) and read a user with two roles twice.
+CLEVER_LISTS = {
+    "courses": COURSES_PATH,
+    "terms": TERMS_PATH,
+    "schools": SCHOOLS_PATH,
+    "sections": SECTIONS_PATH,
+    "users": USERS_PATH,
+}
+ONEROSTER_LISTS = ONEROSTER_COLLECTIONS
+PLAN_NAME = "fetch/plan.json"
+# Clever allows 1,200 requests a minute per district token (DESIGN §1); a connection may say otherwise.
+CLEVER_REQUESTS_PER_MINUTE = 1_200
 
-    Raises the provider's ``ProviderAuthError`` / ``ProviderUnavailableError`` when nothing usable can
-    be read; a page that could not be read leaves the result ``complete=False`` (no archiving).
-    """
-    ctx = DistrictContext.for_run(run.district_id, run.run_id)
+
+def fetch_roster(run: RunRef) -> FetchResult:
+    """The whole fetch in one process: plan, every slice of every list, then the snapshot (what the state
+    machine does across invocations; used where no state machine runs, e.g. in-process tests)."""
+    plan = plan_fetch(run)
+    for resource in plan.resources:
+        while not read_fetch_slice(run.district_id, run.run_id, resource).done:
+            pass
+    return assemble_snapshot(run)
+
+
+@dataclass
+class _Reading:
+    ctx: DistrictContext
+    connection: dict[str, Any]
+    secret: str
+    retry: RetryPolicy
+
+
+def _reading(district_id: str, run_id: str) -> _Reading:
+    ctx = DistrictContext.for_run(district_id, run_id)
     connection = ctx.state.get_item("CONNECTION") or {}
     secret = ""
     if connection.get("secret_id"):
@@ -53,9 +112,52 @@ def fetch_roster(run: RunRef) -> FetchResult:
     retry = RetryPolicy(
         max_attempts=ctx.config.provider_max_attempts, base_delay=ctx.config.provider_retry_base_seconds
     )
+    return _Reading(ctx, connection, secret, retry)
+
+
+def branch_interval(requests_per_minute: int | None, branches: int) -> float:
+    """Seconds between two requests of one reader, so that ``branches`` readers together stay within
+    ``requests_per_minute`` in every minute.
+
+    Each gets ``requests_per_minute // branches - 1`` a minute: a reader spacing its requests that far
+    apart sends at most one more than that in any 60 s, so all of them at most ``requests_per_minute``.
+    None (no known limit) paces nothing.
+    """
+    if not requests_per_minute:
+        return 0.0
+    share = max(1, requests_per_minute // max(1, branches) - 1)
+    return 60.0 / share
+
+
+def _requests_per_minute(connection: dict[str, Any]) -> int | None:
+    value = connection.get("requests_per_minute")
+    if value is not None:
+        return max(1, int(value))
+    return CLEVER_REQUESTS_PER_MINUTE if connection.get("provider") == "clever" else None
+
+
+def _clever_client(reading: _Reading, pacer: RequestPacer) -> CleverClient:
+    page_limit = int(reading.connection.get("page_limit") or 10_000)
+    return CleverClient(
+        reading.connection["base_url"], reading.secret, page_limit=page_limit, retry=reading.retry, pacer=pacer
+    )
+
+
+def plan_fetch(run: RunRef) -> FetchPlanResult:
+    """Decide how the run reads its roster and which lists the state machine reads, one Map item each.
+
+    Writes ``fetch/plan.json`` (the run's reads: lists, cursors, the rate limit's share); returns the
+    list names only. Clever: an events run reads no list here (its few event pages are read when the
+    snapshot is assembled, from the last mirror); a full read asks for Clever's latest event first,
+    before any list. OneRoster REST: every collection, with the delta filter when there is a cursor.
+    OneRoster CSV: no list (the bundle is in S3 already; it is read when the snapshot is assembled).
+    """
+    reading = _reading(run.district_id, run.run_id)
+    ctx, connection = reading.ctx, reading.connection
+    provider_name(connection)  # refuse a connection rostersync cannot sync before anything is read
+    kind = connection.get("provider")
     cursor = (ctx.state.get_item(f"CURSOR#{run.provider}") or {}).get("cursor")
     settings = ctx.state.settings_at(run.settings_version)
-    limits = settings.limits
     incremental = IncrementalState.from_item(ctx.state.get_item(f"INCREMENTAL#{run.provider}"))
     full_reason = (
         ""
@@ -64,16 +166,210 @@ def fetch_roster(run: RunRef) -> FetchResult:
     )
     if run.dry_run:
         cursor = None  # a self-check reads the whole roster and leaves no cursor
+    plan: dict[str, Any] = {"connection": kind, "cursor": cursor, "full_reason": full_reason, "lists": {}}
+    rpm = _requests_per_minute(connection)
+    if kind == "clever":
+        pacer = RequestPacer(interval=branch_interval(rpm, len(CLEVER_LISTS)))
+        plan["interval"] = pacer.interval
+        read_lists = True
+        if not run.dry_run:
+            mirror = RunStoreMirror(aws.client("s3"), ctx.config.sync_bucket, run.district_id, run.run_id)
+            provider = CleverIncrementalProvider(_clever_client(reading, pacer), mirror, cursor, full_reason)
+            reason, latest, note = provider.plan_read()
+            plan["clever"] = {"reason": reason, "latest": latest, "note": note}
+            read_lists = bool(reason)
+        if read_lists:
+            plan["lists"] = {name: {"path": path} for name, path in CLEVER_LISTS.items()}
+        plan["last_request_at"] = pacer.last
+    elif kind == "oneroster-rest":
+        # A due reconcile drops the cursor (a full read).
+        since = None if full_reason else cursor
+        record_filter = delta_filter(since)
+        plan["oneroster"] = {"since": since, "started_at": now_cursor()}
+        plan["interval"] = branch_interval(rpm, len(ONEROSTER_LISTS))
+        plan["lists"] = {
+            name: {"collection": name, "filter": None if name == "demographics" else record_filter}
+            for name in ONEROSTER_LISTS
+        }
+    key = ctx.store.put_json(PLAN_NAME, plan)
+    logger.info("fetch planned", extra={"run_id": run.run_id, "lists": len(plan["lists"])})
+    return FetchPlanResult(resources=list(plan["lists"]), plan_key=key)
+
+
+def _checkpoint_name(resource: str) -> str:
+    return f"fetch/{resource}/checkpoint.json"
+
+
+def _get_json_or_none(store: RunStore, name: str) -> Any:
+    try:
+        return store.get_json(store.key(name))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise
+
+
+def read_fetch_slice(
+    district_id: str, run_id: str, resource: str, remaining_ms: Callable[[], int] | None = None
+) -> FetchSliceResult:
+    """Read the next slice of one list into ``fetch/<list>/sNNNNN-MMMMM.ndjson.gz``, as the provider sent it.
+
+    The slice starts where the list's checkpoint (``fetch/<list>/checkpoint.json``, in the run's S3
+    prefix) says the last one stopped and stops at a page boundary: after the slice's page bound, when
+    less than the margin is left of the invocation (``remaining_ms``), at the list's end or at a page
+    that cannot be read (kept in the checkpoint: the snapshot then reports it and is incomplete). Only
+    then is the checkpoint written, naming the slice's chunks. A slice retried before its checkpoint
+    was written reads the same pages again into the same keys; the checkpoint names only what its
+    successful attempt wrote, so nothing is read twice into the snapshot.
+    """
+    reading = _reading(district_id, run_id)
+    ctx, store = reading.ctx, reading.ctx.store
+    plan = _get_json_or_none(store, PLAN_NAME) or {}
+    spec = plan.get("lists", {}).get(resource)
+    if spec is None:
+        raise BadInputError(f"this run's fetch plan has no list {resource!r}")
+    checkpoint = _get_json_or_none(store, _checkpoint_name(resource)) or {
+        "slice": 0,
+        "cursor": None,
+        "done": False,
+        "pages": 0,
+        "records": 0,
+        "slices": [],
+        "problems": [],
+        "last_request_at": plan.get("last_request_at"),
+    }
+    if checkpoint["done"]:
+        return FetchSliceResult(resource=resource, done=True, slice=checkpoint["slice"], pages=checkpoint["pages"])
+    pacer = RequestPacer(interval=float(plan.get("interval") or 0.0), last=checkpoint.get("last_request_at"))
+    max_pages = int(reading.connection.get("max_pages_per_slice") or ctx.config.fetch_max_pages_per_slice)
+    margin_ms = ctx.config.fetch_slice_margin_seconds * 1000
+    cursor = checkpoint["cursor"]
+    if plan.get("connection") == "clever":
+        client = _clever_client(reading, pacer)
+        pages = client.iter_pages(spec["path"], start_url=cursor, first_page=checkpoint["pages"] + 1)
+    else:
+        rest = build_oneroster_rest_client(reading.connection, reading.secret, reading.retry, pacer)
+        pages = rest.iter_pages(spec["collection"], spec.get("filter"), start=cursor)
+    writer = store.chunk_writer(f"fetch/{resource}/s{checkpoint['slice']:05d}", ctx.config.snapshot_chunk_records)
+    read = 0
+    problems: list[str] = []
+    for page in pages:
+        for item in page.items:
+            writer.write(item)
+        read += 1
+        cursor = page.next
+        if page.problem:
+            problems.append(page.problem)
+        if cursor is None:
+            break
+        if read >= max_pages or (remaining_ms is not None and remaining_ms() < margin_ms):
+            break  # a page boundary: the next slice starts at ``cursor``
+    checkpoint["slices"].append(writer.close())
+    checkpoint["records"] += writer.count
+    checkpoint["problems"] += problems
+    checkpoint.update(
+        slice=checkpoint["slice"] + 1,
+        cursor=cursor,
+        done=cursor is None,
+        pages=checkpoint["pages"] + read,
+        last_request_at=pacer.last,
+    )
+    store.put_json(_checkpoint_name(resource), checkpoint)
+    logger.info(
+        "fetch slice read",
+        extra={
+            "run_id": run_id,
+            "list": resource,
+            "slice": checkpoint["slice"] - 1,
+            "pages": read,
+            "records": writer.count,
+            "done": checkpoint["done"],
+        },
+    )
+    return FetchSliceResult(
+        resource=resource, done=checkpoint["done"], slice=checkpoint["slice"], pages=checkpoint["pages"]
+    )
+
+
+class _SlicedLists:
+    """Serves the lists the slices read, in the order they were read, as the provider clients serve them
+    (``iter_records`` for Clever, ``iter_collection`` for OneRoster), so the providers map them exactly
+    as a read from the network. A page a slice could not read is recorded in the outcome at the same
+    place, with the same words."""
+
+    def __init__(self, store: RunStore, plan: dict[str, Any], provider: str) -> None:
+        self._store = store
+        self._lists = plan.get("lists", {})
+        self._provider = provider
+        self._by_path = {spec.get("path") or spec.get("collection"): name for name, spec in self._lists.items()}
+
+    def iter_records(self, path: str, outcome: FetchOutcome | None = None) -> Iterator[Any]:
+        name = self._by_path.get(path)
+        if name is None:
+            raise BadInputError(f"this run's fetch plan did not read {path}")
+        checkpoint = _get_json_or_none(self._store, _checkpoint_name(name))
+        if not checkpoint or not checkpoint.get("done"):
+            # The state machine assembles only after every list is done; never take a part for the whole.
+            unreadable_page(self._provider, "list was not read to its end", path, outcome, logger)
+            return
+        for keys in checkpoint["slices"]:
+            for key in keys:
+                if self._store.owns(key):
+                    yield from self._store.read_ndjson(key)
+        for problem in checkpoint["problems"]:
+            unreadable_page(self._provider, problem, path, outcome, logger)
+
+    def iter_collection(
+        self, name: str, filter: str | None = None, outcome: FetchOutcome | None = None
+    ) -> Iterator[Any]:
+        return self.iter_records(name, outcome)
+
+
+def assemble_snapshot(run: RunRef) -> FetchResult:
+    """Map what the slices read (or, for a Clever events run and a OneRoster CSV bundle, read it now) into
+    ``snapshot/<collection>-NNNNN.ndjson.gz`` and ``snapshot/manifest.json``.
+
+    Raises the provider's ``ProviderAuthError`` / ``ProviderUnavailableError`` when nothing usable can
+    be read; a page that could not be read leaves the result ``complete=False`` (no archiving).
+    """
+    reading = _reading(run.district_id, run.run_id)
+    ctx, connection = reading.ctx, reading.connection
+    plan = _get_json_or_none(ctx.store, PLAN_NAME)
+    if plan is None:
+        raise BadInputError("this run's fetch was not planned (no fetch/plan.json)")
+    cursor, full_reason = plan.get("cursor"), plan.get("full_reason", "")
+    settings = ctx.state.settings_at(run.settings_version)
+    limits = settings.limits
+    incremental = IncrementalState.from_item(ctx.state.get_item(f"INCREMENTAL#{run.provider}"))
+    kind = plan.get("connection")
     with tempfile.TemporaryDirectory() as scratch:
         bundle = _download_bundle(ctx, run, Path(scratch)) if run.bundle_key else None
-        if connection.get("provider") == "clever" and not run.dry_run:
-            mirror = RunStoreMirror(aws.client("s3"), ctx.config.sync_bucket, run.district_id, run.run_id)
-            provider: RosterProvider = build_clever_provider(connection, secret, retry, mirror, cursor, full_reason)
-        else:
-            # OneRoster REST reads a delta from its cursor; a due reconcile drops the cursor (a full read).
-            provider = build_provider(
-                connection, secret, retry, cursor=None if full_reason else cursor, bundle=bundle, limits=limits
+        provider: RosterProvider
+        if kind == "clever":
+            lists = _SlicedLists(ctx.store, plan, "Clever")
+            pacer = RequestPacer(interval=float(plan.get("interval") or 0.0))
+            if "clever" in plan:
+                mirror = RunStoreMirror(aws.client("s3"), ctx.config.sync_bucket, run.district_id, run.run_id)
+                decided = plan["clever"]
+                provider = CleverIncrementalProvider(
+                    _clever_client(reading, pacer),
+                    mirror,
+                    cursor=cursor,
+                    full_reason=decided["reason"] or full_reason,
+                    roster=lists if decided["reason"] else None,
+                    latest=(decided["latest"], decided["note"]) if decided["reason"] else None,
+                )
+            else:
+                provider = CleverProvider(lists)  # type: ignore[arg-type]
+        elif kind == "oneroster-rest":
+            oneroster = plan["oneroster"]
+            provider = OneRosterRestProvider(
+                _SlicedLists(ctx.store, plan, "OneRoster"),  # type: ignore[arg-type]
+                since=oneroster["since"],
+                started_at=oneroster["started_at"],
             )
+        else:
+            provider = build_provider(connection, reading.secret, reading.retry, bundle=bundle, limits=limits)
         result = _write_snapshot(ctx, run, provider, limits)
     if full_reason and result.sync_kind == "full" and not result.full_reason and cursor is not None:
         result.full_reason = full_reason

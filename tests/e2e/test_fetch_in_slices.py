@@ -1,0 +1,276 @@
+"""Fetch reads every provider list in its own Map item, slice by slice, on the real state machine.
+
+A connection's ``max_pages_per_slice`` forces many slices on a small district; the snapshot, the plan
+and the report must be what one slice per list gives. A slice whose answer is lost is retried without
+reading anything twice, the branches together keep to the district's rate limit, and a page one branch
+cannot read still leaves the fetch incomplete with nothing archived.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rostersync import aws
+from rostersync.admin import connect_provider
+from rostersync.config import runtime_config
+from rostersync.directory.product import ProductDirectory, import_product_directory
+from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
+from rostersync_tools.local.convert import clever_to_oneroster
+from rostersync_tools.local.simulator import ProviderSimulator
+
+pytestmark = pytest.mark.e2e
+
+RUN_COUNTS = ("schools", "classrooms", "students", "teachers", "staff", "guardians", "enrollments", "guardian_links")
+
+
+def sliced(d: Any, max_pages_per_slice: int, **more: Any) -> None:
+    """The district's connection with a page bound per slice (and any other connection field)."""
+    connection = d.state.get_item("CONNECTION")
+    d.state.put_item("CONNECTION", {**connection, "max_pages_per_slice": max_pages_per_slice, **more})
+
+
+def s3_json(bucket: str, key: str) -> Any:
+    return json.loads(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def snapshot_ids(run: Any) -> dict[str, list[str]]:
+    """Every snapshot record's provider id (or an error's reason), per collection, as Match reads them."""
+    manifest = s3_json(run.bucket, f"runs/{run.district_id}/{run.run_id}/snapshot/manifest.json")
+    s3 = aws.client("s3")
+    ids: dict[str, list[str]] = {}
+    for collection, keys in manifest.items():
+        ids[collection] = []
+        for key in keys:
+            body = gzip.decompress(s3.get_object(Bucket=run.bucket, Key=key)["Body"].read())
+            for line in body.splitlines():
+                record = json.loads(line)
+                ids[collection].append(record.get("provider_id") or record.get("reason", ""))
+    return ids
+
+
+def checkpoint(run: Any, resource: str) -> dict[str, Any]:
+    return s3_json(run.bucket, f"runs/{run.district_id}/{run.run_id}/fetch/{resource}/checkpoint.json")
+
+
+def fetch_result(run: Any) -> dict[str, Any]:
+    return json.loads(run.execution["output"])["fetch"]
+
+
+def same_run(one: Any, many: Any) -> None:
+    """Two runs of the same roster, read in one slice and in many, fetched, planned and reported alike."""
+    assert one.status == many.status == "succeeded", (
+        many.execution.get("cause"),
+        many.report and many.report["errors"],
+    )
+    assert {c: sorted(i) for c, i in snapshot_ids(many).items()} == {c: sorted(i) for c, i in snapshot_ids(one).items()}
+    assert fetch_result(many)["records"] == fetch_result(one)["records"]
+    assert fetch_result(many)["complete"] is True
+    for kind in RUN_COUNTS:
+        assert many.counts(kind) == one.counts(kind), kind
+    assert many.report["findings"] == one.report["findings"]
+
+
+def test_the_demo_district_read_a_page_per_slice_syncs_as_in_one_slice(
+    district: Any, demo_dataset: Any, demo_product: Any
+) -> None:
+    # Given the demo district (2,098 users) in pages of 100, once read in one slice per list and once
+    # with one page per slice
+    one = district(demo_dataset("snapshot-1"), page_limit=100, product=demo_product())
+    many = district(demo_dataset("snapshot-1"), page_limit=100, product=demo_product())
+    sliced(many, 1)
+
+    first, second = one.sync(), many.sync()
+
+    # Then both fetched, planned and reported the same, the users list was read in 21 slices
+    same_run(first, second)
+    users = checkpoint(second, "users")
+    assert (users["slice"], users["pages"], users["done"]) == (21, 21, True)
+    assert checkpoint(first, "users")["slice"] == 1
+    keys = [key for keys in users["slices"] for key in keys]
+    assert len(keys) == len(set(keys)) == 21
+    # And the state never held per-page data: the plan's list names only
+    state = json.loads(second.execution["output"])
+    assert state["fetch_plan"]["resources"] == ["courses", "terms", "schools", "sections", "users"]
+    assert "slice" not in state
+
+
+def oneroster_district(stack: Any, clever_dir: Path, tmp_path: Path, page_limit: int) -> tuple[str, Any]:
+    """A product district connected to a OneRoster REST simulator serving the dataset as a bundle."""
+    config, dynamodb = runtime_config(), aws.client("dynamodb")
+    bundle = tmp_path / f"bundle-{uuid.uuid4().hex[:6]}"
+    clever_to_oneroster(clever_dir, bundle)
+    district_id = f"d-{uuid.uuid4().hex[:8]}"
+    schools = json.loads((clever_dir / "schools.json").read_text(encoding="utf-8"))["data"]
+    product = ProductDirectory.model_validate(
+        {
+            "district": {"id": district_id, "name": "Sliced OneRoster", "plan": "premium"},
+            "schools": [
+                {"id": f"sch-{n}", "name": s["data"]["name"], "provider_ids": {"oneroster": s["data"]["id"]}}
+                for n, s in enumerate(schools)
+            ],
+        }
+    )
+    state = SyncStateRepository(dynamodb, config.sync_state_table, district_id)
+    import_product_directory(product, DirectoryRepository(dynamodb, config.directory_table, district_id), state)
+    simulator = ProviderSimulator(bundle, token=f"token-{uuid.uuid4().hex[:12]}").start()
+    connect_provider(
+        state,
+        aws.client("secretsmanager"),
+        "oneroster-rest",
+        simulator.base_url,
+        simulator.token,
+        page_limit=page_limit,
+        stack=stack.stack_name,
+        auth="bearer",
+    )
+    return district_id, (state, simulator)
+
+
+def test_a_oneroster_rest_district_read_a_page_per_slice_syncs_as_in_one_slice(
+    stack: Any, run_sync: Any, synthetic: Any, tmp_path: Path
+) -> None:
+    # Given one synthetic district served by OneRoster REST in pages of 20, read in one slice per
+    # collection and with one page per slice
+    one_id, (_, one_sim) = oneroster_district(stack, synthetic.path, tmp_path, page_limit=20)
+    many_id, (many_state, many_sim) = oneroster_district(stack, synthetic.path, tmp_path, page_limit=20)
+    connection = many_state.get_item("CONNECTION")
+    many_state.put_item("CONNECTION", {**connection, "max_pages_per_slice": 1})
+    try:
+        first, second = run_sync(one_id), run_sync(many_id)
+    finally:
+        one_sim.stop()
+        many_sim.stop()
+
+    # Then both read, planned and reported the same; users took several slices
+    same_run(first, second)
+    assert checkpoint(second, "users")["slice"] > 2
+    assert checkpoint(second, "users")["slice"] == checkpoint(second, "users")["pages"]
+    assert checkpoint(first, "users")["slice"] == 1
+
+
+def test_a_slice_whose_answer_was_lost_is_retried_and_duplicates_nothing(
+    district: Any, synthetic: Any, stack: Any
+) -> None:
+    # Given pages of 20 and a page per slice, and two users slices that die after their work was done
+    # (their answer lost, as a Lambda out of time: Sandbox.Timedout, which the slice's Retry matches)
+    clean = district(synthetic, page_limit=20)
+    d = district(synthetic, page_limit=20)
+    sliced(d, 1)
+    crash = stack.inject_crash(
+        "FetchRosterFunction",
+        after_writes=None,
+        times=2,
+        error_type="Sandbox.Timedout",
+        when=lambda event: event.get("phase") == "slice" and event.get("resource") == "users",
+    )
+    try:
+        run = d.sync()
+    finally:
+        stack.clear_crashes()
+
+    # Then the slices were retried from their checkpoints and the run is the clean run's
+    assert crash.fired == 2
+    same_run(clean.sync(), run)
+    people = snapshot_ids(run)["people"] + snapshot_ids(run)["guardians"]
+    assert [pid for pid, n in Counter(people).items() if n > 1] == []
+
+
+def test_a_slice_that_died_before_its_checkpoint_is_read_again_into_the_same_keys(
+    district: Any, synthetic: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a page per slice, and the second users slice dying after its chunk was written but before
+    # its checkpoint was (as a Lambda out of time: Sandbox.Timedout, which the slice's Retry matches)
+    from rostersync.storage import RunStore
+    from rostersync_tools.local.stack import InjectedCrashError
+
+    clean = district(synthetic, page_limit=20)
+    d = district(synthetic, page_limit=20)
+    sliced(d, 1)
+    put_json, died = RunStore.put_json, []
+
+    def dies_once(store: RunStore, name: str, value: Any) -> str:
+        if name == "fetch/users/checkpoint.json" and value["slice"] == 2 and d.id in store.prefix and not died:
+            died.append(store.list_keys("fetch/users/s00001"))
+            raise InjectedCrashError("out of time before the checkpoint", "Sandbox.Timedout")
+        return put_json(store, name, value)
+
+    monkeypatch.setattr(RunStore, "put_json", dies_once)
+
+    run = d.sync()
+
+    # Then the retry read the same page into the same key, the checkpoint names it once, and the run is
+    # the clean run's with no record twice
+    assert len(died) == 1 and len(died[0]) == 1
+    users = checkpoint(run, "users")
+    assert users["slices"][1] == died[0]
+    assert users["pages"] == users["slice"]
+    same_run(clean.sync(), run)
+    people = snapshot_ids(run)["people"] + snapshot_ids(run)["guardians"]
+    assert [pid for pid, n in Counter(people).items() if n > 1] == []
+
+
+def test_an_unreadable_page_in_one_branch_leaves_the_fetch_incomplete_and_nothing_archived(
+    district: Any, synthetic: Any, tmp_path: Path
+) -> None:
+    # Given a district synced once, then a night two students leave, read a page per slice, and page 3
+    # of sections (another branch than users) cut off
+    d = district(synthetic, page_limit=20)
+    first = d.sync()
+    assert first.status == "succeeded"
+    d.read_in_full()
+    sliced(d, 1)
+    night = synthetic.copy(tmp_path / "night-2")
+    night.remove_students({u["id"] for u in night.users("student")[:2]})
+    d.serve(night)
+    d.simulator.inject_malformed("/v3.0/sections", page=3)
+
+    run = d.sync()
+
+    # Then the other lists were read to their end, the fetch is incomplete, and nobody was archived
+    assert fetch_result(run)["complete"] is False
+    assert checkpoint(run, "users")["done"] and checkpoint(run, "users")["problems"] == []
+    assert [e for e in run.report["errors"] if "page 3 of /v3.0/sections" in e["reason"]]
+    assert all(counts["archived"] == 0 for counts in run.report["counts"].values())
+    statuses = [r["status"] for records in run.directory.values() if isinstance(records, list) for r in records]
+    assert "archived" not in statuses
+    assert run.directory == first.directory
+
+
+def test_parallel_branches_keep_together_to_the_districts_rate_limit(district: Any, synthetic: Any) -> None:
+    # Given a simulator whose clock runs 30 times fast (a minute of Clever's is 2 s here) and that answers
+    # 429 past 48 requests in one of its minutes; the connection says 1,200 a minute, which the 5 lists
+    # share (each 239 a minute: 40 every 2 s together); pages of 5 (63 pages), 10 pages a slice
+    d = district(synthetic, page_limit=5)
+    d.simulator.stop()
+    start = time.time()
+    d.simulator = ProviderSimulator(
+        synthetic.path,
+        token=d.simulator.token,
+        rate_limit_per_minute=48,
+        clock=lambda: start + (time.time() - start) * 30,
+    ).start()
+    d.connect(d.simulator.token, page_limit=5)
+    sliced(d, 10, requests_per_minute=1_200)
+
+    run = d.sync()
+
+    # Then the run went through without a 429, and no minute of the simulator's saw more than the limit,
+    # although the lists were read side by side
+    assert run.status == "succeeded", run.execution.get("cause")
+    timed = d.simulator.requests_timed
+    assert [status for _, _, status in timed if status == 429] == []
+    per_minute = Counter(int(at // 60) for at, _, _ in timed)
+    assert max(per_minute.values()) <= 48
+    paths_per_minute: dict[int, set[str]] = {}
+    for at, path, _ in timed:
+        paths_per_minute.setdefault(int(at // 60), set()).add(path)
+    assert max(len(paths) for paths in paths_per_minute.values()) >= 3  # branches overlapped
+    assert len(timed) > 48  # more than one minute's worth: the pacing, not the size, kept it under
