@@ -247,7 +247,11 @@ def write_report(state: SyncState) -> ReportResult:
         notes.append("Self-check: nothing was written. The counts show what the first sync would do.")
     notes.extend(breach.note(kind) for kind, breach in threshold.items())
 
-    csv = CsvReportWriter(max_error_lines=_limits(ctx, run.settings_version).max_error_lines)
+    csv = CsvReportWriter(
+        store.report_sink(ctx.config.report_part_bytes),
+        max_error_lines=_limits(ctx, run.settings_version).max_error_lines,
+        buffer_bytes=ctx.config.report_buffer_bytes,
+    )
     with csv:
         if summary:
             csv.add_all(_lines(store, summary["lines_keys"]))
@@ -272,10 +276,7 @@ def write_report(state: SyncState) -> ReportResult:
                 )
         if state.archive:
             csv.add_all(_lines(store, state.archive.lines_keys))
-        files = {
-            name: store.upload_file(f"report/{name}", body, "text/csv; charset=utf-8")
-            for name, body in csv.finish().items()
-        }
+        files = {name: str(key) for name, key in csv.finish().items()}
 
     if state.error is not None:
         status = RunStatus.FAILED
