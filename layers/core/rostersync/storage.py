@@ -267,10 +267,11 @@ class S3ReportSink:
         return gzip.decompress(body)
 
     def discard_segments(self, refs: list[str]) -> None:
-        for start in range(0, len(refs), 1000):  # DeleteObjects takes 1,000 keys a request
-            batch = [{"Key": ref} for ref in refs[start : start + 1000] if self._store.owns(ref)]
-            if batch:
-                self._store.s3.delete_objects(Bucket=self._store.bucket, Delete={"Objects": batch, "Quiet": True})
+        # One DeleteObject each (free on S3): IAM allows DeleteObject on report/segments/ alone, which a
+        # DeleteObjects batch (a request on the bucket) could not be narrowed to.
+        for ref in refs:
+            if self._store.owns(ref):
+                self._store.s3.delete_object(Bucket=self._store.bucket, Key=ref)
 
     def open_file(self, name: str) -> MultipartUpload:
         upload = MultipartUpload(
