@@ -50,14 +50,18 @@ def main() -> None:
     print_scale(results)
 
 
+def _size(students: int) -> str:
+    return f"{students // 1000}k" if students >= 1000 and students % 1000 == 0 else str(students)
+
+
 def print_scale(results: list[dict]) -> None:
     small, large = results[0], results[-1]
-    ratio_label = f"{large['students'] // 1000}k/{small['students'] // 1000}k"
+    ratio_label = f"{_size(large['students'])}/{_size(small['students'])}"
     sizes = " vs ".join(f"{r['students']:,}" for r in results)
     print(f"\n=== per step, {sizes} students ===")
     header = f"{'step':18}"
     for r in results:
-        k = f"{r['students'] // 1000}k"
+        k = _size(r["students"])
         header += f" {'ms/rec ' + k:>12} {'peak MiB ' + k:>13} {'B/rec ' + k:>10}"
     header += f" {'time ' + ratio_label:>13} {'peak ' + ratio_label:>13} {'target':>7}"
     print(header)
