@@ -8,6 +8,7 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_CLI_VERSION := 1.170.0
 STUDENTS ?= 20000
+SIZES ?= 10000 100000
 PROVIDER ?= clever
 
 # Test workers: one per core, each with its own embedded stack. --dist loadfile keeps a test file on one
@@ -18,7 +19,7 @@ PROVIDER ?= clever
 WORKERS ?= auto
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider -n $(WORKERS) --dist loadfile
 
-.PHONY: install demo test test-fast lint bench bench-map chaos build deploy clean
+.PHONY: install demo test test-fast lint bench bench-scale bench-map chaos build deploy clean
 
 $(BIN)/.installed: pyproject.toml layers/core/pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("rostersync needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -56,9 +57,15 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## bench: full sync of a synthetic district (STUDENTS=20000) on the embedded stack, with figures
+## bench: full sync of a synthetic district (STUDENTS=20000) on the embedded stack, with figures per step
+## (time, invocations, records in and out, peak memory), the write and read floors and the counted cost
 bench: install
 	$(BIN)/python bench/bench_sync.py --students $(STUDENTS) --provider $(PROVIDER)
+
+## bench-scale: the benchmark at each of SIZES="10000 100000" students (a process each); per step, time and
+## peak memory per record and the ratio largest/smallest (100k may need over 15 GiB: check `free -g`)
+bench-scale: install
+	$(BIN)/python bench/bench_scale.py --sizes $(SIZES) --provider $(PROVIDER)
 
 ## bench-map: the sync's Upsert Map over NYC's 2,000 chunks on the embedded stack (`make test` runs 200)
 bench-map: install

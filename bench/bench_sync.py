@@ -1,13 +1,22 @@
 """Benchmark: a full sync of a synthetic district on the embedded stack, then an unchanged re-sync.
 
     python bench/bench_sync.py --students 20000 [--provider clever|oneroster-csv|oneroster-rest]
+                               [--no-memory] [--no-events] [--json FILE]
     (make bench; STUDENTS=… and PROVIDER=… to change them)
 
-Prints records/s, DynamoDB write requests (counted at the embedded server), the floor (the same number
-of items written with plain BatchWriteItem to the same embedded DynamoDB, in the same process) and the
-ratio between the two, the unchanged re-sync's write count and time, and peak memory. For Clever, two
-1 %-change nights follow (``bench_events.py``): one read from Clever's events, one in full, with their
-provider requests, directory writes and times.
+Prints records/s, DynamoDB write requests (counted at the embedded server), the write floor (the same
+number of items written with plain BatchWriteItem to the same embedded DynamoDB, in the same process) and
+the ratio between the two; per step (Start, Fetch, Match, Upsert, Archive, Report, Release lock): time,
+invocations, the longest invocation, records in and out; the unchanged re-sync's write count, time and its
+ratio to the read floor (a plain paginated Query of every directory item of the district plus a plain read
+of every roster page, measured in the same run); the runs' counted cost (report.json's ``cost``). Then,
+unless ``--no-memory``, a second full sync of the same roster under another district id with every Lambda
+invocation traced (``InvocationRecorder(memory=True)``: tracemalloc around each invocation, one at a time)
+prints each step's peak memory: the highest allocations above where the invocation started. tracemalloc
+traces the whole process, so what moto allocates while it serves the invocation (the items and objects it
+stores) is in the peak too; ``retained`` is how much of it was still held when the invocation ended. For
+Clever, two 1 %-change nights follow (``bench_events.py``): one read from Clever's events, one in full,
+with their provider requests, directory writes and times.
 
 The embedded stack is moto in this process: absolute times measure moto as much as rostersync. The
 ratio to the floor and the write counts are the figures that carry over to AWS.
@@ -22,6 +31,7 @@ import resource
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
 def main() -> None:
@@ -29,6 +39,9 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=20_000)
     parser.add_argument("--page-limit", type=int, default=10_000)
     parser.add_argument("--provider", choices=("clever", "oneroster-csv", "oneroster-rest"), default="clever")
+    parser.add_argument("--no-memory", action="store_true", help="skip the traced sync (peak memory per step)")
+    parser.add_argument("--no-events", action="store_true", help="skip the 1 %%-change nights")
+    parser.add_argument("--json", type=Path, help="write the per-step figures here (make bench-scale)")
     args = parser.parse_args()
     for name in ("werkzeug", "moto", "botocore", "urllib3"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -40,7 +53,7 @@ def main() -> None:
     from rostersync.directory.repository import DirectoryRepository, SyncStateRepository, _to_item
     from rostersync_tools.local.convert import clever_to_oneroster, zip_bundle
     from rostersync_tools.local.simulator import ProviderSimulator
-    from rostersync_tools.local.stack import EmbeddedStack, WriteRequestCounter
+    from rostersync_tools.local.stack import EmbeddedStack, InvocationRecorder, WriteRequestCounter
     from rostersync_tools.local.synthetic import write_synthetic_clever_district
 
     workdir = Path(tempfile.mkdtemp(prefix="rostersync-bench-"))
@@ -58,64 +71,85 @@ def main() -> None:
     try:
         config = runtime_config()
         dynamodb = aws.client("dynamodb")
-        district_id = "bench-district"
         schools = json.loads((workdir / "schools.json").read_text())["data"]
         provider = "clever" if args.provider == "clever" else "oneroster"  # ids are the same in both forms
-        product = ProductDirectory.model_validate(
-            {
-                "district": {"id": district_id, "name": "Benchmark District", "plan": "premium"},
-                "schools": [
-                    {"id": f"sch-{n}", "name": s["data"]["name"], "provider_ids": {provider: s["data"]["id"]}}
-                    for n, s in enumerate(schools)
-                ],
-            }
-        )
-        directory = DirectoryRepository(dynamodb, config.directory_table, district_id)
-        state = SyncStateRepository(dynamodb, config.sync_state_table, district_id)
-        import_product_directory(product, directory, state)
         secrets = aws.client("secretsmanager")
-        if args.provider == "oneroster-csv":
-            connect_provider(state, secrets, "oneroster-csv")
-            state.mark_enabled("bench")  # sync is enabled: each upload syncs for real
-        elif args.provider == "oneroster-rest":
-            connect_provider(
-                state,
-                secrets,
-                "oneroster-rest",
-                simulator.base_url,
-                "bench-token",
-                1_000,
-                stack=stack.stack_name,
-                auth="bearer",
+
+        def set_up(district_id: str) -> SyncStateRepository:
+            product = ProductDirectory.model_validate(
+                {
+                    "district": {"id": district_id, "name": "Benchmark District", "plan": "premium"},
+                    "schools": [
+                        {"id": f"sch-{n}", "name": s["data"]["name"], "provider_ids": {provider: s["data"]["id"]}}
+                        for n, s in enumerate(schools)
+                    ],
+                }
             )
-        else:
-            connect_provider(
-                state, secrets, "clever", simulator.base_url, "bench-token", args.page_limit, stack=stack.stack_name
-            )
+            directory = DirectoryRepository(dynamodb, config.directory_table, district_id)
+            state = SyncStateRepository(dynamodb, config.sync_state_table, district_id)
+            import_product_directory(product, directory, state)
+            if args.provider == "oneroster-csv":
+                connect_provider(state, secrets, "oneroster-csv")
+                state.mark_enabled("bench")  # sync is enabled: each upload syncs for real
+            elif args.provider == "oneroster-rest":
+                connect_provider(
+                    state,
+                    secrets,
+                    "oneroster-rest",
+                    simulator.base_url,
+                    "bench-token",
+                    1_000,
+                    stack=stack.stack_name,
+                    auth="bearer",
+                )
+            else:
+                connect_provider(
+                    state,
+                    secrets,
+                    "clever",
+                    simulator.base_url,
+                    "bench-token",
+                    args.page_limit,
+                    stack=stack.stack_name,
+                )
+            return state
+
+        district_id = "bench-district"
+        state = set_up(district_id)
+        directory = DirectoryRepository(dynamodb, config.directory_table, district_id)
         s3 = aws.client("s3")
         nights = iter(range(1, 100))
 
-        def begin_sync() -> str:
+        def begin_sync(district: str) -> str:
             if args.provider != "oneroster-csv":
-                return stack.start_sync(district_id, trigger="manual")
+                return stack.start_sync(district, trigger="manual")
             # As an SFTP upload: the bundle lands in the district's folder; S3 → EventBridge starts the run.
-            key = f"uploads/{district_id}/night-{next(nights)}/bundle.zip"
+            key = f"uploads/{district}/night-{next(nights)}/bundle.zip"
             s3.put_object(Bucket=config.sync_bucket, Key=key, Body=zip_bundle(bundle))
             (execution,) = stack.publish_upload(key)
             return execution
 
-        def sync(label: str) -> tuple[float, int, dict]:
-            with WriteRequestCounter() as counter:
+        last: dict[str, Any] = {}
+
+        def sync(label: str, district: str = district_id, memory: bool = False) -> tuple[float, int, dict]:
+            with WriteRequestCounter() as counter, InvocationRecorder(memory=memory) as recorder:
                 begun = time.perf_counter()
-                description = stack.wait(begin_sync(), timeout=7200)
+                description = stack.wait(begin_sync(district), timeout=7200)
                 seconds = time.perf_counter() - begun
-            run = state.get_run(description["executionArn"].rsplit(":", 1)[1]) or {}
+            runs = SyncStateRepository(dynamodb, config.sync_state_table, district)
+            run = runs.get_run(description["executionArn"].rsplit(":", 1)[1]) or {}
             if description["status"] != "SUCCEEDED" or "report_key" not in run:
                 raise SystemExit(f"{label}: {description['status']} {description.get('cause', '')[:500]}")
             report = json.loads(s3.get_object(Bucket=config.sync_bucket, Key=run["report_key"])["Body"].read())
+            last.update(
+                output=json.loads(description.get("output") or "{}"),
+                invocations=recorder.invocations,
+                meters=read_meters(s3, config.sync_bucket, district, run["run_id"]),
+            )
             return seconds, counter.requests[config.directory_table], report
 
         seconds, writes, report = sync("full sync")
+        full = dict(last)
         counts = report["counts"]
         written = sum(c["created"] + c["updated"] + c["restored"] + c["archived"] for c in counts.values())
         fetched = sum(
@@ -156,14 +190,61 @@ def main() -> None:
             f"  full sync / floor: {seconds / floor:.2f}x the time, {writes / max(requests, 1):.2f}x the write requests"
         )
 
+        steps = step_figures(full["output"], full["invocations"], full["meters"], report)
+        print_steps("full sync, per step", steps, memory=False)
+        print_cost("full sync", report)
+
         seconds2, writes2, report2 = sync("unchanged re-sync")
+        resync = dict(last)
         unchanged = sum(c["unchanged"] for c in report2["counts"].values())
         print(
             f"\nunchanged {'delta ' if args.provider == 'oneroster-rest' else ''}re-sync: {report2['status']} "
             f"in {seconds2:.1f}s, {writes2} directory write requests, "
             f"{unchanged:,} records unchanged"
         )
-        if args.provider == "clever":
+        read_floor, items_read, pages_read = measure_read_floor(
+            dynamodb, config.directory_table, district_id, simulator if args.provider == "clever" else None
+        )
+        print(
+            f"  read floor (plain paginated Query of the district's {items_read:,} directory items"
+            + (f" and the roster's {pages_read:,} pages" if pages_read else "")
+            + f"): {read_floor:.1f}s; unchanged re-sync / read floor: {seconds2 / read_floor:.2f}x"
+        )
+        print_steps(
+            "unchanged re-sync, per step",
+            step_figures(resync["output"], resync["invocations"], resync["meters"], report2),
+            memory=False,
+        )
+        print_cost("unchanged re-sync", report2)
+
+        traced: dict[str, dict[str, Any]] = {}
+        if not args.no_memory:
+            traced_district = "bench-traced"
+            set_up(traced_district)
+            seconds3, _, report3 = sync("traced full sync", traced_district, memory=True)
+            traced = step_figures(last["output"], last["invocations"], last["meters"], report3)
+            print(f"\ntraced full sync (another district id, the same roster): {seconds3:.1f}s (tracemalloc on)")
+            print_steps("peak memory per step (traced; times are tracemalloc's, not the step's)", traced, memory=True)
+        if args.json:
+            args.json.write_text(
+                json.dumps(
+                    {
+                        "students": args.students,
+                        "full_seconds": seconds,
+                        "written": written,
+                        "write_floor_seconds": floor,
+                        "resync_seconds": seconds2,
+                        "resync_writes": writes2,
+                        "read_floor_seconds": read_floor,
+                        "steps": steps,
+                        "memory": traced,
+                        "cost": report.get("cost"),
+                        "resync_cost": report2.get("cost"),
+                    },
+                    indent=2,
+                )
+            )
+        if args.provider == "clever" and not args.no_events:
             from bench_events import one_percent_nights
 
             one_percent_nights(workdir, simulator, state, sync, stack)
@@ -172,6 +253,141 @@ def main() -> None:
     finally:
         simulator.stop()
         stack.stop()
+
+
+STEPS = ("start_run", "fetch_roster", "match_roster", "upsert_chunk", "archive_unmanaged", "write_report", "finish_run")
+# the template's function names carry their logical ids
+FUNCTION_STEP = {
+    "StartRun": "start_run",
+    "FetchRoster": "fetch_roster",
+    "MatchRoster": "match_roster",
+    "UpsertChunk": "upsert_chunk",
+    "ArchiveUnmanaged": "archive_unmanaged",
+    "WriteReport": "write_report",
+    "FinishRun": "finish_run",
+}
+
+
+def read_meters(s3: Any, bucket: str, district: str, run_id: str) -> list[dict[str, Any]]:
+    """Every meter the run's steps kept (``meter/``), Release lock's included (it runs after the report)."""
+    prefix = f"runs/{district}/{run_id}/meter/"
+    keys = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for o in page.get("Contents", [])
+    ]
+    return [json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) for key in keys]
+
+
+def step_of(function: str) -> str | None:
+    return next((step for part, step in FUNCTION_STEP.items() if part in function), None)
+
+
+def step_figures(
+    output: dict[str, Any], invocations: list[Any], meters: list[dict[str, Any]], report: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Per step: seconds (summed over invocations), invocations, the longest, peak memory (traced runs),
+    records in and out (from the state document and the report)."""
+    figures: dict[str, dict[str, Any]] = {
+        step: {"seconds": 0.0, "invocations": 0, "longest": 0.0, "peak": 0, "retained": 0} for step in STEPS
+    }
+    for invocation in invocations:
+        step = step_of(invocation.function)
+        if step is None:
+            continue
+        f = figures[step]
+        f["seconds"] += invocation.seconds
+        f["invocations"] += 1
+        f["longest"] = max(f["longest"], invocation.seconds)
+        if invocation.peak_bytes >= f["peak"]:
+            f["peak"], f["retained"] = invocation.peak_bytes, invocation.retained_bytes
+    for meter in meters:  # what the step counted: provider requests, DynamoDB units
+        f = figures.get(str(meter["step"]))
+        if f is not None:
+            f["provider_requests"] = f.get("provider_requests", 0) + int(meter.get("provider_requests", 0))
+            f["write_units"] = f.get("write_units", 0) + float(meter.get("dynamodb_write_units", 0))
+            f["read_units"] = f.get("read_units", 0) + float(meter.get("dynamodb_read_units", 0))
+    fetched = sum((output.get("fetch") or {}).get("records", {}).values())
+    planned = int((output.get("match") or {}).get("writes", 0))
+    counts = report.get("counts", {}).values()
+    written = sum(c["created"] + c["updated"] + c["restored"] for c in counts)
+    archived = sum(c["archived"] for c in counts)
+    lines = sum(n for actions in (report.get("list_totals") or {}).values() for n in actions.values())
+    records = {
+        "start_run": (0, 0),
+        "fetch_roster": (0, fetched),
+        "match_roster": (fetched, planned),
+        "upsert_chunk": (planned, written),
+        "archive_unmanaged": (archived, archived),
+        "write_report": (lines, len(report.get("files", {}))),
+        "finish_run": (0, 0),
+    }
+    for step, (records_in, records_out) in records.items():
+        figures[step]["records_in"], figures[step]["records_out"] = records_in, records_out
+    return figures
+
+
+def print_steps(title: str, figures: dict[str, dict[str, Any]], memory: bool) -> None:
+    print(f"  {title}:")
+    head = f"    {'step':18} {'time s':>8} {'calls':>6} {'longest s':>9} {'records in':>11} {'records out':>11}"
+    print(head + (f" {'peak MiB':>9} {'retained MiB':>12}" if memory else f" {'provider req':>12}"))
+    for step, f in figures.items():
+        row = (
+            f"    {step:18} {f['seconds']:>8.1f} {f['invocations']:>6} {f['longest']:>9.1f} "
+            f"{f['records_in']:>11,} {f['records_out']:>11,}"
+        )
+        if memory:
+            row += f" {f['peak'] / 2**20:>9.1f} {f['retained'] / 2**20:>12.1f}"
+        else:
+            row += f" {f.get('provider_requests', 0):>12,}"
+        print(row)
+
+
+def print_cost(label: str, report: dict[str, Any]) -> None:
+    cost = report.get("cost")
+    if not cost:
+        return
+    services = ", ".join(f"{name} ${usd:.4f}" for name, usd in cost["usd"].items())
+    print(
+        f"  {label} cost (counted, {cost['region']} prices of {cost['prices_as_of']}): ${cost['total_usd']:.4f} "
+        f"({services}); {cost['lambda_invocations']:,} invocations, {cost['lambda_gb_seconds']:,.1f} GB-s, "
+        f"{cost['dynamodb_write_units']:,.0f} WRU, {cost['dynamodb_read_units']:,.0f} RRU, "
+        f"{cost['s3_put_requests']:,} S3 PUT-class, {cost['s3_get_requests']:,} GET-class, "
+        f"{cost['state_transitions']:,} transitions, {cost['provider_requests']:,} provider requests"
+    )
+
+
+def measure_read_floor(dynamodb: Any, table: str, district: str, simulator: Any) -> tuple[float, int, int]:
+    """Seconds to read every directory item of the district with plain paginated Queries (one partition
+    after another, no threads) plus every roster page from the provider (Clever: plain GETs following
+    ``links rel=next``); items and pages read."""
+    import requests
+
+    from rostersync.directory.keys import SHARDS, partition_key
+
+    begun = time.perf_counter()
+    items = 0
+    paginator = dynamodb.get_paginator("query")
+    for collection in ("schools", "classrooms", "people", "enrollments", "guardian_links"):
+        for shard in range(SHARDS):
+            for page in paginator.paginate(
+                TableName=table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": partition_key(district, collection, shard)}},
+            ):
+                items += len(page.get("Items", []))
+    pages = 0
+    if simulator is not None:
+        session = requests.Session()
+        session.headers["Authorization"] = "Bearer bench-token"
+        for resource in ("districts", "schools", "terms", "courses", "sections", "users"):
+            url: str | None = f"{simulator.base_url}/v3.0/{resource}?limit=10000"
+            while url:
+                body = session.get(url, timeout=120).json()
+                pages += 1
+                nxt = next((link["uri"] for link in body.get("links", []) if link.get("rel") == "next"), None)
+                url = f"{simulator.base_url}{nxt}" if nxt else None
+    return time.perf_counter() - begun, items, pages
 
 
 if __name__ == "__main__":

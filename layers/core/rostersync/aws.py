@@ -17,6 +17,8 @@ from weakref import WeakKeyDictionary
 import boto3
 from botocore.config import Config
 
+from rostersync import metering
+
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
 
 invocation_session: ContextVar[boto3.session.Session | None] = ContextVar("invocation_session", default=None)
@@ -38,8 +40,11 @@ _LINKS = "s3-links"  # the cache key of the S3 client that signs links
 
 def _make(session: boto3.session.Session, service: str, region: str | None) -> Any:
     if service == _LINKS:
-        return session.client("s3", config=_LINK_CONFIG, region_name=region)
-    return session.client(service, config=_CONFIG, region_name=region)
+        made = session.client("s3", config=_LINK_CONFIG, region_name=region)
+    else:
+        made = session.client(service, config=_CONFIG, region_name=region)
+    metering.register(made)  # every call counts into the invocation's meter (the run's cost)
+    return made
 
 
 def link_signer() -> Any:

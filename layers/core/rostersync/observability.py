@@ -22,6 +22,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from rostersync.errors import bounded_error
+from rostersync.metering import metered
 
 logger = Logger()
 tracer = Tracer()
@@ -43,7 +44,8 @@ def emit(name: str, value: float, unit: MetricUnit = MetricUnit.Count, **dimensi
 
 
 def step_metrics(step: str) -> Callable[[Handler], Handler]:
-    """A handler's ``StepDuration`` (ms) and, when it raises, ``StepErrors`` (by error name), per step.
+    """A handler's ``StepDuration`` (ms) and, when it raises, ``StepErrors`` (by error name), per step; and its
+    meter (``rostersync.metering``): requests, bytes, capacity units and GB-seconds, kept in the run's files.
 
     An error it raises has a bounded message (``rostersync.errors.bounded_error``): the state machine
     keeps it in the run's state, and an over-long one would end the run with no report.
@@ -52,6 +54,10 @@ def step_metrics(step: str) -> Callable[[Handler], Handler]:
     def decorate(handler: Handler) -> Handler:
         @functools.wraps(handler)
         def measured(event: Any, context: Any) -> Any:
+            with metered(step, event, context):
+                return _measured(event, context)
+
+        def _measured(event: Any, context: Any) -> Any:
             started = time.perf_counter()
             try:
                 return handler(event, context)

@@ -81,6 +81,11 @@ class RunStore:
             )
         )
 
+    @property
+    def s3(self) -> Any:
+        """The S3 client the store reads and writes with."""
+        return self._s3
+
     def key(self, name: str) -> str:
         return self.prefix + name
 
@@ -126,10 +131,9 @@ class RunStore:
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
         return key
 
-    def upload_file(self, name: str, fileobj: Any, content_type: str) -> str:
-        key = self.key(name)
-        self._s3.upload_fileobj(fileobj, self.bucket, key, ExtraArgs={"ContentType": content_type})
-        return key
+    def report_sink(self, part_bytes: int) -> S3ReportSink:
+        """Where the report's CSV files go: ``report/<name>``, each a streamed multipart upload."""
+        return S3ReportSink(self, part_bytes)
 
     def read_ndjson(self, key: str) -> Iterator[dict[str, Any]]:
         """Stream the objects of one gzipped NDJSON chunk."""
@@ -177,3 +181,105 @@ class ChunkWriter:
         """Flush what is buffered and return the keys of every chunk written."""
         self._flush()
         return self.keys
+
+
+# S3 refuses a multipart upload whose parts, all but the last, are under 5 MiB (EntityTooSmall).
+S3_MIN_PART_BYTES = 5 * 1024 * 1024
+
+
+class MultipartUpload:
+    """One S3 object written front to back: parts of ``part_bytes`` are sent as the data arrives, so
+    memory holds at most one part. A file that fits in one part is one ``PutObject``. ``abort`` ends an
+    unfinished upload (S3 would keep, and bill, its parts otherwise)."""
+
+    def __init__(self, s3: Any, bucket: str, key: str, content_type: str, part_bytes: int) -> None:
+        self._s3 = s3
+        self.bucket = bucket
+        self.key = key
+        self._content_type = content_type
+        self._part_bytes = max(1, part_bytes)
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self.part_sizes: list[int] = []
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        while len(self._buffer) >= self._part_bytes:
+            self._send(bytes(self._buffer[: self._part_bytes]))
+            del self._buffer[: self._part_bytes]
+
+    def _send(self, body: bytes) -> None:
+        if self._upload_id is None:
+            created = self._s3.create_multipart_upload(Bucket=self.bucket, Key=self.key, ContentType=self._content_type)
+            self._upload_id = str(created["UploadId"])
+        number = len(self._parts) + 1
+        answer = self._s3.upload_part(
+            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=body
+        )
+        self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+        self.part_sizes.append(len(body))
+
+    def complete(self) -> str:
+        """Send what is left and finish the object; return its key."""
+        if self._upload_id is None:
+            self._s3.put_object(
+                Bucket=self.bucket, Key=self.key, Body=bytes(self._buffer), ContentType=self._content_type
+            )
+        else:
+            if self._buffer:
+                self._send(bytes(self._buffer))
+            self._s3.complete_multipart_upload(
+                Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}
+            )
+        self._buffer = bytearray()
+        return self.key
+
+    def abort(self) -> None:
+        """Drop an unfinished upload's parts (nothing to do before the first part)."""
+        self._buffer = bytearray()
+        if self._upload_id is not None:
+            upload_id, self._upload_id = self._upload_id, None
+            self._s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=upload_id)
+
+
+class S3ReportSink:
+    """The report's CSV files in S3 (``reports.writer.ReportSink``): each file a ``MultipartUpload`` under
+    ``report/``; rows that wait for their file are gzipped segments under ``report/segments/``, deleted
+    once every file is written."""
+
+    SEGMENTS = "report/segments/"
+
+    def __init__(self, store: RunStore, part_bytes: int) -> None:
+        self._store = store
+        self._part_bytes = part_bytes
+        self.uploads: list[MultipartUpload] = []
+
+    def put_segment(self, name: str, body: bytes) -> str:
+        return self._store.put_bytes(
+            f"{self.SEGMENTS}{name}.csv.gz", gzip.compress(body, compresslevel=1), "application/gzip"
+        )
+
+    def read_segment(self, ref: str) -> bytes:
+        if not self._store.owns(ref):
+            raise ValueError("a report reads only its own run's segments")
+        body = self._store.s3.get_object(Bucket=self._store.bucket, Key=ref)["Body"].read()
+        return gzip.decompress(body)
+
+    def discard_segments(self, refs: list[str]) -> None:
+        # One DeleteObject each (free on S3): IAM allows DeleteObject on report/segments/ alone, which a
+        # DeleteObjects batch (a request on the bucket) could not be narrowed to.
+        for ref in refs:
+            if self._store.owns(ref):
+                self._store.s3.delete_object(Bucket=self._store.bucket, Key=ref)
+
+    def open_file(self, name: str) -> MultipartUpload:
+        upload = MultipartUpload(
+            self._store.s3,
+            self._store.bucket,
+            self._store.key(f"report/{name}"),
+            "text/csv; charset=utf-8",
+            self._part_bytes,
+        )
+        self.uploads.append(upload)
+        return upload

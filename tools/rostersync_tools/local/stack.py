@@ -31,6 +31,7 @@ import socket
 import threading
 import time
 import traceback
+import tracemalloc
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,6 +96,13 @@ class LocalFunction:
 
     def invoke(self, event: Any) -> tuple[str, bool]:
         """Run the handler like Lambda does: JSON in, JSON out, an exception becomes a function error."""
+        recorder = _INVOCATION_RECORDERS[-1] if _INVOCATION_RECORDERS else None
+        if recorder is not None and recorder.memory:
+            with _TRACED:  # tracemalloc is process-wide: one traced invocation at a time
+                return recorder.traced(self, event)
+        return self._invoke(event, recorder)
+
+    def _invoke(self, event: Any, recorder: InvocationRecorder | None) -> tuple[str, bool]:
         from rostersync.aws import invocation_session
 
         context = LambdaContext(self.name, self.arn, self.memory)
@@ -119,6 +127,63 @@ class LocalFunction:
         finally:
             _INVOCATION_CRASH.reset(crash_token)
             invocation_session.reset(token)
+            if recorder is not None:
+                recorder.add(self.name, time.perf_counter() - started)
+
+
+@dataclass
+class Invocation:
+    """One Lambda invocation the stack ran: its function, seconds, and (when traced) memory in bytes."""
+
+    function: str
+    seconds: float
+    peak_bytes: int = 0  # the highest traced allocations above where the invocation started
+    retained_bytes: int = 0  # still allocated when it ended (mostly moto's copy of what it wrote)
+
+
+class InvocationRecorder:
+    """Records every Lambda invocation the stack runs while active (the benchmark's per-step figures).
+
+    With ``memory=True`` each invocation runs under ``tracemalloc``, one at a time (the tracer is
+    process-wide, so concurrent Map children would mix), and records its peak above the allocations
+    that existed when it started. The embedded AWS runs in the same process: what moto allocates while
+    serving the invocation (the items and objects it stores) is traced too; ``retained_bytes`` says how
+    much of that was still held at the end. Tracing slows Python down several times: times from a
+    traced run are not the step's times.
+    """
+
+    def __init__(self, memory: bool = False) -> None:
+        self.memory = memory
+        self.invocations: list[Invocation] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> InvocationRecorder:
+        if self.memory:
+            tracemalloc.start()
+        _INVOCATION_RECORDERS.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _INVOCATION_RECORDERS.remove(self)
+        if self.memory:
+            tracemalloc.stop()
+
+    def add(self, function: str, seconds: float, peak: int = 0, retained: int = 0) -> None:
+        with self._lock:
+            self.invocations.append(Invocation(function, seconds, peak, retained))
+
+    def traced(self, function: LocalFunction, event: Any) -> tuple[str, bool]:
+        start, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        begun = time.perf_counter()
+        answer = function._invoke(event, None)
+        current, peak = tracemalloc.get_traced_memory()
+        self.add(function.name, time.perf_counter() - begun, max(0, peak - start), max(0, current - start))
+        return answer
+
+
+_INVOCATION_RECORDERS: list[InvocationRecorder] = []
+_TRACED = threading.Lock()
 
 
 _FUNCTIONS: dict[str, LocalFunction] = {}
@@ -530,6 +595,211 @@ def _install_write_counting() -> None:
     DynamoHandler._rostersync_counting = True
 
 
+def dynamodb_item_bytes(item: dict[str, Any]) -> int:
+    """An item's size as DynamoDB counts it for capacity (wire format in): each attribute's name in UTF-8
+    bytes plus its value: strings and binaries by length, numbers about one byte per two digits plus one,
+    booleans and nulls one byte, lists and maps three bytes plus one per element plus their elements."""
+
+    def value_bytes(value: dict[str, Any]) -> int:
+        (kind, inner), *_ = value.items()
+        if kind == "S":
+            return len(str(inner).encode("utf-8"))
+        if kind == "B":
+            return len(inner)
+        if kind == "N":
+            return len(str(inner).lstrip("-").replace(".", "")) // 2 + 1
+        if kind in ("BOOL", "NULL"):
+            return 1
+        if kind == "SS":
+            return sum(len(str(v).encode("utf-8")) for v in inner)
+        if kind == "NS":
+            return sum(len(str(v)) // 2 + 1 for v in inner)
+        if kind == "L":
+            return 3 + sum(1 + value_bytes(v) for v in inner)
+        if kind == "M":
+            return 3 + sum(1 + len(k.encode("utf-8")) + value_bytes(v) for k, v in inner.items())
+        return 0
+
+    return sum(len(name.encode("utf-8")) + value_bytes(value) for name, value in item.items())
+
+
+def _write_units(before: dict[str, Any] | None, after: dict[str, Any] | None, table: Any) -> float:
+    """Write units of one item write, as DynamoDB bills them: the larger of the item before and after, per
+    started KB (at least 1); plus each global secondary index the write touches: a keys-only index only
+    when the item enters, leaves or moves in it, an ALL index whenever the item changes (an index entry
+    is its projected attributes plus 100 bytes)."""
+    units = float(max(1, -(-max(dynamodb_item_bytes(before or {}), dynamodb_item_bytes(after or {})) // 1024)))
+    table_keys = [key for key in (table.hash_key_attr, table.range_key_attr) if key]
+    for index in table.global_indexes:
+        keys = [element["AttributeName"] for element in index.schema]
+        old = tuple(str((before or {}).get(k)) for k in keys) if before and all(k in before for k in keys) else None
+        new = tuple(str((after or {}).get(k)) for k in keys) if after and all(k in after for k in keys) else None
+        if old is None and new is None:
+            continue
+        projected = after if new is not None else before
+        if index.projection.get("ProjectionType") == "KEYS_ONLY":
+            projected = {k: v for k, v in (projected or {}).items() if k in keys or k in table_keys}
+        entry = float(max(1, -(-(dynamodb_item_bytes(projected or {}) + 100) // 1024)))
+        if old is not None and new is not None and old != new:
+            units += 2 * entry  # moved: the old entry deleted, the new one put
+        elif old is None or new is None:
+            units += entry
+        elif index.projection.get("ProjectionType") != "KEYS_ONLY" and before != after:
+            units += entry
+    return units
+
+
+def _read_units(items: list[dict[str, Any]], consistent: bool, per_item: bool) -> float:
+    """Read units as DynamoDB bills them: per started 4 KB, half for an eventually consistent read; a
+    Query or Scan rounds the total of its items, GetItem and BatchGetItem each item."""
+    factor = 1.0 if consistent else 0.5
+    if per_item:
+        return sum(factor * max(1, -(-dynamodb_item_bytes(item) // 4096)) for item in items)
+    return factor * max(1, -(-sum(dynamodb_item_bytes(item) for item in items) // 4096))
+
+
+def _install_consumed_capacity() -> None:
+    """Answer ``ReturnConsumedCapacity`` with the units AWS would bill, computed from the items' sizes.
+
+    moto returns fixed figures (1 for any write, 0.5 for any read, one per table for a whole batch), which
+    would make a run's counted cost meaningless. This computes them from each item before and after the
+    write (``_write_units``, global secondary indexes included) and from the items a read returns
+    (``_read_units``). What it cannot see: a Query's or Scan's items a filter dropped (rostersync filters
+    none) and transactional reads.
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler, "_rostersync_capacity", False):
+        return
+
+    def table_of(handler: Any, name: str) -> Any:
+        return handler.dynamodb_backend.get_table(name)
+
+    def stored(table: Any, item_or_key: dict[str, Any]) -> dict[str, Any] | None:
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        hash_value = item_or_key.get(table.hash_key_attr)
+        range_value = item_or_key.get(table.range_key_attr) if table.range_key_attr else None
+        if hash_value is None:
+            return None
+        try:
+            found = table.get_item(DynamoType(hash_value), DynamoType(range_value) if range_value else None)
+        except Exception:  # noqa: BLE001 - no such item (or table): nothing before
+            return None
+        return found.to_json()["Attributes"] if found is not None else None
+
+    def single_write(action: str) -> None:
+        generic = getattr(DynamoHandler, action)
+
+        def measured(self: Any, _generic: Any = generic) -> Any:
+            body = self.body if isinstance(self.body, dict) else {}
+            if body.get("ReturnConsumedCapacity", "NONE") == "NONE":
+                return _generic(self)
+            table = table_of(self, body.get("TableName", ""))
+            key = body.get("Item") or body.get("Key") or {}
+            before = stored(table, key)
+            result = _generic(self)
+            after = stored(table, key)
+            result.result["ConsumedCapacity"] = {
+                "TableName": body["TableName"],
+                "CapacityUnits": _write_units(before, after, table),
+            }
+            return result
+
+        setattr(DynamoHandler, action, measured)
+
+    for action in ("put_item", "update_item", "delete_item"):
+        single_write(action)
+
+    def single_read(action: str, per_item: bool) -> None:
+        generic = getattr(DynamoHandler, action)
+
+        def measured(self: Any, _generic: Any = generic) -> Any:
+            body = self.body if isinstance(self.body, dict) else {}
+            result = _generic(self)
+            if body.get("ReturnConsumedCapacity", "NONE") == "NONE":
+                return result
+            answer = result.result
+            items = [answer["Item"]] if "Item" in answer else list(answer.get("Items") or [])
+            answer["ConsumedCapacity"] = {
+                "TableName": body.get("TableName", ""),
+                "CapacityUnits": _read_units(items, bool(body.get("ConsistentRead")), per_item),
+            }
+            return result
+
+        setattr(DynamoHandler, action, measured)
+
+    single_read("get_item", per_item=True)
+    single_read("query", per_item=False)
+    single_read("scan", per_item=False)
+
+    generic_batch_write = DynamoHandler.batch_write_item
+
+    def batch_write(self: Any) -> Any:
+        body = self.body if isinstance(self.body, dict) else {}
+        if body.get("ReturnConsumedCapacity", "NONE") == "NONE":
+            return generic_batch_write(self)
+        befores = {}
+        for name, requests in body.get("RequestItems", {}).items():
+            table = table_of(self, name)
+            for n, request in enumerate(requests):
+                key = (request.get("PutRequest") or {}).get("Item") or (request.get("DeleteRequest") or {}).get("Key")
+                befores[(name, n)] = (table, key or {}, stored(table, key or {}))
+        result = generic_batch_write(self)
+        units: dict[str, float] = {}
+        for (name, _), (table, key, before) in befores.items():
+            units[name] = units.get(name, 0.0) + _write_units(before, stored(table, key), table)
+        result.result["ConsumedCapacity"] = [{"TableName": n, "CapacityUnits": u} for n, u in units.items()]
+        return result
+
+    DynamoHandler.batch_write_item = batch_write
+
+    generic_batch_get = DynamoHandler.batch_get_item
+
+    def batch_get(self: Any) -> Any:
+        body = self.body if isinstance(self.body, dict) else {}
+        result = generic_batch_get(self)
+        if body.get("ReturnConsumedCapacity", "NONE") == "NONE":
+            return result
+        responses = result.result.get("Responses") or {}
+        result.result["ConsumedCapacity"] = [
+            {
+                "TableName": name,
+                "CapacityUnits": _read_units(
+                    items, bool((body.get("RequestItems", {}).get(name) or {}).get("ConsistentRead")), True
+                ),
+            }
+            for name, items in responses.items()
+        ]
+        return result
+
+    DynamoHandler.batch_get_item = batch_get
+
+    generic_transact = DynamoHandler.transact_write_items
+
+    def transact(self: Any) -> Any:
+        body = self.body if isinstance(self.body, dict) else {}
+        if body.get("ReturnConsumedCapacity", "NONE") == "NONE":
+            return generic_transact(self)
+        befores = []
+        for entry in body.get("TransactItems", []):
+            (op, request), *_ = entry.items()
+            if op == "ConditionCheck":
+                continue
+            table = table_of(self, request.get("TableName", ""))
+            key = request.get("Item") or request.get("Key") or {}
+            befores.append((request.get("TableName", ""), table, key, stored(table, key)))
+        result = generic_transact(self)
+        units: dict[str, float] = {}
+        for name, table, key, before in befores:  # a transactional write costs twice a standard one
+            units[name] = units.get(name, 0.0) + 2 * _write_units(before, stored(table, key), table)
+        result.result["ConsumedCapacity"] = [{"TableName": n, "CapacityUnits": u} for n, u in units.items()]
+        return result
+
+    DynamoHandler.transact_write_items = transact
+    DynamoHandler._rostersync_capacity = True
+
+
 _PARTITION_HINT = threading.local()
 
 
@@ -868,6 +1138,49 @@ def _install_interpreter_credentials() -> None:
     boto_client._rostersync_role = True
 
 
+class S3RequestCounter:
+    """The S3 requests the embedded server receives while active: (method, path with query unquoted, the
+    signer's access key id).
+
+    Seen at the server, apart from the clients' own counting (``rostersync.metering``): a test compares
+    the two.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, str]] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> S3RequestCounter:
+        _S3_COUNTERS.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _S3_COUNTERS.remove(self)
+
+    def add(self, method: str, target: str, access_key: str) -> None:
+        with self._lock:
+            self.requests.append((method, target, access_key))
+
+
+_S3_COUNTERS: list[S3RequestCounter] = []
+
+
+def _observed(app: Callable[..., Any]) -> Callable[..., Any]:
+    """Hand each S3 request to the active ``S3RequestCounter``s (by its SigV4 credential scope)."""
+    from urllib.parse import unquote
+
+    def observed(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        authorization = environ.get("HTTP_AUTHORIZATION", "")
+        if _S3_COUNTERS and "/s3/aws4_request" in authorization:
+            target = unquote(environ.get("PATH_INFO", "") + "?" + environ.get("QUERY_STRING", ""))
+            access_key = authorization.split("Credential=", 1)[-1].split("/", 1)[0]
+            for counter in list(_S3_COUNTERS):
+                counter.add(environ.get("REQUEST_METHOD", ""), target, access_key)
+        return app(environ, start_response)
+
+    return observed
+
+
 def _checked_server_class() -> type:
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
@@ -886,7 +1199,7 @@ def _checked_server_class() -> type:
             )
             from werkzeug.serving import make_server
 
-            app = checked_app(DomainDispatcherApplication(create_backend_app), self._iam)
+            app = _observed(checked_app(DomainDispatcherApplication(create_backend_app), self._iam))
             self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
             self._server_ready_event.set()
             self._server.serve_forever()
@@ -1100,6 +1413,7 @@ class EmbeddedStack:
         _install_execution_end_notice()
         _install_interpreter_credentials()
         _install_crash_points()
+        _install_consumed_capacity()
         install_access_control()
         self._server = _CheckedMotoServer(self.iam, ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()

@@ -23,6 +23,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rostersync.domain.records import Kind
+from rostersync.reports.cost import describe_cost
 from rostersync.reports.model import (
     KIND_LABELS,
     KIND_SINGULAR,
@@ -600,6 +601,21 @@ def _files(report: SyncReport, links: Mapping[str, str], zone: ZoneInfo | None) 
     )
 
 
+def _cost(report: SyncReport) -> str:
+    """What the run cost on AWS and how long each step took, in words (a few lines at any size)."""
+    if report.cost is None:
+        return ""
+    steps = "; ".join(
+        f"{name.replace('_', ' ')} {step.seconds:,.1f} s"
+        + (f" over {step.invocations:,} invocations" if step.invocations > 1 else "")
+        for name, step in report.cost.steps.items()
+    )
+    return (
+        f'<h2 id="cost">Cost and time</h2><p>{_e(describe_cost(report.cost))}</p>'
+        f'<p class="small">Time per step: {_e(steps)}. Not counted: {_e(report.cost.not_counted)}.</p>'
+    )
+
+
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
     if isinstance(value, dict):
         out: list[tuple[str, Any]] = []
@@ -688,6 +704,7 @@ def render_html(report: SyncReport, links: Mapping[str, str] | None = None) -> b
             _numbers(report),
             _findings(report, hrefs),
             _files(report, hrefs, zone),
+            _cost(report),
             _settings_used(report),
             f"<footer>Run {_e(report.run_id)}{_e(settings)} · started {_e(when(report.started_at, zone))} · "
             "produced by rostersync</footer>",

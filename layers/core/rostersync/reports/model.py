@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rostersync.domain.records import Kind
+from rostersync.reports.cost import RunCost
 
 LIST_SHOWN = 50
 """report.html (and report.json) list this many lines of each kind and action; the CSV files list all."""
@@ -368,6 +369,8 @@ class SyncReport(_ReportModel):
     links_expire_at: str = ""
     # which kind of run (full, events, delta, reconcile), why, and what a reconcile caught (incremental.py)
     sync: dict[str, Any] = Field(default_factory=dict)
+    # what the run cost on AWS, counted by each step (reports.cost); None where nothing was metered
+    cost: RunCost | None = None
 
     @field_validator("counts")
     @classmethod

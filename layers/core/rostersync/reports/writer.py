@@ -1,6 +1,7 @@
-"""Render a sync report to bytes: ``report.json``, one CSV per kind plus ``errors.csv``.
+"""Render a sync report: ``report.json``, one CSV per kind plus ``errors.csv``.
 
-Pure: no S3 here. The caller uploads what these functions return, all files under one prefix.
+No S3 here: the CSVs go to a ``ReportSink`` the caller gives (``storage.S3ReportSink`` streams them to S3
+as multipart uploads; ``MemorySink``, the default, keeps them in memory for tests and small uses).
 ``report.html`` is rendered by ``reports.html``.
 """
 
@@ -8,11 +9,10 @@ from __future__ import annotations
 
 import csv
 import io
-import tempfile
 import unicodedata
 from collections.abc import Iterable
 from types import TracebackType
-from typing import IO, Any
+from typing import Any, Protocol
 
 from rostersync.domain.records import Kind
 from rostersync.reports.model import (
@@ -111,54 +111,145 @@ def render_json(report: SyncReport) -> bytes:
     return report.model_dump_json(indent=2).encode("utf-8")
 
 
+class ReportUpload(Protocol):
+    """One file being written, front to back."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def complete(self) -> Any: ...
+
+    def abort(self) -> None: ...
+
+
+class ReportSink(Protocol):
+    """Where the CSV files go: finished files, and the segments rows wait in until their file is written."""
+
+    def put_segment(self, name: str, body: bytes) -> str: ...
+
+    def read_segment(self, ref: str) -> bytes: ...
+
+    def discard_segments(self, refs: list[str]) -> None: ...
+
+    def open_file(self, name: str) -> ReportUpload: ...
+
+
+class _MemoryUpload:
+    def __init__(self) -> None:
+        self.body = io.BytesIO()
+
+    def write(self, data: bytes) -> None:
+        self.body.write(data)
+
+    def complete(self) -> io.BytesIO:
+        self.body.seek(0)
+        return self.body
+
+    def abort(self) -> None:
+        self.body = io.BytesIO()
+
+
+class MemorySink:
+    """A ``ReportSink`` in memory: each file comes back as a ``BytesIO`` at its start (tests, small reports)."""
+
+    def __init__(self) -> None:
+        self.segments: dict[str, bytes] = {}
+
+    def put_segment(self, name: str, body: bytes) -> str:
+        self.segments[name] = body
+        return name
+
+    def read_segment(self, ref: str) -> bytes:
+        return self.segments[ref]
+
+    def discard_segments(self, refs: list[str]) -> None:
+        for ref in refs:
+            self.segments.pop(ref, None)
+
+    def open_file(self, name: str) -> _MemoryUpload:
+        return _MemoryUpload()
+
+
+class _Group:
+    """The rows of one file and one action group: spilled segments first, then what is still buffered."""
+
+    __slots__ = ("buffer", "segments")
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.segments: list[str] = []
+
+
 class CsvReportWriter:
     """Stream report lines into one CSV per kind and every error into ``errors.csv``.
 
-    Rows go to spooled temporary files (in memory up to ``spool_bytes`` each, then on disk), so memory
-    does not grow with the district. A kind's rows are grouped by action in ``LINE_ORDER`` (one spool
-    per action while writing, joined on ``finish``); within an action they keep their arrival order.
-    Only kinds that received a line get a file; ``errors.csv`` is always written. Use as a context
-    manager so the temporary files are closed::
+    A kind's rows are grouped by action in ``LINE_ORDER``; within an action they keep their arrival
+    order. Rows wait in memory per file and action group, ``buffer_bytes`` in all: past that, the largest
+    group is written to the sink as a segment (``put_segment``). ``finish`` writes each file front to
+    back into the sink (``open_file``): its header, then each group's segments read back one at a time
+    and its buffered rest. Memory therefore holds at most ``buffer_bytes`` of rows and one segment,
+    whatever the number of lines; no temporary file is used. Only kinds that received a line get a file;
+    ``errors.csv`` is always written. A file that fails is aborted (``ReportUpload.abort``)::
 
-        with CsvReportWriter() as writer:
+        with CsvReportWriter(sink) as writer:
             writer.add_all(lines)
-            for name, fileobj in writer.finish().items():
-                s3.upload_fileobj(fileobj, bucket, f"{prefix}/{name}")
+            written = writer.finish()   # file name → what the sink's upload returned (an S3 key)
 
     The first ``MAX_JSON_ERRORS`` errors and their total are kept for ``SyncReport``.
     """
 
-    def __init__(self, spool_bytes: int = 1 << 20, max_error_lines: int = 10_000) -> None:
-        self._spool_bytes = spool_bytes
+    def __init__(
+        self, sink: ReportSink | None = None, max_error_lines: int = 10_000, buffer_bytes: int = 8 << 20
+    ) -> None:
+        self._sink: ReportSink = sink if sink is not None else MemorySink()
+        self._buffer_limit = max(1, buffer_bytes)
+        self._buffered = 0
         self.max_error_lines = max_error_lines
-        # file name → action rank → (text stream, csv writer); errors.csv has the one rank 0
-        self._parts: dict[str, dict[int, tuple[io.TextIOWrapper, Any]]] = {}
-        self._finished: dict[str, IO[bytes]] | None = None
+        # file name → action rank → its rows; errors.csv has the one rank 0
+        self._groups: dict[str, dict[int, _Group]] = {}
+        self._finished: dict[str, Any] | None = None
+        self._row_text = io.StringIO()
+        self._row_csv = csv.writer(self._row_text)
         self.row_counts: dict[str, int] = {}
+        self.segments_written = 0
         self.errors_total = 0
         self.first_errors: list[ReportError] = []
         # The first LIST_SHOWN lines of each kind and action, and every line counted (SyncReport.lists).
         self.lists: dict[Kind, dict[LineAction, list[ReportLine]]] = {}
         self.list_totals: dict[Kind, dict[LineAction, int]] = {}
-        self._writer(ERRORS_FILE, 0)
+        self._group(ERRORS_FILE, 0)
 
-    def _spool(self) -> IO[bytes]:
-        return tempfile.SpooledTemporaryFile(max_size=self._spool_bytes, mode="w+b")  # type: ignore[return-value]
-
-    def _writer(self, name: str, rank: int) -> Any:
-        parts = self._parts.setdefault(name, {})
-        if rank not in parts:
-            # utf-8-sig is written once, by the header on finish; the parts are joined after it.
-            text = io.TextIOWrapper(self._spool(), encoding="utf-8", newline="")  # type: ignore[arg-type]
-            parts[rank] = (text, csv.writer(text))
+    def _group(self, name: str, rank: int) -> _Group:
+        groups = self._groups.setdefault(name, {})
+        if rank not in groups:
+            groups[rank] = _Group()
             self.row_counts.setdefault(name, 0)
-        return parts[rank][1]
+        return groups[rank]
 
     def _row(self, name: str, rank: int, cells: Iterable[str]) -> None:
         if self._finished is not None:
             raise RuntimeError("the report writer is finished")
-        self._writer(name, rank).writerow([neutralise_formula(cell) for cell in cells])
+        self._row_text.seek(0)
+        self._row_text.truncate()
+        self._row_csv.writerow([neutralise_formula(cell) for cell in cells])
+        data = self._row_text.getvalue().encode("utf-8")
+        self._group(name, rank).buffer += data
+        self._buffered += len(data)
         self.row_counts[name] += 1
+        if self._buffered > self._buffer_limit:
+            self._spill_largest()
+
+    def _spill_largest(self) -> None:
+        name, rank, group = max(
+            ((name, rank, group) for name, groups in self._groups.items() for rank, group in groups.items()),
+            key=lambda entry: len(entry[2].buffer),
+        )
+        ref = self._sink.put_segment(
+            f"{name.removesuffix('.csv')}-{rank:02d}-{len(group.segments):05d}", bytes(group.buffer)
+        )
+        group.segments.append(ref)
+        self.segments_written += 1
+        self._buffered -= len(group.buffer)
+        group.buffer = bytearray()
 
     def add(self, line: ReportLine) -> None:
         """Append one line to its kind's CSV file, in its action's group."""
@@ -197,14 +288,14 @@ class CsvReportWriter:
         if len(self.first_errors) < MAX_JSON_ERRORS:
             self.first_errors.append(error)
 
-    def finish(self) -> dict[str, IO[bytes]]:
-        """Close the CSV files for writing and return them for upload.
+    def finish(self) -> dict[str, Any]:
+        """Write every CSV file to the sink and return what each upload returned.
 
         Returns
         -------
-        dict[str, IO[bytes]]
-            File name to a binary file object positioned at its start, kinds in ``Kind`` order, then
-            ``errors.csv``. Valid until the writer is closed.
+        dict[str, Any]
+            File name to the sink's result (an S3 key; ``MemorySink``: a ``BytesIO`` at its start), kinds
+            in ``Kind`` order, then ``errors.csv``. The segments are discarded once every file is written.
         """
         if self._finished is None:
             left_out = self.errors_total - self.max_error_lines
@@ -224,32 +315,38 @@ class CsvReportWriter:
                     ),
                 )
             order = [csv_file_name(kind) for kind in Kind] + [ERRORS_FILE]
-            self._finished = {}
-            for name in (name for name in order if name in self._parts):
-                self._finished[name] = self._join(name, self._parts.pop(name))
+            finished: dict[str, Any] = {}
+            segments = [ref for groups in self._groups.values() for group in groups.values() for ref in group.segments]
+            for name in (name for name in order if name in self._groups):
+                finished[name] = self._write_file(name, self._groups.pop(name))
+            self._finished = finished
+            if segments:
+                self._sink.discard_segments(segments)
         return self._finished
 
-    def _join(self, name: str, parts: dict[int, tuple[io.TextIOWrapper, Any]]) -> IO[bytes]:
-        # utf-8-sig: the BOM makes Excel, which most admins open CSVs with, read accented names right.
-        header = io.StringIO()
-        csv.writer(header).writerow(ERROR_COLUMNS if name == ERRORS_FILE else LINE_COLUMNS)
-        files: list[IO[bytes]] = [io.BytesIO(header.getvalue().encode("utf-8-sig"))]
-        for rank in sorted(parts):
-            text, _ = parts[rank]
-            text.flush()
-            part = text.detach()
-            part.seek(0)
-            files.append(part)  # type: ignore[arg-type]
-        # Read back to back rather than copied into one file: the largest kind's CSV can be most of /tmp.
-        return io.BufferedReader(_JoinedFile(files))  # type: ignore[return-value]
+    def _write_file(self, name: str, groups: dict[int, _Group]) -> Any:
+        upload = self._sink.open_file(name)
+        try:
+            # utf-8-sig: the BOM makes Excel, which most admins open CSVs with, read accented names right.
+            header = io.StringIO()
+            csv.writer(header).writerow(ERROR_COLUMNS if name == ERRORS_FILE else LINE_COLUMNS)
+            upload.write(header.getvalue().encode("utf-8-sig"))
+            for rank in sorted(groups):
+                group = groups[rank]
+                for ref in group.segments:
+                    upload.write(self._sink.read_segment(ref))
+                upload.write(bytes(group.buffer))
+                self._buffered -= len(group.buffer)
+                group.buffer = bytearray()
+            return upload.complete()
+        except BaseException:
+            upload.abort()
+            raise
 
     def close(self) -> None:
-        """Close and remove every temporary file."""
-        for parts in self._parts.values():
-            for text, _ in parts.values():
-                text.close()
-        for binary in (self._finished or {}).values():
-            binary.close()
+        """Drop what is still buffered (a writer left unfinished writes nothing)."""
+        self._groups.clear()
+        self._buffered = 0
 
     def __enter__(self) -> CsvReportWriter:
         return self
@@ -258,29 +355,3 @@ class CsvReportWriter:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-
-class _JoinedFile(io.RawIOBase):
-    """Binary files read one after the other as one (read-only, forward-only); closing closes them all."""
-
-    def __init__(self, files: list[IO[bytes]]) -> None:
-        self._files = files
-        self._current = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        while self._current < len(self._files):
-            data = self._files[self._current].read(len(view))
-            if data:
-                view[: len(data)] = data
-                return len(data)
-            self._current += 1
-        return 0
-
-    def close(self) -> None:
-        for fileobj in self._files:
-            fileobj.close()
-        super().close()

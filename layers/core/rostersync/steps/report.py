@@ -9,10 +9,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from rostersync import metering
 from rostersync.contracts import RUN_ACTIONS, ReportResult, StepError, SyncState
 from rostersync.domain.records import Kind
 from rostersync.incremental import describe_run
 from rostersync.observability import emit, emit_record_counts, logger
+from rostersync.reports.cost import RunCost, price_run, state_transitions, sum_meters
 from rostersync.reports.html import render_html
 from rostersync.reports.index import RUNS_SHOWN, RunRow, SchoolRow, render_index
 from rostersync.reports.model import (
@@ -144,6 +148,45 @@ def _timezone(settings: dict[str, Any] | None) -> str:
     return str(schedule.get("timezone") or "UTC")
 
 
+def _run_cost(state: SyncState, store: RunStore, failed: bool) -> RunCost | None:
+    """The run's meters (``meter/…``, one per step and per plan chunk) summed and priced, with Write report's
+    own figures so far. Steps that did not run have no meter; a meter that cannot be read is left out."""
+    run = state.run_ref()
+    action = run.trigger in RUN_ACTIONS
+    names = ["start_run"] + (["plan_reversal"] if action else ["fetch_roster", "match_roster"])
+    chunks = 0
+    if state.match and not run.dry_run and not failed:
+        try:
+            manifest = store.get_json(state.match.plan_manifest_key)
+        except ClientError:
+            manifest = []
+        chunk_keys = [str(item["chunk_key"]) for item in manifest if isinstance(item, dict) and "chunk_key" in item]
+        chunks = len(chunk_keys)
+        names += [metering.meter_name("upsert_chunk", {"chunk_key": key}).removeprefix("meter/") for key in chunk_keys]
+        if not action and state.fetch and state.fetch.complete:
+            names.append("archive_unmanaged")
+    meters: list[dict[str, Any]] = []
+    for name in names:
+        name = name if name.endswith(".json") else f"{name}.json"
+        try:
+            meters.append(store.get_json(store.key(f"meter/{name.removeprefix('meter/')}")))
+        except ClientError:  # the step never ran this far, or its meter was not kept
+            continue
+    own = metering.current.get()
+    if own is not None:
+        meters.append(own.so_far())
+    if not meters:
+        return None
+    transitions = state_transitions(
+        action=action,
+        dry_run=run.dry_run,
+        chunks=chunks,
+        fetch_complete=bool(state.fetch and state.fetch.complete),
+        failed=failed,
+    )
+    return price_run(sum_meters(meters), transitions)
+
+
 def write_report(state: SyncState) -> ReportResult:
     """Assemble the report from the run's artefacts, upload it, and record the run's final status.
 
@@ -247,7 +290,11 @@ def write_report(state: SyncState) -> ReportResult:
         notes.append("Self-check: nothing was written. The counts show what the first sync would do.")
     notes.extend(breach.note(kind) for kind, breach in threshold.items())
 
-    csv = CsvReportWriter(max_error_lines=_limits(ctx, run.settings_version).max_error_lines)
+    csv = CsvReportWriter(
+        store.report_sink(ctx.config.report_part_bytes),
+        max_error_lines=_limits(ctx, run.settings_version).max_error_lines,
+        buffer_bytes=ctx.config.report_buffer_bytes,
+    )
     with csv:
         if summary:
             csv.add_all(_lines(store, summary["lines_keys"]))
@@ -272,10 +319,7 @@ def write_report(state: SyncState) -> ReportResult:
                 )
         if state.archive:
             csv.add_all(_lines(store, state.archive.lines_keys))
-        files = {
-            name: store.upload_file(f"report/{name}", body, "text/csv; charset=utf-8")
-            for name, body in csv.finish().items()
-        }
+        files = {name: str(key) for name, key in csv.finish().items()}
 
     if state.error is not None:
         status = RunStatus.FAILED
@@ -346,6 +390,7 @@ def write_report(state: SyncState) -> ReportResult:
         timezone=_timezone(settings_used),
         links_expire_at=(finished_at + timedelta(seconds=link_seconds)).isoformat(timespec="seconds"),
         sync=sync_section,
+        cost=_run_cost(state, store, failed=state.error is not None),
     )
     html_key = store.key("report/report.html")
     report_key = store.key("report/report.json")

@@ -1,0 +1,95 @@
+"""Benchmark at several sizes: how each step's time and peak memory grow with the district.
+
+    python bench/bench_scale.py --sizes 10000 100000 [--provider clever]
+    (make bench-scale; SIZES="10000 100000" to change them)
+
+Runs ``bench_sync.py`` once per size, each in a process of its own (the embedded AWS keeps everything in
+memory), with the traced full sync and without the 1 %-change nights, and prints per step: time per record
+and peak memory per record at each size, and the ratio of the largest size to the smallest for time and for
+peak memory (what issue 10 targets: peak memory 100k/10k at most 1.2 for Fetch, Upsert, Archive and Report).
+Records are the roster records Fetch read. Peak memory is tracemalloc's, per invocation (``bench_sync.py``);
+an Upsert invocation writes one plan chunk, whatever the district's size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+TARGETS = {"fetch_roster": 1.2, "upsert_chunk": 1.2, "archive_unmanaged": 1.2, "write_report": 1.2}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--provider", default="clever")
+    args = parser.parse_args()
+    here = Path(__file__).resolve().parent
+    results = []
+    with tempfile.TemporaryDirectory(prefix="rostersync-bench-scale-") as scratch:
+        for size in sorted(args.sizes):
+            out = Path(scratch) / f"{size}.json"
+            print(f"=== {size:,} students ===", flush=True)
+            command = [
+                sys.executable,
+                str(here / "bench_sync.py"),
+                "--students",
+                str(size),
+                "--provider",
+                args.provider,
+                "--no-events",
+                "--json",
+                str(out),
+            ]
+            subprocess.run(command, check=True)  # noqa: S603 - our own script, our own arguments
+            results.append(json.loads(out.read_text()))
+    print_scale(results)
+
+
+def _size(students: int) -> str:
+    return f"{students // 1000}k" if students >= 1000 and students % 1000 == 0 else str(students)
+
+
+def print_scale(results: list[dict]) -> None:
+    small, large = results[0], results[-1]
+    ratio_label = f"{_size(large['students'])}/{_size(small['students'])}"
+    sizes = " vs ".join(f"{r['students']:,}" for r in results)
+    print(f"\n=== per step, {sizes} students ===")
+    header = f"{'step':18}"
+    for r in results:
+        k = _size(r["students"])
+        header += f" {'ms/rec ' + k:>12} {'peak MiB ' + k:>13} {'B/rec ' + k:>10}"
+    header += f" {'time ' + ratio_label:>13} {'peak ' + ratio_label:>13} {'target':>7}"
+    print(header)
+    for step in small["steps"]:
+        row = f"{step:18}"
+        for r in results:
+            records = max(1, r["steps"]["fetch_roster"]["records_out"])
+            seconds = r["steps"][step]["seconds"]
+            peak = r["memory"].get(step, {}).get("peak", 0)
+            row += f" {seconds / records * 1000:>12.3f} {peak / 2**20:>13.1f} {peak / records:>10.0f}"
+        t_small, t_large = small["steps"][step]["seconds"], large["steps"][step]["seconds"]
+        p_small = small["memory"].get(step, {}).get("peak", 0)
+        p_large = large["memory"].get(step, {}).get("peak", 0)
+        target = TARGETS.get(step)
+        row += f" {t_large / t_small if t_small else 0:>13.2f} {p_large / p_small if p_small else 0:>13.2f}"
+        row += f" {'≤ ' + str(target) if target else '':>7}"
+        print(row)
+    print("\n=== whole runs ===")
+    for r in results:
+        cost = r.get("cost") or {}
+        print(
+            f"{r['students']:>9,} students: full sync {r['full_seconds']:.1f}s = "
+            f"{r['full_seconds'] / r['write_floor_seconds']:.2f}x the write floor (target ≤ 1.4); unchanged re-sync "
+            f"{r['resync_seconds']:.1f}s, {r['resync_writes']} writes = "
+            f"{r['resync_seconds'] / r['read_floor_seconds']:.2f}x the read floor (target 0 writes, ≤ 1.5); "
+            f"counted cost ${cost.get('total_usd', 0):.4f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""A run's counted cost against what the embedded stack saw."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from rostersync import aws
+from rostersync.config import runtime_config
+from rostersync_tools.local.stack import S3RequestCounter
+
+
+def _meters(bucket: str, district_id: str, run_id: str) -> list[dict[str, Any]]:
+    s3 = aws.client("s3")
+    prefix = f"runs/{district_id}/{run_id}/meter/"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+    return [json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) for key in keys]
+
+
+def test_a_demo_syncs_counted_s3_requests_are_the_ones_the_stack_received(stack, district, demo_dataset, demo_product):
+    # Given the demo district, synced once while the stack's server notes every S3 request
+    made = district(demo_dataset("snapshot-1"), product=demo_product())
+    with S3RequestCounter() as seen:
+        outcome = made.sync()
+        stack.wait_until(
+            lambda: any(m["step"] == "finish_run" for m in _meters(outcome.bucket, outcome.district_id, outcome.run_id))
+        )
+    assert outcome.status == "succeeded"
+    meters = _meters(outcome.bucket, outcome.district_id, outcome.run_id)
+
+    # When the meters' S3 requests are added up
+    counted = sum(n for m in meters for name, n in m["requests"].items() if name.startswith("s3:"))
+
+    # Then they are the requests the server received on the district's files, with the state machine's own
+    # read of the plan manifest (the Upsert Map's ItemReader) beside them
+    ours = os.environ["AWS_ACCESS_KEY_ID"]  # the test's own reads (report.json) are not the run's
+    on_district = [r for r in seen.requests if f"runs/{outcome.district_id}/" in r[1] and r[2] != ours]
+    manifest_reads = [r for r in on_district if r[0] == "GET" and r[1].split("?")[0].endswith("/plan/manifest.json")]
+    assert counted == len(on_district) - 1, (counted, len(on_district))
+    assert len(manifest_reads) >= 1
+
+    # and the report's cost carries every step before it, priced
+    cost = outcome.report["cost"]
+    assert set(cost["steps"]) >= {"start_run", "fetch_roster", "match_roster", "upsert_chunk", "archive_unmanaged"}
+    by_step = {m["step"]: m for m in meters if m["step"] not in ("upsert_chunk", "write_report", "finish_run")}
+    for step, meter in by_step.items():
+        assert cost["steps"][step]["requests"] == meter["requests"], step
+    assert cost["steps"]["upsert_chunk"]["invocations"] == sum(1 for m in meters if m["step"] == "upsert_chunk")
+    assert cost["provider_requests"] > 0
+    assert cost["dynamodb_write_units"] >= sum(
+        n for m in meters for name, n in m["requests"].items() if name in ("dynamodb:PutItem", "dynamodb:UpdateItem")
+    )
+    assert cost["lambda_gb_seconds"] > 0 and cost["total_usd"] > 0
+    assert set(cost["usd"]) == {"lambda", "dynamodb", "s3", "step_functions", "secrets_manager"}
+    html = aws.client("s3").get_object(Bucket=runtime_config().sync_bucket, Key=outcome.run["html_key"])["Body"].read()
+    assert b'id="cost"' in html
