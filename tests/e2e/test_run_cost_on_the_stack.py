@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from typing import Any
 
 from rostersync import aws
@@ -43,15 +44,34 @@ def test_a_demo_syncs_counted_s3_requests_are_the_ones_the_stack_received(stack,
     # and the report's cost carries every step before it, priced
     cost = outcome.report["cost"]
     assert set(cost["steps"]) >= {"start_run", "fetch_roster", "match_roster", "upsert_chunk", "archive_unmanaged"}
-    by_step = {m["step"]: m for m in meters if m["step"] not in ("upsert_chunk", "write_report", "finish_run")}
-    for step, meter in by_step.items():
-        assert cost["steps"][step]["requests"] == meter["requests"], step
-    assert cost["steps"]["upsert_chunk"]["invocations"] == sum(1 for m in meters if m["step"] == "upsert_chunk")
+    # (every meter of a step: Fetch writes one for its plan, one per slice of each list and one for the
+    # assembly; Upsert one per chunk)
+    by_step: dict[str, tuple[Counter[str], int]] = {}
+    for m in meters:
+        if m["step"] not in ("write_report", "finish_run"):
+            requests, invocations = by_step.get(m["step"], (Counter(), 0))
+            by_step[m["step"]] = (requests + Counter(m["requests"]), invocations + 1)
+    assert by_step["fetch_roster"][1] >= 3, "Fetch's plan, slices and assembly each keep a meter"
+    for step, (requests, invocations) in by_step.items():
+        assert cost["steps"][step]["requests"] == dict(requests), step
+        assert cost["steps"][step]["invocations"] == invocations, step
     assert cost["provider_requests"] > 0
     assert cost["dynamodb_write_units"] >= sum(
         n for m in meters for name, n in m["requests"].items() if name in ("dynamodb:PutItem", "dynamodb:UpdateItem")
     )
     assert cost["lambda_gb_seconds"] > 0 and cost["total_usd"] > 0
+    # and its state transitions are the states the execution entered, with one per Upsert child
+    sfn, names, token = aws.client("stepfunctions"), [], None
+    while True:
+        page = sfn.get_execution_history(
+            executionArn=outcome.execution["executionArn"], maxResults=1000, **({"nextToken": token} if token else {})
+        )
+        names += [e["stateEnteredEventDetails"]["name"] for e in page["events"] if e["type"].endswith("StateEntered")]
+        token = page.get("nextToken")
+        if not token:
+            break
+    chunks = cost["steps"]["upsert_chunk"]["invocations"]
+    assert cost["state_transitions"] == len(names) + chunks, Counter(names)
     assert set(cost["usd"]) == {"lambda", "dynamodb", "s3", "step_functions", "secrets_manager"}
     html = aws.client("s3").get_object(Bucket=runtime_config().sync_bucket, Key=outcome.run["html_key"])["Body"].read()
     assert b'id="cost"' in html

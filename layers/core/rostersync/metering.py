@@ -43,6 +43,7 @@ class Meter:
     seconds: float = 0.0
     memory_mb: int = 0
     started: float = field(default_factory=time.perf_counter)
+    part: str = ""  # set by the step when one event may run several times (a fetch slice: its list and number)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def so_far(self) -> dict[str, Any]:
@@ -143,12 +144,25 @@ def _count_provider_requests() -> None:
         _provider_counting_on = True
 
 
-def meter_name(step: str, event: Any) -> str:
-    """The meter's file name: one per step, one per chunk for Upsert (a retry overwrites its own)."""
+def meter_name(step: str, event: Any, part: str = "") -> str:
+    """The meter's file name: one per step, one per chunk for Upsert, one per phase of Fetch and one per
+    slice of a list (``part``, named by the step once it knows the slice): a retry overwrites its own."""
+    if part:
+        return f"meter/{step}-{part}.json"
     chunk = event.get("chunk_key") if isinstance(event, dict) else None
     if isinstance(chunk, str) and chunk:
         return f"meter/{step}-{chunk.rsplit('/', 1)[-1].removesuffix('.ndjson.gz')}.json"
+    phase = event.get("phase") if isinstance(event, dict) else None
+    if isinstance(phase, str) and phase:
+        return f"meter/{step}-{phase}.json"
     return f"meter/{step}.json"
+
+
+def name_part(part: str) -> None:
+    """Name this invocation's meter file after ``part`` (what the event alone cannot tell apart)."""
+    meter = current.get()
+    if meter is not None:
+        meter.part = part
 
 
 def run_of(event: Any) -> tuple[str, str] | None:
@@ -205,7 +219,7 @@ class metered:  # noqa: N801 - used as a context manager, like a function
             with self.meter._lock:  # the meter's own write is one of its requests
                 self.meter.requests["s3:PutObject"] += 1
             body = json.dumps(self.meter.as_json(), separators=(",", ":")).encode("utf-8")
-            store.put_bytes(meter_name(self.meter.step, self._event), body, "application/json")
+            store.put_bytes(meter_name(self.meter.step, self._event, self.meter.part), body, "application/json")
         except Exception:  # noqa: BLE001 - the figures are a help; the step's answer must still go back
             from rostersync.observability import logger
 

@@ -34,6 +34,7 @@ from rostersync.reports.writer import CsvReportWriter, render_json
 from rostersync.schedule import next_run
 from rostersync.settings import LimitSettings, SettingsError
 from rostersync.steps.context import DistrictContext
+from rostersync.steps.fetch import fetch_meter_names, fetch_slices
 from rostersync.storage import RunStore
 
 # An AWS call refused for want of a permission: the message names the role (so the step) and the action.
@@ -153,7 +154,8 @@ def _run_cost(state: SyncState, store: RunStore, failed: bool) -> RunCost | None
     own figures so far. Steps that did not run have no meter; a meter that cannot be read is left out."""
     run = state.run_ref()
     action = run.trigger in RUN_ACTIONS
-    names = ["start_run"] + (["plan_reversal"] if action else ["fetch_roster", "match_roster"])
+    slices = {} if action else fetch_slices(store)
+    names = ["start_run"] + (["plan_reversal"] if action else [*fetch_meter_names(slices), "match_roster"])
     chunks = 0
     if state.match and not run.dry_run and not failed:
         try:
@@ -183,6 +185,8 @@ def _run_cost(state: SyncState, store: RunStore, failed: bool) -> RunCost | None
         chunks=chunks,
         fetch_complete=bool(state.fetch and state.fetch.complete),
         failed=failed,
+        fetch_lists=len(slices),
+        fetch_slices=sum(slices.values()),
     )
     return price_run(sum_meters(meters), transitions)
 
