@@ -90,7 +90,7 @@ def test_stored_bytes_are_priced_for_the_months_the_run_files_are_kept():
                 "fetch_lists": 2,
                 "fetch_slices": 5,
             },
-            30,
+            32,
         ),
         # an incomplete fetch skips Archive
         ({"action": False, "dry_run": False, "chunks": 3, "fetch_complete": False, "failed": False}, 19),
