@@ -412,7 +412,11 @@ def match_people(state: SyncState) -> MatchPrepared:
         for collection in PAIR_COLLECTIONS:
             for record in records(collection):
                 routed[partition_of(record.provider_id, partitions)].write(
-                    {"record": record.model_dump(mode="json"), "context": planner.pair_context(record)}
+                    {
+                        "collection": collection,
+                        "record": record.model_dump(mode="json"),
+                        "context": planner.pair_context(record),
+                    }
                 )
     candidates_out = store.chunk_writer(f"{name}/candidates", 50_000)
     for candidate in planner.archive_candidates():
@@ -525,7 +529,7 @@ def match_partition(request: MatchPartitionRequest) -> None:
 
     def routed(collection: str) -> Iterator[tuple[Any, dict[str, Any]]]:
         for data in store.read_all(people["pairs_keys"][p]):
-            if COLLECTION_OF_KIND[Kind(data["record"]["kind"])] == collection:
+            if data["collection"] == collection:
                 yield _record.validate_python(data["record"]), data["context"]
 
     planner.plan_enrollments(with_contexts(planner, routed("enrollments")))
