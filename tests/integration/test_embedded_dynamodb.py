@@ -1,24 +1,30 @@
-"""The embedded stack's faster moto Scan gives the pages moto's own Scan gives.
+"""The embedded stack's faster moto Scan and projected Query give the pages moto's own give.
 
 moto's Scan sorts the whole table and walks it up to the page's start key on every page; the stack's
-patch (``_install_fast_dynamodb_queries``) starts at the key instead. Same items, same pages, same order,
-same last keys: checked here against moto's own implementation on the template's directory table.
+patch (``_install_fast_dynamodb_queries``) starts at the key instead. moto projects an item by turning it
+into plain JSON once per projected name; the stack picks top-level names from the item. Same items, same
+pages, same order, same last keys: checked here against moto's own implementation on the template's
+directory table.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import copy
+
 import pytest
+from moto.dynamodb.models import table as table_module
+from moto.dynamodb.models.dynamo_type import Item
 from moto.dynamodb.models.table import Table
 
 from rostersync_tools.local.stack import _install_fast_dynamodb_queries
 
 
-def _pages(client: Any, **kwargs: Any) -> list[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
+def _pages(client: Any, operation: str = "scan", **kwargs: Any) -> list[tuple[list[dict[str, Any]], Any]]:
     pages = []
     while True:
-        page = client.scan(**kwargs)
+        page = getattr(client, operation)(**kwargs)
         pages.append((page["Items"], page.get("LastEvaluatedKey")))
         if "LastEvaluatedKey" not in page:
             return pages
@@ -36,6 +42,9 @@ def filled_table(dynamodb: Any, directory_table: str) -> str:
         pk = f"d{n % 7}#people#{n % 3}"
         sk = f"{names[n % len(names)]}-{(n * 7919) % 1000:03d}"
         item = {"pk": {"S": pk}, "sk": {"S": sk}, "n": {"N": str(n)}, "blob": {"S": "x" * (8_000 if n % 5 else 10)}}
+        if n % 2:  # nested values, for projections of maps, lists and sets
+            item["doc"] = {"M": {"label": {"S": f"n{n}"}, "tags": {"L": [{"S": "a"}, {"N": "1.50"}]}}}
+            item["ids"] = {"SS": ["x", "y"]}
         dynamodb.put_item(TableName=table, Item=item)
     return table
 
@@ -75,3 +84,54 @@ def test_the_fast_scan_pages_are_moto_s_own(dynamodb: Any, filled_table: str, op
     if not options:
         scanned = [(i["pk"]["S"], i["sk"]["S"]) for items, _ in fast for i in items]
         assert len(scanned) == len(set(scanned)) == 300
+
+
+@pytest.mark.parametrize(
+    "projection",
+    [
+        {"ProjectionExpression": "pk, sk, n"},
+        {"ProjectionExpression": "sk, doc, ids, #b, absent_attr", "ExpressionAttributeNames": {"#b": "blob"}},
+        {"ProjectionExpression": "sk, doc.label, doc.tags[1]"},
+    ],
+    ids=["names", "maps-lists-sets-and-a-missing-name", "nested-paths"],
+)
+def test_the_fast_projected_query_pages_are_moto_s_own(
+    dynamodb: Any, filled_table: str, projection: dict[str, Any]
+) -> None:
+    # Given a partition queried page by page with a projection, through the stack's Query
+    options = {
+        "TableName": filled_table,
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": "d1#people#1"}},
+        "Limit": 7,
+        **projection,
+    }
+    options["ExpressionAttributeNames"] = projection.get("ExpressionAttributeNames") or None
+    if options["ExpressionAttributeNames"] is None:
+        del options["ExpressionAttributeNames"]
+    fast = _pages(dynamodb, "query", **options)
+
+    # When moto's own projection (and its copy of the matching items) answers the same pages
+    patched_project, patched_copy = Item.project, table_module.copy
+    Item.project, table_module.copy = Item._rostersync_generic_project, copy
+    try:
+        reference = _pages(dynamodb, "query", **options)
+    finally:
+        Item.project, table_module.copy = patched_project, patched_copy
+
+    # Then every page and every last key are the same, and the projection left the stored items whole
+    assert len(fast) > 1, "the partition fits one page: the test would not cross a start key"
+    assert _sets_sorted(fast) == _sets_sorted(reference)  # moto's own projection shuffles a set's members
+    unprojected = ("ProjectionExpression", "ExpressionAttributeNames", "Limit")
+    stored = dynamodb.query(**{k: v for k, v in options.items() if k not in unprojected})
+    whole = [i for i in stored["Items"] if "doc" in i]
+    assert whole and all({"pk", "sk", "n", "blob", "doc", "ids"} <= set(i) for i in whole)
+
+
+def _sets_sorted(value: Any) -> Any:
+    """``value`` with the members of every string or number set in order (DynamoDB sets have none)."""
+    if isinstance(value, dict):
+        return {k: sorted(v) if k in ("SS", "NS") else _sets_sorted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_sets_sorted(v) for v in value]
+    return value

@@ -811,6 +811,10 @@ def _install_fast_dynamodb_queries() -> None:
     each query cost grew with the whole table: reading a district's index took minutes at benchmark
     size. Results are unchanged: the partition's items, sorted by sort key.
     """
+    import copy
+
+    from moto.dynamodb.models import table as table_module
+    from moto.dynamodb.models.dynamo_type import Item, LimitedSizeDict
     from moto.dynamodb.models.table import Table
 
     if getattr(Table, "_rostersync_fast", False):
@@ -821,11 +825,16 @@ def _install_fast_dynamodb_queries() -> None:
         index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
         if index_name is not None or hash_key is None or not self.range_key_attr:
             return generic_query(self, hash_key, *args, **kwargs)
+        projection = kwargs.get("projection_expressions", args[5] if len(args) > 5 else None)
         _PARTITION_HINT.key = hash_key
+        # A projected page is built from new items (``project``), so moto's copy of every matching item
+        # before projecting is skipped; the filter between the two only reads.
+        _PARTITION_HINT.projected = bool(projection) and _top_level(projection)
         try:
             return generic_query(self, hash_key, *args, **kwargs)
         finally:
             _PARTITION_HINT.key = None
+            _PARTITION_HINT.projected = False
 
     def all_items(self: Any) -> Any:
         following = getattr(_PARTITION_HINT, "scan_items", None)
@@ -875,11 +884,55 @@ def _install_fast_dynamodb_queries() -> None:
         finally:
             _PARTITION_HINT.scan_items = None
 
+    generic_project = Item.project
+
+    def project(self: Any, projection_expressions: list[list[str]]) -> Any:
+        # moto turns the whole item into plain JSON once per projected attribute, then back into wire
+        # format. Top-level names (all rostersync asks for) are picked from the item's attributes: the same
+        # attributes, the same values, in the expression's order.
+        if not _top_level(projection_expressions):
+            return generic_project(self, projection_expressions)
+        attrs = LimitedSizeDict.__new__(LimitedSizeDict)
+        dict.__init__(attrs)
+        for [name] in projection_expressions:
+            if name in self.attrs and name not in attrs:
+                dict.__setitem__(attrs, name, copy.deepcopy(self.attrs[name]))
+        projected = Item.__new__(Item)
+        projected.hash_key, projected.range_key, projected.attrs = self.hash_key, self.range_key, attrs
+        return projected
+
     Table.query = query
     Table.all_items = all_items
+    Item.project = project
+    Item._rostersync_generic_project = generic_project  # the reference the embedded-DynamoDB test compares with
+    table_module.copy = _ProjectedPageCopy  # type: ignore[attr-defined]
     Table.scan = scan
     Table._rostersync_generic_scan = generic_scan  # the reference the embedded-DynamoDB test compares with
     Table._rostersync_fast = True
+
+
+def _top_level(projection_expressions: list[list[str]]) -> bool:
+    """Whether every projected path is one top-level attribute name (no nesting, no list index)."""
+    return all(len(path) == 1 and not path[0].endswith("]") for path in projection_expressions)
+
+
+class _ProjectedPageCopy:
+    """moto's table module sees this as ``copy``: while a projected base-table Query runs on this thread,
+    its copy of the matching items is the list itself (``project`` makes new items); otherwise a copy."""
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        import copy
+
+        if getattr(_PARTITION_HINT, "projected", False) and isinstance(value, list):
+            return list(value)
+        return copy.deepcopy(value, memo)
+
+    @staticmethod
+    def copy(value: Any) -> Any:
+        import copy
+
+        return copy.copy(value)
 
 
 class _TablesKept:
@@ -1014,6 +1067,33 @@ def _install_fast_item_size_check() -> None:
     for name in ("__delitem__", "pop", "popitem", "clear", "update", "setdefault"):
         setattr(limited, name, forgetting(getattr(dict, name)))
     limited._rostersync_fast = True
+
+
+def _install_shared_service_models() -> None:
+    """Give every botocore session of this process one loader of AWS's service models and endpoints.
+
+    Each new session (the CLI's per command, a role's per renewal, moto's per state machine task) would
+    otherwise read and parse the JSON models of every service it makes a client for, and the endpoint
+    rules, from disk again: about a quarter of the CPU of an end-to-end test. The loader caches what it
+    has parsed; the parsed models are only read, never changed, by the clients built from them.
+    """
+    import botocore.loaders
+    import botocore.session
+
+    if getattr(botocore.session, "_rostersync_shared_loader", False):
+        return
+    create = botocore.loaders.create_loader
+    loaders: dict[str | None, Any] = {}
+    lock = threading.Lock()
+
+    def shared_loader(search_path_string: str | None = None) -> Any:
+        with lock:
+            if search_path_string not in loaders:
+                loaders[search_path_string] = create(search_path_string)
+            return loaders[search_path_string]
+
+    botocore.session.create_loader = shared_loader
+    botocore.session._rostersync_shared_loader = True
 
 
 def _install_fast_backend_lookup() -> None:
@@ -1398,6 +1478,7 @@ class EmbeddedStack:
         from moto.core.config import default_user_config
 
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
+        _install_shared_service_models()
         _install_lambda_dispatch()
         _install_fast_dynamodb_responses()
         _install_fast_dynamodb_queries()
