@@ -9,9 +9,8 @@ directory table.
 
 from __future__ import annotations
 
-from typing import Any
-
 import copy
+from typing import Any
 
 import pytest
 from moto.dynamodb.models import table as table_module
