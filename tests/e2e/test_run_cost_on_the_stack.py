@@ -43,7 +43,15 @@ def test_a_demo_syncs_counted_s3_requests_are_the_ones_the_stack_received(stack,
 
     # and the report's cost carries every step before it, priced
     cost = outcome.report["cost"]
-    assert set(cost["steps"]) >= {"start_run", "fetch_roster", "match_roster", "upsert_chunk", "archive_unmanaged"}
+    assert set(cost["steps"]) >= {
+        "start_run",
+        "fetch_roster",
+        "match_roster",
+        "match_partition",
+        "combine_match",
+        "upsert_chunk",
+        "archive_unmanaged",
+    }
     # (every meter of a step: Fetch writes one for its plan, one per slice of each list and one for the
     # assembly; Upsert one per chunk)
     by_step: dict[str, tuple[Counter[str], int]] = {}
@@ -60,7 +68,8 @@ def test_a_demo_syncs_counted_s3_requests_are_the_ones_the_stack_received(stack,
         n for m in meters for name, n in m["requests"].items() if name in ("dynamodb:PutItem", "dynamodb:UpdateItem")
     )
     assert cost["lambda_gb_seconds"] > 0 and cost["total_usd"] > 0
-    # and its state transitions are the states the execution entered, with one per Upsert child
+    # and its state transitions are the states the execution entered, with one per child of the distributed
+    # Maps (each Upsert chunk and Match partition runs as an execution of its own)
     sfn, names, token = aws.client("stepfunctions"), [], None
     while True:
         page = sfn.get_execution_history(
@@ -70,8 +79,8 @@ def test_a_demo_syncs_counted_s3_requests_are_the_ones_the_stack_received(stack,
         token = page.get("nextToken")
         if not token:
             break
-    chunks = cost["steps"]["upsert_chunk"]["invocations"]
-    assert cost["state_transitions"] == len(names) + chunks, Counter(names)
+    children = cost["steps"]["upsert_chunk"]["invocations"] + cost["steps"]["match_partition"]["invocations"]
+    assert cost["state_transitions"] == len(names) + children, Counter(names)
     assert set(cost["usd"]) == {"lambda", "dynamodb", "s3", "step_functions", "secrets_manager"}
     html = aws.client("s3").get_object(Bucket=runtime_config().sync_bucket, Key=outcome.run["html_key"])["Body"].read()
     assert b'id="cost"' in html

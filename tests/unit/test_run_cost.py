@@ -76,9 +76,15 @@ def test_stored_bytes_are_priced_for_the_months_the_run_files_are_kept():
     ("kwargs", "entered"),
     [
         # Prepare, Start, Upload complete?, Entitled?, Sync/undo?, Plan the fetch, Read the lists, Fetch roster,
-        # Match, Self-check?, Upsert + 3 chunks, Undo applied?, Roster complete?, Archive, Write report,
-        # Release lock, Sync finished
-        ({"action": False, "dry_run": False, "chunks": 3, "fetch_complete": True, "failed": False}, 20),
+        # Match roster, Match partitions, Combine match, Self-check?, Upsert + 3 chunks, Undo applied?, Roster
+        # complete?, Archive, Write report, Release lock, Sync finished
+        ({"action": False, "dry_run": False, "chunks": 3, "fetch_complete": True, "failed": False}, 22),
+        # each Match partition: its child's task
+        (
+            {"action": False, "dry_run": False, "chunks": 3, "fetch_complete": True, "failed": False}
+            | {"match_partitions": 4},
+            26,
+        ),  # fmt: skip
         # each slice of a list: the slice and "List read to its end?"; each list: "List read"
         (
             {
@@ -90,12 +96,12 @@ def test_stored_bytes_are_priced_for_the_months_the_run_files_are_kept():
                 "fetch_lists": 2,
                 "fetch_slices": 5,
             },
-            32,
+            34,
         ),
         # an incomplete fetch skips Archive
-        ({"action": False, "dry_run": False, "chunks": 3, "fetch_complete": False, "failed": False}, 19),
+        ({"action": False, "dry_run": False, "chunks": 3, "fetch_complete": False, "failed": False}, 21),
         # a self-check goes from Self-check? to Write report
-        ({"action": False, "dry_run": True, "chunks": 3, "fetch_complete": True, "failed": False}, 13),
+        ({"action": False, "dry_run": True, "chunks": 3, "fetch_complete": True, "failed": False}, 15),
         # an undo plans instead of Fetch and Match, and never reaches Roster complete?
         ({"action": True, "dry_run": False, "chunks": 2, "fetch_complete": False, "failed": False}, 14),
     ],

@@ -169,6 +169,24 @@ class MatchResult(_Contract):
     summary_key: str
 
 
+class MatchPrepared(_Contract):
+    """Match's people phase (``steps.match.match_people``): where its findings are for the partitions
+    and Combine, and the manifest the partitions' Map reads (one item per partition)."""
+
+    people_key: str
+    partitions_key: str
+    partitions: int
+
+
+class MatchPartitionRequest(_Contract):
+    """One iteration of the Match partitions' Map: plan one partition's enrollments and guardian links."""
+
+    district_id: str
+    run_id: str
+    people_key: str
+    partition: int
+
+
 class ArchiveResult(_Contract):
     archived: dict[Kind, int] = Field(default_factory=dict)
     skipped_reason: str | None = None
@@ -199,6 +217,7 @@ class SyncState(_Contract):
     run_id: str = ""
     run: RunRef | None = None
     fetch: FetchResult | None = None
+    matching: MatchPrepared | None = None
     match: MatchResult | None = None
     archive: ArchiveResult | None = None
     error: StepError | None = None

@@ -145,13 +145,17 @@ def _count_provider_requests() -> None:
 
 
 def meter_name(step: str, event: Any, part: str = "") -> str:
-    """The meter's file name: one per step, one per chunk for Upsert, one per phase of Fetch and one per
-    slice of a list (``part``, named by the step once it knows the slice): a retry overwrites its own."""
+    """The meter's file name: one per step, one per chunk for Upsert, one per Match partition, one per phase
+    of Fetch and one per slice of a list (``part``, named by the step once it knows the slice): a retry
+    overwrites its own."""
     if part:
         return f"meter/{step}-{part}.json"
     chunk = event.get("chunk_key") if isinstance(event, dict) else None
     if isinstance(chunk, str) and chunk:
         return f"meter/{step}-{chunk.rsplit('/', 1)[-1].removesuffix('.ndjson.gz')}.json"
+    partition = event.get("partition") if isinstance(event, dict) else None
+    if isinstance(partition, int) and not isinstance(partition, bool):
+        return f"meter/{step}-p{partition:04d}.json"
     phase = event.get("phase") if isinstance(event, dict) else None
     if isinstance(phase, str) and phase:
         return f"meter/{step}-{phase}.json"
