@@ -108,3 +108,25 @@ def test_stored_bytes_are_priced_for_the_months_the_run_files_are_kept():
 )
 def test_state_transitions_follow_the_path_the_run_took(kwargs, entered):
     assert state_transitions(**kwargs) == entered
+
+
+def test_every_plan_chunk_keeps_a_meter_of_its_own_the_partitioned_matchs_too():
+    from rostersync.metering import meter_name
+
+    # Given the chunk keys of a partitioned Match's plan: the people phase and each partition number their
+    # chunks from 00000 in folders of their own
+    run = "runs/d-1/run-1/"
+    keys = [f"{run}plan/people/writes-00000.ndjson.gz", f"{run}plan/people/writes-00001.ndjson.gz"] + [
+        f"{run}plan/p{p:04d}/writes-00000.ndjson.gz" for p in range(4)
+    ]
+
+    # When each Upsert chunk names its meter
+    names = [meter_name("upsert_chunk", {"chunk_key": key}) for key in keys]
+
+    # Then no two share a file (a retry of one still overwrites only its own), and the single pass's chunks
+    # keep the names they had
+    assert len(set(names)) == len(keys), names
+    assert names[2] == "meter/upsert_chunk-p0000-writes-00000.json"
+    assert meter_name("upsert_chunk", {"chunk_key": f"{run}plan/writes-00003.ndjson.gz"}) == (
+        "meter/upsert_chunk-writes-00003.json"
+    )

@@ -36,6 +36,20 @@ def is_bundle_key(key: str) -> bool:
     )
 
 
+def plan_chunk_name(chunk_key: str) -> str:
+    """A plan chunk's name, unique among its run's chunks: its path under the run's ``plan/`` folder, with
+    ``-`` for ``/`` and without the extension (``…/plan/writes-00003.ndjson.gz`` → ``writes-00003``; the
+    partitioned Match's ``…/plan/p0002/writes-00000.ndjson.gz`` → ``p0002-writes-00000``). Upsert names the
+    chunk's before-images (``undo/<name>…``) and its meter after it: the people phase and every partition
+    number their chunks from 00000, so the file name alone would make them share one object (kept once,
+    the others' dropped)."""
+    name = chunk_key.removesuffix(".ndjson.gz")
+    _, plan, inside = name.rpartition("/plan/")
+    if not plan:
+        inside = name.removeprefix("plan/") if name.startswith("plan/") else name.rsplit("/", 1)[-1]
+    return inside.replace("/", "-")
+
+
 class SyncRequest(_Contract):
     """The execution input: who to sync, and why (from EventBridge, the schedule, an upload or the CLI).
 

@@ -24,6 +24,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from rostersync.contracts import plan_chunk_name
+
 # DynamoDB operations that take ReturnConsumedCapacity, and whether they read or write.
 _DYNAMODB_READS = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"}
 _DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
@@ -152,7 +154,7 @@ def meter_name(step: str, event: Any, part: str = "") -> str:
         return f"meter/{step}-{part}.json"
     chunk = event.get("chunk_key") if isinstance(event, dict) else None
     if isinstance(chunk, str) and chunk:
-        return f"meter/{step}-{chunk.rsplit('/', 1)[-1].removesuffix('.ndjson.gz')}.json"
+        return f"meter/{step}-{plan_chunk_name(chunk)}.json"
     partition = event.get("partition") if isinstance(event, dict) else None
     if isinstance(partition, int) and not isinstance(partition, bool):
         return f"meter/{step}-p{partition:04d}.json"

@@ -35,6 +35,13 @@ from rostersync.matching.plan import (
 
 PAIR_COLLECTIONS = ("enrollments", "guardian_links")
 PAIR_KINDS = (Kind.ENROLLMENTS, Kind.GUARDIAN_LINKS)
+# The run's folders each phase writes its plan chunks, lines, errors and candidates in (``plan/…``).
+PEOPLE_FOLDER = "plan/people"
+
+
+def partition_folder(partition: int) -> str:
+    """A partition's folder in the run's files (``plan/p0003``)."""
+    return f"plan/p{partition:04d}"
 
 
 def partition_of(provider_id: str, partitions: int) -> int:
@@ -199,6 +206,8 @@ class PartitionedPlan:
     """What a partitioned Match produces, gathered (for the tests that hold it to the single pass)."""
 
     writes: list[PlannedWrite] = field(default_factory=list)
+    # the same writes by the folder their phase writes its chunks in (``PEOPLE_FOLDER``, ``partition_folder``)
+    writes_by_folder: dict[str, list[PlannedWrite]] = field(default_factory=dict)
     lines: list[PlanLine] = field(default_factory=list)
     errors: list[RecordError] = field(default_factory=list)
     candidates: list[ArchiveCandidate] = field(default_factory=list)
@@ -221,6 +230,16 @@ def plan_partitioned(
     """Run the people phase, ``partitions`` partitions and Combine in memory, as the state machine runs them
     in separate invocations. ``rekey``: the run is a provider re-key (the people phase plans everything)."""
     out = PartitionedPlan()
+
+    def writer(folder: str) -> Callable[[PlannedWrite], None]:
+        mine = out.writes_by_folder.setdefault(folder, [])
+
+        def write(planned: PlannedWrite) -> None:
+            out.writes.append(planned)
+            mine.append(planned)
+
+        return write
+
     errors, deleted = list(errors), list(deleted)
     people_index = index if rekey else {c: (e if c not in PAIR_COLLECTIONS else {}) for c, e in index.items()}
     guardians_of_touched = None
@@ -233,7 +252,7 @@ def plan_partitioned(
         district_id,
         provider,
         people_index,
-        write=out.writes.append,
+        write=writer(PEOPLE_FOLDER),
         line=out.lines.append,
         error=out.errors.append,
         guardians_of_touched=guardians_of_touched,
@@ -266,7 +285,7 @@ def plan_partitioned(
             provider,
             mine,
             facts,
-            write=out.writes.append,
+            write=writer(partition_folder(p)),
             line=out.lines.append,
             error=out.errors.append,
             deleted=deleted,
@@ -299,10 +318,12 @@ def _collection_of(record: Any) -> str:
 
 __all__ = [
     "PAIR_COLLECTIONS",
+    "PEOPLE_FOLDER",
     "IndexEntry",
     "PartitionedPlan",
     "PeopleFacts",
     "merge_summaries",
+    "partition_folder",
     "partition_of",
     "partition_planner",
     "people_facts",

@@ -20,8 +20,10 @@ from rostersync.lifecycle.holds import kept_ids
 from rostersync.matching.partition import (
     PAIR_COLLECTIONS,
     PAIR_KINDS,
+    PEOPLE_FOLDER,
     PeopleFacts,
     merge_summaries,
+    partition_folder,
     partition_of,
     partition_planner,
     people_facts,
@@ -311,10 +313,6 @@ def match_roster_single_pass(state: SyncState) -> MatchResult:
 _PAIR_CHUNK = 2_000  # records per routed-pairs object: N writers are open at once in the people phase
 
 
-def _partition_name(partition: int) -> str:
-    return f"plan/p{partition:04d}"
-
-
 def _snapshot(ctx: DistrictContext, fetch_manifest_key: str) -> dict[str, list[str]]:
     if not ctx.store.owns(fetch_manifest_key):
         raise BadInputError("the snapshot manifest does not belong to this run")
@@ -364,7 +362,7 @@ def match_people(state: SyncState) -> MatchPrepared:
             guardian, _, student = entry.provider_ids.get(run.provider, "").partition(":")
             if student in touched["people"]:
                 guardians_of_touched.add(guardian)
-    name = "plan/people"
+    name = PEOPLE_FOLDER
     writes = store.chunk_writer(f"{name}/writes", ctx.config.plan_chunk_records)
     lines = store.chunk_writer(f"{name}/lines", 50_000)
     errors = store.chunk_writer(f"{name}/errors", 50_000)
@@ -404,7 +402,7 @@ def match_people(state: SyncState) -> MatchPrepared:
         planner.record_error(RecordError.model_validate(data))
     for data in store.read_all(manifest.get("deleted", [])):
         planner.record_deleted(DeletedRecord.model_validate(data))
-    routed = [store.chunk_writer(f"{_partition_name(p)}/pairs", _PAIR_CHUNK) for p in range(partitions)]
+    routed = [store.chunk_writer(f"{partition_folder(p)}/pairs", _PAIR_CHUNK) for p in range(partitions)]
     if rekey:
         planner.plan(records)
     else:
@@ -481,7 +479,7 @@ def match_partition(request: MatchPartitionRequest) -> None:
     if not 0 <= p < partitions:
         raise BadInputError(f"partition {p} is not one of the run's {partitions}")
     facts = PeopleFacts.from_json(people["facts"])
-    name = _partition_name(p)
+    name = partition_folder(p)
     result: dict[str, Any] = {"partition": p, "planned": facts.pairs_partitioned}
     if not facts.pairs_partitioned:
         store.put_json(f"{name}/result.json", result)
@@ -569,7 +567,7 @@ def combine_match(state: SyncState) -> MatchResult:
     facts = PeopleFacts.from_json(people["facts"])
     parts = []
     for p in range(int(people["partitions"])):
-        key = store.key(f"{_partition_name(p)}/result.json")
+        key = store.key(f"{partition_folder(p)}/result.json")
         try:
             parts.append(store.get_json(key))
         except ClientError as exc:  # no such key: a partition did not finish
