@@ -34,12 +34,19 @@ def test_a_demo_syncs_counted_s3_requests_are_the_ones_the_stack_received(stack,
     counted = sum(n for m in meters for name, n in m["requests"].items() if name.startswith("s3:"))
 
     # Then they are the requests the server received on the district's files, with the state machine's own
-    # read of the plan manifest (the Upsert Map's ItemReader) beside them
+    # reads beside them: its two distributed Maps' ItemReaders (signed with the state machine's role) read
+    # their item lists, Match partitions' plan/partitions.json and the Upsert Map's plan/manifest.json
     ours = os.environ["AWS_ACCESS_KEY_ID"]  # the test's own reads (report.json) are not the run's
     on_district = [r for r in seen.requests if f"runs/{outcome.district_id}/" in r[1] and r[2] != ours]
-    manifest_reads = [r for r in on_district if r[0] == "GET" and r[1].split("?")[0].endswith("/plan/manifest.json")]
-    assert counted == len(on_district) - 1, (counted, len(on_district))
-    assert len(manifest_reads) >= 1
+    (partitions_read,) = [
+        r for r in on_district if r[0] == "GET" and r[1].split("?")[0].endswith("/plan/partitions.json")
+    ]
+    by_state_machine = [r for r in on_district if r[2] == partitions_read[2]]
+    assert sorted((r[0], r[1].split("?")[0].rsplit("/", 1)[-1]) for r in by_state_machine) == [
+        ("GET", "manifest.json"),
+        ("GET", "partitions.json"),
+    ]
+    assert counted == len(on_district) - len(by_state_machine), (counted, len(on_district))
 
     # and the report's cost carries every step before it, priced
     cost = outcome.report["cost"]
