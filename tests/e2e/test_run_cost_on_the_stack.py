@@ -34,16 +34,31 @@ def test_a_demo_syncs_counted_s3_requests_are_the_ones_the_stack_received(stack,
     counted = sum(n for m in meters for name, n in m["requests"].items() if name.startswith("s3:"))
 
     # Then they are the requests the server received on the district's files, with the state machine's own
-    # read of the plan manifest (the Upsert Map's ItemReader) beside them
+    # reads beside them: its two distributed Maps' ItemReaders (signed with the state machine's role) read
+    # their item lists, Match partitions' plan/partitions.json and the Upsert Map's plan/manifest.json
     ours = os.environ["AWS_ACCESS_KEY_ID"]  # the test's own reads (report.json) are not the run's
     on_district = [r for r in seen.requests if f"runs/{outcome.district_id}/" in r[1] and r[2] != ours]
-    manifest_reads = [r for r in on_district if r[0] == "GET" and r[1].split("?")[0].endswith("/plan/manifest.json")]
-    assert counted == len(on_district) - 1, (counted, len(on_district))
-    assert len(manifest_reads) >= 1
+    (partitions_read,) = [
+        r for r in on_district if r[0] == "GET" and r[1].split("?")[0].endswith("/plan/partitions.json")
+    ]
+    by_state_machine = [r for r in on_district if r[2] == partitions_read[2]]
+    assert sorted((r[0], r[1].split("?")[0].rsplit("/", 1)[-1]) for r in by_state_machine) == [
+        ("GET", "manifest.json"),
+        ("GET", "partitions.json"),
+    ]
+    assert counted == len(on_district) - len(by_state_machine), (counted, len(on_district))
 
     # and the report's cost carries every step before it, priced
     cost = outcome.report["cost"]
-    assert set(cost["steps"]) >= {"start_run", "fetch_roster", "match_roster", "upsert_chunk", "archive_unmanaged"}
+    assert set(cost["steps"]) >= {
+        "start_run",
+        "fetch_roster",
+        "match_roster",
+        "match_partition",
+        "combine_match",
+        "upsert_chunk",
+        "archive_unmanaged",
+    }
     # (every meter of a step: Fetch writes one for its plan, one per slice of each list and one for the
     # assembly; Upsert one per chunk)
     by_step: dict[str, tuple[Counter[str], int]] = {}
@@ -60,7 +75,8 @@ def test_a_demo_syncs_counted_s3_requests_are_the_ones_the_stack_received(stack,
         n for m in meters for name, n in m["requests"].items() if name in ("dynamodb:PutItem", "dynamodb:UpdateItem")
     )
     assert cost["lambda_gb_seconds"] > 0 and cost["total_usd"] > 0
-    # and its state transitions are the states the execution entered, with one per Upsert child
+    # and its state transitions are the states the execution entered, with one per child of the distributed
+    # Maps (each Upsert chunk and Match partition runs as an execution of its own)
     sfn, names, token = aws.client("stepfunctions"), [], None
     while True:
         page = sfn.get_execution_history(
@@ -70,8 +86,8 @@ def test_a_demo_syncs_counted_s3_requests_are_the_ones_the_stack_received(stack,
         token = page.get("nextToken")
         if not token:
             break
-    chunks = cost["steps"]["upsert_chunk"]["invocations"]
-    assert cost["state_transitions"] == len(names) + chunks, Counter(names)
+    children = cost["steps"]["upsert_chunk"]["invocations"] + cost["steps"]["match_partition"]["invocations"]
+    assert cost["state_transitions"] == len(names) + children, Counter(names)
     assert set(cost["usd"]) == {"lambda", "dynamodb", "s3", "step_functions", "secrets_manager"}
     html = aws.client("s3").get_object(Bucket=runtime_config().sync_bucket, Key=outcome.run["html_key"])["Body"].read()
     assert b'id="cost"' in html

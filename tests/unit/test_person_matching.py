@@ -49,9 +49,11 @@ def run(roster: Roster, *accounts: DirectoryRecord, **settings):
 
 
 def plan_with(roster, index, candidates, settings):
+    from same_plan import assert_same_plan, options_copy
     from test_planner import Plan
 
     writes, lines, errors = [], [], []
+    before = options_copy({"settings": settings, "candidates": candidates})
     planner = SyncPlanner(
         DISTRICT,
         PROVIDER,
@@ -63,7 +65,9 @@ def plan_with(roster, index, candidates, settings):
         candidates=candidates,
     )
     candidates_out = planner.plan(lambda c: getattr(roster, c))
-    return Plan(planner, writes, lines, errors, candidates_out)
+    result = Plan(planner, writes, lines, errors, candidates_out)
+    assert_same_plan(DISTRICT, PROVIDER, index, lambda c: getattr(roster, c), before, result)
+    return result
 
 
 def new_id(provider_id: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from same_plan import assert_same_plan, options_copy
 
 from rostersync.directory.keys import COLLECTION_OF_KIND, COLLECTIONS, synced_record_id
 from rostersync.directory.repository import DirectoryRecord, IndexEntry
@@ -174,6 +175,7 @@ def plan(
     writes: list[PlannedWrite] = []
     lines: list[PlanLine] = []
     errors: list[RecordError] = []
+    before = options_copy({**options, "delta": delta})
     planner = SyncPlanner(
         district_id,
         PROVIDER,
@@ -187,7 +189,10 @@ def plan(
     for error in roster.errors:
         planner.record_error(error)
     candidates = planner.plan(lambda collection: getattr(roster, collection))
-    return Plan(planner, writes, lines, errors, candidates)
+    result = Plan(planner, writes, lines, errors, candidates)
+    # The partitioned Match plans the same, whatever the partition count (matching.partition).
+    assert_same_plan(district_id, PROVIDER, index, lambda c: getattr(roster, c), before, result, errors=roster.errors)
+    return result
 
 
 # -- schools ------------------------------------------------------------------------------------------

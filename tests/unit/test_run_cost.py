@@ -76,9 +76,15 @@ def test_stored_bytes_are_priced_for_the_months_the_run_files_are_kept():
     ("kwargs", "entered"),
     [
         # Prepare, Start, Upload complete?, Entitled?, Sync/undo?, Plan the fetch, Read the lists, Fetch roster,
-        # Match, Self-check?, Upsert + 3 chunks, Undo applied?, Roster complete?, Archive, Write report,
-        # Release lock, Sync finished
-        ({"action": False, "dry_run": False, "chunks": 3, "fetch_complete": True, "failed": False}, 20),
+        # Match roster, Match partitions, Combine match, Self-check?, Upsert + 3 chunks, Undo applied?, Roster
+        # complete?, Archive, Write report, Release lock, Sync finished
+        ({"action": False, "dry_run": False, "chunks": 3, "fetch_complete": True, "failed": False}, 22),
+        # each Match partition: its child's task
+        (
+            {"action": False, "dry_run": False, "chunks": 3, "fetch_complete": True, "failed": False}
+            | {"match_partitions": 4},
+            26,
+        ),  # fmt: skip
         # each slice of a list: the slice and "List read to its end?"; each list: "List read"
         (
             {
@@ -90,15 +96,37 @@ def test_stored_bytes_are_priced_for_the_months_the_run_files_are_kept():
                 "fetch_lists": 2,
                 "fetch_slices": 5,
             },
-            32,
+            34,
         ),
         # an incomplete fetch skips Archive
-        ({"action": False, "dry_run": False, "chunks": 3, "fetch_complete": False, "failed": False}, 19),
+        ({"action": False, "dry_run": False, "chunks": 3, "fetch_complete": False, "failed": False}, 21),
         # a self-check goes from Self-check? to Write report
-        ({"action": False, "dry_run": True, "chunks": 3, "fetch_complete": True, "failed": False}, 13),
+        ({"action": False, "dry_run": True, "chunks": 3, "fetch_complete": True, "failed": False}, 15),
         # an undo plans instead of Fetch and Match, and never reaches Roster complete?
         ({"action": True, "dry_run": False, "chunks": 2, "fetch_complete": False, "failed": False}, 14),
     ],
 )
 def test_state_transitions_follow_the_path_the_run_took(kwargs, entered):
     assert state_transitions(**kwargs) == entered
+
+
+def test_every_plan_chunk_keeps_a_meter_of_its_own_the_partitioned_matchs_too():
+    from rostersync.metering import meter_name
+
+    # Given the chunk keys of a partitioned Match's plan: the people phase and each partition number their
+    # chunks from 00000 in folders of their own
+    run = "runs/d-1/run-1/"
+    keys = [f"{run}plan/people/writes-00000.ndjson.gz", f"{run}plan/people/writes-00001.ndjson.gz"] + [
+        f"{run}plan/p{p:04d}/writes-00000.ndjson.gz" for p in range(4)
+    ]
+
+    # When each Upsert chunk names its meter
+    names = [meter_name("upsert_chunk", {"chunk_key": key}) for key in keys]
+
+    # Then no two share a file (a retry of one still overwrites only its own), and the single pass's chunks
+    # keep the names they had
+    assert len(set(names)) == len(keys), names
+    assert names[2] == "meter/upsert_chunk-p0000-writes-00000.json"
+    assert meter_name("upsert_chunk", {"chunk_key": f"{run}plan/writes-00003.ndjson.gz"}) == (
+        "meter/upsert_chunk-writes-00003.json"
+    )

@@ -23,6 +23,8 @@ class RuntimeConfig(BaseSettings):
     sync_bucket: str = Field(validation_alias="SYNC_BUCKET")
     # Records per plan chunk: one Upsert Map iteration writes one chunk.
     plan_chunk_records: int = Field(default=5_000, validation_alias="PLAN_CHUNK_RECORDS")
+    # Partitions of Match's enrollments and guardian links (each one invocation; template: MatchPartitions).
+    match_partitions: int = Field(default=4, ge=1, le=1000, validation_alias="MATCH_PARTITIONS")
     # Records per snapshot object written by Fetch.
     snapshot_chunk_records: int = Field(default=10_000, validation_alias="SNAPSHOT_CHUNK_RECORDS")
     # Parallel DynamoDB reads/writes inside one Lambda.

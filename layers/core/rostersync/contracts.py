@@ -36,6 +36,20 @@ def is_bundle_key(key: str) -> bool:
     )
 
 
+def plan_chunk_name(chunk_key: str) -> str:
+    """A plan chunk's name, unique among its run's chunks: its path under the run's ``plan/`` folder, with
+    ``-`` for ``/`` and without the extension (``…/plan/writes-00003.ndjson.gz`` → ``writes-00003``; the
+    partitioned Match's ``…/plan/p0002/writes-00000.ndjson.gz`` → ``p0002-writes-00000``). Upsert names the
+    chunk's before-images (``undo/<name>…``) and its meter after it: the people phase and every partition
+    number their chunks from 00000, so the file name alone would make them share one object (kept once,
+    the others' dropped)."""
+    name = chunk_key.removesuffix(".ndjson.gz")
+    _, plan, inside = name.rpartition("/plan/")
+    if not plan:
+        inside = name.removeprefix("plan/") if name.startswith("plan/") else name.rsplit("/", 1)[-1]
+    return inside.replace("/", "-")
+
+
 class SyncRequest(_Contract):
     """The execution input: who to sync, and why (from EventBridge, the schedule, an upload or the CLI).
 
@@ -169,6 +183,24 @@ class MatchResult(_Contract):
     summary_key: str
 
 
+class MatchPrepared(_Contract):
+    """Match's people phase (``steps.match.match_people``): where its findings are for the partitions
+    and Combine, and the manifest the partitions' Map reads (one item per partition)."""
+
+    people_key: str
+    partitions_key: str
+    partitions: int
+
+
+class MatchPartitionRequest(_Contract):
+    """One iteration of the Match partitions' Map: plan one partition's enrollments and guardian links."""
+
+    district_id: str
+    run_id: str
+    people_key: str
+    partition: int
+
+
 class ArchiveResult(_Contract):
     archived: dict[Kind, int] = Field(default_factory=dict)
     skipped_reason: str | None = None
@@ -199,6 +231,7 @@ class SyncState(_Contract):
     run_id: str = ""
     run: RunRef | None = None
     fetch: FetchResult | None = None
+    matching: MatchPrepared | None = None
     match: MatchResult | None = None
     archive: ArchiveResult | None = None
     error: StepError | None = None

@@ -24,6 +24,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from rostersync.contracts import plan_chunk_name
+
 # DynamoDB operations that take ReturnConsumedCapacity, and whether they read or write.
 _DYNAMODB_READS = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"}
 _DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
@@ -145,13 +147,17 @@ def _count_provider_requests() -> None:
 
 
 def meter_name(step: str, event: Any, part: str = "") -> str:
-    """The meter's file name: one per step, one per chunk for Upsert, one per phase of Fetch and one per
-    slice of a list (``part``, named by the step once it knows the slice): a retry overwrites its own."""
+    """The meter's file name: one per step, one per chunk for Upsert, one per Match partition, one per phase
+    of Fetch and one per slice of a list (``part``, named by the step once it knows the slice): a retry
+    overwrites its own."""
     if part:
         return f"meter/{step}-{part}.json"
     chunk = event.get("chunk_key") if isinstance(event, dict) else None
     if isinstance(chunk, str) and chunk:
-        return f"meter/{step}-{chunk.rsplit('/', 1)[-1].removesuffix('.ndjson.gz')}.json"
+        return f"meter/{step}-{plan_chunk_name(chunk)}.json"
+    partition = event.get("partition") if isinstance(event, dict) else None
+    if isinstance(partition, int) and not isinstance(partition, bool):
+        return f"meter/{step}-p{partition:04d}.json"
     phase = event.get("phase") if isinstance(event, dict) else None
     if isinstance(phase, str) and phase:
         return f"meter/{step}-{phase}.json"

@@ -178,6 +178,20 @@ class DirectoryRecord:
         )
 
 
+def _index_entry(item: dict[str, Any]) -> IndexEntry:
+    edits = item.get("product_edits") or {}
+    return IndexEntry(
+        id=item["id"],
+        kind=Kind(item["kind"]),
+        status=item.get("status", "active"),
+        managed_by_sync=bool(item.get("managed_by_sync", False)),
+        content_hash=item.get("content_hash", ""),
+        provider_ids=dict(item.get("provider_ids") or {}),
+        parent_id=str(item.get("parent_key") or "").split("#", 1)[-1],
+        edited={name: edit_digest(value) for name, value in edits.items()},
+    )
+
+
 def edit_digest(value: Any) -> str:
     """The digest matching compares an edited value by, so the index holds no personal data."""
     return content_hash({"value": value})
@@ -485,21 +499,30 @@ class DirectoryRepository:
         for item in self._scan_collection(collection):
             yield DirectoryRecord.from_item(item)
 
-    def index(self, collection: str) -> Iterator[IndexEntry]:
-        """The matching index of a collection: ids, status, hashes and provider links only."""
+    def index(self, collection: str, keep: Callable[[IndexEntry], bool] | None = None) -> Iterator[IndexEntry]:
+        """The matching index of a collection: ids, status, hashes and provider links only. ``keep`` (a
+        partition of Match) is applied in the readers, so only the entries it keeps are ever held."""
         projection = "id, kind, #s, managed_by_sync, content_hash, provider_ids, parent_key, product_edits"
-        for item in self._scan_collection(collection, projection):
-            edits = item.get("product_edits") or {}
-            yield IndexEntry(
-                id=item["id"],
-                kind=Kind(item["kind"]),
-                status=item.get("status", "active"),
-                managed_by_sync=bool(item.get("managed_by_sync", False)),
-                content_hash=item.get("content_hash", ""),
-                provider_ids=dict(item.get("provider_ids") or {}),
-                parent_id=str(item.get("parent_key") or "").split("#", 1)[-1],
-                edited={name: edit_digest(value) for name, value in edits.items()},
-            )
+        if keep is None:
+            for item in self._scan_collection(collection, projection):
+                yield _index_entry(item)
+            return
+        pks = [partition_key(self.district_id, collection, shard) for shard in range(SHARDS)]
+        contexts = [contextvars.copy_context() for _ in pks]
+
+        def read(pk: str) -> list[IndexEntry]:
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": {":pk": {"S": pk}},
+                "ProjectionExpression": projection,
+                "ExpressionAttributeNames": {"#s": "status"},
+            }
+            return [e for i in query_items(self._client, **kwargs) if keep(e := _index_entry(_from_item(i)))]
+
+        with ThreadPoolExecutor(max_workers=self._threads) as pool:
+            for entries in pool.map(lambda ctx, pk: ctx.run(read, pk), contexts, pks):
+                yield from entries
 
     def unlinked(self, collection: str, provider: str) -> Iterator[DirectoryRecord]:
         """Records of a collection without a link to ``provider``: the product's own, or another provider's.

@@ -266,6 +266,23 @@ NAMES_KEPT = 500_000
 each): a district past it gets those lines named for the first ones only; the ids are always there."""
 
 
+UNREADABLE_HELD = (
+    "held: the roster had records of this kind that could not be read (see errors.csv), so nothing of it is "
+    "archived this run"
+)
+
+
+def emptied_school_reason(school_label: str) -> str:
+    return (
+        f"held: every student of school {school_label} left the roster at once, which looks like a broken export; "
+        "nothing of that school was archived"
+    )
+
+
+def school_label(school_id: str, name: str) -> str:
+    return f"{name} ({school_id})" if name else school_id
+
+
 _SEPARATOR = re.compile(r"^[-–—|/:,·]+$")
 
 
@@ -351,11 +368,23 @@ class SyncPlanner:
         touched: dict[str, set[str]] | None = None,
         touched_only: bool = False,
         tonight_known: bool = False,
+        guardians_of_touched: set[str] | None = None,
     ) -> None:
         self.district_id = district_id
         self._touched = {c: set(ids) for c, ids in (touched or {}).items()}
         self.touched_only = touched_only
-        self._guardians_of_touched: set[str] | None = None
+        # Given when the guardian links' index is not in ``index`` (partitioned Match: the people phase).
+        self._guardians_of_touched: set[str] | None = guardians_of_touched
+        # Partitioned Match (``matching.partition``): set on the people phase, whose index holds no enrollments
+        # or guardian links; the guardians an emptied school's links would hold are decided by Combine.
+        self.pairs_elsewhere = False
+        self.deferred_guardians: list[ArchiveCandidate] = []
+        # Set on a partition: what the people phase found about emptied schools (their people's and
+        # classrooms' directory ids → school, their people's provider ids → school).
+        self.emptied_school_of: dict[str, str] | None = None
+        self.emptied_people_pids: dict[str, str] | None = None
+        # guardian provider id → the emptied school whose held link reaches them (a partition's finding)
+        self.guardian_school: dict[str, str] = {}
 
         self.delta = delta
         self.complete = complete
@@ -409,6 +438,14 @@ class SyncPlanner:
     def plan(self, records: Callable[[str], Iterable[Any]]) -> list[ArchiveCandidate]:
         """Plan a whole roster; ``records(collection)`` streams a snapshot collection (it is read more
         than once: a few passes gather what later decisions need, e.g. a section's teacher for its name)."""
+        self.plan_people_phase(records)
+        self.plan_enrollments(records("enrollments"))
+        self.plan_guardian_links(records("guardian_links"))
+        return self.archive_candidates()
+
+    def plan_people_phase(self, records: Callable[[str], Iterable[Any]]) -> None:
+        """Everything but enrollments and guardian links: schools, classrooms, people, guardians (and the
+        passes they need). A partitioned Match plans the rest per partition (``matching.partition``)."""
         self.plan_schools(records("schools"))
         self.note_enrollments(records("enrollments"))
         self.note_people(records("people"))
@@ -417,9 +454,62 @@ class SyncPlanner:
         self.note_guardians(records("guardians"))
         self.plan_people(records("people"))
         self.plan_guardians(records("guardians"))
-        self.plan_enrollments(records("enrollments"))
-        self.plan_guardian_links(records("guardian_links"))
-        return self.archive_candidates()
+
+    def pair_context(self, record: EnrollmentRecord | GuardianLinkRecord) -> dict[str, Any]:
+        """What planning an enrollment or guardian link needs from the people phase: the directory ids its
+        section and people resolve to (``_resolve``), which of them were skipped, and their names (for the
+        report line) — a few ids, so a partition resolves references without the district's maps."""
+        if isinstance(record, EnrollmentRecord):
+            refs = (("classrooms", record.classroom), ("people", record.person))
+        else:
+            refs = (("people", record.guardian), ("people", record.student))
+        ids: dict[str, dict[str, str]] = {}
+        names: dict[str, str] = {}
+        skipped: list[str] = []
+        for collection, pid in refs:
+            found = self._resolve(collection, pid)
+            if found is not None:
+                ids.setdefault(collection, {})[pid] = found
+                if found in self._names:
+                    names[found] = self._names[found]
+            elif collection == "people" and pid in self._skipped_people:
+                skipped.append(pid)
+        return {"ids": ids, "names": names, "skipped": skipped}
+
+    def take_pair_context(self, context: dict[str, Any]) -> None:
+        """A partition learns one record's references (``pair_context``) before planning it."""
+        for collection, ids in context.get("ids", {}).items():
+            self._ids[collection].update(ids)
+        self._names.update(context.get("names", {}))
+        self._skipped_people.update(context.get("skipped", ()))
+
+    def mark_seen(self, collection: str, provider_id: str) -> None:
+        """A record the provider sent broken (counted elsewhere): not archived for being absent."""
+        self._seen.setdefault(collection, set()).add(provider_id)
+
+    @property
+    def held_collections(self) -> set[str]:
+        return set(self._held_collections)
+
+    def hold_collections(self, collections: Iterable[str]) -> None:
+        self._held_collections.update(collections)
+
+    def emptied_school_maps(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The people and classrooms of the emptied schools: directory id → school, and people's provider
+        id → school (what a partition needs to hold their enrollments and guardian links)."""
+        emptied = set(self.summary.emptied_schools)
+        school_of: dict[str, str] = {}
+        people_pids: dict[str, str] = {}
+        if not emptied:
+            return school_of, people_pids
+        for pid, e in self._index.get("people", {}).items():
+            if e.parent_id in emptied and e.kind != Kind.GUARDIANS:
+                school_of[e.id] = e.parent_id
+                people_pids[pid] = e.parent_id
+        for e in self._index.get("classrooms", {}).values():
+            if e.parent_id in emptied:
+                school_of[e.id] = e.parent_id
+        return school_of, people_pids
 
     # -- the decision every record goes through ------------------------------------------------
 
@@ -1238,13 +1328,18 @@ class SyncPlanner:
                         leaving_from[entry.parent_id] += 1
         # A roster that takes every student of a school away is far likelier a broken export than a
         # closed school: nothing of that school is archived, whatever the district-wide share.
-        self.summary.emptied_schools = {
-            school: count
-            for school, count in leaving_from.items()
-            if school and count == students_of[school] and count >= EMPTIED_SCHOOL_MIN_STUDENTS
-        }
+        if self.emptied_school_of is None:
+            self.summary.emptied_schools = {
+                school: count
+                for school, count in leaving_from.items()
+                if school and count == students_of[school] and count >= EMPTIED_SCHOOL_MIN_STUDENTS
+            }
         if self.summary.emptied_schools:
             candidates = self._hold_emptied_schools(candidates)
+        if self.pairs_elsewhere and self.summary.emptied_schools:
+            # Guardians reached only through an emptied school's links: the links are in the partitions.
+            self.deferred_guardians = [c for c in candidates if c.kind == Kind.GUARDIANS]
+            candidates = [c for c in candidates if c.kind != Kind.GUARDIANS]
         if self._held_collections:
             candidates = self._hold_unreadable(candidates)
         return candidates
@@ -1260,11 +1355,7 @@ class SyncPlanner:
             self.summary.held_unreadable[candidate.kind.value] = (
                 self.summary.held_unreadable.get(candidate.kind.value, 0) + 1
             )
-            self._hold(
-                candidate,
-                "held: the roster had records of this kind that could not be read (see errors.csv), so "
-                "nothing of it is archived this run",
-            )
+            self._hold(candidate, UNREADABLE_HELD)
         return kept
 
     def _hold(self, candidate: ArchiveCandidate, reason: str) -> None:
@@ -1279,15 +1370,11 @@ class SyncPlanner:
         line naming the school; ``summary.held_schools`` counts them per school and kind."""
         emptied = set(self.summary.emptied_schools)
         entries = {c: {e.id: (pid, e) for pid, e in es.items()} for c, es in self._index.items()}
-        school_of: dict[str, str] = {}  # directory id → the emptied school it belongs to
-        people_pids: dict[str, str] = {}  # provider id of a held person → school
-        for record_id, (pid, e) in entries.get("people", {}).items():
-            if e.parent_id in emptied and e.kind != Kind.GUARDIANS:
-                school_of[record_id] = e.parent_id
-                people_pids[pid] = e.parent_id
-        for record_id, (_, e) in entries.get("classrooms", {}).items():
-            if e.parent_id in emptied:
-                school_of[record_id] = e.parent_id
+        # directory id → the emptied school it belongs to; provider id of a held person → school
+        if self.emptied_school_of is not None and self.emptied_people_pids is not None:
+            school_of, people_pids = dict(self.emptied_school_of), self.emptied_people_pids
+        else:
+            school_of, people_pids = self.emptied_school_maps()
         for record_id, (pid, e) in entries.get("enrollments", {}).items():
             person = pid.partition(":")[2]
             school = school_of.get(e.parent_id) or people_pids.get(person)
@@ -1300,6 +1387,7 @@ class SyncPlanner:
             if school:
                 school_of[record_id] = school
                 guardian_school.setdefault(guardian, school)
+        self.guardian_school = guardian_school
         for record_id, (pid, e) in entries.get("people", {}).items():
             if e.kind == Kind.GUARDIANS and pid in guardian_school:
                 school_of.setdefault(record_id, guardian_school[pid])
@@ -1313,11 +1401,7 @@ class SyncPlanner:
                 kept.append(candidate)
                 continue
             held[school][candidate.kind.value] += 1
-            self._hold(
-                candidate,
-                f"held: every student of school {self._school_label(school)} left the roster at once, "
-                "which looks like a broken export; nothing of that school was archived",
-            )
+            self._hold(candidate, emptied_school_reason(self._school_label(school)))
         self.summary.held_schools = {
             school: {"name": self._school_names.get(school, ""), "held": dict(sorted(counts.items()))}
             for school, counts in sorted(held.items())
@@ -1325,5 +1409,4 @@ class SyncPlanner:
         return kept
 
     def _school_label(self, school_id: str) -> str:
-        name = self._school_names.get(school_id, "")
-        return f"{name} ({school_id})" if name else school_id
+        return school_label(school_id, self._school_names.get(school_id, ""))

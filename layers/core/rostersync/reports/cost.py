@@ -156,18 +156,22 @@ def state_transitions(
     failed: bool,
     fetch_lists: int = 0,
     fetch_slices: int = 0,
+    match_partitions: int = 0,
 ) -> int:
     """The states a sync execution enters (each is one billed transition), by the path this run took.
 
     Prepare run, Start run, Upload complete?, Entitled?, Sync, undo or approval?; Fetch (Plan the fetch,
     Read the roster's lists, two per slice: the slice and "List read to its end?", one per list: "List
-    read", then Fetch roster) and
-    Match (or Plan undo or approval); Self-check?; unless a dry run: Upsert directory, one per plan chunk (each child's
-    task), Undo or approval applied? and, for a sync, Roster complete? and Archive unmanaged when it ran;
+    read", then Fetch roster) and Match (Match roster, Match partitions, one per partition: each child's
+    task, Combine match) or Plan undo or approval; Self-check?; unless a dry run: Upsert directory, one per
+    plan chunk (each child's task), Undo or approval applied? and, for a sync, Roster complete? and Archive
+    unmanaged when it ran;
     then Write report (or Report failure), Release lock, and the end state. A failed run is counted as if
     it failed at Upsert (the states it skipped are not known here; the difference is a few transitions).
     """
-    entered = 5 + (1 if action else 2 + 2 + 2 * fetch_slices + fetch_lists) + 1
+    fetched = 2 + 2 * fetch_slices + fetch_lists + 1
+    matched = 2 + match_partitions + 1
+    entered = 5 + (1 if action else fetched + matched) + 1
     if not dry_run and not failed:
         entered += 1 + chunks + 1
         if not action:

@@ -7,15 +7,29 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pydantic import TypeAdapter
 
 from rostersync import aws
-from rostersync.contracts import MatchResult, SyncState
-from rostersync.directory.keys import COLLECTIONS
+from rostersync.contracts import MatchPartitionRequest, MatchPrepared, MatchResult, SyncState
+from rostersync.directory.keys import COLLECTION_OF_KIND, COLLECTIONS
 from rostersync.directory.repository import DirectoryRepository, IndexEntry
 from rostersync.domain.records import DeletedRecord, Kind, RecordError, RosterRecord
 from rostersync.errors import BadInputError
 from rostersync.lifecycle.holds import kept_ids
+from rostersync.matching.partition import (
+    PAIR_COLLECTIONS,
+    PAIR_KINDS,
+    PEOPLE_FOLDER,
+    PeopleFacts,
+    merge_summaries,
+    partition_folder,
+    partition_of,
+    partition_planner,
+    people_facts,
+    settle_deferred_guardians,
+    with_contexts,
+)
 from rostersync.matching.people import CandidateIndex
 from rostersync.matching.plan import ArchiveCandidate, PlanLine, PlannedWrite, SyncPlanner, index_by_provider_id
 from rostersync.matching.rekey import classroom_key, id_change
@@ -167,8 +181,12 @@ def _pair_name(fields: dict[str, Any], names: dict[str, str]) -> str:
     return f"{one} {word} {two}" if one and two else ""
 
 
-def match_roster(state: SyncState) -> MatchResult:
-    """Plan the run's writes and archive candidates; write them as chunks with a manifest."""
+def match_roster_single_pass(state: SyncState) -> MatchResult:
+    """Plan the run's writes and archive candidates in one invocation; write them as chunks with a manifest.
+
+    The reference the partitioned Match (``match_people`` → ``match_partition`` × N → ``combine_match``) is
+    held to by the tests; the state machine runs the partitioned one.
+    """
     run, fetch = state.run_ref(), state.fetch
     if fetch is None:
         raise BadInputError("Match needs the result of Fetch")
@@ -287,4 +305,345 @@ def match_roster(state: SyncState) -> MatchResult:
         plan_chunks=len(chunk_keys),
         writes=writes.count,
         summary_key=summary_key,
+    )
+
+
+# -- Match in partitions (matching.partition) ------------------------------------------------------
+
+_PAIR_CHUNK = 2_000  # records per routed-pairs object: N writers are open at once in the people phase
+
+
+def _snapshot(ctx: DistrictContext, fetch_manifest_key: str) -> dict[str, list[str]]:
+    if not ctx.store.owns(fetch_manifest_key):
+        raise BadInputError("the snapshot manifest does not belong to this run")
+    manifest: dict[str, list[str]] = ctx.store.get_json(fetch_manifest_key)
+    return manifest
+
+
+def _touched(ctx: DistrictContext, manifest: dict[str, list[str]]) -> dict[str, set[str]]:
+    touched: dict[str, set[str]] = {"people": set(), "classrooms": set()}
+    for data in ctx.store.read_all(manifest.get("touched", [])):
+        touched.setdefault(str(data["collection"]), set()).add(str(data["provider_id"]))
+    return touched
+
+
+def match_people(state: SyncState) -> MatchPrepared:
+    """Match's people phase: plan schools, classrooms, people and guardians as the single pass does, and
+    route every enrollment and guardian link, its references resolved, to its partition (S3)."""
+    run, fetch = state.run_ref(), state.fetch
+    if fetch is None:
+        raise BadInputError("Match needs the result of Fetch")
+    ctx = DistrictContext.for_run(run.district_id, run.run_id)
+    store = ctx.store
+    manifest = _snapshot(ctx, fetch.snapshot_manifest_key)
+    partitions = ctx.config.match_partitions
+    people_collections = ("schools", "classrooms", "people")
+    index: dict[str, Any] = {c: index_by_provider_id(ctx.directory.index(c), run.provider) for c in people_collections}
+    index |= {c: {} for c in PAIR_COLLECTIONS}
+    settings = ctx.state.settings_at(run.settings_version)
+    candidates = CandidateIndex.from_records(ctx.directory.unlinked("people", run.provider))
+    school_names = {r.id: str(r.effective_fields().get("name", "")) for r in ctx.directory.records("schools")}
+    product_schools = {
+        r.id: str(r.effective_fields().get("name", ""))
+        for r in ctx.directory.unlinked("schools", run.provider)
+        if r.status == "active"
+    }
+    rekey_people, rekey_classrooms = _rekey_indexes(ctx, run.provider, index, manifest, fetch.delta)
+    # A provider re-key (a rare night: the district re-rostered) links enrollments and links through the
+    # records their old ids were made of, across the district: this phase plans them itself.
+    rekey = rekey_people is not None or rekey_classrooms is not None
+    touched = _touched(ctx, manifest)
+    guardians_of_touched: set[str] | None = None
+    if rekey:
+        index |= {c: index_by_provider_id(ctx.directory.index(c), run.provider) for c in PAIR_COLLECTIONS}
+    elif touched["people"] and (fetch.touched_only or fetch.tonight_known):
+        guardians_of_touched = set()
+        for entry in ctx.directory.index("guardian_links"):
+            guardian, _, student = entry.provider_ids.get(run.provider, "").partition(":")
+            if student in touched["people"]:
+                guardians_of_touched.add(guardian)
+    name = PEOPLE_FOLDER
+    writes = store.chunk_writer(f"{name}/writes", ctx.config.plan_chunk_records)
+    lines = store.chunk_writer(f"{name}/lines", 50_000)
+    errors = store.chunk_writer(f"{name}/errors", 50_000)
+    before_images = BeforeImages(ctx.directory, school_names, lines.write)
+
+    def write(planned: PlannedWrite) -> None:
+        before_images.write(planned)
+        writes.write(planned.to_json())
+
+    planner = SyncPlanner(
+        run.district_id,
+        run.provider,
+        index,
+        delta=fetch.delta,
+        complete=fetch.complete,
+        write=write,
+        line=before_images.line,
+        error=errors.write,
+        settings=settings,
+        candidates=candidates,
+        product_schools=product_schools,
+        school_names=school_names,
+        rekey_people=rekey_people,
+        rekey_classrooms=rekey_classrooms,
+        touched=touched,
+        touched_only=fetch.touched_only,
+        tonight_known=fetch.tonight_known,
+        guardians_of_touched=guardians_of_touched,
+    )
+    planner.pairs_elsewhere = not rekey
+
+    def records(collection: str) -> Iterator[Any]:
+        for data in store.read_all(manifest.get(collection, [])):
+            yield _record.validate_python(data)
+
+    for data in store.read_all(manifest.get("errors", [])):
+        planner.record_error(RecordError.model_validate(data))
+    for data in store.read_all(manifest.get("deleted", [])):
+        planner.record_deleted(DeletedRecord.model_validate(data))
+    routed = [store.chunk_writer(f"{partition_folder(p)}/pairs", _PAIR_CHUNK) for p in range(partitions)]
+    if rekey:
+        planner.plan(records)
+    else:
+        planner.plan_people_phase(records)
+        for collection in PAIR_COLLECTIONS:
+            for record in records(collection):
+                routed[partition_of(record.provider_id, partitions)].write(
+                    {
+                        "collection": collection,
+                        "record": record.model_dump(mode="json"),
+                        "context": planner.pair_context(record),
+                    }
+                )
+    candidates_out = store.chunk_writer(f"{name}/candidates", 50_000)
+    for candidate in planner.archive_candidates():
+        candidates_out.write(candidate.to_json())
+    deferred = store.chunk_writer(f"{name}/deferred-guardians", 50_000)
+    for candidate in planner.deferred_guardians:
+        deferred.write(candidate.to_json())
+    before_images.flush()
+    synced_schools = {
+        e.id
+        for e in index["schools"].values()
+        if e.status == "active" and (not settings.schools_in_scope or e.id in settings.schools_in_scope)
+    }
+    not_in_sync, in_schools = candidates.not_in_sync(synced_schools)
+    summary = planner.summary.to_json()
+    summary["findings"].update({"students_not_in_sync": not_in_sync, "schools_with_students_not_in_sync": in_schools})
+    people = {
+        "provider": run.provider,
+        "settings_version": run.settings_version,
+        "snapshot_manifest_key": fetch.snapshot_manifest_key,
+        "delta": fetch.delta,
+        "complete": fetch.complete,
+        "touched_only": fetch.touched_only,
+        "tonight_known": fetch.tonight_known,
+        "partitions": partitions,
+        "facts": people_facts(planner, pairs_partitioned=not rekey).to_json(),
+        "pairs_keys": [w.close() for w in routed],
+        "summary": summary,
+        "school_names": school_names,
+        "writes_keys": writes.close(),
+        "writes": writes.count,
+        "lines_keys": lines.close(),
+        "errors_keys": errors.close(),
+        "candidates_keys": candidates_out.close(),
+        "deferred_keys": deferred.close(),
+    }
+    people_key = store.put_json(f"{name}/result.json", people)
+    partitions_key = store.put_json("plan/partitions.json", [{"partition": p} for p in range(partitions)])
+    logger.info(
+        "people planned",
+        extra={
+            "run_id": run.run_id,
+            "writes": writes.count,
+            "partitions": partitions,
+            "pairs": sum(w.count for w in routed),
+            "rekey": rekey,
+            "match_candidates": len(candidates),
+        },
+    )
+    return MatchPrepared(people_key=people_key, partitions_key=partitions_key, partitions=partitions)
+
+
+def match_partition(request: MatchPartitionRequest) -> None:
+    """Plan one partition's enrollments and guardian links: its share of their directory index and of the
+    roster (routed by the people phase), nothing else of the district. Its result goes to S3."""
+    ctx = DistrictContext.for_run(request.district_id, request.run_id)
+    store = ctx.store
+    if not store.owns(request.people_key):
+        raise BadInputError("the people phase's result does not belong to this run")
+    people = store.get_json(request.people_key)
+    partitions, p = int(people["partitions"]), request.partition
+    if not 0 <= p < partitions:
+        raise BadInputError(f"partition {p} is not one of the run's {partitions}")
+    facts = PeopleFacts.from_json(people["facts"])
+    name = partition_folder(p)
+    result: dict[str, Any] = {"partition": p, "planned": facts.pairs_partitioned}
+    if not facts.pairs_partitioned:
+        store.put_json(f"{name}/result.json", result)
+        return
+    provider = str(people["provider"])
+    manifest = _snapshot(ctx, str(people["snapshot_manifest_key"]))
+
+    def mine(entry: IndexEntry) -> bool:
+        pid = entry.provider_ids.get(provider)
+        return pid is not None and partition_of(pid, partitions) == p
+
+    index = {c: index_by_provider_id(ctx.directory.index(c, keep=mine), provider) for c in PAIR_COLLECTIONS}
+    school_names = dict(people["school_names"])
+    writes = store.chunk_writer(f"{name}/writes", ctx.config.plan_chunk_records)
+    lines = store.chunk_writer(f"{name}/lines", 50_000)
+    errors = store.chunk_writer(f"{name}/errors", 50_000)
+    before_images = BeforeImages(ctx.directory, school_names, lines.write)
+
+    def write(planned: PlannedWrite) -> None:
+        before_images.write(planned)
+        writes.write(planned.to_json())
+
+    deleted = [DeletedRecord.model_validate(d) for d in store.read_all(manifest.get("deleted", []))]
+    planner = partition_planner(
+        request.district_id,
+        provider,
+        index,
+        facts,
+        write=write,
+        line=before_images.line,
+        error=errors.write,
+        deleted=deleted,
+        delta=bool(people["delta"]),
+        complete=bool(people["complete"]),
+        settings=ctx.state.settings_at(int(people["settings_version"])),
+        school_names=school_names,
+        touched=_touched(ctx, manifest),
+        touched_only=bool(people["touched_only"]),
+        tonight_known=bool(people["tonight_known"]),
+    )
+    for data in store.read_all(manifest.get("errors", [])):
+        error = RecordError.model_validate(data)
+        if error.kind in PAIR_KINDS and error.provider_id and partition_of(error.provider_id, partitions) == p:
+            planner.mark_seen(COLLECTION_OF_KIND[error.kind], error.provider_id)
+
+    def routed(collection: str) -> Iterator[tuple[Any, dict[str, Any]]]:
+        for data in store.read_all(people["pairs_keys"][p]):
+            if data["collection"] == collection:
+                yield _record.validate_python(data["record"]), data["context"]
+
+    planner.plan_enrollments(with_contexts(planner, routed("enrollments")))
+    planner.plan_guardian_links(with_contexts(planner, routed("guardian_links")))
+    candidates = store.chunk_writer(f"{name}/candidates", 50_000)
+    for candidate in planner.archive_candidates():
+        candidates.write(candidate.to_json())
+    before_images.flush()
+    result |= {
+        "summary": planner.summary.to_json(),
+        "guardian_school": planner.guardian_school,
+        "writes_keys": writes.close(),
+        "writes": writes.count,
+        "lines_keys": lines.close(),
+        "errors_keys": errors.close(),
+        "candidates_keys": candidates.close(),
+        "index_entries": sum(len(e) for e in index.values()),
+    }
+    store.put_json(f"{name}/result.json", result)
+    logger.info(
+        "partition planned",
+        extra={"run_id": request.run_id, "partition": p, "writes": writes.count, "index": result["index_entries"]},
+    )
+
+
+def combine_match(state: SyncState) -> MatchResult:
+    """Sum the people phase and the partitions into the district's plan: one manifest, one summary (the
+    deletion threshold then weighs the district's sums), the archive candidates described."""
+    run, prepared = state.run_ref(), state.matching
+    if prepared is None:
+        raise BadInputError("Combine needs the result of Match's people phase")
+    ctx = DistrictContext.for_run(run.district_id, run.run_id)
+    store = ctx.store
+    if not store.owns(prepared.people_key):
+        raise BadInputError("the people phase's result does not belong to this run")
+    people = store.get_json(prepared.people_key)
+    facts = PeopleFacts.from_json(people["facts"])
+    parts = []
+    for p in range(int(people["partitions"])):
+        key = store.key(f"{partition_folder(p)}/result.json")
+        try:
+            parts.append(store.get_json(key))
+        except ClientError as exc:  # no such key: a partition did not finish
+            raise BadInputError(f"Match partition {p} left no result") from exc
+    planned = [part for part in parts if part.get("planned")]
+    summary = merge_summaries(people["summary"], [part["summary"] for part in planned])
+    lines = store.chunk_writer("plan/lines", 50_000)
+    guardian_school: dict[str, str] = {}
+    for part in planned:
+        for guardian, school in part["guardian_school"].items():
+            guardian_school.setdefault(guardian, school)
+    deferred = [
+        ArchiveCandidate(Kind(d["kind"]), d["id"], d["provider_id"]) for d in store.read_all(people["deferred_keys"])
+    ]
+    settled = settle_deferred_guardians(
+        deferred, guardian_school, facts, summary, lambda line: lines.write(line.to_json())
+    )
+    school_names: dict[str, str] = people["school_names"]
+    # Records whose archiving the admin discarded stay (lifecycle.holds): not candidates, a skipped line each.
+    kept = kept_ids(ctx.state, aws.client("s3"), ctx.config.sync_bucket)
+    kept_by_admin: Counter[str] = Counter()
+
+    def candidates() -> Iterator[ArchiveCandidate]:
+        for key_list in [people["candidates_keys"], *(part["candidates_keys"] for part in planned)]:
+            for d in store.read_all(key_list):
+                yield ArchiveCandidate(Kind(d["kind"]), d["id"], d["provider_id"])
+        yield from settled
+
+    def to_archive() -> Iterator[ArchiveCandidate]:
+        for candidate in candidates():
+            if candidate.id in kept:
+                summary["archive_candidates"][candidate.kind.value] -= 1
+                kept_by_admin[candidate.kind.value] += 1
+                reason = f"kept: the admin discarded its archiving (run {kept[candidate.id]})"
+                lines.write(
+                    PlanLine(candidate.kind, "skipped", candidate.id, candidate.provider_id, "", reason).to_json()
+                )
+                continue
+            yield candidate
+
+    archive = store.chunk_writer("plan/archive", 50_000)
+    leaving: dict[str, int] = {}
+    batch: list[ArchiveCandidate] = []
+    for candidate in to_archive():
+        batch.append(candidate)
+        if len(batch) >= _BATCH:
+            for data in described_candidates(ctx.directory, school_names, batch, leaving):
+                archive.write(data)
+            batch = []
+    for data in described_candidates(ctx.directory, school_names, batch, leaving):
+        archive.write(data)
+    chunk_keys = [*people["writes_keys"], *(k for part in planned for k in part["writes_keys"])]
+    plan_manifest_key = store.put_json("plan/manifest.json", [{"chunk_key": k} for k in chunk_keys])
+    for school, n in leaving.items():
+        summary["schools"].setdefault(school, {})["leaving"] = n
+    for school, counts in summary["schools"].items():
+        counts["name"] = school_names.get(school, school)
+    summary |= {
+        "lines_keys": [*people["lines_keys"], *(k for part in planned for k in part["lines_keys"]), *lines.close()],
+        "errors_keys": [*people["errors_keys"], *(k for part in planned for k in part["errors_keys"])],
+        "archive_keys": archive.close(),
+        "kept_by_admin": dict(kept_by_admin),
+        "partitions": len(parts),
+    }
+    summary_key = store.put_json("plan/summary.json", summary)
+    write_count = int(people["writes"]) + sum(int(part["writes"]) for part in planned)
+    logger.info(
+        "plan written",
+        extra={
+            "run_id": run.run_id,
+            "writes": write_count,
+            "chunks": len(chunk_keys),
+            "partitions": len(parts),
+            "settings_version": run.settings_version,
+        },
+    )
+    return MatchResult(
+        plan_manifest_key=plan_manifest_key, plan_chunks=len(chunk_keys), writes=write_count, summary_key=summary_key
     )

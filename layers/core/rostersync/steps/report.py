@@ -155,7 +155,9 @@ def _run_cost(state: SyncState, store: RunStore, failed: bool) -> RunCost | None
     run = state.run_ref()
     action = run.trigger in RUN_ACTIONS
     slices = {} if action else fetch_slices(store)
-    names = ["start_run"] + (["plan_reversal"] if action else [*fetch_meter_names(slices), "match_roster"])
+    partitions = state.matching.partitions if state.matching and not action else 0
+    matched = ["match_roster", *(f"match_partition-p{n:04d}" for n in range(partitions)), "combine_match"]
+    names = ["start_run"] + (["plan_reversal"] if action else [*fetch_meter_names(slices), *matched])
     chunks = 0
     if state.match and not run.dry_run and not failed:
         try:
@@ -187,6 +189,7 @@ def _run_cost(state: SyncState, store: RunStore, failed: bool) -> RunCost | None
         failed=failed,
         fetch_lists=len(slices),
         fetch_slices=sum(slices.values()),
+        match_partitions=partitions,
     )
     return price_run(sum_meters(meters), transitions)
 

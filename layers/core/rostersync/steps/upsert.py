@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rostersync.contracts import UpsertChunkRequest, UpsertChunkResult
+from rostersync.contracts import UpsertChunkRequest, UpsertChunkResult, plan_chunk_name
 from rostersync.domain.records import Kind
 from rostersync.errors import BadInputError
 from rostersync.lifecycle import before_images
@@ -12,10 +12,6 @@ from rostersync.lifecycle.reversal import REVERT, apply_reversal_chunk
 from rostersync.matching.plan import PlannedWrite
 from rostersync.observability import emit, emit_record_counts, logger
 from rostersync.steps.context import DistrictContext
-
-
-def _chunk_name(chunk_key: str) -> str:
-    return chunk_key.rsplit("/", 1)[-1].removesuffix(".ndjson.gz")
 
 
 def keep_before_images(ctx: DistrictContext, chunk_key: str, planned: list[PlannedWrite]) -> None:
@@ -34,7 +30,7 @@ def keep_before_images(ctx: DistrictContext, chunk_key: str, planned: list[Plann
                 after_state=before_images.after_update(before, write.record, write.clear_edits),
             )
         )
-    before_images.write_once(ctx.store, _chunk_name(chunk_key), images)
+    before_images.write_once(ctx.store, plan_chunk_name(chunk_key), images)
 
 
 def upsert_chunk(request: UpsertChunkRequest) -> UpsertChunkResult:
@@ -46,7 +42,7 @@ def upsert_chunk(request: UpsertChunkRequest) -> UpsertChunkResult:
         raise BadInputError("the plan chunk does not belong to this run")
     lines: list[dict[str, Any]] = list(ctx.store.read_ndjson(request.chunk_key))
     if lines and REVERT in lines[0]:
-        written = apply_reversal_chunk(ctx, _chunk_name(request.chunk_key), lines)
+        written = apply_reversal_chunk(ctx, plan_chunk_name(request.chunk_key), lines)
         emit("DirectoryWriteRequests", ctx.directory.write_requests, step="upsert_chunk")
         return UpsertChunkResult(
             chunk_key=request.chunk_key, written=written, write_requests=ctx.directory.write_requests
