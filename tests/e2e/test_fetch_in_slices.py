@@ -64,9 +64,9 @@ def fetch_result(run: Any) -> dict[str, Any]:
     return json.loads(run.execution["output"])["fetch"]
 
 
-def same_run(one: Any, many: Any) -> None:
+def same_run(one: Any, many: Any, status: str = "succeeded") -> None:
     """Two runs of the same roster, read in one slice and in many, fetched, planned and reported alike."""
-    assert one.status == many.status == "succeeded", (
+    assert one.status == many.status == status, (
         many.execution.get("cause"),
         many.report and many.report["errors"],
     )
@@ -274,3 +274,74 @@ def test_parallel_branches_keep_together_to_the_districts_rate_limit(district: A
         paths_per_minute.setdefault(int(at // 60), set()).add(path)
     assert max(len(paths) for paths in paths_per_minute.values()) >= 3  # branches overlapped
     assert len(timed) > 48  # more than one minute's worth: the pacing, not the size, kept it under
+
+
+def test_what_the_slices_mapped_is_in_the_snapshot_once_after_retries(
+    district: Any, synthetic: Any, stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a roster with a user without an id and a copy of a student at its end (pages apart from the
+    # first), read a page per slice: the users slices map what they read. The second users slice dies
+    # after writing its mapped chunks but before its checkpoint, and two later ones lose their answers
+    # after it (Sandbox.Timedout, which the slice's Retry matches)
+    from rostersync.storage import RunStore
+    from rostersync_tools.local.stack import InjectedCrashError
+
+    students = synthetic.users("student")
+    no_id, duplicate = dict(students[1]), dict(students[2])
+    del no_id["id"]
+    duplicate["name"] = {"first": "Second", "last": "Copy"}
+    synthetic.append_users({"data": no_id}, {"data": duplicate})
+    clean = district(synthetic, page_limit=20)
+    d = district(synthetic, page_limit=20)
+    sliced(d, 1)
+    put_json, died = RunStore.put_json, []
+
+    def dies_once(store: RunStore, name: str, value: Any) -> str:
+        if name == "fetch/users/checkpoint.json" and value["slice"] == 2 and d.id in store.prefix and not died:
+            died.append(store.list_keys("fetch/users/mapped/s00001"))
+            raise InjectedCrashError("out of time before the checkpoint", "Sandbox.Timedout")
+        return put_json(store, name, value)
+
+    monkeypatch.setattr(RunStore, "put_json", dies_once)
+    crash = stack.inject_crash(
+        "FetchRosterFunction",
+        after_writes=None,
+        times=2,
+        error_type="Sandbox.Timedout",
+        when=lambda event: event.get("phase") == "slice" and event.get("resource") == "users",
+    )
+    try:
+        run = d.sync()
+    finally:
+        stack.clear_crashes()
+    monkeypatch.setattr(RunStore, "put_json", put_json)
+
+    # Then the run is the clean run's (one slice per list): every record and every error line once,
+    # the same counts in the fetch's result
+    assert died and crash.fired == 2
+    first = clean.sync()
+    same_run(first, run, status="succeeded_with_errors")
+    assert run.report["errors"] == first.report["errors"]
+    assert fetch_result(run)["error_count"] == fetch_result(first)["error_count"]
+    errors = snapshot_ids(run)["errors"]
+    assert errors.count("user record has no id") == 1
+    duplicates = [e for e in run.report["errors"] if e["reason"].startswith("duplicate id")]
+    assert [e["provider_id"] for e in duplicates] == [students[2]["id"]]
+    assert errors.count(students[2]["id"]) == 1
+    # And the snapshot's people are the chunks the users slices mapped, each named once, the slice that
+    # died with the keys its retry wrote again
+    users = checkpoint(run, "users")
+    mapped = [chunks for entry in users["mapped"] for chunks in entry.values()]
+    assert len(users["mapped"]) == users["slice"]
+    manifest = s3_json(run.bucket, f"runs/{run.district_id}/{run.run_id}/snapshot/manifest.json")
+    slice_keys = [key for chunks in mapped for key in chunks["keys"]]
+    assert len(slice_keys) == len(set(slice_keys))
+    assert set(manifest["people"]) <= set(slice_keys) and manifest["people"]
+    assert all("/fetch/users/mapped/" in key for key in manifest["people"] + manifest["guardians"])
+    assert [k for k in died[0] if k.endswith(".ndjson.gz")] == sorted(
+        key for chunks in users["mapped"][1].values() for key in chunks["keys"]
+    )
+    assert (
+        sum(chunks["count"] for entry in users["mapped"] for c, chunks in entry.items() if c == "people")
+        == (fetch_result(run)["records"]["people"])
+    )

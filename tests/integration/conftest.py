@@ -20,8 +20,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 REGION = "us-east-1"
 
-# The CreateTable parameters a CloudFormation table's properties map to one-to-one.
-_CREATE_TABLE_PROPERTIES = ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes")
+# The CreateTable parameters a CloudFormation table's properties map to one-to-one (moto validates the
+# indexes' warm throughput against the on-demand initial figures, as DynamoDB does).
+_CREATE_TABLE_PROPERTIES = (
+    "AttributeDefinitions",
+    "KeySchema",
+    "BillingMode",
+    "GlobalSecondaryIndexes",
+    "WarmThroughput",
+)
 
 
 def table_properties(logical_id: str) -> dict[str, Any]:

@@ -542,6 +542,30 @@ def test_every_index_the_repository_queries_exists():
     assert queried <= defined
 
 
+# DynamoDB's on-demand figures (AWS's developer guide): a new table or index serves 12,000 reads and 4,000
+# writes a second at first; one table may use 40,000 of each (the default quota); docs/SCALE.md's model
+# of a New York City-size first sync writes at that quota.
+ON_DEMAND_INITIAL = {"ReadUnitsPerSecond": 12_000, "WriteUnitsPerSecond": 4_000}
+ON_DEMAND_TABLE_QUOTA = 40_000
+SCALE_MODEL_WRITES_PER_SECOND = 40_000
+
+
+def test_the_directory_table_and_its_indexes_are_warmed_for_a_first_sync():
+    props = table("DirectoryTable")
+    warmed = {"table": props["WarmThroughput"]} | {
+        index["IndexName"]: index.get("WarmThroughput", {}) for index in props["GlobalSecondaryIndexes"]
+    }
+
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    for name, warm in warmed.items():
+        assert warm.get("WriteUnitsPerSecond") == SCALE_MODEL_WRITES_PER_SECOND, name
+        # AWS refuses a warm throughput below what an on-demand table starts with, and above the quota
+        for unit, initial in ON_DEMAND_INITIAL.items():
+            assert initial <= warm.get(unit, initial) <= ON_DEMAND_TABLE_QUOTA, (name, unit)
+    scale = (ROOT / "docs" / "SCALE.md").read_text(encoding="utf-8")
+    assert "WarmThroughput" in scale and f"{SCALE_MODEL_WRITES_PER_SECOND:,}" in scale
+
+
 def test_the_sync_state_table_expires_locks_through_ttl():
     props = table("SyncStateTable")
 

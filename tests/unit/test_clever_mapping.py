@@ -14,7 +14,14 @@ from rostersync.domain.records import (
     Role,
     SchoolRecord,
 )
-from rostersync.providers.clever import map_schools, map_sections, map_users, names_by_id
+from rostersync.providers.clever import (
+    IDS_AS_NAMES,
+    map_schools,
+    map_sections,
+    map_users,
+    name_classroom,
+    names_by_id,
+)
 
 
 def item(data: Any) -> dict[str, Any]:
@@ -343,3 +350,42 @@ def test_bad_student_relationships_are_reported_without_losing_the_contact():
     assert [link.provider_id for link in only(records, GuardianLinkRecord)] == ["c1:st1"]
     errors = only(records, RecordError)
     assert [error.kind for error in errors] == [Kind.GUARDIAN_LINKS] * 3
+
+
+def test_a_list_mapped_in_parts_gives_what_it_gives_whole():
+    # Given a users list with a user without an id, a user twice and an item that is not a record,
+    # cut in three parts as Fetch's slices read it
+    other = {**STUDENT, "id": "5a25ffb0c1bc2a00360003ee"}
+    users = [item(STUDENT), item({"name": {}}), "junk", item(other), item({**STUDENT, "name": {"last": "Copy"}})]
+    whole = list(map_users(users))
+
+    # When each part is mapped on its own, with the ids the parts before it saw and its first position
+    seen: set[int | str] = set()
+    parts: list[Any] = []
+    for start, end in ((0, 2), (2, 3), (3, 5)):
+        parts += map_users(users[start:end], seen, start + 1)
+
+    # Then the same records and the same error lines (the duplicate found across parts, positions whole)
+    assert parts == whole
+    assert [e.reason for e in only(whole, RecordError)][-1].startswith("duplicate id 5a25ffb0c1bc2a00360003ed")
+    assert any("number 3" in e.reason for e in only(whole, RecordError))
+
+
+def test_a_section_mapped_with_ids_and_named_later_is_the_section_mapped_with_names():
+    # Given the names of the section's course and term
+    courses = names_by_id([item({"id": "course-1", "name": "Guidance K"})])
+    terms = names_by_id([item({"id": "term-1", "name": "2024-25"})])
+
+    # When it is mapped keeping the ids (a slice reads sections beside courses and terms), then named
+    kept = list(
+        map_sections(
+            [item(SECTION), item({**SECTION, "id": "section-2", "course": "gone"})], IDS_AS_NAMES, IDS_AS_NAMES
+        )
+    )
+    named = [name_classroom(r, courses, terms) if isinstance(r, ClassroomRecord) else r for r in kept]
+
+    # Then it is what mapping with the names gives (an unknown course: no name)
+    assert named == list(
+        map_sections([item(SECTION), item({**SECTION, "id": "section-2", "course": "gone"})], courses, terms)
+    )
+    assert [r.course for r in only(named, ClassroomRecord)] == ["Guidance K", ""]

@@ -107,7 +107,9 @@ def run_kind(settings: IncrementalSettings, state: IncrementalState, now: dateti
 
 class RunStoreMirror:
     """``RosterMirror`` in S3: ``runs/<district>/<run>/mirror/<collection>-NNNNN.ndjson.gz`` and
-    ``mirror/manifest.json`` (written last: a mirror without it is not whole and is never used).
+    ``mirror/manifest.json`` (written last: a mirror without it is not whole and is never used). A
+    collection may also be chunks the run already holds as Clever sent them (Fetch's slices,
+    ``fetch/<list>/…``), named in the manifest rather than copied (``adopt``).
 
     Reads only the district's own runs (``store_of(run_id)`` builds stores under its prefix).
     """
@@ -122,6 +124,7 @@ class RunStoreMirror:
         self._store = RunStore(s3, bucket, district_id, run_id)
         self._chunk = chunk_records
         self._writers: dict[str, Any] = {}
+        self._adopted: dict[str, list[str]] = {}
 
     def _manifest(self, run_id: str) -> dict[str, Any] | None:
         from rostersync.storage import RunStore
@@ -141,7 +144,7 @@ class RunStoreMirror:
     def read(self, run_id: str, collection: str) -> Iterator[dict[str, Any]]:
         manifest = self._manifest(run_id) or {}
         for key in manifest.get("collections", {}).get(collection, []):
-            if not key.startswith(f"runs/{self._district}/{run_id}/mirror/"):
+            if not key.startswith(f"runs/{self._district}/{run_id}/") or ".." in key:
                 continue  # never another district's (or run's) keys
             body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
             with gzip.GzipFile(fileobj=io.BytesIO(body)) as lines:
@@ -154,8 +157,12 @@ class RunStoreMirror:
         self._writers[collection] = writer
         return writer
 
+    def adopt(self, collection: str, keys: list[str]) -> None:
+        """Make ``keys`` (this run's chunks of Clever's objects, as sent) the mirror's ``collection``."""
+        self._adopted[collection] = [key for key in keys if self._store.owns(key)]
+
     def seal(self, event_id: str) -> None:
-        collections = {name: writer.close() for name, writer in self._writers.items()}
+        collections = {name: writer.close() for name, writer in self._writers.items()} | self._adopted
         self._store.put_json("mirror/manifest.json", {"event": event_id, "collections": collections})
 
 

@@ -177,6 +177,12 @@ class ChunkWriter:
         self.keys.append(self._store.put_bytes(name, body, "application/x-ndjson"))
         self._buffer = []
 
+    def append_chunks(self, keys: list[str], count: int) -> None:
+        """Continue the stream with chunks written elsewhere (``count`` records), after what is buffered."""
+        self._flush()
+        self.keys.extend(keys)
+        self.count += count
+
     def close(self) -> list[str]:
         """Flush what is buffered and return the keys of every chunk written."""
         self._flush()

@@ -1773,7 +1773,7 @@ class EmbeddedStack:
 
     @staticmethod
     def _create_table(dynamodb: Any, name: str, props: dict[str, Any]) -> None:
-        allowed = ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes")
+        allowed = ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes", "WarmThroughput")
         kwargs = {k: props[k] for k in allowed if k in props}
         if "SSESpecification" in props:  # CloudFormation and the API spell this flag differently
             kwargs["SSESpecification"] = {"Enabled": bool(props["SSESpecification"].get("SSEEnabled"))}

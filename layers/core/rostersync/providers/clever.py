@@ -322,9 +322,9 @@ def names_by_id(items: Iterable[Any]) -> dict[str, str]:
     return names
 
 
-def map_schools(items: Iterable[Any]) -> Iterator[SnapshotItem]:
-    """Turn Clever school list items into ``SchoolRecord``s."""
-    for entry in _unique_records(items, "school", lambda _data: Kind.SCHOOLS):
+def map_schools(items: Iterable[Any], seen: set[int | str] | None = None, start: int = 1) -> Iterator[SnapshotItem]:
+    """Turn Clever school list items into ``SchoolRecord``s (``seen``, ``start``: see ``map_users``)."""
+    for entry in _unique_records(items, "school", lambda _data: Kind.SCHOOLS, seen, start):
         if isinstance(entry, RecordError):
             yield entry
             continue
@@ -332,7 +332,13 @@ def map_schools(items: Iterable[Any]) -> Iterator[SnapshotItem]:
         yield from _mapped(Kind.SCHOOLS, school_id, "school", partial(_school, school_id, data))
 
 
-def map_sections(items: Iterable[Any], courses: Mapping[str, str], terms: Mapping[str, str]) -> Iterator[SnapshotItem]:
+def map_sections(
+    items: Iterable[Any],
+    courses: Mapping[str, str],
+    terms: Mapping[str, str],
+    seen: set[int | str] | None = None,
+    start: int = 1,
+) -> Iterator[SnapshotItem]:
     """Turn Clever section list items into a ``ClassroomRecord`` each, followed by its enrollments.
 
     Parameters
@@ -340,9 +346,12 @@ def map_sections(items: Iterable[Any], courses: Mapping[str, str], terms: Mappin
     items
         Section list items (``{"data": {...}}``).
     courses, terms
-        Names by id, to name each classroom's course and term ("" when unknown).
+        Names by id, to name each classroom's course and term ("" when unknown); ``IDS_AS_NAMES`` keeps
+        the ids instead, for a caller that names them later (``name_classroom``).
+    seen, start
+        See ``map_users``.
     """
-    for entry in _unique_records(items, "section", lambda _data: Kind.CLASSROOMS):
+    for entry in _unique_records(items, "section", lambda _data: Kind.CLASSROOMS, seen, start):
         if isinstance(entry, RecordError):
             yield entry
             continue
@@ -351,9 +360,14 @@ def map_sections(items: Iterable[Any], courses: Mapping[str, str], terms: Mappin
         yield from _mapped(Kind.CLASSROOMS, section_id, "section", build)
 
 
-def map_users(items: Iterable[Any]) -> Iterator[SnapshotItem]:
-    """Turn Clever user list items into ``PersonRecord``s and, for contacts, ``GuardianLinkRecord``s."""
-    for entry in _unique_records(items, "user", _user_kind):
+def map_users(items: Iterable[Any], seen: set[int | str] | None = None, start: int = 1) -> Iterator[SnapshotItem]:
+    """Turn Clever user list items into ``PersonRecord``s and, for contacts, ``GuardianLinkRecord``s.
+
+    ``items`` may be one part of the list (a slice of its pages): ``seen`` then holds the ids of the
+    parts before it (``id_key``; the ids of this part are added) and ``start`` is the position of its
+    first item in the whole list, so duplicates and positions are what the whole list gives.
+    """
+    for entry in _unique_records(items, "user", _user_kind, seen, start):
         if isinstance(entry, RecordError):
             yield entry
             continue
@@ -361,13 +375,34 @@ def map_users(items: Iterable[Any]) -> Iterator[SnapshotItem]:
         yield from _mapped(_user_kind(data), user_id, "user", partial(_user, user_id, data))
 
 
+class _IdsAsNames(dict[str, str]):
+    """A names-by-id lookup that answers every id with the id itself (``map_sections``)."""
+
+    def get(self, key: str, default: Any = None) -> str:  # type: ignore[override]
+        return key
+
+
+IDS_AS_NAMES: Mapping[str, str] = _IdsAsNames()
+
+
+def name_classroom(classroom: ClassroomRecord, courses: Mapping[str, str], terms: Mapping[str, str]) -> ClassroomRecord:
+    """A classroom mapped with ``IDS_AS_NAMES``, with its course and term named as ``map_sections`` names them."""
+    return classroom.model_copy(
+        update={"course": courses.get(classroom.course, ""), "term": terms.get(classroom.term, "")}
+    )
+
+
 def _unique_records(
-    items: Iterable[Any], noun: str, kind_of: Callable[[dict[str, Any]], Kind]
+    items: Iterable[Any],
+    noun: str,
+    kind_of: Callable[[dict[str, Any]], Kind],
+    seen: set[int | str] | None = None,
+    start: int = 1,
 ) -> Iterator[tuple[str, dict[str, Any]] | RecordError]:
     """Unwrap list items to (id, data); report items without data or id, and repeated ids."""
-    # Holds every id of the endpoint (the price of catching duplicates); see _id_key for its size.
-    seen: set[int | str] = set()
-    for position, item in enumerate(items, start=1):
+    # Holds every id of the endpoint (the price of catching duplicates); see id_key for its size.
+    seen = set() if seen is None else seen
+    for position, item in enumerate(items, start=start):
         data = item.get("data") if isinstance(item, dict) else None
         if not isinstance(data, dict):
             yield RecordError(
@@ -383,7 +418,7 @@ def _unique_records(
         if problem:
             yield unclean_id_error(kind_of(data), noun, position, record_id, problem)
             continue
-        key = _id_key(record_id)
+        key = id_key(record_id)
         if key in seen:
             yield RecordError(
                 kind=kind_of(data),
@@ -395,7 +430,7 @@ def _unique_records(
         yield record_id, data
 
 
-def _id_key(record_id: str) -> int | str:
+def id_key(record_id: str) -> int | str:
     """A compact, exact key for the duplicate check.
 
     Clever ids are 24 lower-case hex digits; as an int one takes half the memory of the string, which

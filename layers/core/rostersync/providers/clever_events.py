@@ -402,6 +402,14 @@ class _TeeClient:
 # -- the provider ------------------------------------------------------------------------------------
 
 
+class MappedRoster(Protocol):
+    """A full read's lists, mapped already (Fetch's slices): what ``CleverProvider.fetch`` would yield,
+    in its order, some of it as chunks written already. Records unreadable pages in ``outcome``; hands
+    ``mirror`` (when given) the chunks of Clever's objects as read."""
+
+    def fetch(self, outcome: FetchOutcome, mirror: Any) -> Iterator[Any]: ...
+
+
 class CleverIncrementalProvider:
     """Clever, read from its events when it can, in full when it must (module docstring).
 
@@ -423,6 +431,9 @@ class CleverIncrementalProvider:
     latest
         Clever's latest event as ``plan_read`` read it, before the roster: ``(id, "")``, or ``(None,
         why)`` when Clever would not say.
+    mapped
+        The roster's lists already mapped (Fetch's slices map what they read): a full read takes them
+        from it, and its mirror names the chunks the slices read, instead of mapping and copying here.
     """
 
     name = "clever"
@@ -436,8 +447,10 @@ class CleverIncrementalProvider:
         events_client: CleverEventsClient | None = None,
         roster: Any = None,
         latest: tuple[str | None, str] | None = None,
+        mapped: MappedRoster | None = None,
     ) -> None:
         self._client = client
+        self._mapped = mapped
         # Where a full read takes the roster's lists from: the client, or the lists Fetch's slices read.
         self._roster = roster or client
         # Clever's latest event as read before the roster (id or None, and why None), when already read.
@@ -540,7 +553,10 @@ class CleverIncrementalProvider:
             else:
                 outcome.tonight_known = True
                 yield from self._touched(overlay)
-        yield from CleverProvider(_TeeClient(self._roster, self._mirror)).fetch(outcome)  # type: ignore[arg-type]
+        if self._mapped is not None:
+            yield from self._mapped.fetch(outcome, self._mirror)
+        else:
+            yield from CleverProvider(_TeeClient(self._roster, self._mirror)).fetch(outcome)  # type: ignore[arg-type]
         if outcome.complete and latest is not None:
             self._mirror.seal(latest)
             outcome.cursor = CleverCursor(latest, self._mirror.run_id).dumps()

@@ -3,15 +3,19 @@
 1. ``plan_fetch``: how this run reads (full, events, delta) and which lists; ``fetch/plan.json``.
 2. ``read_fetch_slice``: one bounded slice of one list, as the provider sent it (the state machine reads
    every list in parallel, one Map item each, and loops a list's slices until it is done).
-3. ``assemble_snapshot``: the providers' mapping over what the slices read (the same code as a read from
-   the network: duplicates, references, record errors and limits are checked across the whole list),
-   into the snapshot and its manifest that Match reads.
+   A Clever slice also maps the pages it read into the snapshot's records (its own chunks per
+   collection, its record errors and counts); a list's duplicate check carries from slice to slice.
+3. ``assemble_snapshot``: the snapshot's manifest that Match reads. For Clever it combines what the slices
+   mapped (their chunks and counts, in the order they were read), names the classrooms' courses and
+   terms, records unreadable pages and keeps the mirror; for OneRoster REST (whose mapping checks
+   references across collections) and a bundle or a Clever events run it still maps here.
 """
 
 from __future__ import annotations
 
+import gzip
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,19 +25,37 @@ from botocore.exceptions import ClientError
 
 from rostersync import aws, metering
 from rostersync.contracts import UPLOAD_PREFIX, FetchPlanResult, FetchResult, FetchSliceResult, RunRef
-from rostersync.domain.records import DeletedRecord, PersonRecord, RecordError, Role, TouchedRecord, limit_error
+from rostersync.domain.records import (
+    ClassroomRecord,
+    DeletedRecord,
+    Kind,
+    PersonRecord,
+    RecordError,
+    Role,
+    SnapshotItem,
+    TouchedRecord,
+    limit_error,
+)
 from rostersync.errors import BadInputError
 from rostersync.incremental import IncrementalState, RunStoreMirror, run_kind
 from rostersync.observability import logger
 from rostersync.providers.base import FetchOutcome, RetryPolicy, RosterProvider
 from rostersync.providers.clever import (
     COURSES_PATH,
+    IDS_AS_NAMES,
     SCHOOLS_PATH,
     SECTIONS_PATH,
     TERMS_PATH,
     USERS_PATH,
     CleverClient,
     CleverProvider,
+    _page_errors,
+    id_key,
+    map_schools,
+    map_sections,
+    map_users,
+    name_classroom,
+    names_by_id,
 )
 from rostersync.providers.clever_events import CleverIncrementalProvider
 from rostersync.providers.http import RequestPacer, unreadable_page
@@ -166,7 +188,15 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
     )
     if run.dry_run:
         cursor = None  # a self-check reads the whole roster and leaves no cursor
-    plan: dict[str, Any] = {"connection": kind, "cursor": cursor, "full_reason": full_reason, "lists": {}}
+    plan: dict[str, Any] = {
+        "connection": kind,
+        "cursor": cursor,
+        "full_reason": full_reason,
+        "lists": {},
+        "limits": settings.limits.model_dump(mode="json"),
+        # Clever's slices map what they read (``_SliceMapping``); the assembly combines their chunks.
+        "mapped_in_slices": kind == "clever",
+    }
     rpm = _requests_per_minute(connection)
     if kind == "clever":
         pacer = RequestPacer(interval=branch_interval(rpm, len(CLEVER_LISTS)))
@@ -274,21 +304,47 @@ def read_fetch_slice(
     else:
         rest = build_oneroster_rest_client(reading.connection, reading.secret, reading.retry, pacer)
         pages = rest.iter_pages(spec["collection"], spec.get("filter"), start=cursor)
-    writer = store.chunk_writer(f"fetch/{resource}/s{checkpoint['slice']:05d}", ctx.config.snapshot_chunk_records)
+    name = f"fetch/{resource}/s{checkpoint['slice']:05d}"
+    writer = store.chunk_writer(name, ctx.config.snapshot_chunk_records)
     read = 0
     problems: list[str] = []
-    for page in pages:
-        for item in page.items:
-            writer.write(item)
-        read += 1
-        cursor = page.next
-        if page.problem:
-            problems.append(page.problem)
-        if cursor is None:
-            break
-        if read >= max_pages or (remaining_ms is not None and remaining_ms() < margin_ms):
-            break  # a page boundary: the next slice starts at ``cursor``
+
+    def items() -> Iterator[Any]:
+        """The slice's items, page by page as they are read (one page in memory), written as sent."""
+        nonlocal read, cursor
+        for page in pages:
+            for item in page.items:
+                writer.write(item)
+                yield item
+            read += 1
+            cursor = page.next
+            if page.problem:
+                problems.append(page.problem)
+            if cursor is None:
+                break
+            if read >= max_pages or (remaining_ms is not None and remaining_ms() < margin_ms):
+                break  # a page boundary: the next slice starts at ``cursor``
+
+    mapping = _SliceMapping.for_list(
+        plan,
+        resource,
+        store,
+        f"fetch/{resource}/mapped/s{checkpoint['slice']:05d}",
+        checkpoint,
+        ctx.config.snapshot_chunk_records,
+    )
+    if mapping is None:
+        for _ in items():
+            pass
+    else:
+        mapping.map(items())
     checkpoint["slices"].append(writer.close())
+    if mapping is not None:
+        # Named by the slice's number, like its pages: a retry before the checkpoint rewrites the same keys,
+        # and the checkpoint counts only the attempt that wrote it.
+        checkpoint.setdefault("mapped", []).append(mapping.close(more_slices=cursor is not None))
+        if mapping.seen_key:
+            checkpoint.setdefault("seen", []).append(mapping.seen_key)
     checkpoint["records"] += writer.count
     checkpoint["problems"] += problems
     checkpoint.update(
@@ -313,6 +369,162 @@ def read_fetch_slice(
     return FetchSliceResult(
         resource=resource, done=checkpoint["done"], slice=checkpoint["slice"], pages=checkpoint["pages"]
     )
+
+
+@dataclass(frozen=True)
+class PremappedChunks:
+    """Snapshot chunks of one collection that a slice wrote already (``count`` records), in stream order."""
+
+    collection: str
+    keys: list[str]
+    count: int
+
+
+def _snapshot_collection(item: Any, limits: LimitSettings) -> tuple[str, Any]:
+    """Where a mapped item goes in the snapshot, and what goes there (a record over a limit: its error)."""
+    if isinstance(item, RecordError):
+        return "errors", item
+    if isinstance(item, TouchedRecord):
+        return "touched", item
+    if isinstance(item, DeletedRecord):
+        return "deleted", item
+    if (too_large := limit_error(item, limits.max_id_bytes, limits.max_record_bytes)) is not None:
+        return "errors", too_large
+    if isinstance(item, PersonRecord):
+        return ("guardians" if item.roles == [Role.GUARDIAN] else "people"), item
+    return _COLLECTION_OF_TYPE[item.record_type], item
+
+
+# The Clever lists a slice maps, and how. Courses and terms are only names (read when assembling);
+# sections are mapped with their course and term ids, which the assembly names (``name_classroom``).
+_CLEVER_MAPPERS: dict[str, Callable[[Iterable[Any], set[int | str], int], Iterator[SnapshotItem]]] = {
+    "schools": lambda items, seen, start: map_schools(items, seen, start),
+    "sections": lambda items, seen, start: map_sections(items, IDS_AS_NAMES, IDS_AS_NAMES, seen, start),
+    "users": lambda items, seen, start: map_users(items, seen, start),
+}
+
+
+class _RecordingSet(set[int | str]):
+    """The ids seen in the list's earlier slices, noting the ones this slice adds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.added: list[int | str] = []
+
+    def add(self, key: int | str) -> None:
+        super().add(key)
+        self.added.append(key)
+
+
+class _SliceMapping:
+    """Maps one slice of a Clever list into snapshot chunks of its own
+    (``fetch/<list>/mapped/sNNNNN-<collection>-MMMMM.ndjson.gz``).
+
+    The duplicate check and the positions in report lines carry over from the list's earlier slices
+    (their ids, ``fetch/<list>/mapped/sNNNNN-ids.txt.gz``, and the count of items before this slice), so the
+    slices together give what the list mapped whole gives. Classrooms keep their course and term ids,
+    and their size limit is checked once they are named (the assembly).
+    """
+
+    def __init__(
+        self, store: RunStore, name: str, resource: str, checkpoint: dict[str, Any], plan: dict[str, Any], size: int
+    ) -> None:
+        self._store = store
+        self._name = name
+        self._resource = resource
+        self._limits = LimitSettings.model_validate(plan.get("limits") or {})
+        self._size = size
+        self._writers: dict[str, ChunkWriter] = {}
+        self._seen = _RecordingSet()
+        for key in checkpoint.get("seen", []):
+            if store.owns(key):
+                body = gzip.decompress(store.s3.get_object(Bucket=store.bucket, Key=key)["Body"].read())
+                set.update(self._seen, (id_key(line) for line in body.decode("utf-8").splitlines() if line))
+        self._start = int(checkpoint["records"]) + 1
+        self.seen_key = ""
+
+    @classmethod
+    def for_list(
+        cls, plan: dict[str, Any], resource: str, store: RunStore, name: str, checkpoint: dict[str, Any], size: int
+    ) -> _SliceMapping | None:
+        if not plan.get("mapped_in_slices") or plan.get("connection") != "clever" or resource not in _CLEVER_MAPPERS:
+            return None
+        return cls(store, name, resource, checkpoint, plan, size)
+
+    def map(self, items: Iterable[Any]) -> None:
+        for item in _CLEVER_MAPPERS[self._resource](items, self._seen, self._start):
+            if isinstance(item, ClassroomRecord):
+                collection, value = "classrooms", item  # checked against the limits once named
+            else:
+                collection, value = _snapshot_collection(item, self._limits)
+            writer = self._writers.get(collection)
+            if writer is None:
+                writer = self._writers[collection] = self._store.chunk_writer(f"{self._name}-{collection}", self._size)
+            writer.write(value)
+
+    def close(self, more_slices: bool) -> dict[str, dict[str, Any]]:
+        """Flush the chunks; with slices still to come, write this slice's ids for their duplicate check."""
+        if more_slices and self._seen.added:
+            lines = "".join(f"{key:024x}\n" if isinstance(key, int) else f"{key}\n" for key in self._seen.added)
+            self.seen_key = self._store.put_bytes(
+                f"{self._name}-ids.txt.gz", gzip.compress(lines.encode("utf-8"), compresslevel=5), "application/gzip"
+            )
+        return {c: {"keys": w.close(), "count": w.count} for c, w in self._writers.items()}
+
+
+class _MappedLists:
+    """A Clever full read as its slices mapped it (``MappedRoster``): yields what ``CleverProvider.fetch``
+    yields, in its order, the slices' chunks as ``PremappedChunks``; maps nothing but the classrooms'
+    course and term names (read here from the small courses and terms lists)."""
+
+    _LISTS = (("schools", Kind.SCHOOLS), ("sections", Kind.CLASSROOMS), ("users", Kind.STUDENTS))
+
+    def __init__(self, store: RunStore, plan: dict[str, Any]) -> None:
+        self._store = store
+        self._raw = _SlicedLists(store, plan, "Clever")
+
+    def _done(self, resource: str, outcome: FetchOutcome) -> dict[str, Any] | None:
+        checkpoint = _get_json_or_none(self._store, _checkpoint_name(resource))
+        if not checkpoint or not checkpoint.get("done"):
+            unreadable_page("Clever", "list was not read to its end", CLEVER_LISTS[resource], outcome, logger)
+            return None
+        return dict(checkpoint)
+
+    def fetch(self, outcome: FetchOutcome, mirror: Any) -> Iterator[Any]:
+        before = len(outcome.problems)
+        courses = names_by_id(self._raw.iter_records(COURSES_PATH, outcome))
+        terms = names_by_id(self._raw.iter_records(TERMS_PATH, outcome))
+        yield from _page_errors(outcome, before, Kind.CLASSROOMS)
+        for resource, kind in self._LISTS:
+            before = len(outcome.problems)
+            checkpoint = self._done(resource, outcome)
+            for mapped in (checkpoint or {}).get("mapped", []):
+                for collection, chunks in mapped.items():
+                    keys = [key for key in chunks["keys"] if self._store.owns(key)]
+                    if collection == "classrooms":
+                        for data in self._store.read_all(keys):
+                            yield name_classroom(ClassroomRecord.model_validate(data), courses, terms)
+                    else:
+                        yield PremappedChunks(collection, keys, int(chunks["count"]))
+            for problem in (checkpoint or {}).get("problems", []):
+                unreadable_page("Clever", problem, CLEVER_LISTS[resource], outcome, logger)
+            yield from _page_errors(outcome, before, kind)
+        if mirror is not None:
+            for resource in CLEVER_LISTS:
+                checkpoint = _get_json_or_none(self._store, _checkpoint_name(resource)) or {}
+                mirror.adopt(resource, [key for keys in checkpoint.get("slices", []) for key in keys])
+
+
+class _MappedProvider:
+    """A Clever full read without a mirror (a self-check), from what its slices mapped."""
+
+    name = "clever"
+
+    def __init__(self, mapped: _MappedLists) -> None:
+        self._mapped = mapped
+
+    def fetch(self, outcome: FetchOutcome) -> Iterator[Any]:
+        return self._mapped.fetch(outcome, None)
 
 
 class _SlicedLists:
@@ -371,6 +583,7 @@ def assemble_snapshot(run: RunRef) -> FetchResult:
         provider: RosterProvider
         if kind == "clever":
             lists = _SlicedLists(ctx.store, plan, "Clever")
+            mapped = _MappedLists(ctx.store, plan) if plan.get("mapped_in_slices") else None
             pacer = RequestPacer(interval=float(plan.get("interval") or 0.0))
             if "clever" in plan:
                 mirror = RunStoreMirror(aws.client("s3"), ctx.config.sync_bucket, run.district_id, run.run_id)
@@ -382,7 +595,10 @@ def assemble_snapshot(run: RunRef) -> FetchResult:
                     full_reason=decided["reason"] or full_reason,
                     roster=lists if decided["reason"] else None,
                     latest=(decided["latest"], decided["note"]) if decided["reason"] else None,
+                    mapped=mapped if decided["reason"] else None,
                 )
+            elif mapped is not None:
+                provider = _MappedProvider(mapped)  # type: ignore[assignment]
             else:
                 provider = CleverProvider(lists)  # type: ignore[arg-type]
         elif kind == "oneroster-rest":
@@ -434,18 +650,11 @@ def _write_snapshot(
     errors: ChunkWriter = ctx.store.chunk_writer("snapshot/errors", size)
     outcome = FetchOutcome()
     for item in provider.fetch(outcome):
-        if isinstance(item, RecordError):
-            errors.write(item)
-        elif isinstance(item, TouchedRecord):
-            writers["touched"].write(item)
-        elif isinstance(item, DeletedRecord):
-            writers["deleted"].write(item)
-        elif (too_large := limit_error(item, limits.max_id_bytes, limits.max_record_bytes)) is not None:
-            errors.write(too_large)
-        elif isinstance(item, PersonRecord):
-            writers["guardians" if item.roles == [Role.GUARDIAN] else "people"].write(item)
-        else:
-            writers[_COLLECTION_OF_TYPE[item.record_type]].write(item)
+        if isinstance(item, PremappedChunks):  # mapped by a slice: its chunks join the stream where they fall
+            (errors if item.collection == "errors" else writers[item.collection]).append_chunks(item.keys, item.count)
+            continue
+        collection, value = _snapshot_collection(item, limits)
+        (errors if collection == "errors" else writers[collection]).write(value)
 
     manifest = {c: w.close() for c, w in writers.items()} | {"errors": errors.close()}
     key = ctx.store.put_json("snapshot/manifest.json", manifest)
