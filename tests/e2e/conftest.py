@@ -16,6 +16,9 @@ Fixtures and helpers:
   derive the next night's snapshot (remove or add students, edit users and sections).
 - ``demo_dataset(snapshot)``, ``demo_product()``, ``make_product(dataset, **changes)``: the recorded demo
   district and product directories, each under a fresh district id.
+- ``demo_cut(snapshot, sections_per_school=3, sections=(), users=())``: a night of the demo district cut to
+  a few sections per school (every school kept, Clever's record shapes untouched), for tests whose point
+  does not need its 2,098 users; a sync of it takes seconds, the whole district's a minute or more.
 - ``directory_writes``: a context manager counting write requests to the directory table, at the server.
 """
 
@@ -118,6 +121,20 @@ def _stack_intact(request: pytest.FixtureRequest) -> None:
         )
 
 
+@pytest.fixture(autouse=True)
+def _cli_polls_briskly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``rostersync`` commands a test runs in-process poll the stack every 0.1 s, not every second.
+
+    They wait for an execution by asking the stack's Step Functions for it between sleeps (they cannot be
+    woken as ``stack.wait`` is: on AWS they run elsewhere); a second's sleep added half a second to every
+    wait on average. The bounds (``WAIT_SECONDS``, ``--wait-timeout``) are unchanged.
+    """
+    from rostersync_tools.cli import lifecycle_commands, run_commands
+
+    monkeypatch.setattr(run_commands, "POLL_SECONDS", 0.1)
+    monkeypatch.setattr(lifecycle_commands, "POLL_SECONDS", 0.1)
+
+
 @pytest.fixture(scope="session")
 def directory_table(stack: EmbeddedStack) -> str:
     return stack.outputs["DirectoryTableName"]
@@ -217,7 +234,9 @@ class SyncRunner:
         self, district_id: str, execution: dict[str, Any], directory_writes: int = 0, export: bool = True
     ) -> RunOutcome:
         """Gather the outcome of an execution that has ended (however it was started); ``export=False`` skips
-        reading the directory back (seconds for the big sample)."""
+        reading the directory back: a test that never reads ``directory`` (or ``records``, ``by_clever_id``)
+        should pass it: the export reads every shard of every collection (16 x 9 queries), about 2 s on the
+        stack even for the 60-student synthetic district (a third of such a run's time in a test)."""
         config = runtime_config()
         dynamodb = aws.client("dynamodb")
         state = SyncStateRepository(dynamodb, config.sync_state_table, district_id)
@@ -541,6 +560,75 @@ def make_product() -> Callable[..., ProductDirectory]:
 def demo_dataset() -> Callable[[str], Dataset]:
     """``demo_dataset("snapshot-2")``: a night of the recorded Clever demo district (read only)."""
     return lambda snapshot: Dataset(DEMO / snapshot)
+
+
+def cut_demo(
+    dest: Path,
+    snapshot: str = "snapshot-1",
+    sections_per_school: int = 3,
+    sections: tuple[str, ...] = (),
+    users: tuple[str, ...] = (),
+) -> Dataset:
+    """A night of the demo district cut down to a few sections, every other file as recorded.
+
+    Kept: every school (so school matching and unmatched schools behave as on the whole district); the first
+    ``sections_per_school`` sections of each school and the ``sections`` named; the students and teachers of
+    those sections and the ``users`` named; the district's staff who belong to no school; the contacts of
+    the students kept, with their relationships to those students only. Clever's own record shapes are
+    untouched: only whole records leave.
+    """
+    shutil.copytree(DEMO / snapshot, dest)
+    cut = Dataset(dest)
+    kept_sections: list[dict[str, Any]] = []
+    per_school: dict[str, int] = {}
+    for item in cut._items("sections"):
+        data = item["data"]
+        per_school[data["school"]] = per_school.get(data["school"], 0) + 1
+        if per_school[data["school"]] <= sections_per_school or data["id"] in sections:
+            kept_sections.append(item)
+    people = set(users)
+    for item in kept_sections:
+        data = item["data"]
+        people |= {*data["students"], *(data.get("teachers") or [])}
+        if data.get("teacher"):
+            people.add(data["teacher"])
+    kept_users = []
+    for item in cut._items("users"):
+        data = item["data"]
+        roles = data.get("roles", {})
+        contact = roles.get("contact")
+        if contact is not None:
+            contact["student_relationships"] = [r for r in contact["student_relationships"] if r["student"] in people]
+            if contact["student_relationships"]:
+                kept_users.append(item)
+        elif data["id"] in people or set(roles) == {"district_admin"}:
+            kept_users.append(item)
+    cut._save("sections", kept_sections)
+    cut._save("users", kept_users)
+    return cut
+
+
+@pytest.fixture(scope="session")
+def demo_cut(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Dataset]:
+    """``demo_cut(snapshot="snapshot-1", sections_per_school=3, sections=(), users=())``: a night of the demo
+    district cut to a few sections (``cut_demo``), made once per session for each set of arguments (read
+    only: ``.copy()`` it to edit). A sync of it takes seconds where the whole district takes a minute or more."""
+    made: dict[tuple[Any, ...], Dataset] = {}
+
+    def make(
+        snapshot: str = "snapshot-1",
+        sections_per_school: int = 3,
+        sections: tuple[str, ...] = (),
+        users: tuple[str, ...] = (),
+    ) -> Dataset:
+        key = (snapshot, sections_per_school, tuple(sections), tuple(users))
+        if key not in made:
+            made[key] = cut_demo(
+                tmp_path_factory.mktemp("demo-cut") / snapshot, snapshot, sections_per_school, sections, users
+            )
+        return made[key]
+
+    return make
 
 
 @pytest.fixture(scope="session")

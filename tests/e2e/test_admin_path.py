@@ -42,13 +42,18 @@ def checklist(report_dir: Path) -> dict[str, str]:
     return {item["check"]: item["status"] for item in report["readiness"]}
 
 
-def test_from_unmatched_schools_to_a_clean_first_sync_with_the_cli(rostersync: Any, tmp_path: Path) -> None:
+def test_from_unmatched_schools_to_a_clean_first_sync_with_the_cli(
+    rostersync: Any, demo_cut: Any, tmp_path: Path
+) -> None:
+    # The README's walkthrough, on the demo district cut to three sections a school and the two people the
+    # product links (every school is there; the whole district's first sync is the same path, minutes longer)
+    roster = demo_cut("snapshot-1", sections_per_school=3, users=(BRAEDEN, SANDRA))
     district = f"d-{uuid.uuid4().hex[:8]}"
     product = json.loads((DEMO / "product-unmatched.json").read_text(encoding="utf-8"))
     product["district"]["id"] = district
     product_file = tmp_path / "product.json"
     product_file.write_text(json.dumps(product), encoding="utf-8")
-    with ProviderSimulator(DEMO / "snapshot-1", token=f"token-{uuid.uuid4().hex[:8]}") as simulator:
+    with ProviderSimulator(roster.path, token=f"token-{uuid.uuid4().hex[:8]}") as simulator:
         token = tmp_path / "token"
         token.write_text(simulator.token, encoding="utf-8")
         d = ("--district", district)

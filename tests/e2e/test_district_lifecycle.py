@@ -370,7 +370,7 @@ def test_a_30_percent_drop_is_held_approved_exactly_and_a_discarded_hold_is_not_
 ) -> None:
     d = district(small)
     d.read_in_full()  # full reads, as a reconcile does: the run after a discard sees the kept records again
-    d.sync()
+    d.sync(export=False)
     drop = small.copy(tmp_path / "drop")
     leavers = {s["id"] for s in drop.users("student")[:6]}  # 30 % of 20
     drop.remove_students(leavers)
@@ -412,7 +412,7 @@ def test_a_30_percent_drop_is_held_approved_exactly_and_a_discarded_hold_is_not_
     drop2 = drop.copy(tmp_path / "drop2")
     drop2.remove_students({s["id"] for s in drop2.users("student")[:5]})
     d.serve(drop2)
-    held2 = d.sync()
+    held2 = d.sync(export=False)
     assert held2.status == "threshold_exceeded"
     kept = {r["id"] for r in held_records(aws.client("s3"), held2.bucket, held2.run["hold"]["keys"])}
     code, out, _ = cli(capsys, stack, "runs", "discard", held2.run_id, "--district", d.id, "--by", "u-6")
@@ -431,7 +431,7 @@ def test_a_night_of_changes_undone_leaves_the_directory_as_before_item_by_item(
     stack: Any, district: Callable[..., Any], small: Any, tmp_path: Path, capsys: Any
 ) -> None:
     d = district(small)
-    d.sync()
+    d.sync(export=False)
     before = raw_directory(d)
 
     night = small.copy(tmp_path / "night-2")

@@ -22,7 +22,6 @@ from rostersync_tools.local.stack import EmbeddedStack
 from rostersync_tools.local.template import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SNAPSHOT = REPO_ROOT / "samples" / "clever-demo" / "snapshot-1"
 FirstSync = Callable[[EmbeddedStack, Path], Any]
 
 pytestmark = pytest.mark.e2e
@@ -65,14 +64,23 @@ def stack_from(template_path: Path) -> Iterator[EmbeddedStack]:
         runtime_config.cache_clear()  # back to the session stack's, which the environment names again
 
 
-def test_a_run_fails_at_the_step_whose_role_lacks_a_permission(tmp_path: Path, first_sync_on: FirstSync) -> None:
+@pytest.fixture(scope="module")
+def roster(demo_cut: Callable[..., Any]) -> Path:
+    """The demo district cut to three sections a school: every step of a run (Fetch's lists, Match, the Upsert
+    Map, Archive, Report) under its own role, in seconds; the whole district's first sync runs the same steps."""
+    return demo_cut("snapshot-1", sections_per_school=3).path
+
+
+def test_a_run_fails_at_the_step_whose_role_lacks_a_permission(
+    tmp_path: Path, first_sync_on: FirstSync, roster: Path
+) -> None:
     # Given the template with Fetch's secretsmanager:GetSecretValue taken out
     template = _without_statement(
         load_template(REPO_ROOT / "template.yaml"), "FetchRosterFunction", "secretsmanager:GetSecretValue"
     )
     with stack_from(_template_copy(tmp_path, template)) as stack:
         # When a district's first sync runs
-        outcome = first_sync_on(stack, SNAPSHOT)
+        outcome = first_sync_on(stack, roster)
 
     # Then it fails at Fetch: refused by AWS, the report says which role was refused what
     assert outcome.status == "failed"
@@ -84,11 +92,13 @@ def test_a_run_fails_at_the_step_whose_role_lacks_a_permission(tmp_path: Path, f
     assert not any(outcome.directory.get(c) for c in ("people", "classrooms", "enrollments"))
 
 
-def test_the_same_run_passes_with_the_real_template(stack: EmbeddedStack, first_sync_on: FirstSync) -> None:
+def test_the_same_run_passes_with_the_real_template(
+    stack: EmbeddedStack, first_sync_on: FirstSync, roster: Path
+) -> None:
     # Given the session's stack, built from template.yaml as it is (and checking IAM)
     assert stack.check_iam
     # When the same first sync runs
-    outcome = first_sync_on(stack, SNAPSHOT)
+    outcome = first_sync_on(stack, roster)
     # Then it succeeds and writes the roster
     assert outcome.execution_status == "SUCCEEDED", (outcome.execution.get("error"), outcome.execution.get("cause"))
     assert outcome.status == "succeeded"

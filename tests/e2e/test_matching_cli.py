@@ -41,24 +41,51 @@ def cli(stack: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixtu
     return run
 
 
+def without_clever_school_ids(product: ProductDirectory, roster: Any) -> ProductDirectory:
+    """The product's schools with no Clever id, only the ids the district's SIS knows (school number, NCES
+    and state ids, the product's own fields: extra="allow")."""
+    ids = {s["id"]: s for s in roster.schools()}
+    for school in product.schools:
+        clever = school.provider_ids.pop("clever", None)
+        if clever:
+            for key in ("school_number", "nces_id", "state_id"):
+                setattr(school, key, ids[clever][key])
+    return product
+
+
 @pytest.fixture
 def unmatched(
     demo_dataset: Callable[[str], Any], demo_product: Callable[[], ProductDirectory], district: Any
 ) -> Iterator[Any]:
     """The demo district whose product schools carry no Clever id, only the ids the district's SIS knows."""
-    product = demo_product()
-    ids = {s["id"]: s for s in demo_dataset("snapshot-1").schools()}
-    for school in product.schools:
-        clever = school.provider_ids.pop("clever", None)
-        if clever:
-            for key in ("school_number", "nces_id", "state_id"):
-                setattr(school, key, ids[clever][key])  # the product's own fields (extra="allow")
-    yield district(demo_dataset("snapshot-1"), product=product)
+    roster = demo_dataset("snapshot-1")
+    yield district(roster, product=without_clever_school_ids(demo_product(), roster))
 
 
-def test_schools_matched_from_the_cli_are_synced(cli: Any, unmatched: Any) -> None:
-    # Given a district whose product schools carry no provider id, a sync skips every school
-    code, out, err = cli("schools", "match", "--district", unmatched.id, "--json")
+# The sections a test that syncs keeps of the demo district: the product's linked classroom (AP English) and
+# two of Ms. Greene's that share a name and a period (Kindergarten and grade 9), besides two a school.
+AP_ENGLISH = "5a25ffc265e950634b0001c1"
+GREENE_K = "5a25ffc265e950634b00017c"  # "Group Guidance - Greene - 0", period 0, Kindergarten; Greene has 4 sections
+GREENE_9 = "5a25ffc265e950634b00018c"  # the same name and period, grade 9
+
+
+@pytest.fixture
+def demo_cut_for_sync(demo_cut: Callable[..., Any]) -> Any:
+    """The demo district cut to the sections above and two a school, every school kept: what the tests that
+    sync need of it (the schools, a linked classroom, Greene's two look-alike sections), a sync of seconds."""
+    return demo_cut("snapshot-1", sections_per_school=2, sections=(AP_ENGLISH, GREENE_K, GREENE_9))
+
+
+@pytest.fixture
+def unmatched_cut(demo_cut_for_sync: Any, demo_product: Callable[[], ProductDirectory], district: Any) -> Iterator[Any]:
+    """``unmatched`` on the cut demo district, for a test that syncs it."""
+    yield district(demo_cut_for_sync, product=without_clever_school_ids(demo_product(), demo_cut_for_sync))
+
+
+def test_schools_matched_from_the_cli_are_synced(cli: Any, unmatched_cut: Any) -> None:
+    # Given a district whose product schools carry no provider id, a sync skips every school (the demo district
+    # cut to a few sections: every school is there, and the sync takes seconds)
+    code, out, err = cli("schools", "match", "--district", unmatched_cut.id, "--json")
     assert (code, err) == (0, "")
     listing = json.loads(out)
     assert {(s["product_id"], s["provider_id"], s["confidence"]) for s in listing["suggestions"]} == {
@@ -69,16 +96,16 @@ def test_schools_matched_from_the_cli_are_synced(cli: Any, unmatched: Any) -> No
     assert [u["id"] for u in listing["unmatched_product"]] == ["sch-adult-learning"]
     assert sorted(u["id"] for u in listing["unmatched_provider"]) == [NORTHSIDE, SOUTHSIDE]
     assert listing["confirmed"] == []
-    assert unmatched.directory.get(Kind.SCHOOLS, "sch-summit-high").provider_ids == {}  # listing wrote nothing
+    assert unmatched_cut.directory.get(Kind.SCHOOLS, "sch-summit-high").provider_ids == {}  # listing wrote nothing
 
     # When the admin accepts the high-confidence pairs
-    code, out, err = cli("schools", "match", "--district", unmatched.id, "--accept", "high")
+    code, out, err = cli("schools", "match", "--district", unmatched_cut.id, "--accept", "high")
     assert (code, err) == (0, "")
     assert "Northside Math & Science Academy" in out and "Demo Adult Learning Center" in out
     assert out.count(": linked") == 3
 
     # Then the schools carry the Clever ids and the first sync syncs them (and only them)
-    run = unmatched.sync()
+    run = unmatched_cut.sync()
     assert run.status == "succeeded", run.execution.get("cause")
     schools = run.by_clever_id("schools")
     assert {schools[c]["id"] for c in (SUMMIT, RIDGEVIEW, LAKESIDE)} == {
@@ -91,12 +118,12 @@ def test_schools_matched_from_the_cli_are_synced(cli: Any, unmatched: Any) -> No
     assert run.counts("classrooms")["created"] > 0 and run.counts("students")["created"] > 0
 
     # and accepting again is a no-op
-    code, out, _ = cli("schools", "match", "--district", unmatched.id, "--accept", "high")
+    code, out, _ = cli("schools", "match", "--district", unmatched_cut.id, "--accept", "high")
     assert code == 0 and "Nothing was linked (no pair confirmed)" in out
     # and a school the sync now manages keeps its link
-    code, _, err = cli("schools", "match", "--district", unmatched.id, "--unlink", "sch-summit-high")
+    code, _, err = cli("schools", "match", "--district", unmatched_cut.id, "--unlink", "sch-summit-high")
     assert code == 2 and "the sync already manages it through clever id" in err
-    assert unmatched.directory.get(Kind.SCHOOLS, "sch-summit-high").provider_ids == {"clever": SUMMIT}
+    assert unmatched_cut.directory.get(Kind.SCHOOLS, "sch-summit-high").provider_ids == {"clever": SUMMIT}
 
 
 def test_an_edited_csv_links_the_rows_marked_confirmed(cli: Any, unmatched: Any, tmp_path: Path) -> None:
@@ -213,18 +240,14 @@ def test_a_provider_user_already_linked_to_another_person_is_refused(cli: Any, u
     assert unmatched.directory.get(Kind.GUARDIANS, "per-pta-parent").provider_ids == {}
 
 
-GREENE_K = "5a25ffc265e950634b00017c"  # "Group Guidance - Greene - 0", period 0, Kindergarten; Greene has 4 sections
-GREENE_9 = "5a25ffc265e950634b00018c"  # the same name and period, grade 9
-
-
 @pytest.fixture
 def with_classroom(
-    demo_dataset: Callable[[str], Any], demo_product: Callable[[], ProductDirectory], district: Any
+    demo_cut_for_sync: Any, demo_product: Callable[[], ProductDirectory], district: Any
 ) -> Iterator[Any]:
-    """The unmatched demo district, plus a product classroom of Ms. Greene's whose teacher the product knows by
-    email only."""
+    """The unmatched demo district (cut: it is synced), plus a product classroom of Ms. Greene's whose teacher
+    the product knows by email only."""
     product = demo_product().model_dump(mode="json")
-    ids = {s["id"]: s for s in demo_dataset("snapshot-1").schools()}
+    ids = {s["id"]: s for s in demo_cut_for_sync.schools()}
     for school in product["schools"]:
         clever = school["provider_ids"].pop("clever", None)
         if clever:
@@ -237,7 +260,7 @@ def with_classroom(
         {"id": "cls-guidance-greene", "name": "Group Guidance (Ms. Greene)", "school_id": "sch-summit-high",
          "teacher_ids": ["per-greene"], "period": "P0", "grade": "K", "provider_ids": {}}
     )  # fmt: skip
-    yield district(demo_dataset("snapshot-1"), product=ProductDirectory.model_validate(product))
+    yield district(demo_cut_for_sync, product=ProductDirectory.model_validate(product))
 
 
 def test_a_classroom_linked_from_the_cli_is_synced_in_place(cli: Any, with_classroom: Any) -> None:

@@ -142,7 +142,7 @@ def test_a_run_is_refused_while_another_run_holds_the_district(district: Any, sy
 
     # and once the other run is over, the district syncs again
     assert d.state.release_lock("other-run")
-    again = d.sync()
+    again = d.sync(export=False)
     assert again.status == "succeeded"
     assert d.state.lock_holder() is None
 
@@ -152,7 +152,7 @@ def test_an_expired_lock_does_not_block_the_district(district: Any, synthetic: A
     d = district(synthetic)
     d.state.acquire_lock("crashed-run", 60, now=time.time() - 3600)
 
-    run = d.sync()
+    run = d.sync(export=False)
 
     assert run.status == "succeeded"
     assert run.counts("students")["created"] == 60
@@ -183,7 +183,7 @@ def test_a_district_without_a_connection_fails_with_a_reason(district: Any, synt
         TableName=stack.outputs["SyncStateTableName"], Key={"pk": {"S": d.id}, "sk": {"S": "CONNECTION"}}
     )
 
-    run = d.sync()
+    run = d.sync(export=False)
 
     assert run.execution["error"] == "ConnectionNotConfiguredError"
     assert run.status == "failed"
@@ -218,7 +218,7 @@ def test_a_refused_token_fails_the_run_archives_nothing_and_releases_the_lock(
 
     # When the admin reconnects, the next run works (and now archives the leavers)
     d.connect(d.simulator.token)
-    again = d.sync()
+    again = d.sync(export=False)
     assert again.status == "succeeded"
     assert again.counts("students")["archived"] == 2
 
@@ -228,7 +228,7 @@ def test_transient_server_errors_are_retried(district: Any, synthetic: Any) -> N
     d = district(synthetic)
     d.simulator.inject("/v3.0/users", 500, times=2)
 
-    run = d.sync()
+    run = d.sync(export=False)
 
     # Then the client retried (without waiting: base delay 0) and the run went through
     assert run.status == "succeeded"
@@ -290,7 +290,7 @@ def test_an_unreadable_page_is_reported_as_an_incomplete_fetch_not_as_a_threshol
     d.read_in_full()  # a full read of the roster (not Clever's events), so users are read page by page
     d.simulator.inject_malformed("/v3.0/users", page=2)
 
-    run = d.sync()
+    run = d.sync(export=False)
 
     # Nobody left the roster: the run could not read all of it. That is an error, not a mass departure.
     assert run.status == "succeeded_with_errors"
