@@ -145,6 +145,7 @@ def main() -> None:
                 output=json.loads(description.get("output") or "{}"),
                 invocations=recorder.invocations,
                 meters=read_meters(s3, config.sync_bucket, district, run["run_id"]),
+                plan=read_plan_counts(s3, config.sync_bucket, district, run["run_id"]),
             )
             return seconds, counter.requests[config.directory_table], report
 
@@ -190,7 +191,7 @@ def main() -> None:
             f"  full sync / floor: {seconds / floor:.2f}x the time, {writes / max(requests, 1):.2f}x the write requests"
         )
 
-        steps = step_figures(full["output"], full["invocations"], full["meters"], report)
+        steps = step_figures(full["output"], full["invocations"], full["meters"], report, full["plan"])
         print_steps("full sync, per step", steps, memory=False)
         print_cost("full sync", report)
 
@@ -212,7 +213,7 @@ def main() -> None:
         )
         print_steps(
             "unchanged re-sync, per step",
-            step_figures(resync["output"], resync["invocations"], resync["meters"], report2),
+            step_figures(resync["output"], resync["invocations"], resync["meters"], report2, resync["plan"]),
             memory=False,
         )
         print_cost("unchanged re-sync", report2)
@@ -222,7 +223,7 @@ def main() -> None:
             traced_district = "bench-traced"
             set_up(traced_district)
             seconds3, _, report3 = sync("traced full sync", traced_district, memory=True)
-            traced = step_figures(last["output"], last["invocations"], last["meters"], report3)
+            traced = step_figures(last["output"], last["invocations"], last["meters"], report3, last["plan"])
             print(f"\ntraced full sync (another district id, the same roster): {seconds3:.1f}s (tracemalloc on)")
             print_steps("peak memory per step (traced; times are tracemalloc's, not the step's)", traced, memory=True)
         if args.json:
@@ -255,12 +256,24 @@ def main() -> None:
         stack.stop()
 
 
-STEPS = ("start_run", "fetch_roster", "match_roster", "upsert_chunk", "archive_unmanaged", "write_report", "finish_run")
+STEPS = (
+    "start_run",
+    "fetch_roster",
+    "match_roster",
+    "match_partition",
+    "combine_match",
+    "upsert_chunk",
+    "archive_unmanaged",
+    "write_report",
+    "finish_run",
+)
 # the template's function names carry their logical ids
 FUNCTION_STEP = {
     "StartRun": "start_run",
     "FetchRoster": "fetch_roster",
-    "MatchRoster": "match_roster",
+    "MatchRoster": "match_roster",  # Match's people phase
+    "MatchPartition": "match_partition",
+    "CombineMatch": "combine_match",
     "UpsertChunk": "upsert_chunk",
     "ArchiveUnmanaged": "archive_unmanaged",
     "WriteReport": "write_report",
@@ -279,12 +292,35 @@ def read_meters(s3: Any, bucket: str, district: str, run_id: str) -> list[dict[s
     return [json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) for key in keys]
 
 
+def read_plan_counts(s3: Any, bucket: str, district: str, run_id: str) -> dict[str, int]:
+    """What Match's people phase and its partitions planned (their ``result.json``): the writes of each."""
+    folder = f"runs/{district}/{run_id}/plan/"
+    keys = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder)
+        for o in page.get("Contents", [])
+        if o["Key"].endswith("/result.json")
+    ]
+    counts = {"people_writes": 0, "partition_writes": 0}
+    for key in keys:
+        result = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        if key.endswith("/people/result.json"):
+            counts["people_writes"] = int(result.get("writes", 0))
+        else:
+            counts["partition_writes"] += int(result.get("writes", 0))
+    return counts
+
+
 def step_of(function: str) -> str | None:
     return next((step for part, step in FUNCTION_STEP.items() if part in function), None)
 
 
 def step_figures(
-    output: dict[str, Any], invocations: list[Any], meters: list[dict[str, Any]], report: dict[str, Any]
+    output: dict[str, Any],
+    invocations: list[Any],
+    meters: list[dict[str, Any]],
+    report: dict[str, Any],
+    plan: dict[str, int],
 ) -> dict[str, dict[str, Any]]:
     """Per step: seconds (summed over invocations), invocations, the longest, peak memory (traced runs),
     records in and out (from the state document and the report)."""
@@ -307,7 +343,9 @@ def step_figures(
             f["provider_requests"] = f.get("provider_requests", 0) + int(meter.get("provider_requests", 0))
             f["write_units"] = f.get("write_units", 0) + float(meter.get("dynamodb_write_units", 0))
             f["read_units"] = f.get("read_units", 0) + float(meter.get("dynamodb_read_units", 0))
-    fetched = sum((output.get("fetch") or {}).get("records", {}).values())
+    fetched_records = (output.get("fetch") or {}).get("records", {})
+    fetched = sum(fetched_records.values())
+    pairs = sum(int(fetched_records.get(c, 0)) for c in ("enrollments", "guardian_links"))  # routed to partitions
     planned = int((output.get("match") or {}).get("writes", 0))
     counts = report.get("counts", {}).values()
     written = sum(c["created"] + c["updated"] + c["restored"] for c in counts)
@@ -316,7 +354,9 @@ def step_figures(
     records = {
         "start_run": (0, 0),
         "fetch_roster": (0, fetched),
-        "match_roster": (fetched, planned),
+        "match_roster": (fetched, plan["people_writes"]),
+        "match_partition": (pairs, plan["partition_writes"]),
+        "combine_match": (plan["people_writes"] + plan["partition_writes"], planned),
         "upsert_chunk": (planned, written),
         "archive_unmanaged": (archived, archived),
         "write_report": (lines, len(report.get("files", {}))),
