@@ -37,6 +37,7 @@ def filled_table(dynamodb: Any, directory_table: str) -> str:
     # Several partitions; sort keys whose code-point order differs from insertion order (accents, CJK,
     # digits after letters), and items large enough that the 1 MB page limit cuts pages too.
     names = ["zed", "Émile", "émile", "中文", "a10", "a9", "A", "a", "~", "0"]
+    items = []
     for n in range(300):
         pk = f"d{n % 7}#people#{n % 3}"
         sk = f"{names[n % len(names)]}-{(n * 7919) % 1000:03d}"
@@ -44,7 +45,9 @@ def filled_table(dynamodb: Any, directory_table: str) -> str:
         if n % 2:  # nested values, for projections of maps, lists and sets
             item["doc"] = {"M": {"label": {"S": f"n{n}"}, "tags": {"L": [{"S": "a"}, {"N": "1.50"}]}}}
             item["ids"] = {"SS": ["x", "y"]}
-        dynamodb.put_item(TableName=table, Item=item)
+        items.append({"PutRequest": {"Item": item}})
+    for start in range(0, len(items), 25):  # BatchWriteItem's limit
+        assert not dynamodb.batch_write_item(RequestItems={table: items[start : start + 25]})["UnprocessedItems"]
     return table
 
 
