@@ -34,6 +34,7 @@ from rostersync.matching.partition import (
     partition_of,
     partition_planner,
     people_facts,
+    plan_people_and_route_pairs,
     settle_deferred_guardians,
     with_contexts,
 )
@@ -421,27 +422,16 @@ def match_people(state: SyncState) -> MatchPrepared:
                 guardians_of_touched.add(guardian)
     name = PEOPLE_FOLDER
     phase = _PlanningPhase.start(ctx, run, fetch, manifest, name, index, inputs, guardians_of_touched)
-    planner, writes, lines, errors, records = phase.planner, phase.writes, phase.lines, phase.errors, phase.records
-    planner.pairs_elsewhere = not rekey
-
-    for data in store.read_all(manifest.get("errors", [])):
-        planner.record_error(RecordError.model_validate(data))
-    for data in store.read_all(manifest.get("deleted", [])):
-        planner.record_deleted(DeletedRecord.model_validate(data))
+    planner, writes, lines, errors = phase.planner, phase.writes, phase.lines, phase.errors
     routed = [store.chunk_writer(f"{partition_folder(p)}/pairs", _PAIR_CHUNK) for p in range(partitions)]
-    if rekey:
-        planner.plan(records)
-    else:
-        planner.plan_people_phase(records)
-        for collection in PAIR_COLLECTIONS:
-            for record in records(collection):
-                routed[partition_of(record.provider_id, partitions)].write(
-                    {
-                        "collection": collection,
-                        "record": record.model_dump(mode="json"),
-                        "context": planner.pair_context(record),
-                    }
-                )
+    plan_people_and_route_pairs(
+        planner,
+        phase.records,
+        routed,
+        errors=(RecordError.model_validate(data) for data in store.read_all(manifest.get("errors", []))),
+        deleted=(DeletedRecord.model_validate(data) for data in store.read_all(manifest.get("deleted", []))),
+        rekey=rekey,
+    )
     candidates_out = store.chunk_writer(f"{name}/candidates", 50_000)
     for candidate in planner.archive_candidates():
         candidates_out.write(candidate.to_json())
