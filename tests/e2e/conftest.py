@@ -266,15 +266,17 @@ def new_district_id() -> str:
     return f"d-{uuid.uuid4().hex[:8]}"
 
 
-def product_for(dataset_dir: Path, district_id: str, name: str = "E2E District") -> ProductDirectory:
-    """A product directory whose schools carry the dataset's Clever school ids (what step 2 of the admin's
-    path does by hand)."""
+def product_for(
+    dataset_dir: Path, district_id: str, name: str = "E2E District", provider: str = "clever"
+) -> ProductDirectory:
+    """A product directory whose schools carry the dataset's school ids as ``provider``'s (what step 2 of the
+    admin's path does by hand; a Clever dataset converted to OneRoster keeps its ids)."""
     schools = json.loads((dataset_dir / "schools.json").read_text(encoding="utf-8"))["data"]
     return ProductDirectory.model_validate(
         {
             "district": {"id": district_id, "name": name, "plan": "premium"},
             "schools": [
-                {"id": f"sch-{district_id}-{n}", "name": s["data"]["name"], "provider_ids": {"clever": s["data"]["id"]}}
+                {"id": f"sch-{district_id}-{n}", "name": s["data"]["name"], "provider_ids": {provider: s["data"]["id"]}}
                 for n, s in enumerate(schools)
             ],
         }
@@ -546,11 +548,12 @@ def synthetic(synthetic_template: Path, tmp_path: Path) -> Dataset:
 
 @pytest.fixture(scope="session")
 def make_product() -> Callable[..., ProductDirectory]:
-    """``make_product(dataset, **changes)``: the product directory for a dataset, under a fresh district id;
-    ``changes`` (e.g. ``classrooms=[...]``) are merged into its JSON before validation."""
+    """``make_product(dataset, provider="clever", **changes)``: the product directory for a dataset, under a
+    fresh district id, its schools carrying the dataset's ids as ``provider``'s; ``changes`` (e.g.
+    ``classrooms=[...]``) are merged into its JSON before validation."""
 
-    def make(dataset: Dataset, **changes: Any) -> ProductDirectory:
-        product = product_for(dataset.path, new_district_id()).model_dump(mode="json")
+    def make(dataset: Dataset, provider: str = "clever", **changes: Any) -> ProductDirectory:
+        product = product_for(dataset.path, new_district_id(), provider=provider).model_dump(mode="json")
         return ProductDirectory.model_validate({**product, **changes})
 
     return make
