@@ -21,12 +21,10 @@ from typing import Any
 import pytest
 
 from rostersync import aws
-from rostersync.admin import connect_provider
-from rostersync.config import runtime_config
-from rostersync.directory.product import ProductDirectory, import_product_directory
-from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
+from rostersync.directory.product import ProductDirectory
 from rostersync_tools.local.convert import clever_to_oneroster
 from rostersync_tools.local.simulator import ProviderSimulator
+from rostersync_tools.local.synthetic import set_up_district
 
 pytestmark = pytest.mark.e2e
 
@@ -113,16 +111,11 @@ def oneroster_district(
     stack: Any, product: ProductDirectory, clever_dir: Path, tmp_path: Path, page_limit: int
 ) -> tuple[str, Any]:
     """The product district connected to a OneRoster REST simulator serving the dataset as a bundle."""
-    config, dynamodb = runtime_config(), aws.client("dynamodb")
     bundle = tmp_path / f"bundle-{uuid.uuid4().hex[:6]}"
     clever_to_oneroster(clever_dir, bundle)
-    district_id = product.district.id
-    state = SyncStateRepository(dynamodb, config.sync_state_table, district_id)
-    import_product_directory(product, DirectoryRepository(dynamodb, config.directory_table, district_id), state)
     simulator = ProviderSimulator(bundle, token=f"token-{uuid.uuid4().hex[:12]}").start()
-    connect_provider(
-        state,
-        aws.client("secretsmanager"),
+    _, state = set_up_district(
+        product,
         "oneroster-rest",
         simulator.base_url,
         simulator.token,
@@ -130,7 +123,7 @@ def oneroster_district(
         stack=stack.stack_name,
         auth="bearer",
     )
-    return district_id, (state, simulator)
+    return product.district.id, (state, simulator)
 
 
 def test_a_oneroster_rest_district_read_a_page_per_slice_syncs_as_in_one_slice(
