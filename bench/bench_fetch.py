@@ -34,15 +34,12 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
     from rostersync import aws
-    from rostersync.admin import connect_provider
     from rostersync.config import runtime_config
     from rostersync.contracts import RunRef
-    from rostersync.directory.product import ProductDirectory, import_product_directory
-    from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
     from rostersync.steps import fetch
     from rostersync_tools.local.simulator import ProviderSimulator
     from rostersync_tools.local.stack import EmbeddedStack
-    from rostersync_tools.local.synthetic import write_synthetic_clever_district
+    from rostersync_tools.local.synthetic import product_for, set_up_district, write_synthetic_clever_district
 
     workdir = Path(tempfile.mkdtemp(prefix="rostersync-bench-fetch-"))
     sizes = write_synthetic_clever_district(workdir, students=args.students)
@@ -51,25 +48,11 @@ def main() -> None:
     simulator = ProviderSimulator(workdir, token="bench-token").start()  # noqa: S106
     try:
         config = runtime_config()
-        dynamodb, s3 = aws.client("dynamodb"), aws.client("s3")
-        schools = json.loads((workdir / "schools.json").read_text())["data"]
+        s3 = aws.client("s3")
 
         def set_up(district_id: str) -> None:
-            product = ProductDirectory.model_validate(
-                {
-                    "district": {"id": district_id, "name": "Benchmark District", "plan": "premium"},
-                    "schools": [
-                        {"id": f"sch-{n}", "name": s["data"]["name"], "provider_ids": {"clever": s["data"]["id"]}}
-                        for n, s in enumerate(schools)
-                    ],
-                }
-            )
-            directory = DirectoryRepository(dynamodb, config.directory_table, district_id)
-            state = SyncStateRepository(dynamodb, config.sync_state_table, district_id)
-            import_product_directory(product, directory, state)
-            connect_provider(
-                state,
-                aws.client("secretsmanager"),
+            set_up_district(
+                product_for(workdir, district_id, "Benchmark District"),
                 "clever",
                 simulator.base_url,
                 "bench-token",

@@ -47,14 +47,12 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
     from rostersync import aws
-    from rostersync.admin import connect_provider
     from rostersync.config import runtime_config
-    from rostersync.directory.product import ProductDirectory, import_product_directory
     from rostersync.directory.repository import DirectoryRepository, SyncStateRepository, _to_item
     from rostersync_tools.local.convert import clever_to_oneroster, zip_bundle
     from rostersync_tools.local.simulator import ProviderSimulator
     from rostersync_tools.local.stack import EmbeddedStack, InvocationRecorder, WriteRequestCounter
-    from rostersync_tools.local.synthetic import write_synthetic_clever_district
+    from rostersync_tools.local.synthetic import product_for, set_up_district, write_synthetic_clever_district
 
     workdir = Path(tempfile.mkdtemp(prefix="rostersync-bench-"))
     started = time.perf_counter()
@@ -71,30 +69,16 @@ def main() -> None:
     try:
         config = runtime_config()
         dynamodb = aws.client("dynamodb")
-        schools = json.loads((workdir / "schools.json").read_text())["data"]
         provider = "clever" if args.provider == "clever" else "oneroster"  # ids are the same in both forms
-        secrets = aws.client("secretsmanager")
 
         def set_up(district_id: str) -> SyncStateRepository:
-            product = ProductDirectory.model_validate(
-                {
-                    "district": {"id": district_id, "name": "Benchmark District", "plan": "premium"},
-                    "schools": [
-                        {"id": f"sch-{n}", "name": s["data"]["name"], "provider_ids": {provider: s["data"]["id"]}}
-                        for n, s in enumerate(schools)
-                    ],
-                }
-            )
-            directory = DirectoryRepository(dynamodb, config.directory_table, district_id)
-            state = SyncStateRepository(dynamodb, config.sync_state_table, district_id)
-            import_product_directory(product, directory, state)
+            product = product_for(workdir, district_id, "Benchmark District", provider=provider)
             if args.provider == "oneroster-csv":
-                connect_provider(state, secrets, "oneroster-csv")
+                _, state = set_up_district(product, "oneroster-csv")
                 state.mark_enabled("bench")  # sync is enabled: each upload syncs for real
             elif args.provider == "oneroster-rest":
-                connect_provider(
-                    state,
-                    secrets,
+                _, state = set_up_district(
+                    product,
                     "oneroster-rest",
                     simulator.base_url,
                     "bench-token",
@@ -103,14 +87,8 @@ def main() -> None:
                     auth="bearer",
                 )
             else:
-                connect_provider(
-                    state,
-                    secrets,
-                    "clever",
-                    simulator.base_url,
-                    "bench-token",
-                    args.page_limit,
-                    stack=stack.stack_name,
+                _, state = set_up_district(
+                    product, "clever", simulator.base_url, "bench-token", args.page_limit, stack=stack.stack_name
                 )
             return state
 

@@ -43,11 +43,11 @@ import pytest
 from rostersync import aws
 from rostersync.admin import connect_provider
 from rostersync.config import runtime_config
-from rostersync.directory.product import ProductDirectory, export_directory, import_product_directory
+from rostersync.directory.product import ProductDirectory, export_directory
 from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
 from rostersync_tools.local.simulator import ProviderSimulator
 from rostersync_tools.local.stack import EmbeddedStack, WriteRequestCounter
-from rostersync_tools.local.synthetic import write_synthetic_clever_district
+from rostersync_tools.local.synthetic import product_for, set_up_district, write_synthetic_clever_district
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO = REPO_ROOT / "samples" / "clever-demo"
@@ -266,21 +266,6 @@ def new_district_id() -> str:
     return f"d-{uuid.uuid4().hex[:8]}"
 
 
-def product_for(dataset_dir: Path, district_id: str, name: str = "E2E District") -> ProductDirectory:
-    """A product directory whose schools carry the dataset's Clever school ids (what step 2 of the admin's
-    path does by hand)."""
-    schools = json.loads((dataset_dir / "schools.json").read_text(encoding="utf-8"))["data"]
-    return ProductDirectory.model_validate(
-        {
-            "district": {"id": district_id, "name": name, "plan": "premium"},
-            "schools": [
-                {"id": f"sch-{district_id}-{n}", "name": s["data"]["name"], "provider_ids": {"clever": s["data"]["id"]}}
-                for n, s in enumerate(schools)
-            ],
-        }
-    )
-
-
 @dataclass
 class SftpDistrict:
     """A district of the product connected to SFTP uploads (OneRoster CSV), its schools matched by the
@@ -297,40 +282,29 @@ class SftpDistrict:
 def sftp_district(stack: EmbeddedStack, synthetic: Dataset, tmp_path: Path) -> SftpDistrict:
     from rostersync_tools.local.convert import clever_to_oneroster
 
-    config, dynamodb = runtime_config(), aws.client("dynamodb")
     district_id = new_district_id()
     bundle = tmp_path / "bundle"
     clever_to_oneroster(synthetic.path, bundle)
-    schools = json.loads((synthetic.path / "schools.json").read_text(encoding="utf-8"))["data"]
-    product = ProductDirectory.model_validate(
-        {
-            "district": {"id": district_id, "name": "SFTP district", "plan": "premium"},
-            "schools": [
-                {"id": f"sch-{n}", "name": s["data"]["name"], "provider_ids": {"oneroster": s["data"]["id"]}}
-                for n, s in enumerate(schools)
-            ],
-        }
-    )
-    directory = DirectoryRepository(dynamodb, config.directory_table, district_id)
-    state = SyncStateRepository(dynamodb, config.sync_state_table, district_id)
-    import_product_directory(product, directory, state)
-    connect_provider(state, aws.client("secretsmanager"), "oneroster-csv")
-    return SftpDistrict(district_id, bundle, directory, state, config.sync_bucket)
+    product = product_for(synthetic.path, district_id, "SFTP district", provider="oneroster")
+    directory, state = set_up_district(product, "oneroster-csv")
+    return SftpDistrict(district_id, bundle, directory, state, runtime_config().sync_bucket)
 
 
 class District:
     """A district of the product, connected to a Clever simulator of its own (``close()`` stops it)."""
 
     def __init__(self, run_sync: SyncRunner, dataset: Path, product: ProductDirectory, page_limit: int) -> None:
-        config = runtime_config()
-        dynamodb = aws.client("dynamodb")
         self.id = product.district.id
         self.simulator = ProviderSimulator(dataset, token=f"token-{uuid.uuid4().hex[:12]}").start()
-        self.directory = DirectoryRepository(dynamodb, config.directory_table, self.id)
-        self.state = SyncStateRepository(dynamodb, config.sync_state_table, self.id)
         self._run_sync = run_sync
-        import_product_directory(product, self.directory, self.state)
-        self.connect(self.simulator.token, page_limit)
+        self.directory, self.state = set_up_district(
+            product,
+            "clever",
+            self.simulator.base_url,
+            self.simulator.token,
+            page_limit,
+            stack=run_sync.stack.stack_name,
+        )
 
     def connect(self, token: str, page_limit: int = 10_000) -> None:
         """Store (or replace) the district's Clever connection, as installing the app does."""
@@ -546,11 +520,12 @@ def synthetic(synthetic_template: Path, tmp_path: Path) -> Dataset:
 
 @pytest.fixture(scope="session")
 def make_product() -> Callable[..., ProductDirectory]:
-    """``make_product(dataset, **changes)``: the product directory for a dataset, under a fresh district id;
-    ``changes`` (e.g. ``classrooms=[...]``) are merged into its JSON before validation."""
+    """``make_product(dataset, provider="clever", **changes)``: the product directory for a dataset, under a
+    fresh district id, its schools carrying the dataset's ids as ``provider``'s; ``changes`` (e.g.
+    ``classrooms=[...]``) are merged into its JSON before validation."""
 
-    def make(dataset: Dataset, **changes: Any) -> ProductDirectory:
-        product = product_for(dataset.path, new_district_id()).model_dump(mode="json")
+    def make(dataset: Dataset, provider: str = "clever", **changes: Any) -> ProductDirectory:
+        product = product_for(dataset.path, new_district_id(), provider=provider).model_dump(mode="json")
         return ProductDirectory.model_validate({**product, **changes})
 
     return make

@@ -13,18 +13,18 @@ import json
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rostersync import aws
-from rostersync.admin import connect_provider
-from rostersync.config import runtime_config
-from rostersync.directory.product import ProductDirectory, import_product_directory
-from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
+from rostersync.directory.product import ProductDirectory
 from rostersync_tools.local.convert import clever_to_oneroster
 from rostersync_tools.local.simulator import ProviderSimulator
+from rostersync_tools.local.synthetic import set_up_district
 
 pytestmark = pytest.mark.e2e
 
@@ -107,28 +107,15 @@ def test_the_demo_district_read_a_page_per_slice_syncs_as_in_one_slice(
     assert "slice" not in state
 
 
-def oneroster_district(stack: Any, clever_dir: Path, tmp_path: Path, page_limit: int) -> tuple[str, Any]:
-    """A product district connected to a OneRoster REST simulator serving the dataset as a bundle."""
-    config, dynamodb = runtime_config(), aws.client("dynamodb")
+def oneroster_district(
+    stack: Any, product: ProductDirectory, clever_dir: Path, tmp_path: Path, page_limit: int
+) -> tuple[str, Any]:
+    """The product district connected to a OneRoster REST simulator serving the dataset as a bundle."""
     bundle = tmp_path / f"bundle-{uuid.uuid4().hex[:6]}"
     clever_to_oneroster(clever_dir, bundle)
-    district_id = f"d-{uuid.uuid4().hex[:8]}"
-    schools = json.loads((clever_dir / "schools.json").read_text(encoding="utf-8"))["data"]
-    product = ProductDirectory.model_validate(
-        {
-            "district": {"id": district_id, "name": "Sliced OneRoster", "plan": "premium"},
-            "schools": [
-                {"id": f"sch-{n}", "name": s["data"]["name"], "provider_ids": {"oneroster": s["data"]["id"]}}
-                for n, s in enumerate(schools)
-            ],
-        }
-    )
-    state = SyncStateRepository(dynamodb, config.sync_state_table, district_id)
-    import_product_directory(product, DirectoryRepository(dynamodb, config.directory_table, district_id), state)
     simulator = ProviderSimulator(bundle, token=f"token-{uuid.uuid4().hex[:12]}").start()
-    connect_provider(
-        state,
-        aws.client("secretsmanager"),
+    _, state = set_up_district(
+        product,
         "oneroster-rest",
         simulator.base_url,
         simulator.token,
@@ -136,16 +123,17 @@ def oneroster_district(stack: Any, clever_dir: Path, tmp_path: Path, page_limit:
         stack=stack.stack_name,
         auth="bearer",
     )
-    return district_id, (state, simulator)
+    return product.district.id, (state, simulator)
 
 
 def test_a_oneroster_rest_district_read_a_page_per_slice_syncs_as_in_one_slice(
-    stack: Any, run_sync: Any, synthetic: Any, tmp_path: Path
+    stack: Any, run_sync: Any, synthetic: Any, make_product: Any, tmp_path: Path
 ) -> None:
     # Given one synthetic district served by OneRoster REST in pages of 20, read in one slice per
     # collection and with one page per slice
-    one_id, (_, one_sim) = oneroster_district(stack, synthetic.path, tmp_path, page_limit=20)
-    many_id, (many_state, many_sim) = oneroster_district(stack, synthetic.path, tmp_path, page_limit=20)
+    products = make_product(synthetic, provider="oneroster"), make_product(synthetic, provider="oneroster")
+    one_id, (_, one_sim) = oneroster_district(stack, products[0], synthetic.path, tmp_path, page_limit=20)
+    many_id, (many_state, many_sim) = oneroster_district(stack, products[1], synthetic.path, tmp_path, page_limit=20)
     connection = many_state.get_item("CONNECTION")
     many_state.put_item("CONNECTION", {**connection, "max_pages_per_slice": 1})
     try:
@@ -159,6 +147,44 @@ def test_a_oneroster_rest_district_read_a_page_per_slice_syncs_as_in_one_slice(
     assert checkpoint(second, "users")["slice"] > 2
     assert checkpoint(second, "users")["slice"] == checkpoint(second, "users")["pages"]
     assert checkpoint(first, "users")["slice"] == 1
+
+
+@contextmanager
+def users_slice_dying_before_its_checkpoint(district_id: str, written_under: str) -> Iterator[list[list[str]]]:
+    """While in the block, the district's second users slice dies once after its work, before its checkpoint
+    is written (as a Lambda out of time: Sandbox.Timedout, which the slice's Retry matches). Yields the list
+    that gets, when it dies, the keys the slice had written under ``written_under`` (``fetch/users/…``)."""
+    from rostersync.storage import RunStore
+    from rostersync_tools.local.stack import InjectedCrashError
+
+    put_json, died = RunStore.put_json, []
+
+    def dies_once(store: RunStore, name: str, value: Any) -> str:
+        if name == "fetch/users/checkpoint.json" and value["slice"] == 2 and district_id in store.prefix and not died:
+            died.append(store.list_keys(written_under))
+            raise InjectedCrashError("out of time before the checkpoint", "Sandbox.Timedout")
+        return put_json(store, name, value)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RunStore, "put_json", dies_once)
+        yield died
+
+
+@contextmanager
+def users_slices_losing_their_answer(stack: Any, times: int) -> Iterator[Any]:
+    """While in the block, ``times`` users slices die after their work was done (their answer lost, as a
+    Lambda out of time: Sandbox.Timedout, which the slice's Retry matches). Yields the crash (``fired``)."""
+    crash = stack.inject_crash(
+        "FetchRosterFunction",
+        after_writes=None,
+        times=times,
+        error_type="Sandbox.Timedout",
+        when=lambda event: event.get("phase") == "slice" and event.get("resource") == "users",
+    )
+    try:
+        yield crash
+    finally:
+        stack.clear_crashes()
 
 
 @pytest.fixture(scope="module")
@@ -179,17 +205,8 @@ def test_a_slice_whose_answer_was_lost_is_retried_and_duplicates_nothing(
     # (their answer lost, as a Lambda out of time: Sandbox.Timedout, which the slice's Retry matches)
     d = district(synthetic, page_limit=20)
     sliced(d, 1)
-    crash = stack.inject_crash(
-        "FetchRosterFunction",
-        after_writes=None,
-        times=2,
-        error_type="Sandbox.Timedout",
-        when=lambda event: event.get("phase") == "slice" and event.get("resource") == "users",
-    )
-    try:
+    with users_slices_losing_their_answer(stack, times=2) as crash:
         run = d.sync()
-    finally:
-        stack.clear_crashes()
 
     # Then the slices were retried from their checkpoints and the run is the clean run's
     assert crash.fired == 2
@@ -199,26 +216,15 @@ def test_a_slice_whose_answer_was_lost_is_retried_and_duplicates_nothing(
 
 
 def test_a_slice_that_died_before_its_checkpoint_is_read_again_into_the_same_keys(
-    district: Any, synthetic: Any, monkeypatch: pytest.MonkeyPatch, clean_run: Any
+    district: Any, synthetic: Any, clean_run: Any
 ) -> None:
     # Given a page per slice, and the second users slice dying after its chunk was written but before
     # its checkpoint was (as a Lambda out of time: Sandbox.Timedout, which the slice's Retry matches)
-    from rostersync.storage import RunStore
-    from rostersync_tools.local.stack import InjectedCrashError
-
     d = district(synthetic, page_limit=20)
     sliced(d, 1)
-    put_json, died = RunStore.put_json, []
 
-    def dies_once(store: RunStore, name: str, value: Any) -> str:
-        if name == "fetch/users/checkpoint.json" and value["slice"] == 2 and d.id in store.prefix and not died:
-            died.append(store.list_keys("fetch/users/s00001"))
-            raise InjectedCrashError("out of time before the checkpoint", "Sandbox.Timedout")
-        return put_json(store, name, value)
-
-    monkeypatch.setattr(RunStore, "put_json", dies_once)
-
-    run = d.sync()
+    with users_slice_dying_before_its_checkpoint(d.id, "fetch/users/s00001") as died:
+        run = d.sync()
 
     # Then the retry read the same page into the same key, the checkpoint names it once, and the run is
     # the clean run's with no record twice
@@ -291,15 +297,12 @@ def test_parallel_branches_keep_together_to_the_districts_rate_limit(district: A
 
 
 def test_what_the_slices_mapped_is_in_the_snapshot_once_after_retries(
-    district: Any, synthetic: Any, stack: Any, monkeypatch: pytest.MonkeyPatch
+    district: Any, synthetic: Any, stack: Any
 ) -> None:
     # Given a roster with a user without an id and a copy of a student at its end (pages apart from the
     # first), read a page per slice: the users slices map what they read. The second users slice dies
     # after writing its mapped chunks but before its checkpoint, and two later ones lose their answers
     # after it (Sandbox.Timedout, which the slice's Retry matches)
-    from rostersync.storage import RunStore
-    from rostersync_tools.local.stack import InjectedCrashError
-
     students = synthetic.users("student")
     no_id, duplicate = dict(students[1]), dict(students[2])
     del no_id["id"]
@@ -308,27 +311,11 @@ def test_what_the_slices_mapped_is_in_the_snapshot_once_after_retries(
     clean = district(synthetic, page_limit=20)
     d = district(synthetic, page_limit=20)
     sliced(d, 1)
-    put_json, died = RunStore.put_json, []
-
-    def dies_once(store: RunStore, name: str, value: Any) -> str:
-        if name == "fetch/users/checkpoint.json" and value["slice"] == 2 and d.id in store.prefix and not died:
-            died.append(store.list_keys("fetch/users/mapped/s00001"))
-            raise InjectedCrashError("out of time before the checkpoint", "Sandbox.Timedout")
-        return put_json(store, name, value)
-
-    monkeypatch.setattr(RunStore, "put_json", dies_once)
-    crash = stack.inject_crash(
-        "FetchRosterFunction",
-        after_writes=None,
-        times=2,
-        error_type="Sandbox.Timedout",
-        when=lambda event: event.get("phase") == "slice" and event.get("resource") == "users",
-    )
-    try:
+    with (
+        users_slice_dying_before_its_checkpoint(d.id, "fetch/users/mapped/s00001") as died,
+        users_slices_losing_their_answer(stack, times=2) as crash,
+    ):
         run = d.sync()
-    finally:
-        stack.clear_crashes()
-    monkeypatch.setattr(RunStore, "put_json", put_json)
 
     # Then the run is the clean run's (one slice per list): every record and every error line once,
     # the same counts in the fetch's result

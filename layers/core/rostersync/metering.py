@@ -164,6 +164,40 @@ def meter_name(step: str, event: Any, part: str = "") -> str:
     return f"meter/{step}.json"
 
 
+# The steps' meters as Write report reads them back (``steps.report``): named here, beside ``meter_name``,
+# from the events their handlers get. ``step`` is the name the handler gives ``step_metrics``.
+
+
+def fetch_slice_part(resource: str, number: int | None) -> str:
+    """A Fetch slice's ``part`` (``name_part``): its list and number (``users-s00003``), so a retry overwrites
+    its meter; ``None``, a slice asked for after its list was read to its end (``users-done``)."""
+    return f"{resource}-done" if number is None else f"{resource}-s{number:05d}"
+
+
+def fetch_meter_names(slices: dict[str, int]) -> list[str]:
+    """The meters a run's Fetch writes: its plan, each slice of each list (``slices``: list → slices read),
+    and the assembly."""
+    slice_names = (
+        meter_name("fetch_roster", None, fetch_slice_part(resource, n))
+        for resource, count in slices.items()
+        for n in range(count)
+    )
+    return [
+        meter_name("fetch_roster", {"phase": "plan"}),
+        *slice_names,
+        meter_name("fetch_roster", {"phase": "assemble"}),
+    ]
+
+
+def match_meter_names(partitions: int) -> list[str]:
+    """The meters a run's Match writes: the people phase, each of its ``partitions``, and Combine."""
+    return [
+        meter_name("match_roster", None),
+        *(meter_name("match_partition", {"partition": n}) for n in range(partitions)),
+        meter_name("combine_match", None),
+    ]
+
+
 def name_part(part: str) -> None:
     """Name this invocation's meter file after ``part`` (what the event alone cannot tell apart)."""
     meter = current.get()

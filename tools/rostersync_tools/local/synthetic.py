@@ -25,6 +25,10 @@ Everything is fake: names from short lists of common names, emails at example.or
 grows with the school plan and a few bytes per student, never with the whole roster, so a 1M-student
 district is fine.
 
+``product_for(dataset_dir, district_id)`` and ``set_up_district(product, connection, ...)`` make a product
+district of such a dataset on the stack the environment points at (the embedded one in tests and
+benchmarks): its schools carry the dataset's ids, its directory imported, its provider connected.
+
 CLI: ``python -m rostersync_tools.local.synthetic OUT_DIR --students N [--seed S] [--schools K]``.
 """
 
@@ -41,7 +45,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["write_synthetic_clever_district"]
+from rostersync import aws
+from rostersync.admin import connect_provider
+from rostersync.config import runtime_config
+from rostersync.directory.product import ProductDirectory, import_product_directory
+from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
+
+__all__ = ["product_for", "set_up_district", "write_synthetic_clever_district"]
 
 STUDENTS_PER_SCHOOL = 500
 STUDENTS_PER_TEACHER = 20
@@ -656,6 +666,49 @@ def _write_cohort_sections(
             student_enrollments += len(members)
             teacher_enrollments += len(teachers)
     return student_enrollments, teacher_enrollments
+
+
+# -- a product district of the dataset ----------------------------------------------------------------
+
+
+def product_for(
+    dataset_dir: Path, district_id: str, name: str = "Synthetic District", provider: str = "clever"
+) -> ProductDirectory:
+    """A product directory whose schools carry the dataset's school ids as ``provider``'s (what step 2 of the
+    admin's path does by hand; a dataset converted to OneRoster keeps its ids). School ``n`` is
+    ``sch-<district>-<n>``: two districts of the same dataset share no id."""
+    schools = json.loads((dataset_dir / "schools.json").read_text(encoding="utf-8"))["data"]
+    return ProductDirectory.model_validate(
+        {
+            "district": {"id": district_id, "name": name, "plan": "premium"},
+            "schools": [
+                {"id": f"sch-{district_id}-{n}", "name": s["data"]["name"], "provider_ids": {provider: s["data"]["id"]}}
+                for n, s in enumerate(schools)
+            ],
+        }
+    )
+
+
+def set_up_district(
+    product: ProductDirectory,
+    connection: str,
+    base_url: str = "",
+    secret: str | None = None,
+    page_limit: int = 10_000,
+    *,
+    stack: str | None = None,
+    **options: Any,
+) -> tuple[DirectoryRepository, SyncStateRepository]:
+    """Import ``product`` into the directory and store its district's connection (``connection`` and the rest
+    as ``admin.connect_provider`` takes them: ``clever``, ``oneroster-rest`` or ``oneroster-csv``), as
+    installing the app does. Returns the district's directory and sync state repositories."""
+    config, dynamodb = runtime_config(), aws.client("dynamodb")
+    directory = DirectoryRepository(dynamodb, config.directory_table, product.district.id)
+    state = SyncStateRepository(dynamodb, config.sync_state_table, product.district.id)
+    import_product_directory(product, directory, state)
+    secrets = aws.client("secretsmanager")
+    connect_provider(state, secrets, connection, base_url, secret, page_limit, stack=stack, **options)
+    return directory, state
 
 
 def main(argv: list[str] | None = None) -> int:

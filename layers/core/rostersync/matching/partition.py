@@ -15,13 +15,15 @@ whole flow in memory, which is how the tests hold it to the single pass.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+from pydantic import TypeAdapter
 
 from rostersync.directory.keys import COLLECTION_OF_KIND
 from rostersync.directory.repository import IndexEntry
-from rostersync.domain.records import DeletedRecord, Kind, RecordError
+from rostersync.domain.records import DeletedRecord, Kind, RecordError, RosterRecord
 from rostersync.matching.plan import (
     UNREADABLE_HELD,
     ArchiveCandidate,
@@ -118,6 +120,56 @@ def partition_planner(
     return planner
 
 
+class PairSink(Protocol):
+    """Where the people phase routes one partition's enrollments and guardian links: an S3 chunk writer in
+    the Lambda step (``steps.match``), a list in memory (``plan_partitioned``)."""
+
+    def write(self, row: dict[str, Any], /) -> Any: ...
+
+
+def plan_people_and_route_pairs(
+    planner: SyncPlanner,
+    records: Callable[[str], Iterable[Any]],
+    partitions: Sequence[PairSink],
+    errors: Iterable[RecordError] = (),
+    deleted: Iterable[DeletedRecord] = (),
+    rekey: bool = False,
+) -> None:
+    """Match's people phase on ``planner`` (its index without enrollments and guardian links): plan schools,
+    classrooms, people and guardians, and route every enrollment and guardian link to its partition's sink
+    (``partitions[partition_of(...)]``) as ``{"collection", "record", "context"}``, its references resolved.
+    ``rekey``: the run is a provider re-key, whose pairs link through records across the district, so the
+    phase (its index then whole) plans everything itself and routes nothing."""
+    planner.pairs_elsewhere = not rekey
+    for error in errors:
+        planner.record_error(error)
+    for record in deleted:
+        planner.record_deleted(record)
+    if rekey:
+        planner.plan(records)
+        return
+    planner.plan_people_phase(records)
+    for collection in PAIR_COLLECTIONS:
+        for record in records(collection):
+            partitions[partition_of(record.provider_id, len(partitions))].write(
+                {
+                    "collection": collection,
+                    "record": record.model_dump(mode="json"),
+                    "context": planner.pair_context(record),
+                }
+            )
+
+
+_record = TypeAdapter(RosterRecord)
+
+
+def routed_pairs(rows: Iterable[dict[str, Any]], collection: str) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """A partition's routed rows of one collection, as (record, context)."""
+    for row in rows:
+        if row["collection"] == collection:
+            yield _record.validate_python(row["record"]), row["context"]
+
+
 def with_contexts(planner: SyncPlanner, routed: Iterable[tuple[Any, dict[str, Any]]]) -> Iterable[Any]:
     """Feed a partition's records to its planner, each after the references it carries."""
     for record, context in routed:
@@ -201,6 +253,13 @@ def settle_deferred_guardians(
 # -- the whole flow in memory ----------------------------------------------------------------------
 
 
+class _RoutedPairs(list[dict[str, Any]]):
+    """One partition's routed enrollments and guardian links, in memory."""
+
+    def write(self, row: dict[str, Any], /) -> None:
+        self.append(row)
+
+
 @dataclass
 class PartitionedPlan:
     """What a partitioned Match produces, gathered (for the tests that hold it to the single pass)."""
@@ -258,19 +317,8 @@ def plan_partitioned(
         guardians_of_touched=guardians_of_touched,
         **options,
     )
-    people.pairs_elsewhere = not rekey
-    for error in errors:
-        people.record_error(error)
-    for record in deleted:
-        people.record_deleted(record)
-    routed: list[list[tuple[Any, dict[str, Any]]]] = [[] for _ in range(partitions)]
-    if rekey:
-        people.plan(records)
-    else:
-        people.plan_people_phase(records)
-        for collection in PAIR_COLLECTIONS:
-            for record in records(collection):
-                routed[partition_of(record.provider_id, partitions)].append((record, people.pair_context(record)))
+    routed = [_RoutedPairs() for _ in range(partitions)]
+    plan_people_and_route_pairs(people, records, routed, errors=errors, deleted=deleted, rekey=rekey)
     out.candidates.extend(people.archive_candidates())
     facts = people_facts(people, pairs_partitioned=not rekey)
     parts: list[dict[str, Any]] = []
@@ -298,7 +346,7 @@ def plan_partitioned(
             ("enrollments", planner.plan_enrollments),
             ("guardian_links", planner.plan_guardian_links),
         ):
-            plan(with_contexts(planner, (rc for rc in routed[p] if _collection_of(rc[0]) == collection)))
+            plan(with_contexts(planner, routed_pairs(routed[p], collection)))
         out.candidates.extend(planner.archive_candidates())
         for guardian, school in planner.guardian_school.items():
             guardian_school.setdefault(guardian, school)
@@ -312,14 +360,11 @@ def plan_partitioned(
     return out
 
 
-def _collection_of(record: Any) -> str:
-    return COLLECTION_OF_KIND[record.kind]
-
-
 __all__ = [
     "PAIR_COLLECTIONS",
     "PEOPLE_FOLDER",
     "IndexEntry",
+    "PairSink",
     "PartitionedPlan",
     "PeopleFacts",
     "merge_summaries",
@@ -328,5 +373,7 @@ __all__ = [
     "partition_planner",
     "people_facts",
     "plan_partitioned",
+    "plan_people_and_route_pairs",
+    "routed_pairs",
     "settle_deferred_guardians",
 ]

@@ -226,11 +226,6 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
     return FetchPlanResult(resources=list(plan["lists"]), plan_key=key)
 
 
-def slice_meter_part(resource: str, number: int) -> str:
-    """The name of a slice's meter (``rostersync.metering``): its list and number, so a retry overwrites it."""
-    return f"{resource}-s{number:05d}"
-
-
 def fetch_slices(store: RunStore) -> dict[str, int]:
     """The lists the run's fetch plan named, each with the slices its checkpoint counts."""
     plan = _get_json_or_none(store, PLAN_NAME) or {}
@@ -238,14 +233,6 @@ def fetch_slices(store: RunStore) -> dict[str, int]:
         resource: int((_get_json_or_none(store, _checkpoint_name(resource)) or {}).get("slice", 0))
         for resource in plan.get("lists", {})
     }
-
-
-def fetch_meter_names(slices: dict[str, int]) -> list[str]:
-    """The meters a run's Fetch wrote: its plan, each slice of each list, and the assembly."""
-    names = [
-        f"fetch_roster-{slice_meter_part(resource, n)}" for resource, count in slices.items() for n in range(count)
-    ]
-    return ["fetch_roster-plan", *names, "fetch_roster-assemble"]
 
 
 def _checkpoint_name(resource: str) -> str:
@@ -291,9 +278,9 @@ def read_fetch_slice(
         "last_request_at": plan.get("last_request_at"),
     }
     if checkpoint["done"]:
-        metering.name_part(f"{resource}-done")
+        metering.name_part(metering.fetch_slice_part(resource, None))
         return FetchSliceResult(resource=resource, done=True, slice=checkpoint["slice"], pages=checkpoint["pages"])
-    metering.name_part(slice_meter_part(resource, checkpoint["slice"]))
+    metering.name_part(metering.fetch_slice_part(resource, checkpoint["slice"]))
     pacer = RequestPacer(interval=float(plan.get("interval") or 0.0), last=checkpoint.get("last_request_at"))
     max_pages = int(reading.connection.get("max_pages_per_slice") or ctx.config.fetch_max_pages_per_slice)
     margin_ms = ctx.config.fetch_slice_margin_seconds * 1000

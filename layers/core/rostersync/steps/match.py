@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
 from pydantic import TypeAdapter
 
 from rostersync import aws
-from rostersync.contracts import MatchPartitionRequest, MatchPrepared, MatchResult, SyncState
+from rostersync.contracts import (
+    FetchResult,
+    MatchPartitionRequest,
+    MatchPrepared,
+    MatchResult,
+    RunRef,
+    SyncState,
+)
 from rostersync.directory.keys import COLLECTION_OF_KIND, COLLECTIONS
 from rostersync.directory.repository import DirectoryRepository, IndexEntry
 from rostersync.domain.records import DeletedRecord, Kind, RecordError, RosterRecord
@@ -27,6 +34,7 @@ from rostersync.matching.partition import (
     partition_of,
     partition_planner,
     people_facts,
+    plan_people_and_route_pairs,
     settle_deferred_guardians,
     with_contexts,
 )
@@ -35,7 +43,9 @@ from rostersync.matching.plan import ArchiveCandidate, PlanLine, PlannedWrite, S
 from rostersync.matching.rekey import classroom_key, id_change
 from rostersync.observability import logger
 from rostersync.reports.details import display_name, field_changes, line_details
+from rostersync.settings import SyncSettings
 from rostersync.steps.context import DistrictContext
+from rostersync.storage import ChunkWriter
 
 _record = TypeAdapter(RosterRecord)
 
@@ -181,6 +191,103 @@ def _pair_name(fields: dict[str, Any], names: dict[str, str]) -> str:
     return f"{one} {word} {two}" if one and two else ""
 
 
+@dataclass
+class _PlanInputs:
+    """What a phase of Match that plans people reads of the district and the run besides the index."""
+
+    settings: SyncSettings
+    # The product's accounts nobody linked to this provider yet: person matching looks among them.
+    candidates: CandidateIndex
+    school_names: dict[str, str]
+    product_schools: dict[str, str]
+    rekey_people: CandidateIndex | None
+    rekey_classrooms: dict[str, list[IndexEntry]] | None
+    touched: dict[str, set[str]]
+
+    @classmethod
+    def read(
+        cls,
+        ctx: DistrictContext,
+        run: RunRef,
+        fetch: FetchResult,
+        manifest: dict[str, list[str]],
+        index: dict[str, Any],
+    ) -> _PlanInputs:
+        settings = ctx.state.settings_at(run.settings_version)
+        candidates = CandidateIndex.from_records(ctx.directory.unlinked("people", run.provider))
+        school_names = {r.id: str(r.effective_fields().get("name", "")) for r in ctx.directory.records("schools")}
+        product_schools = {
+            r.id: str(r.effective_fields().get("name", ""))
+            for r in ctx.directory.unlinked("schools", run.provider)
+            if r.status == "active"
+        }
+        rekey_people, rekey_classrooms = _rekey_indexes(ctx, run.provider, index, manifest, fetch.delta)
+        touched = _touched(ctx, manifest)
+        return cls(settings, candidates, school_names, product_schools, rekey_people, rekey_classrooms, touched)
+
+
+@dataclass
+class _PlanningPhase:
+    """A phase of Match planned by one ``SyncPlanner``: the planner, the chunk writers of its plan in the run's
+    files (``<folder>/writes``, ``/lines``, ``/errors``) and the reader of the snapshot's records."""
+
+    planner: SyncPlanner
+    writes: ChunkWriter
+    lines: ChunkWriter
+    errors: ChunkWriter
+    before_images: BeforeImages
+    records: Callable[[str], Iterator[Any]]
+
+    @classmethod
+    def start(
+        cls,
+        ctx: DistrictContext,
+        run: RunRef,
+        fetch: FetchResult,
+        manifest: dict[str, list[str]],
+        folder: str,
+        index: dict[str, Any],
+        inputs: _PlanInputs,
+        guardians_of_touched: set[str] | None = None,
+    ) -> _PlanningPhase:
+        store = ctx.store
+        writes = store.chunk_writer(f"{folder}/writes", ctx.config.plan_chunk_records)
+        lines = store.chunk_writer(f"{folder}/lines", 50_000)
+        errors = store.chunk_writer(f"{folder}/errors", 50_000)
+        before_images = BeforeImages(ctx.directory, inputs.school_names, lines.write)
+
+        def write(planned: PlannedWrite) -> None:
+            before_images.write(planned)
+            writes.write(planned.to_json())
+
+        planner = SyncPlanner(
+            run.district_id,
+            run.provider,
+            index,
+            delta=fetch.delta,
+            complete=fetch.complete,
+            write=write,
+            line=before_images.line,
+            error=errors.write,
+            settings=inputs.settings,
+            candidates=inputs.candidates,
+            product_schools=inputs.product_schools,
+            school_names=inputs.school_names,
+            rekey_people=inputs.rekey_people,
+            rekey_classrooms=inputs.rekey_classrooms,
+            touched=inputs.touched,
+            touched_only=fetch.touched_only,
+            tonight_known=fetch.tonight_known,
+            guardians_of_touched=guardians_of_touched,
+        )
+
+        def records(collection: str) -> Iterator[Any]:
+            for data in store.read_all(manifest.get(collection, [])):
+                yield _record.validate_python(data)
+
+        return cls(planner, writes, lines, errors, before_images, records)
+
+
 def match_roster_single_pass(state: SyncState) -> MatchResult:
     """Plan the run's writes and archive candidates in one invocation; write them as chunks with a manifest.
 
@@ -197,59 +304,17 @@ def match_roster_single_pass(state: SyncState) -> MatchResult:
     manifest: dict[str, list[str]] = store.get_json(fetch.snapshot_manifest_key)
 
     index = {c: index_by_provider_id(ctx.directory.index(c), run.provider) for c in COLLECTIONS}
-    settings = ctx.state.settings_at(run.settings_version)
-    # The product's accounts nobody linked to this provider yet: person matching looks among them.
-    candidates = CandidateIndex.from_records(ctx.directory.unlinked("people", run.provider))
-    school_names = {r.id: str(r.effective_fields().get("name", "")) for r in ctx.directory.records("schools")}
-    product_schools = {
-        r.id: str(r.effective_fields().get("name", ""))
-        for r in ctx.directory.unlinked("schools", run.provider)
-        if r.status == "active"
-    }
-    rekey_people, rekey_classrooms = _rekey_indexes(ctx, run.provider, index, manifest, fetch.delta)
-    touched: dict[str, set[str]] = {"people": set(), "classrooms": set()}
-    for data in store.read_all(manifest.get("touched", [])):
-        touched.setdefault(str(data["collection"]), set()).add(str(data["provider_id"]))
-    writes = store.chunk_writer("plan/writes", ctx.config.plan_chunk_records)
-    lines = store.chunk_writer("plan/lines", 50_000)
-    errors = store.chunk_writer("plan/errors", 50_000)
-    before_images = BeforeImages(ctx.directory, school_names, lines.write)
-
-    def write(planned: PlannedWrite) -> None:
-        before_images.write(planned)
-        writes.write(planned.to_json())
-
-    planner = SyncPlanner(
-        run.district_id,
-        run.provider,
-        index,
-        delta=fetch.delta,
-        complete=fetch.complete,
-        write=write,
-        line=before_images.line,
-        error=errors.write,
-        settings=settings,
-        candidates=candidates,
-        product_schools=product_schools,
-        school_names=school_names,
-        rekey_people=rekey_people,
-        rekey_classrooms=rekey_classrooms,
-        touched=touched,
-        touched_only=fetch.touched_only,
-        tonight_known=fetch.tonight_known,
-    )
-
-    def records(collection: str) -> Iterator[Any]:
-        for data in store.read_all(manifest.get(collection, [])):
-            yield _record.validate_python(data)
-
+    inputs = _PlanInputs.read(ctx, run, fetch, manifest, index)
+    settings, candidates, school_names = inputs.settings, inputs.candidates, inputs.school_names
+    phase = _PlanningPhase.start(ctx, run, fetch, manifest, "plan", index, inputs)
+    planner, writes, lines, errors, records = phase.planner, phase.writes, phase.lines, phase.errors, phase.records
     for data in store.read_all(manifest.get("errors", [])):
         planner.record_error(RecordError.model_validate(data))
     for data in store.read_all(manifest.get("deleted", [])):
         planner.record_deleted(DeletedRecord.model_validate(data))
     archive = store.chunk_writer("plan/archive", 50_000)
     candidates_to_archive = planner.plan(records)
-    before_images.flush()
+    phase.before_images.flush()
     # Records whose archiving the admin discarded stay (lifecycle.holds): not candidates, a skipped line each.
     kept = kept_ids(ctx.state, aws.client("s3"), ctx.config.sync_bucket)
     kept_by_admin: Counter[str] = Counter()
@@ -340,19 +405,12 @@ def match_people(state: SyncState) -> MatchPrepared:
     people_collections = ("schools", "classrooms", "people")
     index: dict[str, Any] = {c: index_by_provider_id(ctx.directory.index(c), run.provider) for c in people_collections}
     index |= {c: {} for c in PAIR_COLLECTIONS}
-    settings = ctx.state.settings_at(run.settings_version)
-    candidates = CandidateIndex.from_records(ctx.directory.unlinked("people", run.provider))
-    school_names = {r.id: str(r.effective_fields().get("name", "")) for r in ctx.directory.records("schools")}
-    product_schools = {
-        r.id: str(r.effective_fields().get("name", ""))
-        for r in ctx.directory.unlinked("schools", run.provider)
-        if r.status == "active"
-    }
-    rekey_people, rekey_classrooms = _rekey_indexes(ctx, run.provider, index, manifest, fetch.delta)
+    inputs = _PlanInputs.read(ctx, run, fetch, manifest, index)
+    settings, candidates, school_names = inputs.settings, inputs.candidates, inputs.school_names
+    touched = inputs.touched
     # A provider re-key (a rare night: the district re-rostered) links enrollments and links through the
     # records their old ids were made of, across the district: this phase plans them itself.
-    rekey = rekey_people is not None or rekey_classrooms is not None
-    touched = _touched(ctx, manifest)
+    rekey = inputs.rekey_people is not None or inputs.rekey_classrooms is not None
     guardians_of_touched: set[str] | None = None
     if rekey:
         index |= {c: index_by_provider_id(ctx.directory.index(c), run.provider) for c in PAIR_COLLECTIONS}
@@ -363,66 +421,24 @@ def match_people(state: SyncState) -> MatchPrepared:
             if student in touched["people"]:
                 guardians_of_touched.add(guardian)
     name = PEOPLE_FOLDER
-    writes = store.chunk_writer(f"{name}/writes", ctx.config.plan_chunk_records)
-    lines = store.chunk_writer(f"{name}/lines", 50_000)
-    errors = store.chunk_writer(f"{name}/errors", 50_000)
-    before_images = BeforeImages(ctx.directory, school_names, lines.write)
-
-    def write(planned: PlannedWrite) -> None:
-        before_images.write(planned)
-        writes.write(planned.to_json())
-
-    planner = SyncPlanner(
-        run.district_id,
-        run.provider,
-        index,
-        delta=fetch.delta,
-        complete=fetch.complete,
-        write=write,
-        line=before_images.line,
-        error=errors.write,
-        settings=settings,
-        candidates=candidates,
-        product_schools=product_schools,
-        school_names=school_names,
-        rekey_people=rekey_people,
-        rekey_classrooms=rekey_classrooms,
-        touched=touched,
-        touched_only=fetch.touched_only,
-        tonight_known=fetch.tonight_known,
-        guardians_of_touched=guardians_of_touched,
-    )
-    planner.pairs_elsewhere = not rekey
-
-    def records(collection: str) -> Iterator[Any]:
-        for data in store.read_all(manifest.get(collection, [])):
-            yield _record.validate_python(data)
-
-    for data in store.read_all(manifest.get("errors", [])):
-        planner.record_error(RecordError.model_validate(data))
-    for data in store.read_all(manifest.get("deleted", [])):
-        planner.record_deleted(DeletedRecord.model_validate(data))
+    phase = _PlanningPhase.start(ctx, run, fetch, manifest, name, index, inputs, guardians_of_touched)
+    planner, writes, lines, errors = phase.planner, phase.writes, phase.lines, phase.errors
     routed = [store.chunk_writer(f"{partition_folder(p)}/pairs", _PAIR_CHUNK) for p in range(partitions)]
-    if rekey:
-        planner.plan(records)
-    else:
-        planner.plan_people_phase(records)
-        for collection in PAIR_COLLECTIONS:
-            for record in records(collection):
-                routed[partition_of(record.provider_id, partitions)].write(
-                    {
-                        "collection": collection,
-                        "record": record.model_dump(mode="json"),
-                        "context": planner.pair_context(record),
-                    }
-                )
+    plan_people_and_route_pairs(
+        planner,
+        phase.records,
+        routed,
+        errors=(RecordError.model_validate(data) for data in store.read_all(manifest.get("errors", []))),
+        deleted=(DeletedRecord.model_validate(data) for data in store.read_all(manifest.get("deleted", []))),
+        rekey=rekey,
+    )
     candidates_out = store.chunk_writer(f"{name}/candidates", 50_000)
     for candidate in planner.archive_candidates():
         candidates_out.write(candidate.to_json())
     deferred = store.chunk_writer(f"{name}/deferred-guardians", 50_000)
     for candidate in planner.deferred_guardians:
         deferred.write(candidate.to_json())
-    before_images.flush()
+    phase.before_images.flush()
     synced_schools = {
         e.id
         for e in index["schools"].values()

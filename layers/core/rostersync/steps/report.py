@@ -34,7 +34,7 @@ from rostersync.reports.writer import CsvReportWriter, render_json
 from rostersync.schedule import next_run
 from rostersync.settings import LimitSettings, SettingsError
 from rostersync.steps.context import DistrictContext
-from rostersync.steps.fetch import fetch_meter_names, fetch_slices
+from rostersync.steps.fetch import fetch_slices
 from rostersync.storage import RunStore
 
 # An AWS call refused for want of a permission: the message names the role (so the step) and the action.
@@ -156,8 +156,11 @@ def _run_cost(state: SyncState, store: RunStore, failed: bool) -> RunCost | None
     action = run.trigger in RUN_ACTIONS
     slices = {} if action else fetch_slices(store)
     partitions = state.matching.partitions if state.matching and not action else 0
-    matched = ["match_roster", *(f"match_partition-p{n:04d}" for n in range(partitions)), "combine_match"]
-    names = ["start_run"] + (["plan_reversal"] if action else [*fetch_meter_names(slices), *matched])
+    if action:
+        planned = [metering.meter_name("plan_reversal", None)]
+    else:
+        planned = [*metering.fetch_meter_names(slices), *metering.match_meter_names(partitions)]
+    names = [metering.meter_name("start_run", None), *planned]
     chunks = 0
     if state.match and not run.dry_run and not failed:
         try:
@@ -166,14 +169,13 @@ def _run_cost(state: SyncState, store: RunStore, failed: bool) -> RunCost | None
             manifest = []
         chunk_keys = [str(item["chunk_key"]) for item in manifest if isinstance(item, dict) and "chunk_key" in item]
         chunks = len(chunk_keys)
-        names += [metering.meter_name("upsert_chunk", {"chunk_key": key}).removeprefix("meter/") for key in chunk_keys]
+        names += [metering.meter_name("upsert_chunk", {"chunk_key": key}) for key in chunk_keys]
         if not action and state.fetch and state.fetch.complete:
-            names.append("archive_unmanaged")
+            names.append(metering.meter_name("archive_unmanaged", None))
     meters: list[dict[str, Any]] = []
     for name in names:
-        name = name if name.endswith(".json") else f"{name}.json"
         try:
-            meters.append(store.get_json(store.key(f"meter/{name.removeprefix('meter/')}")))
+            meters.append(store.get_json(store.key(name)))
         except ClientError:  # the step never ran this far, or its meter was not kept
             continue
     own = metering.current.get()
