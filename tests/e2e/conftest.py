@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import gc
 import io
 import json
 import logging
@@ -52,6 +53,11 @@ from rostersync_tools.local.synthetic import product_for, set_up_district, write
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO = REPO_ROOT / "samples" / "clever-demo"
 RUN_TIMEOUT_SECONDS = 600  # a bound, not a guess: generous on a loaded machine
+
+# A worker's embedded AWS keeps its districts in this process (hundreds of thousands of objects), which
+# the collector walked again every 700 allocations; collected less often, the same garbage is collected.
+# Measured on the clean-up test: 4.9 s of its 51 s in the collector before, 3.0 s after.
+gc.set_threshold(50_000, 20, 100)
 
 
 # -- the stack ---------------------------------------------------------------------------------------
