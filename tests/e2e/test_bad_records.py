@@ -21,6 +21,7 @@ def test_each_bad_record_is_one_error_line_and_the_rest_syncs(district: Any, syn
     del no_id["id"]
     duplicate = copy.deepcopy(students[2])
     duplicate["name"] = {"first": "Second", "last": "Copy"}
+    duplicate["roles"]["student"]["sis_id"] = "100999999"
     unknown_role = {
         "id": UNKNOWN_ROLE_USER,
         "name": {"first": "Pat", "last": "Custodian"},
@@ -52,6 +53,10 @@ def test_each_bad_record_is_one_error_line_and_the_rest_syncs(district: Any, syn
         ),
     }
     assert len(run.csv_rows("errors.csv")) == 4
+    # and errors.csv names each broken record that has one by the district's own id: the duplicate by the
+    # SIS id it was sent with; the record without an id could not be read, the others have none
+    sis_ids = {(e["kind"], e["provider_id"]): e["sis_id"] for e in run.csv_rows("errors.csv")}
+    assert sis_ids == {key: "" for key in errors} | {("students", students[2]["id"]): "100999999"}
 
     # and everything else synced: every valid student once (the duplicate's first record), every enrollment
     assert run.counts("students")["created"] == clean_student_count

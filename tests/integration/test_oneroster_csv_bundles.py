@@ -441,6 +441,29 @@ def test_references_to_ids_that_do_not_exist_are_per_record_errors(tmp_path: Pat
     assert len(only(items, EnrollmentRecord)) == 2
 
 
+def test_a_row_with_a_bad_field_is_reported_with_the_district_id_it_carries(tmp_path: Path) -> None:
+    # Given a users.csv row whose role is not one rostersync syncs, and a classes.csv row naming an unknown
+    # school; both carry the district's own id (identifier, classCode)
+    users = USERS + "u-3,active,,TRUE,s-1,janitor,jan,,Jan,Itor,,SIS-8,,,,,,pw\n"
+    classes = CLASSES + "k-2,active,,Band,,,BAND-1,scheduled,,s-404,,Music,,\n"
+
+    # When the bundle is read
+    items, _ = fetch(write_folder(tmp_path / "b", bundle_files(users_csv=users, classes_csv=classes)))
+
+    # Then each error names its row by that id too (errors.csv's sis_id)
+    assert {e.provider_id: e.sis_id for e in only(items, RecordError)} == {"u-3": "SIS-8", "k-2": "BAND-1"}
+
+
+def test_a_row_with_more_values_than_columns_names_no_district_id(tmp_path: Path) -> None:
+    # Given a row an unquoted comma shifted: its identifier column holds another field's value
+    users = USERS + "u-3,active,,TRUE,s-1,student,x,,Eve,Smith, Jr.,,SIS-9,,,,,,pw\n"
+
+    items, _ = fetch(write_folder(tmp_path / "b", bundle_files(users_csv=users)))
+
+    # Then it is reported by its sourcedId alone: a shifted value would name the wrong record
+    assert [(e.provider_id, e.sis_id) for e in only(items, RecordError)] == [("u-3", "")]
+
+
 def test_text_that_is_not_utf8_is_reported_once(tmp_path: Path) -> None:
     users = USERS.encode("utf-8").replace(b"Ada,", b"Ad\xe9,", 1)  # Latin-1 é
 
@@ -585,6 +608,7 @@ def test_the_latest_upload_is_found_whatever_the_case_of_its_name() -> None:
 # Limits are settings with safe defaults; a bundle, a file, a record or an id over its limit stops early
 # with a clear error, never a nightly failure.
 
+from rostersync.domain.ids import shown_id  # noqa: E402
 from rostersync.domain.records import limit_error  # noqa: E402
 from rostersync.providers.oneroster_csv import CsvLimits  # noqa: E402
 from rostersync.reports.model import ReportError  # noqa: E402
@@ -632,17 +656,25 @@ def test_a_file_over_its_row_limit_is_not_read_further_and_archives_nothing(tmp_
 
 def test_a_ten_kb_id_and_a_450_kb_person_are_error_lines_not_failures() -> None:
     limits = LimitSettings()
-    long_id = PersonRecord(provider="clever", provider_id="x" * 10_240, roles=[Role.STUDENT])
-    huge = PersonRecord(provider="clever", provider_id="p-1", roles=[Role.STUDENT], title="t" * 450_000)
+    long_id = PersonRecord(provider="clever", provider_id="x" * 10_240, roles=[Role.STUDENT], sis_id="S-1")
+    huge = PersonRecord(
+        provider="clever", provider_id="p-1", roles=[Role.STUDENT], title="t" * 450_000, student_number="N-1"
+    )
+    swollen = PersonRecord(provider="clever", provider_id="p-3", roles=[Role.STUDENT], sis_id="9\x00" * 200_000)
     fine = PersonRecord(provider="clever", provider_id="p-2", roles=[Role.STUDENT], given_name="Ada")
 
     id_error = limit_error(long_id, limits.max_id_bytes, limits.max_record_bytes)
     size_error = limit_error(huge, limits.max_id_bytes, limits.max_record_bytes)
+    swollen_error = limit_error(swollen, limits.max_id_bytes, limits.max_record_bytes)
 
     assert isinstance(id_error, RecordError) and id_error.provider_id == "" and id_error.holds_archive
     assert "10,240 bytes long" in id_error.reason and len(id_error.reason) < 400
     assert isinstance(size_error, RecordError) and size_error.provider_id == "p-1"
     assert "limits.max_record_bytes" in size_error.reason and len(size_error.reason) < 400
+    # each names its record by the district's id; one that is itself broken is escaped and cut, as ids are
+    assert (id_error.sis_id, size_error.sis_id) == ("S-1", "N-1")
+    assert isinstance(swollen_error, RecordError) and swollen_error.sis_id == shown_id("9\x00" * 200_000)
+    assert len(swollen_error.sis_id) <= 41 and "\x00" not in swollen_error.sis_id
     assert limit_error(fine, limits.max_id_bytes, limits.max_record_bytes) is None
 
 

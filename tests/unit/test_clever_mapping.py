@@ -389,3 +389,65 @@ def test_a_section_mapped_with_ids_and_named_later_is_the_section_mapped_with_na
         map_sections([item(SECTION), item({**SECTION, "id": "section-2", "course": "gone"})], courses, terms)
     )
     assert [r.course for r in only(named, ClassroomRecord)] == ["Guidance K", ""]
+
+
+# -- the district's id of a record that could not be used (errors.csv, the report's "District ID") -----
+
+
+def test_a_section_without_a_school_is_reported_with_its_sis_id():
+    # Given a section whose school reference is missing
+    orphan = {key: value for key, value in SECTION.items() if key != "school"}
+
+    # When it is mapped
+    [error] = list(map_sections([item(orphan)], {}, {}))
+
+    # Then the error names it by the district's own id as well as Clever's
+    assert (error.kind, error.provider_id, error.sis_id) == (Kind.CLASSROOMS, "section-1", "581")
+
+
+def test_users_reported_by_the_mapping_carry_the_district_id_they_have():
+    # Given a student sent twice (the second copy with another SIS id), a teacher sent twice who has only a
+    # teacher number, a contact with a relationship that names no student, and a user whose id holds a NUL
+    copy = {**STUDENT, "roles": {"student": {**STUDENT["roles"]["student"], "sis_id": "100095299"}}}
+    teacher = {"id": "t-1", "roles": {"teacher": {"teacher_number": "T-77", "state_id": "", "schools": ["a"]}}}
+    contact = {"id": "c-2", "roles": {"contact": {"sis_id": "c-10", "student_relationships": [{"type": "x"}]}}}
+    broken = {**STUDENT, "id": "5a25ffb0c1bc2a003600\x00"}
+    users = [item(STUDENT), item(copy), item(teacher), item(teacher), item(contact), item(broken)]
+
+    # When they are mapped
+    errors = only(list(map_users(users)), RecordError)
+
+    # Then each error carries the district's id of the record it is about, chosen as report lines choose it
+    # (SIS id, else student, teacher, school or state number)
+    assert [(e.provider_id, e.sis_id) for e in errors] == [
+        ("5a25ffb0c1bc2a00360003ed", "100095299"),
+        ("t-1", "T-77"),
+        ("c-2", "c-10"),
+        ("", "100095233"),
+    ]
+
+
+def test_an_unreadable_user_has_no_district_id_to_report():
+    # Given an item that is not a record and a record without an id
+    items = ["junk", item({"name": {"first": "A"}, "roles": {"student": {"sis_id": "100"}}})]
+
+    # When they are mapped
+    errors = list(map_users(items))
+
+    # Then both are reported, with no district id
+    assert [(e.provider_id, e.sis_id) for e in errors] == [("", ""), ("", "")]
+
+
+def test_a_user_whose_mapping_fails_is_reported_with_its_sis_id(monkeypatch):
+    # Given a user whose mapping breaks in a way nobody foresaw
+    def broken(user_id: str, data: dict[str, Any]) -> list[Any]:
+        raise KeyError("surprise")
+
+    monkeypatch.setattr("rostersync.providers.clever._user", broken)
+
+    # When it is mapped
+    [error] = list(map_users([item(STUDENT)]))
+
+    # Then the error line still names it by the district's id
+    assert (error.provider_id, error.sis_id) == ("5a25ffb0c1bc2a00360003ed", "100095233")
+    assert error.reason == "could not read this user from Clever (KeyError)"

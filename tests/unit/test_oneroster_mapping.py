@@ -496,3 +496,39 @@ def test_relationship_is_the_guardians_role_capitalised_as_clever_writes_it(role
 
     # Then the link's relationship reads as Clever's do ("Parent"), whichever provider the district uses
     assert links(items) == [("u-parent:u-student", "u-parent", "u-student", relationship)]
+
+
+# -- the district's id of a record that could not be used (errors.csv, the report's "District ID") -----
+
+
+def test_users_reported_by_the_mapping_carry_the_district_id_they_have() -> None:
+    # Given a user whose role is not synced, a student whose only org is unknown and who has no identifier
+    # but a student number, and a teacher sent twice
+    janitor = {"sourcedId": "u-1", "role": "janitor", "identifier": "SIS-1", "givenName": "A", "familyName": "B"}
+    lost = {**STUDENT, "identifier": "", "orgs": [ref("s-404")]}
+    teacher = {**TEACHER, "userIds": [{"type": "teacherNumber", "identifier": "T-5"}]}
+
+    items = mapped(roster(users=[janitor, lost, teacher, teacher], enrollments=[]))
+
+    # Then each error carries the district's id of its user, chosen as report lines choose it
+    assert [(e.provider_id, e.sis_id) for e in errors(items)] == [
+        ("u-1", "SIS-1"),
+        ("u-student", "700"),
+        ("u-teacher", "T-5"),
+    ]
+
+
+def test_classes_and_orgs_reported_by_the_mapping_carry_their_district_id() -> None:
+    # Given a class naming a school the roster lacks, and an org without a type
+    stray = {**CLASS, "school": ref("s-404")}
+    untyped = {"sourcedId": "o-1", "status": "active", "name": "Annex", "identifier": "0099"}
+
+    items = mapped(roster(orgs=[DISTRICT, SCHOOL, untyped], classes=[stray], enrollments=[]))
+
+    assert [(e.provider_id, e.sis_id) for e in errors(items)] == [("o-1", "0099"), ("k-1", "ALG1-3")]
+
+
+def test_a_user_that_is_not_an_object_or_has_no_sourced_id_has_no_district_id() -> None:
+    items = mapped(roster(users=["not an object", {"role": "student", "identifier": "SIS-9"}], enrollments=[]))
+
+    assert [(e.provider_id, e.sis_id) for e in errors(items)] == [("", ""), ("", "")]

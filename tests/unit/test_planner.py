@@ -485,6 +485,21 @@ def test_a_duplicate_provider_id_is_an_error_and_the_first_record_is_kept():
     assert result.counts(Kind.STUDENTS) == {"created": 1, "errors": 1}
 
 
+def test_a_duplicate_is_reported_with_the_district_id_of_its_second_record():
+    # Given a roster that sends a student id twice, the second time with only a student number, and a
+    # school id twice
+    roster = Roster(
+        schools=[school(), school().model_copy(update={"school_number": "042"})],
+        people=[person("stu-1", sis_id="S-1"), person("stu-1", student_number="N-2")],
+    )
+
+    # When the run is planned
+    result = plan(roster, directory_index(product_school()))
+
+    # Then each error carries the district id of the record it rejected, chosen as report lines choose it
+    assert sorted((e.provider_id, e.sis_id) for e in result.errors) == [("sch-1", "042"), ("stu-1", "N-2")]
+
+
 def test_district_level_staff_with_no_school_are_synced():
     # Given a district administrator and a teacher, neither with a school in the roster
     roster = Roster(

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from rostersync.domain.records import Kind
+from rostersync.domain.records import Kind, RecordError
+from rostersync.reports.html import render_html
 from rostersync.reports.model import (
     LIST_SHOWN,
     MAX_JSON_ERRORS,
@@ -91,6 +92,35 @@ def test_json_errors_carry_kind_provider_id_and_reason():
         }
     ]
     assert document["errors_total"] == 1
+
+
+def test_a_record_error_shows_its_district_id_in_errors_csv_report_json_and_report_html():
+    # Given two record errors as Match stores them: one about a student with an SIS id, and one stored
+    # before record errors carried a district id
+    stored = [
+        RecordError(kind=Kind.STUDENTS, provider_id="u-9", reason="duplicate id u-9", sis_id="100999").model_dump(
+            mode="json"
+        ),
+        {"record_type": "error", "kind": "classrooms", "provider_id": "k-1", "reason": "no school"},
+    ]
+
+    # When the report is written from them
+    with CsvReportWriter() as writer:
+        for data in stored:
+            writer.add_error(ReportError.from_record_error(RecordError.model_validate(data)))
+        errors_csv = _rows(writer.finish()["errors.csv"])
+    report = _report(status=RunStatus.SUCCEEDED_WITH_ERRORS, errors=writer.first_errors, errors_total=2)
+
+    # Then errors.csv's sis_id column, report.json and report.html's District ID cell show it
+    assert [row[:3] for row in errors_csv] == [
+        ["kind", "provider_id", "sis_id"],
+        ["students", "u-9", "100999"],
+        ["classrooms", "k-1", ""],
+    ]
+    assert [e["sis_id"] for e in json.loads(render_json(report))["errors"]] == ["100999", ""]
+    page = render_html(report).decode()
+    assert '<td data-label="District ID">100999</td>' in page
+    assert '<td data-label="District ID">—</td>' in page
 
 
 def test_json_keeps_at_most_1000_errors_but_counts_them_all():

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 class Kind(StrEnum):
@@ -161,8 +162,36 @@ RosterRecord = Annotated[
 ]
 
 
+# The district's own id of a record, first found wins: what the district's SIS shows.
+DISTRICT_ID_FIELDS = ("sis_id", "student_number", "teacher_number", "school_number", "state_id")
+
+
+def district_id_of(fields: Mapping[str, Any]) -> str:
+    """The district's own id of a record (SIS id, else student, teacher, school or state number).
+
+    ``fields`` are a record's fields by their canonical names: a canonical record's, a directory
+    record's, or what a provider reads of a raw record it could not use.
+    """
+    for name in DISTRICT_ID_FIELDS:
+        value = fields.get(name)
+        if value:
+            return str(value)
+    return ""
+
+
+def _shown_district_id(value: str) -> str:
+    # The record is broken: its district id may be too (a control character, a field of 10 kB). Clean
+    # text under the id limit is shown as it is; anything else escaped and cut, as ids are in reasons.
+    from rostersync.domain.ids import id_problem, shown_id
+
+    return value if not value or id_problem(value) is None else shown_id(value)
+
+
 class RecordError(BaseModel):
     """A provider record that could not be used, with a reason a district admin can act on.
+
+    ``sis_id`` is the district's own id of that record (``district_id_of``), when it has one, so the admin
+    can find it in their SIS; "" for a record that could not be read at all.
 
     ``holds_archive`` names the directory collections of which nothing may be archived this run because
     of it: a record whose id is corrupted, or rows a broken file swallowed, stand for existing records
@@ -176,6 +205,7 @@ class RecordError(BaseModel):
     provider_id: str = ""
     reason: str
     holds_archive: list[str] = Field(default_factory=list)
+    sis_id: Annotated[str, AfterValidator(_shown_district_id)] = ""
 
 
 # What an unreadable record of a kind holds back: its own collection and what hangs on it (a person's
@@ -192,9 +222,12 @@ ARCHIVE_HOLDS: dict[Kind, list[str]] = {
 }
 
 
-def unclean_id_error(kind: Kind, noun: str, position: int, value: object, problem: str) -> RecordError:
+def unclean_id_error(
+    kind: Kind, noun: str, position: int, value: object, problem: str, sis_id: str = ""
+) -> RecordError:
     """The error line of a record whose id breaks the id rule (``domain.ids``): never synced, and it
-    holds back archiving of its kind (the record it stands for cannot be told)."""
+    holds back archiving of its kind (the record it stands for cannot be told). ``sis_id``: the record's
+    district id, when it has one (the admin finds the record by it)."""
     from rostersync.domain.ids import shown_id
 
     return RecordError(
@@ -202,6 +235,7 @@ def unclean_id_error(kind: Kind, noun: str, position: int, value: object, proble
         reason=f"{noun} number {position}: its id {shown_id(value)} {problem}; not synced, and nothing of this "
         "kind is archived this run (the record it stands for cannot be told). Fix the id in the export",
         holds_archive=ARCHIVE_HOLDS[kind],
+        sis_id=sis_id,
     )
 
 
@@ -255,7 +289,8 @@ def limit_error(item: RosterRecord, max_id_bytes: int, max_record_bytes: int) ->
 
     problem = id_problem(item.provider_id, max_id_bytes)
     if problem:
-        return unclean_id_error(item.kind, item.record_type, 0, item.provider_id, problem).model_copy(
+        sis_id = district_id_of(item.model_dump())
+        return unclean_id_error(item.kind, item.record_type, 0, item.provider_id, problem, sis_id).model_copy(
             update={
                 "reason": f"a {item.record_type} whose id {shown_id(item.provider_id)} {problem}; not synced, "
                 "and nothing of this kind is archived this run. Fix the id in the export"
@@ -266,6 +301,7 @@ def limit_error(item: RosterRecord, max_id_bytes: int, max_record_bytes: int) ->
         return RecordError(
             kind=item.kind,
             provider_id=item.provider_id,
+            sis_id=district_id_of(item.model_dump()),
             reason=f"this {item.record_type} is {size:,} bytes, over the limit of {max_record_bytes:,} (settings "
             "limits.max_record_bytes): a field holds far more than it should; not synced",
         )

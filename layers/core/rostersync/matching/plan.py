@@ -32,8 +32,10 @@ from rostersync.domain.records import (
     PersonRecord,
     RecordError,
     Role,
+    RosterRecord,
     SchoolRecord,
     content_hash,
+    district_id_of,
 )
 from rostersync.matching.people import (
     STUDENT_IDS,
@@ -665,13 +667,15 @@ class SyncPlanner:
         """The provider says this record is gone: archive it (subject to the threshold)."""
         self._deleted.setdefault(COLLECTION_OF_KIND[deleted.kind], set()).add(deleted.provider_id)
 
-    def _first_time(self, collection: str, kind: Kind, provider_id: str, seen: set[str]) -> bool:
+    def _first_time(self, collection: str, record: RosterRecord, seen: set[str]) -> bool:
+        provider_id = record.provider_id
         if provider_id in seen:
             self.record_error(
                 RecordError(
-                    kind=kind,
+                    kind=record.kind,
                     provider_id=provider_id,
                     reason=f"duplicate id {provider_id}: it appears more than once in the roster; the first was used",
+                    sis_id=district_id_of(record.model_dump()),
                 )
             )
             return False
@@ -768,7 +772,7 @@ class SyncPlanner:
         seen: set[str] = set()
         findings = self.summary.findings
         for school in schools:
-            if not self._first_time("schools", Kind.SCHOOLS, school.provider_id, seen):
+            if not self._first_time("schools", school, seen):
                 continue
             entry = self._index["schools"].get(school.provider_id)
             self._provider_school_names[school.provider_id] = school.name
@@ -832,7 +836,7 @@ class SyncPlanner:
         rules = self.settings.classrooms
         findings = self.summary.findings
         for section in classrooms:
-            if not self._first_time("classrooms", Kind.CLASSROOMS, section.provider_id, seen):
+            if not self._first_time("classrooms", section, seen):
                 continue
             school_id = self._resolve("schools", section.school)
             if school_id is None:
@@ -904,7 +908,7 @@ class SyncPlanner:
         """
         seen: set[str] = set()
         for person in people:
-            if not self._first_time("people", person.kind, person.provider_id, seen):
+            if not self._first_time("people", person, seen):
                 continue
             school_ids = [i for i in (self._resolve("schools", s) for s in person.schools) if i]
             district_staff = not person.schools and person.kind == Kind.STAFF
@@ -1014,7 +1018,7 @@ class SyncPlanner:
         seen = self._seen_people_guard()
         findings = self.summary.findings
         for guardian in guardians:
-            if not self._first_time("people", guardian.kind, guardian.provider_id, seen):
+            if not self._first_time("people", guardian, seen):
                 continue
             name = _display_name(guardian)
             reason = ""
@@ -1100,7 +1104,7 @@ class SyncPlanner:
     def plan_enrollments(self, enrollments: Iterable[EnrollmentRecord]) -> None:
         seen: set[str] = set()
         for enrollment in enrollments:
-            if not self._first_time("enrollments", Kind.ENROLLMENTS, enrollment.provider_id, seen):
+            if not self._first_time("enrollments", enrollment, seen):
                 continue
             classroom_id = self._resolve("classrooms", enrollment.classroom)
             person_id = self._resolve("people", enrollment.person)
@@ -1129,7 +1133,7 @@ class SyncPlanner:
     def plan_guardian_links(self, links: Iterable[GuardianLinkRecord]) -> None:
         seen: set[str] = set()
         for link in links:
-            if not self._first_time("guardian_links", Kind.GUARDIAN_LINKS, link.provider_id, seen):
+            if not self._first_time("guardian_links", link, seen):
                 continue
             if not self.settings.guardians.manage:
                 self._skip(Kind.GUARDIAN_LINKS, link.provider_id, "", GUARDIANS_OFF)

@@ -28,6 +28,7 @@ from rostersync.domain.records import (
     Role,
     SchoolRecord,
     SnapshotItem,
+    district_id_of,
     kind_of_roles,
     unclean_id_error,
 )
@@ -329,7 +330,7 @@ def map_schools(items: Iterable[Any], seen: set[int | str] | None = None, start:
             yield entry
             continue
         school_id, data = entry
-        yield from _mapped(Kind.SCHOOLS, school_id, "school", partial(_school, school_id, data))
+        yield from _mapped(Kind.SCHOOLS, school_id, "school", data, partial(_school, school_id, data))
 
 
 def map_sections(
@@ -357,7 +358,7 @@ def map_sections(
             continue
         section_id, data = entry
         build = partial(_section, section_id, data, courses, terms)
-        yield from _mapped(Kind.CLASSROOMS, section_id, "section", build)
+        yield from _mapped(Kind.CLASSROOMS, section_id, "section", data, build)
 
 
 def map_users(items: Iterable[Any], seen: set[int | str] | None = None, start: int = 1) -> Iterator[SnapshotItem]:
@@ -372,7 +373,7 @@ def map_users(items: Iterable[Any], seen: set[int | str] | None = None, start: i
             yield entry
             continue
         user_id, data = entry
-        yield from _mapped(_user_kind(data), user_id, "user", partial(_user, user_id, data))
+        yield from _mapped(_user_kind(data), user_id, "user", data, partial(_user, user_id, data))
 
 
 class _IdsAsNames(dict[str, str]):
@@ -416,7 +417,7 @@ def _unique_records(
             continue
         problem = id_problem(record_id)
         if problem:
-            yield unclean_id_error(kind_of(data), noun, position, record_id, problem)
+            yield unclean_id_error(kind_of(data), noun, position, record_id, problem, raw_district_id(noun, data))
             continue
         key = id_key(record_id)
         if key in seen:
@@ -424,6 +425,7 @@ def _unique_records(
                 kind=kind_of(data),
                 provider_id=record_id,
                 reason=f"duplicate id {record_id}: this {noun} appears more than once in Clever; the first was used",
+                sis_id=raw_district_id(noun, data),
             )
             continue
         seen.add(key)
@@ -439,7 +441,9 @@ def id_key(record_id: str) -> int | str:
     return int(record_id, 16) if _OBJECT_ID.fullmatch(record_id) else record_id
 
 
-def _mapped(kind: Kind, record_id: str, noun: str, build: Callable[[], list[SnapshotItem]]) -> list[SnapshotItem]:
+def _mapped(
+    kind: Kind, record_id: str, noun: str, data: dict[str, Any], build: Callable[[], list[SnapshotItem]]
+) -> list[SnapshotItem]:
     """Run one record's mapping; any problem becomes a RecordError so one odd record never fails a run."""
     try:
         return build()
@@ -450,19 +454,61 @@ def _mapped(kind: Kind, record_id: str, noun: str, build: Callable[[], list[Snap
     except Exception as exc:  # one unexpected record must not stop the sync of the district
         reason = f"could not read this {noun} from Clever ({type(exc).__name__})"
     logger.warning("Could not map Clever %s %s", noun, record_id)
-    return [RecordError(kind=kind, provider_id=record_id, reason=reason)]
+    return [RecordError(kind=kind, provider_id=record_id, reason=reason, sis_id=raw_district_id(noun, data))]
+
+
+# The district's own ids of a Clever record, under the canonical records' field names: what the mapping
+# below fills, and what ``raw_district_id`` names a record by when it could not be used.
+
+
+def _school_ids(data: dict[str, Any]) -> dict[str, str]:
+    return {
+        "sis_id": field_text(data.get("sis_id")),
+        "school_number": field_text(data.get("school_number")),
+        "state_id": field_text(data.get("state_id")),
+    }
+
+
+def _section_ids(data: dict[str, Any]) -> dict[str, str]:
+    return {"sis_id": field_text(data.get("sis_id"))}
+
+
+def _user_ids(data: dict[str, Any]) -> dict[str, str]:
+    by_role = field_object(data.get("roles"))
+    student, teacher, staff, contact = (
+        field_object(by_role.get(key)) for key in ("student", "teacher", "staff", "contact")
+    )
+    return {
+        "sis_id": first_field_text(
+            student.get("sis_id"), teacher.get("sis_id"), staff.get("staff_id"), contact.get("sis_id")
+        ),
+        "student_number": field_text(student.get("student_number")),
+        "state_id": first_field_text(student.get("state_id"), teacher.get("state_id")),
+        "teacher_number": field_text(teacher.get("teacher_number")),
+    }
+
+
+_IDS_OF = {"school": _school_ids, "section": _section_ids, "user": _user_ids}
+
+
+def raw_district_id(noun: str, data: dict[str, Any]) -> str:
+    """The district's own id of a Clever school, section or user as listed (``data``), chosen as report
+    lines choose it (``district_id_of``); "" when it has none. Names a record the sync could not use."""
+    ids_of = _IDS_OF.get(noun)
+    return district_id_of(ids_of(data)) if ids_of else ""
 
 
 def _school(school_id: str, data: dict[str, Any]) -> list[SnapshotItem]:
+    ids = _school_ids(data)
     return [
         SchoolRecord(
             provider=PROVIDER,
             provider_id=school_id,
             name=field_text(data.get("name")),
-            school_number=field_text(data.get("school_number")),
+            school_number=ids["school_number"],
             nces_id=field_text(data.get("nces_id")),
-            state_id=field_text(data.get("state_id")),
-            sis_id=field_text(data.get("sis_id")),
+            state_id=ids["state_id"],
+            sis_id=ids["sis_id"],
             low_grade=field_text(data.get("low_grade")),
             high_grade=field_text(data.get("high_grade")),
             phone=field_text(data.get("phone")),
@@ -473,6 +519,7 @@ def _school(school_id: str, data: dict[str, Any]) -> list[SnapshotItem]:
 def _section(
     section_id: str, data: dict[str, Any], courses: Mapping[str, str], terms: Mapping[str, str]
 ) -> list[SnapshotItem]:
+    ids = _section_ids(data)
     school = field_text(data.get("school"))
     if not school:
         return [
@@ -480,6 +527,7 @@ def _section(
                 kind=Kind.CLASSROOMS,
                 provider_id=section_id,
                 reason="section has no school in Clever, so it cannot become a classroom (nor its enrollments)",
+                sis_id=district_id_of(ids),
             )
         ]
     items: list[SnapshotItem] = [
@@ -493,7 +541,7 @@ def _section(
             subject=field_text(data.get("subject")),
             course=courses.get(field_text(data.get("course")), ""),
             term=terms.get(field_text(data.get("term_id")), ""),
-            sis_id=field_text(data.get("sis_id")),
+            sis_id=ids["sis_id"],
         )
     ]
     teachers = data.get("teachers")
@@ -538,6 +586,7 @@ def _known_roles(data: dict[str, Any]) -> list[Role]:
 
 def _user(user_id: str, data: dict[str, Any]) -> list[SnapshotItem]:
     roles = _known_roles(data)
+    ids = _user_ids(data)
     if not roles:
         keys = ", ".join(sorted(str(key) for key in field_object(data.get("roles")))) or "none"
         return [
@@ -545,6 +594,7 @@ def _user(user_id: str, data: dict[str, Any]) -> list[SnapshotItem]:
                 kind=Kind.STAFF,
                 provider_id=user_id,
                 reason=f"user has no role rostersync syncs (roles: {keys})",
+                sis_id=district_id_of(ids),
             )
         ]
     by_role = field_object(data.get("roles"))
@@ -570,23 +620,21 @@ def _user(user_id: str, data: dict[str, Any]) -> list[SnapshotItem]:
         phone_type=field_text(contact.get("phone_type")),
         schools=list(dict.fromkeys(schools)),  # guardians get none: their schools follow their students
         grade=field_text(student.get("grade")),
-        sis_id=first_field_text(
-            student.get("sis_id"), teacher.get("sis_id"), staff.get("staff_id"), contact.get("sis_id")
-        ),
-        student_number=field_text(student.get("student_number")),
-        state_id=first_field_text(student.get("state_id"), teacher.get("state_id")),
-        teacher_number=field_text(teacher.get("teacher_number")),
+        sis_id=ids["sis_id"],
+        student_number=ids["student_number"],
+        state_id=ids["state_id"],
+        teacher_number=ids["teacher_number"],
         title=first_field_text(teacher.get("title"), staff.get("title"), admin.get("title")),
         birth_date=iso_date(field_text(student.get("dob"))),  # Clever sends M/D/YYYY
         home_language=field_text(student.get("home_language")),  # v3.1 only
     )
     items: list[SnapshotItem] = [person]
     if Role.GUARDIAN in roles:
-        items += _guardian_links(user_id, contact.get("student_relationships"))
+        items += _guardian_links(user_id, contact.get("student_relationships"), district_id_of(ids))
     return items
 
 
-def _guardian_links(contact_id: str, relationships: object) -> list[SnapshotItem]:
+def _guardian_links(contact_id: str, relationships: object, contact_sis_id: str) -> list[SnapshotItem]:
     items: list[SnapshotItem] = []
     linked: set[str] = set()
     for entry in relationships if isinstance(relationships, list) else []:
@@ -597,6 +645,7 @@ def _guardian_links(contact_id: str, relationships: object) -> list[SnapshotItem
                     kind=Kind.GUARDIAN_LINKS,
                     provider_id=contact_id,
                     reason="contact has a student relationship without a student id; skipped",
+                    sis_id=contact_sis_id,
                 )
             )
             continue

@@ -50,6 +50,7 @@ from rostersync.domain.records import (
     Role,
     SchoolRecord,
     SnapshotItem,
+    district_id_of,
     kind_of_roles,
     unclean_id_error,
 )
@@ -153,9 +154,10 @@ class _RosterMapper:
                     kind=Kind.SCHOOLS,
                     provider_id=org_id,
                     reason="org has no type, so it is not known to be a school; skipped",
+                    sis_id=raw_district_id("org", obj),
                 )
             else:
-                yield from _mapped(Kind.SCHOOLS, org_id, "org", partial(_school, org_id, obj))
+                yield from _mapped(Kind.SCHOOLS, org_id, "org", obj, partial(_school, org_id, obj))
         if skipped:
             logger.info("Skipped %d OneRoster orgs that are not schools (districts, departments, …)", skipped)
 
@@ -171,18 +173,21 @@ class _RosterMapper:
                 yield DeletedRecord(kind=Kind.CLASSROOMS, provider_id=class_id)
                 continue
             yield from _mapped(
-                Kind.CLASSROOMS, class_id, "class", partial(self._classroom, class_id, obj, courses, terms)
+                Kind.CLASSROOMS, class_id, "class", obj, partial(self._classroom, class_id, obj, courses, terms)
             )
 
     def _classroom(
         self, class_id: str, obj: dict[str, Any], courses: dict[str, str], terms: dict[str, str]
     ) -> list[SnapshotItem]:
+        ids = _class_ids(obj)
+        sis_id = district_id_of(ids)
         school = _ref_id(obj.get("school"))
         if not school:
-            return [_error(Kind.CLASSROOMS, class_id, "class has no school, so it cannot become a classroom")]
+            reason = "class has no school, so it cannot become a classroom"
+            return [_error(Kind.CLASSROOMS, class_id, reason, sis_id)]
         if self.check_references and self.org_types and self.org_types.get(school) != "school":
             known = "is not a school" if school in self.org_types else "is not in the roster's orgs"
-            return [_error(Kind.CLASSROOMS, class_id, f"class names school {school}, which {known}")]
+            return [_error(Kind.CLASSROOMS, class_id, f"class names school {school}, which {known}", sis_id)]
         items: list[SnapshotItem] = []
         course_id = _ref_id(obj.get("course"))
         if course_id and course_id not in courses and self.check_references and courses:
@@ -191,6 +196,7 @@ class _RosterMapper:
                     Kind.CLASSROOMS,
                     class_id,
                     f"class names course {course_id}, which is not in the roster; synced without a course",
+                    sis_id,
                 )
             )
         term_ids = _ref_ids(obj.get("terms"))
@@ -202,6 +208,7 @@ class _RosterMapper:
                     class_id,
                     f"class names term {', '.join(missing_terms)}, which is not in the roster's academic "
                     "sessions; synced without it",
+                    sis_id,
                 )
             )
         items.insert(
@@ -216,7 +223,7 @@ class _RosterMapper:
                 subject=", ".join(_texts(obj.get("subjects"))),
                 course=courses.get(course_id, ""),
                 term=", ".join(terms[term] for term in term_ids if terms.get(term)),
-                sis_id=_text(obj.get("classCode")),
+                sis_id=ids["sis_id"],
             ),
         )
         return items
@@ -243,10 +250,10 @@ class _RosterMapper:
                     if unknown
                     else "user has no role"
                 )
-                yield _error(Kind.STAFF, user_id, reason)
+                yield _error(Kind.STAFF, user_id, reason, raw_district_id("user", obj))
                 continue
             build = partial(self._person, user_id, obj, roles, birth_dates)
-            for item in _mapped(kind_of_roles(roles), user_id, "user", build):
+            for item in _mapped(kind_of_roles(roles), user_id, "user", obj, build):
                 errors += isinstance(item, RecordError)
                 records += not isinstance(item, RecordError)
                 yield item
@@ -257,6 +264,7 @@ class _RosterMapper:
         self, user_id: str, obj: dict[str, Any], roles: list[Role], birth_dates: dict[str, str]
     ) -> list[SnapshotItem]:
         items: list[SnapshotItem] = []
+        ids = _person_ids(obj, roles)
         schools: list[str] = []
         missing_orgs: list[str] = []
         # Guardians' schools follow their students, as with every provider: their orgs are not read.
@@ -274,11 +282,11 @@ class _RosterMapper:
                     user_id,
                     f"user names org {', '.join(missing_orgs)}, which is not in the roster's orgs"
                     + ("; synced with their other schools" if schools else "; they have no school in the roster"),
+                    district_id_of(ids),
                 )
             )
             if not schools:
                 return items
-        ids = _user_ids(obj.get("userIds"))
         sms, phone = _text(obj.get("sms")).strip(), _text(obj.get("phone")).strip()
         grades = _texts(obj.get("grades"))
         person = PersonRecord(
@@ -293,10 +301,10 @@ class _RosterMapper:
             phone_type="Cell" if sms else "",
             schools=list(dict.fromkeys(schools)),
             grade=_grade(grades[0]) if grades and Role.STUDENT in roles else "",
-            sis_id=_text(obj.get("identifier")),
-            student_number=_first_id(ids, _STUDENT_NUMBER_TYPES) if Role.STUDENT in roles else "",
-            state_id=_first_id(ids, _STATE_ID_TYPES),
-            teacher_number=_first_id(ids, _TEACHER_NUMBER_TYPES) if Role.TEACHER in roles else "",
+            sis_id=ids["sis_id"],
+            student_number=ids["student_number"],
+            state_id=ids["state_id"],
+            teacher_number=ids["teacher_number"],
             birth_date=birth_dates.get(user_id, ""),
         )
         items.insert(0, person)
@@ -364,7 +372,7 @@ class _RosterMapper:
                 continue
             enrollment_id, obj = entry
             for item in _mapped(
-                Kind.ENROLLMENTS, enrollment_id, "enrollment", partial(self._enrollment, enrollment_id, obj)
+                Kind.ENROLLMENTS, enrollment_id, "enrollment", obj, partial(self._enrollment, enrollment_id, obj)
             ):
                 errors += isinstance(item, RecordError)
                 records += isinstance(item, EnrollmentRecord)
@@ -415,20 +423,23 @@ def _unique(
             continue
         problem = id_problem(sourced_id)
         if problem:
-            yield unclean_id_error(kind_of(obj), noun, position, sourced_id, problem)
+            yield unclean_id_error(kind_of(obj), noun, position, sourced_id, problem, raw_district_id(noun, obj))
             continue
         if sourced_id in seen:
             yield RecordError(
                 kind=kind_of(obj),
                 provider_id=sourced_id,
                 reason=f"duplicate sourcedId {sourced_id}: this {noun} appears more than once; the first was used",
+                sis_id=raw_district_id(noun, obj),
             )
             continue
         seen.add(sourced_id)
         yield sourced_id, obj
 
 
-def _mapped(kind: Kind, record_id: str, noun: str, build: Callable[[], list[SnapshotItem]]) -> list[SnapshotItem]:
+def _mapped(
+    kind: Kind, record_id: str, noun: str, obj: dict[str, Any], build: Callable[[], list[SnapshotItem]]
+) -> list[SnapshotItem]:
     """Run one record's mapping; any problem becomes a RecordError so one odd record never fails a run."""
     try:
         return build()
@@ -439,11 +450,50 @@ def _mapped(kind: Kind, record_id: str, noun: str, build: Callable[[], list[Snap
     except Exception as exc:  # one unexpected record must not stop the sync of the district
         reason = f"could not read this {noun} from OneRoster ({type(exc).__name__})"
     logger.warning("Could not map OneRoster %s %s", noun, record_id)
-    return [RecordError(kind=kind, provider_id=record_id, reason=reason)]
+    return [RecordError(kind=kind, provider_id=record_id, reason=reason, sis_id=raw_district_id(noun, obj))]
 
 
-def _error(kind: Kind, provider_id: str, reason: str) -> RecordError:
-    return RecordError(kind=kind, provider_id=provider_id, reason=reason)
+def _error(kind: Kind, provider_id: str, reason: str, sis_id: str = "") -> RecordError:
+    return RecordError(kind=kind, provider_id=provider_id, reason=reason, sis_id=sis_id)
+
+
+# The district's own ids of a OneRoster record, under the canonical records' field names: what the mapping
+# fills, and what ``raw_district_id`` names a record by when it could not be used.
+
+
+def _org_ids(obj: dict[str, Any]) -> dict[str, str]:
+    identifier = _text(obj.get("identifier")).strip()
+    metadata = _metadata(obj)
+    # OneRoster 1.1 has no state id of a school; some exports put it in metadata.
+    state_id = _first_text(*(metadata.get(key) for key in ("stateid", "stateschoolid")))
+    return {"sis_id": identifier, "school_number": identifier, "state_id": state_id}
+
+
+def _class_ids(obj: dict[str, Any]) -> dict[str, str]:
+    return {"sis_id": _text(obj.get("classCode"))}
+
+
+def _person_ids(obj: dict[str, Any], roles: list[Role]) -> dict[str, str]:
+    """``identifier`` is the SIS id; ``userIds`` hold the student, state and teacher numbers."""
+    ids = _user_ids(obj.get("userIds"))
+    return {
+        "sis_id": _text(obj.get("identifier")),
+        "student_number": _first_id(ids, _STUDENT_NUMBER_TYPES) if Role.STUDENT in roles else "",
+        "state_id": _first_id(ids, _STATE_ID_TYPES),
+        "teacher_number": _first_id(ids, _TEACHER_NUMBER_TYPES) if Role.TEACHER in roles else "",
+    }
+
+
+def raw_district_id(noun: str, obj: dict[str, Any]) -> str:
+    """The district's own id of a OneRoster org, class or user as sent (``obj``), chosen as report lines
+    choose it (``district_id_of``); "" when it has none. Names a record the sync could not use."""
+    if noun == "org":
+        return district_id_of(_org_ids(obj))
+    if noun == "class":
+        return district_id_of(_class_ids(obj))
+    if noun == "user":
+        return district_id_of(_person_ids(obj, _user_roles(obj)[0]))
+    return ""
 
 
 def _deleted(obj: dict[str, Any]) -> bool:
@@ -451,18 +501,18 @@ def _deleted(obj: dict[str, Any]) -> bool:
 
 
 def _school(org_id: str, obj: dict[str, Any]) -> list[SnapshotItem]:
-    identifier = _text(obj.get("identifier")).strip()
+    ids = _org_ids(obj)
     metadata = _metadata(obj)
     return [
         SchoolRecord(
             provider=PROVIDER,
             provider_id=org_id,
             name=_text(obj.get("name")),
-            school_number=identifier,
-            sis_id=identifier,
-            # OneRoster 1.1 has no NCES or state id; some exports put them in metadata.
+            school_number=ids["school_number"],
+            sis_id=ids["sis_id"],
+            # OneRoster 1.1 has no NCES id; some exports put it in metadata.
             nces_id=_first_text(*(metadata.get(key) for key in ("ncesid", "nces", "ncesschoolid"))),
-            state_id=_first_text(*(metadata.get(key) for key in ("stateid", "stateschoolid"))),
+            state_id=ids["state_id"],
             low_grade=_grade(_first_text(metadata.get("lowgrade"))),
             high_grade=_grade(_first_text(metadata.get("highgrade"))),
             phone=_first_text(metadata.get("phone")),

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rostersync.domain.records import Kind, PersonRecord
+from rostersync.domain.records import Kind, PersonRecord, district_id_of
 from rostersync.reports.model import FieldChange
 
-# The district's own id of a record, first found wins: what the district's SIS shows.
-_DISTRICT_IDS = ("sis_id", "student_number", "teacher_number", "school_number", "state_id")
+# The district's own id of a line's record is ``district_id_of`` (domain.records): the providers and the
+# planner name the records they could not use by the same rule, for the report's errors.
+
 # Fields that are the sync's bookkeeping, not something an admin recognises as changed.
 _NOT_SHOWN = frozenset({"guardian_provider_id"})
 # Before-images shown for an update are cut at this many characters a value (a CSV cell stays readable).
@@ -27,15 +28,6 @@ def display_name(fields: Mapping[str, Any]) -> str:
     if fields.get("name"):
         return str(fields["name"])
     return " ".join(str(fields[f]) for f in ("given_name", "family_name") if fields.get(f))
-
-
-def district_id_of(fields: Mapping[str, Any]) -> str:
-    """The district's own id of a record (SIS id, else student, teacher, school or state number)."""
-    for name in _DISTRICT_IDS:
-        value = fields.get(name)
-        if value:
-            return str(value)
-    return ""
 
 
 def grade_of(kind: Kind, fields: Mapping[str, Any]) -> str:

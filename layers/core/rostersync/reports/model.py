@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from rostersync.domain.records import Kind
+from rostersync.domain.records import Kind, RecordError
 from rostersync.reports.cost import RunCost
 
 LIST_SHOWN = 50
@@ -188,6 +188,11 @@ class ReportError(_ReportModel):
     file: str = ""
     row: int | None = None
     fix: str = ""
+
+    @classmethod
+    def from_record_error(cls, error: RecordError) -> ReportError:
+        """The report's line for a record a step could not use (Fetch's mapping, Match's planner)."""
+        return cls(kind=error.kind, provider_id=error.provider_id, sis_id=error.sis_id, reason=error.reason)
 
     @model_validator(mode="after")
     def _where_and_fix_from_the_reason(self) -> ReportError:

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from rostersync import metering
 from rostersync.contracts import RUN_ACTIONS, ReportResult, StepError, SyncState
-from rostersync.domain.records import Kind
+from rostersync.domain.records import Kind, RecordError
 from rostersync.incremental import describe_run
 from rostersync.observability import emit, emit_record_counts, logger
 from rostersync.reports.cost import RunCost, price_run, state_transitions, sum_meters
@@ -323,9 +323,7 @@ def write_report(state: SyncState) -> ReportResult:
                     for d in store.read_all(summary["archive_keys"])
                 )
             for data in store.read_all(summary["errors_keys"]):
-                csv.add_error(
-                    ReportError(kind=Kind(data["kind"]), provider_id=data["provider_id"], reason=data["reason"])
-                )
+                csv.add_error(ReportError.from_record_error(RecordError.model_validate(data)))
         if state.archive:
             csv.add_all(_lines(store, state.archive.lines_keys))
         files = {name: str(key) for name, key in csv.finish().items()}
