@@ -49,6 +49,7 @@ def main() -> None:
     from rostersync import aws
     from rostersync.config import runtime_config
     from rostersync.directory.repository import DirectoryRepository, SyncStateRepository, _to_item
+    from rostersync_tools.local import stack as stack_module
     from rostersync_tools.local.convert import clever_to_oneroster, zip_bundle
     from rostersync_tools.local.simulator import ProviderSimulator
     from rostersync_tools.local.stack import EmbeddedStack, InvocationRecorder, WriteRequestCounter
@@ -63,6 +64,11 @@ def main() -> None:
         clever_to_oneroster(workdir, bundle)
         print(f"as a OneRoster 1.1 CSV bundle for {args.provider}")
 
+    if not args.no_memory:
+        # The traced sync runs one invocation at a time (tracemalloc is process-wide), so an Upsert Map's
+        # chunks wait inside their Invoke call for one another's turn: at 10,000 students the last ones
+        # waited past the stack's 960 s read timeout and the traced run failed. Waiting is not running.
+        stack_module.INVOKE_READ_TIMEOUT_SECONDS = 6 * 3600
     stack = EmbeddedStack(parameters={"LogLevel": "WARNING"}).start()
     served = workdir if args.provider == "clever" else bundle
     simulator = ProviderSimulator(served, token="bench-token").start()  # noqa: S106
