@@ -185,3 +185,47 @@ def test_a_failed_chunk_fails_the_map_as_aws_does(stack: EmbeddedStack):
 
     # Then the Map fails, and the run would go to its failure report, not on as if every chunk was written
     assert execution["status"] == "FAILED", execution.get("output")
+
+
+def test_an_item_failing_with_a_states_error_fails_the_map_with_it_for_its_catch(stack: EmbeddedStack):
+    # Given a Map whose item is a distributed Map that fails past its tolerance (one of its own items
+    # fails), so the item ends with Step Functions' own States.ExceedToleratedFailureThreshold, under a Catch
+    inner = {
+        "Type": "Map",
+        "ItemsPath": "$.chunks",
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "Chunk",
+            "States": {"Chunk": {"Type": "Fail", "Error": "ChunkFailed", "Cause": "a chunk failed"}},
+        },
+        "End": True,
+    }
+    definition = {
+        "StartAt": "Lists",
+        "States": {
+            "Lists": {
+                "Type": "Map",
+                "ItemsPath": "$.lists",
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"},
+                    "StartAt": "Slices",
+                    "States": {"Slices": inner},
+                },
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Caught"}],
+                "End": True,
+            },
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+    sfn = stack.client("stepfunctions")
+    role = f"arn:aws:iam::123456789012:role/{stack.stack_name}-local"
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    machine = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=role)["stateMachineArn"]
+
+    # When it runs
+    ended = run_to_end(stack, machine, {"lists": [{"chunks": [1]}]})
+
+    # Then the outer Map fails with the item's error and its Catch sees that error, as on AWS (moto 5.2.5
+    # raised ValueError on the "States." name, and the Catch saw States.Runtime, which on AWS it would not)
+    assert ended["status"] == "SUCCEEDED", ended.get("cause")
+    assert json.loads(ended["output"])["error"]["Error"] == "States.ExceedToleratedFailureThreshold"

@@ -456,6 +456,33 @@ def _install_state_payload_limit() -> None:
     ErrorEqualsDecl._rostersync_limit = True
 
 
+def _install_map_items_keep_states_errors() -> None:
+    """A Map item that fails with one of Step Functions' own errors (``States.Timeout``, ``States.TaskFailed``,
+    a nested Map's ``States.ExceedToleratedFailureThreshold``) fails the Map with that error, as on AWS.
+
+    moto 5.2.5 wraps an item's error name in ``CustomErrorName``, which refuses names beginning "States.":
+    the ValueError became ``States.Runtime``, which a Catch then saw instead of the error (on AWS
+    ``States.ALL`` does not even match ``States.Runtime``). Here such a name is Step Functions' own error.
+    """
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
+
+    generic = iteration_worker.CustomErrorName
+    if getattr(generic, "_rostersync_states_errors", False):
+        return
+
+    def error_name_of(error_name: str) -> Any:
+        if error_name.startswith("States."):
+            try:
+                return StatesErrorName.from_name(error_name)
+            except ValueError:  # a "States." name Step Functions does not have: moto's refusal stands
+                pass
+        return generic(error_name=error_name)
+
+    error_name_of._rostersync_states_errors = True  # type: ignore[attr-defined]
+    iteration_worker.CustomErrorName = error_name_of  # type: ignore[assignment]
+
+
 def _install_stopped_stays_stopped() -> None:
     """An execution stopped by hand ends ``ABORTED``, whatever state it was in, as on AWS.
 
@@ -1489,6 +1516,7 @@ class EmbeddedStack:
         _install_fast_dispatch()
         _install_tolerated_failures()
         _install_stopped_stays_stopped()
+        _install_map_items_keep_states_errors()
         _install_fast_backend_lookup()
         _install_fast_item_size_check()
         _install_execution_end_notice()
