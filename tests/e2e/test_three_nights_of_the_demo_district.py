@@ -354,3 +354,52 @@ def test_the_nights_after_the_first_are_read_from_clevers_events(nights: DemoNig
     for run in (nights.changes, nights.restore):
         assert run.report["sync"]["kind"] == "events" and run.report["sync"]["changes"] > 0
         assert any(note.startswith("Incremental run from Clever's events") for note in run.report["notes"])
+
+
+def test_every_pair_is_in_its_bucket_and_the_nights_after_the_first_read_their_share_from_the_index(
+    nights: DemoNights,
+) -> None:
+    from rostersync import aws
+    from rostersync.directory.keys import MATCH_BUCKETS, PAIR_COLLECTIONS, match_bucket
+    from rostersync.steps.match import PAIR_INDEX
+    from rostersync.storage import RunStore
+
+    district = nights.district
+    items = {c: list(district.directory.items().collection(c)) for c in ("schools", "classrooms", "people")}
+    pairs = {c: list(district.directory.items().collection(c)) for c in PAIR_COLLECTIONS}
+
+    # Then every enrollment and guardian link the four nights wrote carries the bucket of its Clever id
+    for collection, written in pairs.items():
+        assert written, collection
+        for item in written:
+            clever = (item.get("provider_ids") or {}).get("clever")
+            wanted = match_bucket(district.id, collection, "clever", clever) if clever else None
+            assert item.get("match_bucket") == wanted, (collection, item["id"])
+    # and nothing else is in the index
+    assert all("match_bucket" not in item for found in items.values() for item in found)
+
+    # and the first night's partitions read the table (a new district: no PAIR_INDEX yet), found every pair
+    # bucketed and so recorded it; the nights after read their shares from the ByMatchBucket index
+    marker = district.state.get_item(PAIR_INDEX)
+    assert marker is not None and marker["run_id"] == nights.first.run_id and marker["buckets"] == MATCH_BUCKETS
+    s3 = aws.client("s3")
+
+    def partition_results(outcome: Any) -> list[dict[str, Any]]:
+        store = RunStore(s3, outcome.bucket, district.id, outcome.run_id)
+        people = store.get_json(store.key("plan/people/result.json"))
+        parts = [store.get_json(store.key(f"plan/p{p:04d}/result.json")) for p in range(int(people["partitions"]))]
+        return [people, *parts]
+
+    people, *first = partition_results(nights.first)
+    assert not people["pair_index"] and [p["unbucketed"] for p in first] == [0] * len(first)
+    for later in (nights.again, nights.changes, nights.restore):
+        people, *parts = partition_results(later)
+        assert people["pair_index"] and all("unbucketed" not in p for p in parts), later.run_id
+        assert all(p["planned"] for p in parts)
+    # and the shares the second night's partitions read from the index are, together, every pair the first
+    # night left in the directory
+    people, *parts = partition_results(nights.again)
+    after_first = sum(
+        1 for c in PAIR_COLLECTIONS for r in nights.first.records(c) if "clever" in (r.get("provider_ids") or {})
+    )
+    assert sum(p["index_entries"] for p in parts) == after_first > 0

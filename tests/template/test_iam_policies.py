@@ -255,6 +255,25 @@ def test_no_role_deletes_what_undo_and_disable_need():
             assert not any("Delete" in a for a in _listed(statement["Action"])), function
 
 
+def test_a_match_partition_queries_the_match_bucket_index_and_no_other_and_writes_nothing():
+    role = ROLE_OF["MatchPartitionFunction"]
+    table = RESOLVER.attributes[("DirectoryTable", "Arn")]
+
+    assert allows(role, "dynamodb:Query", f"{table}/index/ByMatchBucket")
+    for other in ("ByProviderId", "ByParent"):
+        assert not allows(role, "dynamodb:Query", f"{table}/index/{other}"), other
+    # the table itself: a district whose older enrollments and links may lack their bucket is read there
+    assert allows(role, "dynamodb:Query", table)
+    for write in ("PutItem", "UpdateItem", "BatchWriteItem", "DeleteItem"):
+        assert not allows(role, f"dynamodb:{write}", table), write
+        assert not allows(role, f"dynamodb:{write}", f"{table}/index/ByMatchBucket"), write
+
+
+def test_the_report_writer_may_record_that_a_districts_pairs_are_indexed():
+    # Write report puts the PAIR_INDEX sync-state item (steps.match) once the partitions found every pair bucketed
+    assert allows(ROLE_OF["WriteReportFunction"], "dynamodb:PutItem", RESOLVER.attributes[("SyncStateTable", "Arn")])
+
+
 # -- the clean-up state machine: its own role, least privilege ---------------------------------------------
 
 CLEANUP = "CleanupStateMachine"

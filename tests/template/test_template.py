@@ -500,16 +500,20 @@ def key_names(key_schema: list[dict[str, str]]) -> dict[str, str]:
 
 
 def test_the_directory_table_has_the_keys_the_repository_writes():
-    # A record with a provider link and a parent carries every key attribute the repository writes
-    item = DirectoryRecord(
-        id="per_1",
-        kind=Kind.STUDENTS,
-        status="active",
-        managed_by_sync=True,
-        provider_ids={"clever": "stu-1"},
-        fields={},
-        parent_id="sch_1",
-    ).to_item("d-1")
+    # A person and an enrollment with a provider link and a parent carry every key attribute the
+    # repository writes (match_bucket only on the enrollment: the index is sparse)
+    person, pair = (
+        DirectoryRecord(
+            id=record_id,
+            kind=kind,
+            status="active",
+            managed_by_sync=True,
+            provider_ids={"clever": provider_id},
+            fields={},
+            parent_id="sch_1",
+        ).to_item("d-1")
+        for record_id, kind, provider_id in (("per_1", Kind.STUDENTS, "stu-1"), ("enr_1", Kind.ENROLLMENTS, "s:stu-1"))
+    )
     props = table("DirectoryTable")
     indexes = {i["IndexName"]: key_names(i["KeySchema"]) for i in props["GlobalSecondaryIndexes"]}
     defined = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
@@ -517,9 +521,31 @@ def test_the_directory_table_has_the_keys_the_repository_writes():
     assert key_names(props["KeySchema"]) == {"HASH": "pk", "RANGE": "sk"}
     assert indexes["ByProviderId"]["HASH"] == "provider_key"
     assert indexes["ByParent"]["HASH"] == "parent_key"
+    assert indexes["ByMatchBucket"] == {"HASH": "match_bucket", "RANGE": "sk"}
     used = {"pk", "sk"} | {name for keys in indexes.values() for name in keys.values()}
-    assert used <= set(item), f"key attributes the repository never writes: {used - set(item)}"
-    assert all(isinstance(item[name], str) and defined[name] == "S" for name in used)
+    assert used <= set(pair), f"key attributes the repository never writes: {used - set(pair)}"
+    assert used - {"match_bucket"} <= set(person) and "match_bucket" not in person
+    assert all(isinstance(pair[name], str) and defined[name] == "S" for name in used)
+
+
+def test_the_match_bucket_index_projects_what_matching_reads_of_a_pair():
+    # The partitions' index reads ask for INDEX_PROJECTION; a GSI answers only what it projects
+    (index,) = [i for i in table("DirectoryTable")["GlobalSecondaryIndexes"] if i["IndexName"] == "ByMatchBucket"]
+    asked = {name.strip().replace("#s", "status") for name in repository.INDEX_PROJECTION.split(",")}
+
+    assert index["Projection"]["ProjectionType"] == "INCLUDE"
+    assert set(index["Projection"]["NonKeyAttributes"]) == asked
+    assert len(index["Projection"]["NonKeyAttributes"]) == len(asked)
+
+
+def test_match_partitions_are_the_divisors_of_the_match_buckets():
+    from rostersync.directory.keys import MATCH_BUCKETS
+
+    parameter = TEMPLATE["Parameters"]["MatchPartitions"]
+    assert sorted(int(n) for n in parameter["AllowedValues"]) == [
+        n for n in range(1, MATCH_BUCKETS + 1) if MATCH_BUCKETS % n == 0
+    ]
+    assert int(parameter["Default"]) in [int(n) for n in parameter["AllowedValues"]]
 
 
 def test_every_index_the_repository_queries_exists():
@@ -538,7 +564,7 @@ def test_every_index_the_repository_queries_exists():
         queried |= {v.value for k, v in pairs if k == "IndexName" and isinstance(v, ast.Constant)}
     defined = {i["IndexName"] for i in table("DirectoryTable")["GlobalSecondaryIndexes"]}
 
-    assert queried == {"ByProviderId", "ByParent"}
+    assert queried == {"ByProviderId", "ByParent", "ByMatchBucket"}
     assert queried <= defined
 
 

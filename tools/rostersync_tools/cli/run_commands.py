@@ -369,6 +369,19 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_index_pairs(args: argparse.Namespace) -> int:
+    """``rostersync index-pairs``: give a district's enrollments and guardian links written before the
+    ByMatchBucket index their match bucket (once per district, after upgrading a stack that synced it)."""
+    handle = connect_from_args(args)
+    require_district(handle, args.district)
+    written = handle.directory(args.district).bucket_pairs()
+    print(
+        f"Gave {written} enrollments and guardian links of {args.district} their match bucket. Its next sync "
+        "checks that none is left and from then on reads each Match partition's share from the index."
+    )
+    return 0
+
+
 def run_self_check(args: argparse.Namespace) -> int:
     """``rostersync self-check``: the state machine in dry-run mode; exit 1 when the checklist has a fail."""
     return execute_and_show(args, "self_check", True, "Self-check")
@@ -521,7 +534,7 @@ def _wait_options(parser: argparse.ArgumentParser) -> None:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """Add connect, import-product, export, self-check, sync, enable, runs and report."""
+    """Add connect, import-product, export, index-pairs, self-check, sync, enable, runs and report."""
     connect = commands.add_parser("connect", help="connect a district to its rostering provider")
     _district(connect)
     connect.add_argument("--provider", required=True, choices=PROVIDERS)
@@ -554,6 +567,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--out", required=True, metavar="FILE", help="directory.json to write")
     add_stack_arguments(export)
     export.set_defaults(handler=run_export)
+
+    index_pairs = commands.add_parser(
+        "index-pairs", help="give the enrollments and guardian links written before the upgrade their match bucket"
+    )
+    _district(index_pairs)
+    add_stack_arguments(index_pairs)
+    index_pairs.set_defaults(handler=run_index_pairs)
 
     for name, handler, text in (
         ("self-check", run_self_check, "dry run: what the first sync would do, and a readiness checklist"),

@@ -19,7 +19,12 @@ from botocore.exceptions import ClientError
 from rostersync.directory.keys import (
     COLLECTION_OF_KIND,
     COLLECTIONS,
+    PAIR_COLLECTIONS,
     SHARDS,
+    buckets_of_partition,
+    match_bucket,
+    match_bucket_key,
+    match_bucket_of,
     parent_key,
     partition_key,
     provider_key,
@@ -53,6 +58,9 @@ THROTTLING_CODES = frozenset(
 UNPROCESSED_MAX_RETRIES = 8
 UNPROCESSED_BASE_SECONDS = 0.05
 UNPROCESSED_MAX_SECONDS = 5.0
+
+# What matching reads of an item (``IndexEntry``); the ByMatchBucket index projects exactly these.
+INDEX_PROJECTION = "id, kind, #s, managed_by_sync, content_hash, provider_ids, parent_key, product_edits"
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -158,6 +166,9 @@ class DirectoryRecord:
         primary = provider or next(iter(self.provider_ids), None)
         if primary and primary in self.provider_ids:
             item["provider_key"] = provider_key(district_id, collection, primary, self.provider_ids[primary])
+            if collection in PAIR_COLLECTIONS:
+                # the ByMatchBucket index: a Match partition reads only the buckets of its share
+                item["match_bucket"] = match_bucket(district_id, collection, primary, self.provider_ids[primary])
         if self.parent_id:
             item["parent_key"] = parent_key(district_id, self.parent_id)
         return item
@@ -190,6 +201,18 @@ def _index_entry(item: dict[str, Any]) -> IndexEntry:
         parent_id=str(item.get("parent_key") or "").split("#", 1)[-1],
         edited={name: edit_digest(value) for name, value in edits.items()},
     )
+
+
+def with_match_bucket(item: dict[str, Any], district_id: str) -> dict[str, Any]:
+    """A whole directory item with the ``match_bucket`` its provider link gives it, if it is an enrollment or
+    guardian link linked to a provider: an item kept before the index existed gets it when it is put back."""
+    for collection in PAIR_COLLECTIONS:
+        prefix = f"{district_id}#{collection}#"
+        if str(item.get("pk", "")).startswith(prefix) and str(item.get("provider_key", "")).startswith(prefix):
+            provider, _, provider_id = str(item["provider_key"])[len(prefix) :].partition(":")
+            if (item.get("provider_ids") or {}).get(provider) == provider_id:
+                return {**item, "match_bucket": match_bucket(district_id, collection, provider, provider_id)}
+    return item
 
 
 def edit_digest(value: Any) -> str:
@@ -301,6 +324,7 @@ class DirectoryRepository:
                 "content_hash",
                 "fields",
                 "provider_key",
+                "match_bucket",
                 "parent_key",
                 "district_id",
                 "id",
@@ -311,7 +335,7 @@ class DirectoryRepository:
         values = {f":v{i}": value for i, value in enumerate(synced.values())}
         expression = "SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(synced)))
         # A record that lost its parent or provider link must leave those indexes too.
-        dropped = [name for name in ("provider_key", "parent_key") if name not in synced]
+        dropped = [name for name in ("provider_key", "match_bucket", "parent_key") if name not in synced]
         removals = []
         for n, name in enumerate(dropped):
             names[f"#r{n}"] = name
@@ -398,11 +422,16 @@ class DirectoryRepository:
         else:
             condition = "attribute_exists(pk) AND attribute_not_exists(#ids.#p)"
         self.write_requests += 1
+        bucket = ""
+        if collection in PAIR_COLLECTIONS:  # the ByMatchBucket index follows the provider_key's link
+            names["#bucket"] = "match_bucket"
+            values[":bucket"] = match_bucket(self.district_id, collection, provider, provider_id)
+            bucket = ", #bucket = :bucket"
         try:
             if "provider_ids" in self._raw_attributes(key):
-                expression = "SET #ids.#p = :id, #key = :key"
+                expression = "SET #ids.#p = :id, #key = :key" + bucket
             else:  # a product item without the map: a nested SET would fail
-                expression = "SET #ids = :ids, #key = :key"
+                expression = "SET #ids = :ids, #key = :key" + bucket
                 values[":ids"] = {provider: values.pop(":id")}
             self._client.update_item(
                 TableName=self._table,
@@ -433,12 +462,18 @@ class DirectoryRepository:
         names = {"#ids": "provider_ids", "#p": provider, "#key": "provider_key"}
         values: dict[str, Any] = {":previous": current.provider_ids[provider]}
         remaining = {p: i for p, i in current.provider_ids.items() if p != provider}
+        pair = collection in PAIR_COLLECTIONS
+        if pair:
+            names["#bucket"] = "match_bucket"
         if remaining:
             other, other_id = next(iter(remaining.items()))
             expression = "REMOVE #ids.#p SET #key = :key"
             values[":key"] = provider_key(self.district_id, collection, other, other_id)
+            if pair:
+                expression += ", #bucket = :bucket"
+                values[":bucket"] = match_bucket(self.district_id, collection, other, other_id)
         else:
-            expression = "REMOVE #ids.#p, #key"
+            expression = "REMOVE #ids.#p, #key" + (", #bucket" if pair else "")
         self.write_requests += 1
         try:
             self._client.update_item(
@@ -499,30 +534,117 @@ class DirectoryRepository:
         for item in self._scan_collection(collection):
             yield DirectoryRecord.from_item(item)
 
-    def index(self, collection: str, keep: Callable[[IndexEntry], bool] | None = None) -> Iterator[IndexEntry]:
-        """The matching index of a collection: ids, status, hashes and provider links only. ``keep`` (a
-        partition of Match) is applied in the readers, so only the entries it keeps are ever held."""
-        projection = "id, kind, #s, managed_by_sync, content_hash, provider_ids, parent_key, product_edits"
-        if keep is None:
-            for item in self._scan_collection(collection, projection):
-                yield _index_entry(item)
-            return
+    def index(self, collection: str) -> Iterator[IndexEntry]:
+        """The matching index of a collection: ids, status, hashes and provider links only."""
+        for item in self._scan_collection(collection, INDEX_PROJECTION):
+            yield _index_entry(item)
+
+    def pair_index(self, collection: str, provider: str, partitions: int, partition: int) -> Iterator[IndexEntry]:
+        """A Match partition's share of the enrollments' or guardian links' index: the entries linked to
+        ``provider`` whose provider id is in one of the partition's buckets (``keys.buckets_of_partition``),
+        read from the ``ByMatchBucket`` index, a Query per bucket, in parallel. Nothing of the other
+        partitions' shares is read.
+
+        The index is eventually consistent (docs/ARCHITECTURE.md, "Data model" says what a late entry does).
+        """
+        if collection not in PAIR_COLLECTIONS:
+            raise ValueError(f"{collection} is not indexed by match bucket")
+        keys = [
+            match_bucket_key(self.district_id, collection, provider, b)
+            for b in buckets_of_partition(partitions, partition)
+        ]
+
+        def read(key: str) -> list[IndexEntry]:
+            items = query_items(
+                self._client,
+                TableName=self._table,
+                IndexName="ByMatchBucket",
+                KeyConditionExpression="match_bucket = :b",
+                ExpressionAttributeValues={":b": {"S": key}},
+                ProjectionExpression=INDEX_PROJECTION,
+                ExpressionAttributeNames={"#s": "status"},
+            )
+            return [_index_entry(_from_item(i)) for i in items]
+
+        contexts = [contextvars.copy_context() for _ in keys]
+        with ThreadPoolExecutor(max_workers=self._threads) as pool:
+            for entries in pool.map(lambda ctx, key: ctx.run(read, key), contexts, keys):
+                yield from entries
+
+    def pair_index_from_table(
+        self, collection: str, provider: str, partitions: int, partition: int
+    ) -> tuple[list[IndexEntry], int]:
+        """The same share as ``pair_index``, read from the table: every shard of the collection, keeping
+        the partition's entries (in the readers), for a district whose older items may not carry
+        ``match_bucket`` yet. Also returns how many of the share do not carry the bucket ``pair_index``
+        would find them in: when no partition finds one, the district can be read from the index."""
+        buckets = set(buckets_of_partition(partitions, partition))
         pks = [partition_key(self.district_id, collection, shard) for shard in range(SHARDS)]
         contexts = [contextvars.copy_context() for _ in pks]
 
-        def read(pk: str) -> list[IndexEntry]:
+        def read(pk: str) -> tuple[list[IndexEntry], int]:
             kwargs: dict[str, Any] = {
                 "TableName": self._table,
                 "KeyConditionExpression": "pk = :pk",
                 "ExpressionAttributeValues": {":pk": {"S": pk}},
-                "ProjectionExpression": projection,
+                "ProjectionExpression": INDEX_PROJECTION + ", match_bucket",
                 "ExpressionAttributeNames": {"#s": "status"},
             }
-            return [e for i in query_items(self._client, **kwargs) if keep(e := _index_entry(_from_item(i)))]
+            kept, unbucketed = [], 0
+            for raw in query_items(self._client, **kwargs):
+                item = _from_item(raw)
+                provider_id = (item.get("provider_ids") or {}).get(provider)
+                if provider_id is None or match_bucket_of(provider_id) not in buckets:
+                    continue
+                kept.append(_index_entry(item))
+                if item.get("match_bucket") != match_bucket(self.district_id, collection, provider, provider_id):
+                    unbucketed += 1
+            return kept, unbucketed
 
+        entries: list[IndexEntry] = []
+        missing = 0
         with ThreadPoolExecutor(max_workers=self._threads) as pool:
-            for entries in pool.map(lambda ctx, pk: ctx.run(read, pk), contexts, pks):
-                yield from entries
+            for kept, unbucketed in pool.map(lambda ctx, pk: ctx.run(read, pk), contexts, pks):
+                entries.extend(kept)
+                missing += unbucketed
+        return entries, missing
+
+    def bucket_pairs(self) -> int:
+        """Give every enrollment and guardian link linked to a provider the ``match_bucket`` its link gives
+        it, where it lacks it (items written before the ``ByMatchBucket`` index existed); return how many
+        were written. A one-off per district (``rostersync directory index-pairs``); each write is
+        conditional on the item's link being what was read, so a record relinked meanwhile is left alone."""
+        written = 0
+        for collection in PAIR_COLLECTIONS:
+            projection = "pk, sk, district_id, provider_ids, provider_key, match_bucket"
+            for pk in (partition_key(self.district_id, collection, shard) for shard in range(SHARDS)):
+                kwargs: dict[str, Any] = {
+                    "TableName": self._table,
+                    "KeyConditionExpression": "pk = :pk",
+                    "ExpressionAttributeValues": {":pk": {"S": pk}},
+                    "ProjectionExpression": projection,
+                }
+                for raw in query_items(self._client, **kwargs):
+                    item = _from_item(raw)
+                    wanted = with_match_bucket(item, self.district_id).get("match_bucket")
+                    if wanted is None or item.get("match_bucket") == wanted:
+                        continue
+                    self.write_requests += 1
+                    try:
+                        with _throttling_as_domain_error(self._table):
+                            self._client.update_item(
+                                TableName=self._table,
+                                Key=_to_item({"pk": item["pk"], "sk": item["sk"]}),
+                                UpdateExpression="SET match_bucket = :b",
+                                ConditionExpression="provider_key = :key",
+                                ExpressionAttributeValues=_to_item({":b": wanted, ":key": item["provider_key"]}),
+                            )
+                    except ClientError as exc:
+                        if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                            raise
+                        continue
+                    written += 1
+        return written
 
     def unlinked(self, collection: str, provider: str) -> Iterator[DirectoryRecord]:
         """Records of a collection without a link to ``provider``: the product's own, or another provider's.
@@ -586,6 +708,7 @@ class DirectoryRepository:
             f"{self.district_id}#"
         ):
             raise ValueError("an item of another district")
+        item = with_match_bucket(item, self.district_id)
         self.write_requests += 1
         with _throttling_as_domain_error(self._table):
             self._client.put_item(TableName=self._table, Item=_to_item(item))

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from pydantic import TypeAdapter
 
-from rostersync.directory.keys import COLLECTION_OF_KIND
+from rostersync.directory.keys import COLLECTION_OF_KIND, PAIR_COLLECTIONS
 from rostersync.directory.repository import IndexEntry
 from rostersync.domain.records import DeletedRecord, Kind, RecordError, RosterRecord
 from rostersync.matching.plan import (
@@ -35,7 +35,6 @@ from rostersync.matching.plan import (
     school_label,
 )
 
-PAIR_COLLECTIONS = ("enrollments", "guardian_links")
 PAIR_KINDS = (Kind.ENROLLMENTS, Kind.GUARDIAN_LINKS)
 # The run's folders each phase writes its plan chunks, lines, errors and candidates in (``plan/…``).
 PEOPLE_FOLDER = "plan/people"
@@ -48,7 +47,12 @@ def partition_folder(partition: int) -> str:
 
 def partition_of(provider_id: str, partitions: int) -> int:
     """The partition of an enrollment or guardian link: a stable hash of its provider id, so the roster's
-    record and the directory's record of it meet in the same partition, night after night."""
+    record and the directory's record of it meet in the same partition, night after night.
+
+    The same hash as the directory's ``match_bucket`` (``directory.keys.match_bucket_of``): when
+    ``partitions`` divides ``MATCH_BUCKETS`` (the steps refuse any other count), a partition's records are
+    exactly those in the buckets ``b % partitions == partition``, which is what it reads of the
+    ``ByMatchBucket`` index. The in-memory flow (``plan_partitioned``) takes any count."""
     return zlib.crc32(provider_id.encode("utf-8")) % max(1, partitions)
 
 

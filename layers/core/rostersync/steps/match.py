@@ -19,7 +19,7 @@ from rostersync.contracts import (
     RunRef,
     SyncState,
 )
-from rostersync.directory.keys import COLLECTION_OF_KIND, COLLECTIONS
+from rostersync.directory.keys import COLLECTION_OF_KIND, COLLECTIONS, MATCH_BUCKETS, check_match_partitions
 from rostersync.directory.repository import DirectoryRepository, IndexEntry
 from rostersync.domain.records import DeletedRecord, Kind, RecordError, RosterRecord
 from rostersync.errors import BadInputError
@@ -376,6 +376,17 @@ def match_roster_single_pass(state: SyncState) -> MatchResult:
 # -- Match in partitions (matching.partition) ------------------------------------------------------
 
 _PAIR_CHUNK = 2_000  # records per routed-pairs object: N writers are open at once in the people phase
+# The sync-state item that says every enrollment and guardian link of the district linked to a provider
+# carries its ``match_bucket``: from then on the partitions read their share from the ByMatchBucket index.
+# Until then (items written before the index existed) they read the table and keep their share, and a run
+# whose partitions found no item without its bucket writes it (Write report: ``summary["pair_index_ready"]``).
+PAIR_INDEX = "PAIR_INDEX"
+
+
+def pair_index_ready(ctx: DistrictContext) -> bool:
+    """Whether the district's partitions may read their share from the ByMatchBucket index."""
+    item = ctx.state.get_item(PAIR_INDEX)
+    return item is not None and int(item.get("buckets", 0)) == MATCH_BUCKETS
 
 
 def _snapshot(ctx: DistrictContext, fetch_manifest_key: str) -> dict[str, list[str]]:
@@ -402,6 +413,10 @@ def match_people(state: SyncState) -> MatchPrepared:
     store = ctx.store
     manifest = _snapshot(ctx, fetch.snapshot_manifest_key)
     partitions = ctx.config.match_partitions
+    try:
+        check_match_partitions(partitions)
+    except ValueError as exc:
+        raise BadInputError(str(exc)) from exc
     people_collections = ("schools", "classrooms", "people")
     index: dict[str, Any] = {c: index_by_provider_id(ctx.directory.index(c), run.provider) for c in people_collections}
     index |= {c: {} for c in PAIR_COLLECTIONS}
@@ -456,6 +471,7 @@ def match_people(state: SyncState) -> MatchPrepared:
         "touched_only": fetch.touched_only,
         "tonight_known": fetch.tonight_known,
         "partitions": partitions,
+        "pair_index": pair_index_ready(ctx),
         "facts": people_facts(planner, pairs_partitioned=not rekey).to_json(),
         "pairs_keys": [w.close() for w in routed],
         "summary": summary,
@@ -503,11 +519,23 @@ def match_partition(request: MatchPartitionRequest) -> None:
     provider = str(people["provider"])
     manifest = _snapshot(ctx, str(people["snapshot_manifest_key"]))
 
-    def mine(entry: IndexEntry) -> bool:
-        pid = entry.provider_ids.get(provider)
-        return pid is not None and partition_of(pid, partitions) == p
-
-    index = {c: index_by_provider_id(ctx.directory.index(c, keep=mine), provider) for c in PAIR_COLLECTIONS}
+    try:
+        check_match_partitions(partitions)
+    except ValueError as exc:
+        raise BadInputError(str(exc)) from exc
+    index: dict[str, Any] = {}
+    if people.get("pair_index"):
+        # only the partition's buckets of the ByMatchBucket index: 1/N of the pairs' index, not all of it
+        for c in PAIR_COLLECTIONS:
+            index[c] = index_by_provider_id(ctx.directory.pair_index(c, provider, partitions, p), provider)
+    else:
+        # items written before the index may lack their bucket: read the table, count those that do
+        unbucketed = 0
+        for c in PAIR_COLLECTIONS:
+            entries, missing = ctx.directory.pair_index_from_table(c, provider, partitions, p)
+            index[c] = index_by_provider_id(entries, provider)
+            unbucketed += missing
+        result["unbucketed"] = unbucketed
     school_names = dict(people["school_names"])
     writes = store.chunk_writer(f"{name}/writes", ctx.config.plan_chunk_records)
     lines = store.chunk_writer(f"{name}/lines", 50_000)
@@ -590,6 +618,14 @@ def combine_match(state: SyncState) -> MatchResult:
             raise BadInputError(f"Match partition {p} left no result") from exc
     planned = [part for part in parts if part.get("planned")]
     summary = merge_summaries(people["summary"], [part["summary"] for part in planned])
+    # Every partition read the table (no PAIR_INDEX yet) and none found a pair without its bucket: the
+    # district's next runs may read the index (Write report records it).
+    summary["pair_index_ready"] = (
+        not people.get("pair_index")
+        and bool(planned)
+        and len(planned) == len(parts)
+        and all("unbucketed" in part and int(part["unbucketed"]) == 0 for part in planned)
+    )
     lines = store.chunk_writer("plan/lines", 50_000)
     guardian_school: dict[str, str] = {}
     for part in planned:

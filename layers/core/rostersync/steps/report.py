@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from rostersync import metering
 from rostersync.contracts import RUN_ACTIONS, ReportResult, StepError, SyncState
+from rostersync.directory.keys import MATCH_BUCKETS
 from rostersync.domain.records import Kind, RecordError
 from rostersync.incremental import describe_run
 from rostersync.observability import emit, emit_record_counts, logger
@@ -35,6 +36,7 @@ from rostersync.schedule import next_run
 from rostersync.settings import LimitSettings, SettingsError
 from rostersync.steps.context import DistrictContext
 from rostersync.steps.fetch import fetch_slices
+from rostersync.steps.match import PAIR_INDEX
 from rostersync.storage import RunStore
 
 # An AWS call refused for want of a permission: the message names the role (so the step) and the action.
@@ -419,6 +421,10 @@ def write_report(state: SyncState) -> ReportResult:
         hold=hold,
     )
     write_district_index(ctx, report, summary, link_seconds)
+    if summary and summary.get("pair_index_ready"):
+        # Match's partitions read the table and found every enrollment and guardian link carrying its match
+        # bucket (every write since does too): the district's next runs read their shares from the index.
+        ctx.state.put_item(PAIR_INDEX, {"buckets": MATCH_BUCKETS, "run_id": run.run_id, "at": report.finished_at})
     if state.fetch and state.fetch.cursor and status != RunStatus.FAILED and not run.dry_run:
         # The next delta starts where this one ended, only once this run's changes are written.
         ctx.state.put_item(f"CURSOR#{run.provider}", {"cursor": state.fetch.cursor, "run_id": run.run_id})
