@@ -456,6 +456,32 @@ def _install_state_payload_limit() -> None:
     ErrorEqualsDecl._rostersync_limit = True
 
 
+def _take_states_error_names(module: Any) -> None:
+    """Let ``module``'s ``CustomErrorName`` take Step Functions' own error names (``States.…``).
+
+    moto 5.2.5's ``CustomErrorName`` raises ValueError on a name beginning "States."; where an error it
+    did not make itself passes through (a Map item's, a Fail state's), that ValueError turned the error
+    into ``States.Runtime``. A "States." name Step Functions has becomes its ``StatesErrorName`` (so
+    ``States.ALL`` and the terminal-error check see it as moto's own); any other name goes to moto.
+    """
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+
+    generic = module.CustomErrorName
+    if getattr(generic, "_rostersync_states_errors", False):
+        return
+
+    def error_name_of(error_name: str | None) -> Any:
+        if error_name is not None and error_name.startswith("States."):
+            try:
+                return StatesErrorName.from_name(error_name)
+            except ValueError:  # a "States." name Step Functions does not have: moto's refusal stands
+                pass
+        return generic(error_name=error_name)
+
+    error_name_of._rostersync_states_errors = True  # type: ignore[attr-defined]
+    module.CustomErrorName = error_name_of
+
+
 def _install_map_items_keep_states_errors() -> None:
     """A Map item that fails with one of Step Functions' own errors (``States.Timeout``, ``States.TaskFailed``,
     a nested Map's ``States.ExceedToleratedFailureThreshold``) fails the Map with that error, as on AWS.
@@ -464,23 +490,25 @@ def _install_map_items_keep_states_errors() -> None:
     the ValueError became ``States.Runtime``, which a Catch then saw instead of the error (on AWS
     ``States.ALL`` does not even match ``States.Runtime``). Here such a name is Step Functions' own error.
     """
-    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
 
-    generic = iteration_worker.CustomErrorName
-    if getattr(generic, "_rostersync_states_errors", False):
-        return
+    _take_states_error_names(iteration_worker)
 
-    def error_name_of(error_name: str) -> Any:
-        if error_name.startswith("States."):
-            try:
-                return StatesErrorName.from_name(error_name)
-            except ValueError:  # a "States." name Step Functions does not have: moto's refusal stands
-                pass
-        return generic(error_name=error_name)
 
-    error_name_of._rostersync_states_errors = True  # type: ignore[attr-defined]
-    iteration_worker.CustomErrorName = error_name_of  # type: ignore[assignment]
+def _install_fail_keeps_states_errors() -> None:
+    """A ``Fail`` state whose ``ErrorPath`` names one of Step Functions' own errors ends the execution with
+    that error, as on AWS.
+
+    The sync's "Sync failed" passes on the error its Catch caught (``ErrorPath: $.error.Error``). On AWS an
+    execution whose Match partitions or Upsert Map exceeded its tolerated failures therefore ends
+    ``States.ExceedToleratedFailureThreshold`` (a task out of time past its retries, ``States.Timeout``).
+    moto 5.2.5's ``StateFail`` wraps the name in ``CustomErrorName``, whose ValueError ended such an
+    execution ``States.Runtime`` with the ValueError as its cause, after its Catch, report and lock release
+    had run: it read as if the Catch had been skipped.
+    """
+    from moto.stepfunctions.parser.asl.component.state.fail import state_fail
+
+    _take_states_error_names(state_fail)
 
 
 def _install_stopped_stays_stopped() -> None:
@@ -1543,6 +1571,7 @@ class EmbeddedStack:
         _install_tolerated_failures()
         _install_stopped_stays_stopped()
         _install_map_items_keep_states_errors()
+        _install_fail_keeps_states_errors()
         _install_fast_backend_lookup()
         _install_fast_item_size_check()
         _install_execution_end_notice()
