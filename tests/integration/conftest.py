@@ -6,6 +6,8 @@ are created only after ``mock_aws`` has started.
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from rostersync_tools.local.stack import _install_fast_dynamodb_queries, _install_shared_service_models
 from rostersync_tools.local.template import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -31,11 +34,24 @@ _CREATE_TABLE_PROPERTIES = (
 )
 
 
+# Two of the embedded stack's speed-ups, which change how fast moto answers and nothing else: one parse of
+# AWS's service models per process instead of one per client, and a Query handed only the items of the
+# partition (or index key) it names instead of every item of the table. tests/integration/
+# test_embedded_dynamodb.py compares the fast Query and Scan pages with moto's own.
+_install_shared_service_models()
+_install_fast_dynamodb_queries()
+
+
+@functools.cache
+def _template_resources() -> dict[str, Any]:
+    return load_template(TEMPLATE_PATH)["Resources"]
+
+
 def table_properties(logical_id: str) -> dict[str, Any]:
-    """The ``Properties`` of one ``AWS::DynamoDB::Table`` of the template."""
-    resource = load_template(TEMPLATE_PATH)["Resources"][logical_id]
+    """The ``Properties`` of one ``AWS::DynamoDB::Table`` of the template (a copy: the parse is kept)."""
+    resource = _template_resources()[logical_id]
     assert resource["Type"] == "AWS::DynamoDB::Table", f"{logical_id} is not a DynamoDB table"
-    return resource["Properties"]
+    return copy.deepcopy(resource["Properties"])
 
 
 def create_table_from_template(client: Any, logical_id: str, table_name: str | None = None) -> str:
