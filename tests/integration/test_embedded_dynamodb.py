@@ -2,9 +2,10 @@
 
 moto's Scan sorts the whole table and walks it up to the page's start key on every page; the stack's
 patch (``_install_fast_dynamodb_queries``) starts at the key instead. moto projects an item by turning it
-into plain JSON once per projected name; the stack picks top-level names from the item. Same items, same
-pages, same order, same last keys: checked here against moto's own implementation on the template's
-directory table.
+into plain JSON once per projected name; the stack picks top-level names from the item. moto copies every
+item an index Query matches; the stack skips that copy where the page holds only some names (a KEYS_ONLY
+or INCLUDE index, a ProjectionExpression). Same items, same pages, same order, same last keys, the stored
+items untouched: checked here against moto's own implementation on the template's directory table.
 """
 
 from __future__ import annotations
@@ -130,42 +131,136 @@ def test_the_fast_projected_query_pages_are_moto_s_own(
     assert whole and all({"pk", "sk", "n", "blob", "doc", "ids"} <= set(i) for i in whole)
 
 
-@pytest.mark.parametrize("index", ["ByMatchBucket", "ByParent"])
-def test_the_fast_index_query_pages_are_moto_s_own(dynamodb: Any, directory_table: str, index: str) -> None:
-    # Given a table of several districts' items, some in each of two index keys, some in neither
+# The index Queries compared with moto's own: each index's projection (ByMatchBucket INCLUDE, ByProviderId
+# KEYS_ONLY, ByParent ALL), with and without a ProjectionExpression, filtered, backwards, always in pages.
+_INDEX_KEY = {"ByMatchBucket": "match_bucket", "ByProviderId": "provider_key", "ByParent": "parent_key"}
+_INCLUDED = "id, kind, #s, managed_by_sync, content_hash, provider_ids, parent_key, product_edits"
+
+
+@pytest.mark.parametrize(
+    ("index", "options", "whole_items_copied"),
+    [
+        ("ByMatchBucket", {}, False),
+        ("ByMatchBucket", {"ProjectionExpression": _INCLUDED, "ExpressionAttributeNames": {"#s": "status"}}, False),
+        (
+            "ByMatchBucket",
+            {
+                "FilterExpression": "attribute_exists(#s) AND kind <> :guardian_link",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": {":guardian_link": {"S": "guardian_link"}},
+            },
+            False,
+        ),
+        ("ByMatchBucket", {"ScanIndexForward": False}, False),
+        ("ByProviderId", {}, False),
+        ("ByParent", {}, True),
+        (
+            "ByParent",
+            {
+                "ProjectionExpression": "sk, provider_ids, product_edits, #b, absent_attr",
+                "ExpressionAttributeNames": {"#b": "blob"},
+            },
+            False,
+        ),
+        (
+            "ByParent",
+            {
+                "ProjectionExpression": "pk, sk, #f",
+                "FilterExpression": "#f.grade = :g",
+                "ExpressionAttributeNames": {"#f": "fields"},
+                "ExpressionAttributeValues": {":g": {"S": "2"}},
+                "ScanIndexForward": False,
+            },
+            False,
+        ),
+    ],
+    ids=[
+        "include",
+        "include-projection-with-a-missing-name",
+        "include-filter",
+        "include-backwards",
+        "keys-only",
+        "all",
+        "all-projection",
+        "all-filter-projection-backwards",
+    ],
+)
+def test_the_fast_index_query_pages_are_moto_s_own(
+    dynamodb: Any,
+    directory_table: str,
+    monkeypatch: pytest.MonkeyPatch,
+    index: str,
+    options: dict[str, Any],
+    whole_items_copied: bool,
+) -> None:
+    # Given several districts' enrollments and guardian links, some in each of two index keys, some in
+    # neither; a few without an included name (status); each with names no narrower index projects
     _install_fast_dynamodb_queries()
-    key = {"ByMatchBucket": "match_bucket", "ByParent": "parent_key"}[index]
-    requests = []
+    stored = []
     for n in range(240):
         item = {"pk": {"S": f"d{n % 3}#enrollments#{n % 16:02d}"}, "sk": {"S": f"enr-{(n * 7919) % 1000:03d}"}}
-        if n % 4:
-            item[key] = {"S": f"d{n % 3}#bucket#{n % 2}"}
+        if n % 4:  # in every index, under the same key
+            item.update({name: {"S": f"d{n % 3}#bucket#{n % 2}"} for name in _INDEX_KEY.values()})
             item["blob"] = {"S": "x" * (20_000 if n % 5 == 0 else 10)}
-        requests.append({"PutRequest": {"Item": item}})
-    for start in range(0, len(requests), 25):
-        dynamodb.batch_write_item(RequestItems={directory_table: requests[start : start + 25]})
-    options = {
+            m = n // 6  # independent of the district (n % 3) and the key (n % 2)
+            item.update(
+                {
+                    "id": {"S": item["sk"]["S"]},
+                    "kind": {"S": "guardian_link" if m % 4 == 1 else "enrollment"},
+                    "managed_by_sync": {"BOOL": m % 7 != 0},
+                    "content_hash": {"S": f"h{n:04d}"},
+                    "provider_ids": {"M": {"clever": {"S": f"c{n}"}, "csv": {"S": f"s{n}"}}},
+                    "fields": {"M": {"grade": {"S": str(m % 5)}, "periods": {"L": [{"N": "1"}, {"S": "B"}]}}},
+                    "district_id": {"S": f"d{n % 3}"},
+                }
+            )
+            if m % 3:
+                item["status"] = {"S": "active"}
+            if m % 2:
+                item["product_edits"] = {"M": {"nickname": {"S": f"n{n}"}, "tags": {"SS": ["a", "b", "c"]}}}
+        stored.append(item)
+    for start in range(0, len(stored), 25):
+        requests = [{"PutRequest": {"Item": item}} for item in stored[start : start + 25]]
+        assert not dynamodb.batch_write_item(RequestItems={directory_table: requests})["UnprocessedItems"]
+    names = {"#k": _INDEX_KEY[index], **options.get("ExpressionAttributeNames", {})}
+    values = {":k": {"S": "d1#bucket#1"}, **options.get("ExpressionAttributeValues", {})}
+    query = {
         "TableName": directory_table,
         "IndexName": index,
         "KeyConditionExpression": "#k = :k",
-        "ExpressionAttributeNames": {"#k": key},
-        "ExpressionAttributeValues": {":k": {"S": "d1#bucket#1"}},
         "Limit": 9,
+        **options,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
     }
 
-    # When the stack's Query and moto's own answer the same pages
-    fast = _pages(dynamodb, "query", **options)
-    patched = Table.query
-    Table.query = Table._rostersync_generic_query
-    try:
-        reference = _pages(dynamodb, "query", **options)
-    finally:
-        Table.query = patched
+    # When the stack's Query answers it page by page (counting moto's copies of whole items), then moto's
+    # own Query, projection and copy answer the same pages
+    copies = []
+    copy_item = Item.__deepcopy__
+    monkeypatch.setattr(Item, "__deepcopy__", lambda item, memo: copies.append(item) or copy_item(item, memo))
+    fast = _pages(dynamodb, "query", **query)
+    monkeypatch.setattr(Item, "__deepcopy__", copy_item)
+    monkeypatch.setattr(Table, "query", Table._rostersync_generic_query)
+    monkeypatch.setattr(Item, "project", Item._rostersync_generic_project)
+    monkeypatch.setattr(table_module, "copy", copy)
+    reference = _pages(dynamodb, "query", **query)
+    monkeypatch.undo()
 
-    # Then every page and every last key are the same, over more than one page
+    # Then every page and every last key are the same, over more than one page; the whole items were
+    # copied only where the page returns them whole (an ALL index without a projection)
     assert len(fast) > 2
-    assert fast == reference
-    assert {i[key]["S"] for page, _ in fast for i in page} == {"d1#bucket#1"}
+    assert _sets_sorted(fast) == _sets_sorted(reference)  # moto's own projection shuffles a set's members
+    returned = [i for page, _ in fast for i in page]
+    under_key = [i for i in stored if i.get("match_bucket") == {"S": "d1#bucket#1"}]
+    assert 0 < len(returned) < len(under_key) if "FilterExpression" in options else len(returned) == len(under_key)
+    if index == "ByMatchBucket" and "FilterExpression" not in options:
+        assert {"status" in i for i in returned} == {True, False}, "no item lacks an included name"
+    assert bool(copies) == whole_items_copied
+    # and every stored item is still whole: a later GetItem returns every attribute it was written with
+    for item in stored:
+        got = dynamodb.get_item(TableName=directory_table, Key={"pk": item["pk"], "sk": item["sk"]})["Item"]
+        assert _sets_sorted(got) == _sets_sorted(item)
 
 
 def _sets_sorted(value: Any) -> Any:

@@ -866,8 +866,6 @@ def _install_fast_dynamodb_queries() -> None:
     each query cost grew with the whole table: reading a district's index took minutes at benchmark
     size. Results are unchanged: the partition's items, sorted by sort key.
     """
-    import copy
-
     from moto.dynamodb.models import table as table_module
     from moto.dynamodb.models.dynamo_type import Item, LimitedSizeDict
     from moto.dynamodb.models.table import Table
@@ -878,7 +876,20 @@ def _install_fast_dynamodb_queries() -> None:
 
     def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+        projection = kwargs.get("projection_expressions", args[5] if len(args) > 5 else None)
+        # A projected page is built from new items (``project``), so moto's copy of every matching item
+        # before projecting is skipped; the filter between the two only reads.
+        projected = bool(projection) and _top_level(projection)
         if index_name is not None:
+            # moto deep-copies every matching item, whole, then keeps the index's names
+            # (``SecondaryIndex.project``), then applies the ProjectionExpression. AWS returns only the table
+            # keys, the index keys and the included names of a KEYS_ONLY or INCLUDE index (every Match
+            # partition's ByMatchBucket Queries): ``project`` builds those items anew, so the copy of whole
+            # items is skipped for them too. An ALL index without a top-level ProjectionExpression still
+            # returns copies of the stored items.
+            index = next((i for i in self.all_indexes() if i.name == index_name), None)
+            kept = index is not None and (index.projection or {}).get("ProjectionType") in ("KEYS_ONLY", "INCLUDE")
+            _PARTITION_HINT.projected = projected or kept
             # moto compares every item of the table (all districts) with the index key, as DynamoTypes,
             # once per Query: a Match partition's 32 bucket Queries grew with the whole table and timed out
             # at 10,000 students. Only the items whose key attributes are those strings are handed to it;
@@ -886,18 +897,15 @@ def _install_fast_dynamodb_queries() -> None:
             conditions = kwargs.get("hash_key_conditions") or []
             if conditions and all(getattr(value, "type", None) == "S" for _, value in conditions):
                 _PARTITION_HINT.index_keys = [(name, value.value) for name, value in conditions]
-                try:
-                    return generic_query(self, hash_key, *args, **kwargs)
-                finally:
-                    _PARTITION_HINT.index_keys = None
-            return generic_query(self, hash_key, *args, **kwargs)
+            try:
+                return generic_query(self, hash_key, *args, **kwargs)
+            finally:
+                _PARTITION_HINT.index_keys = None
+                _PARTITION_HINT.projected = False
         if hash_key is None or not self.range_key_attr:
             return generic_query(self, hash_key, *args, **kwargs)
-        projection = kwargs.get("projection_expressions", args[5] if len(args) > 5 else None)
         _PARTITION_HINT.key = hash_key
-        # A projected page is built from new items (``project``), so moto's copy of every matching item
-        # before projecting is skipped; the filter between the two only reads.
-        _PARTITION_HINT.projected = bool(projection) and _top_level(projection)
+        _PARTITION_HINT.projected = projected
         try:
             return generic_query(self, hash_key, *args, **kwargs)
         finally:
@@ -969,14 +977,17 @@ def _install_fast_dynamodb_queries() -> None:
     def project(self: Any, projection_expressions: list[list[str]]) -> Any:
         # moto turns the whole item into plain JSON once per projected attribute, then back into wire
         # format. Top-level names (all rostersync asks for) are picked from the item's attributes: the same
-        # attributes, the same values, in the expression's order.
+        # attributes, the same values, in the expression's order. The values are the item's own, not
+        # copies: a projected item (Query, Scan, GetItem, BatchGetItem) is only read until the response
+        # turns it into plain dicts and lists (``DynamoResult``), as moto's GetItem does with the stored
+        # item itself; the stored item keeps every attribute.
         if not _top_level(projection_expressions):
             return generic_project(self, projection_expressions)
         attrs = LimitedSizeDict.__new__(LimitedSizeDict)
         dict.__init__(attrs)
         for [name] in projection_expressions:
             if name in self.attrs and name not in attrs:
-                dict.__setitem__(attrs, name, copy.deepcopy(self.attrs[name]))
+                dict.__setitem__(attrs, name, self.attrs[name])
         projected = Item.__new__(Item)
         projected.hash_key, projected.range_key, projected.attrs = self.hash_key, self.range_key, attrs
         return projected
@@ -998,8 +1009,9 @@ def _top_level(projection_expressions: list[list[str]]) -> bool:
 
 
 class _ProjectedPageCopy:
-    """moto's table module sees this as ``copy``: while a projected base-table Query runs on this thread,
-    its copy of the matching items is the list itself (``project`` makes new items); otherwise a copy."""
+    """moto's table module sees this as ``copy``: while a projected Query (a top-level ProjectionExpression,
+    or a KEYS_ONLY or INCLUDE index) runs on this thread, its copy of the matching items is the list itself
+    (``project`` makes new items); otherwise a copy."""
 
     @staticmethod
     def deepcopy(value: Any, memo: Any = None) -> Any:
