@@ -1342,6 +1342,63 @@ def _observed(app: Callable[..., Any]) -> Callable[..., Any]:
     return observed
 
 
+def _keep_alive_handler_class() -> type:
+    """moto's request handler, keeping a client's connection open for its next request.
+
+    werkzeug's development server answers every request with ``Connection: close`` (Python's
+    ``http.server`` does not drain an unread request body before reading the next request line, and
+    werkzeug's own drain after a response would read into that next request), so every request of every
+    boto3 client opened a new TCP connection and a new server thread: about one connection per request,
+    a good share of a sync's CPU. Here the request's body (its ``Content-Length``) is read off the socket
+    before moto sees it, moto reads it from memory, and the connection stays open, as a real endpoint's
+    does; requests, responses and their order are unchanged. A request with a chunked body keeps
+    werkzeug's ``Connection: close``.
+    """
+    import io
+
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class KeepAliveRequestHandler(MotoRequestHandler):
+        _keep_alive = False
+        # werkzeug writes a response's headers and its body apart: on a connection kept open, Nagle's
+        # algorithm held the body back until the client's delayed acknowledgement (about 40 ms a request).
+        disable_nagle_algorithm = True
+
+        def setup(self) -> None:
+            super().setup()
+            with self.server.rostersync_lock:  # type: ignore[attr-defined]
+                self.server.rostersync_connections.add(self.connection)  # type: ignore[attr-defined]
+
+        def finish(self) -> None:
+            with self.server.rostersync_lock:  # type: ignore[attr-defined]
+                self.server.rostersync_connections.discard(self.connection)  # type: ignore[attr-defined]
+            super().finish()
+
+        def run_wsgi(self) -> None:
+            length = self.headers.get("Content-Length") or "0"
+            chunked = "chunked" in (self.headers.get("Transfer-Encoding") or "").lower()
+            self._keep_alive = not chunked and length.isdigit()
+            if not self._keep_alive:
+                super().run_wsgi()
+                return
+            # werkzeug hands moto ``self.rfile`` and drains it after the response: both now read the body
+            # in memory, and the socket is left at the next request's first line.
+            connection_file = self.rfile
+            self.rfile = io.BytesIO(connection_file.read(int(length)))
+            try:
+                super().run_wsgi()
+            finally:
+                self.rfile = connection_file
+
+        def send_header(self, keyword: str, value: str) -> None:
+            keep = self._keep_alive and not self.close_connection
+            if keep and keyword.lower() == "connection" and value.lower() == "close":
+                return
+            super().send_header(keyword, value)
+
+    return KeepAliveRequestHandler
+
+
 def _checked_server_class() -> type:
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
@@ -1353,17 +1410,31 @@ def _checked_server_class() -> type:
             self._iam = iam
 
         def _server_entry(self) -> None:
-            from moto.moto_server.werkzeug_app import (
-                DomainDispatcherApplication,
-                MotoRequestHandler,
-                create_backend_app,
-            )
+            from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
             from werkzeug.serving import make_server
 
             app = _observed(checked_app(DomainDispatcherApplication(create_backend_app), self._iam))
-            self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+            handler = _keep_alive_handler_class()
+            self._server = make_server(self._ip_address, self._port, app, True, request_handler=handler)
+            self._server.rostersync_connections = set()  # type: ignore[attr-defined]
+            self._server.rostersync_lock = threading.Lock()  # type: ignore[attr-defined]
             self._server_ready_event.set()
             self._server.serve_forever()
+
+        def stop(self) -> None:
+            # The connections kept open end with the server, as each did after its one request before: a
+            # client's pool sees them closed and connects anew, as it did for every request.
+            super().stop()
+            server = self._server
+            if server is None:
+                return
+            with server.rostersync_lock:
+                open_connections = list(server.rostersync_connections)
+            for connection in open_connections:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     return CheckedMotoServer
 
