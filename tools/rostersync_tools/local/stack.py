@@ -1102,6 +1102,44 @@ def _install_fast_dispatch() -> None:
     DomainDispatcherApplication._rostersync_fast = True
 
 
+def _install_cached_action_names() -> None:
+    """Keep the names of each moto response class's methods instead of listing them per request.
+
+    moto's ``call_action`` asked ``inspect.getmembers`` for every function of the service's response class
+    (a few hundred attributes walked and sorted) on every request, only to see whether the action's
+    method is among them. The names are kept per class; an action not among them is looked up afresh,
+    so a method a patch adds later is found as before, and an unknown action is refused as before.
+    """
+    from moto.core import responses, utils
+
+    if getattr(responses, "_rostersync_action_names", False):
+        return
+    known: dict[object, _ActionNames] = {}
+
+    def method_names_from_class(clazz: object) -> list[str]:
+        names = known.get(clazz)
+        if names is None:
+            names = known[clazz] = _ActionNames(clazz, utils.method_names_from_class)
+        return names
+
+    responses.method_names_from_class = method_names_from_class  # type: ignore[attr-defined]
+    responses._rostersync_action_names = True  # type: ignore[attr-defined]
+
+
+class _ActionNames(list):  # type: ignore[type-arg]
+    """The method names of one class, as moto lists them; a name not among them is looked up afresh."""
+
+    def __init__(self, clazz: object, listed: Callable[[object], list[str]]) -> None:
+        super().__init__(listed(clazz))
+        self._clazz, self._listed = clazz, listed
+
+    def __contains__(self, name: object) -> bool:
+        if list.__contains__(self, name):
+            return True
+        self[:] = self._listed(self._clazz)
+        return list.__contains__(self, name)
+
+
 def _install_fast_item_size_check() -> None:
     """Keep moto's 400 KB item-size check, at a running total instead of a full sum per attribute.
 
@@ -1645,6 +1683,7 @@ class EmbeddedStack:
         _install_fail_keeps_states_errors()
         _install_fast_backend_lookup()
         _install_fast_item_size_check()
+        _install_cached_action_names()
         _install_execution_end_notice()
         _install_interpreter_credentials()
         _install_crash_points()
