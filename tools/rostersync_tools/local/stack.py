@@ -1114,6 +1114,44 @@ def _install_fast_dispatch() -> None:
     DomainDispatcherApplication._rostersync_fast = True
 
 
+def _install_cached_action_names() -> None:
+    """Keep the names of each moto response class's methods instead of listing them per request.
+
+    moto's ``call_action`` asked ``inspect.getmembers`` for every function of the service's response class
+    (a few hundred attributes walked and sorted) on every request, only to see whether the action's
+    method is among them. The names are kept per class; an action not among them is looked up afresh,
+    so a method a patch adds later is found as before, and an unknown action is refused as before.
+    """
+    from moto.core import responses, utils
+
+    if getattr(responses, "_rostersync_action_names", False):
+        return
+    known: dict[object, _ActionNames] = {}
+
+    def method_names_from_class(clazz: object) -> list[str]:
+        names = known.get(clazz)
+        if names is None:
+            names = known[clazz] = _ActionNames(clazz, utils.method_names_from_class)
+        return names
+
+    responses.method_names_from_class = method_names_from_class  # type: ignore[attr-defined]
+    responses._rostersync_action_names = True  # type: ignore[attr-defined]
+
+
+class _ActionNames(list):  # type: ignore[type-arg]
+    """The method names of one class, as moto lists them; a name not among them is looked up afresh."""
+
+    def __init__(self, clazz: object, listed: Callable[[object], list[str]]) -> None:
+        super().__init__(listed(clazz))
+        self._clazz, self._listed = clazz, listed
+
+    def __contains__(self, name: object) -> bool:
+        if list.__contains__(self, name):
+            return True
+        self[:] = self._listed(self._clazz)
+        return list.__contains__(self, name)
+
+
 def _install_fast_item_size_check() -> None:
     """Keep moto's 400 KB item-size check, at a running total instead of a full sum per attribute.
 
@@ -1354,6 +1392,63 @@ def _observed(app: Callable[..., Any]) -> Callable[..., Any]:
     return observed
 
 
+def _keep_alive_handler_class() -> type:
+    """moto's request handler, keeping a client's connection open for its next request.
+
+    werkzeug's development server answers every request with ``Connection: close`` (Python's
+    ``http.server`` does not drain an unread request body before reading the next request line, and
+    werkzeug's own drain after a response would read into that next request), so every request of every
+    boto3 client opened a new TCP connection and a new server thread: about one connection per request,
+    a good share of a sync's CPU. Here the request's body (its ``Content-Length``) is read off the socket
+    before moto sees it, moto reads it from memory, and the connection stays open, as a real endpoint's
+    does; requests, responses and their order are unchanged. A request with a chunked body keeps
+    werkzeug's ``Connection: close``.
+    """
+    import io
+
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class KeepAliveRequestHandler(MotoRequestHandler):
+        _keep_alive = False
+        # werkzeug writes a response's headers and its body apart: on a connection kept open, Nagle's
+        # algorithm held the body back until the client's delayed acknowledgement (about 40 ms a request).
+        disable_nagle_algorithm = True
+
+        def setup(self) -> None:
+            super().setup()
+            with self.server.rostersync_lock:  # type: ignore[attr-defined]
+                self.server.rostersync_connections.add(self.connection)  # type: ignore[attr-defined]
+
+        def finish(self) -> None:
+            with self.server.rostersync_lock:  # type: ignore[attr-defined]
+                self.server.rostersync_connections.discard(self.connection)  # type: ignore[attr-defined]
+            super().finish()
+
+        def run_wsgi(self) -> None:
+            length = self.headers.get("Content-Length") or "0"
+            chunked = "chunked" in (self.headers.get("Transfer-Encoding") or "").lower()
+            self._keep_alive = not chunked and length.isdigit()
+            if not self._keep_alive:
+                super().run_wsgi()
+                return
+            # werkzeug hands moto ``self.rfile`` and drains it after the response: both now read the body
+            # in memory, and the socket is left at the next request's first line.
+            connection_file = self.rfile
+            self.rfile = io.BytesIO(connection_file.read(int(length)))
+            try:
+                super().run_wsgi()
+            finally:
+                self.rfile = connection_file
+
+        def send_header(self, keyword: str, value: str) -> None:
+            keep = self._keep_alive and not self.close_connection
+            if keep and keyword.lower() == "connection" and value.lower() == "close":
+                return
+            super().send_header(keyword, value)
+
+    return KeepAliveRequestHandler
+
+
 def _checked_server_class() -> type:
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
@@ -1365,17 +1460,31 @@ def _checked_server_class() -> type:
             self._iam = iam
 
         def _server_entry(self) -> None:
-            from moto.moto_server.werkzeug_app import (
-                DomainDispatcherApplication,
-                MotoRequestHandler,
-                create_backend_app,
-            )
+            from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
             from werkzeug.serving import make_server
 
             app = _observed(checked_app(DomainDispatcherApplication(create_backend_app), self._iam))
-            self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+            handler = _keep_alive_handler_class()
+            self._server = make_server(self._ip_address, self._port, app, True, request_handler=handler)
+            self._server.rostersync_connections = set()  # type: ignore[attr-defined]
+            self._server.rostersync_lock = threading.Lock()  # type: ignore[attr-defined]
             self._server_ready_event.set()
             self._server.serve_forever()
+
+        def stop(self) -> None:
+            # The connections kept open end with the server, as each did after its one request before: a
+            # client's pool sees them closed and connects anew, as it did for every request.
+            super().stop()
+            server = self._server
+            if server is None:
+                return
+            with server.rostersync_lock:
+                open_connections = list(server.rostersync_connections)
+            for connection in open_connections:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     return CheckedMotoServer
 
@@ -1586,6 +1695,7 @@ class EmbeddedStack:
         _install_fail_keeps_states_errors()
         _install_fast_backend_lookup()
         _install_fast_item_size_check()
+        _install_cached_action_names()
         _install_execution_end_notice()
         _install_interpreter_credentials()
         _install_crash_points()
