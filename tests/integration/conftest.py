@@ -16,12 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from rostersync_tools.local.stack import (
-    _install_fast_dynamodb_queries,
-    _install_fast_dynamodb_responses,
-    _install_fast_item_size_check,
-    _install_shared_service_models,
-)
+from rostersync_tools.local.stack import install_speed_only_patches
 from rostersync_tools.local.template import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -39,16 +34,9 @@ _CREATE_TABLE_PROPERTIES = (
 )
 
 
-# The embedded stack's speed-ups that change how fast moto answers and nothing else: one parse of AWS's
-# service models per process instead of one per client; a Query handed only the items of the partition (or
-# index key) it names instead of every item of the table (tests/integration/test_embedded_dynamodb.py
-# compares the fast Query and Scan pages with moto's own); attribute values, already in wire format, sent
-# as they are instead of through moto's shape-by-shape serialiser; the 400 KB item-size check kept as a
-# running total.
-_install_shared_service_models()
-_install_fast_dynamodb_queries()
-_install_fast_dynamodb_responses()
-_install_fast_item_size_check()
+# The embedded stack's speed-only patches (see ``install_speed_only_patches``): moto answers as it would,
+# faster. tests/integration/test_embedded_dynamodb.py compares the fast pages with moto's own.
+install_speed_only_patches()
 
 
 @functools.cache

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import contextlib
 import contextvars
 import fnmatch
 import importlib.util
@@ -1227,6 +1228,22 @@ def _install_shared_service_models() -> None:
     botocore.session._rostersync_shared_loader = True
 
 
+def install_speed_only_patches() -> None:
+    """The patches that change how fast moto answers and nothing else, for any process that runs moto.
+
+    One parse of AWS's service models per process instead of one per client; a Query handed only the items
+    of the partition (or index key) it names instead of every item of the table; attribute values, already
+    in wire format, sent as they are instead of through moto's shape-by-shape serialiser; the 400 KB
+    item-size check kept as a running total. ``EmbeddedStack.start`` installs them with the rest, the
+    integration tier's ``mock_aws`` tests alone (tests/integration/test_embedded_dynamodb.py compares the
+    fast Query and Scan pages with moto's own). Each is installed once per process.
+    """
+    _install_shared_service_models()
+    _install_fast_dynamodb_queries()
+    _install_fast_dynamodb_responses()
+    _install_fast_item_size_check()
+
+
 def _install_fast_backend_lookup() -> None:
     """Answer moto's per-request backend look-up from the dict when the account's backend exists.
 
@@ -1481,10 +1498,8 @@ def _checked_server_class() -> type:
             with server.rostersync_lock:
                 open_connections = list(server.rostersync_connections)
             for connection in open_connections:
-                try:
+                with contextlib.suppress(OSError):
                     connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     return CheckedMotoServer
 
@@ -1680,10 +1695,8 @@ class EmbeddedStack:
         from moto.core.config import default_user_config
 
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
-        _install_shared_service_models()
+        install_speed_only_patches()
         _install_lambda_dispatch()
-        _install_fast_dynamodb_responses()
-        _install_fast_dynamodb_queries()
         _install_fast_transactions()
         _install_state_payload_limit()
         _install_shared_state_machine_clients()
@@ -1694,7 +1707,6 @@ class EmbeddedStack:
         _install_map_items_keep_states_errors()
         _install_fail_keeps_states_errors()
         _install_fast_backend_lookup()
-        _install_fast_item_size_check()
         _install_cached_action_names()
         _install_execution_end_notice()
         _install_interpreter_credentials()
