@@ -6,7 +6,8 @@ with its own token and dataset), so runs of different tests never see each other
 
 Fixtures and helpers:
 
-- ``stack``: the session's ``EmbeddedStack``; provider backoff is switched off before it starts.
+- ``stack``: the session's ``EmbeddedStack``; provider backoff and the state machines' Retry waits are
+  switched off (each wait asked for is still recorded in ``RETRY_WAITS``).
 - ``run_sync(district_id, trigger=..., dry_run=...)``: start a run, wait for it, return a ``RunOutcome``
   (execution description, run record, parsed ``report.json``, CSV rows, the directory export, and the
   directory write requests the embedded DynamoDB received during the run).
@@ -89,11 +90,12 @@ def _logger_levels_left_as_found(logger_levels: dict[str, int]) -> Iterator[None
 
 @pytest.fixture(scope="session")
 def stack(logger_levels: dict[str, int]) -> Iterator[EmbeddedStack]:
-    """The embedded stack, once per session. Provider retries never sleep (base delay 0)."""
+    """The embedded stack, once per session. Provider retries never sleep (base delay 0), and the state
+    machines' Retry waits are skipped (``retry_wait_scale=0``): a retried state is retried at once."""
     previous = os.environ.get("PROVIDER_RETRY_BASE_SECONDS")
     os.environ["PROVIDER_RETRY_BASE_SECONDS"] = "0"
     runtime_config.cache_clear()
-    embedded = EmbeddedStack(parameters={"LogLevel": "WARNING"}).start()
+    embedded = EmbeddedStack(parameters={"LogLevel": "WARNING"}, retry_wait_scale=0).start()
     # The stack exported the tables' names into the environment: read the configuration again.
     runtime_config.cache_clear()
     assert runtime_config().provider_retry_base_seconds == 0

@@ -24,6 +24,7 @@ from rostersync import aws
 from rostersync.directory.product import ProductDirectory
 from rostersync_tools.local.convert import clever_to_oneroster
 from rostersync_tools.local.simulator import ProviderSimulator
+from rostersync_tools.local.stack import RETRY_WAITS
 from rostersync_tools.local.synthetic import set_up_district
 
 pytestmark = pytest.mark.e2e
@@ -205,11 +206,16 @@ def test_a_slice_whose_answer_was_lost_is_retried_and_duplicates_nothing(
     # (their answer lost, as a Lambda out of time: Sandbox.Timedout, which the slice's Retry matches)
     d = district(synthetic, page_limit=20)
     sliced(d, 1)
+    waits_before = len(RETRY_WAITS)
     with users_slices_losing_their_answer(stack, times=2) as crash:
         run = d.sync()
 
-    # Then the slices were retried from their checkpoints and the run is the clean run's
+    # Then the slices were retried from their checkpoints, each after the wait its Retry asks for
+    # (IntervalSeconds 2 with FULL jitter: 0 to 2 s, then 0 to 4 s; the stack records it and skips it),
+    # and the run is the clean run's
     assert crash.fired == 2
+    first, second = RETRY_WAITS[waits_before:]
+    assert 0 <= first <= 2 and 0 <= second <= 4
     same_run(clean_run, run)
     people = snapshot_ids(run)["people"] + snapshot_ids(run)["guardians"]
     assert [pid for pid, n in Counter(people).items() if n > 1] == []

@@ -55,7 +55,9 @@ def _template_copy(folder: Path, template: dict[str, Any]) -> Path:
 
 @contextmanager
 def stack_from(template_path: Path) -> Iterator[EmbeddedStack]:
-    embedded = EmbeddedStack(template_path, stack_name="iamcheck", parameters={"LogLevel": "WARNING"}).start()
+    embedded = EmbeddedStack(
+        template_path, stack_name="iamcheck", parameters={"LogLevel": "WARNING"}, retry_wait_scale=0
+    ).start()
     runtime_config.cache_clear()  # the tables and bucket of this stack
     try:
         yield embedded

@@ -64,7 +64,7 @@ def embedded_stack(request: pytest.FixtureRequest) -> Iterator[EmbeddedStack]:
     previous = os.environ.get("PROVIDER_RETRY_BASE_SECONDS")
     os.environ["PROVIDER_RETRY_BASE_SECONDS"] = "0"
     runtime_config.cache_clear()
-    stack = EmbeddedStack(parameters={"LogLevel": "WARNING"}).start()
+    stack = EmbeddedStack(parameters={"LogLevel": "WARNING"}, retry_wait_scale=0).start()
     runtime_config.cache_clear()
     try:
         yield stack

@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 from rostersync_tools import REPO_ROOT
@@ -534,6 +534,34 @@ def _install_stopped_stays_stopped() -> None:
 
     Environment.set_error = set_error  # type: ignore[method-assign]
     Environment._rostersync_stop_wins = True  # type: ignore[attr-defined]
+
+
+def _install_retry_waits() -> None:
+    """Record every Retry wait the stack's state machines ask for, and wait each as the running stack says.
+
+    moto sleeps the interval a Retrier computes (``IntervalSeconds`` grown by ``BackoffRate``, capped by
+    ``MaxDelaySeconds``, with the jitter) on the execution's thread, as AWS waits it. A stack made with
+    ``retry_wait_scale=0`` (the tests') still retries the same states the same number of times, in the same
+    order; only the wait is skipped. Each wait asked for is appended to ``RETRY_WAITS`` (seconds).
+    """
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    if getattr(retrier_decl, "_rostersync_waits", False):
+        return
+
+    def sleep(seconds: float) -> None:
+        RETRY_WAITS.append(seconds)
+        scale = _STACKS[-1].retry_wait_scale if _STACKS else 1.0
+        if seconds * scale > 0:
+            time.sleep(seconds * scale)
+
+    # The module's only use of ``time`` is this sleep.
+    retrier_decl.time = SimpleNamespace(sleep=sleep)  # type: ignore[attr-defined]
+    retrier_decl._rostersync_waits = True  # type: ignore[attr-defined]
+
+
+RETRY_WAITS: list[float] = []
+"""Every Retry wait (seconds) the embedded state machines asked for in this process, whether waited or not."""
 
 
 def _install_tolerated_failures() -> None:
@@ -1646,6 +1674,7 @@ class EmbeddedStack:
         port: int | None = None,
         parameters: dict[str, str] | None = None,
         check_iam: bool = True,
+        retry_wait_scale: float = 1.0,
     ):
         self.template_path = template_path or REPO_ROOT / "template.yaml"
         self.root = self.template_path.parent
@@ -1656,6 +1685,9 @@ class EmbeddedStack:
         self.rules: list[dict[str, Any]] = []
         self.environment: dict[str, str] = {}
         self.parameters = parameters or {}
+        # The state machines' Retry waits are waited this many times over: 1.0 as on AWS (the demo, the
+        # benchmarks); tests pass 0, so a retried state is retried at once (``RETRY_WAITS`` records each).
+        self.retry_wait_scale = retry_wait_scale
         self.tables: dict[str, str] = {}  # logical id → table name
         self.buckets: dict[str, str] = {}  # logical id → bucket name
         self.router = EventRouter(self.rules, self._start_execution, self._invoke_function)
@@ -1703,6 +1735,7 @@ class EmbeddedStack:
         _install_event_routing()
         _install_fast_dispatch()
         _install_tolerated_failures()
+        _install_retry_waits()
         _install_stopped_stays_stopped()
         _install_map_items_keep_states_errors()
         _install_fail_keeps_states_errors()
