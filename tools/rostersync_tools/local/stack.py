@@ -536,6 +536,26 @@ def _install_stopped_stays_stopped() -> None:
     Environment._rostersync_stop_wins = True  # type: ignore[attr-defined]
 
 
+def _install_cached_json_paths() -> None:
+    """Parse each JSONPath of the state machines once per process, not once per state and item.
+
+    moto's interpreter calls ``jsonpath_ng``'s ``parse`` for every ``InputPath``, ``Parameters`` path,
+    ``ResultPath`` and ``ItemsPath`` it evaluates, and each call builds a new parser (reading its yacc
+    tables) before parsing: most of the interpreter's own work per Map item. A parsed expression is only
+    read (``find``, ``update_or_create`` change the data, not the expression), so one per path is shared.
+    """
+    import functools
+
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    if getattr(json_path, "_rostersync_cached", False):
+        return
+    json_path.parse = functools.lru_cache(maxsize=4096)(json_path.parse)  # type: ignore[attr-defined]
+    result_path.parse = functools.lru_cache(maxsize=4096)(result_path.parse)  # type: ignore[attr-defined]
+    json_path._rostersync_cached = True  # type: ignore[attr-defined]
+
+
 def _install_retry_waits() -> None:
     """Record every Retry wait the stack's state machines ask for, and wait each as the running stack says.
 
@@ -1736,6 +1756,7 @@ class EmbeddedStack:
         _install_fast_dispatch()
         _install_tolerated_failures()
         _install_retry_waits()
+        _install_cached_json_paths()
         _install_stopped_stays_stopped()
         _install_map_items_keep_states_errors()
         _install_fail_keeps_states_errors()
