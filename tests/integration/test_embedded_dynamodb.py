@@ -270,3 +270,90 @@ def _sets_sorted(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_sets_sorted(v) for v in value]
     return value
+
+
+def test_an_index_query_after_each_kind_of_write_is_moto_s_own(
+    dynamodb: Any, directory_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given items under two match buckets, read once through the stack's grouping of the items by bucket
+    _install_fast_dynamodb_queries()
+    table = directory_table
+
+    def key(n: int) -> dict[str, Any]:
+        return {"pk": {"S": f"d1#enrollments#{n % 16:02d}"}, "sk": {"S": f"enr-{n:03d}"}}
+
+    def under(n: int, bucket: int) -> dict[str, Any]:
+        return {
+            **key(n),
+            "id": {"S": f"enr-{n:03d}"},
+            "kind": {"S": "enrollment"},
+            "match_bucket": {"S": f"d1#b{bucket}"},
+        }
+
+    for start in range(0, 40, 20):
+        requests = [{"PutRequest": {"Item": under(n, n % 2)}} for n in range(start, start + 20)]
+        assert not dynamodb.batch_write_item(RequestItems={table: requests})["UnprocessedItems"]
+
+    def bucket(b: int) -> list[str]:
+        query = {
+            "TableName": table,
+            "IndexName": "ByMatchBucket",
+            "KeyConditionExpression": "match_bucket = :k",
+            "ExpressionAttributeValues": {":k": {"S": f"d1#b{b}"}},
+            "Limit": 7,
+        }
+        fast = _pages(dynamodb, "query", **query)
+        with monkeypatch.context() as moto_s_own:
+            moto_s_own.setattr(Table, "query", Table._rostersync_generic_query)
+            reference = _pages(dynamodb, "query", **query)
+        assert _sets_sorted(fast) == _sets_sorted(reference)
+        return [item["sk"]["S"] for page, _ in fast for item in page]
+
+    assert len(bucket(0)) == 20 and len(bucket(1)) == 20
+
+    # When each kind of write moves, adds or removes items of a bucket, the next Query answers as moto's own:
+    # a PutItem, a BatchWriteItem put and delete, an UpdateItem changing the key in place, a DeleteItem,
+    # a TransactWriteItems update, and a transaction that fails and is put back
+    dynamodb.put_item(TableName=table, Item=under(100, 0))
+    assert "enr-100" in bucket(0)
+    requests = [{"PutRequest": {"Item": under(101, 1)}}, {"DeleteRequest": {"Key": key(1)}}]
+    dynamodb.batch_write_item(RequestItems={table: requests})
+    assert "enr-101" in bucket(1) and "enr-001" not in bucket(1)
+    dynamodb.update_item(
+        TableName=table,
+        Key=key(2),
+        UpdateExpression="SET match_bucket = :b",
+        ExpressionAttributeValues={":b": {"S": "d1#b1"}},
+    )
+    assert "enr-002" in bucket(1) and "enr-002" not in bucket(0)
+    dynamodb.delete_item(TableName=table, Key=key(4))
+    assert "enr-004" not in bucket(0)
+    dynamodb.transact_write_items(
+        TransactItems=[
+            {
+                "Update": {
+                    "TableName": table,
+                    "Key": key(6),
+                    "UpdateExpression": "SET match_bucket = :b",
+                    "ExpressionAttributeValues": {":b": {"S": "d1#b1"}},
+                }
+            }
+        ]
+    )
+    assert "enr-006" in bucket(1) and "enr-006" not in bucket(0)
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": table, "Item": under(102, 0)}},
+                {
+                    "ConditionCheck": {
+                        "TableName": table,
+                        "Key": key(8),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
+    # Then every answer above was moto's own, and the failed transaction left nothing behind
+    assert "enr-102" not in bucket(0)
+    assert len(bucket(0)) == 18 and len(bucket(1)) == 22
