@@ -1044,39 +1044,60 @@ def _install_fast_dynamodb_queries() -> None:
     Table._rostersync_fast = True
 
 
-# Every item write of this process's moto DynamoDB bumps the generation (after the write), so what was
-# grouped from the items before it is grouped again (``_items_under_index_key``).
-_WRITE_GENERATION = [0]
-_WRITE_GENERATION_LOCK = threading.Lock()
-
-
 def _install_write_generation() -> None:
-    """Count item writes: every moto call that adds, replaces, changes in place or removes a stored item."""
+    """Count each table's item writes: every moto call that adds, replaces, changes in place or removes a
+    stored item bumps its table's generation once it is done (or failed part way)."""
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import Table
 
     if getattr(Table, "_rostersync_generation", False):
         return
-    for owner, names in (
-        (Table, ("put_item", "delete_item")),
-        # UpdateItem and a transaction's Update change a stored item's attributes in place; PartiQL writes
-        (DynamoDBBackend, ("update_item", "transact_write_items", "execute_statement", "execute_transaction")),
-        (DynamoDBBackend, ("batch_execute_statement",)),
-    ):
-        for name in names:
-            setattr(owner, name, _bumps_write_generation(getattr(owner, name)))
+
+    def table_written(method: Any) -> Any:
+        def written(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                _bump_write_generation(self)
+
+        return written
+
+    def named_table_written(method: Any) -> Any:  # UpdateItem changes a stored item's attributes in place
+        def written(self: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, table_name, *args, **kwargs)
+            finally:
+                _bump_write_generation(self.tables.get(table_name))
+
+        return written
+
+    Table.put_item = table_written(Table.put_item)
+    Table.delete_item = table_written(Table.delete_item)
+    DynamoDBBackend.update_item = named_table_written(DynamoDBBackend.update_item)
+    # A transaction's or PartiQL statement's tables are in its parameters: every table counts it.
+    for name in ("transact_write_items", "execute_statement", "execute_transaction", "batch_execute_statement"):
+        setattr(DynamoDBBackend, name, _every_table_written(getattr(DynamoDBBackend, name)))
     Table._rostersync_generation = True
 
 
-def _bumps_write_generation(method: Any) -> Any:
-    """``method``, bumping the write generation once it has written (or failed part way)."""
+_WRITE_GENERATION_LOCK = threading.Lock()
 
-    def written(*args: Any, **kwargs: Any) -> Any:
+
+def _bump_write_generation(table: Any) -> None:
+    if table is not None:
+        with _WRITE_GENERATION_LOCK:
+            table.__dict__["_rostersync_writes"] = table.__dict__.get("_rostersync_writes", 0) + 1
+
+
+def _every_table_written(method: Any) -> Any:
+    """``method`` of the backend, bumping every table's write generation once it is done."""
+
+    def written(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return method(*args, **kwargs)
+            return method(self, *args, **kwargs)
         finally:
-            with _WRITE_GENERATION_LOCK:
-                _WRITE_GENERATION[0] += 1
+            for table in list(self.tables.values()):
+                _bump_write_generation(table)
 
     return written
 
@@ -1087,14 +1108,15 @@ def _items_under_index_key(table: Any, index_keys: list[tuple[str, str]]) -> lis
     moto compared every item of the table (every district's) with the key on every index Query, so each
     of a Match partition's bucket Queries grew with the whole table: 64 bucket Queries over a 100,000-item
     table took 14 s. The items are grouped by their values of the key's names once, and grouped again
-    after any item write (``_WRITE_GENERATION``); moto's own comparison then keeps the same items.
+    after any write to the table (``_install_write_generation``); moto's own comparison then keeps the
+    same items.
     """
     names = tuple(name for name, _ in index_keys)
     wanted = tuple(value for _, value in index_keys)
     cache = table.__dict__.setdefault("_rostersync_index_groups", {})
     generation, groups = cache.get(names, (None, None))
-    if generation != _WRITE_GENERATION[0] or groups is None:
-        generation = _WRITE_GENERATION[0]  # read before the walk: a write during it makes the groups stale
+    if generation != table.__dict__.get("_rostersync_writes", 0) or groups is None:
+        generation = table.__dict__.get("_rostersync_writes", 0)  # before the walk: a write during it is seen
         groups = {}
         for partition in list(table.items.values()):
             for item in list(partition.values()) if table.range_key_attr else (partition,):
@@ -1191,7 +1213,7 @@ def _install_fast_transactions() -> None:
 
     models.copy = _TablesKept  # type: ignore[attr-defined]
     # A failed transaction's items are put back here, after moto's own call: that is a write too.
-    DynamoDBBackend.transact_write_items = _bumps_write_generation(transact_write_items)
+    DynamoDBBackend.transact_write_items = _every_table_written(transact_write_items)
     DynamoDBBackend._rostersync_fast_transactions = True
 
 
