@@ -7,6 +7,7 @@ and gives the very records a full read of that night gives.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,25 @@ def first_night(simulator, sleeps, mirror: MemoryMirror) -> FetchOutcome:
     return outcome
 
 
+_NIGHT_ONE: list[tuple[str | None, MemoryMirror]] = []
+
+
+def night_one(simulator, sleeps, mirror: MemoryMirror) -> str | None:
+    """The cursor of a full run of night 1 on a fresh simulator, with that run's mirror copied into ``mirror``.
+
+    The run is made once per module: a fresh simulator serves the same records and no events yet, so every
+    such run writes the same mirror and the same cursor. Each test gets its own copy of the mirror."""
+    assert simulator._dataset_dir == NIGHTS[0] and not simulator.events.events, "night_one needs a fresh simulator"
+    if not _NIGHT_ONE:
+        kept = MemoryMirror(run_id=mirror.run_id)
+        _NIGHT_ONE.append((first_night(simulator, sleeps, kept).cursor, kept))
+    cursor, kept = _NIGHT_ONE[0]
+    assert mirror.run_id == kept.run_id
+    mirror.runs = copy.deepcopy(kept.runs)
+    mirror.sealed = set(kept.sealed)
+    return cursor
+
+
 def test_a_full_run_remembers_the_latest_event_before_reading_and_keeps_a_mirror(simulator, sleeps) -> None:
     # Given a district with a night of events already (snapshot-1 → 2), a full read
     simulator.set_dataset(NIGHTS[1])
@@ -86,7 +106,7 @@ def test_a_full_run_remembers_the_latest_event_before_reading_and_keeps_a_mirror
 def test_an_event_run_gives_what_a_full_read_of_that_night_gives(simulator, sleeps, night) -> None:
     # Given a full run of night 1 (its mirror and cursor)
     mirror = MemoryMirror(run_id="run-1")
-    cursor = first_night(simulator, sleeps, mirror).cursor
+    cursor = night_one(simulator, sleeps, mirror)
     for n in range(1, night + 1):
         simulator.set_dataset(NIGHTS[n])
     # When the next run reads only the events since then (small pages, so it pages)
@@ -115,7 +135,7 @@ def test_an_event_run_gives_what_a_full_read_of_that_night_gives(simulator, slee
 
 def test_events_are_applied_in_order_and_again_without_harm(simulator, sleeps) -> None:
     mirror = MemoryMirror(run_id="run-1")
-    cursor = first_night(simulator, sleeps, mirror).cursor
+    cursor = night_one(simulator, sleeps, mirror)
     simulator.set_dataset(NIGHTS[1])
     expected = full_read(simulator, sleeps)
     mirror.run_id = "run-2"
@@ -128,7 +148,7 @@ def test_events_are_applied_in_order_and_again_without_harm(simulator, sleeps) -
 
 def test_a_rate_limited_events_page_is_waited_for_as_clever_asks(simulator, sleeps) -> None:
     mirror = MemoryMirror(run_id="run-1")
-    cursor = first_night(simulator, sleeps, mirror).cursor
+    cursor = night_one(simulator, sleeps, mirror)
     simulator.set_dataset(NIGHTS[1])
     simulator.inject("/v3.0/events", 429, times=2, headers={"Retry-After": "7"})
     mirror.run_id = "run-2"
@@ -171,7 +191,7 @@ def test_a_mirror_that_is_gone_falls_back_to_full(simulator, sleeps) -> None:
 
 def test_an_unreadable_events_page_is_an_incomplete_fetch_that_keeps_the_cursor(simulator, sleeps) -> None:
     mirror = MemoryMirror(run_id="run-1")
-    cursor = first_night(simulator, sleeps, mirror).cursor
+    cursor = night_one(simulator, sleeps, mirror)
     simulator.set_dataset(NIGHTS[1])
     simulator.inject_malformed("/v3.0/events", page=1)
     mirror.run_id = "run-2"
@@ -182,7 +202,7 @@ def test_an_unreadable_events_page_is_an_incomplete_fetch_that_keeps_the_cursor(
 
 def test_an_event_without_an_object_is_an_incomplete_fetch(simulator, sleeps) -> None:
     mirror = MemoryMirror(run_id="run-1")
-    cursor = first_night(simulator, sleeps, mirror).cursor
+    cursor = night_one(simulator, sleeps, mirror)
     simulator.set_dataset(NIGHTS[1])
     simulator.events.events[0]["data"] = {}
     mirror.run_id = "run-2"
@@ -194,7 +214,7 @@ def test_an_event_without_an_object_is_an_incomplete_fetch(simulator, sleeps) ->
 
 def test_a_refused_token_fails_the_run(simulator, sleeps) -> None:
     mirror = MemoryMirror(run_id="run-1")
-    cursor = first_night(simulator, sleeps, mirror).cursor
+    cursor = night_one(simulator, sleeps, mirror)
     bad = CleverClient(simulator.base_url, "wrong", retry=RetryPolicy(sleep=sleeps.append))
     with pytest.raises(ProviderAuthError):
         list(CleverIncrementalProvider(bad, mirror, cursor=cursor).fetch(FetchOutcome()))
