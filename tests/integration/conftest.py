@@ -65,6 +65,10 @@ def create_table_from_template(client: Any, logical_id: str, table_name: str | N
 @pytest.fixture
 def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Dummy credentials and a fixed region, so nothing can reach a real account."""
+    _use_dummy_credentials(monkeypatch)
+
+
+def _use_dummy_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -83,6 +87,23 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 def mocked_aws(aws_credentials: None) -> Iterator[None]:
     with mock_aws():
         yield
+
+
+@pytest.fixture(scope="module")
+def module_dynamodb() -> Iterator[Any]:
+    """A DynamoDB client on a mock that lasts for the whole module, for a module whose tests only read what
+    one module-scoped fixture wrote. No test of such a module may use ``mocked_aws`` (or ``dynamodb``):
+    starting a mock resets every moto backend, this one's too."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _use_dummy_credentials(monkeypatch)
+        with mock_aws():
+            yield boto3.client("dynamodb", region_name=REGION)
+
+
+@pytest.fixture(scope="module")
+def module_directory_table(module_dynamodb: Any) -> str:
+    """The directory table, as template.yaml defines it, in the module's mock."""
+    return create_table_from_template(module_dynamodb, "DirectoryTable")
 
 
 @pytest.fixture
