@@ -35,7 +35,7 @@ _CREATE_TABLE_PROPERTIES = (
 
 
 # The embedded stack's speed-only patches (see ``install_speed_only_patches``): moto answers as it would,
-# faster. tests/integration/test_embedded_dynamodb.py compares the fast pages with moto's own.
+# faster. tests/integration/test_embedded_dynamodb.py compares the fast pages and transactions with moto's own.
 install_speed_only_patches()
 
 

@@ -6,11 +6,14 @@ into plain JSON once per projected name; the stack picks top-level names from th
 item an index Query matches; the stack skips that copy where the page holds only some names (a KEYS_ONLY
 or INCLUDE index, a ProjectionExpression). Same items, same pages, same order, same last keys, the stored
 items untouched: checked here against moto's own implementation on the template's directory table.
+moto backs a table up once per item of a transaction; the patch once per table: the same end, applied or
+cancelled, checked against moto's own too.
 """
 
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,7 +21,7 @@ from moto.dynamodb.models import table as table_module
 from moto.dynamodb.models.dynamo_type import Item
 from moto.dynamodb.models.table import Table
 
-from rostersync_tools.local.stack import _install_fast_dynamodb_queries
+from rostersync_tools.local.stack import _install_fast_dynamodb_queries, install_speed_only_patches
 
 
 def _pages(client: Any, operation: str = "scan", **kwargs: Any) -> list[tuple[list[dict[str, Any]], Any]]:
@@ -371,3 +374,72 @@ def test_an_index_query_after_each_kind_of_write_is_moto_s_own(
     # Then every answer above was moto's own, and the failed transaction left nothing behind
     assert "enr-102" not in bucket(0)
     assert len(bucket(0)) == 18 and len(bucket(1)) == 22
+
+
+@pytest.mark.parametrize("last_fails", [False, True], ids=["applied", "cancelled"])
+def test_a_transaction_copies_each_table_once_and_ends_as_moto_s_own(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch, last_fails: bool
+) -> None:
+    # Given two tables of the same 150 items, and one transaction of 90 writes for each (puts, updates,
+    # deletes), its last write's condition failing or not
+    import moto.dynamodb.models as models
+    from moto.dynamodb.models import DynamoDBBackend
+
+    install_speed_only_patches()
+    keys = [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    attributes = [{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")]
+    for table in ("fast", "moto"):
+        dynamodb.create_table(
+            TableName=table, KeySchema=keys, AttributeDefinitions=attributes, BillingMode="PAY_PER_REQUEST"
+        )
+        for start in range(0, 150, 25):
+            requests = [
+                {"PutRequest": {"Item": {"pk": {"S": f"p{n % 4}"}, "sk": {"S": f"s{n:03d}"}, "n": {"N": str(n)}}}}
+                for n in range(start, start + 25)
+            ]
+            assert not dynamodb.batch_write_item(RequestItems={table: requests})["UnprocessedItems"]
+
+    def writes(table: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for n in range(90):
+            key = {"pk": {"S": f"p{n % 4}"}, "sk": {"S": f"s{n:03d}"}}
+            if n % 3 == 0:
+                out.append({"Put": {"TableName": table, "Item": {**key, "n": {"N": "-1"}, "new": {"S": "y"}}}})
+            elif n % 3 == 1:
+                update = {"UpdateExpression": "SET n = n + :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}
+                out.append({"Update": {"TableName": table, "Key": key, **update}})
+            else:
+                out.append({"Delete": {"TableName": table, "Key": key}})
+        out[-1]["Delete"]["ConditionExpression"] = "attribute_not_exists(sk)" if last_fails else "attribute_exists(sk)"
+        return out
+
+    def transact(table: str) -> tuple[str | None, list[dict[str, Any]]]:
+        try:
+            dynamodb.transact_write_items(TransactItems=writes(table))
+            error = None
+        except dynamodb.exceptions.TransactionCanceledException as exc:
+            error = str([reason["Code"] for reason in exc.response["CancellationReasons"]])
+        items = sorted(dynamodb.scan(TableName=table)["Items"], key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
+        return error, items
+
+    # When the stack's transaction runs on one and moto's own on the other, their copies of tables counted
+    copied: list[str] = []
+    monkeypatch.setattr(
+        models.copy,
+        "copy_module",
+        SimpleNamespace(deepcopy=lambda value, memo=None: copied.append(type(value).__name__) or copy.deepcopy(value)),
+    )
+    fast = transact("fast")
+    fast_copies, copied[:] = copied.count("Table"), []
+    monkeypatch.setattr(
+        DynamoDBBackend, "transact_write_items", DynamoDBBackend._rostersync_generic_transact_write_items
+    )
+    reference = transact("moto")
+    monkeypatch.undo()
+
+    # Then both end the same: the same error (or none) and the same items, all 90 writes or none of them
+    assert fast == reference
+    assert (fast[0] is not None) == last_fails
+    assert len(fast[1]) == (150 if last_fails else 120)
+    # and the stack copied the table once, where moto copies it once per write
+    assert (fast_copies, copied.count("Table")) == (1, 90)

@@ -1359,14 +1359,71 @@ def install_speed_only_patches() -> None:
     One parse of AWS's service models per process instead of one per client; a Query handed only the items
     of the partition (or index key) it names instead of every item of the table; attribute values, already
     in wire format, sent as they are instead of through moto's shape-by-shape serialiser; the 400 KB
-    item-size check kept as a running total. ``EmbeddedStack.start`` installs them with the rest, the
-    integration tier's ``mock_aws`` tests alone (tests/integration/test_embedded_dynamodb.py compares the
-    fast Query and Scan pages with moto's own). Each is installed once per process.
+    item-size check kept as a running total; a transaction's backup of a table made once, not once per
+    item. ``EmbeddedStack.start`` installs them with the rest, the integration tier's ``mock_aws`` tests
+    alone (tests/integration/test_embedded_dynamodb.py compares the fast Query and Scan pages, and the
+    transactions, with moto's own). Each is installed once per process.
     """
     _install_shared_service_models()
     _install_fast_dynamodb_queries()
     _install_fast_dynamodb_responses()
     _install_fast_item_size_check()
+    _install_one_backup_per_table()
+
+
+_TRANSACTION_BACKUPS = threading.local()
+
+
+def _install_one_backup_per_table() -> None:
+    """Back a table up once per TransactWriteItems, not once per item of the transaction.
+
+    Before it writes, moto deep-copies every table a transaction names, to put it back if an item fails:
+    once per item, the same unchanged table each time (nothing is written until every copy is made), the
+    last copy kept. Here the first copy of each table is handed back for the rest of that call on this
+    thread: the same backup and the same restore, made once (a merge's 97-item transaction on a table of
+    a few thousand items made 97 copies). The stack's ``_install_fast_transactions``, installed after this,
+    replaces the backup itself; this patch changes nothing there.
+    """
+    import moto.dynamodb.models as models
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend, "_rostersync_one_backup_per_table", False):
+        return
+    generic = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        _TRANSACTION_BACKUPS.tables = {}
+        try:
+            generic(self, transact_items)
+        finally:
+            _TRANSACTION_BACKUPS.tables = None
+
+    models.copy = _TableCopiedOnce(models.copy)  # type: ignore[attr-defined]
+    DynamoDBBackend.transact_write_items = transact_write_items
+    DynamoDBBackend._rostersync_generic_transact_write_items = generic  # the embedded-DynamoDB test's reference
+    DynamoDBBackend._rostersync_one_backup_per_table = True
+
+
+class _TableCopiedOnce:
+    """moto's DynamoDB backend module sees this as ``copy``: during a transaction on this thread, a table
+    is deep-copied the first time it is asked for and that copy is handed back after; anything else, and
+    anything outside a transaction, is copied by ``copy`` as before."""
+
+    def __init__(self, copy_module: Any) -> None:
+        self.copy_module = copy_module
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        from moto.dynamodb.models.table import Table
+
+        kept = getattr(_TRANSACTION_BACKUPS, "tables", None)
+        if kept is None or memo is not None or not isinstance(value, Table):
+            return self.copy_module.deepcopy(value, memo)
+        if id(value) not in kept:
+            kept[id(value)] = (value, self.copy_module.deepcopy(value))  # the table held: its id stays its own
+        return kept[id(value)][1]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.copy_module, name)
 
 
 def _install_fast_backend_lookup() -> None:
