@@ -42,7 +42,10 @@ def test_losing_the_plan_disables_sync_and_takes_the_district_off_the_schedule(
     product = ProductDirectory.model_validate(
         {"district": {"id": "d-1", "name": "D", "plan": "premium"}, "schools": []}
     )
-    import_product_directory(product, DirectoryRepository(dynamodb, "DirectoryTable", "d-1"), state)
+    # the import is stamped with the test's clock, not the machine's: the history's order must not depend on the day
+    import_product_directory(
+        product, DirectoryRepository(dynamodb, "DirectoryTable", "d-1"), state, now=NOW - timedelta(days=1)
+    )
     lifecycle = DistrictLifecycle(state, schedules)
     assert lifecycle.entitlement().entitled and state.get_item("PLAN")["changed_by"] == "import-product"
 

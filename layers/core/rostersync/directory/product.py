@@ -27,6 +27,7 @@ edited contact details are overwritten.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -180,9 +181,13 @@ class ProductDirectory(BaseModel):
 
 
 def import_product_directory(
-    product: ProductDirectory, directory: DirectoryRepository, state: SyncStateRepository
+    product: ProductDirectory,
+    directory: DirectoryRepository,
+    state: SyncStateRepository,
+    now: datetime | None = None,
 ) -> int:
-    """Write the product's own records (not sync-managed) into the directory; return how many."""
+    """Write the product's own records (not sync-managed) into the directory; return how many. ``now``
+    stamps the plan's history item (default: the clock)."""
     state.put_item(
         "DISTRICT",
         {"name": product.district.name, "provider_ids": product.district.provider_ids, "id": product.district.id},
@@ -192,7 +197,7 @@ def import_product_directory(
 
         current = state.get_item("PLAN") or {}
         if current.get("plan") != product.district.plan:
-            DistrictLifecycle(state).set_plan(product.district.plan, "import-product", "import-product")
+            DistrictLifecycle(state).set_plan(product.district.plan, "import-product", "import-product", now)
     records: list[DirectoryRecord] = []
     for school in product.schools:
         records.append(_product_record(Kind.SCHOOLS, school, {"name": school.name}, ""))
