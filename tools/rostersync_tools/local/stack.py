@@ -23,6 +23,7 @@ import collections
 import contextlib
 import contextvars
 import fnmatch
+import functools
 import importlib.util
 import json
 import os
@@ -1052,53 +1053,48 @@ def _install_write_generation() -> None:
 
     if getattr(Table, "_rostersync_generation", False):
         return
-
-    def table_written(method: Any) -> Any:
-        def written(self: Any, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return method(self, *args, **kwargs)
-            finally:
-                _bump_write_generation(self)
-
-        return written
-
-    def named_table_written(method: Any) -> Any:  # UpdateItem changes a stored item's attributes in place
-        def written(self: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return method(self, table_name, *args, **kwargs)
-            finally:
-                _bump_write_generation(self.tables.get(table_name))
-
-        return written
-
-    Table.put_item = table_written(Table.put_item)
-    Table.delete_item = table_written(Table.delete_item)
-    DynamoDBBackend.update_item = named_table_written(DynamoDBBackend.update_item)
+    Table.put_item = _bumping(Table.put_item, _the_table_itself)
+    Table.delete_item = _bumping(Table.delete_item, _the_table_itself)
+    # UpdateItem changes a stored item's attributes in place; the backend's method names its table.
+    DynamoDBBackend.update_item = _bumping(DynamoDBBackend.update_item, _the_named_table)
     # A transaction's or PartiQL statement's tables are in its parameters: every table counts it.
     for name in ("transact_write_items", "execute_statement", "execute_transaction", "batch_execute_statement"):
-        setattr(DynamoDBBackend, name, _every_table_written(getattr(DynamoDBBackend, name)))
+        setattr(DynamoDBBackend, name, _bumping(getattr(DynamoDBBackend, name), _every_table))
     Table._rostersync_generation = True
 
 
 _WRITE_GENERATION_LOCK = threading.Lock()
 
 
-def _bump_write_generation(table: Any) -> None:
-    if table is not None:
-        with _WRITE_GENERATION_LOCK:
-            table.__dict__["_rostersync_writes"] = table.__dict__.get("_rostersync_writes", 0) + 1
+def _the_table_itself(table: Any, *args: Any) -> list[Any]:
+    return [table]
 
 
-def _every_table_written(method: Any) -> Any:
-    """``method`` of the backend, bumping every table's write generation once it is done."""
+def _the_named_table(backend: Any, table_name: str, *args: Any) -> list[Any]:
+    return [backend.tables.get(table_name)]
 
+
+def _every_table(backend: Any, *args: Any) -> list[Any]:
+    return list(backend.tables.values())
+
+
+def _bumping(method: Any, tables_written: Callable[..., list[Any]]) -> Any:
+    """``method`` of a moto Table or backend, bumping the write generation of the tables
+    ``tables_written(self, *args)`` names once it is done. A method already bumping is returned as is."""
+    if getattr(method, "_rostersync_bumps", False):
+        return method
+
+    @functools.wraps(method)
     def written(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
         finally:
-            for table in list(self.tables.values()):
-                _bump_write_generation(table)
+            for table in tables_written(self, *args):
+                if table is not None:
+                    with _WRITE_GENERATION_LOCK:
+                        table.__dict__["_rostersync_writes"] = table.__dict__.get("_rostersync_writes", 0) + 1
 
+    written._rostersync_bumps = True  # type: ignore[attr-defined]
     return written
 
 
@@ -1115,9 +1111,9 @@ def _items_under_index_key(table: Any, index_keys: list[tuple[str, str]]) -> lis
     wanted = tuple(value for _, value in index_keys)
     cache = table.__dict__.setdefault("_rostersync_index_groups", {})
     generation, groups = cache.get(names, (None, None))
-    if generation != table.__dict__.get("_rostersync_writes", 0) or groups is None:
-        generation = table.__dict__.get("_rostersync_writes", 0)  # before the walk: a write during it is seen
-        groups = {}
+    written = table.__dict__.get("_rostersync_writes", 0)  # before the walk: a write during it is seen
+    if generation != written or groups is None:
+        generation, groups = written, {}
         for partition in list(table.items.values()):
             for item in list(partition.values()) if table.range_key_attr else (partition,):
                 values = tuple(item.attrs.get(name) for name in names)
@@ -1154,7 +1150,7 @@ class _ProjectedPageCopy:
 
 
 class _TablesKept:
-    """moto's transaction module sees this as ``copy``: a table "backup" is the table itself (see
+    """moto's DynamoDB backend module sees this as ``copy``: a table "backup" is the table itself (see
     ``_install_fast_transactions``); anything else is copied as before."""
 
     @staticmethod
@@ -1173,7 +1169,8 @@ def _install_fast_transactions() -> None:
     put the table back if one item failed: a merge of 20 items on a table holding a few districts took
     minutes and timed out. Here the items the transaction names are copied (or noted absent) first, and
     on any failure exactly those are put back; moto's own "restore" then puts the same table object back.
-    The result is the same: all of the transaction or none of it (moto's 100-item limit is untouched).
+    The result is the same: all of the transaction or none of it (moto's 100-item limit is untouched;
+    tests/integration/test_embedded_dynamodb.py compares both outcomes with moto's own).
     """
     import moto.dynamodb.models as models
     from moto.dynamodb.models import DynamoDBBackend
@@ -1181,7 +1178,9 @@ def _install_fast_transactions() -> None:
 
     if getattr(DynamoDBBackend, "_rostersync_fast_transactions", False):
         return
-    generic = DynamoDBBackend.transact_write_items
+    installed = DynamoDBBackend.transact_write_items
+    # moto's own method, under the write generation's wrapper when that is installed already
+    generic = installed.__wrapped__ if getattr(installed, "_rostersync_bumps", False) else installed
 
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
         import copy
@@ -1213,7 +1212,8 @@ def _install_fast_transactions() -> None:
 
     models.copy = _TablesKept  # type: ignore[attr-defined]
     # A failed transaction's items are put back here, after moto's own call: that is a write too.
-    DynamoDBBackend.transact_write_items = _every_table_written(transact_write_items)
+    DynamoDBBackend.transact_write_items = _bumping(transact_write_items, _every_table)
+    DynamoDBBackend._rostersync_generic_transact_write_items = generic  # the embedded-DynamoDB test's reference
     DynamoDBBackend._rostersync_fast_transactions = True
 
 
@@ -1359,71 +1359,16 @@ def install_speed_only_patches() -> None:
     One parse of AWS's service models per process instead of one per client; a Query handed only the items
     of the partition (or index key) it names instead of every item of the table; attribute values, already
     in wire format, sent as they are instead of through moto's shape-by-shape serialiser; the 400 KB
-    item-size check kept as a running total; a transaction's backup of a table made once, not once per
-    item. ``EmbeddedStack.start`` installs them with the rest, the integration tier's ``mock_aws`` tests
-    alone (tests/integration/test_embedded_dynamodb.py compares the fast Query and Scan pages, and the
-    transactions, with moto's own). Each is installed once per process.
+    item-size check kept as a running total; a transaction's backup made of the items it writes, not of
+    every table it names once per item. ``EmbeddedStack.start`` installs them with the rest, the
+    integration tier's ``mock_aws`` tests alone (tests/integration/test_embedded_dynamodb.py compares the
+    fast Query and Scan pages, and the transactions, with moto's own). Each is installed once per process.
     """
     _install_shared_service_models()
     _install_fast_dynamodb_queries()
     _install_fast_dynamodb_responses()
     _install_fast_item_size_check()
-    _install_one_backup_per_table()
-
-
-_TRANSACTION_BACKUPS = threading.local()
-
-
-def _install_one_backup_per_table() -> None:
-    """Back a table up once per TransactWriteItems, not once per item of the transaction.
-
-    Before it writes, moto deep-copies every table a transaction names, to put it back if an item fails:
-    once per item, the same unchanged table each time (nothing is written until every copy is made), the
-    last copy kept. Here the first copy of each table is handed back for the rest of that call on this
-    thread: the same backup and the same restore, made once (a merge's 97-item transaction on a table of
-    a few thousand items made 97 copies). The stack's ``_install_fast_transactions``, installed after this,
-    replaces the backup itself; this patch changes nothing there.
-    """
-    import moto.dynamodb.models as models
-    from moto.dynamodb.models import DynamoDBBackend
-
-    if getattr(DynamoDBBackend, "_rostersync_one_backup_per_table", False):
-        return
-    generic = DynamoDBBackend.transact_write_items
-
-    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        _TRANSACTION_BACKUPS.tables = {}
-        try:
-            generic(self, transact_items)
-        finally:
-            _TRANSACTION_BACKUPS.tables = None
-
-    models.copy = _TableCopiedOnce(models.copy)  # type: ignore[attr-defined]
-    DynamoDBBackend.transact_write_items = transact_write_items
-    DynamoDBBackend._rostersync_generic_transact_write_items = generic  # the embedded-DynamoDB test's reference
-    DynamoDBBackend._rostersync_one_backup_per_table = True
-
-
-class _TableCopiedOnce:
-    """moto's DynamoDB backend module sees this as ``copy``: during a transaction on this thread, a table
-    is deep-copied the first time it is asked for and that copy is handed back after; anything else, and
-    anything outside a transaction, is copied by ``copy`` as before."""
-
-    def __init__(self, copy_module: Any) -> None:
-        self.copy_module = copy_module
-
-    def deepcopy(self, value: Any, memo: Any = None) -> Any:
-        from moto.dynamodb.models.table import Table
-
-        kept = getattr(_TRANSACTION_BACKUPS, "tables", None)
-        if kept is None or memo is not None or not isinstance(value, Table):
-            return self.copy_module.deepcopy(value, memo)
-        if id(value) not in kept:
-            kept[id(value)] = (value, self.copy_module.deepcopy(value))  # the table held: its id stays its own
-        return kept[id(value)][1]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.copy_module, name)
+    _install_fast_transactions()
 
 
 def _install_fast_backend_lookup() -> None:
@@ -1883,7 +1828,6 @@ class EmbeddedStack:
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
         install_speed_only_patches()
         _install_lambda_dispatch()
-        _install_fast_transactions()
         _install_state_payload_limit()
         _install_shared_state_machine_clients()
         _install_event_routing()
