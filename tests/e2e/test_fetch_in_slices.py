@@ -221,6 +221,36 @@ def test_a_slice_whose_answer_was_lost_is_retried_and_duplicates_nothing(
     assert [pid for pid, n in Counter(people).items() if n > 1] == []
 
 
+def test_a_last_slice_whose_answer_was_lost_is_asked_again_and_its_invocation_is_in_the_cost(
+    district: Any, synthetic: Any, stack: Any
+) -> None:
+    # Given a page per slice, and the schools list's only slice dying after it read the list to its end
+    # (its answer lost: the Retry asks for a slice of a list whose checkpoint already says done)
+    d = district(synthetic, page_limit=20)
+    sliced(d, 1)
+    crash = stack.inject_crash(
+        "FetchRosterFunction",
+        after_writes=None,
+        times=1,
+        error_type="Sandbox.Timedout",
+        when=lambda event: event.get("phase") == "slice" and event.get("resource") == "schools",
+    )
+    try:
+        run = d.sync()
+    finally:
+        stack.clear_crashes()
+
+    # Then the run succeeded, the retried invocation kept a meter of its own (``schools-done``)
+    assert crash.fired == 1 and run.status == "succeeded", run.execution.get("cause")
+    assert checkpoint(run, "schools")["slice"] == 1
+    s3 = aws.client("s3")
+    prefix = f"runs/{run.district_id}/{run.run_id}/meter/fetch_roster-"
+    listed = [o["Key"] for o in s3.list_objects_v2(Bucket=run.bucket, Prefix=prefix).get("Contents", [])]
+    assert prefix + "schools-done.json" in listed
+    # and the report's cost counts every Fetch invocation that kept one, that one included
+    assert run.report["cost"]["steps"]["fetch_roster"]["invocations"] == len(listed)
+
+
 def test_a_slice_that_died_before_its_checkpoint_is_read_again_into_the_same_keys(
     district: Any, synthetic: Any, clean_run: Any
 ) -> None:

@@ -50,6 +50,27 @@ def test_an_update_costs_the_larger_image_and_spares_a_keys_only_index_it_does_n
     assert _write_units(before, moved, TABLE) == 1 + 2  # ByParent: old entry deleted, new one put
 
 
+def test_an_include_index_is_written_when_a_projected_attribute_changes_and_sized_by_what_it_projects():
+    # a table whose one index projects ``status`` beside its keys (as the directory's ByMatchBucket does)
+    table = SimpleNamespace(
+        hash_key_attr="pk",
+        range_key_attr="sk",
+        global_indexes=[
+            SimpleNamespace(
+                schema=[{"AttributeName": "provider_key"}],
+                projection={"ProjectionType": "INCLUDE", "NonKeyAttributes": ["status"]},
+            )
+        ],
+    )
+    before = {**_item("x" * 2500), "status": {"S": "active"}}
+    # entering it: one unit (keys and status under 1 KB), not the 3 the whole 2.5 KB item would take
+    assert _write_units(None, before, table) == 3 + 1
+    # a change to an attribute it does not project: the table write only
+    assert _write_units(before, {**before, "fields": {"M": {"name": {"S": "y" * 2500}}}}, table) == 3
+    # a change to one it projects: the index entry is rewritten too
+    assert _write_units(before, {**before, "status": {"S": "archived"}}, table) == 3 + 1
+
+
 def test_reads_round_up_to_4_kb_and_halve_when_eventually_consistent():
     small = [_item()] * 10
     assert _read_units(small, consistent=False, per_item=True) == 5.0  # 10 GetItems of < 4 KB

@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 
 from botocore.config import Config
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rostersync.directory.keys import MATCH_BUCKETS
 
 REPORT_LINK_SECONDS = 3600
 # Presigned report links are signed with SigV4 (SigV2 is refused by buckets created since June 2020).
@@ -23,8 +25,9 @@ class RuntimeConfig(BaseSettings):
     sync_bucket: str = Field(validation_alias="SYNC_BUCKET")
     # Records per plan chunk: one Upsert Map iteration writes one chunk.
     plan_chunk_records: int = Field(default=5_000, validation_alias="PLAN_CHUNK_RECORDS")
-    # Partitions of Match's enrollments and guardian links (each one invocation; template: MatchPartitions).
-    match_partitions: int = Field(default=4, ge=1, le=1000, validation_alias="MATCH_PARTITIONS")
+    # Partitions of Match's enrollments and guardian links (each one invocation; template: MatchPartitions):
+    # a divisor of the ByMatchBucket index's buckets, since a partition reads whole buckets.
+    match_partitions: int = Field(default=4, ge=1, le=MATCH_BUCKETS, validation_alias="MATCH_PARTITIONS")
     # Records per snapshot object written by Fetch.
     snapshot_chunk_records: int = Field(default=10_000, validation_alias="SNAPSHOT_CHUNK_RECORDS")
     # Parallel DynamoDB reads/writes inside one Lambda.
@@ -54,6 +57,13 @@ class RuntimeConfig(BaseSettings):
     notification_sender: str = Field(default="", validation_alias="NOTIFICATION_SENDER")
     # The sync state machine, for the schedule tick that starts runs (only ScheduleTick is given it).
     sync_state_machine_arn: str = Field(default="", validation_alias="SYNC_STATE_MACHINE_ARN")
+
+    @field_validator("match_partitions")
+    @classmethod
+    def _whole_buckets(cls, value: int) -> int:
+        if MATCH_BUCKETS % value:
+            raise ValueError(f"MATCH_PARTITIONS must divide the index's {MATCH_BUCKETS} buckets, not {value}")
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -175,12 +175,13 @@ def fetch_slice_part(resource: str, number: int | None) -> str:
 
 
 def fetch_meter_names(slices: dict[str, int]) -> list[str]:
-    """The meters a run's Fetch writes: its plan, each slice of each list (``slices``: list → slices read),
-    and the assembly."""
+    """The meters a run's Fetch may write: its plan, each slice of each list (``slices``: list → slices read),
+    each list's slice asked for after its end (a retry of the last slice whose answer was lost: ``-done``,
+    usually absent) and the assembly."""
     slice_names = (
         meter_name("fetch_roster", None, fetch_slice_part(resource, n))
         for resource, count in slices.items()
-        for n in range(count)
+        for n in [*range(count), None]
     )
     return [
         meter_name("fetch_roster", {"phase": "plan"}),

@@ -730,9 +730,10 @@ def dynamodb_item_bytes(item: dict[str, Any]) -> int:
 
 def _write_units(before: dict[str, Any] | None, after: dict[str, Any] | None, table: Any) -> float:
     """Write units of one item write, as DynamoDB bills them: the larger of the item before and after, per
-    started KB (at least 1); plus each global secondary index the write touches: a keys-only index only
-    when the item enters, leaves or moves in it, an ALL index whenever the item changes (an index entry
-    is its projected attributes plus 100 bytes)."""
+    started KB (at least 1); plus each global secondary index the write touches: any index when the item
+    enters, leaves or moves in it; in place, an ALL index whenever the item changes, an INCLUDE index when
+    a projected attribute changes, a keys-only index never (an index entry is its projected attributes
+    plus 100 bytes)."""
     units = float(max(1, -(-max(dynamodb_item_bytes(before or {}), dynamodb_item_bytes(after or {})) // 1024)))
     table_keys = [key for key in (table.hash_key_attr, table.range_key_attr) if key]
     for index in table.global_indexes:
@@ -741,15 +742,20 @@ def _write_units(before: dict[str, Any] | None, after: dict[str, Any] | None, ta
         new = tuple(str((after or {}).get(k)) for k in keys) if after and all(k in after for k in keys) else None
         if old is None and new is None:
             continue
-        projected = after if new is not None else before
-        if index.projection.get("ProjectionType") == "KEYS_ONLY":
-            projected = {k: v for k, v in (projected or {}).items() if k in keys or k in table_keys}
-        entry = float(max(1, -(-(dynamodb_item_bytes(projected or {}) + 100) // 1024)))
+        kind = (index.projection or {}).get("ProjectionType", "ALL")
+        shown = None if kind == "ALL" else {*keys, *table_keys}
+        if kind == "INCLUDE":
+            shown |= set(index.projection.get("NonKeyAttributes") or ())
+
+        def entry_of(item: dict[str, Any] | None, shown: set[str] | None = shown) -> dict[str, Any]:
+            return {k: v for k, v in (item or {}).items() if shown is None or k in shown}
+
+        entry = float(max(1, -(-(dynamodb_item_bytes(entry_of(after if new is not None else before)) + 100) // 1024)))
         if old is not None and new is not None and old != new:
             units += 2 * entry  # moved: the old entry deleted, the new one put
         elif old is None or new is None:
             units += entry
-        elif index.projection.get("ProjectionType") != "KEYS_ONLY" and before != after:
+        elif kind != "KEYS_ONLY" and entry_of(before) != entry_of(after):
             units += entry
     return units
 
@@ -1066,21 +1072,22 @@ def _install_write_generation() -> None:
 _WRITE_GENERATION_LOCK = threading.Lock()
 
 
-def _the_table_itself(table: Any, *args: Any) -> list[Any]:
+def _the_table_itself(table: Any, *args: Any, **kwargs: Any) -> list[Any]:
     return [table]
 
 
-def _the_named_table(backend: Any, table_name: str, *args: Any) -> list[Any]:
-    return [backend.tables.get(table_name)]
+def _the_named_table(backend: Any, *args: Any, **kwargs: Any) -> list[Any]:
+    return [backend.tables.get(args[0] if args else kwargs.get("table_name"))]
 
 
-def _every_table(backend: Any, *args: Any) -> list[Any]:
+def _every_table(backend: Any, *args: Any, **kwargs: Any) -> list[Any]:
     return list(backend.tables.values())
 
 
 def _bumping(method: Any, tables_written: Callable[..., list[Any]]) -> Any:
     """``method`` of a moto Table or backend, bumping the write generation of the tables
-    ``tables_written(self, *args)`` names once it is done. A method already bumping is returned as is."""
+    ``tables_written(self, *args, **kwargs)`` names once it is done. A method already bumping is returned
+    as is."""
     if getattr(method, "_rostersync_bumps", False):
         return method
 
@@ -1089,7 +1096,7 @@ def _bumping(method: Any, tables_written: Callable[..., list[Any]]) -> Any:
         try:
             return method(self, *args, **kwargs)
         finally:
-            for table in tables_written(self, *args):
+            for table in tables_written(self, *args, **kwargs):
                 if table is not None:
                     with _WRITE_GENERATION_LOCK:
                         table.__dict__["_rostersync_writes"] = table.__dict__.get("_rostersync_writes", 0) + 1
