@@ -9,7 +9,9 @@ number of items written with plain BatchWriteItem to the same embedded DynamoDB,
 the ratio between the two; per step (Start, Fetch, Match, Upsert, Archive, Report, Release lock): time,
 invocations, the longest invocation, records in and out; the unchanged re-sync's write count, time and its
 ratio to the read floor (a plain paginated Query of every directory item of the district plus a plain read
-of every roster page, measured in the same run); the runs' counted cost (report.json's ``cost``). Then,
+of every roster page, measured in the same run); the write floor again, asking ``ReturnConsumedCapacity=
+TOTAL`` as every request of the sync does (the stack computes the units from the items, AWS server side),
+and the full sync's ratio to it; the runs' counted cost (report.json's ``cost``). Then,
 unless ``--no-memory``, a second full sync of the same roster under another district id with every Lambda
 invocation traced (``InvocationRecorder(memory=True)``: tracemalloc around each invocation, one at a time)
 prints each step's peak memory: the highest allocations above where the invocation started. tracemalloc
@@ -48,7 +50,7 @@ def main() -> None:
 
     from rostersync import aws
     from rostersync.config import runtime_config
-    from rostersync.directory.repository import DirectoryRepository, SyncStateRepository, _to_item
+    from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
     from rostersync_tools.local import stack as stack_module
     from rostersync_tools.local.convert import clever_to_oneroster, zip_bundle
     from rostersync_tools.local.simulator import ProviderSimulator
@@ -148,28 +150,14 @@ def main() -> None:
         print(f"  DynamoDB write requests: {writes:,} ({written / max(writes, 1):.1f} records per request)")
 
         # The floor: the same number of items, written with plain BatchWriteItem (25 a request) from one
-        # thread, to the same embedded table, under a district of its own.
-        sample = next(directory.records("enrollments"))
-        item = sample.to_item("bench-floor")
-        begun = time.perf_counter()
-        requests = 0
-        with WriteRequestCounter() as floor_counter:
-            for start in range(0, written, 25):
-                batch = []
-                for n in range(start, min(start + 25, written)):
-                    batch.append(
-                        {
-                            "PutRequest": {
-                                "Item": _to_item({**item, "sk": f"floor-{n:09d}", "pk": f"bench-floor#x#{n % 16:02d}"})
-                            }
-                        }
-                    )
-                dynamodb.batch_write_item(RequestItems={config.directory_table: batch})
-                requests += 1
-        floor = time.perf_counter() - begun
+        # thread, to the same embedded table, under a district of its own. (Written again after the re-sync,
+        # asking for the consumed capacity as every request of the sync does; there, so that the re-sync
+        # meets the same table as before.)
+        sample = next(directory.records("enrollments")).to_item("bench-floor")
+        floor, requests = write_floor(dynamodb, config.directory_table, sample, written, "bench-floor")
         print(
             f"\nfloor (plain BatchWriteItem of {written:,} items): {floor:.1f}s, "
-            f"{floor_counter.requests[config.directory_table]:,} requests ({written / floor:,.0f} items/s)"
+            f"{requests:,} requests ({written / floor:,.0f} items/s)"
         )
         print(
             f"  full sync / floor: {seconds / floor:.2f}x the time, {writes / max(requests, 1):.2f}x the write requests"
@@ -195,6 +183,15 @@ def main() -> None:
             + (f" and the roster's {pages_read:,} pages" if pages_read else "")
             + f"): {read_floor:.1f}s; unchanged re-sync / read floor: {seconds2 / read_floor:.2f}x"
         )
+        # The write floor again, asking for the consumed capacity as every request of the sync does (its cost
+        # needs it): the stack computes the units from each item before and after the write, AWS server side.
+        floor_cc, _ = write_floor(
+            dynamodb, config.directory_table, sample, written, "bench-floor-cc", ReturnConsumedCapacity="TOTAL"
+        )
+        print(
+            f"  write floor asking ReturnConsumedCapacity=TOTAL as the sync does: {floor_cc:.1f}s; "
+            f"full sync / that floor: {seconds / floor_cc:.2f}x"
+        )
         print_steps(
             "unchanged re-sync, per step",
             step_figures(resync["output"], resync["invocations"], resync["meters"], report2, resync["plan"]),
@@ -218,6 +215,7 @@ def main() -> None:
                         "full_seconds": seconds,
                         "written": written,
                         "write_floor_seconds": floor,
+                        "write_floor_capacity_seconds": floor_cc,
                         "resync_seconds": seconds2,
                         "resync_writes": writes2,
                         "read_floor_seconds": read_floor,
@@ -379,6 +377,25 @@ def print_cost(label: str, report: dict[str, Any]) -> None:
         f"{cost['s3_put_requests']:,} S3 PUT-class, {cost['s3_get_requests']:,} GET-class, "
         f"{cost['state_transitions']:,} transitions, {cost['provider_requests']:,} provider requests"
     )
+
+
+def write_floor(
+    dynamodb: Any, table: str, item: dict[str, Any], count: int, district: str, **extra: Any
+) -> tuple[float, int]:
+    """Seconds to write ``count`` copies of ``item`` (new keys under ``district``) with BatchWriteItem, 25 a
+    request, from one thread; and the write requests the server received."""
+    from rostersync.directory.repository import _to_item
+    from rostersync_tools.local.stack import WriteRequestCounter
+
+    begun = time.perf_counter()
+    with WriteRequestCounter() as counter:
+        for start in range(0, count, 25):
+            batch = [
+                {"PutRequest": {"Item": _to_item({**item, "sk": f"floor-{n:09d}", "pk": f"{district}#x#{n % 16:02d}"})}}
+                for n in range(start, min(start + 25, count))
+            ]
+            dynamodb.batch_write_item(RequestItems={table: batch}, **extra)
+    return time.perf_counter() - begun, counter.requests[table]
 
 
 def measure_read_floor(dynamodb: Any, table: str, district: str, simulator: Any) -> tuple[float, int, int]:
