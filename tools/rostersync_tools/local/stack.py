@@ -708,7 +708,8 @@ def dynamodb_item_bytes(item: dict[str, Any]) -> int:
     def value_bytes(value: dict[str, Any]) -> int:
         (kind, inner), *_ = value.items()
         if kind == "S":
-            return len(str(inner).encode("utf-8"))
+            text = str(inner)
+            return len(text) if text.isascii() else len(text.encode("utf-8"))
         if kind == "B":
             return len(inner)
         if kind == "N":
@@ -725,7 +726,10 @@ def dynamodb_item_bytes(item: dict[str, Any]) -> int:
             return 3 + sum(1 + len(k.encode("utf-8")) + value_bytes(v) for k, v in inner.items())
         return 0
 
-    return sum(len(name.encode("utf-8")) + value_bytes(value) for name, value in item.items())
+    return sum(
+        (len(name) if name.isascii() else len(name.encode("utf-8"))) + value_bytes(value)
+        for name, value in item.items()
+    )
 
 
 def _write_units(before: dict[str, Any] | None, after: dict[str, Any] | None, table: Any) -> float:
@@ -733,8 +737,9 @@ def _write_units(before: dict[str, Any] | None, after: dict[str, Any] | None, ta
     started KB (at least 1); plus each global secondary index the write touches: any index when the item
     enters, leaves or moves in it; in place, an ALL index whenever the item changes, an INCLUDE index when
     a projected attribute changes, a keys-only index never (an index entry is its projected attributes
-    plus 100 bytes)."""
-    units = float(max(1, -(-max(dynamodb_item_bytes(before or {}), dynamodb_item_bytes(after or {})) // 1024)))
+    plus 100 bytes). Each whole item is sized once."""
+    before_bytes, after_bytes = dynamodb_item_bytes(before or {}), dynamodb_item_bytes(after or {})
+    units = float(max(1, -(-max(before_bytes, after_bytes) // 1024)))
     table_keys = [key for key in (table.hash_key_attr, table.range_key_attr) if key]
     for index in table.global_indexes:
         keys = [element["AttributeName"] for element in index.schema]
@@ -748,9 +753,13 @@ def _write_units(before: dict[str, Any] | None, after: dict[str, Any] | None, ta
             shown |= set(index.projection.get("NonKeyAttributes") or ())
 
         def entry_of(item: dict[str, Any] | None, shown: set[str] | None = shown) -> dict[str, Any]:
-            return {k: v for k, v in (item or {}).items() if shown is None or k in shown}
+            return {k: v for k, v in (item or {}).items() if k in shown} if shown is not None else (item or {})
 
-        entry = float(max(1, -(-(dynamodb_item_bytes(entry_of(after if new is not None else before)) + 100) // 1024)))
+        if shown is None:  # the whole item: sized already
+            entry_bytes = after_bytes if new is not None else before_bytes
+        else:
+            entry_bytes = dynamodb_item_bytes(entry_of(after if new is not None else before))
+        entry = float(max(1, -(-(entry_bytes + 100) // 1024)))
         if old is not None and new is not None and old != new:
             units += 2 * entry  # moved: the old entry deleted, the new one put
         elif old is None or new is None:
