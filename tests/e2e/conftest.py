@@ -668,12 +668,15 @@ def report_in_browser(tmp_path: Path) -> Iterator[Callable[[RunOutcome], ReportI
 
     The copy in S3 is opened by a presigned link and each file link it holds is followed (a presigned link
     must answer 200); the copy ``rostersync report --out`` downloads is laid out at both widths and its
-    links must name files next to it. Skipped, with the one line to install it, where Chromium is missing.
+    links must name files next to it. Where Chromium is missing: skipped, with the one line to install it;
+    failed in CI (``CI`` set), whose ``.ci/run`` installs it, so that a CI that lost it cannot pass unseen.
     """
     from rostersync_tools.cli.run_commands import download_report, report_link
     from rostersync_tools.local.browser import DESK, PHONE, browser, missing
 
     why = missing()
+    if why and os.environ.get("CI"):
+        pytest.fail(f"the browser test needs Chromium, which .ci/run installs: {why}", pytrace=False)
     if why:
         pytest.skip(f"the browser test needs Chromium: {why}")
     with browser() as chromium:
