@@ -8,7 +8,7 @@ from botocore.config import Config
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from rostersync.directory.keys import MATCH_BUCKETS
+from rostersync.directory.keys import check_match_partitions
 
 REPORT_LINK_SECONDS = 3600
 # Presigned report links are signed with SigV4 (SigV2 is refused by buckets created since June 2020).
@@ -27,7 +27,7 @@ class RuntimeConfig(BaseSettings):
     plan_chunk_records: int = Field(default=5_000, validation_alias="PLAN_CHUNK_RECORDS")
     # Partitions of Match's enrollments and guardian links (each one invocation; template: MatchPartitions):
     # a divisor of the ByMatchBucket index's buckets, since a partition reads whole buckets.
-    match_partitions: int = Field(default=4, ge=1, le=MATCH_BUCKETS, validation_alias="MATCH_PARTITIONS")
+    match_partitions: int = Field(default=4, ge=1, validation_alias="MATCH_PARTITIONS")
     # Records per snapshot object written by Fetch.
     snapshot_chunk_records: int = Field(default=10_000, validation_alias="SNAPSHOT_CHUNK_RECORDS")
     # Parallel DynamoDB reads/writes inside one Lambda.
@@ -61,8 +61,7 @@ class RuntimeConfig(BaseSettings):
     @field_validator("match_partitions")
     @classmethod
     def _whole_buckets(cls, value: int) -> int:
-        if MATCH_BUCKETS % value:
-            raise ValueError(f"MATCH_PARTITIONS must divide the index's {MATCH_BUCKETS} buckets, not {value}")
+        check_match_partitions(value)
         return value
 
 
