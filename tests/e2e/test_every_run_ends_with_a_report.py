@@ -50,7 +50,11 @@ def test_a_stopped_run_gets_its_failed_report_and_frees_its_district(district: A
     assert stack.wait(arn)["status"] == "ABORTED"
 
     # Then the run is recorded failed, with a report that says why, and the district is free again
-    run = _wait_for(lambda: (r := d.state.get_run(run_id)) and r.get("status") == "failed" and r, CLOSE_SECONDS)
+    # (the close records the run failed, then expires the lock, then notes that on the run: wait for the last)
+    run = _wait_for(
+        lambda: (r := d.state.get_run(run_id)) and r.get("status") == "failed" and "lock_released" in r and r,
+        CLOSE_SECONDS,
+    )
     assert run, f"the run record stayed {d.state.get_run(run_id)}"
     assert "stopped before it finished" in run["failure_reason"]
     report = json.loads(
