@@ -188,11 +188,13 @@ def checked_app(app: Callable[..., Any], iam: StackIam) -> Callable[..., Any]:
     """Wrap the stack server's WSGI app: requests it serves are checked once ``iam.checked`` is on."""
 
     def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        _SERVING.checked = iam.checked
+        # A request served in its sender's thread (``in_process``) may send one itself (a Lambda invoked
+        # in-process calls DynamoDB): the flag is put back as found, not cleared.
+        previous, _SERVING.checked = getattr(_SERVING, "checked", False), iam.checked
         try:
             return app(environ, start_response)
         finally:
-            _SERVING.checked = False
+            _SERVING.checked = previous
 
     return serve
 

@@ -42,6 +42,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 from rostersync_tools import REPO_ROOT
+from rostersync_tools.local import in_process
 from rostersync_tools.local.iam import StackIam, checked_app, install_access_control, sam_roles
 from rostersync_tools.local.template import Resolver, load_template
 
@@ -555,6 +556,46 @@ def _install_cached_json_paths() -> None:
     json_path.parse = functools.lru_cache(maxsize=4096)(json_path.parse)  # type: ignore[attr-defined]
     result_path.parse = functools.lru_cache(maxsize=4096)(result_path.parse)  # type: ignore[attr-defined]
     json_path._rostersync_cached = True  # type: ignore[attr-defined]
+
+
+def _install_cached_asl_trees() -> None:
+    """Lex and parse each state machine definition once per process, not once per execution.
+
+    moto's interpreter parses the whole ASL document with its ANTLR grammar (pure Python) at every
+    execution's start: about 4 % of an end-to-end test's CPU, for the same few definitions. The parse
+    tree is only read; the evaluation components are still built anew from it for every execution
+    (``Preprocessor``), so no execution shares state with another. A definition with a syntax error
+    raises as before (an exception is not cached).
+    """
+    from moto.stepfunctions.parser.asl.antlr.runtime.ASLLexer import ASLLexer
+    from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
+    from moto.stepfunctions.parser.asl.parse import asl_parser
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    if getattr(asl_parser, "_rostersync_cached", False):
+        return
+    from antlr4 import CommonTokenStream, InputStream
+
+    lock = threading.Lock()  # an ANTLR parser is not thread-safe: one parse at a time
+
+    @functools.lru_cache(maxsize=64)
+    def tree_of(definition: str) -> Any:
+        with lock:
+            listener = asl_parser.SyntaxErrorListener()
+            parser = ASLParser(CommonTokenStream(ASLLexer(InputStream(definition))))
+            parser.removeErrorListeners()
+            parser.addErrorListener(listener)
+            tree = parser.state_machine()
+        if listener.errors:
+            raise asl_parser.ASLParserException(errors=listener.errors)
+        return tree
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        tree = tree_of(definition)
+        return Preprocessor().visit(tree), tree
+
+    asl_parser.AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
+    asl_parser._rostersync_cached = True  # type: ignore[attr-defined]
 
 
 def _install_retry_waits() -> None:
@@ -1578,6 +1619,7 @@ def _keep_alive_handler_class() -> type:
             super().setup()
             with self.server.rostersync_lock:  # type: ignore[attr-defined]
                 self.server.rostersync_connections.add(self.connection)  # type: ignore[attr-defined]
+                self.server.rostersync_accepted += 1  # type: ignore[attr-defined]
 
         def finish(self) -> None:
             with self.server.rostersync_lock:  # type: ignore[attr-defined]
@@ -1623,10 +1665,11 @@ def _checked_server_class() -> type:
             from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
             from werkzeug.serving import make_server
 
-            app = _observed(checked_app(DomainDispatcherApplication(create_backend_app), self._iam))
+            app = self.app = _observed(checked_app(DomainDispatcherApplication(create_backend_app), self._iam))
             handler = _keep_alive_handler_class()
             self._server = make_server(self._ip_address, self._port, app, True, request_handler=handler)
             self._server.rostersync_connections = set()  # type: ignore[attr-defined]
+            self._server.rostersync_accepted = 0  # type: ignore[attr-defined]
             self._server.rostersync_lock = threading.Lock()  # type: ignore[attr-defined]
             self._server_ready_event.set()
             self._server.serve_forever()
@@ -1853,6 +1896,7 @@ class EmbeddedStack:
         _install_tolerated_failures()
         _install_retry_waits()
         _install_cached_json_paths()
+        _install_cached_asl_trees()
         _install_stopped_stays_stopped()
         _install_map_items_keep_states_errors()
         _install_fail_keeps_states_errors()
@@ -1865,6 +1909,8 @@ class EmbeddedStack:
         install_access_control()
         self._server = _CheckedMotoServer(self.iam, ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
+        if not os.environ.get("ROSTERSYNC_STACK_OVER_HTTP"):
+            in_process.register(self.endpoint, self._server.app)
         self.iam.create_admin(self.client("iam"), os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
         self._create_resources()
         global _ROUTER
@@ -1913,6 +1959,15 @@ class EmbeddedStack:
             sfn.start_execution(stateMachineArn=state_machine_arn, input=payload, name=execution_name())["executionArn"]
         )
 
+    def connections_accepted(self) -> int:
+        """How many TCP connections the stack's server has accepted: clients in other processes (the CLI,
+        a browser), and this process's only under ``in_process.over_http`` or ``ROSTERSYNC_STACK_OVER_HTTP``."""
+        server = self._server._server if self._server is not None else None
+        if server is None:
+            return 0
+        with server.rostersync_lock:
+            return int(server.rostersync_accepted)
+
     def intact(self) -> bool:
         """Whether moto still holds this stack's tables: moto's ``mock_aws`` (the integration tier's
         fixture) resets every backend of the process when it starts and stops, this stack's included."""
@@ -1928,6 +1983,7 @@ class EmbeddedStack:
             _ROUTER = self._previous_router
         if self in _STACKS:
             _STACKS.remove(self)
+        in_process.unregister(self.endpoint)
         if self._server is not None:
             self._server.stop()
             self._server = None
