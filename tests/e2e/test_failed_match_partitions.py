@@ -44,7 +44,9 @@ def test_a_run_whose_partitions_all_fail_ends_with_its_failure_report(
     # Given a district whose every match_partition invocation dies (a function error no Retry of the
     # partition matches, or Lambda's own "out of time")
     d = district(synthetic)
-    crash = stack.inject_crash("MatchPartitionFunction", after_writes=0, times=10_000, error_type=error_type)
+    crash = stack.inject_crash(
+        "MatchPartitionFunction", after_writes=0, times=10_000, error_type=error_type, district=d.id
+    )
 
     # When it syncs
     try:

@@ -126,7 +126,7 @@ def test_a_crashed_step_leaves_a_district_that_the_next_run_completes(
 ) -> None:
     # Given a district's first sync, whose step dies once
     d = campaign_district(nights[0])
-    crash = stack.inject_crash(function, after_writes=after_writes)
+    crash = stack.inject_crash(function, after_writes=after_writes, district=d.id)
 
     crashed = d.sync()
 
@@ -153,7 +153,7 @@ def test_a_crash_inside_archive_then_a_rerun_archives_the_rest(
     d = campaign_district(nights[0])
     assert d.sync().status == "succeeded"
     d.serve(nights[1])
-    crash = stack.inject_crash("ArchiveUnmanagedFunction", after_writes=1)
+    crash = stack.inject_crash("ArchiveUnmanagedFunction", after_writes=1, district=d.id)
 
     crashed = d.sync()
 

@@ -172,7 +172,7 @@ def users_slice_dying_before_its_checkpoint(district_id: str, written_under: str
 
 
 @contextmanager
-def users_slices_losing_their_answer(stack: Any, times: int) -> Iterator[Any]:
+def users_slices_losing_their_answer(stack: Any, district_id: str, times: int) -> Iterator[Any]:
     """While in the block, ``times`` users slices die after their work was done (their answer lost, as a
     Lambda out of time: Sandbox.Timedout, which the slice's Retry matches). Yields the crash (``fired``)."""
     crash = stack.inject_crash(
@@ -181,6 +181,7 @@ def users_slices_losing_their_answer(stack: Any, times: int) -> Iterator[Any]:
         times=times,
         error_type="Sandbox.Timedout",
         when=lambda event: event.get("phase") == "slice" and event.get("resource") == "users",
+        district=district_id,
     )
     try:
         yield crash
@@ -207,7 +208,7 @@ def test_a_slice_whose_answer_was_lost_is_retried_and_duplicates_nothing(
     d = district(synthetic, page_limit=20)
     sliced(d, 1)
     waits_before = len(RETRY_WAITS)
-    with users_slices_losing_their_answer(stack, times=2) as crash:
+    with users_slices_losing_their_answer(stack, d.id, times=2) as crash:
         run = d.sync()
 
     # Then the slices were retried from their checkpoints, each after the wait its Retry asks for
@@ -234,6 +235,7 @@ def test_a_last_slice_whose_answer_was_lost_is_asked_again_and_its_invocation_is
         times=1,
         error_type="Sandbox.Timedout",
         when=lambda event: event.get("phase") == "slice" and event.get("resource") == "schools",
+        district=d.id,
     )
     try:
         run = d.sync()
@@ -349,7 +351,7 @@ def test_what_the_slices_mapped_is_in_the_snapshot_once_after_retries(
     sliced(d, 1)
     with (
         users_slice_dying_before_its_checkpoint(d.id, "fetch/users/mapped/s00001") as died,
-        users_slices_losing_their_answer(stack, times=2) as crash,
+        users_slices_losing_their_answer(stack, d.id, times=2) as crash,
     ):
         run = d.sync()
 

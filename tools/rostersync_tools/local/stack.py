@@ -224,7 +224,17 @@ class CrashInjection:
     # their event; default: any).
     error_type: str | None = None
     when: Callable[[Any], bool] | None = None
+    # Only invocations for this district (its id anywhere in the event): another test's run still in
+    # flight in the same process (a sync an upload or an event started) never takes the crash.
+    district: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def applies_to(self, function: str, event: Any) -> bool:
+        if self.function != function or not self.pending:
+            return False
+        if self.district is not None and self.district not in json.dumps(event, default=str):
+            return False
+        return self.when is None or self.when(event)
 
     @property
     def pending(self) -> bool:
@@ -248,9 +258,7 @@ class _CrashCounter:
 
     def __init__(self, function: str, event: Any = None) -> None:
         with _CRASHES_LOCK:
-            self.armed = [
-                c for c in _CRASHES if c.function == function and c.pending and (c.when is None or c.when(event))
-            ]
+            self.armed = [c for c in _CRASHES if c.applies_to(function, event)]
         self.writes = 0
         self._lock = threading.Lock()
 
@@ -2416,6 +2424,7 @@ class EmbeddedStack:
         *,
         error_type: str | None = None,
         when: Callable[[Any], bool] | None = None,
+        district: str | None = None,
     ) -> CrashInjection:
         """Make the next ``times`` invocations of a function die (``InjectedCrashError``, a function error).
 
@@ -2423,7 +2432,8 @@ class EmbeddedStack:
         ``after_writes``: ``0`` before its handler runs, ``k`` right after its k-th directory write request,
         ``None`` after its handler returned. ``error_type``: the error the state machine sees (default
         ``InjectedCrashError``, which no Retry matches; ``Sandbox.Timedout`` is what AWS reports for a Lambda
-        out of time). ``when``: only invocations whose event it accepts crash. Returns the injection
+        out of time). ``when``: only invocations whose event it accepts crash; ``district``: only those whose
+        event names that district (a test's own; other runs in the process go on). Returns the injection
         (``fired`` counts the crashes so far); ``clear_crashes`` disarms whatever did not fire.
         """
         name = function if function.startswith(f"{self.stack_name}-") else f"{self.stack_name}-{function}"
@@ -2436,6 +2446,7 @@ class EmbeddedStack:
             directory_table=self.outputs["DirectoryTableName"],
             error_type=error_type,
             when=when,
+            district=district,
         )
         with _CRASHES_LOCK:
             _CRASHES.append(crash)
