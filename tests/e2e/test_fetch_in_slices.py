@@ -93,7 +93,7 @@ def test_the_demo_district_read_a_page_per_slice_syncs_as_in_one_slice(
     many = district(roster, page_limit=20, product=demo_product())
     sliced(many, 1)
 
-    first, second = one.sync(), many.sync()
+    first, second = one.sync(export=False), many.sync(export=False)
 
     # Then both fetched, planned and reported the same, the users list was read in a slice per page
     same_run(first, second)
@@ -138,7 +138,7 @@ def test_a_oneroster_rest_district_read_a_page_per_slice_syncs_as_in_one_slice(
     connection = many_state.get_item("CONNECTION")
     many_state.put_item("CONNECTION", {**connection, "max_pages_per_slice": 1})
     try:
-        first, second = run_sync(one_id), run_sync(many_id)
+        first, second = run_sync(one_id, export=False), run_sync(many_id, export=False)
     finally:
         one_sim.stop()
         many_sim.stop()
@@ -195,7 +195,7 @@ def clean_run(new_district: Any, synthetic_template: Path) -> Any:
     a sliced run of the same roster with it (their ``synthetic`` is a copy of the same files)."""
     clean = new_district(synthetic_template, page_limit=20)
     try:
-        return clean.sync()
+        return clean.sync(export=False)
     finally:
         clean.close()
 
@@ -209,7 +209,7 @@ def test_a_slice_whose_answer_was_lost_is_retried_and_duplicates_nothing(
     sliced(d, 1)
     waits_before = len(RETRY_WAITS)
     with users_slices_losing_their_answer(stack, d.id, times=2) as crash:
-        run = d.sync()
+        run = d.sync(export=False)
 
     # Then the slices were retried from their checkpoints, each after the wait its Retry asks for
     # (IntervalSeconds 2 with FULL jitter: 0 to 2 s, then 0 to 4 s; the stack records it and skips it),
@@ -238,7 +238,7 @@ def test_a_last_slice_whose_answer_was_lost_is_asked_again_and_its_invocation_is
         district=d.id,
     )
     try:
-        run = d.sync()
+        run = d.sync(export=False)
     finally:
         stack.clear_crashes()
 
@@ -262,7 +262,7 @@ def test_a_slice_that_died_before_its_checkpoint_is_read_again_into_the_same_key
     sliced(d, 1)
 
     with users_slice_dying_before_its_checkpoint(d.id, "fetch/users/s00001") as died:
-        run = d.sync()
+        run = d.sync(export=False)
 
     # Then the retry read the same page into the same key, the checkpoint names it once, and the run is
     # the clean run's with no record twice
@@ -353,12 +353,12 @@ def test_what_the_slices_mapped_is_in_the_snapshot_once_after_retries(
         users_slice_dying_before_its_checkpoint(d.id, "fetch/users/mapped/s00001") as died,
         users_slices_losing_their_answer(stack, d.id, times=2) as crash,
     ):
-        run = d.sync()
+        run = d.sync(export=False)
 
     # Then the run is the clean run's (one slice per list): every record and every error line once,
     # the same counts in the fetch's result
     assert died and crash.fired == 2
-    first = clean.sync()
+    first = clean.sync(export=False)
     same_run(first, run, status="succeeded_with_errors")
     assert run.report["errors"] == first.report["errors"]
     assert fetch_result(run)["error_count"] == fetch_result(first)["error_count"]

@@ -23,7 +23,7 @@ def test_a_demo_syncs_counted_s3_requests_are_the_ones_the_stack_received(stack,
     # Given the demo district, synced once while the stack's server notes every S3 request
     made = district(demo_dataset("snapshot-1"), product=demo_product())
     with S3RequestCounter() as seen:
-        outcome = made.sync()
+        outcome = made.sync(export=False)
         stack.wait_until(
             lambda: any(m["step"] == "finish_run" for m in _meters(outcome.bucket, outcome.district_id, outcome.run_id))
         )

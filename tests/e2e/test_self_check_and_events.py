@@ -84,7 +84,7 @@ def test_sync_enabled_event_starts_one_run_for_the_district(
         "trigger": "enabled",
         "detail": {"district_id": d.id},
     }
-    run = run_sync.collect(d.id, execution)
+    run = run_sync.collect(d.id, execution, export=False)
     assert run.status == "succeeded"
     assert run.report["trigger"] == "enabled" and run.run["trigger"] == "enabled"
     assert run.counts("students")["created"] == 60

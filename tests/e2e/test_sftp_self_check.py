@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_with_no_upload_yet_the_self_check_says_to_upload_first(sftp_district: Any, run_sync: Any) -> None:
-    run = run_sync(sftp_district.id, trigger="self_check", dry_run=True)
+    run = run_sync(sftp_district.id, trigger="self_check", dry_run=True, export=False)
 
     assert run.status == "failed"
     assert "none has been uploaded yet" in run.report["failure_reason"]
@@ -39,7 +39,7 @@ def test_the_self_check_of_an_sftp_district_reads_its_latest_upload_and_writes_n
     finally:
         stack.router.enabled = True
 
-    run = run_sync(district_id, trigger="self_check", dry_run=True)
+    run = run_sync(district_id, trigger="self_check", dry_run=True, export=False)
 
     assert run.status == "succeeded" and run.report["dry_run"] is True
     assert run.run["bundle_key"] == key
@@ -61,7 +61,7 @@ def test_enabling_an_sftp_district_syncs_its_latest_upload_and_puts_it_on_no_sch
     finally:
         stack.router.enabled = True
 
-    run = run_sync(district_id, trigger="enabled")
+    run = run_sync(district_id, trigger="enabled", export=False)
 
     assert run.status == "succeeded" and run.run["bundle_key"] == key and run.counts("students")["created"] > 0
     schedules = ScheduleRepository(aws.client("dynamodb"), runtime_config().sync_state_table)
