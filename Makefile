@@ -16,11 +16,13 @@ PROVIDER ?= clever
 # (--dist loadgroup would not: pytest-xdist 3.8 renames the node ids after pytest 9.2 has read them, so
 # its groups never reach the scheduler). The end-to-end tier runs in a pytest process of its own: the
 # integration tier's moto mock_aws resets every moto backend of its process, the embedded stack's too.
-# An end-to-end worker waits about half of its time (on the state machine's threads, the stack's server,
-# the Lambdas it runs), so that tier runs two workers per core: measured on 2 cores, 2 workers used 1.1
-# cores and took 494 s, 4 workers used 1.95 and took 282 s. The other tiers keep the cores busy with one.
+# One worker per core for every tier: the end-to-end tier's requests to the embedded stack run in the
+# sending thread (no socket, rostersync_tools/local/in_process.py), so its workers wait far less. Measured on
+# 2 cores, tests/e2e: 2 workers took 252 s with 420 s of CPU, 4 workers 243-263 s with 487-514 s of CPU
+# (each worker starts its own stack and builds its own module fixtures), so on a machine already busy
+# fewer workers are the faster. E2E_WORKERS sets the end-to-end tier's alone.
 WORKERS ?= auto
-E2E_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(2 * len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2 * (os.cpu_count() or 1))')
+E2E_WORKERS ?= $(WORKERS)
 PYTEST_ARGS := -p no:cacheprovider --dist loadfile
 PYTEST := $(BIN)/python -m pytest $(PYTEST_ARGS) -n $(WORKERS)
 
