@@ -19,6 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
+from rostersync.directory.keys import partition_key
 from rostersync_tools.local.in_process import over_http
 
 pytestmark = pytest.mark.e2e
@@ -86,9 +87,12 @@ def test_s3_answers_the_same_in_process_and_over_http(stack: Any) -> None:
 
 
 def test_dynamodb_and_lambda_answer_the_same_in_process_and_over_http(stack: Any, directory_table: str) -> None:
+    # A record of a district of its own, keyed as the directory keys every district's (other tests scan
+    # the whole table and check each item's keys name its district)
     dynamodb = stack.client("dynamodb")
-    pk = f"DISTRICT#transport-{uuid.uuid4().hex[:8]}"
-    item = {"pk": {"S": pk}, "sk": {"S": "PERSON#1"}, "name": {"S": "Zoë"}, "n": {"N": "3"}}
+    district = f"d-transport-{uuid.uuid4().hex[:8]}"
+    pk = partition_key(district, "people", 0)
+    item = {"pk": {"S": pk}, "sk": {"S": "per_1"}, "district_id": {"S": district}, "name": {"S": "Zoë"}}
     dynamodb.put_item(TableName=directory_table, Item=item)
 
     got = _both_ways(lambda: dynamodb.get_item(TableName=directory_table, Key={"pk": item["pk"], "sk": item["sk"]}))
@@ -101,7 +105,7 @@ def test_dynamodb_and_lambda_answer_the_same_in_process_and_over_http(stack: Any
     assert queried[0] == queried[1] and queried[0][1][2]["Count"] == 1
 
     # What DynamoDB refuses, it refuses either way, with the same words: an item over 400 KB
-    too_big = {**item, "sk": {"S": "PERSON#2"}, "blob": {"S": "x" * 410_000}}
+    too_big = {**item, "sk": {"S": "per_2"}, "blob": {"S": "x" * 410_000}}
     refused = _both_ways(lambda: dynamodb.put_item(TableName=directory_table, Item=too_big))
     assert refused[0] == refused[1] and refused[0][0] == "error" and refused[0][1][0] == "ValidationException"
 

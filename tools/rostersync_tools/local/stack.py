@@ -1488,7 +1488,8 @@ def _install_execution_end_notice() -> None:
 def _announce_execution_status(execution: Any) -> None:
     """What Step Functions sends EventBridge when an execution ends ("Step Functions Execution Status
     Change"), routed through the template's rules (the CloseRun function's, for one)."""
-    if _ROUTER is None:
+    router = _ROUTER  # read once: a stack stopping in another thread sets it back meanwhile
+    if router is None:
         return
     try:
         status = getattr(execution.exec_status, "value", str(execution.exec_status))
@@ -1506,7 +1507,7 @@ def _announce_execution_status(execution: Any) -> None:
         return
     event = aws_event("aws.states", "Step Functions Execution Status Change", detail)
     event["resources"] = [detail["executionArn"]]
-    _ROUTER.route(event, f"execution:{detail['executionArn']}")
+    router.route(event, f"execution:{detail['executionArn']}")
 
 
 _STACKS: list[EmbeddedStack] = []
@@ -1776,16 +1777,18 @@ def _install_event_routing() -> None:
 
     def put_events(self: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         entries = generic_put_events(self, events)
+        router = _ROUTER  # read once (see _announce_execution_status)
         for entry, sent in zip(entries, events, strict=True):
-            if _ROUTER is not None and "EventId" in entry:
+            if router is not None and "EventId" in entry:
                 event = aws_event(sent["Source"], sent["DetailType"], json.loads(sent["Detail"]), entry["EventId"])
                 event["resources"] = sent.get("Resources", [])
-                _ROUTER.route(event, entry["EventId"], _bus_name(sent.get("EventBusName")))
+                router.route(event, entry["EventId"], _bus_name(sent.get("EventBusName")))
         return entries
 
     def send_event_bridge_message(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
         # What S3 sends EventBridge on AWS (the fields the template's rules can match on).
-        if _ROUTER is None:
+        router = _ROUTER  # read once (see _announce_execution_status)
+        if router is None:
             return
         detail = {
             "version": "0",
@@ -1795,7 +1798,7 @@ def _install_event_routing() -> None:
         }
         event = aws_event("aws.s3", notifications._detail_type(event_name), detail)
         event["resources"] = [f"arn:aws:s3:::{bucket.name}"]
-        _ROUTER.route(event, f"s3://{bucket.name}/{key.name}")
+        router.route(event, f"s3://{bucket.name}/{key.name}")
 
     EventsBackend.put_events = put_events
     notifications._send_event_bridge_message = send_event_bridge_message
