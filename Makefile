@@ -51,17 +51,13 @@ demo: install
 	$(BIN)/rostersync demo --self-check --out out/demo
 
 ## test: unit, integration, template (with `sam validate --lint` and a layer build) and end-to-end tests,
-## in parallel; prints the 10 slowest of each
-# The unit, integration and template tiers run beside the end-to-end tier, in a pytest process of their
-# own, and their output is printed when the end-to-end tier has ended: the end-to-end workers leave about
-# a sixth of the cores idle (waiting on the state machines' threads), which the other tiers fill. Measured
-# back to back on 2 cores: one after the other 323.6 s (40.7 s + 277.2 s), side by side 274.6 s.
+## in parallel; prints the 10 slowest
+# One tier after the other. Side by side (the other tiers in a pytest process beside the end-to-end
+# tier's) was measured back to back on 2 cores and was not reliably faster: 274.6 s against 323.6 s one
+# after the other in one pair, 304.2 s against 283.9 s in the next.
 test: install
-	@echo "unit, integration and template tests run beside the end-to-end tests; their output follows theirs"
-	log=$$(mktemp); \
-	$(PYTEST) --durations=10 tests/unit tests/integration tests/template > $$log 2>&1 & fast_pid=$$!; \
+	$(PYTEST) --durations=10 tests/unit tests/integration tests/template; fast=$$?; \
 	$(BIN)/python -m pytest $(PYTEST_ARGS) -n $(E2E_WORKERS) --durations=10 tests/e2e; e2e=$$?; \
-	wait $$fast_pid; fast=$$?; cat $$log; rm -f $$log; \
 	exit $$(( fast || e2e ))
 
 ## test-fast: unit and integration tests only, for the edit-run loop
@@ -103,4 +99,3 @@ deploy: build
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) out .aws-sam
-
