@@ -19,28 +19,27 @@ from __future__ import annotations
 import contextvars
 import io
 import logging
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-_APPS: dict[str, Callable[..., Any]] = {}  # "host:port" of a running stack → its server's WSGI app
+_SERVERS: dict[str, Any] = {}  # "host:port" of a running stack → its (werkzeug) server
 _LOCK = threading.Lock()
 _THREAD = threading.local()  # ``over_http``: this thread's requests go over the socket meanwhile
 
 
-def register(endpoint: str, app: Callable[..., Any]) -> None:
-    """Send this process's botocore requests for ``endpoint`` (``http://host:port``) to ``app``."""
+def register(endpoint: str, server: Any) -> None:
+    """Send this process's botocore requests for ``endpoint`` (``http://host:port``) to ``server``'s app."""
     install()
     with _LOCK:
-        _APPS[urlsplit(endpoint).netloc] = app
+        _SERVERS[urlsplit(endpoint).netloc] = server
 
 
 def unregister(endpoint: str) -> None:
     with _LOCK:
-        _APPS.pop(urlsplit(endpoint).netloc, None)
+        _SERVERS.pop(urlsplit(endpoint).netloc, None)
 
 
 @contextmanager
@@ -73,10 +72,10 @@ def install() -> None:
     generic = httpsession.URLLib3Session.send
 
     def send(self: Any, request: Any) -> Any:
-        app = _APPS.get(urlsplit(request.url).netloc) if _APPS else None
-        if app is None or getattr(_THREAD, "over_http", False):
+        server = _SERVERS.get(urlsplit(request.url).netloc) if _SERVERS else None
+        if server is None or getattr(_THREAD, "over_http", False):
             return generic(self, request)
-        return answer(app, request)
+        return answer(server, request)
 
     httpsession.URLLib3Session.send = send
     httpsession.URLLib3Session._rostersync_in_process = True
@@ -98,25 +97,26 @@ def _header_text(value: Any) -> str:
     return value.decode("latin-1") if isinstance(value, bytes) else str(value)
 
 
-def _wsgi_text(text: str) -> str:
-    # werkzeug's ``_wsgi_encoding_dance``: a WSGI string holds the URL's UTF-8 bytes as latin-1.
-    return text.encode("utf-8").decode("latin-1")
+class _Headers(list[tuple[str, str]]):
+    """A request's headers, in order, as the server's handler reads http.client's message of them."""
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self)
+
+    def keys(self) -> list[str]:
+        return [name for name, _ in self]
 
 
-def environ_for(request: Any, body: bytes) -> dict[str, Any]:
-    """The environ werkzeug's server (with moto's handler) builds for ``request`` as urllib3 sends it."""
-    from moto.core.request import (
-        PRESERVED_HEADER_NAMES_ENVIRON_KEY,
-        environ_key_for_header,
-        should_preserve_original_header_name,
-    )
+def environ_for(request: Any, body: bytes, server: Any) -> dict[str, Any]:
+    """The environ ``server``'s handler (moto's, over werkzeug's) builds for ``request`` as urllib3 sends it:
+    its own ``make_environ``, run on a handler that holds the request line and headers instead of a socket."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
 
     url = urlsplit(request.url)
     target = url.path or "/"  # botocore's request target: the URL's path and query, as urllib3 sends them
     if url.query:
         target += "?" + url.query
-    host, _, port = url.netloc.partition(":")
-    headers = [(str(name), _header_text(value)) for name, value in request.headers.items()]
+    headers = _Headers((str(name), _header_text(value)) for name, value in request.headers.items())
     names = {name.lower() for name, _ in headers}
     # What http.client adds to a request line by itself (putrequest, _send_request).
     if "host" not in names:
@@ -126,63 +126,23 @@ def environ_for(request: Any, body: bytes) -> dict[str, Any]:
     chunked = any(n.lower() == "transfer-encoding" and "chunked" in v.lower() for n, v in headers)
     if "content-length" not in names and not chunked and (body or request.method in ("POST", "PUT", "PATCH")):
         headers.append(("Content-Length", str(len(body))))
-    environ: dict[str, Any] = {
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": url.scheme or "http",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-        "SERVER_SOFTWARE": "rostersync-in-process",
-        "REQUEST_METHOD": request.method,
-        "SCRIPT_NAME": "",
-        "PATH_INFO": _wsgi_text(unquote(url.path or "/")),
-        "QUERY_STRING": _wsgi_text(url.query),
-        "REQUEST_URI": _wsgi_text(target),
-        "RAW_URI": _wsgi_text(target),
-        "REMOTE_ADDR": "127.0.0.1",
-        "REMOTE_PORT": 0,
-        "SERVER_NAME": host,
-        "SERVER_PORT": port or "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-    }
-    for name, value in headers:
-        if "_" in name:
-            continue
-        key = name.upper().replace("-", "_")
-        value = value.replace("\r\n", "")
-        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            key = f"HTTP_{key}"
-            if key in environ:
-                value = f"{environ[key]},{value}"
-        environ[key] = value
-    if chunked:  # the body is whole already; the server would have de-chunked it
-        environ["wsgi.input_terminated"] = True
-    # moto's MotoRequestHandler: a header with an underscore in its name (S3 metadata) keeps its spelling.
-    dashed = {environ_key_for_header(name) for name, _ in headers if "_" not in name}
-    preserved: dict[str, str] = {}
-    values: dict[str, list[str]] = {}
-    for name, value in headers:
-        if not should_preserve_original_header_name(name):
-            continue
-        key = environ_key_for_header(name)
-        if key in dashed:
-            continue
-        preserved.setdefault(key, name)
-        values.setdefault(key, []).append(value.replace("\r\n", ""))
-    for key, key_values in values.items():
-        environ[key] = ",".join(key_values)
-    environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] = preserved
+    handler = MotoRequestHandler.__new__(MotoRequestHandler)  # no socket: nothing of __init__ is wanted
+    handler.server, handler.connection, handler.client_address = server, None, ("127.0.0.1", 0)
+    handler.command, handler.path, handler.request_version = request.method, target, "HTTP/1.1"
+    handler.headers, handler.rfile = headers, io.BytesIO(body)
+    environ: dict[str, Any] = handler.make_environ()
+    if chunked:  # the body is whole already: the server de-chunks what urllib3 framed
+        environ["wsgi.input"] = io.BytesIO(body)
     return environ
 
 
-def answer(app: Callable[..., Any], request: Any) -> Any:
-    """Run ``request`` through ``app`` in this thread; botocore's ``AWSResponse`` to it."""
+def answer(server: Any, request: Any) -> Any:
+    """Run ``request`` through ``server``'s WSGI app in this thread; botocore's ``AWSResponse`` to it."""
     from botocore.awsrequest import AWSResponse, HeadersDict
     from werkzeug.test import run_wsgi_app
 
-    environ = environ_for(request, _body_bytes(request.body))
+    app = server.app
+    environ = environ_for(request, _body_bytes(request.body), server)
     # A server thread starts with no context variables set: the app must not see the caller's (the
     # meter of the invocation that sent the request, the invocation's role session).
     try:

@@ -1674,7 +1674,7 @@ def _checked_server_class() -> type:
             from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
             from werkzeug.serving import make_server
 
-            app = self.app = _observed(checked_app(DomainDispatcherApplication(create_backend_app), self._iam))
+            app = _observed(checked_app(DomainDispatcherApplication(create_backend_app), self._iam))
             handler = _keep_alive_handler_class()
             self._server = make_server(self._ip_address, self._port, app, True, request_handler=handler)
             self._server.rostersync_connections = set()  # type: ignore[attr-defined]
@@ -1921,7 +1921,7 @@ class EmbeddedStack:
         self._server = _CheckedMotoServer(self.iam, ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         if not os.environ.get("ROSTERSYNC_STACK_OVER_HTTP"):
-            in_process.register(self.endpoint, self._server.app)
+            in_process.register(self.endpoint, self._server._server)
         self.iam.create_admin(self.client("iam"), os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
         self._create_resources()
         global _ROUTER
