@@ -13,15 +13,21 @@ the items it writes: the same end, applied or cancelled, checked against moto's 
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from moto.dynamodb.models import table as table_module
-from moto.dynamodb.models.dynamo_type import Item
+from moto.dynamodb import responses
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 
-from rostersync_tools.local.stack import _install_fast_dynamodb_queries, install_speed_only_patches
+from rostersync_tools.local.stack import (
+    _install_fast_dynamodb_queries,
+    _install_fast_dynamodb_results,
+    install_speed_only_patches,
+)
 
 
 def _pages(client: Any, operation: str = "scan", **kwargs: Any) -> list[tuple[list[dict[str, Any]], Any]]:
@@ -134,6 +140,125 @@ def test_the_fast_projected_query_pages_are_moto_s_own(
     assert whole and all({"pk", "sk", "n", "blob", "doc", "ids"} <= set(i) for i in whole)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"Limit": 9, "ScanIndexForward": False},
+        {
+            "FilterExpression": "#f.grade = :g OR contains(ids, :x)",
+            "ExpressionAttributeNames": {"#f": "fields"},
+            "ExpressionAttributeValues": {":g": {"S": "2"}, ":x": {"S": "x"}},
+        },
+        {"ProjectionExpression": "sk, #f.grade, ids", "ExpressionAttributeNames": {"#f": "fields"}, "Limit": 11},
+    ],
+    ids=["whole-items-over-the-1-mb-page", "limit-backwards", "filter", "nested-projection"],
+)
+def test_the_fast_whole_item_query_pages_are_moto_s_own(
+    dynamodb: Any, directory_table: str, monkeypatch: pytest.MonkeyPatch, options: dict[str, Any]
+) -> None:
+    # Given a partition of 160 items of 8 KB (over the 1 MB a page holds), with maps, lists and sets, beside
+    # another district's partition
+    _install_fast_dynamodb_queries()
+    stored = []
+    for n in range(200):
+        item = {
+            "pk": {"S": "d1#people#03" if n % 5 else "d2#people#03"},
+            "sk": {"S": f"p-{(n * 7919) % 1000:03d}"},
+            "blob": {"S": "x" * 8_000},
+            "fields": {"M": {"grade": {"S": str(n % 4)}, "periods": {"L": [{"N": "1"}, {"S": "B"}]}}},
+        }
+        if n % 3:
+            item["ids"] = {"SS": ["x", "y"] if n % 2 else ["z"]}
+        stored.append(item)
+    for start in range(0, len(stored), 25):
+        requests = [{"PutRequest": {"Item": item}} for item in stored[start : start + 25]]
+        assert not dynamodb.batch_write_item(RequestItems={directory_table: requests})["UnprocessedItems"]
+    query = {
+        "TableName": directory_table,
+        "KeyConditionExpression": "pk = :pk",
+        **options,
+        "ExpressionAttributeValues": {":pk": {"S": "d1#people#03"}, **options.get("ExpressionAttributeValues", {})},
+    }
+
+    # When the stack's Query answers it page by page (counting moto's copies of items and its measures of
+    # their sizes), then moto's own Query, size and copy answer the same pages
+    copies: list[Item] = []
+    measured: list[tuple[int, int]] = []  # (the Query, the item measured)
+    queries: list[None] = []
+    copy_item, moto_size, fast_query = Item.__deepcopy__, Item._rostersync_generic_size, Table.query
+    monkeypatch.setattr(Item, "__deepcopy__", lambda item, memo: copies.append(item) or copy_item(item, memo))
+    monkeypatch.setattr(Table, "query", lambda *a, **k: queries.append(None) or fast_query(*a, **k))
+    monkeypatch.setattr(
+        Item, "_rostersync_generic_size", lambda item: measured.append((len(queries), id(item))) or moto_size(item)
+    )
+    fast = _pages(dynamodb, "query", **query)
+    monkeypatch.undo()
+    monkeypatch.setattr(Table, "query", Table._rostersync_generic_query)
+    monkeypatch.setattr(Item, "size", moto_size)
+    monkeypatch.setattr(table_module, "copy", copy)
+    reference = _pages(dynamodb, "query", **query)
+    monkeypatch.undo()
+
+    # Then every page and every last key are the same, no item was copied, and none measured twice by a Query
+    assert len(fast) > 1 and len(queries) == len(fast)
+    assert _sets_sorted(fast) == _sets_sorted(reference)  # moto's own projection shuffles a set's members
+    assert copies == []
+    assert measured and len(measured) == len(set(measured))
+    # and every stored item is still whole
+    got = _read_by_key(dynamodb, directory_table, [{"pk": item["pk"], "sk": item["sk"]} for item in stored])
+    assert len(got) == len(stored)
+    for item in stored:
+        assert _sets_sorted(got[item["pk"]["S"], item["sk"]["S"]]) == _sets_sorted(item)
+
+
+def test_an_answer_is_turned_into_the_plain_values_moto_s_own_conversion_gives() -> None:
+    # Given a stored item of every attribute type (binary ones, which moto's own conversion decodes,
+    # included), nested in maps and lists, and answers built of it as DynamoDB's handlers build theirs
+    _install_fast_dynamodb_results()
+    attrs = {
+        "pk": {"S": "d1#people#03"},
+        "sk": {"S": "é-中文"},
+        "n": {"N": "1.50"},
+        "yes": {"BOOL": True},
+        "nothing": {"NULL": True},
+        "ss": {"SS": ["a", "b"]},
+        "ns": {"NS": ["1", "2.5"]},
+        "b": {"B": "aGVsbG8="},
+        "bs": {"BS": ["aGVsbG8=", "d29ybGQ="]},
+        "doc": {"M": {"l": {"L": [{"S": "x"}, {"N": "2"}, {"M": {"deep": {"B": "aGk="}}}]}, "e": {"M": {}}}},
+    }
+    item = Item(hash_key=DynamoType(attrs["pk"]), range_key=DynamoType(attrs["sk"]), attrs=attrs)
+    answers = [
+        {"Item": item.attrs},
+        {"Items": [item.attrs, item.attrs], "Count": 2, "ScannedCount": 2, "LastEvaluatedKey": {"pk": attrs["pk"]}},
+        {"Attributes": item.attrs, "ConsumedCapacity": {"TableName": "t", "CapacityUnits": 0.5}},
+        {"Responses": {"t": [item.attrs]}, "UnprocessedKeys": {}},
+        {"Table": {"CreationDateTime": datetime(2026, 12, 1, tzinfo=UTC)}},
+        item,  # a model with to_json
+    ]
+
+    # When the stack's conversion and moto's own turn each into plain values
+    fast = [responses.dynamo_to_dict(answer) for answer in answers]
+    reference = [responses._rostersync_generic_dynamo_to_dict(answer) for answer in answers]
+
+    # Then they are equal, of the same types throughout, and the stored item is not part of either
+    assert responses.dynamo_to_dict is not responses._rostersync_generic_dynamo_to_dict
+    assert fast == reference
+    assert _types(fast) == _types(reference)
+    fast[0]["Item"]["doc"]["M"]["l"]["L"].append({"S": "changed"})
+    assert len(item.attrs["doc"].value["l"].value) == 3
+
+
+def _types(value: Any) -> Any:
+    """The type of every value in ``value``, nested as it is."""
+    if isinstance(value, dict):
+        return (type(value), {k: _types(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return (type(value), [_types(v) for v in value])
+    return type(value)
+
+
 # The index Queries compared with moto's own: each index's projection (ByMatchBucket INCLUDE, ByProviderId
 # KEYS_ONLY, ByParent ALL), with and without a ProjectionExpression, filtered, backwards, always in pages.
 _INDEX_KEY = {"ByMatchBucket": "match_bucket", "ByProviderId": "provider_key", "ByParent": "parent_key"}
@@ -141,10 +266,10 @@ _INCLUDED = "id, kind, #s, managed_by_sync, content_hash, provider_ids, parent_k
 
 
 @pytest.mark.parametrize(
-    ("index", "options", "whole_items_copied"),
+    ("index", "options"),
     [
-        ("ByMatchBucket", {}, False),
-        ("ByMatchBucket", {"ProjectionExpression": _INCLUDED, "ExpressionAttributeNames": {"#s": "status"}}, False),
+        ("ByMatchBucket", {}),
+        ("ByMatchBucket", {"ProjectionExpression": _INCLUDED, "ExpressionAttributeNames": {"#s": "status"}}),
         (
             "ByMatchBucket",
             {
@@ -152,18 +277,16 @@ _INCLUDED = "id, kind, #s, managed_by_sync, content_hash, provider_ids, parent_k
                 "ExpressionAttributeNames": {"#s": "status"},
                 "ExpressionAttributeValues": {":guardian_link": {"S": "guardian_link"}},
             },
-            False,
         ),
-        ("ByMatchBucket", {"ScanIndexForward": False}, False),
-        ("ByProviderId", {}, False),
-        ("ByParent", {}, True),
+        ("ByMatchBucket", {"ScanIndexForward": False}),
+        ("ByProviderId", {}),
+        ("ByParent", {}),
         (
             "ByParent",
             {
                 "ProjectionExpression": "sk, provider_ids, product_edits, #b, absent_attr",
                 "ExpressionAttributeNames": {"#b": "blob"},
             },
-            False,
         ),
         (
             "ByParent",
@@ -174,7 +297,6 @@ _INCLUDED = "id, kind, #s, managed_by_sync, content_hash, provider_ids, parent_k
                 "ExpressionAttributeValues": {":g": {"S": "2"}},
                 "ScanIndexForward": False,
             },
-            False,
         ),
     ],
     ids=[
@@ -194,7 +316,6 @@ def test_the_fast_index_query_pages_are_moto_s_own(
     monkeypatch: pytest.MonkeyPatch,
     index: str,
     options: dict[str, Any],
-    whole_items_copied: bool,
 ) -> None:
     # Given several districts' enrollments and guardian links, some in each of two index keys, some in
     # neither; a few without an included name (status); each with names no narrower index projects
@@ -250,8 +371,8 @@ def test_the_fast_index_query_pages_are_moto_s_own(
     reference = _pages(dynamodb, "query", **query)
     monkeypatch.undo()
 
-    # Then every page and every last key are the same, over more than one page; the whole items were
-    # copied only where the page returns them whole (an ALL index without a projection)
+    # Then every page and every last key are the same, over more than one page; no whole item was copied,
+    # not even where the page returns them whole (an ALL index without a projection)
     assert len(fast) > 2
     assert _sets_sorted(fast) == _sets_sorted(reference)  # moto's own projection shuffles a set's members
     returned = [i for page, _ in fast for i in page]
@@ -259,7 +380,7 @@ def test_the_fast_index_query_pages_are_moto_s_own(
     assert 0 < len(returned) < len(under_key) if "FilterExpression" in options else len(returned) == len(under_key)
     if index == "ByMatchBucket" and "FilterExpression" not in options:
         assert {"status" in i for i in returned} == {True, False}, "no item lacks an included name"
-    assert bool(copies) == whole_items_copied
+    assert copies == []
     # and every stored item is still whole: a later read by key returns every attribute it was written with
     got = _read_by_key(dynamodb, directory_table, [{"pk": item["pk"], "sk": item["sk"]} for item in stored])
     assert len(got) == len(stored)

@@ -354,6 +354,43 @@ def _install_fast_dynamodb_responses() -> None:
 
     serialize.BaseJSONSerializer._serialize = _serialize
     serialize.BaseJSONSerializer._rostersync_fast = True
+    _install_fast_dynamodb_results()
+
+
+def _install_fast_dynamodb_results() -> None:
+    """Turn a DynamoDB answer's stored values into plain dicts and lists by their type alone.
+
+    moto's ``dynamo_to_dict`` asks every value, down to each string of each map, whether it is a date, a
+    ``DynamoType``, has ``to_json`` (a failed attribute lookup each time), is a dict or a list: a third of
+    the CPU of reading a whole district's directory went there. ``plain`` answers the same for what a
+    stored item is made of (``DynamoType`` trees of strings, numbers, booleans, dicts and lists) and hands
+    anything else, binary values included, to moto's own function, which
+    tests/integration/test_embedded_dynamodb.py compares it with.
+    """
+    from moto.dynamodb import responses
+    from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
+
+    if getattr(responses, "_rostersync_fast_results", False):
+        return
+    generic = responses.dynamo_to_dict
+    leaves = (str, int, float, bool, type(None))
+    mappings = (dict, LimitedSizeDict)
+
+    def plain(value: Any) -> Any:
+        kind = type(value)
+        if kind in leaves:
+            return value
+        if kind is DynamoType and value.type not in ("B", "BS"):
+            return {value.type: plain(value.value)}
+        if kind in mappings:
+            return {key: plain(each) for key, each in value.items()}
+        if kind is list:
+            return [plain(each) for each in value]
+        return generic(value)
+
+    responses.dynamo_to_dict = plain
+    responses._rostersync_generic_dynamo_to_dict = generic  # type: ignore[attr-defined]
+    responses._rostersync_fast_results = True  # type: ignore[attr-defined]
 
 
 def _install_shared_state_machine_clients() -> None:
@@ -979,6 +1016,11 @@ def _install_fast_dynamodb_queries() -> None:
     moto's Query sorts every item of the table (all districts) before filtering by partition key, so
     each query cost grew with the whole table: reading a district's index took minutes at benchmark
     size. Results are unchanged: the partition's items, sorted by sort key.
+
+    Two more costs of moto's Query grew with the items a page holds and are none of AWS's: it deep-copied
+    every matching item before filtering and projecting, and it measured each item's size twice, walking
+    every nested value (see ``query``). Reading the demo district's whole directory (every shard of every
+    collection, ``export_directory``) took 4.5 s of CPU with both.
     """
     from moto.dynamodb.models import table as table_module
     from moto.dynamodb.models.dynamo_type import Item, LimitedSizeDict
@@ -990,41 +1032,44 @@ def _install_fast_dynamodb_queries() -> None:
 
     def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
-        projection = kwargs.get("projection_expressions", args[5] if len(args) > 5 else None)
-        # A projected page is built from new items (``project``), so moto's copy of every matching item
-        # before projecting is skipped; the filter between the two only reads.
-        projected = bool(projection) and _top_level(projection)
-        if index_name is not None:
-            # moto deep-copies every matching item, whole, then keeps the index's names
-            # (``SecondaryIndex.project``), then applies the ProjectionExpression. AWS returns only the table
-            # keys, the index keys and the included names of a KEYS_ONLY or INCLUDE index (every Match
-            # partition's ByMatchBucket Queries): ``project`` builds those items anew, so the copy of whole
-            # items is skipped for them too. An ALL index without a top-level ProjectionExpression still
-            # returns copies of the stored items.
-            index = next((i for i in self.all_indexes() if i.name == index_name), None)
-            kept = index is not None and (index.projection or {}).get("ProjectionType") in ("KEYS_ONLY", "INCLUDE")
-            _PARTITION_HINT.projected = projected or kept
-            # moto compares every item of the table (all districts) with the index key, as DynamoTypes,
-            # once per Query: a Match partition's 32 bucket Queries grew with the whole table and timed out
-            # at 10,000 students. Only the items whose key attributes are those strings are handed to it;
-            # moto's own comparison then keeps the same ones.
-            conditions = kwargs.get("hash_key_conditions") or []
-            if conditions and all(getattr(value, "type", None) == "S" for _, value in conditions):
-                _PARTITION_HINT.index_keys = [(name, value.value) for name, value in conditions]
-            try:
-                return generic_query(self, hash_key, *args, **kwargs)
-            finally:
-                _PARTITION_HINT.index_keys = None
-                _PARTITION_HINT.projected = False
-        if hash_key is None or not self.range_key_attr:
-            return generic_query(self, hash_key, *args, **kwargs)
-        _PARTITION_HINT.key = hash_key
-        _PARTITION_HINT.projected = projected
+        # moto only reads the items a Query matches until the response turns its page into new plain dicts
+        # and lists (``DynamoResult``): a projection (the request's, or a KEYS_ONLY or INCLUDE index's) makes
+        # new items (``project``), a filter only reads, an ALL index and a base-table page return the items
+        # as they are. So moto's deep copy of every matching item is skipped (``_ProjectedPageCopy``), as
+        # moto's GetItem never copies the stored item either, and each item is measured once (``size``).
+        _PARTITION_HINT.read_only = True
+        _PARTITION_HINT.sizes = {}
         try:
+            if index_name is not None:
+                # moto compares every item of the table (all districts) with the index key, as DynamoTypes,
+                # once per Query: a Match partition's 32 bucket Queries grew with the whole table and timed
+                # out at 10,000 students. Only the items whose key attributes are those strings are handed
+                # to it; moto's own comparison then keeps the same ones.
+                conditions = kwargs.get("hash_key_conditions") or []
+                if conditions and all(getattr(value, "type", None) == "S" for _, value in conditions):
+                    _PARTITION_HINT.index_keys = [(name, value.value) for name, value in conditions]
+            elif hash_key is not None and self.range_key_attr:
+                _PARTITION_HINT.key = hash_key
             return generic_query(self, hash_key, *args, **kwargs)
         finally:
+            _PARTITION_HINT.index_keys = None
             _PARTITION_HINT.key = None
-            _PARTITION_HINT.projected = False
+            _PARTITION_HINT.read_only = False
+            _PARTITION_HINT.sizes = None
+
+    generic_size = Item.size
+
+    def size(self: Any) -> int:
+        # Within one Query, each item is measured once (moto measures it to see whether it fits the 1 MB
+        # page, then again to add it): the items stay in the Query's list meanwhile (their ids stay theirs)
+        # and nothing the Query calls writes.
+        sizes = getattr(_PARTITION_HINT, "sizes", None)
+        if sizes is None:
+            return Item._rostersync_generic_size(self)
+        known = sizes.get(id(self))
+        if known is None:
+            known = sizes[id(self)] = Item._rostersync_generic_size(self)
+        return known
 
     def all_items(self: Any) -> Any:
         following = getattr(_PARTITION_HINT, "scan_items", None)
@@ -1101,6 +1146,8 @@ def _install_fast_dynamodb_queries() -> None:
     Table.query = query
     Table.all_items = all_items
     Item.project = project
+    Item.size = size
+    Item._rostersync_generic_size = generic_size  # the reference the embedded-DynamoDB test compares with
     Item._rostersync_generic_project = generic_project  # the reference the embedded-DynamoDB test compares with
     table_module.copy = _ProjectedPageCopy  # type: ignore[attr-defined]
     Table.scan = scan
@@ -1195,15 +1242,14 @@ def _top_level(projection_expressions: list[list[str]]) -> bool:
 
 
 class _ProjectedPageCopy:
-    """moto's table module sees this as ``copy``: while a projected Query (a top-level ProjectionExpression,
-    or a KEYS_ONLY or INCLUDE index) runs on this thread, its copy of the matching items is the list itself
-    (``project`` makes new items); otherwise a copy."""
+    """moto's table module sees this as ``copy``: while a Query runs on this thread (see ``query``), its copy
+    of the matching items is the list itself; otherwise a copy."""
 
     @staticmethod
     def deepcopy(value: Any, memo: Any = None) -> Any:
         import copy
 
-        if getattr(_PARTITION_HINT, "projected", False) and isinstance(value, list):
+        if getattr(_PARTITION_HINT, "read_only", False) and isinstance(value, list):
             return list(value)
         return copy.deepcopy(value, memo)
 
@@ -1423,7 +1469,9 @@ def install_speed_only_patches() -> None:
 
     One parse of AWS's service models per process instead of one per client; a Query handed only the items
     of the partition (or index key) it names instead of every item of the table; attribute values, already
-    in wire format, sent as they are instead of through moto's shape-by-shape serialiser; the 400 KB
+    in wire format, sent as they are instead of through moto's shape-by-shape serialiser, and turned into
+    plain dicts by their type alone (``_install_fast_dynamodb_results``); a Query's matching items neither
+    deep-copied nor measured twice; the 400 KB
     item-size check kept as a running total; a transaction's backup made of the items it writes, not of
     every table it names once per item. ``EmbeddedStack.start`` installs them with the rest, the
     integration tier's ``mock_aws`` tests alone (tests/integration/test_embedded_dynamodb.py compares the
