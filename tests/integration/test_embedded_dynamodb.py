@@ -186,16 +186,16 @@ def test_the_fast_whole_item_query_pages_are_moto_s_own(
     copies: list[Item] = []
     measured: list[tuple[int, int]] = []  # (the Query, the item measured)
     queries: list[None] = []
-    copy_item, moto_size, fast_query = Item.__deepcopy__, Item._rostersync_generic_size, Table.query
+    copy_item, measure, fast_query = Item.__deepcopy__, Item._rostersync_measure, Table.query
     monkeypatch.setattr(Item, "__deepcopy__", lambda item, memo: copies.append(item) or copy_item(item, memo))
     monkeypatch.setattr(Table, "query", lambda *a, **k: queries.append(None) or fast_query(*a, **k))
     monkeypatch.setattr(
-        Item, "_rostersync_generic_size", lambda item: measured.append((len(queries), id(item))) or moto_size(item)
+        Item, "_rostersync_measure", lambda item: measured.append((len(queries), id(item))) or measure(item)
     )
     fast = _pages(dynamodb, "query", **query)
     monkeypatch.undo()
     monkeypatch.setattr(Table, "query", Table._rostersync_generic_query)
-    monkeypatch.setattr(Item, "size", moto_size)
+    monkeypatch.setattr(Item, "size", Item._rostersync_generic_size)
     monkeypatch.setattr(table_module, "copy", copy)
     reference = _pages(dynamodb, "query", **query)
     monkeypatch.undo()
@@ -216,6 +216,7 @@ def test_an_answer_is_turned_into_the_plain_values_moto_s_own_conversion_gives()
     # Given a stored item of every attribute type (binary ones, which moto's own conversion decodes,
     # included), nested in maps and lists, and answers built of it as DynamoDB's handlers build theirs
     _install_fast_dynamodb_results()
+    _install_fast_dynamodb_queries()
     attrs = {
         "pk": {"S": "d1#people#03"},
         "sk": {"S": "é-中文"},
@@ -242,7 +243,9 @@ def test_an_answer_is_turned_into_the_plain_values_moto_s_own_conversion_gives()
     fast = [responses.dynamo_to_dict(answer) for answer in answers]
     reference = [responses._rostersync_generic_dynamo_to_dict(answer) for answer in answers]
 
-    # Then they are equal, of the same types throughout, and the stored item is not part of either
+    # Then they are equal, of the same types throughout, and the stored item is not part of either; and the
+    # stack measures the item as moto's own ``Item.size`` does (a Query's 1 MB page)
+    assert Item._rostersync_measure(item) == Item._rostersync_generic_size(item) == item.size()
     assert responses.dynamo_to_dict is not responses._rostersync_generic_dynamo_to_dict
     assert fast == reference
     assert _types(fast) == _types(reference)

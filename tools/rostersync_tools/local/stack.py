@@ -1023,8 +1023,9 @@ def _install_fast_dynamodb_queries() -> None:
     collection, ``export_directory``) took 4.5 s of CPU with both.
     """
     from moto.dynamodb.models import table as table_module
-    from moto.dynamodb.models.dynamo_type import Item, LimitedSizeDict
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
     from moto.dynamodb.models.table import Table
+    from moto.dynamodb.models.utilities import bytesize
 
     if getattr(Table, "_rostersync_fast", False):
         return
@@ -1058,6 +1059,30 @@ def _install_fast_dynamodb_queries() -> None:
             _PARTITION_HINT.sizes = None
 
     generic_size = Item.size
+    sets = ("SS", "NS", "BS")
+
+    def value_size(value: Any) -> int:
+        # moto's ``DynamoType.size``, by the value's type: moto's own builds a new DynamoType of every
+        # value under a map, and of everything under it again at each level, to measure it.
+        kind, inner = value.type, value.value
+        if kind == "N":
+            return len(str(inner))
+        if kind in sets:
+            return sum(len(str(each)) if kind == "NS" else bytesize(each) for each in inner)
+        if kind == "L":
+            return sum(value_size(each) for each in inner)
+        if kind == "M":
+            return sum(
+                bytesize(key) + value_size(each if type(each) is DynamoType else DynamoType(each))
+                for key, each in inner.items()
+            )
+        if isinstance(inner, bool):
+            return 1
+        return bytesize(inner)
+
+    def measure(item: Any) -> int:
+        """moto's ``Item.size``: what its Query adds up against the 1 MB a page holds."""
+        return sum(bytesize(key) + value_size(value) for key, value in item.attrs.items())
 
     def size(self: Any) -> int:
         # Within one Query, each item is measured once (moto measures it to see whether it fits the 1 MB
@@ -1065,10 +1090,10 @@ def _install_fast_dynamodb_queries() -> None:
         # and nothing the Query calls writes.
         sizes = getattr(_PARTITION_HINT, "sizes", None)
         if sizes is None:
-            return Item._rostersync_generic_size(self)
+            return Item._rostersync_measure(self)
         known = sizes.get(id(self))
         if known is None:
-            known = sizes[id(self)] = Item._rostersync_generic_size(self)
+            known = sizes[id(self)] = Item._rostersync_measure(self)
         return known
 
     def all_items(self: Any) -> Any:
@@ -1147,6 +1172,7 @@ def _install_fast_dynamodb_queries() -> None:
     Table.all_items = all_items
     Item.project = project
     Item.size = size
+    Item._rostersync_measure = measure
     Item._rostersync_generic_size = generic_size  # the reference the embedded-DynamoDB test compares with
     Item._rostersync_generic_project = generic_project  # the reference the embedded-DynamoDB test compares with
     table_module.copy = _ProjectedPageCopy  # type: ignore[attr-defined]
