@@ -132,6 +132,43 @@ def test_one_district_never_reads_another_districts_records(dynamodb, directory_
     assert len(by_id(directory.records("people"))) == 30
 
 
+def _operations(client: Any) -> list[str]:
+    """The names of the operations ``client`` sends from now on (a botocore event, no request changed)."""
+    sent: list[str] = []
+    client.meta.events.register("before-call.dynamodb.*", lambda model, **_: sent.append(model.name))
+    return sent
+
+
+@pytest.mark.parametrize(("unlinked", "by_key"), [(5, True), (30, False)], ids=["a-few-by-key", "many-by-query"])
+def test_unlinked_of_reads_the_records_a_filtered_query_reads_by_key_when_they_are_few(
+    dynamodb, directory_table, directory, unlinked, by_key
+):
+    # Given 100 people of the district, some of them the product's own (no link to Clever, or another
+    # provider's), and another district's unlinked people under the same ids
+    people = [student(n) for n in range(100 - unlinked)]
+    people += [student(n, provider_ids={"oneroster": f"or-{n}"} if n % 2 else {}) for n in range(100 - unlinked, 100)]
+    directory.put_records(people)
+    other = DirectoryRepository(dynamodb, directory_table, DISTRICT_B)
+    other.put_records([student(n, provider_ids={}, fields={"given_name": "Other"}) for n in range(90, 100)])
+    entries = list(directory.index("people"))
+    without = [e for e in entries if "clever" not in e.provider_ids]
+    # and one of them linked to Clever after the index was read
+    directory.put_records([student(99)])
+
+    # When the records of the unlinked entries are read, with the operations they take counted
+    sent = _operations(dynamodb)
+    records = by_id(directory.unlinked_of("people", "clever", without, len(entries)))
+
+    # Then they are the records the filtered Query of every shard returns, whole, the relinked one left out
+    assert len(without) == unlinked
+    assert records == by_id(directory.unlinked("people", "clever"))
+    assert set(records) == {f"per_{n:05d}" for n in range(100 - unlinked, 99)}
+    assert all(r.fields["family_name"] == "Doe" for r in records.values())
+    # read by key (one BatchGetItem) when they are at most an eighth of the collection, else by the Query
+    read_by = sent[: len(sent) - SHARDS]  # the reference read above is the last 16 Queries
+    assert read_by == (["BatchGetItem"] if by_key else ["Query"] * SHARDS)
+
+
 def test_find_by_provider_id_uses_the_provider_index(directory):
     # Given students with Clever ids
     directory.put_records([student(1), student(2)])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,7 +20,7 @@ from rostersync.contracts import (
     SyncState,
 )
 from rostersync.directory.keys import COLLECTION_OF_KIND, COLLECTIONS, MATCH_BUCKETS, check_match_partitions
-from rostersync.directory.repository import DirectoryRepository, IndexEntry
+from rostersync.directory.repository import DirectoryRecord, DirectoryRepository, IndexEntry
 from rostersync.domain.records import DeletedRecord, Kind, RecordError, RosterRecord
 from rostersync.errors import BadInputError
 from rostersync.lifecycle.holds import kept_ids
@@ -192,6 +192,38 @@ def _pair_name(fields: dict[str, Any], names: dict[str, str]) -> str:
 
 
 @dataclass
+class _DirectoryRead:
+    """What Match reads of the directory's schools, classrooms and people before it plans: each collection's
+    index by provider id; the schools whole, once (their names, their index, and the product's own schools
+    all come from that one read); and the index entries of the people without a link to the provider, whose
+    records person matching then reads (``DirectoryRepository.unlinked_of``)."""
+
+    index: dict[str, Any]
+    schools: list[DirectoryRecord]
+    unlinked_people: list[IndexEntry]
+    people_indexed: int
+
+    @classmethod
+    def read(cls, ctx: DistrictContext, provider: str, collections: Iterable[str]) -> _DirectoryRead:
+        schools = list(ctx.directory.records("schools"))
+        index: dict[str, Any] = {"schools": index_by_provider_id((r.index_entry() for r in schools), provider)}
+        people: dict[str, IndexEntry] = {}
+        unlinked: list[IndexEntry] = []
+        indexed = 0
+        for entry in ctx.directory.index("people"):
+            indexed += 1
+            if provider in entry.provider_ids:
+                people[entry.provider_ids[provider]] = entry
+            else:
+                unlinked.append(entry)
+        index["people"] = people
+        for collection in collections:
+            if collection not in index:
+                index[collection] = index_by_provider_id(ctx.directory.index(collection), provider)
+        return cls(index, schools, unlinked, indexed)
+
+
+@dataclass
 class _PlanInputs:
     """What a phase of Match that plans people reads of the district and the run besides the index."""
 
@@ -211,17 +243,20 @@ class _PlanInputs:
         run: RunRef,
         fetch: FetchResult,
         manifest: dict[str, list[str]],
-        index: dict[str, Any],
+        directory: _DirectoryRead,
     ) -> _PlanInputs:
         settings = ctx.state.settings_at(run.settings_version)
-        candidates = CandidateIndex.from_records(ctx.directory.unlinked("people", run.provider))
-        school_names = {r.id: str(r.effective_fields().get("name", "")) for r in ctx.directory.records("schools")}
+        unlinked = ctx.directory.unlinked_of(
+            "people", run.provider, directory.unlinked_people, directory.people_indexed
+        )
+        candidates = CandidateIndex.from_records(unlinked)
+        school_names = {r.id: str(r.effective_fields().get("name", "")) for r in directory.schools}
         product_schools = {
             r.id: str(r.effective_fields().get("name", ""))
-            for r in ctx.directory.unlinked("schools", run.provider)
-            if r.status == "active"
+            for r in directory.schools
+            if run.provider not in r.provider_ids and r.status == "active"
         }
-        rekey_people, rekey_classrooms = _rekey_indexes(ctx, run.provider, index, manifest, fetch.delta)
+        rekey_people, rekey_classrooms = _rekey_indexes(ctx, run.provider, directory.index, manifest, fetch.delta)
         touched = _touched(ctx, manifest)
         return cls(settings, candidates, school_names, product_schools, rekey_people, rekey_classrooms, touched)
 
@@ -303,8 +338,9 @@ def match_roster_single_pass(state: SyncState) -> MatchResult:
         raise BadInputError("the snapshot manifest does not belong to this run")
     manifest: dict[str, list[str]] = store.get_json(fetch.snapshot_manifest_key)
 
-    index = {c: index_by_provider_id(ctx.directory.index(c), run.provider) for c in COLLECTIONS}
-    inputs = _PlanInputs.read(ctx, run, fetch, manifest, index)
+    directory = _DirectoryRead.read(ctx, run.provider, COLLECTIONS)
+    index = directory.index
+    inputs = _PlanInputs.read(ctx, run, fetch, manifest, directory)
     settings, candidates, school_names = inputs.settings, inputs.candidates, inputs.school_names
     phase = _PlanningPhase.start(ctx, run, fetch, manifest, "plan", index, inputs)
     planner, writes, lines, errors, records = phase.planner, phase.writes, phase.lines, phase.errors, phase.records
@@ -417,10 +453,9 @@ def match_people(state: SyncState) -> MatchPrepared:
         check_match_partitions(partitions)
     except ValueError as exc:
         raise BadInputError(str(exc)) from exc
-    people_collections = ("schools", "classrooms", "people")
-    index: dict[str, Any] = {c: index_by_provider_id(ctx.directory.index(c), run.provider) for c in people_collections}
-    index |= {c: {} for c in PAIR_COLLECTIONS}
-    inputs = _PlanInputs.read(ctx, run, fetch, manifest, index)
+    directory = _DirectoryRead.read(ctx, run.provider, ("schools", "classrooms", "people"))
+    index: dict[str, Any] = directory.index | {c: {} for c in PAIR_COLLECTIONS}
+    inputs = _PlanInputs.read(ctx, run, fetch, manifest, directory)
     settings, candidates, school_names = inputs.settings, inputs.candidates, inputs.school_names
     touched = inputs.touched
     # A provider re-key (a rare night: the district re-rostered) links enrollments and links through the
