@@ -9,7 +9,7 @@ from typing import Any
 
 from rostersync import aws
 from rostersync.config import runtime_config
-from rostersync_tools.local.stack import S3RequestCounter
+from rostersync_tools.local.stack import S3RequestCounter, dynamodb_item_bytes
 
 
 def _meters(bucket: str, district_id: str, run_id: str) -> list[dict[str, Any]]:
@@ -91,3 +91,51 @@ def test_a_demo_syncs_counted_s3_requests_are_the_ones_the_stack_received(stack,
     assert set(cost["usd"]) == {"lambda", "dynamodb", "s3", "step_functions", "secrets_manager"}
     html = aws.client("s3").get_object(Bucket=runtime_config().sync_bucket, Key=outcome.run["html_key"])["Body"].read()
     assert b'id="cost"' in html
+
+
+def test_a_query_is_billed_for_the_whole_items_it_read_not_for_what_its_filter_and_projection_return(stack):
+    # Given a district's partition of 40 people of about 1.5 KB, ten of them without a Clever link
+    dynamodb = aws.client("dynamodb")
+    table = runtime_config().directory_table
+    district_id = f"d-capacity-{os.getpid()}"
+    pk = f"{district_id}#people#05"
+    items = [
+        {
+            "pk": {"S": pk},
+            "sk": {"S": f"per-{n:03d}"},
+            "district_id": {"S": district_id},
+            "id": {"S": f"per-{n:03d}"},
+            "kind": {"S": "students"},
+            "provider_ids": {"M": {"clever": {"S": f"c-{n}"}}} if n % 4 else {"M": {}},
+            "fields": {"M": {"notes": {"S": "x" * 1_500}}},
+        }
+        for n in range(40)
+    ]
+    for start in range(0, len(items), 25):
+        requests = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
+        assert not dynamodb.batch_write_item(RequestItems={table: requests})["UnprocessedItems"]
+    whole = 0.5 * -(-sum(dynamodb_item_bytes(item) for item in items) // 4096)  # eventually consistent
+
+    def units(**options: Any) -> tuple[float, int]:
+        answer = dynamodb.query(
+            TableName=table,
+            KeyConditionExpression="pk = :pk",
+            ReturnConsumedCapacity="TOTAL",
+            **options,
+            ExpressionAttributeValues={":pk": {"S": pk}, **options.pop("ExpressionAttributeValues", {})},
+        )
+        return answer["ConsumedCapacity"]["CapacityUnits"], answer["Count"]
+
+    # When it is read whole, by Match's index projection, and filtered to the unlinked ten
+    # Then each read is billed the units of all 40 whole items, as AWS bills a Query
+    assert units() == (whole, 40)
+    assert units(ProjectionExpression="id, provider_ids") == (whole, 40)
+    filtered = units(
+        FilterExpression="attribute_not_exists(provider_ids.#p)",
+        ExpressionAttributeNames={"#p": "clever"},
+    )
+    assert filtered == (whole, 10)
+    # and a Limit bills only the items the page read
+    first_ten = 0.5 * -(-sum(dynamodb_item_bytes(item) for item in items[:10]) // 4096)
+    assert units(Limit=10, ProjectionExpression="id") == (first_ten, 10)
+    assert whole > 5 * 0.5 and first_ten < whole

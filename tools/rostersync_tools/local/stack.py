@@ -870,8 +870,11 @@ def _install_consumed_capacity() -> None:
     moto returns fixed figures (1 for any write, 0.5 for any read, one per table for a whole batch), which
     would make a run's counted cost meaningless. This computes them from each item before and after the
     write (``_write_units``, global secondary indexes included) and from the items a read returns
-    (``_read_units``). What it cannot see: a Query's or Scan's items a filter dropped (rostersync filters
-    none) and transactional reads.
+    (``_read_units``); a base-table Query from the whole items it read, as AWS bills it, with those its
+    FilterExpression dropped and the names its ProjectionExpression left out (Match's index reads project
+    a third of a person's bytes). What it cannot see: a Scan's items a filter dropped (rostersync scans
+    nothing of a district), an index Query's items a filter dropped (rostersync filters none) and
+    transactional reads.
     """
     from moto.dynamodb.responses import DynamoHandler
 
@@ -921,12 +924,22 @@ def _install_consumed_capacity() -> None:
         generic = getattr(DynamoHandler, action)
 
         def measured(self: Any, _generic: Any = generic) -> Any:
+            from moto.dynamodb import responses
+
             body = self.body if isinstance(self.body, dict) else {}
-            result = _generic(self)
+            _PARTITION_HINT.read = None
+            try:
+                result = _generic(self)
+                read = _PARTITION_HINT.read
+            finally:
+                _PARTITION_HINT.read = None
             if body.get("ReturnConsumedCapacity", "NONE") == "NONE":
                 return result
             answer = result.result
-            items = [answer["Item"]] if "Item" in answer else list(answer.get("Items") or [])
+            if read is not None:  # a base-table Query: every whole item it read (``_install_fast_dynamodb_queries``)
+                items = [responses.dynamo_to_dict(item.attrs) for item in read]
+            else:
+                items = [answer["Item"]] if "Item" in answer else list(answer.get("Items") or [])
             answer["ConsumedCapacity"] = {
                 "TableName": body.get("TableName", ""),
                 "CapacityUnits": _read_units(items, bool(body.get("ConsistentRead")), per_item),
@@ -1040,6 +1053,7 @@ def _install_fast_dynamodb_queries() -> None:
         # moto's GetItem never copies the stored item either, and each item is measured once (``size``).
         _PARTITION_HINT.read_only = True
         _PARTITION_HINT.sizes = {}
+        _PARTITION_HINT.page = None
         try:
             if index_name is not None:
                 # moto compares every item of the table (all districts) with the index key, as DynamoTypes,
@@ -1051,12 +1065,17 @@ def _install_fast_dynamodb_queries() -> None:
                     _PARTITION_HINT.index_keys = [(name, value.value) for name, value in conditions]
             elif hash_key is not None and self.range_key_attr:
                 _PARTITION_HINT.key = hash_key
-            return generic_query(self, hash_key, *args, **kwargs)
+            answer = generic_query(self, hash_key, *args, **kwargs)
+            # A base-table Query is billed for the whole items it read, those its filter dropped and the
+            # names its projection left out included: the page, kept for the handler's read units.
+            _PARTITION_HINT.read = _PARTITION_HINT.page if index_name is None else None
+            return answer
         finally:
             _PARTITION_HINT.index_keys = None
             _PARTITION_HINT.key = None
             _PARTITION_HINT.read_only = False
             _PARTITION_HINT.sizes = None
+            _PARTITION_HINT.page = None
 
     generic_size = Item.size
     sets = ("SS", "NS", "BS")
@@ -1276,6 +1295,9 @@ class _ProjectedPageCopy:
         import copy
 
         if getattr(_PARTITION_HINT, "read_only", False) and isinstance(value, list):
+            # moto copies the page once, after the 1 MB and Limit cuts and before the filter and the
+            # projection: the items AWS bills a Query for (``_install_consumed_capacity``).
+            _PARTITION_HINT.page = value
             return list(value)
         return copy.deepcopy(value, memo)
 
