@@ -77,9 +77,17 @@ def filled_table(dynamodb: Any, directory_table: str) -> str:
     ],
     ids=["size-limited", "limit", "filter", "projection", "segment"],
 )
-def test_the_fast_scan_pages_are_moto_s_own(dynamodb: Any, filled_table: str, options: dict[str, Any]) -> None:
-    # Given the table scanned page by page with the stack's scan
+def test_the_fast_scan_pages_are_moto_s_own(
+    dynamodb: Any, filled_table: str, options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the table scanned page by page with the stack's scan (counting moto's copies of items)
+    copies: list[Item] = []
+    copy_item = Item.__deepcopy__
+    monkeypatch.setattr(Item, "__deepcopy__", lambda item, memo: copies.append(item) or copy_item(item, memo))
     fast = _pages(dynamodb, TableName=filled_table, **options)
+    monkeypatch.undo()
+    if "Segment" not in options:  # a segment is moto's own scan
+        assert copies == []
 
     # When moto's own scan reads it the same way
     patched = Table.scan
@@ -96,6 +104,40 @@ def test_the_fast_scan_pages_are_moto_s_own(dynamodb: Any, filled_table: str, op
     if not options:
         scanned = [(i["pk"]["S"], i["sk"]["S"]) for items, _ in fast for i in items]
         assert len(scanned) == len(set(scanned)) == 300
+
+
+def test_a_scan_sees_a_write_made_between_its_pages_as_moto_s_own_does(dynamodb: Any, filled_table: str) -> None:
+    # Given the first page of a scan, the keys' order kept by the stack since
+    first = dynamodb.scan(TableName=filled_table, Limit=40, ProjectionExpression="pk, sk")
+    start = first["LastEvaluatedKey"]
+    scanned = {(i["pk"]["S"], i["sk"]["S"]) for i in first["Items"]}
+    assert len(scanned) == 40
+
+    # When items are written before the next page: one sorting before the start key, one after it, and one
+    # after it deleted
+    added = [("d0#people#0", "!first"), ("d9#people#9", "~last")]
+    for pk, sk in added:
+        dynamodb.put_item(TableName=filled_table, Item={"pk": {"S": pk}, "sk": {"S": sk}})
+    rest = [k for k in _keys_after(dynamodb, filled_table, start) if k not in scanned]
+    gone = rest[len(rest) // 2]
+    dynamodb.delete_item(TableName=filled_table, Key={"pk": {"S": gone[0]}, "sk": {"S": gone[1]}})
+    fast = _pages(dynamodb, TableName=filled_table, ExclusiveStartKey=start, ProjectionExpression="pk, sk")
+    patched = Table.scan
+    Table.scan = Table._rostersync_generic_scan
+    try:
+        reference = _pages(dynamodb, TableName=filled_table, ExclusiveStartKey=start, ProjectionExpression="pk, sk")
+    finally:
+        Table.scan = patched
+
+    # Then the rest of the scan is moto's own: the item added after the start key in it, the deleted one not
+    assert fast == reference
+    keys = {(i["pk"]["S"], i["sk"]["S"]) for page, _ in fast for i in page}
+    assert ("d9#people#9", "~last") in keys and gone not in keys and ("d0#people#0", "!first") not in keys
+
+
+def _keys_after(client: Any, table: str, start: dict[str, Any]) -> list[tuple[str, str]]:
+    pages = _pages(client, TableName=table, ExclusiveStartKey=start, ProjectionExpression="pk, sk")
+    return [(i["pk"]["S"], i["sk"]["S"]) for page, _ in pages for i in page]
 
 
 @pytest.mark.parametrize(

@@ -1143,28 +1143,39 @@ def _install_fast_dynamodb_queries() -> None:
     ) -> Any:
         # moto sorts every item by its keys as DynamoDB values, then walks them up to the page's start key,
         # on every page: a scan of the whole table grew with the square of it. Here a base-table scan of
-        # string keys sorts once a page by plain strings (code-point order is UTF-8 byte order, DynamoDB's
-        # order for strings) and starts right after the start key: the same pages, the same order.
+        # string keys sorts by plain strings (code-point order is UTF-8 byte order, DynamoDB's order for
+        # strings), once until the table is next written (``_install_write_generation``), and starts right
+        # after the start key: the same pages, the same order. As in a Query, moto's copy of each item the
+        # page returns is skipped and each item is measured once (see ``query``).
         rest = (filter_expression, index_name, consistent_read, projection_expression)
         strings = self.hash_key_type == "S" and self.range_key_type == "S"
         if index_name is not None or tuple(segments) != (None, None) or not self.range_key_attr or not strings:
             return generic_scan(self, filters, limit, exclusive_start_key, *rest, segments=segments)
-        ordered = sorted(
-            (item for partition in self.items.values() for item in partition.values()),
-            key=lambda item: (item.hash_key.value, item.range_key.value),
-        )
+        written = self.__dict__.get("_rostersync_writes", 0)  # before the walk: a write during it is seen
+        cached = self.__dict__.get("_rostersync_scan_order")
+        if cached is None or cached[0] != written:
+            ordered = sorted(
+                (item for partition in list(self.items.values()) for item in list(partition.values())),
+                key=lambda item: (item.hash_key.value, item.range_key.value),
+            )
+            cached = (written, ordered, [(item.hash_key.value, item.range_key.value) for item in ordered])
+            self.__dict__["_rostersync_scan_order"] = cached
+        _, ordered, keys = cached
         if exclusive_start_key is not None:
             start = (
                 exclusive_start_key[self.hash_key_attr]["S"],
                 exclusive_start_key[self.range_key_attr]["S"],
             )
-            keys = [(item.hash_key.value, item.range_key.value) for item in ordered]
             ordered = ordered[bisect.bisect_right(keys, start) :]
         _PARTITION_HINT.scan_items = ordered
+        _PARTITION_HINT.scan_read_only = True
+        _PARTITION_HINT.sizes = {}
         try:
             return generic_scan(self, filters, limit, None, *rest, segments=segments)
         finally:
             _PARTITION_HINT.scan_items = None
+            _PARTITION_HINT.scan_read_only = False
+            _PARTITION_HINT.sizes = None
 
     generic_project = Item.project
 
@@ -1288,7 +1299,8 @@ def _top_level(projection_expressions: list[list[str]]) -> bool:
 
 class _ProjectedPageCopy:
     """moto's table module sees this as ``copy``: while a Query runs on this thread (see ``query``), its copy
-    of the matching items is the list itself; otherwise a copy."""
+    of the matching items is the list itself, and while a base-table Scan does, its copy of an item is the
+    item; otherwise a copy."""
 
     @staticmethod
     def deepcopy(value: Any, memo: Any = None) -> Any:
@@ -1299,6 +1311,11 @@ class _ProjectedPageCopy:
             # projection: the items AWS bills a Query for (``_install_consumed_capacity``).
             _PARTITION_HINT.page = value
             return list(value)
+        if getattr(_PARTITION_HINT, "scan_read_only", False):
+            from moto.dynamodb.models.dynamo_type import Item
+
+            if type(value) is Item:  # a base-table Scan copies each item it returns, one by one
+                return value
         return copy.deepcopy(value, memo)
 
     @staticmethod
