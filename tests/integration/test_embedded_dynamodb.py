@@ -25,6 +25,7 @@ from moto.dynamodb.models.table import Table
 
 from rostersync_tools.local.stack import (
     _install_fast_dynamodb_queries,
+    _install_fast_dynamodb_requests,
     _install_fast_dynamodb_results,
     install_speed_only_patches,
 )
@@ -293,6 +294,52 @@ def test_an_answer_is_turned_into_the_plain_values_moto_s_own_conversion_gives()
     assert _types(fast) == _types(reference)
     fast[0]["Item"]["doc"]["M"]["l"]["L"].append({"S": "changed"})
     assert len(item.attrs["doc"].value["l"].value) == 3
+
+
+def test_a_request_s_attribute_values_are_parsed_into_what_moto_s_own_parser_gives() -> None:
+    # Given moto's parser of a DynamoDB PutItem, and attribute values of every kind as botocore sends them:
+    # plain ones (strings, numbers, booleans, sets, nested maps and lists), and ones moto must still parse
+    # itself (binaries it decodes, nulls it drops, members it does not know)
+    import botocore.session
+    from moto.core import parse
+
+    _install_fast_dynamodb_requests()
+    model = botocore.session.get_session().get_service_model("dynamodb")
+    shape = model.shape_for("AttributeValue")
+    parser = parse.JSONParser(model.operation_model("PutItem"))
+    plain = [
+        {"S": "é-中文"},
+        {"N": "-1.50"},
+        {"BOOL": False},
+        {"NULL": True},
+        {"SS": ["a", "b"]},
+        {"NS": ["1", "2.5"]},
+        {"M": {"l": {"L": [{"S": "x"}, {"N": "2"}, {"M": {"deep": {"SS": ["y"]}}}]}, "e": {"M": {}}}},
+        {"L": []},
+    ]
+    other = [
+        {"B": "aGVsbG8="},
+        {"BS": ["aGVsbG8="]},
+        {"M": {"ok": {"S": "x"}, "bin": {"B": "aGk="}}},
+        {"L": [{"S": "x"}, {"NULL": None}]},
+        {"S": None},
+        {"Z": "unknown"},
+        {"S": "two", "N": "1"},
+    ]
+
+    # When the stack's parser and moto's own parse each
+    def parsed(value: dict[str, Any], parse_structure: Any) -> Any:
+        return parse_structure(parser, shape, copy.deepcopy(value))
+
+    fast = [parsed(v, parse.BaseJSONParser._parse_structure) for v in plain + other]
+    reference = [parsed(v, parse.BaseJSONParser._rostersync_generic_parse_structure) for v in plain + other]
+
+    # Then every value parses to the same, of the same types throughout
+    assert parse.BaseJSONParser._parse_structure is not parse.BaseJSONParser._rostersync_generic_parse_structure
+    assert fast == reference
+    assert _types(fast) == _types(reference)
+    assert fast[: len(plain)] == plain  # the plain ones as they were sent
+    assert fast[len(plain)] == {"B": b"hello"}  # a binary decoded, as moto decodes it
 
 
 def _types(value: Any) -> Any:
