@@ -400,7 +400,7 @@ def _install_fast_dynamodb_requests() -> None:
         if (
             shape.name == "AttributeValue"
             and _plain_attribute(value)
-            and frozenset(shape.members) == _ATTRIBUTE_VALUE_MEMBERS
+            and shape.members.keys() == _ATTRIBUTE_VALUE_MEMBERS
         ):
             return value
         return generic(self, shape, value)
@@ -929,6 +929,7 @@ def _install_consumed_capacity() -> None:
     nothing of a district), an index Query's items a filter dropped (rostersync filters none) and
     transactional reads.
     """
+    from moto.dynamodb import responses
     from moto.dynamodb.responses import DynamoHandler
 
     if getattr(DynamoHandler, "_rostersync_capacity", False):
@@ -977,8 +978,6 @@ def _install_consumed_capacity() -> None:
         generic = getattr(DynamoHandler, action)
 
         def measured(self: Any, _generic: Any = generic) -> Any:
-            from moto.dynamodb import responses
-
             body = self.body if isinstance(self.body, dict) else {}
             _PARTITION_HINT.read = None
             try:
@@ -1221,13 +1220,13 @@ def _install_fast_dynamodb_queries() -> None:
             )
             ordered = ordered[bisect.bisect_right(keys, start) :]
         _PARTITION_HINT.scan_items = ordered
-        _PARTITION_HINT.scan_read_only = True
+        _PARTITION_HINT.read_only = True
         _PARTITION_HINT.sizes = {}
         try:
             return generic_scan(self, filters, limit, None, *rest, segments=segments)
         finally:
             _PARTITION_HINT.scan_items = None
-            _PARTITION_HINT.scan_read_only = False
+            _PARTITION_HINT.read_only = False
             _PARTITION_HINT.sizes = None
 
     generic_project = Item.project
@@ -1359,14 +1358,14 @@ class _ProjectedPageCopy:
     def deepcopy(value: Any, memo: Any = None) -> Any:
         import copy
 
-        if getattr(_PARTITION_HINT, "read_only", False) and isinstance(value, list):
-            # moto copies the page once, after the 1 MB and Limit cuts and before the filter and the
-            # projection: the items AWS bills a Query for (``_install_consumed_capacity``).
-            _PARTITION_HINT.page = value
-            return list(value)
-        if getattr(_PARTITION_HINT, "scan_read_only", False):
-            from moto.dynamodb.models.dynamo_type import Item
+        from moto.dynamodb.models.dynamo_type import Item
 
+        if getattr(_PARTITION_HINT, "read_only", False):
+            if isinstance(value, list):
+                # A Query copies its page once, after the 1 MB and Limit cuts and before the filter and the
+                # projection: the items AWS bills a Query for (``_install_consumed_capacity``).
+                _PARTITION_HINT.page = value
+                return list(value)
             if type(value) is Item:  # a base-table Scan copies each item it returns, one by one
                 return value
         return copy.deepcopy(value, memo)
