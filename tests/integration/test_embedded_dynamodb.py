@@ -13,6 +13,8 @@ the items it writes: the same end, applied or cancelled, checked against moto's 
 from __future__ import annotations
 
 import copy
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -458,6 +460,7 @@ def test_the_fast_index_query_pages_are_moto_s_own(
     fast = _pages(dynamodb, "query", **query)
     monkeypatch.setattr(Item, "__deepcopy__", copy_item)
     monkeypatch.setattr(Table, "query", Table._rostersync_generic_query)
+    monkeypatch.setattr(Table, "sorted_items", Table._rostersync_generic_sorted_items)
     monkeypatch.setattr(Item, "project", Item._rostersync_generic_project)
     monkeypatch.setattr(table_module, "copy", copy)
     reference = _pages(dynamodb, "query", **query)
@@ -535,6 +538,7 @@ def test_an_index_query_after_each_kind_of_write_is_moto_s_own(
         fast = _pages(dynamodb, "query", **query)
         with monkeypatch.context() as moto_s_own:
             moto_s_own.setattr(Table, "query", Table._rostersync_generic_query)
+            moto_s_own.setattr(Table, "sorted_items", Table._rostersync_generic_sorted_items)
             reference = _pages(dynamodb, "query", **query)
         assert _sets_sorted(fast) == _sets_sorted(reference)
         return [item["sk"]["S"] for page, _ in fast for item in page]
@@ -587,6 +591,50 @@ def test_an_index_query_after_each_kind_of_write_is_moto_s_own(
     # Then every answer above was moto's own, and the failed transaction left nothing behind
     assert "enr-102" not in bucket(0)
     assert len(bucket(0)) == 18 and len(bucket(1)) == 22
+
+
+def test_index_queries_sent_together_group_the_table_once(dynamodb: Any, directory_table: str) -> None:
+    # Given 3,000 enrollments under 24 match buckets, just written (the grouping the stack keeps for index
+    # Queries is stale)
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    _install_fast_dynamodb_queries()
+    buckets = 24
+
+    def enrollment(n: int) -> dict[str, Any]:
+        return {
+            "pk": {"S": f"d1#enrollments#{n % 16:02d}"},
+            "sk": {"S": f"enr-{n:05d}"},
+            "match_bucket": {"S": f"d1#b{n % buckets:02d}"},
+        }
+
+    for start in range(0, 3_000, 25):
+        requests = [{"PutRequest": {"Item": enrollment(n)}} for n in range(start, start + 25)]
+        assert not dynamodb.batch_write_item(RequestItems={directory_table: requests})["UnprocessedItems"]
+    table = dynamodb_backends[DEFAULT_ACCOUNT_ID][dynamodb.meta.region_name].tables[directory_table]
+    walks_before = table.__dict__.get("_rostersync_groupings", 0)
+
+    # When 8 threads send their first bucket's Query at the same moment, as a Match's partitions do
+    start = threading.Barrier(8)
+
+    def read(bucket: int) -> list[str]:
+        query = {
+            "TableName": directory_table,
+            "IndexName": "ByMatchBucket",
+            "KeyConditionExpression": "match_bucket = :k",
+            "ExpressionAttributeValues": {":k": {"S": f"d1#b{bucket:02d}"}},
+        }
+        start.wait(timeout=60)
+        return [item["sk"]["S"] for page, _ in _pages(dynamodb, "query", **query) for item in page]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(read, range(8)))
+
+    # Then the table was walked for its groups once, not once per thread, and each thread read its bucket
+    assert table.__dict__["_rostersync_groupings"] - walks_before == 1
+    for bucket, answer in enumerate(answers):
+        assert sorted(answer) == [f"enr-{n:05d}" for n in range(bucket, 3_000, buckets)]
 
 
 @pytest.mark.parametrize("last_fails", [False, True], ids=["applied", "cancelled"])
