@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import gc
 import io
 import json
 import logging
@@ -55,10 +54,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO = REPO_ROOT / "samples" / "clever-demo"
 RUN_TIMEOUT_SECONDS = 600  # a bound, not a guess: generous on a loaded machine
 
-# A worker's embedded AWS keeps its districts in this process (hundreds of thousands of objects), which
-# the collector walked again every 700 allocations; collected less often, the same garbage is collected.
-# Measured on the clean-up test: 4.9 s of its 51 s in the collector before, 3.0 s after.
-gc.set_threshold(50_000, 20, 100)
+# The collector runs less often while the session's stack holds its districts in this process: see
+# ``STACK_GC_THRESHOLD`` in rostersync_tools/local/stack.py.
 
 
 # -- the stack ---------------------------------------------------------------------------------------
