@@ -155,8 +155,9 @@ def main() -> None:
         # BatchWriteItem (25 a request) from one thread, to the same embedded table. (Written again after
         # the re-sync, asking for the consumed capacity as every request of the sync does; there, so that
         # the re-sync meets the same table as before.) Until December 2026 the floor wrote copies of one
-        # enrollment, a third of a person's size: it took 13.0 s where these items take 16.6 s at 3,000
-        # students, so the ratios printed before then are against a lighter floor.
+        # enrollment (529 bytes; the records of a 3,000-student sync average 503, people 532-591): written
+        # in turn in one run, copies and records took 9.4 and 9.7 s, then 10.2 and 10.4 s, so ratios
+        # printed before then hold against this floor too.
         floor_items = sync_written_records(directory, report["counts"])
         floor, requests = write_floor(dynamodb, config.directory_table, floor_items, "bench-floor")
         print(
