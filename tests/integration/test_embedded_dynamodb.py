@@ -26,6 +26,7 @@ from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 
 from rostersync_tools.local.stack import (
+    _install_fast_attribute_value_answers,
     _install_fast_dynamodb_queries,
     _install_fast_dynamodb_requests,
     _install_fast_dynamodb_results,
@@ -342,6 +343,64 @@ def test_a_request_s_attribute_values_are_parsed_into_what_moto_s_own_parser_giv
     assert _types(fast) == _types(reference)
     assert fast[: len(plain)] == plain  # the plain ones as they were sent
     assert fast[len(plain)] == {"B": b"hello"}  # a binary decoded, as moto decodes it
+
+
+def test_an_answer_s_items_are_parsed_into_what_botocore_s_own_parser_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given botocore's parser of DynamoDB answers, and a Query answer whose items hold attribute values of
+    # every kind as DynamoDB sends them: plain ones (strings, numbers, booleans, sets, nested maps and
+    # lists, an empty item), and ones botocore must still parse itself (binaries it decodes, a null member)
+    import json
+
+    import botocore.session
+    from botocore import parsers
+
+    _install_fast_attribute_value_answers()
+    model = botocore.session.get_session().get_service_model("dynamodb")
+    plain = {
+        "pk": {"S": "d1#people#03"},
+        "sk": {"S": "é-中文"},
+        "n": {"N": "-1.50"},
+        "yes": {"BOOL": False},
+        "nothing": {"NULL": True},
+        "ss": {"SS": ["a", "b"]},
+        "ns": {"NS": ["1", "2.5"]},
+        "doc": {"M": {"l": {"L": [{"S": "x"}, {"N": "2"}, {"M": {"deep": {"SS": ["y"]}}}]}, "e": {"M": {}}}},
+        "empty": {"L": []},
+    }
+    binary = {**plain, "b": {"B": "aGVsbG8="}, "bs": {"BS": ["aGVsbG8=", "d29ybGQ="]}}
+    nested_binary = {**plain, "doc": {"M": {"ok": {"S": "x"}, "bin": {"B": "aGk="}}}}
+    with_null = {**plain, "odd": {"S": None, "N": "1"}}
+    body = {
+        "Items": [plain, binary, nested_binary, with_null, {}],
+        "Count": 5,
+        "ScannedCount": 5,
+        "LastEvaluatedKey": {"pk": plain["pk"], "sk": plain["sk"]},
+        "ConsumedCapacity": {"TableName": "t", "CapacityUnits": 2.5},
+    }
+
+    def parsed() -> Any:
+        answer = {"status_code": 200, "headers": {}, "body": json.dumps(body).encode("utf-8")}
+        return parsers.create_parser("json").parse(answer, model.operation_model("Query").output_shape)
+
+    # When the stack's parser and botocore's own parse it
+    fast = parsed()
+    with monkeypatch.context() as botocore_s_own:
+        botocore_s_own.setattr(
+            parsers.BaseJSONParser, "_handle_map", parsers.BaseJSONParser._rostersync_generic_handle_map
+        )
+        botocore_s_own.setattr(
+            parsers.BaseJSONParser, "_handle_structure", parsers.BaseJSONParser._rostersync_generic_handle_structure
+        )
+        reference = parsed()
+
+    # Then both give the same, of the same types throughout: the plain items as sent, binaries decoded
+    assert parsers.BaseJSONParser._handle_map is not parsers.BaseJSONParser._rostersync_generic_handle_map
+    fast.pop("ResponseMetadata"), reference.pop("ResponseMetadata")
+    assert fast == reference
+    assert _types(fast) == _types(reference)
+    assert fast["Items"][0] == plain
+    assert fast["Items"][1]["bs"] == {"BS": [b"hello", b"world"]}
+    assert fast["Items"][2]["doc"] == {"M": {"ok": {"S": "x"}, "bin": {"B": b"hi"}}}
 
 
 def _types(value: Any) -> Any:
