@@ -362,10 +362,14 @@ def _install_fast_dynamodb_responses() -> None:
     serialize.BaseJSONSerializer._rostersync_fast = True
     _install_fast_dynamodb_results()
     _install_fast_dynamodb_requests()
-    _install_fast_attribute_value_answers()
 
 
 _ATTRIBUTE_VALUE_MEMBERS = frozenset({"S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"})
+
+
+def _attribute_value_shape(shape: Any) -> bool:
+    """Whether a service-model shape is DynamoDB's ``AttributeValue``, with the ten members it has."""
+    return shape.name == "AttributeValue" and shape.members.keys() == _ATTRIBUTE_VALUE_MEMBERS
 
 
 def _plain_attribute(value: Any) -> bool:
@@ -404,11 +408,7 @@ def _install_fast_dynamodb_requests() -> None:
     generic = parse.BaseJSONParser._parse_structure
 
     def _parse_structure(self: Any, shape: Any, value: Any) -> Any:
-        if (
-            shape.name == "AttributeValue"
-            and _plain_attribute(value)
-            and shape.members.keys() == _ATTRIBUTE_VALUE_MEMBERS
-        ):
+        if _attribute_value_shape(shape) and _plain_attribute(value):
             return value
         return generic(self, shape, value)
 
@@ -426,8 +426,8 @@ def _install_fast_attribute_value_answers() -> None:
     For values of strings, numbers, booleans, sets of them, and maps and lists of those, what it builds
     equals the value as decoded from the JSON: an item (a map of attribute values) whose every value is
     such is taken whole, and such a value alone likewise; anything else (a binary, which it decodes from
-    base64; a null) still goes through botocore's own parsing. This is the client's side, in this process
-    only: a Lambda on AWS parses with botocore's own parser, which
+    base64; a member that is JSON null) still goes through botocore's own parsing. This is the client's
+    side, in this process only: a Lambda on AWS parses with botocore's own parser, which
     tests/integration/test_embedded_dynamodb.py compares this with. Reading a district's directory back
     spent a fifth of an unchanged re-sync's CPU there.
     """
@@ -437,11 +437,8 @@ def _install_fast_attribute_value_answers() -> None:
         return
     generic_structure, generic_map = parsers.BaseJSONParser._handle_structure, parsers.BaseJSONParser._handle_map
 
-    def attribute_values(shape: Any) -> bool:
-        return shape.name == "AttributeValue" and shape.members.keys() == _ATTRIBUTE_VALUE_MEMBERS
-
     def _handle_structure(self: Any, shape: Any, value: Any) -> Any:
-        if attribute_values(shape) and _plain_attribute(value):
+        if _attribute_value_shape(shape) and _plain_attribute(value):
             return value
         return generic_structure(self, shape, value)
 
@@ -449,7 +446,7 @@ def _install_fast_attribute_value_answers() -> None:
         if (
             type(value) is dict
             and shape.key.type_name == "string"
-            and attribute_values(shape.value)
+            and _attribute_value_shape(shape.value)
             and all(_plain_attribute(each) for each in value.values())
         ):
             return value
@@ -1667,14 +1664,15 @@ def _install_shared_service_models() -> None:
 
 
 def install_speed_only_patches() -> None:
-    """The patches that change how fast moto answers and nothing else, for any process that runs moto.
+    """The patches that change how fast moto answers (and botocore reads its DynamoDB answers) and nothing
+    else, for any process that runs moto.
 
     One parse of AWS's service models per process instead of one per client; a Query handed only the items
     of the partition (or index key) it names instead of every item of the table; attribute values, already
     in wire format, sent as they are instead of through moto's shape-by-shape serialiser, and turned into
     plain dicts by their type alone (``_install_fast_dynamodb_results``); a Query's matching items neither
-    deep-copied nor measured twice; the 400 KB
-    item-size check kept as a running total; a transaction's backup made of the items it writes, not of
+    deep-copied nor measured twice; plain attribute values taken as decoded by botocore's parser
+    (``_install_fast_attribute_value_answers``); the 400 KB item-size check kept as a running total; a transaction's backup made of the items it writes, not of
     every table it names once per item. ``EmbeddedStack.start`` installs them with the rest, the
     integration tier's ``mock_aws`` tests alone (tests/integration/test_embedded_dynamodb.py compares the
     fast Query and Scan pages, and the transactions, with moto's own). Each is installed once per process.
@@ -1682,6 +1680,7 @@ def install_speed_only_patches() -> None:
     _install_shared_service_models()
     _install_fast_dynamodb_queries()
     _install_fast_dynamodb_responses()
+    _install_fast_attribute_value_answers()
     _install_fast_item_size_check()
     _install_fast_transactions()
 
@@ -1767,8 +1766,8 @@ _STACKS: list[EmbeddedStack] = []
 # objects), and the default thresholds (700, 10, 10) had the collector walk it again and again as it grew:
 # 5.7 s of a 26.0 s full sync of 3,000 students, 2.1 s of its 9.2 s unchanged re-sync, 1.9 s of the 12.4 s
 # write floor. On AWS each Lambda's heap is its own, and small. Collected less often, the same garbage is
-# collected; a traced invocation (``InvocationRecorder(memory=True)``) runs with the defaults, so cycles
-# waiting for the collector do not swell the peak it records.
+# collected; a traced invocation (``InvocationRecorder(memory=True)``) runs with the process's own
+# thresholds, so cycles waiting for the collector do not swell the peak it records.
 STACK_GC_THRESHOLD = (50_000, 20, 100)
 _GC_THRESHOLD_BEFORE: list[tuple[int, ...]] = []  # what the first stack to start found, put back by the last
 
