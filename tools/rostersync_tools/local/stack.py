@@ -1672,10 +1672,11 @@ def install_speed_only_patches() -> None:
     in wire format, sent as they are instead of through moto's shape-by-shape serialiser, and turned into
     plain dicts by their type alone (``_install_fast_dynamodb_results``); a Query's matching items neither
     deep-copied nor measured twice; plain attribute values taken as decoded by botocore's parser
-    (``_install_fast_attribute_value_answers``); the 400 KB item-size check kept as a running total; a transaction's backup made of the items it writes, not of
-    every table it names once per item. ``EmbeddedStack.start`` installs them with the rest, the
-    integration tier's ``mock_aws`` tests alone (tests/integration/test_embedded_dynamodb.py compares the
-    fast Query and Scan pages, and the transactions, with moto's own). Each is installed once per process.
+    (``_install_fast_attribute_value_answers``); the 400 KB item-size check kept as a running total; a
+    transaction's backup made of the items it writes, not of every table it names once per item.
+    ``EmbeddedStack.start`` installs them with the rest, the integration tier's ``mock_aws`` tests alone
+    (tests/integration/test_embedded_dynamodb.py compares the fast Query and Scan pages, the parsed
+    answers, and the transactions, with moto's and botocore's own). Each is installed once per process.
     """
     _install_shared_service_models()
     _install_fast_dynamodb_queries()
