@@ -334,6 +334,24 @@ def test_parallel_branches_keep_together_to_the_districts_rate_limit(district: A
     assert len(timed) > 48  # more than one minute's worth: the pacing, not the size, kept it under
 
 
+def test_a_clever_connection_that_names_no_rate_shares_clevers_1_200_a_minute(district: Any, synthetic: Any) -> None:
+    # Given a Clever connection stored without a rate, as `rostersync connect` stores one without
+    # --requests-per-minute (the tests' districts name their simulator's, so that they are not paced)
+    d = district(synthetic, page_limit=50)
+    connection = d.state.get_item("CONNECTION")
+    assert connection.pop("requests_per_minute") == d.simulator.requests_per_minute
+    d.state.put_item("CONNECTION", connection)
+
+    run = d.sync(export=False)
+
+    # Then the fetch plan gave each of the 5 lists its share of Clever's 1,200 a minute: 239 requests,
+    # 60/239 s apart (the pacing itself is the rate limit test's, above)
+    assert run.status == "succeeded", run.execution.get("cause")
+    plan = s3_json(run.bucket, f"runs/{run.district_id}/{run.run_id}/fetch/plan.json")
+    assert plan["interval"] == pytest.approx(60 / 239)
+    assert checkpoint(run, "users")["pages"] >= 2
+
+
 def test_what_the_slices_mapped_is_in_the_snapshot_once_after_retries(
     district: Any, synthetic: Any, stack: Any
 ) -> None:

@@ -163,6 +163,7 @@ class ThreeForms:
                     token,
                     page_limit=50,
                     stack=self.stack.stack_name,
+                    requests_per_minute=district.simulator.requests_per_minute,
                 )
             elif form == "oneroster-rest":
                 district.simulator = ProviderSimulator(None, token=token).start()

@@ -58,7 +58,14 @@ class CampaignDistrict:
         """Store (or replace) the district's Clever connection with ``token``."""
         secrets = aws.client("secretsmanager")
         connect_provider(
-            self.state, secrets, "clever", self.simulator.base_url, token, 10_000, stack=self.stack.stack_name
+            self.state,
+            secrets,
+            "clever",
+            self.simulator.base_url,
+            token,
+            10_000,
+            stack=self.stack.stack_name,
+            requests_per_minute=self.simulator.requests_per_minute,
         )
 
     def serve(self, dataset: Path) -> None:

@@ -66,6 +66,9 @@ DEFAULT_ONEROSTER_SECRET = "demo-oneroster-secret"  # noqa: S105 -- the simulato
 ONEROSTER_DEFAULT_LIMIT = 100  # the OneRoster 1.1 default page size
 OAUTH1_TIMESTAMP_WINDOW = 300  # seconds a signed request's timestamp may be off by
 MAX_POST_BYTES = 64 * 1024
+# What a connection to a simulator without a rate limit says it may send a minute: so many that Fetch's
+# pacing (each list's share of it, ``steps.fetch.branch_interval``) spaces requests 50 µs apart.
+UNLIMITED_REQUESTS_PER_MINUTE = 6_000_000
 
 
 HOLD_LIMIT_SECONDS = 600  # a held request gives up waiting after this (a bound, so no thread is left forever)
@@ -197,6 +200,13 @@ class ProviderSimulator:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    @property
+    def requests_per_minute(self) -> int:
+        """What a connection to this simulator may send a minute (its ``requests_per_minute``): the limit it
+        answers 429 past, or with none, ``UNLIMITED_REQUESTS_PER_MINUTE``. A connection that names no rate
+        is paced to Clever's 1,200 a minute, real seconds that a simulator without a limit never needs."""
+        return self.rate_limit_per_minute or UNLIMITED_REQUESTS_PER_MINUTE
 
     @property
     def base_url(self) -> str:
