@@ -771,3 +771,49 @@ def test_a_transaction_copies_no_table_and_ends_as_moto_s_own(
     assert len(fast[1]) == (150 if last_fails else 120)
     # and the stack copied no table, where moto copies one once per write
     assert (fast_copies, copied.count("Table")) == (0, 90)
+
+
+def test_a_batch_write_is_billed_for_each_item_before_and_after_it(dynamodb: Any, directory_table: str) -> None:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    from rostersync_tools.local.stack import _install_consumed_capacity, _write_units
+
+    # Given the directory table holding two 2.5 KB people, and one batch that puts a new person, puts one of
+    # the two again moved to another classroom (ByParent: its entry deleted and put again) and deletes the
+    # other, asking for the capacity it consumed
+    _install_consumed_capacity()
+
+    def person(sk: str, parent: str) -> dict[str, Any]:
+        return {
+            "pk": {"S": "d1#people#03"},
+            "sk": {"S": sk},
+            "parent_key": {"S": parent},
+            "provider_key": {"S": f"d1#people#clever#{sk}"},
+            "fields": {"M": {"note": {"S": "x" * 2_500}}},
+        }
+
+    moved_before, deleted = person("per-1", "d1#cls-1"), person("per-2", "d1#cls-1")
+    for item in (moved_before, deleted):
+        dynamodb.put_item(TableName=directory_table, Item=item)
+    new, moved = person("per-3", "d1#cls-1"), person("per-1", "d1#cls-2")
+    answer = dynamodb.batch_write_item(
+        RequestItems={
+            directory_table: [
+                {"PutRequest": {"Item": new}},
+                {"PutRequest": {"Item": moved}},
+                {"DeleteRequest": {"Key": {"pk": deleted["pk"], "sk": deleted["sk"]}}},
+            ]
+        },
+        ReturnConsumedCapacity="TOTAL",
+    )
+
+    # Then the batch is billed each write's units from the item before it and after it: 3 KB in the table
+    # for each; entering ByProviderId (1) and ByParent (3) for the new one, ByParent's entry moved (2 x 3)
+    # for the one put again, and leaving both indexes (1 + 3) for the deleted one
+    table = dynamodb_backends[DEFAULT_ACCOUNT_ID][dynamodb.meta.region_name].tables[directory_table]
+    expected = _write_units(None, new, table) + _write_units(moved_before, moved, table)
+    expected += _write_units(deleted, None, table)
+    assert expected == (3 + 1 + 3) + (3 + 2 * 3) + (3 + 1 + 3)
+    assert answer["ConsumedCapacity"] == [{"TableName": directory_table, "CapacityUnits": expected}]
+    assert answer["UnprocessedItems"] == {}
