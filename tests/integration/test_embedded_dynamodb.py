@@ -13,6 +13,7 @@ the items it writes: the same end, applied or cancelled, checked against moto's 
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -35,12 +36,18 @@ from rostersync_tools.local.stack import (
 
 
 def _pages(client: Any, operation: str = "scan", **kwargs: Any) -> list[tuple[list[dict[str, Any]], Any]]:
-    pages = []
+    """Every page to the end. A last key seen before, or more pages than any of these tables has, fails
+    the test: paging that goes round (as it did with a broken sort) would otherwise never end."""
+    pages, seen = [], set()
     while True:
         page = getattr(client, operation)(**kwargs)
         pages.append((page["Items"], page.get("LastEvaluatedKey")))
         if "LastEvaluatedKey" not in page:
             return pages
+        last = json.dumps(page["LastEvaluatedKey"], sort_keys=True)
+        assert last not in seen, f"{operation} paging came back to a last key it had given: {last}"
+        assert len(pages) < 5_000, f"{operation} paging did not end after 5,000 pages"
+        seen.add(last)
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
@@ -349,7 +356,6 @@ def test_an_answer_s_items_are_parsed_into_what_botocore_s_own_parser_gives(monk
     # Given botocore's parser of DynamoDB answers, and a Query answer whose items hold attribute values of
     # every kind as DynamoDB sends them: plain ones (strings, numbers, booleans, sets, nested maps and
     # lists, an empty item), and ones botocore must still parse itself (binaries it decodes, a null member)
-    import json
 
     import botocore.session
     from botocore import parsers
