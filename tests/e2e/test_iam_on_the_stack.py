@@ -121,6 +121,29 @@ def test_the_stack_refuses_a_key_it_does_not_know(stack: EmbeddedStack) -> None:
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
+def test_a_request_without_a_body_is_signed_and_checked_as_any_other(stack: EmbeddedStack) -> None:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    # Given the stack's own Lambda client, and one signing with the right key id and a wrong secret
+    lambda_client = stack.client("lambda")
+    credentials = boto3.session.Session().get_credentials()
+    forger = boto3.session.Session(
+        aws_access_key_id=credentials.access_key, aws_secret_access_key="not-the-secret"
+    ).client("lambda", region_name="us-east-1", endpoint_url=stack.endpoint)
+
+    # When each sends Lambda GETs, which carry no body (ListFunctions, GetFunction)
+    names = [f["FunctionName"] for f in lambda_client.list_functions()["Functions"]]
+
+    # Then the right signature is accepted, and the wrong one refused as AWS refuses it
+    assert any("UpsertChunk" in name for name in names), names
+    assert lambda_client.get_function(FunctionName=names[0])["Configuration"]["FunctionName"] == names[0]
+    with pytest.raises(ClientError) as refused:
+        forger.list_functions()
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert "SignatureDoesNotMatch" in str(refused.value)  # moto answers IAM errors in XML, whatever the protocol
+
+
 def test_a_role_session_is_refused_outside_its_role(stack: EmbeddedStack) -> None:
     from botocore.exceptions import ClientError
 
