@@ -30,7 +30,8 @@ RUN_TIMEOUT_SECONDS = 600  # a bound, not a guess: generous on a loaded machine
 
 class CampaignDistrict:
     """A fresh district of the product whose schools carry the dataset's Clever ids, connected to a Clever
-    simulator of its own (``close()`` stops it)."""
+    simulator of its own (``close()`` stops it) at the rate the simulator allows: one without a limit is
+    not paced."""
 
     def __init__(self, stack: EmbeddedStack, dataset: Path, district_id: str | None = None) -> None:
         self.stack = stack
