@@ -823,3 +823,41 @@ def test_a_batch_write_is_billed_for_each_item_before_and_after_it(dynamodb: Any
     assert expected == (3 + 1 + 3) + (3 + 2 * 3) + (3 + 1 + 3)
     assert answer["ConsumedCapacity"] == [{"TableName": directory_table, "CapacityUnits": expected}]
     assert answer["UnprocessedItems"] == {}
+
+
+def test_a_batch_write_naming_one_key_twice_is_refused_as_dynamodb_refuses_it(
+    dynamodb: Any, directory_table: str, sync_state_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+    from moto.dynamodb.responses import DynamoHandler
+
+    from rostersync_tools.local.stack import _install_batch_write_key_check
+
+    # Given the stack's check (installed for this test only), and one person's key
+    for name in ("batch_write_item", "_contains_duplicates"):
+        monkeypatch.setattr(DynamoHandler, name, getattr(DynamoHandler, name))
+    monkeypatch.setattr(DynamoHandler, "_rostersync_batch_keys", False, raising=False)
+    _install_batch_write_key_check()
+    key = {"pk": {"S": "d1#people#03"}, "sk": {"S": "per-1"}}
+
+    def batch(requests: dict[str, list[dict[str, Any]]]) -> Any:
+        return dynamodb.batch_write_item(RequestItems=requests)
+
+    # When a batch puts two different items under that key, or puts it and deletes it, then DynamoDB's
+    # ValidationException, and nothing of either batch is written
+    for second in ({"PutRequest": {"Item": {**key, "n": {"N": "2"}}}}, {"DeleteRequest": {"Key": key}}):
+        with pytest.raises(ClientError) as refused:
+            batch({directory_table: [{"PutRequest": {"Item": {**key, "n": {"N": "1"}}}}, second]})
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+        assert "Provided list of item keys contains duplicates" in str(refused.value)
+        assert "Item" not in dynamodb.get_item(TableName=directory_table, Key=key)
+    # And the same key in two tables (moto refused the same item in two), or two keys in one, is a batch
+    # like any other
+    batch(
+        {
+            directory_table: [{"PutRequest": {"Item": key}}, {"PutRequest": {"Item": {**key, "sk": {"S": "per-2"}}}}],
+            sync_state_table: [{"PutRequest": {"Item": key}}],
+        }
+    )
+    assert dynamodb.get_item(TableName=directory_table, Key=key)["Item"] == key
+    assert dynamodb.get_item(TableName=sync_state_table, Key=key)["Item"] == key

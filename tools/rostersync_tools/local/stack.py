@@ -966,6 +966,49 @@ def _read_units(items: list[dict[str, Any]], consistent: bool, per_item: bool) -
     return factor * max(1, -(-sum(dynamodb_item_bytes(item) for item in items) // 4096))
 
 
+def _install_batch_write_key_check() -> None:
+    """Refuse what AWS refuses: a BatchWriteItem naming one item's key twice in a table.
+
+    DynamoDB answers ``ValidationException: Provided list of item keys contains duplicates`` for two
+    requests on the same key of a table, two puts or a put and a delete alike. moto compared whole items,
+    puts with puts and deletes with deletes, whatever their table: two different puts of one key, or a put
+    and a delete of it, were applied one after the other, and the same item put in two tables was refused.
+    This check replaces moto's in a BatchWriteItem (its BatchGetItem's, per table already, stays).
+    """
+    from moto.dynamodb.exceptions import MockValidationException
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler, "_rostersync_batch_keys", False):
+        return
+    generic = DynamoHandler.batch_write_item
+
+    def batch_write_item(self: Any) -> Any:
+        body = self.body if isinstance(self.body, dict) else {}
+        for name, requests in (body.get("RequestItems") or {}).items():
+            table = self.dynamodb_backend.get_table(name)
+            names = [key for key in (table.hash_key_attr, table.range_key_attr) if key]
+            seen = set()
+            for request in requests if isinstance(requests, list) else ():
+                item = (request.get("PutRequest") or {}).get("Item") or (request.get("DeleteRequest") or {}).get("Key")
+                if not isinstance(item, dict):
+                    continue  # moto's own checks answer a malformed request
+                key = json.dumps([item.get(n) for n in names], sort_keys=True)
+                if key in seen:
+                    raise MockValidationException("Provided list of item keys contains duplicates")
+                seen.add(key)
+        self._rostersync_keys_checked = True  # a handler serves one request
+        return generic(self)
+
+    generic_contains = DynamoHandler._contains_duplicates
+
+    def contains_duplicates(self: Any, keys: list[str]) -> bool:
+        return False if getattr(self, "_rostersync_keys_checked", False) else generic_contains(self, keys)
+
+    DynamoHandler.batch_write_item = batch_write_item
+    DynamoHandler._contains_duplicates = contains_duplicates
+    DynamoHandler._rostersync_batch_keys = True
+
+
 def _install_consumed_capacity() -> None:
     """Answer ``ReturnConsumedCapacity`` with the units AWS would bill, computed from the items' sizes.
 
@@ -2183,6 +2226,7 @@ class EmbeddedStack:
         _install_execution_end_notice()
         _install_interpreter_credentials()
         _install_crash_points()
+        _install_batch_write_key_check()
         _install_consumed_capacity()
         install_access_control()
         self._server = _CheckedMotoServer(self.iam, ip_address="127.0.0.1", port=self.port, verbose=False)
