@@ -43,13 +43,17 @@ from typing import Any
 import pytest
 
 from rostersync import aws
-from rostersync.admin import connect_provider
 from rostersync.config import runtime_config
 from rostersync.directory.product import ProductDirectory, export_directory
 from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
 from rostersync_tools.local.simulator import ProviderSimulator
 from rostersync_tools.local.stack import EmbeddedStack, WriteRequestCounter
-from rostersync_tools.local.synthetic import product_for, set_up_district, write_synthetic_clever_district
+from rostersync_tools.local.synthetic import (
+    connect_clever_simulator,
+    product_for,
+    set_up_district,
+    write_synthetic_clever_district,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO = REPO_ROOT / "samples" / "clever-demo"
@@ -333,17 +337,7 @@ class District:
 
     def connect(self, token: str, page_limit: int = 10_000) -> None:
         """Store (or replace) the district's Clever connection, as installing the app does."""
-        secrets, stack = aws.client("secretsmanager"), self._run_sync.stack.stack_name
-        connect_provider(
-            self.state,
-            secrets,
-            "clever",
-            self.simulator.base_url,
-            token,
-            page_limit,
-            stack=stack,
-            requests_per_minute=self.simulator.requests_per_minute,
-        )
+        connect_clever_simulator(self.state, self.simulator, token, page_limit, stack=self._run_sync.stack.stack_name)
 
     def read_in_full(self) -> None:
         """Ask for full reads every run (settings ``incremental.mode = full``): no Clever events."""

@@ -38,7 +38,7 @@ from rostersync.directory.repository import DirectoryRepository, SyncStateReposi
 from rostersync_tools.local.convert import clever_to_oneroster, drop_inexpressible, zip_bundle
 from rostersync_tools.local.simulator import ProviderSimulator
 from rostersync_tools.local.stack import EmbeddedStack
-from rostersync_tools.local.synthetic import write_synthetic_clever_district
+from rostersync_tools.local.synthetic import connect_clever_simulator, write_synthetic_clever_district
 
 pytestmark = pytest.mark.e2e
 
@@ -155,16 +155,7 @@ class ThreeForms:
             token = f"token-{uuid.uuid4().hex[:12]}"
             if form == "clever":
                 district.simulator = ProviderSimulator(None, token=token).start()
-                connect_provider(
-                    state,
-                    secrets,
-                    "clever",
-                    district.simulator.base_url,
-                    token,
-                    page_limit=50,
-                    stack=self.stack.stack_name,
-                    requests_per_minute=district.simulator.requests_per_minute,
-                )
+                connect_clever_simulator(state, district.simulator, token, page_limit=50, stack=self.stack.stack_name)
             elif form == "oneroster-rest":
                 district.simulator = ProviderSimulator(None, token=token).start()
                 base_url = district.simulator.base_url

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from rostersync import aws
-from rostersync.admin import connect_provider
 from rostersync.config import runtime_config
 from rostersync.directory.keys import COLLECTIONS
 from rostersync.directory.product import ProductDirectory, export_directory, import_product_directory
 from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
 from rostersync_tools.local.simulator import ProviderSimulator
 from rostersync_tools.local.stack import EmbeddedStack
+from rostersync_tools.local.synthetic import connect_clever_simulator
 
 RUN_TIMEOUT_SECONDS = 600  # a bound, not a guess: generous on a loaded machine
 
@@ -57,17 +57,7 @@ class CampaignDistrict:
 
     def connect(self, token: str) -> None:
         """Store (or replace) the district's Clever connection with ``token``."""
-        secrets = aws.client("secretsmanager")
-        connect_provider(
-            self.state,
-            secrets,
-            "clever",
-            self.simulator.base_url,
-            token,
-            10_000,
-            stack=self.stack.stack_name,
-            requests_per_minute=self.simulator.requests_per_minute,
-        )
+        connect_clever_simulator(self.state, self.simulator, token, stack=self.stack.stack_name)
 
     def serve(self, dataset: Path) -> None:
         self.dataset = dataset

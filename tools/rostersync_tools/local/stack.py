@@ -966,6 +966,13 @@ def _read_units(items: list[dict[str, Any]], consistent: bool, per_item: bool) -
     return factor * max(1, -(-sum(dynamodb_item_bytes(item) for item in items) // 4096))
 
 
+def _batch_write_request(request: Any) -> tuple[dict[str, Any] | None, Any]:
+    """A BatchWriteItem request's put item (None for a delete), and what holds its key (the item, or the
+    delete's ``Key``; None when the request is neither)."""
+    put = (request.get("PutRequest") or {}).get("Item")
+    return put, put or (request.get("DeleteRequest") or {}).get("Key")
+
+
 def _install_batch_write_key_check() -> None:
     """Refuse what AWS refuses: a BatchWriteItem naming one item's key twice in a table.
 
@@ -989,7 +996,7 @@ def _install_batch_write_key_check() -> None:
             names = [key for key in (table.hash_key_attr, table.range_key_attr) if key]
             seen = set()
             for request in requests if isinstance(requests, list) else ():
-                item = (request.get("PutRequest") or {}).get("Item") or (request.get("DeleteRequest") or {}).get("Key")
+                _, item = _batch_write_request(request)
                 if not isinstance(item, dict):
                     continue  # moto's own checks answer a malformed request
                 key = json.dumps([item.get(n) for n in names], sort_keys=True)
@@ -1106,9 +1113,8 @@ def _install_consumed_capacity() -> None:
         for name, requests in body.get("RequestItems", {}).items():
             table = table_of(self, name)
             for request in requests:
-                put = (request.get("PutRequest") or {}).get("Item")
-                key = put or (request.get("DeleteRequest") or {}).get("Key") or {}
-                befores.append((name, table, put, stored(table, key)))
+                put, key = _batch_write_request(request)
+                befores.append((name, table, put, stored(table, key or {})))
         result = generic_batch_write(self)
         # moto applies a whole batch or refuses it (it never leaves items unprocessed): each item after the
         # write is the put's item as sent, or nothing after a delete (``UnprocessedItems`` is checked all

@@ -43,7 +43,7 @@ import time
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rostersync import aws
 from rostersync.admin import connect_provider
@@ -51,7 +51,10 @@ from rostersync.config import runtime_config
 from rostersync.directory.product import ProductDirectory, import_product_directory
 from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
 
-__all__ = ["product_for", "set_up_district", "write_synthetic_clever_district"]
+if TYPE_CHECKING:
+    from rostersync_tools.local.simulator import ProviderSimulator
+
+__all__ = ["connect_clever_simulator", "product_for", "set_up_district", "write_synthetic_clever_district"]
 
 STUDENTS_PER_SCHOOL = 500
 STUDENTS_PER_TEACHER = 20
@@ -709,6 +712,24 @@ def set_up_district(
     secrets = aws.client("secretsmanager")
     connect_provider(state, secrets, connection, base_url, secret, page_limit, stack=stack, **options)
     return directory, state
+
+
+def connect_clever_simulator(
+    state: SyncStateRepository, simulator: ProviderSimulator, token: str, page_limit: int = 10_000, *, stack: str
+) -> None:
+    """Store (or replace) the district's Clever connection to ``simulator`` with ``token``, as installing the
+    app does, at the rate the simulator allows (``ProviderSimulator.requests_per_minute``): a simulator
+    without a limit is not paced."""
+    connect_provider(
+        state,
+        aws.client("secretsmanager"),
+        "clever",
+        simulator.base_url,
+        token,
+        page_limit,
+        stack=stack,
+        requests_per_minute=simulator.requests_per_minute,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
