@@ -1,20 +1,31 @@
 """Benchmark at several sizes: how each step's time and peak memory grow with the district.
 
-    python bench/bench_scale.py --sizes 10000 100000 [--provider clever]
+    python bench/bench_scale.py --sizes 10000 100000 [--provider clever] [--side-by-side]
     (make bench-scale; SIZES="10000 100000" to change them)
 
-Runs ``bench_sync.py`` once per size, each in a process of its own (the embedded AWS keeps everything in
-memory), with the traced full sync and without the 1 %-change nights, and prints per step: time per record
-and peak memory per record at each size, and the ratio of the largest size to the smallest for time and for
-peak memory (what issue 10 targets: peak memory 100k/10k at most 1.2 for Fetch, Upsert, Archive and Report).
-Records are the roster records Fetch read. Peak memory is tracemalloc's, per invocation (``bench_sync.py``);
-an Upsert invocation writes one plan chunk, whatever the district's size.
+Runs ``bench_sync.py`` twice per size, each in a process of its own (the embedded AWS keeps everything in
+memory): once timed (full sync, write floors, unchanged re-sync, read floor; ``--no-memory``) and once
+traced (``--memory-only``: a full sync with tracemalloc around each invocation, in a stack of its own), both
+without the 1 %-change nights. At 100,000 students one process could not hold both. ``--side-by-side`` runs
+a size's two processes at the same time (one core each on a two-core machine: the timed one's seconds are
+then slower than alone, its ratios to its floors less so, since the floors run in the same process).
+
+Match runs in the power of two of partitions nearest to one per 2,500 students, 4 to 64 (``MatchPartitions``:
+4 at 10,000, 32 at 100,000; the template says 16 or more for NYC), so that each partition holds a like
+share at every size: issue 10 asks Match's memory to be bounded by the partition, not the district.
+
+Prints per step: time per record and peak memory per record at each size, and the ratio of the largest size
+to the smallest for time and for peak memory (what issue 10 targets: peak memory 100k/10k at most 1.2 for
+Fetch, Upsert, Archive and Report). Records are the roster records Fetch read. Peak memory is
+tracemalloc's, per invocation (``bench_sync.py``); an Upsert invocation writes one plan chunk, whatever the
+district's size.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -27,27 +38,56 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--provider", default="clever")
+    parser.add_argument("--side-by-side", action="store_true", help="run a size's timed and traced runs at once")
     args = parser.parse_args()
     here = Path(__file__).resolve().parent
     results = []
     with tempfile.TemporaryDirectory(prefix="rostersync-bench-scale-") as scratch:
         for size in sorted(args.sizes):
-            out = Path(scratch) / f"{size}.json"
-            print(f"=== {size:,} students ===", flush=True)
-            command = [
-                sys.executable,
-                str(here / "bench_sync.py"),
-                "--students",
-                str(size),
-                "--provider",
-                args.provider,
-                "--no-events",
-                "--json",
-                str(out),
-            ]
-            subprocess.run(command, check=True)  # noqa: S603 - our own script, our own arguments
-            results.append(json.loads(out.read_text()))
+            partitions = match_partitions(size)
+            print(f"=== {size:,} students, MatchPartitions {partitions} ===", flush=True)
+            runs = {}
+            for kind, flag in (("timed", "--no-memory"), ("traced", "--memory-only")):
+                out = Path(scratch) / f"{size}-{kind}.json"
+                command = [
+                    sys.executable,
+                    str(here / "bench_sync.py"),
+                    "--students",
+                    str(size),
+                    "--provider",
+                    args.provider,
+                    "--match-partitions",
+                    str(partitions),
+                    "--no-events",
+                    flag,
+                    "--json",
+                    str(out),
+                ]
+                log = (Path(scratch) / f"{size}-{kind}.log").open("w") if args.side_by_side else None
+                runs[kind] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), out, log)  # noqa: S603
+                if not args.side_by_side:
+                    _finish(*runs[kind])
+            if args.side_by_side:
+                for process, out, log in runs.values():
+                    _finish(process, out, log)
+                    print(Path(log.name).read_text(), flush=True)
+            result = json.loads(runs["timed"][1].read_text())
+            result["memory"] = json.loads(runs["traced"][1].read_text())["memory"]
+            result["match_partitions"] = partitions
+            results.append(result)
     print_scale(results)
+
+
+def _finish(process: subprocess.Popen, out: Path, log: object) -> None:
+    if process.wait() != 0:
+        raise SystemExit(f"{' '.join(map(str, process.args))} failed ({process.returncode})")
+    if log is not None:
+        log.close()  # type: ignore[attr-defined]
+
+
+def match_partitions(students: int) -> int:
+    """The power of two nearest to one partition per 2,500 students, 4 to 64."""
+    return min(64, max(4, 2 ** round(math.log2(max(1, students) / 2_500))))
 
 
 def _size(students: int) -> str:

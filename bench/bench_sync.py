@@ -1,7 +1,8 @@
 """Benchmark: a full sync of a synthetic district on the embedded stack, then an unchanged re-sync.
 
     python bench/bench_sync.py --students 20000 [--provider clever|oneroster-csv|oneroster-rest]
-                               [--no-memory] [--no-events] [--json FILE]
+                               [--no-memory | --memory-only] [--no-events] [--match-partitions N]
+                               [--json FILE]
     (make bench; STUDENTS=… and PROVIDER=… to change them)
 
 Prints records/s, DynamoDB write requests (counted at the embedded server), the write floor (the records
@@ -15,11 +16,15 @@ TOTAL`` as every request of the sync does (the stack computes the units from the
 and the full sync's ratio to it; the runs' counted cost (report.json's ``cost``). Then,
 unless ``--no-memory``, a second full sync of the same roster under another district id with every Lambda
 invocation traced (``InvocationRecorder(memory=True)``: tracemalloc around each invocation, one at a time)
-prints each step's peak memory: the highest allocations above where the invocation started. tracemalloc
-traces the whole process, so what moto allocates while it serves the invocation (the items and objects it
-stores) is in the peak too; ``retained`` is how much of it was still held when the invocation ended. For
-Clever, two 1 %-change nights follow (``bench_events.py``): one read from Clever's events, one in full,
-with their provider requests, directory writes and times.
+prints each step's peak memory: the highest of what the invocation allocated and had not freed yet.
+tracemalloc traces the whole process, so what moto allocates while it serves the invocation (the items and
+objects it stores) is in the peak too; ``retained`` is how much of it was still held when the invocation
+ended. ``--memory-only`` runs nothing but that traced sync, in a stack of its own: ``make bench-scale``
+runs it in a process beside the timed one, since one process cannot hold a 100,000-student district's
+timed syncs, floors and traced copy at once. Each write floor's copy of the district is dropped from the
+embedded table once timed (``EmbeddedStack.forget_partitions``), for the same reason. For Clever, two
+1 %-change nights follow (``bench_events.py``): one read from Clever's events, one in full, with their
+provider requests, directory writes and times.
 
 The embedded stack is moto in this process: absolute times measure moto as much as rostersync. The
 ratio to the floor and the write counts are the figures that carry over to AWS.
@@ -42,7 +47,14 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=20_000)
     parser.add_argument("--page-limit", type=int, default=10_000)
     parser.add_argument("--provider", choices=("clever", "oneroster-csv", "oneroster-rest"), default="clever")
-    parser.add_argument("--no-memory", action="store_true", help="skip the traced sync (peak memory per step)")
+    memory = parser.add_mutually_exclusive_group()
+    memory.add_argument("--no-memory", action="store_true", help="skip the traced sync (peak memory per step)")
+    memory.add_argument(
+        "--memory-only", action="store_true", help="only the traced sync (peak memory per step), in a stack of its own"
+    )
+    parser.add_argument(
+        "--match-partitions", type=int, help="the stack's MatchPartitions (a divisor of 64; the template's default)"
+    )
     parser.add_argument("--no-events", action="store_true", help="skip the 1 %%-change nights")
     parser.add_argument("--json", type=Path, help="write the per-step figures here (make bench-scale)")
     args = parser.parse_args()
@@ -72,7 +84,10 @@ def main() -> None:
         # chunks wait inside their Invoke call for one another's turn: at 10,000 students the last ones
         # waited past the stack's 960 s read timeout and the traced run failed. Waiting is not running.
         stack_module.INVOKE_READ_TIMEOUT_SECONDS = 6 * 3600
-    stack = EmbeddedStack(parameters={"LogLevel": "WARNING"}).start()
+    parameters = {"LogLevel": "WARNING"}
+    if args.match_partitions:
+        parameters["MatchPartitions"] = str(args.match_partitions)
+    stack = EmbeddedStack(parameters=parameters).start()
     served = workdir if args.provider == "clever" else bundle
     simulator = ProviderSimulator(served, token="bench-token").start()  # noqa: S106
     try:
@@ -121,7 +136,7 @@ def main() -> None:
         def sync(label: str, district: str = district_id, memory: bool = False) -> tuple[float, int, dict]:
             with WriteRequestCounter() as counter, InvocationRecorder(memory=memory) as recorder:
                 begun = time.perf_counter()
-                description = stack.wait(begin_sync(district), timeout=7200)
+                description = stack.wait(begin_sync(district), timeout=6 * 3600)
                 seconds = time.perf_counter() - begun
             runs = SyncStateRepository(dynamodb, config.sync_state_table, district)
             run = runs.get_run(description["executionArn"].rsplit(":", 1)[1]) or {}
@@ -135,6 +150,22 @@ def main() -> None:
                 plan=read_plan_counts(s3, config.sync_bucket, district, run["run_id"]),
             )
             return seconds, counter.requests[config.directory_table], report
+
+        def traced_sync(district: str) -> dict[str, dict[str, Any]]:
+            seconds3, _, report3 = sync("traced full sync", district, memory=True)
+            traced = step_figures(last["output"], last["invocations"], last["meters"], report3, last["plan"])
+            print(f"\ntraced full sync: {seconds3:.1f}s (tracemalloc on)")
+            print_steps("peak memory per step (traced; times are tracemalloc's, not the step's)", traced, memory=True)
+            return traced
+
+        if args.memory_only:
+            if args.provider == "clever":
+                warm_up(workdir / "warm-up", stack, sync)
+            traced = traced_sync(district_id)
+            if args.json:
+                args.json.write_text(json.dumps({"students": args.students, "memory": traced}, indent=2))
+            print(f"\npeak memory (RSS of this process): {_peak_rss_mib():,.0f} MiB")
+            return
 
         seconds, writes, report = sync("full sync")
         full = dict(last)
@@ -160,6 +191,7 @@ def main() -> None:
         # printed before then hold against this floor too.
         floor_items = sync_written_records(directory, report["counts"])
         floor, requests = write_floor(dynamodb, config.directory_table, floor_items, "bench-floor")
+        forget_district(stack, "bench-floor", len(floor_items))
         print(
             f"\nfloor (plain BatchWriteItem of the {len(floor_items):,} records the sync wrote): {floor:.1f}s, "
             f"{requests:,} requests ({len(floor_items) / floor:,.0f} items/s)"
@@ -193,6 +225,7 @@ def main() -> None:
         floor_cc, _ = write_floor(
             dynamodb, config.directory_table, floor_items, "bench-floor-cc", ReturnConsumedCapacity="TOTAL"
         )
+        forget_district(stack, "bench-floor-cc", len(floor_items))
         del floor_items
         print(
             f"  write floor asking ReturnConsumedCapacity=TOTAL as the sync does: {floor_cc:.1f}s; "
@@ -207,12 +240,9 @@ def main() -> None:
 
         traced: dict[str, dict[str, Any]] = {}
         if not args.no_memory:
-            traced_district = "bench-traced"
+            traced_district = "bench-traced"  # another district id, the same roster
             set_up(traced_district)
-            seconds3, _, report3 = sync("traced full sync", traced_district, memory=True)
-            traced = step_figures(last["output"], last["invocations"], last["meters"], report3, last["plan"])
-            print(f"\ntraced full sync (another district id, the same roster): {seconds3:.1f}s (tracemalloc on)")
-            print_steps("peak memory per step (traced; times are tracemalloc's, not the step's)", traced, memory=True)
+            traced = traced_sync(traced_district)
         if args.json:
             args.json.write_text(
                 json.dumps(
@@ -237,11 +267,34 @@ def main() -> None:
             from bench_events import one_percent_nights
 
             one_percent_nights(workdir, simulator, state, sync, stack)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"\npeak memory (RSS of this process: the embedded AWS, simulator and every Lambda): {peak:,.0f} MiB")
+        print(
+            f"\npeak memory (RSS of this process: the embedded AWS, simulator and every Lambda): "
+            f"{_peak_rss_mib():,.0f} MiB"
+        )
     finally:
         simulator.stop()
         stack.stop()
+
+
+def warm_up(folder: Path, stack: Any, sync: Any) -> None:
+    """Sync a 30-student Clever district of its own first, untraced, so that the traced sync's invocations
+    find their functions' modules imported and their role sessions made, as on a warm Lambda (in the
+    whole benchmark the timed syncs have done that)."""
+    from rostersync_tools.local.simulator import ProviderSimulator
+    from rostersync_tools.local.synthetic import product_for, set_up_district, write_synthetic_clever_district
+
+    write_synthetic_clever_district(folder, students=30)
+    simulator = ProviderSimulator(folder, token="warm-token").start()  # noqa: S106
+    try:
+        product = product_for(folder, "bench-warm-up", "Warm-up District", provider="clever")
+        set_up_district(product, "clever", simulator.base_url, "warm-token", 10_000, stack=stack.stack_name)
+        sync("warm-up sync", "bench-warm-up")
+    finally:
+        simulator.stop()
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 STEPS = (
@@ -413,6 +466,17 @@ def write_floor(dynamodb: Any, table: str, records: list[Any], district: str, **
             ]
             dynamodb.batch_write_item(RequestItems={table: batch}, **extra)
     return time.perf_counter() - begun, counter.requests[table]
+
+
+def forget_district(stack: Any, district: str, written: int) -> None:
+    """Drop a write floor's copy of the district (``written`` items) from the embedded directory table, once
+    timed."""
+    from rostersync.directory.keys import COLLECTIONS, SHARDS, partition_key
+
+    keys = [partition_key(district, collection, shard) for collection in COLLECTIONS for shard in range(SHARDS)]
+    dropped = stack.forget_partitions("DirectoryTable", keys)
+    if dropped != written:
+        raise SystemExit(f"the floor wrote {written:,} items under {district} but {dropped:,} were found to drop")
 
 
 def measure_read_floor(dynamodb: Any, table: str, district: str, simulator: Any) -> tuple[float, int, int]:

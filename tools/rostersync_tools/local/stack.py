@@ -36,7 +36,7 @@ import time
 import traceback
 import tracemalloc
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -141,7 +141,7 @@ class Invocation:
 
     function: str
     seconds: float
-    peak_bytes: int = 0  # the highest traced allocations above where the invocation started
+    peak_bytes: int = 0  # the highest of what the invocation allocated and had not yet freed
     retained_bytes: int = 0  # still allocated when it ended (mostly moto's copy of what it wrote)
 
 
@@ -149,11 +149,14 @@ class InvocationRecorder:
     """Records every Lambda invocation the stack runs while active (the benchmark's per-step figures).
 
     With ``memory=True`` each invocation runs under ``tracemalloc``, one at a time (the tracer is
-    process-wide, so concurrent Map children would mix), and records its peak above the allocations
-    that existed when it started. The embedded AWS runs in the same process: what moto allocates while
-    serving the invocation (the items and objects it stores) is traced too; ``retained_bytes`` says how
-    much of that was still held at the end. Tracing slows Python down several times: times from a
-    traced run are not the step's times.
+    process-wide, so concurrent Map children would mix): the tracer starts when the invocation starts and
+    stops when it ends, so it sees only what is allocated meanwhile, and records the peak of that (blocks
+    the invocation frees that were allocated before it started do not lower it). The embedded AWS runs in
+    the same process: what moto allocates while serving the invocation (the items and objects it stores)
+    is traced too; ``retained_bytes`` says how much of that was still held at the end. Stopping the tracer
+    after each invocation forgets its traces: tracemalloc's own table holds one invocation's blocks, not
+    every block the embedded AWS has stored (which a 100,000-student district's sync could not afford).
+    Tracing slows Python down several times: times from a traced run are not the step's times.
     """
 
     def __init__(self, memory: bool = False) -> None:
@@ -167,14 +170,12 @@ class InvocationRecorder:
             # as a Lambda's process has them.
             self._gc_threshold = gc.get_threshold()
             gc.set_threshold(*(_GC_THRESHOLD_BEFORE[0] if _GC_THRESHOLD_BEFORE else self._gc_threshold))
-            tracemalloc.start()
         _INVOCATION_RECORDERS.append(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
         _INVOCATION_RECORDERS.remove(self)
         if self.memory:
-            tracemalloc.stop()
             gc.set_threshold(*self._gc_threshold)
 
     def add(self, function: str, seconds: float, peak: int = 0, retained: int = 0) -> None:
@@ -182,12 +183,14 @@ class InvocationRecorder:
             self.invocations.append(Invocation(function, seconds, peak, retained))
 
     def traced(self, function: LocalFunction, event: Any) -> tuple[str, bool]:
-        start, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        begun = time.perf_counter()
-        answer = function._invoke(event, None)
-        current, peak = tracemalloc.get_traced_memory()
-        self.add(function.name, time.perf_counter() - begun, max(0, peak - start), max(0, current - start))
+        tracemalloc.start()
+        try:
+            begun = time.perf_counter()
+            answer = function._invoke(event, None)
+            current, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        self.add(function.name, time.perf_counter() - begun, peak, current)
         return answer
 
 
@@ -2306,6 +2309,23 @@ class EmbeddedStack:
 
         held = dynamodb_backends[ACCOUNT][REGION].tables
         return all(name in held for name in self.tables.values())
+
+    def forget_partitions(self, logical_id: str, partition_keys: Iterable[str]) -> int:
+        """Drop every item under these partition keys from one of the stack's tables, at once and with no
+        request; how many went. Benchmark housekeeping, not an AWS operation (AWS would take a
+        DeleteRequest an item): a write floor's copy of a district is only timed, and at 100,000 students
+        each copy is a million items of this process's heap that the rest of the run needs back."""
+        from moto.dynamodb.models import dynamodb_backends
+
+        table = dynamodb_backends[ACCOUNT][REGION].tables[self.tables[logical_id]]
+        wanted = set(partition_keys)
+        dropped = 0
+        for hash_value in [key for key in table.items if key.value in wanted]:
+            held = table.items.pop(hash_value)
+            dropped += len(held) if table.range_key_attr else 1
+        with _WRITE_GENERATION_LOCK:  # the index groups (``_items_under_index_key``) are made again
+            table.__dict__["_rostersync_writes"] = table.__dict__.get("_rostersync_writes", 0) + 1
+        return dropped
 
     def stop(self) -> None:
         global _ROUTER
