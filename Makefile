@@ -73,10 +73,11 @@ lint: install
 bench: install
 	$(BIN)/python bench/bench_sync.py --students $(STUDENTS) --provider $(PROVIDER)
 
-## bench-scale: the benchmark at each of SIZES="10000 100000" students (a process each); per step, time and
-## peak memory per record and the ratio largest/smallest (100k may need over 15 GiB: check `free -g`)
+## bench-scale: the benchmark at each of SIZES="10000 100000" students (a timed and a traced process each);
+## per step, time and peak memory per record and the ratio largest/smallest; RESULTS=dir keeps each run's
+## figures (100k: see docs/SCALE.md for the memory and time it took)
 bench-scale: install
-	$(BIN)/python bench/bench_scale.py --sizes $(SIZES) --provider $(PROVIDER)
+	$(BIN)/python bench/bench_scale.py --sizes $(SIZES) --provider $(PROVIDER) $(if $(RESULTS),--results $(RESULTS))
 
 ## bench-map: the sync's Upsert Map over NYC's 2,000 chunks on the embedded stack (`make test` runs 200)
 bench-map: install

@@ -1,6 +1,7 @@
 """Benchmark at several sizes: how each step's time and peak memory grow with the district.
 
     python bench/bench_scale.py --sizes 10000 100000 [--provider clever] [--side-by-side]
+                                [--results DIR [--print-only]]
     (make bench-scale; SIZES="10000 100000" to change them)
 
 Runs ``bench_sync.py`` twice per size, each in a process of its own (the embedded AWS keeps everything in
@@ -39,46 +40,55 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--provider", default="clever")
     parser.add_argument("--side-by-side", action="store_true", help="run a size's timed and traced runs at once")
+    parser.add_argument(
+        "--results", type=Path, help="keep each run's figures and output here (SIZE-timed.json, SIZE-traced.log…)"
+    )
+    parser.add_argument(
+        "--print-only", action="store_true", help="run nothing: print the table from the runs kept in --results"
+    )
     args = parser.parse_args()
-    here = Path(__file__).resolve().parent
-    results = []
+    if args.print_only and not args.results:
+        parser.error("--print-only needs --results")
     with tempfile.TemporaryDirectory(prefix="rostersync-bench-scale-") as scratch:
+        folder = args.results or Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
         for size in sorted(args.sizes):
-            partitions = match_partitions(size)
-            print(f"=== {size:,} students, MatchPartitions {partitions} ===", flush=True)
-            runs = {}
-            for kind, flag in (("timed", "--no-memory"), ("traced", "--memory-only")):
-                out = Path(scratch) / f"{size}-{kind}.json"
-                command = [
-                    sys.executable,
-                    str(here / "bench_sync.py"),
-                    "--students",
-                    str(size),
-                    "--provider",
-                    args.provider,
-                    "--match-partitions",
-                    str(partitions),
-                    "--no-events",
-                    flag,
-                    "--json",
-                    str(out),
-                ]
-                log = (Path(scratch) / f"{size}-{kind}.log").open("w") if args.side_by_side else None
-                runs[kind] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), out, log)  # noqa: S603
-                if not args.side_by_side:
-                    _finish(*runs[kind])
-            if args.side_by_side:
-                for process, out, log in runs.values():
-                    _finish(process, out, log)
-                    print(Path(log.name).read_text(), flush=True)
-            result = json.loads(runs["timed"][1].read_text())
-            result["memory"] = json.loads(runs["traced"][1].read_text())["memory"]
-            result["match_partitions"] = partitions
-            results.append(result)
-    print_scale(results)
+            if not args.print_only:
+                run_size(size, args.provider, args.side_by_side, folder)
+        print_scale([read_size(size, folder) for size in sorted(args.sizes)])
 
 
-def _finish(process: subprocess.Popen, out: Path, log: object) -> None:
+def run_size(size: int, provider: str, side_by_side: bool, folder: Path) -> None:
+    """The timed and the traced run of one size, in a process each; their figures in ``folder``."""
+    partitions = match_partitions(size)
+    print(f"=== {size:,} students, MatchPartitions {partitions} ===", flush=True)
+    runs = []
+    for kind, flag in (("timed", "--no-memory"), ("traced", "--memory-only")):
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve().parent / "bench_sync.py"),
+            *("--students", str(size), "--provider", provider, "--match-partitions", str(partitions)),
+            *("--no-events", flag, "--json", str(folder / f"{size}-{kind}.json")),
+        ]
+        log = (folder / f"{size}-{kind}.log").open("w") if side_by_side else None
+        runs.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log))  # noqa: S603
+        if not side_by_side:
+            _finish(*runs[-1])
+    if side_by_side:
+        for process, log in runs:
+            _finish(process, log)
+            print(Path(log.name).read_text(), flush=True)
+
+
+def read_size(size: int, folder: Path) -> dict:
+    """One size's figures: the timed run's, with the traced run's peak memory per step."""
+    result = json.loads((folder / f"{size}-timed.json").read_text())
+    result["memory"] = json.loads((folder / f"{size}-traced.json").read_text())["memory"]
+    result["match_partitions"] = match_partitions(size)
+    return result
+
+
+def _finish(process: subprocess.Popen, log: object) -> None:
     if process.wait() != 0:
         raise SystemExit(f"{' '.join(map(str, process.args))} failed ({process.returncode})")
     if log is not None:
