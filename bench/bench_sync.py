@@ -13,7 +13,10 @@ invocations, the longest invocation, records in and out; the unchanged re-sync's
 ratio to the read floor (a plain paginated Query of every directory item of the district plus a plain read
 of every roster page, measured in the same run); the write floor again, asking ``ReturnConsumedCapacity=
 TOTAL`` as every request of the sync does (the stack computes the units from the items, AWS server side),
-and the full sync's ratio to it; the runs' counted cost (report.json's ``cost``). Then,
+and the full sync's ratio to it; the write floor a third time, from as many threads as Upsert's Map sends
+from (its ``MaxConcurrency`` chunks × ``IO_THREADS`` each: on AWS each chunk is a Lambda of its own, here
+all of them share one process and its interpreter lock), and the ratio to that; the runs' counted cost
+(report.json's ``cost``). Then,
 unless ``--no-memory``, a second full sync of the same roster under another district id with every Lambda
 invocation traced (``InvocationRecorder(memory=True)``: tracemalloc around each invocation, one at a time)
 prints each step's peak memory: the highest of what the invocation allocated and had not freed yet.
@@ -227,10 +230,21 @@ def main() -> None:
             dynamodb, config.directory_table, floor_items, "bench-floor-cc", ReturnConsumedCapacity="TOTAL"
         )
         forget_district(stack, "bench-floor-cc", len(floor_items))
-        del floor_items
         print(
             f"  write floor asking ReturnConsumedCapacity=TOTAL as the sync does: {floor_cc:.1f}s; "
             f"full sync / that floor: {seconds / floor_cc:.2f}x"
+        )
+        # And from as many threads as Upsert's Map sends from (chunks side by side × each one's IO threads):
+        # on AWS each chunk is a Lambda of its own, on the stack every one of them shares this process.
+        chunks_at_once, io_threads = upsert_concurrency(stack)
+        floor_threads = write_floor_threaded(
+            config.directory_table, floor_items, "bench-floor-threads", chunks_at_once, io_threads
+        )
+        forget_district(stack, "bench-floor-threads", len(floor_items))
+        del floor_items
+        print(
+            f"  write floor from {chunks_at_once} × {io_threads} threads, as Upsert's Map sends, asking "
+            f"ReturnConsumedCapacity: {floor_threads:.1f}s; full sync / that floor: {seconds / floor_threads:.2f}x"
         )
         print_steps(
             "unchanged re-sync, per step",
@@ -253,6 +267,7 @@ def main() -> None:
                         "written": written,
                         "write_floor_seconds": floor,
                         "write_floor_capacity_seconds": floor_cc,
+                        "write_floor_threads_seconds": floor_threads,
                         "resync_seconds": seconds2,
                         "resync_writes": writes2,
                         "read_floor_seconds": read_floor,
@@ -467,6 +482,52 @@ def write_floor(dynamodb: Any, table: str, records: list[Any], district: str, **
             ]
             dynamodb.batch_write_item(RequestItems={table: batch}, **extra)
     return time.perf_counter() - begun, counter.requests[table]
+
+
+def upsert_concurrency(stack: Any) -> tuple[int, int]:
+    """Upsert's Map's MaxConcurrency (chunks at once) in the state machine, and each chunk's IO threads."""
+    from rostersync.config import runtime_config
+
+    definition = json.loads((Path(stack.template_path).parent / "statemachine" / "sync.asl.json").read_text())
+    (upsert,) = (
+        state
+        for state in _states(definition)
+        if state.get("Type") == "Map"
+        and any("UpsertChunk" in str(inner.get("Resource")) for inner in _states(state["ItemProcessor"]))
+    )
+    return int(upsert["MaxConcurrency"]), runtime_config().io_threads
+
+
+def _states(definition: dict[str, Any]) -> Any:
+    for state in (definition.get("States") or {}).values():
+        yield state
+        for inner in ("ItemProcessor", "Iterator"):
+            if isinstance(state.get(inner), dict):
+                yield from _states(state[inner])
+        for branch in state.get("Branches") or []:
+            yield from _states(branch)
+
+
+def write_floor_threaded(table: str, records: list[Any], district: str, chunks: int, threads: int) -> float:
+    """Seconds to write ``records`` under ``district`` as Upsert's Map would send them: ``chunks`` clients
+    side by side, each writing its share 25 items a request from ``threads`` threads, asking for the
+    consumed capacity."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rostersync import aws
+    from rostersync.directory.repository import _to_item
+
+    batches = [records[start : start + 25] for start in range(0, len(records), 25)]
+    clients = [aws.client("dynamodb") for _ in range(max(1, chunks))]
+
+    def send(n: int) -> None:
+        items = [{"PutRequest": {"Item": _to_item(record.to_item(district))}} for record in batches[n]]
+        clients[n % len(clients)].batch_write_item(RequestItems={table: items}, ReturnConsumedCapacity="TOTAL")
+
+    begun = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=max(1, chunks) * max(1, threads)) as pool:
+        list(pool.map(send, range(len(batches))))
+    return time.perf_counter() - begun
 
 
 def forget_district(stack: Any, district: str, written: int) -> None:
