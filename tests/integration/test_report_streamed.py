@@ -90,10 +90,10 @@ def test_a_file_that_fails_midway_is_aborted(s3: Any) -> None:
     store = RunStore(s3, BUCKET, "d-1", "r-2")
     sink = store.report_sink(PART)
 
-    def broken(ref: str) -> bytes:
+    def broken(ref: str) -> list[bytes]:
         if any(upload.part_sizes for upload in sink.uploads):
             raise ConnectionError("S3 went away")
-        return gzip.decompress(s3.get_object(Bucket=BUCKET, Key=ref)["Body"].read())
+        return [gzip.decompress(s3.get_object(Bucket=BUCKET, Key=ref)["Body"].read())]
 
     sink.read_segment = broken  # type: ignore[method-assign]
 
@@ -153,8 +153,8 @@ class _DiskSink:
         (self.folder / name).write_bytes(body)
         return name
 
-    def read_segment(self, ref: str) -> bytes:
-        return (self.folder / ref).read_bytes()
+    def read_segment(self, ref: str) -> list[bytes]:
+        return [(self.folder / ref).read_bytes()]
 
     def discard_segments(self, refs: list[str]) -> None:
         for ref in refs:

@@ -277,8 +277,8 @@ class _FolderSink(MemorySink):
         (self.folder / name).write_bytes(body)
         return name
 
-    def read_segment(self, ref: str) -> bytes:
-        return (self.folder / ref).read_bytes()
+    def read_segment(self, ref: str) -> list[bytes]:
+        return [(self.folder / ref).read_bytes()]
 
 
 LINES = 20_000  # ~1.9 MB of CSV; held as ReportLines they would take ~26 MB

@@ -50,7 +50,7 @@ class RuntimeConfig(BaseSettings):
     # The report's CSVs are streamed to S3 in parts of this size (S3 refuses parts under 5 MiB but the last),
     # and wait in memory up to report_buffer_bytes in all before a group of rows is set aside in S3.
     report_part_bytes: int = Field(default=8 << 20, ge=5 << 20, le=5 << 30, validation_alias="REPORT_PART_BYTES")
-    report_buffer_bytes: int = Field(default=32 << 20, ge=1 << 16, validation_alias="REPORT_BUFFER_BYTES")
+    report_buffer_bytes: int = Field(default=8 << 20, ge=1 << 16, validation_alias="REPORT_BUFFER_BYTES")
     # The stack's own EventBridge bus, where every run's end is announced (rostersync.lifecycle.announce).
     event_bus_name: str = Field(default="default", validation_alias="EVENT_BUS_NAME")
     # The SES identity notification emails are sent from (only NotifyAdmins is given it).

@@ -209,13 +209,16 @@ class MultipartUpload:
         self._parts: list[dict[str, Any]] = []
         self.part_sizes: list[int] = []
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self._buffer += data
         while len(self._buffer) >= self._part_bytes:
-            self._send(bytes(self._buffer[: self._part_bytes]))
-            del self._buffer[: self._part_bytes]
+            # The buffer is sent as the part itself, not copied: what follows the part (less than a piece
+            # of the caller's, usually) starts the next buffer.
+            part, self._buffer = self._buffer, self._buffer[self._part_bytes :]
+            del part[self._part_bytes :]
+            self._send(part)
 
-    def _send(self, body: bytes) -> None:
+    def _send(self, body: bytes | bytearray) -> None:
         if self._upload_id is None:
             created = self._s3.create_multipart_upload(Bucket=self.bucket, Key=self.key, ContentType=self._content_type)
             self._upload_id = str(created["UploadId"])
@@ -229,12 +232,10 @@ class MultipartUpload:
     def complete(self) -> str:
         """Send what is left and finish the object; return its key."""
         if self._upload_id is None:
-            self._s3.put_object(
-                Bucket=self.bucket, Key=self.key, Body=bytes(self._buffer), ContentType=self._content_type
-            )
+            self._s3.put_object(Bucket=self.bucket, Key=self.key, Body=self._buffer, ContentType=self._content_type)
         else:
             if self._buffer:
-                self._send(bytes(self._buffer))
+                self._send(self._buffer)
             self._s3.complete_multipart_upload(
                 Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}
             )
@@ -249,6 +250,9 @@ class MultipartUpload:
             self._s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=upload_id)
 
 
+SEGMENT_PIECE_BYTES = 1 << 20
+
+
 class S3ReportSink:
     """The report's CSV files in S3 (``reports.writer.ReportSink``): each file a ``MultipartUpload`` under
     ``report/``; rows that wait for their file are gzipped segments under ``report/segments/``, deleted
@@ -261,16 +265,22 @@ class S3ReportSink:
         self._part_bytes = part_bytes
         self.uploads: list[MultipartUpload] = []
 
-    def put_segment(self, name: str, body: bytes) -> str:
+    def put_segment(self, name: str, body: bytes | bytearray) -> str:
         return self._store.put_bytes(
             f"{self.SEGMENTS}{name}.csv.gz", gzip.compress(body, compresslevel=1), "application/gzip"
         )
 
-    def read_segment(self, ref: str) -> bytes:
+    def read_segment(self, ref: str) -> Iterator[bytes]:
         if not self._store.owns(ref):
             raise ValueError("a report reads only its own run's segments")
-        body = self._store.s3.get_object(Bucket=self._store.bucket, Key=ref)["Body"].read()
-        return gzip.decompress(body)
+        return self._pieces(self._store.s3.get_object(Bucket=self._store.bucket, Key=ref)["Body"].read())
+
+    @staticmethod
+    def _pieces(body: bytes) -> Iterator[bytes]:
+        """The rows of a gzipped segment, a piece at a time: the segment is never held unzipped whole."""
+        with gzip.GzipFile(fileobj=io.BytesIO(body)) as rows:
+            while piece := rows.read(SEGMENT_PIECE_BYTES):
+                yield piece
 
     def discard_segments(self, refs: list[str]) -> None:
         # One DeleteObject each (free on S3): IAM allows DeleteObject on report/segments/ alone, which a

@@ -114,7 +114,7 @@ def render_json(report: SyncReport) -> bytes:
 class ReportUpload(Protocol):
     """One file being written, front to back."""
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes | memoryview) -> None: ...
 
     def complete(self) -> Any: ...
 
@@ -124,9 +124,11 @@ class ReportUpload(Protocol):
 class ReportSink(Protocol):
     """Where the CSV files go: finished files, and the segments rows wait in until their file is written."""
 
-    def put_segment(self, name: str, body: bytes) -> str: ...
+    def put_segment(self, name: str, body: bytes | bytearray) -> str: ...
 
-    def read_segment(self, ref: str) -> bytes: ...
+    def read_segment(self, ref: str) -> Iterable[bytes]:
+        """The segment's rows, a piece at a time (a sink need not hold a whole segment to hand it back)."""
+        ...
 
     def discard_segments(self, refs: list[str]) -> None: ...
 
@@ -137,7 +139,7 @@ class _MemoryUpload:
     def __init__(self) -> None:
         self.body = io.BytesIO()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self.body.write(data)
 
     def complete(self) -> io.BytesIO:
@@ -154,12 +156,12 @@ class MemorySink:
     def __init__(self) -> None:
         self.segments: dict[str, bytes] = {}
 
-    def put_segment(self, name: str, body: bytes) -> str:
-        self.segments[name] = body
+    def put_segment(self, name: str, body: bytes | bytearray) -> str:
+        self.segments[name] = bytes(body)
         return name
 
-    def read_segment(self, ref: str) -> bytes:
-        return self.segments[ref]
+    def read_segment(self, ref: str) -> Iterable[bytes]:
+        return (self.segments[ref],)
 
     def discard_segments(self, refs: list[str]) -> None:
         for ref in refs:
@@ -179,6 +181,17 @@ class _Group:
         self.segments: list[str] = []
 
 
+# What a file is written in: a segment or a group's rows go to the upload a piece at a time, so the upload
+# holds at most a part and a piece beside them, not a second copy of them whole.
+WRITE_PIECE_BYTES = 1 << 20
+
+
+def _write_in_pieces(upload: ReportUpload, data: bytes | bytearray) -> None:
+    with memoryview(data) as view:
+        for start in range(0, len(view), WRITE_PIECE_BYTES):
+            upload.write(view[start : start + WRITE_PIECE_BYTES])
+
+
 class CsvReportWriter:
     """Stream report lines into one CSV per kind and every error into ``errors.csv``.
 
@@ -186,8 +199,9 @@ class CsvReportWriter:
     order. Rows wait in memory per file and action group, ``buffer_bytes`` in all: past that, the largest
     group is written to the sink as a segment (``put_segment``). ``finish`` writes each file front to
     back into the sink (``open_file``): its header, then each group's segments read back one at a time
-    and its buffered rest. Memory therefore holds at most ``buffer_bytes`` of rows and one segment,
-    whatever the number of lines; no temporary file is used. Only kinds that received a line get a file;
+    and its buffered rest. Memory therefore holds at most ``buffer_bytes`` of rows, a piece of a segment
+    (``read_segment`` hands it back a piece at a time) and what the upload holds (``MultipartUpload``: one
+    part), whatever the number of lines; no temporary file is used. Only kinds that received a line get a file;
     ``errors.csv`` is always written. A file that fails is aborted (``ReportUpload.abort``)::
 
         with CsvReportWriter(sink) as writer:
@@ -243,9 +257,8 @@ class CsvReportWriter:
             ((name, rank, group) for name, groups in self._groups.items() for rank, group in groups.items()),
             key=lambda entry: len(entry[2].buffer),
         )
-        ref = self._sink.put_segment(
-            f"{name.removesuffix('.csv')}-{rank:02d}-{len(group.segments):05d}", bytes(group.buffer)
-        )
+        # The buffer itself, not a copy of it: the group gets a new one below.
+        ref = self._sink.put_segment(f"{name.removesuffix('.csv')}-{rank:02d}-{len(group.segments):05d}", group.buffer)
         group.segments.append(ref)
         self.segments_written += 1
         self._buffered -= len(group.buffer)
@@ -334,8 +347,9 @@ class CsvReportWriter:
             for rank in sorted(groups):
                 group = groups[rank]
                 for ref in group.segments:
-                    upload.write(self._sink.read_segment(ref))
-                upload.write(bytes(group.buffer))
+                    for piece in self._sink.read_segment(ref):
+                        _write_in_pieces(upload, piece)
+                _write_in_pieces(upload, group.buffer)
                 self._buffered -= len(group.buffer)
                 group.buffer = bytearray()
             return upload.complete()
