@@ -41,7 +41,9 @@ class RuntimeConfig(BaseSettings):
     # read, or once less than the margin is left of its invocation's time (the next page and its retries
     # must fit). A connection's ``max_pages_per_slice`` overrides the page bound for its district.
     fetch_max_pages_per_slice: int = Field(default=1_000, ge=1, validation_alias="FETCH_MAX_PAGES_PER_SLICE")
-    fetch_slice_margin_seconds: float = Field(default=300.0, ge=0, validation_alias="FETCH_SLICE_MARGIN_SECONDS")
+    # 480 of the function's 900 s: a slice stops before half its time is spent (issue 10: no invocation
+    # above half of Lambda's limits), and a page and its retries fit in what is left.
+    fetch_slice_margin_seconds: float = Field(default=480.0, ge=0, validation_alias="FETCH_SLICE_MARGIN_SECONDS")
     # How long a report link (a SigV4 presigned URL) stays valid: an hour by default; SigV4 allows 7 days
     # at most. Reports hold children's data: a link forwarded by mistake should not stay open for long.
     report_link_seconds: int = Field(
