@@ -204,8 +204,13 @@ def test_the_fast_projected_query_pages_are_moto_s_own(
             "ExpressionAttributeValues": {":g": {"S": "2"}, ":x": {"S": "x"}},
         },
         {"ProjectionExpression": "sk, #f.grade, ids", "ExpressionAttributeNames": {"#f": "fields"}, "Limit": 11},
+        {
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :p)",
+            "ExpressionAttributeValues": {":p": {"S": "p-1"}},
+            "Limit": 4,
+        },
     ],
-    ids=["whole-items-over-the-1-mb-page", "limit-backwards", "filter", "nested-projection"],
+    ids=["whole-items-over-the-1-mb-page", "limit-backwards", "filter", "nested-projection", "sort-key-condition"],
 )
 def test_the_fast_whole_item_query_pages_are_moto_s_own(
     dynamodb: Any, directory_table: str, monkeypatch: pytest.MonkeyPatch, options: dict[str, Any]
@@ -861,3 +866,36 @@ def test_a_batch_write_naming_one_key_twice_is_refused_as_dynamodb_refuses_it(
     )
     assert dynamodb.get_item(TableName=directory_table, Key=key)["Item"] == key
     assert dynamodb.get_item(TableName=sync_state_table, Key=key)["Item"] == key
+
+
+def test_a_forward_query_page_starts_at_its_start_key_without_walking_the_partition(
+    dynamodb: Any, directory_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a partition of 600 items, read 50 a page
+    _install_fast_dynamodb_queries()
+    for start in range(0, 600, 25):
+        requests = [
+            {"PutRequest": {"Item": {"pk": {"S": "d9#enrollments#00"}, "sk": {"S": f"e-{n:04d}"}}}}
+            for n in range(start, start + 25)
+        ]
+        dynamodb.batch_write_item(RequestItems={directory_table: requests})
+    query = {
+        "TableName": directory_table,
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": "d9#enrollments#00"}},
+        "Limit": 50,
+    }
+    walked: list[None] = []
+    comes_before = Table._item_comes_before_dct
+    monkeypatch.setattr(Table, "_item_comes_before_dct", lambda *a, **k: walked.append(None) or comes_before(*a, **k))
+
+    # When the stack's Query pages through it
+    fast = _pages(dynamodb, "query", **query)
+
+    # Then no page walked the items before its start key (moto's own walks 50, 100, … 550 of them)
+    assert walked == []
+    # And the pages are moto's own
+    monkeypatch.setattr(Table, "query", Table._rostersync_generic_query)
+    assert fast == _pages(dynamodb, "query", **query)
+    assert walked, "moto's own Query walks up to each start key"
+    assert [item["sk"]["S"] for page, _ in fast for item in page] == [f"e-{n:04d}" for n in range(600)]
