@@ -1300,7 +1300,10 @@ def _install_fast_dynamodb_queries() -> None:
         key = getattr(_PARTITION_HINT, "key", None)
         if key is None:
             return generic_all_items(self)
-        if getattr(_PARTITION_HINT, "page_limit", None) is not None or getattr(_PARTITION_HINT, "after", None):
+        if (
+            getattr(_PARTITION_HINT, "page_limit", None) is not None
+            or getattr(_PARTITION_HINT, "after", None) is not None
+        ):
             return _partition_page(self, key, _PARTITION_HINT.after, _PARTITION_HINT.page_limit)
         partition = self.items[key] if key in self.items else {}
         return sorted(partition.values(), key=lambda item: item.range_key)
@@ -1418,15 +1421,19 @@ def _has_query_filter(kwargs: dict[str, Any]) -> bool:
 
 def _partition_in_order(table: Any, key: Any) -> tuple[list[Any], list[str]]:
     """A partition's items in sort-key order (string sort keys) and their sort keys, kept until the table is
-    next written (``_install_write_generation``)."""
+    next written (``_install_write_generation``): a write drops every partition's order, so none keeps an
+    item the table no longer holds."""
     written = table.__dict__.get("_rostersync_writes", 0)  # before the sort: a write during it is seen
-    orders = table.__dict__.setdefault("_rostersync_partition_order", {})
+    generation, orders = table.__dict__.get("_rostersync_partition_order", (None, {}))
+    if generation != written:
+        orders = {}
+        table.__dict__["_rostersync_partition_order"] = (written, orders)
     cached = orders.get(key)
-    if cached is None or cached[0] != written:
+    if cached is None:
         partition = table.items[key] if key in table.items else {}
         ordered = sorted(partition.values(), key=lambda item: item.range_key.value)
-        cached = orders[key] = (written, ordered, [item.range_key.value for item in ordered])
-    return cached[1], cached[2]
+        cached = orders[key] = (ordered, [item.range_key.value for item in ordered])
+    return cached
 
 
 def _partition_page(table: Any, key: Any, after: str | None, page_limit: tuple[int | None] | None) -> list[Any]:
