@@ -471,17 +471,21 @@ def sync_written_records(directory: Any, counts: dict[str, dict[str, int]]) -> l
 def write_floor(dynamodb: Any, table: str, records: list[Any], district: str, **extra: Any) -> tuple[float, int]:
     """Seconds to write ``records`` under ``district`` with BatchWriteItem, 25 a request, from one thread,
     each made into its item as Upsert makes it; and the write requests the server received."""
-    from rostersync.directory.repository import _to_item
     from rostersync_tools.local.stack import WriteRequestCounter
 
     begun = time.perf_counter()
     with WriteRequestCounter() as counter:
         for start in range(0, len(records), 25):
-            batch = [
-                {"PutRequest": {"Item": _to_item(record.to_item(district))}} for record in records[start : start + 25]
-            ]
-            dynamodb.batch_write_item(RequestItems={table: batch}, **extra)
+            dynamodb.batch_write_item(RequestItems={table: _floor_batch(records, start, district)}, **extra)
     return time.perf_counter() - begun, counter.requests[table]
+
+
+def _floor_batch(records: list[Any], start: int, district: str) -> list[dict[str, Any]]:
+    """One floor BatchWriteItem's puts: the 25 records from ``start``, each made into its item under
+    ``district`` as Upsert makes it."""
+    from rostersync.directory.repository import _to_item
+
+    return [{"PutRequest": {"Item": _to_item(record.to_item(district))}} for record in records[start : start + 25]]
 
 
 def upsert_concurrency(stack: Any) -> tuple[int, int]:
@@ -491,21 +495,10 @@ def upsert_concurrency(stack: Any) -> tuple[int, int]:
     definition = json.loads((Path(stack.template_path).parent / "statemachine" / "sync.asl.json").read_text())
     (upsert,) = (
         state
-        for state in _states(definition)
-        if state.get("Type") == "Map"
-        and any("UpsertChunk" in str(inner.get("Resource")) for inner in _states(state["ItemProcessor"]))
+        for state in definition["States"].values()
+        if state.get("Type") == "Map" and "UpsertChunk" in json.dumps(state["ItemProcessor"])
     )
     return int(upsert["MaxConcurrency"]), runtime_config().io_threads
-
-
-def _states(definition: dict[str, Any]) -> Any:
-    for state in (definition.get("States") or {}).values():
-        yield state
-        for inner in ("ItemProcessor", "Iterator"):
-            if isinstance(state.get(inner), dict):
-                yield from _states(state[inner])
-        for branch in state.get("Branches") or []:
-            yield from _states(branch)
 
 
 def write_floor_threaded(table: str, records: list[Any], district: str, chunks: int, threads: int) -> float:
@@ -515,18 +508,16 @@ def write_floor_threaded(table: str, records: list[Any], district: str, chunks: 
     from concurrent.futures import ThreadPoolExecutor
 
     from rostersync import aws
-    from rostersync.directory.repository import _to_item
 
-    batches = [records[start : start + 25] for start in range(0, len(records), 25)]
     clients = [aws.client("dynamodb") for _ in range(max(1, chunks))]
 
-    def send(n: int) -> None:
-        items = [{"PutRequest": {"Item": _to_item(record.to_item(district))}} for record in batches[n]]
-        clients[n % len(clients)].batch_write_item(RequestItems={table: items}, ReturnConsumedCapacity="TOTAL")
+    def send(start: int) -> None:
+        batch = {table: _floor_batch(records, start, district)}
+        clients[start // 25 % len(clients)].batch_write_item(RequestItems=batch, ReturnConsumedCapacity="TOTAL")
 
     begun = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, chunks) * max(1, threads)) as pool:
-        list(pool.map(send, range(len(batches))))
+        list(pool.map(send, range(0, len(records), 25)))
     return time.perf_counter() - begun
 
 

@@ -1478,6 +1478,12 @@ def _install_write_generation() -> None:
 _WRITE_GENERATION_LOCK = threading.Lock()
 
 
+def _bump_write_generation(table: Any) -> None:
+    """Count one write to a moto table: what it keeps grouped or in order is made again before it is used."""
+    with _WRITE_GENERATION_LOCK:
+        table.__dict__["_rostersync_writes"] = table.__dict__.get("_rostersync_writes", 0) + 1
+
+
 def _the_table_itself(table: Any, *args: Any, **kwargs: Any) -> list[Any]:
     return [table]
 
@@ -1504,8 +1510,7 @@ def _bumping(method: Any, tables_written: Callable[..., list[Any]]) -> Any:
         finally:
             for table in tables_written(self, *args, **kwargs):
                 if table is not None:
-                    with _WRITE_GENERATION_LOCK:
-                        table.__dict__["_rostersync_writes"] = table.__dict__.get("_rostersync_writes", 0) + 1
+                    _bump_write_generation(table)
 
     written._rostersync_bumps = True  # type: ignore[attr-defined]
     return written
@@ -2387,8 +2392,7 @@ class EmbeddedStack:
         for hash_value in [key for key in table.items if key.value in wanted]:
             held = table.items.pop(hash_value)
             dropped += len(held) if table.range_key_attr else 1
-        with _WRITE_GENERATION_LOCK:  # the index groups (``_items_under_index_key``) are made again
-            table.__dict__["_rostersync_writes"] = table.__dict__.get("_rostersync_writes", 0) + 1
+        _bump_write_generation(table)  # the index groups and partition orders are made again
         return dropped
 
     def stop(self) -> None:
