@@ -41,7 +41,9 @@ def main() -> None:
     parser.add_argument("--provider", default="clever")
     parser.add_argument("--side-by-side", action="store_true", help="run a size's timed and traced runs at once")
     parser.add_argument(
-        "--results", type=Path, help="keep each run's figures and output here (SIZE-timed.json, SIZE-traced.log…)"
+        "--results",
+        type=Path,
+        help="keep each run's figures here (SIZE-timed.json, SIZE-traced.json; side by side, its output too)",
     )
     parser.add_argument(
         "--print-only", action="store_true", help="run nothing: print the table from the runs kept in --results"
@@ -84,7 +86,6 @@ def read_size(size: int, folder: Path) -> dict:
     """One size's figures: the timed run's, with the traced run's peak memory per step."""
     result = json.loads((folder / f"{size}-timed.json").read_text())
     result["memory"] = json.loads((folder / f"{size}-traced.json").read_text())["memory"]
-    result["match_partitions"] = match_partitions(size)
     return result
 
 
