@@ -603,12 +603,26 @@ class ProviderSimulator:
 
 
 def _load(dataset_dir: Path | None, name: str) -> list[Any]:
+    """A Clever list as Clever serves it: sorted by ascending id ("Elements are returned sorted with ascending
+    IDs", Clever's paging documentation). A recorded list with an item that has no id (a broken export a test
+    plays) is served in its recorded order."""
     if dataset_dir is None or not (dataset_dir / f"{name}.json").is_file():
         return []
     body = json.loads((dataset_dir / f"{name}.json").read_text(encoding="utf-8"))
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
         raise ValueError(f"{dataset_dir / f'{name}.json'} is not a Clever list response (no data list)")
-    return body["data"]
+    items: list[Any] = body["data"]
+    ids = [_item_id(item) for item in items]
+    if all(ids):
+        order = sorted(range(len(items)), key=ids.__getitem__)
+        items = [items[i] for i in order]
+    return items
+
+
+def _item_id(item: Any) -> str:
+    data = item.get("data") if isinstance(item, dict) else None
+    record_id = data.get("id") if isinstance(data, dict) else None
+    return record_id if isinstance(record_id, str) else ""
 
 
 def _index(items: list[Any]) -> _Endpoint:

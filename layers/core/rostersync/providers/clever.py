@@ -8,7 +8,6 @@ canonical records. The mapping functions work on plain dicts, so they are tested
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from typing import Any
@@ -41,6 +40,7 @@ from rostersync.providers.http import (
     send_with_retries,
     unreadable_page,
 )
+from rostersync.providers.seen_ids import SeenIds, id_key
 
 logger = logging.getLogger(__name__)
 
@@ -304,8 +304,6 @@ _USER_ROLES = {
     "contact": Role.GUARDIAN,
 }
 
-_OBJECT_ID = re.compile(r"[0-9a-f]{24}")
-
 
 def names_by_id(items: Iterable[Any]) -> dict[str, str]:
     """Map ids to names for a small list such as terms or courses; unusable items are left out."""
@@ -323,7 +321,7 @@ def names_by_id(items: Iterable[Any]) -> dict[str, str]:
     return names
 
 
-def map_schools(items: Iterable[Any], seen: set[int | str] | None = None, start: int = 1) -> Iterator[SnapshotItem]:
+def map_schools(items: Iterable[Any], seen: SeenIds | None = None, start: int = 1) -> Iterator[SnapshotItem]:
     """Turn Clever school list items into ``SchoolRecord``s (``seen``, ``start``: see ``map_users``)."""
     for entry in _unique_records(items, "school", lambda _data: Kind.SCHOOLS, seen, start):
         if isinstance(entry, RecordError):
@@ -337,7 +335,7 @@ def map_sections(
     items: Iterable[Any],
     courses: Mapping[str, str],
     terms: Mapping[str, str],
-    seen: set[int | str] | None = None,
+    seen: SeenIds | None = None,
     start: int = 1,
 ) -> Iterator[SnapshotItem]:
     """Turn Clever section list items into a ``ClassroomRecord`` each, followed by its enrollments.
@@ -361,11 +359,11 @@ def map_sections(
         yield from _mapped(Kind.CLASSROOMS, section_id, "section", data, build)
 
 
-def map_users(items: Iterable[Any], seen: set[int | str] | None = None, start: int = 1) -> Iterator[SnapshotItem]:
+def map_users(items: Iterable[Any], seen: SeenIds | None = None, start: int = 1) -> Iterator[SnapshotItem]:
     """Turn Clever user list items into ``PersonRecord``s and, for contacts, ``GuardianLinkRecord``s.
 
     ``items`` may be one part of the list (a slice of its pages): ``seen`` then holds the ids of the
-    parts before it (``id_key``; the ids of this part are added) and ``start`` is the position of its
+    parts before it (``SeenIds``; the ids of this part are added) and ``start`` is the position of its
     first item in the whole list, so duplicates and positions are what the whole list gives.
     """
     for entry in _unique_records(items, "user", _user_kind, seen, start):
@@ -397,12 +395,12 @@ def _unique_records(
     items: Iterable[Any],
     noun: str,
     kind_of: Callable[[dict[str, Any]], Kind],
-    seen: set[int | str] | None = None,
+    seen: SeenIds | None = None,
     start: int = 1,
 ) -> Iterator[tuple[str, dict[str, Any]] | RecordError]:
     """Unwrap list items to (id, data); report items without data or id, and repeated ids."""
-    # Holds every id of the endpoint (the price of catching duplicates); see id_key for its size.
-    seen = set() if seen is None else seen
+    # Holds every id of the list (the price of catching duplicates): 12 bytes an id, see SeenIds.
+    seen = SeenIds() if seen is None else seen
     for position, item in enumerate(items, start=start):
         data = item.get("data") if isinstance(item, dict) else None
         if not isinstance(data, dict):
@@ -430,15 +428,6 @@ def _unique_records(
             continue
         seen.add(key)
         yield record_id, data
-
-
-def id_key(record_id: str) -> int | str:
-    """A compact, exact key for the duplicate check.
-
-    Clever ids are 24 lower-case hex digits; as an int one takes half the memory of the string, which
-    counts for a district with millions of users. Other ids stay strings (an int never equals a str).
-    """
-    return int(record_id, 16) if _OBJECT_ID.fullmatch(record_id) else record_id
 
 
 def _mapped(

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import gzip
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -50,7 +49,6 @@ from rostersync.providers.clever import (
     CleverClient,
     CleverProvider,
     _page_errors,
-    id_key,
     map_schools,
     map_sections,
     map_users,
@@ -67,6 +65,7 @@ from rostersync.providers.oneroster_rest import (
     now_cursor,
 )
 from rostersync.providers.registry import build_provider, provider_name
+from rostersync.providers.seen_ids import SeenIds
 from rostersync.settings import LimitSettings, SyncSettings
 from rostersync.steps.context import DistrictContext
 from rostersync.storage import ChunkWriter, RunStore, download_bundle
@@ -384,23 +383,11 @@ def _snapshot_collection(item: Any, limits: LimitSettings) -> tuple[str, Any]:
 
 # The Clever lists a slice maps, and how. Courses and terms are only names (read when assembling);
 # sections are mapped with their course and term ids, which the assembly names (``name_classroom``).
-_CLEVER_MAPPERS: dict[str, Callable[[Iterable[Any], set[int | str], int], Iterator[SnapshotItem]]] = {
+_CLEVER_MAPPERS: dict[str, Callable[[Iterable[Any], SeenIds, int], Iterator[SnapshotItem]]] = {
     "schools": lambda items, seen, start: map_schools(items, seen, start),
     "sections": lambda items, seen, start: map_sections(items, IDS_AS_NAMES, IDS_AS_NAMES, seen, start),
     "users": lambda items, seen, start: map_users(items, seen, start),
 }
-
-
-class _RecordingSet(set[int | str]):
-    """The ids seen in the list's earlier slices, noting the ones this slice adds."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.added: list[int | str] = []
-
-    def add(self, key: int | str) -> None:
-        super().add(key)
-        self.added.append(key)
 
 
 class _SliceMapping:
@@ -408,7 +395,8 @@ class _SliceMapping:
     (``fetch/<list>/mapped/sNNNNN-<collection>-MMMMM.ndjson.gz``).
 
     The duplicate check and the positions in report lines carry over from the list's earlier slices
-    (their ids, ``fetch/<list>/mapped/sNNNNN-ids.txt.gz``, and the count of items before this slice), so the
+    (their ids, ``fetch/<list>/mapped/sNNNNN-ids.bin.gz``: ``SeenIds``, 12 bytes an id; and the count of
+    items before this slice), so the
     slices together give what the list mapped whole gives. Classrooms keep their course and term ids,
     and their size limit is checked once they are named (the assembly).
     """
@@ -422,11 +410,13 @@ class _SliceMapping:
         self._limits = LimitSettings.model_validate(plan.get("limits") or {})
         self._size = size
         self._writers: dict[str, ChunkWriter] = {}
-        self._seen = _RecordingSet()
+        self._seen = SeenIds()
         for key in checkpoint.get("seen", []):
             if store.owns(key):
-                body = gzip.decompress(store.s3.get_object(Bucket=store.bucket, Key=key)["Body"].read())
-                set.update(self._seen, (id_key(line) for line in body.decode("utf-8").splitlines() if line))
+                body = store.s3.get_object(Bucket=store.bucket, Key=key)["Body"].read()
+                # a run begun before the ids were written as columns wrote them one per line
+                (self._seen.load_lines if key.endswith(".txt.gz") else self._seen.load)(body)
+                del body
         self._start = int(checkpoint["records"]) + 1
         self.seen_key = ""
 
@@ -452,9 +442,8 @@ class _SliceMapping:
     def close(self, more_slices: bool) -> dict[str, dict[str, Any]]:
         """Flush the chunks; with slices still to come, write this slice's ids for their duplicate check."""
         if more_slices and self._seen.added:
-            lines = "".join(f"{key:024x}\n" if isinstance(key, int) else f"{key}\n" for key in self._seen.added)
             self.seen_key = self._store.put_bytes(
-                f"{self._name}-ids.txt.gz", gzip.compress(lines.encode("utf-8"), compresslevel=5), "application/gzip"
+                f"{self._name}-ids.bin.gz", self._seen.slice_bytes(), "application/gzip"
             )
         return {c: {"keys": w.close(), "count": w.count} for c, w in self._writers.items()}
 
