@@ -1,7 +1,8 @@
 """Benchmark: a full sync of a synthetic district on the embedded stack, then an unchanged re-sync.
 
     python bench/bench_sync.py --students 20000 [--provider clever|oneroster-csv|oneroster-rest]
-                               [--no-memory | --memory-only] [--no-events] [--match-partitions N]
+                               [--no-memory | --memory-only [--trace-steps STEP...]] [--no-events]
+                               [--match-partitions N]
                                [--json FILE]
     (make bench; STUDENTS=… and PROVIDER=… to change them)
 
@@ -58,9 +59,17 @@ def main() -> None:
     parser.add_argument(
         "--match-partitions", type=int, help="the stack's MatchPartitions (a divisor of 64; the template's default)"
     )
+    parser.add_argument(
+        "--trace-steps",
+        nargs="+",
+        choices=STEPS,
+        help="with --memory-only: trace only these steps' invocations (the others run untraced, at full speed)",
+    )
     parser.add_argument("--no-events", action="store_true", help="skip the 1 %%-change nights")
     parser.add_argument("--json", type=Path, help="write the per-step figures here (make bench-scale)")
     args = parser.parse_args()
+    if args.trace_steps and not args.memory_only:
+        parser.error("--trace-steps needs --memory-only")
     for name in ("werkzeug", "moto", "botocore", "urllib3"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
@@ -137,7 +146,9 @@ def main() -> None:
         last: dict[str, Any] = {}
 
         def sync(label: str, district: str = district_id, memory: bool = False) -> tuple[float, int, dict]:
-            with WriteRequestCounter() as counter, InvocationRecorder(memory=memory) as recorder:
+            wanted = set(args.trace_steps or STEPS)
+            traces = None if args.trace_steps is None else (lambda function: step_of(function) in wanted)
+            with WriteRequestCounter() as counter, InvocationRecorder(memory=memory, traces=traces) as recorder:
                 begun = time.perf_counter()
                 description = stack.wait(begin_sync(district), timeout=6 * 3600)
                 seconds = time.perf_counter() - begun

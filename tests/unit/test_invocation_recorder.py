@@ -63,3 +63,12 @@ def test_a_second_invocation_is_measured_from_nothing_whatever_the_first_kept() 
     # the first's kept megabyte is not in the second's figures
     assert [round(i.peak_bytes / MiB) for i in recorder.invocations] == [5, 5]
     assert [round(i.retained_bytes / MiB) for i in recorder.invocations] == [1, 1]
+
+
+def test_a_recorder_told_which_functions_to_trace_traces_only_those() -> None:
+    # bench_sync --trace-steps: the other steps run untraced, at full speed
+    fetch_only = InvocationRecorder(memory=True, traces=lambda name: "FetchRoster" in name)
+    assert fetch_only.traces("rostersync-FetchRoster-abc")
+    assert not fetch_only.traces("rostersync-UpsertChunk-abc")
+    assert InvocationRecorder(memory=True).traces("rostersync-UpsertChunk-abc")
+    assert not InvocationRecorder(memory=False, traces=lambda name: True).traces("rostersync-FetchRoster-abc")

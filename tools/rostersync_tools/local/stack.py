@@ -101,7 +101,7 @@ class LocalFunction:
     def invoke(self, event: Any) -> tuple[str, bool]:
         """Run the handler like Lambda does: JSON in, JSON out, an exception becomes a function error."""
         recorder = _INVOCATION_RECORDERS[-1] if _INVOCATION_RECORDERS else None
-        if recorder is not None and recorder.memory:
+        if recorder is not None and recorder.traces(self.name):
             with _TRACED:  # tracemalloc is process-wide: one traced invocation at a time
                 return recorder.traced(self, event)
         return self._invoke(event, recorder)
@@ -159,8 +159,10 @@ class InvocationRecorder:
     Tracing slows Python down several times: times from a traced run are not the step's times.
     """
 
-    def __init__(self, memory: bool = False) -> None:
+    def __init__(self, memory: bool = False, traces: Callable[[str], bool] | None = None) -> None:
         self.memory = memory
+        # which functions' invocations are traced (by function name); None: every one
+        self._traces = traces
         self.invocations: list[Invocation] = []
         self._lock = threading.Lock()
 
@@ -177,6 +179,10 @@ class InvocationRecorder:
         _INVOCATION_RECORDERS.remove(self)
         if self.memory:
             gc.set_threshold(*self._gc_threshold)
+
+    def traces(self, function: str) -> bool:
+        """Whether an invocation of ``function`` runs traced (untraced ones are timed only, and run at once)."""
+        return self.memory and (self._traces is None or self._traces(function))
 
     def add(self, function: str, seconds: float, peak: int = 0, retained: int = 0) -> None:
         with self._lock:
