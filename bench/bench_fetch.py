@@ -1,13 +1,17 @@
 """Benchmark: Fetch's phases for a synthetic Clever district, mapping in the slices vs in the assembly.
 
     python bench/bench_fetch.py --students 5000 [--page-limit 10000] [--max-pages-per-slice 1000]
+                                [--answer-seconds 0]
 
 Runs Fetch's three phases in this process against the embedded stack's S3 and DynamoDB and the provider
 simulator (no state machine, no Match): the plan, every slice of every list, then the assembly, twice
 for the same roster — once as an older plan reads it (the slices keep the pages, the assembly maps every
 record) and once as this code plans it (each slice maps what it read, the assembly combines). Prints each
 phase's seconds, the records the snapshot holds, records/s of the assembly and of the users slices, and
-checks that both snapshots hold the same records.
+checks that both snapshots hold the same records. ``--answer-seconds`` has the simulator wait that long
+before each answer, as Clever across the internet does: a slice asks for its next page while it maps this
+one (``read_ahead``), so the users slices then take about the longer of the answers and the mapping, not
+their sum.
 
 Times include moto serving S3 in the same process: compare the two runs with each other.
 """
@@ -29,6 +33,7 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=5_000)
     parser.add_argument("--page-limit", type=int, default=10_000)
     parser.add_argument("--max-pages-per-slice", type=int, default=1_000)
+    parser.add_argument("--answer-seconds", type=float, default=0.0, help="the simulator's wait before each answer")
     args = parser.parse_args()
     for name in ("werkzeug", "moto", "botocore", "urllib3", "rostersync", "aws_lambda_powertools"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -45,7 +50,7 @@ def main() -> None:
     sizes = write_synthetic_clever_district(workdir, students=args.students)
     print(f"synthetic district: {args.students:,} students, {sizes['users']:,} users, {sizes['sections']:,} sections")
     stack = EmbeddedStack(parameters={"LogLevel": "WARNING"}).start()
-    simulator = ProviderSimulator(workdir, token="bench-token").start()  # noqa: S106
+    simulator = ProviderSimulator(workdir, token="bench-token", answer_seconds=args.answer_seconds).start()  # noqa: S106
     try:
         config = runtime_config()
         s3 = aws.client("s3")
@@ -110,6 +115,7 @@ def main() -> None:
                 "assemble": assemble_seconds,
                 "records": records,
                 "users_items": users["records"],
+                "users_pages": users["pages"],
                 "users_mapped": sum(chunks["count"] for entry in users.get("mapped", []) for chunks in entry.values()),
                 "mapped": {
                     name: sum(chunks["count"] for entry in cp.get("mapped", []) for chunks in entry.values())
@@ -136,6 +142,12 @@ def main() -> None:
             f"{now['users_mapped']:,} records and errors mapped; {now['users_items'] / now['slices']['users']:,.0f} "
             f"users/s read and mapped (read only: {before['users_items'] / before['slices']['users']:,.0f}/s)"
         )
+        if args.answer_seconds:
+            print(
+                f"users list: {now['users_pages']} pages × {args.answer_seconds:g} s the provider waits = "
+                f"{now['users_pages'] * args.answer_seconds:.1f} s of answers; read only "
+                f"{before['slices']['users']:.2f} s, read and mapped {now['slices']['users']:.2f} s"
+            )
         for name in ("schools", "sections", "users"):
             print(
                 f"{name} slices: {now['slice_count'][name]} slice(s), {now['mapped'][name]:,} records and errors "

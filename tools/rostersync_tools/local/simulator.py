@@ -119,6 +119,9 @@ class ProviderSimulator:
     max_page_size
         Send at most this many OneRoster records a page whatever ``limit`` asks for, as servers that cap
         the page size do; ``None`` honours any limit.
+    answer_seconds
+        Seconds each request waits before it is answered, as a provider across the internet takes to
+        build and send a page (benchmarks: ``bench/bench_read_ahead.py``); 0 answers at once.
     """
 
     def __init__(
@@ -136,6 +139,7 @@ class ProviderSimulator:
         ignore_offset: bool = False,
         send_total_count: bool = True,
         max_page_size: int | None = None,
+        answer_seconds: float = 0.0,
     ) -> None:
         if oneroster_auth not in AUTH_MODES:
             raise ValueError(f"oneroster_auth must be one of {', '.join(AUTH_MODES)}, not {oneroster_auth!r}")
@@ -148,6 +152,7 @@ class ProviderSimulator:
         self.ignore_offset = ignore_offset
         self.send_total_count = send_total_count
         self.max_page_size = max_page_size
+        self.answer_seconds = answer_seconds
         self._clock = clock
         self._port = port
         self._lock = threading.Lock()
@@ -303,6 +308,8 @@ class ProviderSimulator:
         ``host`` is the request's Host header (OAuth 1 signatures cover it); ``body`` a POST's form.
         """
         arrived = self._clock()
+        if self.answer_seconds > 0:
+            time.sleep(self.answer_seconds)  # a benchmark's provider across the internet (real time, no clock)
         answered = self._answer(request_path, authorization, method=method, host=host, body=body)
         with self._lock:
             self._request_times.append((arrived, urlsplit(request_path).path, answered[0]))

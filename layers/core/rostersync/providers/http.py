@@ -4,22 +4,25 @@ Both REST clients (Clever and OneRoster) retry the same failures the same way: a
 5xx or a 429 is tried again after a backoff (or the wait a 429 asks for), up to ``RetryPolicy``'s
 attempts. What a refused or rejected request means is the client's business, so the first other
 answer is handed back as it came; the wording of the final error is the client's too. A page that
-arrives but cannot be read stops its list the same way in both (``unreadable_page``).
+arrives but cannot be read stops its list the same way in both (``unreadable_page``). A list read in
+slices asks for its next page while it handles this one (``read_ahead``).
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 
 import requests
 
 from rostersync.errors import ProviderUnavailableError
-from rostersync.providers.base import FetchOutcome, RetryPolicy
+from rostersync.providers.base import FetchOutcome, ListPage, RetryPolicy
 
 # Failures worth another attempt: the request never got a complete answer.
 TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
@@ -163,3 +166,33 @@ def finite_number(value: object) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) else None
+
+
+def read_ahead(pages: Iterator[ListPage], going_on: Callable[[ListPage], bool]) -> Iterator[ListPage]:
+    """The pages of ``pages``, the next one already asked for while the caller handles this one.
+
+    A list's reader spends each page waiting for the provider's answer, then mapping and writing what came.
+    Here the request for page n + 1 is sent (from one thread of its own, the only one that advances
+    ``pages``: its pacing and retries are unchanged) as soon as page n has arrived, so the provider answers
+    while the caller maps. ``going_on(page)`` is asked as each page arrives, before it is handed over:
+    False ends the read after that page (the slice's page bound or its time margin), and nothing more is
+    asked of the provider. So at most one request is in flight and two pages are in memory. The request
+    runs in the caller's context (its ``metering`` counts it), and what it raises is raised to the caller.
+    """
+    context = contextvars.copy_context()
+
+    def ask() -> ListPage | None:
+        return context.run(next, pages, None)
+
+    try:
+        # Stopped early (the caller's error), the pool's shutdown waits for the request in flight; its page
+        # is dropped.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
+            pending: Future[ListPage | None] | None = pool.submit(ask)
+            while pending is not None and (page := pending.result()) is not None:
+                pending = pool.submit(ask) if page.next is not None and going_on(page) else None
+                yield page
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()

@@ -38,7 +38,7 @@ from rostersync.domain.records import (
 from rostersync.errors import BadInputError
 from rostersync.incremental import IncrementalState, RunStoreMirror, run_kind
 from rostersync.observability import logger
-from rostersync.providers.base import FetchOutcome, RetryPolicy, RosterProvider
+from rostersync.providers.base import FetchOutcome, ListPage, RetryPolicy, RosterProvider
 from rostersync.providers.clever import (
     COURSES_PATH,
     IDS_AS_NAMES,
@@ -56,7 +56,7 @@ from rostersync.providers.clever import (
     names_by_id,
 )
 from rostersync.providers.clever_events import CleverIncrementalProvider
-from rostersync.providers.http import RequestPacer, unreadable_page
+from rostersync.providers.http import RequestPacer, read_ahead, unreadable_page
 from rostersync.providers.oneroster_mapping import COLLECTIONS as ONEROSTER_COLLECTIONS
 from rostersync.providers.oneroster_rest import (
     OneRosterRestProvider,
@@ -295,10 +295,16 @@ def read_fetch_slice(
     read = 0
     problems: list[str] = []
 
+    def going_on(page: ListPage) -> bool:
+        """Asked as a page arrives: whether the slice reads on after it (else the next slice starts at its
+        next link: a page boundary). The next page is asked for meanwhile (``read_ahead``)."""
+        return read + 1 < max_pages and (remaining_ms is None or remaining_ms() >= margin_ms)
+
     def items() -> Iterator[Any]:
-        """The slice's items, page by page as they are read (one page in memory), written as sent."""
+        """The slice's items, page by page as they are read (two pages in memory: this one and the next,
+        on its way), written as sent."""
         nonlocal read, cursor
-        for page in pages:
+        for page in read_ahead(pages, going_on):
             for item in page.items:
                 writer.write(item)
                 yield item
@@ -306,10 +312,6 @@ def read_fetch_slice(
             cursor = page.next
             if page.problem:
                 problems.append(page.problem)
-            if cursor is None:
-                break
-            if read >= max_pages or (remaining_ms is not None and remaining_ms() < margin_ms):
-                break  # a page boundary: the next slice starts at ``cursor``
 
     mapping = _SliceMapping.for_list(
         plan,
