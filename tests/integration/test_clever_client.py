@@ -298,3 +298,17 @@ def test_switching_dataset_serves_the_new_snapshot(simulator, retry, tmp_path):
     # Then only that user is served, and absent files are empty lists
     assert list(client.iter_records("/v3.0/users")) == [user]
     assert list(client.iter_records("/v3.0/schools")) == []
+
+
+def test_the_simulator_serves_a_list_in_ascending_ids_as_clever_does(tmp_path: Path) -> None:
+    """Clever: "Elements are returned sorted with ascending IDs" (its paging documentation). The duplicate
+    check's compact ids (``SeenIds``) rely on it for their size, not their answers."""
+    ids = ["5e0000000000000000000003", "5e0000000000000000000001", "5e0000000000000000000002"]
+    (tmp_path / "users.json").write_text(
+        json.dumps({"data": [{"data": {"id": i, "roles": {"student": {}}}} for i in ids]}), encoding="utf-8"
+    )
+    with ProviderSimulator(tmp_path, token=TOKEN) as simulator:
+        client = CleverClient(simulator.base_url, TOKEN, page_limit=2)
+        pages = list(client.iter_pages("/v3.0/users"))
+    assert [item["data"]["id"] for page in pages for item in page.items] == sorted(ids)
+    assert len(pages) == 2
