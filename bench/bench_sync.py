@@ -99,7 +99,7 @@ def main() -> None:
     parameters = {"LogLevel": "WARNING"}
     if args.match_partitions:
         parameters["MatchPartitions"] = str(args.match_partitions)
-    stack = EmbeddedStack(parameters=parameters).start()
+    stack = EmbeddedStack(parameters=parameters, s3_bodies_on_disk=True).start()
     served = workdir if args.provider == "clever" else bundle
     simulator = ProviderSimulator(served, token="bench-token").start()  # noqa: S106
     try:

@@ -43,7 +43,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 from rostersync_tools import REPO_ROOT
-from rostersync_tools.local import in_process
+from rostersync_tools.local import in_process, s3_on_disk
 from rostersync_tools.local.iam import StackIam, checked_app, install_access_control, sam_roles
 from rostersync_tools.local.template import Resolver, load_template
 
@@ -2238,6 +2238,7 @@ class EmbeddedStack:
         parameters: dict[str, str] | None = None,
         check_iam: bool = True,
         retry_wait_scale: float = 1.0,
+        s3_bodies_on_disk: bool = False,
     ):
         self.template_path = template_path or REPO_ROOT / "template.yaml"
         self.root = self.template_path.parent
@@ -2251,6 +2252,8 @@ class EmbeddedStack:
         # The state machines' Retry waits are waited this many times over: 1.0 as on AWS (the demo, the
         # benchmarks); tests pass 0, so a retried state is retried at once (``RETRY_WAITS`` records each).
         self.retry_wait_scale = retry_wait_scale
+        # S3 objects' bodies in files, not in this process's memory (the benchmarks: ``local.s3_on_disk``)
+        self.s3_bodies_on_disk = s3_bodies_on_disk
         self.tables: dict[str, str] = {}  # logical id → table name
         self.buckets: dict[str, str] = {}  # logical id → bucket name
         self.router = EventRouter(self.rules, self._start_execution, self._invoke_function)
@@ -2293,6 +2296,8 @@ class EmbeddedStack:
 
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
         install_speed_only_patches()
+        if self.s3_bodies_on_disk:
+            s3_on_disk.install()
         _install_lambda_dispatch()
         _install_state_payload_limit()
         _install_shared_state_machine_clients()
