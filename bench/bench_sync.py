@@ -21,9 +21,11 @@ all of them share one process and its interpreter lock), and the ratio to that; 
 unless ``--no-memory``, a second full sync of the same roster under another district id with every Lambda
 invocation traced (``InvocationRecorder(memory=True)``: tracemalloc around each invocation, one at a time)
 prints each step's peak memory: the highest of what the invocation allocated and had not freed yet.
-tracemalloc traces the whole process, so what moto allocates while it serves the invocation (the items and
-objects it stores) is in the peak too; ``retained`` is how much of it was still held when the invocation
-ended. ``--memory-only`` runs nothing but that traced sync, in a stack of its own: ``make bench-scale``
+tracemalloc traces the whole process, so what moto allocates while it serves the invocation (the DynamoDB
+items it stores) is in the peak too; ``retained`` is how much of it was still held when the invocation
+ended. The stack keeps S3 objects' bodies in files (``EmbeddedStack(s3_bodies_on_disk=True)``), so those
+are not. ``--memory-only`` runs nothing but that traced sync, in a stack of its own (``--trace-steps``:
+only some steps' invocations traced, the others at full speed): ``make bench-scale``
 runs it in a process beside the timed one, since one process cannot hold a 100,000-student district's
 timed syncs, floors and traced copy at once. Each write floor's copy of the district is dropped from the
 embedded table once timed (``EmbeddedStack.forget_partitions``), for the same reason. For Clever, two

@@ -121,7 +121,7 @@ class ProviderSimulator:
         the page size do; ``None`` honours any limit.
     answer_seconds
         Seconds each request waits before it is answered, as a provider across the internet takes to
-        build and send a page (benchmarks: ``bench/bench_read_ahead.py``); 0 answers at once.
+        build and send a page (``bench/bench_fetch.py --answer-seconds``); 0 answers at once.
     """
 
     def __init__(
