@@ -130,22 +130,20 @@ class SeenIds:
                     if key not in self:
                         self.add(key)
                 del high, low
-            for line in unzipped:
-                if text := line.decode("utf-8").rstrip("\n"):
-                    key = id_key(text)
-                    if key not in self:
-                        self.add(key)
-        self._mark = len(self._high)
-        self._added_apart = []
+            self._add_lines(unzipped)
 
     def load_lines(self, body: bytes) -> None:
         """Add the ids of an earlier slice written one per line (``sNNNNN-ids.txt.gz``, before ``slice_bytes``)."""
         with gzip.GzipFile(fileobj=io.BytesIO(body), mode="rb") as unzipped:
-            for line in unzipped:
-                if text := line.decode("utf-8").rstrip("\n"):
-                    key = id_key(text)
-                    if key not in self:
-                        self.add(key)
+            self._add_lines(unzipped)
+
+    def _add_lines(self, lines: gzip.GzipFile) -> None:
+        """Add one id per line (an ObjectId as its hex digits); what was loaded is an earlier slice's."""
+        for line in lines:
+            if text := line.decode("utf-8").rstrip("\n"):
+                key = id_key(text)
+                if key not in self:
+                    self.add(key)
         self._mark = len(self._high)
         self._added_apart = []
 
