@@ -69,6 +69,28 @@ def test_losing_the_plan_disables_sync_and_takes_the_district_off_the_schedule(
     assert len(lifecycle.history()) == 4
 
 
+def test_whoever_reads_the_switch_off_finds_the_district_off_the_schedule(
+    dynamodb: Any, sync_state_table: str, state: SyncStateRepository
+) -> None:
+    """``rostersync disable`` returns once the switch reads off: the schedule must be off by then (the
+    switch used to be written first, and the end-to-end lifecycle test saw a next run after it)."""
+    schedules = ScheduleRepository(dynamodb, sync_state_table)
+    lifecycle = DistrictLifecycle(state, schedules)
+    lifecycle.mark_enabled("r-1", "u-1", NOW)
+    schedules.put("d-1", NOW + timedelta(hours=20), NOW)
+    next_run_when_switched: list[Any] = []
+    put_item = state.put_item
+
+    def watching(key: str, item: dict[str, Any]) -> Any:
+        if key == "ENABLED" and item.get("enabled") is False:
+            next_run_when_switched.append(schedules.get("d-1").next_run_at)
+        return put_item(key, item)
+
+    state.put_item = watching  # type: ignore[method-assign]
+    assert lifecycle.disable("u-2", "contract ended", NOW + timedelta(hours=1))
+    assert next_run_when_switched == [None]
+
+
 def test_before_images_are_written_once_and_read_back(dynamodb: Any, directory_table: str, s3: Any) -> None:
     store = RunStore(s3, "sync", "d-1", "r-1")
     directory = DirectoryRepository(dynamodb, directory_table, "d-1")

@@ -97,6 +97,9 @@ class DistrictLifecycle:
         if current is None or not current.get("enabled", True):
             return False
         at = _at(now)
+        # Off the schedule first, then the switch: whoever reads the switch off (the CLI waits for it) finds
+        # no next run either. A retried event finds the switch still on and does both again.
+        self.schedules.unschedule(self.district_id, now or datetime.now(UTC))
         self.state.put_item(
             "ENABLED",
             {
@@ -107,6 +110,5 @@ class DistrictLifecycle:
                 "disabled_reason": reason or "disabled by the product",
             },
         )
-        self.schedules.unschedule(self.district_id, now or datetime.now(UTC))
         self.record("disabled", by, now, reason=reason or None)
         return True
