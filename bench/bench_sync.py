@@ -147,9 +147,10 @@ def main() -> None:
 
         last: dict[str, Any] = {}
 
+        wanted = set(args.trace_steps or STEPS)
+        traces = None if args.trace_steps is None else (lambda function: step_of(function) in wanted)
+
         def sync(label: str, district: str = district_id, memory: bool = False) -> tuple[float, int, dict]:
-            wanted = set(args.trace_steps or STEPS)
-            traces = None if args.trace_steps is None else (lambda function: step_of(function) in wanted)
             with WriteRequestCounter() as counter, InvocationRecorder(memory=memory, traces=traces) as recorder:
                 begun = time.perf_counter()
                 description = stack.wait(begin_sync(district), timeout=6 * 3600)

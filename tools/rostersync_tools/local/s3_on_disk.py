@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -82,9 +83,7 @@ class BodyOnDisk:
 
     def pieces(self) -> Iterator[bytes]:
         """The body from its start, a piece at a time."""
-        with open(self._file(), "rb") as file:
-            while piece := file.read(_PIECE):
-                yield piece
+        return _file_pieces(self._file())
 
     def detach(self) -> str:
         """Hand over the body's file (it is no longer this body's to remove); the body is closed."""
@@ -101,10 +100,8 @@ class BodyOnDisk:
     def close(self) -> None:
         with self._lock:
             if self._path is not None:
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     os.unlink(self._path)
-                except FileNotFoundError:
-                    pass
                 self._path = None
 
 
@@ -130,10 +127,14 @@ class JoinedParts:
             if isinstance(source, bytes):  # a part written before ``install``
                 yield source
                 continue
-            with open(source, "rb") as file:
-                while piece := file.read(_PIECE):
-                    yield piece
+            yield from _file_pieces(source)
             os.unlink(source)
+
+
+def _file_pieces(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as file:
+        while piece := file.read(_PIECE):
+            yield piece
 
 
 class _RunningChecksum:
