@@ -137,15 +137,25 @@ class RunStore:
 
     def read_ndjson(self, key: str) -> Iterator[dict[str, Any]]:
         """Stream the objects of one gzipped NDJSON chunk."""
+        for line in self.read_ndjson_lines(key):
+            yield json.loads(line)
+
+    def read_ndjson_lines(self, key: str) -> Iterator[bytes]:
+        """Stream the lines of one gzipped NDJSON chunk, unparsed (for a reader that parses and validates
+        in one pass: pydantic's ``validate_json``)."""
         body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
         with gzip.GzipFile(fileobj=io.BytesIO(body.read())) as lines:
             for line in lines:
                 if line.strip():
-                    yield json.loads(line)
+                    yield line
 
     def read_all(self, keys: Iterable[str]) -> Iterator[dict[str, Any]]:
         for key in keys:
             yield from self.read_ndjson(key)
+
+    def read_all_lines(self, keys: Iterable[str]) -> Iterator[bytes]:
+        for key in keys:
+            yield from self.read_ndjson_lines(key)
 
     def chunk_writer(self, name: str, records_per_chunk: int) -> ChunkWriter:
         return ChunkWriter(self, name, records_per_chunk)
@@ -164,7 +174,11 @@ class ChunkWriter:
 
     def write(self, record: BaseModel | dict[str, Any]) -> None:
         data = record.model_dump(mode="json") if isinstance(record, BaseModel) else record
-        self._buffer.append(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+        self.write_line(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+    def write_line(self, line: bytes) -> None:
+        """Append one record already serialised as a line of JSON (no newline in it)."""
+        self._buffer.append(line)
         self.count += 1
         if len(self._buffer) >= self._limit:
             self._flush()
@@ -172,7 +186,7 @@ class ChunkWriter:
     def _flush(self) -> None:
         if not self._buffer:
             return
-        body = gzip.compress(b"\n".join(self._buffer) + b"\n", compresslevel=5)
+        body = gzip.compress(b"\n".join(self._buffer) + b"\n", compresslevel=1)
         name = f"{self._name}-{len(self.keys):05d}.ndjson.gz"
         self.keys.append(self._store.put_bytes(name, body, "application/x-ndjson"))
         self._buffer = []

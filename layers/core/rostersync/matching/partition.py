@@ -14,12 +14,14 @@ whole flow in memory, which is how the tests hold it to the single pass.
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import TypeAdapter
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from rostersync.directory.keys import COLLECTION_OF_KIND, PAIR_COLLECTIONS
 from rostersync.directory.repository import IndexEntry
@@ -125,10 +127,48 @@ def partition_planner(
 
 
 class PairSink(Protocol):
-    """Where the people phase routes one partition's enrollments and guardian links: an S3 chunk writer in
-    the Lambda step (``steps.match``), a list in memory (``plan_partitioned``)."""
+    """Where the people phase routes one partition's enrollments and guardian links, each a line of
+    ``encode_routed``: an S3 chunk writer in the Lambda step (``steps.match``), a list in memory
+    (``plan_partitioned``)."""
 
-    def write(self, row: dict[str, Any], /) -> Any: ...
+    def write_line(self, line: bytes, /) -> Any: ...
+
+
+class _RoutedRow(TypedDict):
+    collection: str
+    context: dict[str, Any]
+    record: RosterRecord
+
+
+_routed_row = TypeAdapter(_RoutedRow)
+
+
+def encode_routed(collection: str, record: RosterRecord, context: dict[str, Any]) -> bytes:
+    """One routed enrollment or guardian link as a line of JSON: ``{"collection", "context", "record"}``,
+    the collection first (a reader picks one collection's lines by their start, unparsed), the record
+    serialised by pydantic (as ``model_dump(mode="json")`` would give it)."""
+    context_json = json.dumps(context, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return b"".join(
+        (
+            b'{"collection":"',
+            collection.encode(),
+            b'","context":',
+            context_json,
+            b',"record":',
+            record.model_dump_json().encode(),
+            b"}",
+        )
+    )
+
+
+def routed_pairs(lines: Iterable[bytes], collection: str) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """A partition's routed lines (``encode_routed``) of one collection, as (record, context): the other
+    collection's lines are passed over unparsed, each line is parsed and validated in one pass."""
+    start = b'{"collection":"' + collection.encode() + b'"'
+    for line in lines:
+        if line.startswith(start):
+            row = _routed_row.validate_json(line)
+            yield row["record"], row["context"]
 
 
 def plan_people_and_route_pairs(
@@ -155,23 +195,9 @@ def plan_people_and_route_pairs(
     planner.plan_people_phase(records)
     for collection in PAIR_COLLECTIONS:
         for record in records(collection):
-            partitions[partition_of(record.provider_id, len(partitions))].write(
-                {
-                    "collection": collection,
-                    "record": record.model_dump(mode="json"),
-                    "context": planner.pair_context(record),
-                }
+            partitions[partition_of(record.provider_id, len(partitions))].write_line(
+                encode_routed(collection, record, planner.pair_context(record))
             )
-
-
-_record = TypeAdapter(RosterRecord)
-
-
-def routed_pairs(rows: Iterable[dict[str, Any]], collection: str) -> Iterator[tuple[Any, dict[str, Any]]]:
-    """A partition's routed rows of one collection, as (record, context)."""
-    for row in rows:
-        if row["collection"] == collection:
-            yield _record.validate_python(row["record"]), row["context"]
 
 
 def with_contexts(planner: SyncPlanner, routed: Iterable[tuple[Any, dict[str, Any]]]) -> Iterable[Any]:
@@ -257,11 +283,11 @@ def settle_deferred_guardians(
 # -- the whole flow in memory ----------------------------------------------------------------------
 
 
-class _RoutedPairs(list[dict[str, Any]]):
-    """One partition's routed enrollments and guardian links, in memory."""
+class _RoutedPairs(list[bytes]):
+    """One partition's routed enrollments and guardian links, in memory, as the lines S3 would hold."""
 
-    def write(self, row: dict[str, Any], /) -> None:
-        self.append(row)
+    def write_line(self, line: bytes, /) -> None:
+        self.append(line)
 
 
 @dataclass
@@ -378,6 +404,7 @@ __all__ = [
     "people_facts",
     "plan_partitioned",
     "plan_people_and_route_pairs",
+    "encode_routed",
     "routed_pairs",
     "settle_deferred_guardians",
 ]

@@ -35,6 +35,7 @@ from rostersync.matching.partition import (
     partition_planner,
     people_facts,
     plan_people_and_route_pairs,
+    routed_pairs,
     settle_deferred_guardians,
     with_contexts,
 )
@@ -317,8 +318,8 @@ class _PlanningPhase:
         )
 
         def records(collection: str) -> Iterator[Any]:
-            for data in store.read_all(manifest.get(collection, [])):
-                yield _record.validate_python(data)
+            for line in store.read_all_lines(manifest.get(collection, [])):
+                yield _record.validate_json(line)  # parsed and validated in one pass
 
         return cls(planner, writes, lines, errors, before_images, records)
 
@@ -605,9 +606,7 @@ def match_partition(request: MatchPartitionRequest) -> None:
             planner.mark_seen(COLLECTION_OF_KIND[error.kind], error.provider_id)
 
     def routed(collection: str) -> Iterator[tuple[Any, dict[str, Any]]]:
-        for data in store.read_all(people["pairs_keys"][p]):
-            if data["collection"] == collection:
-                yield _record.validate_python(data["record"]), data["context"]
+        return routed_pairs(store.read_all_lines(people["pairs_keys"][p]), collection)
 
     planner.plan_enrollments(with_contexts(planner, routed("enrollments")))
     planner.plan_guardian_links(with_contexts(planner, routed("guardian_links")))
