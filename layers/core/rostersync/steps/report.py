@@ -80,8 +80,8 @@ def failure_reason(error: StepError) -> str:
 
 
 def _lines(store: RunStore, keys: list[str]) -> Iterator[ReportLine]:
-    for data in store.read_all(keys):
-        yield ReportLine.model_validate(data)
+    for line in store.read_all_lines(keys):
+        yield ReportLine.model_validate_json(line)  # parsed and validated in one pass
 
 
 def _limits(ctx: DistrictContext, version: int) -> LimitSettings:
