@@ -9,6 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 from pydantic import TypeAdapter
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from rostersync import aws
 from rostersync.contracts import (
@@ -51,6 +52,14 @@ from rostersync.storage import ChunkWriter
 _record = TypeAdapter(RosterRecord)
 
 
+class _ProviderId(TypedDict):
+    provider_id: str
+
+
+# A snapshot record's provider id alone: pydantic parses the line without building the rest of it.
+_provider_id = TypeAdapter(_ProviderId)
+
+
 def _rekey_indexes(
     ctx: DistrictContext, provider: str, index: dict[str, Any], manifest: dict[str, list[str]], delta: bool
 ) -> tuple[CandidateIndex | None, dict[str, list[IndexEntry]] | None]:
@@ -66,7 +75,11 @@ def _rekey_indexes(
         managed = {pid for pid, e in entries.items() if e.managed_by_sync and e.status == "active"}
         if not managed:
             continue
-        roster = {str(data["provider_id"]) for name in snapshot for data in ctx.store.read_all(manifest.get(name, []))}
+        roster = {
+            _provider_id.validate_json(line)["provider_id"]
+            for name in snapshot
+            for line in ctx.store.read_all_lines(manifest.get(name, []))
+        }
         change = id_change(managed, roster, set(entries))
         if not change.is_rekey():
             continue
