@@ -536,17 +536,6 @@ class SyncPlanner:
         digest = content_hash(fields)
         self._seen[collection].add(provider_id)
         record_id = entry.id if entry else synced_record_id(self.district_id, collection, self.provider, provider_id)
-        provider_ids = {**(entry.provider_ids if entry else {}), self.provider: provider_id}
-        record = DirectoryRecord(
-            id=record_id,
-            kind=kind,
-            status="active",
-            managed_by_sync=True,
-            provider_ids=provider_ids,
-            fields=fields,
-            content_hash=digest,
-            parent_id=parent_id,
-        )
         if kind is Kind.CLASSROOMS or collection == "people":
             if len(self._names) < NAMES_KEPT:
                 self._names[record_id] = fields.get("name") or name
@@ -577,6 +566,16 @@ class SyncPlanner:
         if op is None:
             self.summary.counts[kind]["unchanged"] += 1
             return record_id
+        record = DirectoryRecord(
+            id=record_id,
+            kind=kind,
+            status="active",
+            managed_by_sync=True,
+            provider_ids={**(entry.provider_ids if entry else {}), self.provider: provider_id},
+            fields=fields,
+            content_hash=digest,
+            parent_id=parent_id,
+        )
         self._write(PlannedWrite(op, record, tuple(clear)))
         action = action or _ACTIONS[op]
         self.summary.counts[kind][action] += 1
