@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextvars
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -202,7 +203,7 @@ def _index_entry(item: dict[str, Any]) -> IndexEntry:
         content_hash=item.get("content_hash", ""),
         provider_ids=dict(item.get("provider_ids") or {}),
         parent_id=str(item.get("parent_key") or "").split("#", 1)[-1],
-        edited={name: edit_digest(value) for name, value in edits.items()},
+        edited={name: edit_digest(value) for name, value in edits.items()} if edits else NO_EDITS,
     )
 
 
@@ -223,9 +224,14 @@ def edit_digest(value: Any) -> str:
     return content_hash({"value": value})
 
 
-@dataclass(frozen=True)
+# The edits of an entry the product never edited (most of them): one read-only mapping shared by all.
+NO_EDITS: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
 class IndexEntry:
-    """What matching needs to know of an existing record: no personal data, a few bytes each."""
+    """What matching needs to know of an existing record: no personal data, a few bytes each (slots, and
+    one shared empty ``edited``: the people phase holds one per person of the district)."""
 
     id: str
     kind: Kind
@@ -235,7 +241,7 @@ class IndexEntry:
     provider_ids: dict[str, str]
     parent_id: str = ""
     # field → digest of the product's edited value (``DirectoryRecord.product_edits``)
-    edited: dict[str, str] = field(default_factory=dict)
+    edited: Mapping[str, str] = field(default_factory=lambda: NO_EDITS)
 
 
 class DirectoryRepository:
