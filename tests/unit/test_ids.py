@@ -4,6 +4,7 @@ ids from the CLI and the product import."""
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,19 @@ def test_clean_ids_pass(good: str) -> None:
 )
 def test_ids_that_are_not_clean_text_are_refused_with_the_reason(bad: str, says: str) -> None:
     assert says in (id_problem(bad) or "")
+
+
+def test_every_ascii_character_is_judged_as_by_its_unicode_category() -> None:
+    """Printable ASCII takes a short way past the character-by-character check: it must say the same."""
+    for code in range(128):
+        char = chr(code)
+        problem = id_problem(f"stu-{char}-1")
+        if unicodedata.category(char) == "Cc":
+            assert problem is not None and "control character" in problem, repr(char)
+        else:
+            assert problem is None, repr(char)
+    assert id_problem("x" * (ID_MAX_BYTES + 1)) == f"is {ID_MAX_BYTES + 1} bytes long; an id may be at most 255 bytes"
+    assert id_problem("x" * 20, max_bytes=10) == "is 20 bytes long; an id may be at most 10 bytes"
 
 
 def test_a_shown_id_escapes_what_is_hidden_and_is_short() -> None:

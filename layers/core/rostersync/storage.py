@@ -172,9 +172,15 @@ class ChunkWriter:
         self.keys: list[str] = []
         self.count = 0
 
-    def write(self, record: BaseModel | dict[str, Any]) -> None:
-        data = record.model_dump(mode="json") if isinstance(record, BaseModel) else record
-        self.write_line(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    def write(self, record: BaseModel | dict[str, Any] | bytes) -> None:
+        """Append one record: a model (serialised by pydantic), a dict, or its line of JSON already made."""
+        if isinstance(record, bytes):
+            line = record
+        elif isinstance(record, BaseModel):
+            line = record.model_dump_json().encode("utf-8")
+        else:
+            line = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        self.write_line(line)
 
     def write_line(self, line: bytes) -> None:
         """Append one record already serialised as a line of JSON (no newline in it)."""

@@ -280,11 +280,14 @@ def content_hash(fields: dict[str, object]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 
-def limit_error(item: RosterRecord, max_id_bytes: int, max_record_bytes: int) -> RecordError | None:
+def limit_error(
+    item: RosterRecord, max_id_bytes: int, max_record_bytes: int, size: int | None = None
+) -> RecordError | None:
     """The error line of a record over the id or record size limit (settings ``limits``), or None.
 
     Checked for every provider where Fetch writes the snapshot: such a record would pass locally and
-    break DynamoDB's key or item limit on AWS, failing the district every night."""
+    break DynamoDB's key or item limit on AWS, failing the district every night. ``size``: the record's
+    JSON in UTF-8 bytes, when the caller serialised it already (Fetch writes those bytes)."""
     from rostersync.domain.ids import id_problem, shown_id
 
     problem = id_problem(item.provider_id, max_id_bytes)
@@ -296,7 +299,8 @@ def limit_error(item: RosterRecord, max_id_bytes: int, max_record_bytes: int) ->
                 "and nothing of this kind is archived this run. Fix the id in the export"
             }
         )
-    size = len(item.model_dump_json().encode("utf-8"))
+    if size is None:
+        size = len(item.model_dump_json().encode("utf-8"))
     if size > max_record_bytes:
         return RecordError(
             kind=item.kind,

@@ -369,18 +369,20 @@ class PremappedChunks:
 
 
 def _snapshot_collection(item: Any, limits: LimitSettings) -> tuple[str, Any]:
-    """Where a mapped item goes in the snapshot, and what goes there (a record over a limit: its error)."""
+    """Where a mapped item goes in the snapshot, and what goes there (a record over a limit: its error; a
+    record within them: its line of JSON, serialised once for the size check and the chunk)."""
     if isinstance(item, RecordError):
         return "errors", item
     if isinstance(item, TouchedRecord):
         return "touched", item
     if isinstance(item, DeletedRecord):
         return "deleted", item
-    if (too_large := limit_error(item, limits.max_id_bytes, limits.max_record_bytes)) is not None:
+    line = item.model_dump_json().encode("utf-8")
+    if (too_large := limit_error(item, limits.max_id_bytes, limits.max_record_bytes, len(line))) is not None:
         return "errors", too_large
     if isinstance(item, PersonRecord):
-        return ("guardians" if item.roles == [Role.GUARDIAN] else "people"), item
-    return _COLLECTION_OF_TYPE[item.record_type], item
+        return ("guardians" if item.roles == [Role.GUARDIAN] else "people"), line
+    return _COLLECTION_OF_TYPE[item.record_type], line
 
 
 # The Clever lists a slice maps, and how. Courses and terms are only names (read when assembling);
