@@ -397,6 +397,7 @@ __all__ = [
     "PairSink",
     "PartitionedPlan",
     "PeopleFacts",
+    "encode_routed",
     "merge_summaries",
     "partition_folder",
     "partition_of",
@@ -404,7 +405,6 @@ __all__ = [
     "people_facts",
     "plan_partitioned",
     "plan_people_and_route_pairs",
-    "encode_routed",
     "routed_pairs",
     "settle_deferred_guardians",
 ]
