@@ -26,6 +26,7 @@ from moto.dynamodb.models import table as table_module
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 
+from rostersync.dynamodb_answers import PlainAnswerParser, answer_session
 from rostersync_tools.local.stack import (
     _install_fast_attribute_value_answers,
     _install_fast_dynamodb_queries,
@@ -393,7 +394,7 @@ def test_an_answer_s_items_are_parsed_into_what_botocore_s_own_parser_gives(monk
         answer = {"status_code": 200, "headers": {}, "body": json.dumps(body).encode("utf-8")}
         return parsers.create_parser("json").parse(answer, model.operation_model("Query").output_shape)
 
-    # When the stack's parser and botocore's own parse it
+    # When the stack's parser, the runtime clients' (rostersync.dynamodb_answers) and botocore's own parse it
     fast = parsed()
     with monkeypatch.context() as botocore_s_own:
         botocore_s_own.setattr(
@@ -403,12 +404,16 @@ def test_an_answer_s_items_are_parsed_into_what_botocore_s_own_parser_gives(monk
             parsers.BaseJSONParser, "_handle_structure", parsers.BaseJSONParser._rostersync_generic_handle_structure
         )
         reference = parsed()
+        answer = {"status_code": 200, "headers": {}, "body": json.dumps(body).encode("utf-8")}
+        factory = answer_session()._session.get_component("response_parser_factory")
+        runtime = factory.create_parser("json").parse(answer, model.operation_model("Query").output_shape)
+        assert isinstance(factory.create_parser("json"), PlainAnswerParser)
 
-    # Then both give the same, of the same types throughout: the plain items as sent, binaries decoded
+    # Then all give the same, of the same types throughout: the plain items as sent, binaries decoded
     assert parsers.BaseJSONParser._handle_map is not parsers.BaseJSONParser._rostersync_generic_handle_map
-    fast.pop("ResponseMetadata"), reference.pop("ResponseMetadata")
-    assert fast == reference
-    assert _types(fast) == _types(reference)
+    fast.pop("ResponseMetadata"), reference.pop("ResponseMetadata"), runtime.pop("ResponseMetadata")
+    assert fast == reference == runtime
+    assert _types(fast) == _types(reference) == _types(runtime)
     assert fast["Items"][0] == plain
     assert fast["Items"][1]["bs"] == {"BS": [b"hello", b"world"]}
     assert fast["Items"][2]["doc"] == {"M": {"ok": {"S": "x"}, "bin": {"B": b"hi"}}}
@@ -899,3 +904,17 @@ def test_a_forward_query_page_starts_at_its_start_key_without_walking_the_partit
     assert fast == _pages(dynamodb, "query", **query)
     assert walked, "moto's own Query walks up to each start key"
     assert [item["sk"]["S"] for page, _ in fast for item in page] == [f"e-{n:04d}" for n in range(600)]
+
+
+def test_the_runtime_s_clients_parse_dynamodb_answers_with_its_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The clients rostersync.aws makes on AWS (no invocation session): their endpoint's parser factory is the
+    # runtime's, whatever the stack did to botocore's parser class in this process.
+    from rostersync import aws
+    from rostersync.dynamodb_answers import AnswerParserFactory
+
+    monkeypatch.setattr(aws, "_CLIENTS", {})
+    client = aws._client("dynamodb", None, "us-east-1")
+    factory = client._endpoint._response_parser_factory  # botocore keeps it there; no public accessor
+    assert isinstance(factory, AnswerParserFactory)
+    assert isinstance(factory.create_parser("json"), PlainAnswerParser)
+    assert not isinstance(factory.create_parser("rest-json"), PlainAnswerParser)  # S3, Lambda: botocore's own

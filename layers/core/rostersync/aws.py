@@ -18,6 +18,7 @@ import boto3
 from botocore.config import Config
 
 from rostersync import metering
+from rostersync.dynamodb_answers import answer_session
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
 
@@ -59,7 +60,7 @@ def _client(service: str, endpoint: str | None, region: str | None) -> Any:
     if key not in _CLIENTS:
         with _CLIENTS_LOCK:
             if key not in _CLIENTS:
-                _CLIENTS[key] = _make(boto3.session.Session(), service, region)
+                _CLIENTS[key] = _make(answer_session(), service, region)
     return _CLIENTS[key]
 
 

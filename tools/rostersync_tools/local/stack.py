@@ -42,6 +42,7 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
+from rostersync.dynamodb_answers import attribute_value_shape, plain_attribute, plain_map
 from rostersync_tools import REPO_ROOT
 from rostersync_tools.local import in_process, s3_on_disk
 from rostersync_tools.local.iam import StackIam, checked_app, install_access_control, sam_roles
@@ -373,40 +374,13 @@ def _install_fast_dynamodb_responses() -> None:
     _install_fast_dynamodb_requests()
 
 
-_ATTRIBUTE_VALUE_MEMBERS = frozenset({"S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"})
-
-
-def _attribute_value_shape(shape: Any) -> bool:
-    """Whether a service-model shape is DynamoDB's ``AttributeValue``, with the ten members it has."""
-    return shape.name == "AttributeValue" and shape.members.keys() == _ATTRIBUTE_VALUE_MEMBERS
-
-
-def _plain_attribute(value: Any) -> bool:
-    """Whether a DynamoDB attribute value, as it came off the wire, holds one member of a known type and no
-    binary or null anywhere in it: what moto's request parser hands back unchanged, member by member."""
-    if type(value) is not dict or len(value) != 1:
-        return False
-    ((kind, inner),) = value.items()
-    if kind in ("S", "N"):
-        return type(inner) is str
-    if kind in ("BOOL", "NULL"):
-        return type(inner) is bool
-    if kind in ("SS", "NS"):
-        return type(inner) is list and all(type(each) is str for each in inner)
-    if kind == "M":
-        return type(inner) is dict and all(_plain_attribute(each) for each in inner.values())
-    if kind == "L":
-        return type(inner) is list and all(_plain_attribute(each) for each in inner)
-    return False
-
-
 def _install_fast_dynamodb_requests() -> None:
     """Take a DynamoDB request's attribute values as they came off the wire.
 
     moto's JSON request parser walks every attribute value through its shape: each of the ten members of
     ``AttributeValue`` looked up, each present one parsed by its own handler, maps and lists recursed. For
     values of strings, numbers, booleans, sets of them, and maps and lists of those (all rostersync
-    writes), what it hands back equals the value as sent: those are passed through (``_plain_attribute``
+    writes), what it hands back equals the value as sent: those are passed through (``plain_attribute``
     checks), a value with anything else (a binary, which it decodes; a null) still goes through moto's own
     parsing. A BatchWriteItem of 25 directory records spent a sixth of its time there.
     """
@@ -417,7 +391,7 @@ def _install_fast_dynamodb_requests() -> None:
     generic = parse.BaseJSONParser._parse_structure
 
     def _parse_structure(self: Any, shape: Any, value: Any) -> Any:
-        if _attribute_value_shape(shape) and _plain_attribute(value):
+        if attribute_value_shape(shape) and plain_attribute(value):
             return value
         return generic(self, shape, value)
 
@@ -427,18 +401,13 @@ def _install_fast_dynamodb_requests() -> None:
 
 
 def _install_fast_attribute_value_answers() -> None:
-    """Take the attribute values of a DynamoDB answer as botocore's parser would build them: as they came.
+    """Parse DynamoDB's answers in this process as the runtime's clients do (``rostersync.dynamodb_answers``):
+    plain attribute values and items taken as they came, the rest by botocore's own parser.
 
-    botocore's JSON response parser walks every attribute value of every item through its shape, as
-    moto's request parser does (``_install_fast_dynamodb_requests``): for an item, each attribute's name
-    and value parsed by their own handlers, each value's ten members looked up, maps and lists recursed.
-    For values of strings, numbers, booleans, sets of them, and maps and lists of those, what it builds
-    equals the value as decoded from the JSON: an item (a map of attribute values) whose every value is
-    such is taken whole, and such a value alone likewise; anything else (a binary, which it decodes from
-    base64; a member that is JSON null) still goes through botocore's own parsing. This is the client's
-    side, in this process only: a Lambda on AWS parses with botocore's own parser, which
-    tests/integration/test_embedded_dynamodb.py compares this with. Reading a district's directory back
-    spent a fifth of an unchanged re-sync's CPU there.
+    The runtime's clients (``rostersync.aws``) carry that parser themselves; the sessions the stack makes
+    for each invocation's role, the tests' and the CLI's are botocore's own, so the same rule is applied to
+    botocore's parser class here. tests/integration/test_embedded_dynamodb.py holds both to botocore's own
+    parsing.
     """
     from botocore import parsers
 
@@ -447,17 +416,12 @@ def _install_fast_attribute_value_answers() -> None:
     generic_structure, generic_map = parsers.BaseJSONParser._handle_structure, parsers.BaseJSONParser._handle_map
 
     def _handle_structure(self: Any, shape: Any, value: Any) -> Any:
-        if _attribute_value_shape(shape) and _plain_attribute(value):
+        if attribute_value_shape(shape) and plain_attribute(value):
             return value
         return generic_structure(self, shape, value)
 
     def _handle_map(self: Any, shape: Any, value: Any) -> Any:
-        if (
-            type(value) is dict
-            and shape.key.type_name == "string"
-            and _attribute_value_shape(shape.value)
-            and all(_plain_attribute(each) for each in value.values())
-        ):
+        if plain_map(shape, value):
             return value
         return generic_map(self, shape, value)
 
