@@ -29,6 +29,8 @@ def _put_pairs(dynamodb: Any, table: str, district: str, count: int) -> None:
                             "Item": {
                                 "pk": {"S": partition_key(district, "enrollments", n % SHARDS)},
                                 "sk": {"S": f"enr-{n}"},
+                                # other tests scan the whole table: each item names its district
+                                "district_id": {"S": district},
                                 "match_bucket": {"S": f"{district}#enrollments#07"},
                                 "status": {"S": "active"},
                             }
