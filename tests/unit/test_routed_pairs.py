@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 
 import pytest
@@ -54,8 +55,6 @@ class _Files:
         self.objects[Key] = bytes(Body)
 
     def get_object(self, Bucket: str, Key: str) -> dict[str, object]:  # noqa: N803
-        import io
-
         return {"Body": io.BytesIO(self.objects[Key])}
 
 

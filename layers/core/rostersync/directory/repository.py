@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -146,7 +145,9 @@ class DirectoryRecord:
             content_hash=self.content_hash,
             provider_ids=self.provider_ids,
             parent_id=self.parent_id,
-            edited={name: edit_digest(value) for name, value in self.product_edits.items()},
+            edited={name: edit_digest(value) for name, value in self.product_edits.items()}
+            if self.product_edits
+            else NO_EDITS,
         )
 
     def to_item(self, district_id: str, provider: str | None = None) -> dict[str, Any]:
@@ -224,8 +225,30 @@ def edit_digest(value: Any) -> str:
     return content_hash({"value": value})
 
 
+class _NoEdits(Mapping[str, str]):
+    """No edits: empty and read-only, so one serves every entry; a copy of it is itself."""
+
+    def __getitem__(self, key: str) -> str:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __copy__(self) -> _NoEdits:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _NoEdits:
+        return self
+
+    def __repr__(self) -> str:
+        return "{}"
+
+
 # The edits of an entry the product never edited (most of them): one read-only mapping shared by all.
-NO_EDITS: Mapping[str, str] = MappingProxyType({})
+NO_EDITS: Mapping[str, str] = _NoEdits()
 
 
 @dataclass(frozen=True, slots=True)
