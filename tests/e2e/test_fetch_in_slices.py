@@ -15,6 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -402,3 +403,155 @@ def test_what_the_slices_mapped_is_in_the_snapshot_once_after_retries(
         sum(chunks["count"] for entry in users["mapped"] for c, chunks in entry.items() if c == "people")
         == (fetch_result(run)["records"]["people"])
     )
+
+
+# -- an events night, read by the slices from the last run's mirror ------------------------------------
+
+
+@dataclass
+class EventsNights:
+    """The demo district cut to two sections a school, synced night after night by two districts: ``sliced``
+    reads a page per slice (its first full read writes a mirror chunk a page, so its events nights read a
+    chunk per slice), ``whole`` one slice per list (its mirror one chunk a list). Each list of runs: night
+    1, night 1 again (no events), night 2, night 3 (``later_nights``)."""
+
+    sliced: list[Any]
+    whole: list[Any]
+    died: list[list[str]]
+
+
+def later_nights(first: Any, folder: Path) -> tuple[Any, Any]:
+    """Two nights after ``first`` (a ``Dataset``): two students leave and one is renamed, then one arrives."""
+    two = first.copy(folder / "night-2")
+    students = two.users("student")
+    two.remove_students({students[0]["id"], students[1]["id"]})
+    two.edit_users(lambda user: user["name"].update(last="Renamed"), {students[5]["id"]})
+    three = two.copy(folder / "night-3")
+    three.add_student_like(students[6]["id"], "6a0000000000000000000001")
+    return two, three
+
+
+@pytest.fixture(scope="module")
+def events_nights(new_district: Any, demo_cut: Any, demo_product: Any, tmp_path_factory: Any) -> Any:
+    one = demo_cut("snapshot-1", sections_per_school=2)
+    two, three = later_nights(one, tmp_path_factory.mktemp("events-nights"))
+    many = new_district(one, page_limit=20, product=demo_product())
+    whole = new_district(one, page_limit=20, product=demo_product())
+    try:
+        sliced(many, 1)
+        runs: dict[str, list[Any]] = {"sliced": [], "whole": []}
+        died: list[list[str]] = []
+        for night in (one, one, two, three):
+            for name, d in (("sliced", many), ("whole", whole)):
+                d.serve(night)
+                if name == "sliced" and night is two:
+                    # night 2's second users slice dies after its work, before its checkpoint
+                    with users_slice_dying_before_its_checkpoint(d.id, "fetch/users/mapped/s00001") as died:
+                        runs[name].append(d.sync(export=False))
+                else:
+                    runs[name].append(d.sync(export=False))
+        return EventsNights(runs["sliced"], runs["whole"], died)
+    finally:
+        many.close()
+        whole.close()
+
+
+def plan_of(run: Any) -> dict[str, Any]:
+    return s3_json(run.bucket, f"runs/{run.district_id}/{run.run_id}/fetch/plan.json")
+
+
+def mirror_of(run: Any) -> dict[str, Any]:
+    return s3_json(run.bucket, f"runs/{run.district_id}/{run.run_id}/mirror/manifest.json")
+
+
+def test_an_events_night_read_a_mirror_chunk_per_slice_syncs_as_in_one_slice(events_nights: EventsNights) -> None:
+    # Given the nights after the first (Clever events), read a mirror chunk per slice and in one slice a list
+    for night in (1, 2, 3):
+        many, one = events_nights.sliced[night], events_nights.whole[night]
+        assert many.report["sync"]["kind"] == one.report["sync"]["kind"] == "events"
+        # Then every list was the last mirror's chunks, one chunk per slice (Clever's lists were not asked for)
+        plan = plan_of(many)
+        assert set(plan["lists"]) == {"courses", "terms", "schools", "sections", "users"}
+        assert all(spec["mirror"]["run"] for spec in plan["lists"].values())
+        users = checkpoint(many, "users")
+        chunks = len(plan["lists"]["users"]["mirror"]["keys"])
+        assert chunks > 5 and (users["pages"], users["slice"], users["done"]) == (chunks, chunks, True)
+        assert checkpoint(one, "users")["slice"] == 1
+        # and the snapshot (the records the events touched included), counts, findings and errors are the same
+        same_run(one, many)
+        assert many.report["errors"] == one.report["errors"]
+        assert many.report["sync"] == one.report["sync"]
+
+
+def test_an_events_night_names_its_changes_and_keeps_the_mirror_its_slices_read(events_nights: EventsNights) -> None:
+    first, again, two, three = events_nights.sliced
+    # Given night 1 again (no events): the slices wrote nothing of the lists they map, and the next night
+    # reads night 1's mirror still
+    assert again.report["sync"] == {"kind": "events", "reason": "", "changes": 0}
+    assert all(keys == [] for keys in checkpoint(again, "users")["slices"])
+    assert plan_of(two)["lists"]["users"]["mirror"]["run"] == first.run_id
+    # Given night 2 (events, its second users slice dying before its checkpoint): the retry wrote the same
+    # keys, the slices' chunks are named once, and the mirror of night 2 is what its slices read
+    assert len(events_nights.died) == 1
+    assert two.report["sync"]["kind"] == "events" and two.report["sync"]["changes"] > 0
+    assert snapshot_ids(two)["touched"]
+    users = checkpoint(two, "users")
+    read = [key for keys in users["slices"] for key in keys]
+    assert len(read) == len(set(read)) and mirror_of(two)["collections"]["users"] == read
+    people = snapshot_ids(two)["people"] + snapshot_ids(two)["guardians"]
+    assert [pid for pid, n in Counter(people).items() if n > 1] == []
+    # and night 3 read night 2's mirror
+    assert plan_of(three)["lists"]["users"]["mirror"]["run"] == two.run_id
+
+
+def test_an_unreadable_chunk_of_the_last_mirror_leaves_the_events_night_incomplete_and_nothing_archived(
+    district: Any, demo_cut: Any, demo_product: Any, tmp_path: Path
+) -> None:
+    # Given a district synced in full once, a page per slice, and a night two students leave, with one of the
+    # mirror's users chunks gone before it is read
+    one = demo_cut("snapshot-1", sections_per_school=2)
+    d = district(one, page_limit=20, product=demo_product())
+    sliced(d, 1)
+    first = d.sync(export=False)
+    cursor = d.state.get_item("CURSOR#clever")
+    d.serve(later_nights(one, tmp_path)[0])
+    aws.client("s3").delete_object(Bucket=first.bucket, Key=mirror_of(first)["collections"]["users"][3])
+
+    run = d.sync(export=False)
+
+    # Then the users list stopped at that chunk, the fetch is incomplete and says why, nobody was
+    # archived, and the cursor stays where it was (the night's events are read again next run)
+    assert run.report["sync"]["kind"] == "events"
+    assert fetch_result(run)["complete"] is False
+    users = checkpoint(run, "users")
+    assert users["done"] and users["pages"] == 4
+    assert [p for p in users["problems"] if p.startswith("chunk 4 of the last run's copy of the roster")]
+    assert [e for e in run.report["errors"] if "could not be read" in e["reason"] and "/v3.0/users" in e["reason"]]
+    assert all(counts["archived"] == 0 for counts in run.report["counts"].values())
+    assert d.state.get_item("CURSOR#clever") == cursor
+
+
+def test_a_cursor_clever_no_longer_serves_is_planned_as_a_full_read(
+    district: Any, demo_cut: Any, demo_product: Any, tmp_path: Path
+) -> None:
+    # Given a district with events before its first sync, synced once, then two nights of events of which
+    # Clever keeps only the last three
+    one = demo_cut("snapshot-1", sections_per_school=2)
+    two, three = later_nights(one, tmp_path)
+    d = district(three, page_limit=20, product=demo_product())
+    d.serve(one)
+    d.sync(export=False)
+    d.serve(two)
+    d.serve(three)
+    d.simulator.events.keep_only_last(3)
+
+    run = d.sync(export=False)
+
+    # Then the plan found it out and read Clever's lists in full, and the report says why
+    assert run.status == "succeeded", run.execution.get("cause")
+    assert run.report["sync"]["kind"] == "full"
+    assert "no longer serves the events" in run.report["sync"]["reason"]
+    plan = plan_of(run)
+    assert all("mirror" not in spec and spec["path"] for spec in plan["lists"].values())
+    assert "events" not in plan["clever"] and plan["clever"]["latest"]
+    assert run.counts("students")["archived"] == 2 and run.counts("students")["created"] == 1

@@ -142,15 +142,28 @@ class RunStoreMirror:
         return self._manifest(run_id) is not None
 
     def read(self, run_id: str, collection: str) -> Iterator[dict[str, Any]]:
+        for key in self.keys(run_id, collection) or []:
+            yield from self.read_chunk(run_id, key)
+
+    def keys(self, run_id: str, collection: str) -> list[str] | None:
+        """The chunks of one collection of run ``run_id``'s mirror, in order (only that run's own keys);
+        None when the mirror does not name the collection at all."""
         manifest = self._manifest(run_id) or {}
-        for key in manifest.get("collections", {}).get(collection, []):
-            if not key.startswith(f"runs/{self._district}/{run_id}/") or ".." in key:
-                continue  # never another district's (or run's) keys
-            body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
-            with gzip.GzipFile(fileobj=io.BytesIO(body)) as lines:
-                for line in lines:
-                    if line.strip():
-                        yield json.loads(line)
+        keys = manifest.get("collections", {}).get(collection)
+        if not isinstance(keys, list):
+            return None
+        return [key for key in keys if isinstance(key, str) and self._of_run(run_id, key)]
+
+    def read_chunk(self, run_id: str, key: str) -> list[dict[str, Any]]:
+        """The items of one chunk of run ``run_id``'s mirror, in order."""
+        if not self._of_run(run_id, key):
+            raise ValueError(f"{key} is not a chunk of run {run_id}'s mirror")  # never another district's keys
+        body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        with gzip.GzipFile(fileobj=io.BytesIO(body)) as lines:
+            return [json.loads(line) for line in lines if line.strip()]
+
+    def _of_run(self, run_id: str, key: str) -> bool:
+        return key.startswith(f"runs/{self._district}/{run_id}/") and ".." not in key
 
     def writer(self, collection: str) -> Any:
         writer = self._store.chunk_writer(f"mirror/{collection}", self._chunk)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
@@ -308,6 +308,79 @@ class Overlay:
     def touched(self, collection: str) -> set[str]:
         return {object_id for (name, object_id) in self.objects if name == collection}
 
+    def entries(self, collection: str) -> list[tuple[str, dict[str, Any] | None]]:
+        """One collection's objects after the night, in first-mention order: ``(id, object or None)``."""
+        return [(oid, self.objects[(name, oid)]) for name, oid in self.order if name == collection]
+
+    @classmethod
+    def of(cls, entries: dict[str, Iterable[tuple[str, dict[str, Any] | None]]]) -> Overlay:
+        """The overlay whose ``entries`` per collection are these (as written, read back)."""
+        overlay = cls()
+        for collection, pairs in entries.items():
+            for oid, obj in pairs:
+                overlay.order.append((collection, oid))
+                overlay.objects[(collection, oid)] = obj
+        return overlay
+
+
+@dataclass
+class NightEvents:
+    """A night's events as read when the run is planned (``CleverIncrementalProvider.plan_read``): the
+    overlay, the last event read, what could not be read or applied (each makes the fetch incomplete),
+    the tally, and the run whose mirror they apply to."""
+
+    overlay: Overlay
+    last: str
+    mirror_run: str
+    problems: list[str] = field(default_factory=list)
+    tally: EventTally = field(default_factory=EventTally)
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """How a run reads, decided before anything of the roster is read: from the night's events (``night``),
+    or in full (``reason``, and Clever's latest event: None, with the ``note`` the report shows, when
+    Clever would not say)."""
+
+    reason: str = ""
+    latest: str | None = None
+    note: str = ""
+    night: NightEvents | None = None
+
+
+class OverlayApplier:
+    """One collection of the last mirror with the night's events applied, as its items pass: an object an
+    event changed is replaced, one it deleted left out, and the objects no mirror item matched (created)
+    follow the last item, in the order the events first named them.
+
+    The mirror may pass in pieces (Fetch's slices of an events run, one mirror chunk a page): ``found``
+    (the changed ids the mirror held so far) is what carries from piece to piece.
+    """
+
+    def __init__(self, entries: Iterable[tuple[str, dict[str, Any] | None]], found: Iterable[str] = ()) -> None:
+        self._changed = dict(entries)
+        self._order = list(self._changed)
+        self.found: set[str] = set(found)
+
+    def apply(self, items: Iterable[Any], last: bool) -> Iterator[Any]:
+        """``items`` of the mirror as the night leaves them; with ``last``, the created objects after them."""
+        changed = self._changed
+        for item in items:
+            if changed:
+                data = item.get("data") if isinstance(item, dict) else None
+                oid = str(data.get("id")) if isinstance(data, dict) and data.get("id") else ""
+                if oid in changed:
+                    self.found.add(oid)
+                    obj = changed[oid]
+                    if obj is None:
+                        continue  # deleted
+                    item = {"data": obj}
+            yield item
+        if last:
+            for oid in self._order:
+                if oid not in self.found and changed[oid] is not None:
+                    yield {"data": changed[oid]}
+
 
 def read_overlay(
     events: CleverEventsClient, after: str, outcome: FetchOutcome, tally: EventTally
@@ -362,24 +435,8 @@ class _MirrorClient:
     def iter_records(self, path: str, outcome: FetchOutcome | None = None) -> Iterator[Any]:
         collection = _COLLECTION_OF_PATH[path]
         writer = self._mirror.writer(collection) if self._write else None
-        changed = {oid: obj for (name, oid), obj in self._overlay.objects.items() if name == collection}
-        done: set[str] = set()
-        for item in self._mirror.read(self._source, collection):
-            data = item.get("data") if isinstance(item, dict) else None
-            oid = str(data.get("id")) if isinstance(data, dict) and data.get("id") else ""
-            if oid in changed:
-                done.add(oid)
-                obj = changed[oid]
-                if obj is None:
-                    continue  # deleted
-                item = {"data": obj}
-            if writer is not None:
-                writer.write(item)
-            yield item
-        for name, oid in self._overlay.order:
-            if name != collection or oid in done or self._overlay.objects[(name, oid)] is None:
-                continue
-            item = {"data": self._overlay.objects[(name, oid)]}
+        applier = OverlayApplier(self._overlay.entries(collection))
+        for item in applier.apply(self._mirror.read(self._source, collection), last=True):
             if writer is not None:
                 writer.write(item)
             yield item
@@ -432,8 +489,12 @@ class CleverIncrementalProvider:
         Clever's latest event as ``plan_read`` read it, before the roster: ``(id, "")``, or ``(None,
         why)`` when Clever would not say.
     mapped
-        The roster's lists already mapped (Fetch's slices map what they read): a full read takes them
+        The roster's lists already mapped (Fetch's slices map what they read): a full read, or an events
+        run's lists (the last mirror with the night's events applied, read by the slices), takes them
         from it, and its mirror names the chunks the slices read, instead of mapping and copying here.
+    night
+        The night's events, when ``plan_read`` read them already: the run is an events run, its events
+        are not read again, and ``mapped`` holds the roster they leave.
     """
 
     name = "clever"
@@ -448,9 +509,11 @@ class CleverIncrementalProvider:
         roster: Any = None,
         latest: tuple[str | None, str] | None = None,
         mapped: MappedRoster | None = None,
+        night: NightEvents | None = None,
     ) -> None:
         self._client = client
         self._mapped = mapped
+        self._night = night
         # Where a full read takes the roster's lists from: the client, or the lists Fetch's slices read.
         self._roster = roster or client
         # Clever's latest event as read before the roster (id or None, and why None), when already read.
@@ -463,6 +526,12 @@ class CleverIncrementalProvider:
         self.tally = EventTally()
 
     def fetch(self, outcome: FetchOutcome) -> Iterator[SnapshotItem]:
+        if self._night is not None:
+            for problem in self._night.problems:
+                outcome.mark_incomplete(problem)
+            self.tally = self._night.tally
+            yield from self._from_events(self._night.overlay, self._night.last, outcome)
+            return
         reason = self._full_reason or self._why_not_events()
         if not reason:
             assert self._cursor is not None
@@ -475,19 +544,25 @@ class CleverIncrementalProvider:
                 return
         yield from self._full(reason, outcome)
 
-    def plan_read(self) -> tuple[str, str | None, str]:
-        """Decide, before anything of the roster is read, how this run reads: ``("", None, "")`` from the
-        events, or ``(reason, latest, note)`` in full: why, Clever's latest event (None, and the note the
-        report then shows, when Clever would not say). Deciding on events asks Clever nothing: the events
-        are read once, by ``fetch`` (which still reads in full if Clever no longer serves the cursor).
+    def plan_read(self) -> ReadPlan:
+        """Decide, before anything of the roster is read, how this run reads: from the night's events
+        (read here, once: ``ReadPlan.night``), or in full (why, and Clever's latest event). A cursor Clever
+        no longer serves, or events Clever will not serve to the app, make it a full read here.
         """
         reason = self._full_reason or self._why_not_events()
         if not reason:
-            return "", None, ""
+            assert self._cursor is not None
+            outcome = FetchOutcome()
+            try:
+                overlay, last = read_overlay(self.events, self._cursor.event_id, outcome, self.tally)
+            except EventsUnavailableError as exc:
+                reason = f"{exc}; this run read the whole roster instead"
+            else:
+                return ReadPlan(night=NightEvents(overlay, last, self._cursor.mirror_run, outcome.problems, self.tally))
         try:
-            return reason, self.events.latest_event_id(), ""
+            return ReadPlan(reason, self.events.latest_event_id())
         except EventsUnavailableError as exc:
-            return reason, None, f"{reason}; {exc}, so the next run reads the whole roster too"
+            return ReadPlan(reason, None, f"{reason}; {exc}, so the next run reads the whole roster too")
 
     def _why_not_events(self) -> str:
         if self._cursor is None:
@@ -503,14 +578,20 @@ class CleverIncrementalProvider:
 
     def _from_events(self, overlay: Overlay, last: str, outcome: FetchOutcome) -> Iterator[SnapshotItem]:
         assert self._cursor is not None
+        source_run = self._night.mirror_run if self._night is not None else self._cursor.mirror_run
         for problem in outcome.problems:  # events that could not be read or applied: report lines
             yield RecordError(kind=Kind.STUDENTS, provider_id="", reason=problem)
         outcome.sync_kind = "events"
         outcome.touched_only = True
         changed = bool(overlay.objects)
         yield from self._touched(overlay)
-        source = _MirrorClient(self._mirror, self._cursor.mirror_run, overlay, write=changed)
-        yield from CleverProvider(source).fetch(outcome)  # type: ignore[arg-type]
+        if self._mapped is not None:
+            # Fetch's slices applied the events to the last mirror and mapped it; with changes, what they
+            # read (the new mirror) is adopted as this run's mirror.
+            yield from self._mapped.fetch(outcome, self._mirror if changed else None)
+        else:
+            source = _MirrorClient(self._mirror, source_run, overlay, write=changed)
+            yield from CleverProvider(source).fetch(outcome)  # type: ignore[arg-type]
         outcome.changes = len(overlay.objects)
         if not outcome.complete:
             outcome.cursor = None  # read the same events again next run, on the same mirror
@@ -518,7 +599,7 @@ class CleverIncrementalProvider:
             self._mirror.seal(last)
             outcome.cursor = CleverCursor(last, self._mirror.run_id).dumps()
         else:
-            outcome.cursor = CleverCursor(last, self._cursor.mirror_run).dumps()
+            outcome.cursor = CleverCursor(last, source_run).dumps()
         logger.info(
             "Read Clever's events: %d events on %d pages, %d objects changed",
             self.tally.read,

@@ -55,7 +55,14 @@ from rostersync.providers.clever import (
     name_classroom,
     names_by_id,
 )
-from rostersync.providers.clever_events import CleverIncrementalProvider
+from rostersync.providers.clever_events import (
+    MIRRORED,
+    CleverIncrementalProvider,
+    EventTally,
+    NightEvents,
+    Overlay,
+    OverlayApplier,
+)
 from rostersync.providers.http import RequestPacer, read_ahead, unreadable_page
 from rostersync.providers.oneroster_mapping import COLLECTIONS as ONEROSTER_COLLECTIONS
 from rostersync.providers.oneroster_rest import (
@@ -204,9 +211,13 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
         if not run.dry_run:
             mirror = RunStoreMirror(aws.client("s3"), ctx.config.sync_bucket, run.district_id, run.run_id)
             provider = CleverIncrementalProvider(_clever_client(reading, pacer), mirror, cursor, full_reason)
-            reason, latest, note = provider.plan_read()
-            plan["clever"] = {"reason": reason, "latest": latest, "note": note}
-            read_lists = bool(reason)
+            read = provider.plan_read()
+            plan["clever"] = {"reason": read.reason, "latest": read.latest, "note": read.note}
+            if read.night is not None:
+                # An events run: the slices read the last mirror, the night's events applied, and map it.
+                plan["clever"]["events"] = _write_night(ctx.store, read.night, ctx.config.snapshot_chunk_records)
+                plan["lists"] = _night_lists(mirror, read.night, plan["clever"]["events"]["overlay"])
+                read_lists = False
         if read_lists:
             plan["lists"] = {name: {"path": path} for name, path in CLEVER_LISTS.items()}
         plan["last_request_at"] = pacer.last
@@ -223,6 +234,60 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
     key = ctx.store.put_json(PLAN_NAME, plan)
     logger.info("fetch planned", extra={"run_id": run.run_id, "lists": len(plan["lists"])})
     return FetchPlanResult(resources=list(plan["lists"]), plan_key=key)
+
+
+def _write_night(store: RunStore, night: NightEvents, size: int) -> dict[str, Any]:
+    """Keep the night's events for the slices and the assembly: each collection's objects after the night
+    (``fetch/events/<collection>-NNNNN.ndjson.gz``, lines ``{"id", "object"}``, ``object`` null when
+    deleted, in first-mention order); returns what the plan keeps of them."""
+    overlay: dict[str, list[str]] = {}
+    for collection in MIRRORED:
+        entries = night.overlay.entries(collection)
+        if entries:
+            writer = store.chunk_writer(f"fetch/events/{collection}", size)
+            for oid, obj in entries:
+                writer.write({"id": oid, "object": obj})
+            overlay[collection] = writer.close()
+    tally = night.tally
+    return {
+        "last": night.last,
+        "mirror_run": night.mirror_run,
+        "problems": night.problems,
+        "overlay": overlay,
+        "tally": {"read": tally.read, "applied": tally.applied, "ignored": tally.ignored, "pages": tally.pages},
+    }
+
+
+def _night_entries(store: RunStore, keys: list[str]) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    for key in keys:
+        if store.owns(key):
+            for line in store.read_ndjson(key):
+                yield str(line["id"]), line.get("object")
+
+
+def _read_night(store: RunStore, events: dict[str, Any]) -> NightEvents:
+    """The night's events as the plan kept them (``_write_night``)."""
+    overlay = Overlay.of({c: list(_night_entries(store, keys)) for c, keys in events.get("overlay", {}).items()})
+    tally = EventTally(**events.get("tally", {}))
+    return NightEvents(overlay, events["last"], events["mirror_run"], list(events.get("problems", [])), tally)
+
+
+def _night_lists(mirror: RunStoreMirror, night: NightEvents, overlay: dict[str, list[str]]) -> dict[str, Any]:
+    """An events run's lists: each the last mirror's chunks (one page each) with the night's events.
+
+    The slices write what they read (the new mirror) only when the events changed something; the lists
+    they do not map (courses, terms: the assembly names classrooms from them) always.
+    """
+    changed = bool(night.overlay.objects)
+    return {
+        name: {
+            "path": path,
+            "mirror": {"run": night.mirror_run, "keys": mirror.keys(night.mirror_run, name)},
+            "overlay": overlay.get(name, []),
+            "write": changed or name not in _CLEVER_MAPPERS,
+        }
+        for name, path in CLEVER_LISTS.items()
+    }
 
 
 def fetch_slices(store: RunStore) -> dict[str, int]:
@@ -284,7 +349,11 @@ def read_fetch_slice(
     max_pages = int(reading.connection.get("max_pages_per_slice") or ctx.config.fetch_max_pages_per_slice)
     margin_ms = ctx.config.fetch_slice_margin_seconds * 1000
     cursor = checkpoint["cursor"]
-    if plan.get("connection") == "clever":
+    night: _NightList | None = None
+    if "mirror" in spec:
+        night = _NightList(ctx, district_id, run_id, spec, checkpoint)
+        pages = night.pages(cursor)
+    elif plan.get("connection") == "clever":
         client = _clever_client(reading, pacer)
         pages = client.iter_pages(spec["path"], start_url=cursor, first_page=checkpoint["pages"] + 1)
     else:
@@ -292,7 +361,8 @@ def read_fetch_slice(
         pages = rest.iter_pages(spec["collection"], spec.get("filter"), start=cursor)
     name = f"fetch/{resource}/s{checkpoint['slice']:05d}"
     writer = store.chunk_writer(name, ctx.config.snapshot_chunk_records)
-    read = 0
+    write = spec.get("write", True)
+    read = count = 0
     problems: list[str] = []
 
     def going_on(page: ListPage) -> bool:
@@ -303,10 +373,12 @@ def read_fetch_slice(
     def items() -> Iterator[Any]:
         """The slice's items, page by page as they are read (two pages in memory: this one and the next,
         on its way), written as sent."""
-        nonlocal read, cursor
+        nonlocal read, count, cursor
         for page in read_ahead(pages, going_on):
-            for item in page.items:
-                writer.write(item)
+            for item in page.items if night is None else night.apply(page):
+                if write:
+                    writer.write(item)
+                count += 1
                 yield item
             read += 1
             cursor = page.next
@@ -333,8 +405,10 @@ def read_fetch_slice(
         checkpoint.setdefault("mapped", []).append(mapping.close(more_slices=cursor is not None))
         if mapping.seen_key:
             checkpoint.setdefault("seen", []).append(mapping.seen_key)
-    checkpoint["records"] += writer.count
+    checkpoint["records"] += count
     checkpoint["problems"] += problems
+    if night is not None:
+        checkpoint["found"] = sorted(night.applier.found)
     checkpoint.update(
         slice=checkpoint["slice"] + 1,
         cursor=cursor,
@@ -350,13 +424,51 @@ def read_fetch_slice(
             "list": resource,
             "slice": checkpoint["slice"] - 1,
             "pages": read,
-            "records": writer.count,
+            "records": count,
             "done": checkpoint["done"],
         },
     )
     return FetchSliceResult(
         resource=resource, done=checkpoint["done"], slice=checkpoint["slice"], pages=checkpoint["pages"]
     )
+
+
+class _NightList:
+    """One list of an events run, read by its slices: the last mirror's chunks, one page each (the cursor
+    is the next chunk's number), with the night's events applied as each page is taken (``apply``: in the
+    slice's own thread, so what a page read ahead but not taken found does not count). The objects the
+    events created follow the last chunk. An unreadable chunk is an unreadable page (the run is
+    incomplete and archives nothing)."""
+
+    def __init__(
+        self, ctx: DistrictContext, district_id: str, run_id: str, spec: dict[str, Any], checkpoint: dict[str, Any]
+    ) -> None:
+        self._mirror = RunStoreMirror(aws.client("s3"), ctx.config.sync_bucket, district_id, run_id)
+        self._run = spec["mirror"]["run"]
+        self._keys: list[str] | None = spec["mirror"]["keys"]
+        self.applier = OverlayApplier(_night_entries(ctx.store, spec.get("overlay", [])), checkpoint.get("found", []))
+
+    def pages(self, cursor: str | None) -> Iterator[ListPage]:
+        keys = self._keys
+        if keys is None:
+            yield ListPage([], None, f"the last run's copy of the roster ({self._run}) has no such list")
+            return
+        if not keys:
+            yield ListPage([], None)
+        for number in range(int(cursor or 0), len(keys)):
+            following = str(number + 1) if number + 1 < len(keys) else None
+            try:
+                items = self._mirror.read_chunk(self._run, keys[number])
+            except (ClientError, OSError, ValueError) as exc:
+                problem = (
+                    f"chunk {number + 1} of the last run's copy of the roster could not be read ({type(exc).__name__})"
+                )
+                yield ListPage([], None, problem)
+                return
+            yield ListPage(items, following)
+
+    def apply(self, page: ListPage) -> Iterator[Any]:
+        return self.applier.apply(page.items, last=page.next is None and not page.problem)
 
 
 @dataclass(frozen=True)
@@ -568,6 +680,7 @@ def assemble_snapshot(run: RunRef) -> FetchResult:
             if "clever" in plan:
                 mirror = RunStoreMirror(aws.client("s3"), ctx.config.sync_bucket, run.district_id, run.run_id)
                 decided = plan["clever"]
+                night = _read_night(ctx.store, decided["events"]) if "events" in decided else None
                 provider = CleverIncrementalProvider(
                     _clever_client(reading, pacer),
                     mirror,
@@ -575,7 +688,8 @@ def assemble_snapshot(run: RunRef) -> FetchResult:
                     full_reason=decided["reason"] or full_reason,
                     roster=lists if decided["reason"] else None,
                     latest=(decided["latest"], decided["note"]) if decided["reason"] else None,
-                    mapped=mapped if decided["reason"] else None,
+                    mapped=mapped if decided["reason"] or night is not None else None,
+                    night=night,
                 )
             elif mapped is not None:
                 provider = _MappedProvider(mapped)  # type: ignore[assignment]
