@@ -1,7 +1,7 @@
 """Benchmark: Fetch's phases for a synthetic Clever district, mapping in the slices vs in the assembly.
 
     python bench/bench_fetch.py --students 5000 [--page-limit 10000] [--max-pages-per-slice 1000]
-                                [--answer-seconds 0]
+                                [--answer-seconds 0] [--events-night]
 
 Runs Fetch's three phases in this process against the embedded stack's S3 and DynamoDB and the provider
 simulator (no state machine, no Match): the plan, every slice of every list, then the assembly, twice
@@ -34,6 +34,11 @@ def main() -> None:
     parser.add_argument("--page-limit", type=int, default=10_000)
     parser.add_argument("--max-pages-per-slice", type=int, default=1_000)
     parser.add_argument("--answer-seconds", type=float, default=0.0, help="the simulator's wait before each answer")
+    parser.add_argument(
+        "--events-night",
+        action="store_true",
+        help="then a Clever events night without events on the second run's mirror: in slices vs in one pass",
+    )
     args = parser.parse_args()
     for name in ("werkzeug", "moto", "botocore", "urllib3", "rostersync", "aws_lambda_powertools"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -83,6 +88,7 @@ def main() -> None:
 
         figures: dict[str, dict[str, Any]] = {}
         snapshots = {}
+        runs: dict[str, Any] = {}
         for label, in_slices in (("mapped in the assembly (before)", False), ("mapped in the slices (now)", True)):
             district_id = f"bench-fetch-{'slices' if in_slices else 'assembly'}"
             set_up(district_id)
@@ -124,6 +130,7 @@ def main() -> None:
                 "classrooms": result.records["classrooms"],
             }
             snapshots[label] = snapshot(result)
+            runs[label] = (run, result)
             assert result.complete, result.problems
 
         print(
@@ -170,9 +177,71 @@ def main() -> None:
         print(f"same snapshot records per collection: {same}")
         if not all(same.values()):
             raise SystemExit("the two snapshots differ")
+        if args.events_night:
+            events_night(fetch, "bench-fetch-slices", runs["mapped in the slices (now)"], snapshot)
     finally:
         simulator.stop()
         stack.stop()
+
+
+def events_night(fetch: Any, district_id: str, first: Any, snapshot: Any) -> None:
+    """A Clever events night without events after ``first`` (a full read that kept a mirror), twice on the
+    same mirror: as Fetch reads it now (the plan reads the events, a Map item per list maps the mirror's
+    chunks, the assembly combines) and in one pass (the assembly rebuilt and mapped the whole roster, as
+    before). Prints each phase's seconds and checks both snapshots hold the same records."""
+    from rostersync import aws
+    from rostersync.contracts import RunRef
+    from rostersync.incremental import RunStoreMirror
+    from rostersync.providers.clever_events import CleverIncrementalProvider
+
+    run, result = first
+    ctx = fetch.DistrictContext.for_run(district_id, run.run_id)
+    ctx.state.put_item("CURSOR#clever", {"cursor": result.cursor, "run_id": run.run_id})
+    night = RunRef(district_id=district_id, run_id=f"{run.run_id}-events", provider="clever")
+    began = time.perf_counter()
+    plan = fetch.plan_fetch(night)
+    plan_seconds = time.perf_counter() - began
+    slices: dict[str, float] = {}
+    for resource in plan.resources:
+        began = time.perf_counter()
+        while not fetch.read_fetch_slice(district_id, night.run_id, resource).done:
+            pass
+        slices[resource] = time.perf_counter() - began
+    began = time.perf_counter()
+    sliced = fetch.assemble_snapshot(night)
+    assemble_seconds = time.perf_counter() - began
+    assert sliced.sync_kind == "events" and sliced.complete, (sliced.sync_kind, sliced.problems)
+
+    whole = RunRef(district_id=district_id, run_id=f"{run.run_id}-one-pass", provider="clever")
+    whole_ctx = fetch.DistrictContext.for_run(district_id, whole.run_id)
+    reading = fetch._reading(district_id, whole.run_id)
+    mirror = RunStoreMirror(aws.client("s3"), whole_ctx.config.sync_bucket, district_id, whole.run_id)
+    provider = CleverIncrementalProvider(
+        fetch._clever_client(reading, fetch.RequestPacer(interval=0.0)), mirror, cursor=result.cursor
+    )
+    began = time.perf_counter()
+    one_pass = fetch._write_snapshot(whole_ctx, whole, provider)
+    one_pass_seconds = time.perf_counter() - began
+    assert one_pass.sync_kind == "events" and one_pass.complete
+
+    records = sum(sliced.records.values()) + sliced.error_count
+    lists = sum(slices.values())
+    print(
+        f"events night without events, {records:,} records: in slices: plan {plan_seconds:.2f} s, lists "
+        + ", ".join(f"{name} {seconds:.2f}" for name, seconds in slices.items())
+        + f" s (together {lists:.2f} s; the longest {max(slices.values()):.2f} s), assembly {assemble_seconds:.2f} s;"
+        f" on the way, a Map running every list at once: {plan_seconds + max(slices.values()) + assemble_seconds:.2f} s"
+    )
+    print(
+        f"  in one pass (the assembly rebuilds and maps the roster): {one_pass_seconds:.2f} s, "
+        f"{records / one_pass_seconds:,.0f} records/s; the users list in slices "
+        f"{slices['users']:.2f} s"
+    )
+    a, b = snapshot(sliced), snapshot(one_pass)
+    same = {c: a[c] == b[c] for c in a}
+    print(f"  same snapshot records per collection: {same}")
+    if not all(same.values()):
+        raise SystemExit("the events night's two snapshots differ")
 
 
 if __name__ == "__main__":
