@@ -1,14 +1,16 @@
 """Fetch the district's roster from its provider into snapshot chunks in S3, in three phases.
 
-1. ``plan_fetch``: how this run reads (full, events, delta) and which lists; ``fetch/plan.json``.
+1. ``plan_fetch``: how this run reads (full, events, delta) and which lists; ``fetch/plan.json``. A Clever
+   events run reads the night's events here and plans its lists as the last run's mirror.
 2. ``read_fetch_slice``: one bounded slice of one list, as the provider sent it (the state machine reads
-   every list in parallel, one Map item each, and loops a list's slices until it is done).
+   every list in parallel, one Map item each, and loops a list's slices until it is done), or, for a
+   Clever events run, as the last mirror holds it with the night's events applied (a chunk a page).
    A Clever slice also maps the pages it read into the snapshot's records (its own chunks per
    collection, its record errors and counts); a list's duplicate check carries from slice to slice.
 3. ``assemble_snapshot``: the snapshot's manifest that Match reads. For Clever it combines what the slices
    mapped (their chunks and counts, in the order they were read), names the classrooms' courses and
    terms, records unreadable pages and keeps the mirror; for OneRoster REST (whose mapping checks
-   references across collections) and a bundle or a Clever events run it still maps here.
+   references across collections) and a bundle it still maps here.
 """
 
 from __future__ import annotations
@@ -175,9 +177,10 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
     """Decide how the run reads its roster and which lists the state machine reads, one Map item each.
 
     Writes ``fetch/plan.json`` (the run's reads: lists, cursors, the rate limit's share); returns the
-    list names only. Clever: an events run reads no list here (its few event pages are read when the
-    snapshot is assembled, from the last mirror); a full read asks for Clever's latest event first,
-    before any list. OneRoster REST: every collection, with the delta filter when there is a cursor.
+    list names only. Clever: an events run reads the night's event pages here (a few, on a usual night)
+    and plans the five lists as the last run's mirror with the night's objects (``_night_lists``); a
+    cursor Clever no longer serves makes it a full read; a full read asks for Clever's latest event
+    first, before any list. OneRoster REST: every collection, with the delta filter when there is a cursor.
     OneRoster CSV: no list (the bundle is in S3 already; it is read when the snapshot is assembled).
     """
     reading = _reading(run.district_id, run.run_id)
@@ -324,6 +327,10 @@ def read_fetch_slice(
     then is the checkpoint written, naming the slice's chunks. A slice retried before its checkpoint
     was written reads the same pages again into the same keys; the checkpoint names only what its
     successful attempt wrote, so nothing is read twice into the snapshot.
+
+    A Clever events run's list (its spec names the last mirror's chunks) reads those chunks instead of
+    Clever's pages, with the night's events applied (``_NightList``); it writes what it read (the new
+    mirror) only when the spec says ``write``.
     """
     reading = _reading(district_id, run_id)
     ctx, store = reading.ctx, reading.ctx.store
