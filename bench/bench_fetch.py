@@ -1,7 +1,7 @@
 """Benchmark: Fetch's phases for a synthetic Clever district, mapping in the slices vs in the assembly.
 
     python bench/bench_fetch.py --students 5000 [--page-limit 10000] [--max-pages-per-slice 1000]
-                                [--answer-seconds 0] [--events-night]
+                                [--answer-seconds 0] [--events-night [--mirror-chunks-per-part N]]
 
 Runs Fetch's three phases in this process against the embedded stack's S3 and DynamoDB and the provider
 simulator (no state machine, no Match): the plan, every slice of every list, then the assembly, twice
@@ -39,6 +39,12 @@ def main() -> None:
         action="store_true",
         help="then a Clever events night without events on the second run's mirror: in slices vs in one pass",
     )
+    parser.add_argument(
+        "--mirror-chunks-per-part",
+        type=int,
+        default=0,
+        help="the events night reads a users list longer than this many mirror chunks in parts (0: the default)",
+    )
     args = parser.parse_args()
     for name in ("werkzeug", "moto", "botocore", "urllib3", "rostersync", "aws_lambda_powertools"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -69,6 +75,7 @@ def main() -> None:
                 args.page_limit,
                 stack=stack.stack_name,
                 max_pages_per_slice=args.max_pages_per_slice,
+                **({"mirror_chunks_per_part": args.mirror_chunks_per_part} if args.mirror_chunks_per_part else {}),
             )
 
         def snapshot(result: Any) -> dict[str, list[str]]:

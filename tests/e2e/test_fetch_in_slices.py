@@ -412,11 +412,13 @@ def test_what_the_slices_mapped_is_in_the_snapshot_once_after_retries(
 class EventsNights:
     """The demo district cut to two sections a school, synced night after night by two districts: ``sliced``
     reads a page per slice (its first full read writes a mirror chunk a page, so its events nights read a
-    chunk per slice), ``whole`` one slice per list (its mirror one chunk a list). Each list of runs: night
+    chunk per slice), ``whole`` one slice per list (its mirror one chunk a list), ``parted`` a page per slice
+    with its events nights reading the users list in parts of 4 mirror chunks. Each list of runs: night
     1, night 1 again (no events), night 2, night 3 (``later_nights``)."""
 
     sliced: list[Any]
     whole: list[Any]
+    parted: list[Any]
     died: list[list[str]]
 
 
@@ -437,12 +439,14 @@ def events_nights(new_district: Any, demo_cut: Any, demo_product: Any, tmp_path_
     two, three = later_nights(one, tmp_path_factory.mktemp("events-nights"))
     many = new_district(one, page_limit=20, product=demo_product())
     whole = new_district(one, page_limit=20, product=demo_product())
+    parted = new_district(one, page_limit=20, product=demo_product())
     try:
         sliced(many, 1)
-        runs: dict[str, list[Any]] = {"sliced": [], "whole": []}
+        sliced(parted, 1, mirror_chunks_per_part=4)
+        runs: dict[str, list[Any]] = {"sliced": [], "whole": [], "parted": []}
         died: list[list[str]] = []
         for night in (one, one, two, three):
-            for name, d in (("sliced", many), ("whole", whole)):
+            for name, d in (("sliced", many), ("whole", whole), ("parted", parted)):
                 d.serve(night)
                 if name == "sliced" and night is two:
                     # night 2's second users slice dies after its work, before its checkpoint
@@ -450,10 +454,11 @@ def events_nights(new_district: Any, demo_cut: Any, demo_product: Any, tmp_path_
                         runs[name].append(d.sync(export=False))
                 else:
                     runs[name].append(d.sync(export=False))
-        return EventsNights(runs["sliced"], runs["whole"], died)
+        return EventsNights(runs["sliced"], runs["whole"], runs["parted"], died)
     finally:
         many.close()
         whole.close()
+        parted.close()
 
 
 def plan_of(run: Any) -> dict[str, Any]:
@@ -502,6 +507,56 @@ def test_an_events_night_names_its_changes_and_keeps_the_mirror_its_slices_read(
     assert [pid for pid, n in Counter(people).items() if n > 1] == []
     # and night 3 read night 2's mirror
     assert plan_of(three)["lists"]["users"]["mirror"]["run"] == two.run_id
+
+
+def test_an_events_night_read_in_parts_side_by_side_syncs_as_in_one_slice(events_nights: EventsNights) -> None:
+    # Given the nights after the first, the users list read in parts of 4 of its 13 mirror chunks (each part a
+    # Map item of its own), against one slice a list
+    first = events_nights.parted[0]
+    assert mirror_of(first)["clean"]["users"] is True  # every user had an id of its own
+    for night in (1, 2, 3):
+        parted, one = events_nights.parted[night], events_nights.whole[night]
+        plan = plan_of(parted)
+        assert plan["parts"] == {"users": ["users", "users-2", "users-3", "users-4"]}
+        assert [len(plan["lists"][p]["mirror"]["keys"]) for p in plan["parts"]["users"]] == [4, 4, 4, 1]
+        assert all(checkpoint(parted, p)["done"] for p in plan["parts"]["users"])
+        # Then the snapshot (the user night 3 created, mapped after the parts, included), counts, findings,
+        # errors and the sync section are one slice's
+        same_run(one, parted)
+        assert parted.report["errors"] == one.report["errors"]
+        assert parted.report["sync"] == one.report["sync"]
+    # and the mirror each changed night leaves is the parts' chunks in order, then what the night created
+    two, three = events_nights.parted[2], events_nights.parted[3]
+    for run in (two, three):
+        plan = plan_of(run)
+        parts = [key for p in plan["parts"]["users"] for keys in checkpoint(run, p)["slices"] for key in keys]
+        users = mirror_of(run)["collections"]["users"]
+        assert users[: len(parts)] == parts and mirror_of(run)["clean"]["users"] is True
+        created = users[len(parts) :]
+        assert all("/fetch/users/created-" in key for key in created)
+        assert len(created) == (1 if run is three else 0)
+    assert plan_of(three)["lists"]["users"]["mirror"]["run"] == two.run_id
+
+
+def test_a_users_list_with_an_id_twice_is_not_read_in_parts(district: Any, synthetic: Any) -> None:
+    # Given a roster with a copy of a student at its end, read a page per slice, parts of one mirror chunk
+    students = synthetic.users("student")
+    duplicate = dict(students[2])
+    duplicate["name"] = {"first": "Second", "last": "Copy"}
+    synthetic.append_users({"data": duplicate})
+    d = district(synthetic, page_limit=20)
+    sliced(d, 1, mirror_chunks_per_part=1)
+    first = d.sync(export=False)
+
+    night = d.sync(export=False)
+
+    # Then the mirror says its users are not clean, the events night reads them as one list, and reports
+    # the copy again
+    assert mirror_of(first)["clean"]["users"] is False and mirror_of(first)["clean"]["sections"] is True
+    assert night.report["sync"]["kind"] == "events"
+    assert plan_of(night)["parts"] == {} and "users-2" not in plan_of(night)["lists"]
+    duplicates = [e for e in night.report["errors"] if e["reason"].startswith("duplicate id")]
+    assert [e["provider_id"] for e in duplicates] == [students[2]["id"]]
 
 
 def test_an_unreadable_chunk_of_the_last_mirror_leaves_the_events_night_incomplete_and_nothing_archived(

@@ -44,6 +44,10 @@ class RuntimeConfig(BaseSettings):
     # 480 of the function's 900 s: a slice stops before half its time is spent (issue 10: no invocation
     # above half of Lambda's limits), and a page and its retries fit in what is left.
     fetch_slice_margin_seconds: float = Field(default=480.0, ge=0, validation_alias="FETCH_SLICE_MARGIN_SECONDS")
+    # A Clever events night reads a users list whose last mirror is clean (every item a user with its own
+    # id) in parts of this many mirror chunks, side by side (a connection's ``mirror_chunks_per_part``
+    # overrides it): 40 chunks of 10,000 users are about half a minute of mapping.
+    fetch_mirror_chunks_per_part: int = Field(default=40, ge=1, validation_alias="FETCH_MIRROR_CHUNKS_PER_PART")
     # How long a report link (a SigV4 presigned URL) stays valid: an hour by default; SigV4 allows 7 days
     # at most. Reports hold children's data: a link forwarded by mistake should not stay open for long.
     report_link_seconds: int = Field(

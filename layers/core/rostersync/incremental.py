@@ -125,6 +125,7 @@ class RunStoreMirror:
         self._chunk = chunk_records
         self._writers: dict[str, Any] = {}
         self._adopted: dict[str, list[str]] = {}
+        self._clean: dict[str, bool] = {}
 
     def _manifest(self, run_id: str) -> dict[str, Any] | None:
         from rostersync.storage import RunStore
@@ -170,13 +171,25 @@ class RunStoreMirror:
         self._writers[collection] = writer
         return writer
 
-    def adopt(self, collection: str, keys: list[str]) -> None:
-        """Make ``keys`` (this run's chunks of Clever's objects, as sent) the mirror's ``collection``."""
+    def adopt(self, collection: str, keys: list[str], clean: bool | None = None) -> None:
+        """Make ``keys`` (this run's chunks of Clever's objects, as sent) the mirror's ``collection``;
+        ``clean``: whether every item of it was a record with an id of its own (no item without data or
+        id, no unusable id, no id twice), as its mapping found (None: not known)."""
         self._adopted[collection] = [key for key in keys if self._store.owns(key)]
+        if clean is not None:
+            self._clean[collection] = clean
+
+    def clean(self, run_id: str, collection: str) -> bool:
+        """Whether run ``run_id``'s mirror says its ``collection`` is clean (``adopt``); False when unknown."""
+        manifest = self._manifest(run_id) or {}
+        return manifest.get("clean", {}).get(collection) is True
 
     def seal(self, event_id: str) -> None:
         collections = {name: writer.close() for name, writer in self._writers.items()} | self._adopted
-        self._store.put_json("mirror/manifest.json", {"event": event_id, "collections": collections})
+        manifest: dict[str, Any] = {"event": event_id, "collections": collections}
+        if self._clean:
+            manifest["clean"] = self._clean
+        self._store.put_json("mirror/manifest.json", manifest)
 
 
 KIND_WORDS = {"full": "full read", "events": "Clever events", "delta": "delta"}

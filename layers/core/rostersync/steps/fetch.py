@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -219,7 +219,10 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
             if read.night is not None:
                 # An events run: the slices read the last mirror, the night's events applied, and map it.
                 plan["clever"]["events"] = _write_night(ctx.store, read.night, ctx.config.snapshot_chunk_records)
-                plan["lists"] = _night_lists(mirror, read.night, plan["clever"]["events"]["overlay"])
+                per_part = int(connection.get("mirror_chunks_per_part") or ctx.config.fetch_mirror_chunks_per_part)
+                plan["lists"], plan["parts"] = _night_lists(
+                    mirror, read.night, plan["clever"]["events"]["overlay"], per_part
+                )
                 read_lists = False
         if read_lists:
             plan["lists"] = {name: {"path": path} for name, path in CLEVER_LISTS.items()}
@@ -275,22 +278,45 @@ def _read_night(store: RunStore, events: dict[str, Any]) -> NightEvents:
     return NightEvents(overlay, events["last"], events["mirror_run"], list(events.get("problems", [])), tally)
 
 
-def _night_lists(mirror: RunStoreMirror, night: NightEvents, overlay: dict[str, list[str]]) -> dict[str, Any]:
-    """An events run's lists: each the last mirror's chunks (one page each) with the night's events.
+def _night_lists(
+    mirror: RunStoreMirror, night: NightEvents, overlay: dict[str, list[str]], per_part: int
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """An events run's lists, each the last mirror's chunks (one page each) with the night's events; and
+    the lists read in parts.
 
     The slices write what they read (the new mirror) only when the events changed something; the lists
-    they do not map (courses, terms: the assembly names classrooms from them) always.
+    they do not map (courses, terms: the assembly names classrooms from them) always. A users list longer
+    than ``per_part`` chunks whose last mirror is clean (``RunStoreMirror.clean``: no item without an id
+    of its own, no id twice) is read in parts side by side (``users``, ``users-2``, …; each a Map item):
+    with no id twice and none missing, a part's duplicate check and positions need nothing of the parts
+    before it, and the objects the night created, which follow the last part, are mapped by the assembly
+    once every part has said which changed objects it found.
     """
     changed = bool(night.overlay.objects)
-    return {
-        name: {
+    lists: dict[str, Any] = {}
+    parts: dict[str, list[str]] = {}
+    for name, path in CLEVER_LISTS.items():
+        keys = mirror.keys(night.mirror_run, name)
+        spec = {
             "path": path,
-            "mirror": {"run": night.mirror_run, "keys": mirror.keys(night.mirror_run, name)},
+            "mirror": {"run": night.mirror_run, "keys": keys},
             "overlay": overlay.get(name, []),
             "write": changed or name not in _CLEVER_MAPPERS,
         }
-        for name, path in CLEVER_LISTS.items()
-    }
+        if name in _PARTED and keys and len(keys) > per_part and mirror.clean(night.mirror_run, name):
+            count = -(-len(keys) // per_part)
+            parts[name] = [name] + [f"{name}-{n}" for n in range(2, count + 1)]
+            for n, part in enumerate(parts[name]):
+                chunks = keys[n * per_part : (n + 1) * per_part]
+                lists[part] = {
+                    **spec,
+                    "mirror": {"run": night.mirror_run, "keys": chunks},
+                    "list": name,
+                    "creates": False,
+                }
+        else:
+            lists[name] = spec
+    return lists, parts
 
 
 def fetch_slices(store: RunStore) -> dict[str, int]:
@@ -394,7 +420,7 @@ def read_fetch_slice(
 
     mapping = _SliceMapping.for_list(
         plan,
-        resource,
+        spec.get("list", resource),
         store,
         f"fetch/{resource}/mapped/s{checkpoint['slice']:05d}",
         checkpoint,
@@ -412,6 +438,8 @@ def read_fetch_slice(
         checkpoint.setdefault("mapped", []).append(mapping.close(more_slices=cursor is not None))
         if mapping.seen_key:
             checkpoint.setdefault("seen", []).append(mapping.seen_key)
+        # items that were not a record with an id of its own (none: the list is clean, ``_night_lists``)
+        checkpoint["irregular"] = int(checkpoint.get("irregular", 0)) + mapping.irregular
     checkpoint["records"] += count
     checkpoint["problems"] += problems
     if night is not None:
@@ -454,6 +482,7 @@ class _NightList:
         self._run = spec["mirror"]["run"]
         self._keys: list[str] | None = spec["mirror"]["keys"]
         self.applier = OverlayApplier(_night_entries(ctx.store, spec.get("overlay", [])), checkpoint.get("found", []))
+        self._creates = bool(spec.get("creates", True))  # a part before the last: the assembly adds them
 
     def pages(self, cursor: str | None) -> Iterator[ListPage]:
         keys = self._keys
@@ -475,7 +504,7 @@ class _NightList:
             yield ListPage(items, following)
 
     def apply(self, page: ListPage) -> Iterator[Any]:
-        return self.applier.apply(page.items, last=page.next is None and not page.problem)
+        return self.applier.apply(page.items, last=self._creates and page.next is None and not page.problem)
 
 
 @dataclass(frozen=True)
@@ -513,6 +542,10 @@ _CLEVER_MAPPERS: dict[str, Callable[[Iterable[Any], SeenIds, int], Iterator[Snap
 }
 
 
+# The lists an events run may read in parts (``_night_lists``): the users list is the long one.
+_PARTED = ("users",)
+
+
 class _SliceMapping:
     """Maps one slice of a Clever list into snapshot chunks of its own
     (``fetch/<list>/mapped/sNNNNN-<collection>-MMMMM.ndjson.gz``).
@@ -542,6 +575,7 @@ class _SliceMapping:
                 del body
         self._start = int(checkpoint["records"]) + 1
         self.seen_key = ""
+        self.irregular = 0
 
     @classmethod
     def for_list(
@@ -552,7 +586,15 @@ class _SliceMapping:
         return cls(store, name, resource, checkpoint, plan, size)
 
     def map(self, items: Iterable[Any]) -> None:
-        for item in _CLEVER_MAPPERS[self._resource](items, self._seen, self._start):
+        taken, before = 0, len(self._seen)
+
+        def counted() -> Iterator[Any]:
+            nonlocal taken
+            for item in items:
+                taken += 1
+                yield item
+
+        for item in _CLEVER_MAPPERS[self._resource](counted(), self._seen, self._start):
             if isinstance(item, ClassroomRecord):
                 collection, value = "classrooms", item  # checked against the limits once named
             else:
@@ -561,6 +603,8 @@ class _SliceMapping:
             if writer is None:
                 writer = self._writers[collection] = self._store.chunk_writer(f"{self._name}-{collection}", self._size)
             writer.write(value)
+        # Every item with an id of its own adds it to the duplicate check; any other was irregular.
+        self.irregular = taken - (len(self._seen) - before)
 
     def close(self, more_slices: bool) -> dict[str, dict[str, Any]]:
         """Flush the chunks; with slices still to come, write this slice's ids for their duplicate check."""
@@ -572,18 +616,23 @@ class _SliceMapping:
 
 
 class _MappedLists:
-    """A Clever full read as its slices mapped it (``MappedRoster``): yields what ``CleverProvider.fetch``
-    yields, in its order, the slices' chunks as ``PremappedChunks``; maps nothing but the classrooms'
-    course and term names (read here from the small courses and terms lists)."""
+    """A Clever full read or events run as its slices mapped it (``MappedRoster``): yields what
+    ``CleverProvider.fetch`` yields, in its order, the slices' chunks as ``PremappedChunks``; maps nothing
+    but the classrooms' course and term names (read here from the small courses and terms lists) and, for
+    a list an events run read in parts, the objects the night created (``night``: they follow the last
+    part, once every part has said which changed objects it found)."""
 
     _LISTS = (("schools", Kind.SCHOOLS), ("sections", Kind.CLASSROOMS), ("users", Kind.STUDENTS))
 
-    def __init__(self, store: RunStore, plan: dict[str, Any]) -> None:
+    def __init__(self, store: RunStore, plan: dict[str, Any], size: int, night: NightEvents | None = None) -> None:
         self._store = store
         self._raw = _SlicedLists(store, plan, "Clever")
+        self._parts: dict[str, list[str]] = plan.get("parts") or {}
+        self._size = size
+        self._night = night
 
-    def _done(self, resource: str, outcome: FetchOutcome) -> dict[str, Any] | None:
-        checkpoint = _get_json_or_none(self._store, _checkpoint_name(resource))
+    def _done(self, part: str, resource: str, outcome: FetchOutcome) -> dict[str, Any] | None:
+        checkpoint = _get_json_or_none(self._store, _checkpoint_name(part))
         if not checkpoint or not checkpoint.get("done"):
             unreadable_page("Clever", "list was not read to its end", CLEVER_LISTS[resource], outcome, logger)
             return None
@@ -594,24 +643,56 @@ class _MappedLists:
         courses = names_by_id(self._raw.iter_records(COURSES_PATH, outcome))
         terms = names_by_id(self._raw.iter_records(TERMS_PATH, outcome))
         yield from _page_errors(outcome, before, Kind.CLASSROOMS)
+        read: dict[str, list[str]] = {}  # each list's chunks as read (the new mirror)
+        clean: dict[str, bool] = {}
         for resource, kind in self._LISTS:
             before = len(outcome.problems)
-            checkpoint = self._done(resource, outcome)
-            for mapped in (checkpoint or {}).get("mapped", []):
-                for collection, chunks in mapped.items():
-                    keys = [key for key in chunks["keys"] if self._store.owns(key)]
-                    if collection == "classrooms":
-                        for data in self._store.read_all(keys):
-                            yield name_classroom(ClassroomRecord.model_validate(data), courses, terms)
-                    else:
-                        yield PremappedChunks(collection, keys, int(chunks["count"]))
-            for problem in (checkpoint or {}).get("problems", []):
-                unreadable_page("Clever", problem, CLEVER_LISTS[resource], outcome, logger)
+            parts = self._parts.get(resource, [resource])
+            read[resource], irregular, found, items = [], 0, set(), 0
+            for part in parts:
+                checkpoint = self._done(part, resource, outcome) or {}
+                for mapped in checkpoint.get("mapped", []):
+                    for collection, chunks in mapped.items():
+                        keys = [key for key in chunks["keys"] if self._store.owns(key)]
+                        if collection == "classrooms":
+                            for data in self._store.read_all(keys):
+                                yield name_classroom(ClassroomRecord.model_validate(data), courses, terms)
+                        else:
+                            yield PremappedChunks(collection, keys, int(chunks["count"]))
+                for problem in checkpoint.get("problems", []):
+                    unreadable_page("Clever", problem, CLEVER_LISTS[resource], outcome, logger)
+                read[resource] += [key for keys in checkpoint.get("slices", []) for key in keys]
+                irregular += int(checkpoint.get("irregular", 1))  # not counted (or not read): not known clean
+                found |= set(checkpoint.get("found", []))
+                items += int(checkpoint.get("records", 0))
+            if len(parts) > 1:
+                created = yield from self._created(resource, found, items)
+                read[resource] += created[0]
+                irregular += created[1]
+            clean[resource] = irregular == 0
             yield from _page_errors(outcome, before, kind)
         if mirror is not None:
             for resource in CLEVER_LISTS:
-                checkpoint = _get_json_or_none(self._store, _checkpoint_name(resource)) or {}
-                mirror.adopt(resource, [key for keys in checkpoint.get("slices", []) for key in keys])
+                if resource not in read:
+                    checkpoint = _get_json_or_none(self._store, _checkpoint_name(resource)) or {}
+                    read[resource] = [key for keys in checkpoint.get("slices", []) for key in keys]
+                mirror.adopt(resource, read[resource], clean.get(resource))
+
+    def _created(self, resource: str, found: set[str], items: int) -> Generator[Any, None, tuple[list[str], int]]:
+        """The users the night created, after a list read in parts: mapped with the positions after the
+        parts' items, and written as read for the new mirror (``fetch/<list>/created-NNNNN``). Returns
+        their chunks and how many were irregular."""
+        if self._night is None:
+            raise BadInputError(f"this run read {resource} in parts without the night's events")
+        objects = [
+            {"data": obj} for oid, obj in self._night.overlay.entries(resource) if obj is not None and oid not in found
+        ]
+        writer = self._store.chunk_writer(f"fetch/{resource}/created", self._size)
+        for item in objects:
+            writer.write(item)
+        seen = SeenIds()
+        yield from _CLEVER_MAPPERS[resource](objects, seen, items + 1)
+        return writer.close(), len(objects) - len(seen)
 
 
 class _MappedProvider:
@@ -636,7 +717,9 @@ class _SlicedLists:
         self._store = store
         self._lists = plan.get("lists", {})
         self._provider = provider
-        self._by_path = {spec.get("path") or spec.get("collection"): name for name, spec in self._lists.items()}
+        self._by_path: dict[str, str] = {}
+        for name, spec in self._lists.items():  # a list read in parts: its first part's name
+            self._by_path.setdefault(spec.get("path") or spec.get("collection"), name)
 
     def iter_records(self, path: str, outcome: FetchOutcome | None = None) -> Iterator[Any]:
         name = self._by_path.get(path)
@@ -682,12 +765,13 @@ def assemble_snapshot(run: RunRef) -> FetchResult:
         provider: RosterProvider
         if kind == "clever":
             lists = _SlicedLists(ctx.store, plan, "Clever")
-            mapped = _MappedLists(ctx.store, plan) if plan.get("mapped_in_slices") else None
+            night = _read_night(ctx.store, plan["clever"]["events"]) if "events" in plan.get("clever", {}) else None
+            size = ctx.config.snapshot_chunk_records
+            mapped = _MappedLists(ctx.store, plan, size, night) if plan.get("mapped_in_slices") else None
             pacer = RequestPacer(interval=float(plan.get("interval") or 0.0))
             if "clever" in plan:
                 mirror = RunStoreMirror(aws.client("s3"), ctx.config.sync_bucket, run.district_id, run.run_id)
                 decided = plan["clever"]
-                night = _read_night(ctx.store, decided["events"]) if "events" in decided else None
                 provider = CleverIncrementalProvider(
                     _clever_client(reading, pacer),
                     mirror,
