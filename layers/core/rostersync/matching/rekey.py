@@ -12,6 +12,7 @@ apart is held for review: nothing written for it, nothing of its kind archived, 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 # A re-key when at least this share of a collection's managed records are gone, with at least half as
@@ -41,6 +42,21 @@ def id_change(managed_ids: set[str], roster_ids: set[str], known_ids: set[str]) 
         gone=len(managed_ids - roster_ids),
         new=len(roster_ids - known_ids),
     )
+
+
+def counted_id_change(
+    managed: int, roster_ids: Iterable[str], is_managed: Callable[[str], bool], is_known: Callable[[str], bool]
+) -> IdChange:
+    """``id_change`` counted as the roster's ids pass, without holding them or the directory's as sets:
+    ``managed`` active sync-managed ids; ``is_managed`` / ``is_known`` ask the directory about one id.
+    The roster gives each id once (Fetch's duplicate check keeps the first of a repeated id)."""
+    kept = new = 0
+    for roster_id in roster_ids:
+        if is_managed(roster_id):
+            kept += 1
+        elif not is_known(roster_id):
+            new += 1
+    return IdChange(managed=managed, gone=managed - kept, new=new)
 
 
 def classroom_key(school_id: str, sis_id: str, name: str) -> str:
