@@ -126,10 +126,14 @@ class RunStoreMirror:
         self._writers: dict[str, Any] = {}
         self._adopted: dict[str, list[str]] = {}
         self._clean: dict[str, bool] = {}
+        self._manifests: dict[str, dict[str, Any]] = {}
 
     def _manifest(self, run_id: str) -> dict[str, Any] | None:
+        """Run ``run_id``'s mirror manifest, read once (a sealed mirror's manifest never changes)."""
         from rostersync.storage import RunStore
 
+        if run_id in self._manifests:
+            return self._manifests[run_id]
         store = RunStore(self._s3, self._bucket, self._district, run_id)
         try:
             manifest = store.get_json(store.key("mirror/manifest.json"))
@@ -137,7 +141,10 @@ class RunStoreMirror:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "AccessDenied"):
                 return None  # expired with the run's files (or never written: the run did not finish it)
             raise
-        return manifest if isinstance(manifest, dict) else None
+        if not isinstance(manifest, dict):
+            return None
+        self._manifests[run_id] = manifest
+        return manifest
 
     def has(self, run_id: str) -> bool:
         return self._manifest(run_id) is not None

@@ -438,8 +438,9 @@ def read_fetch_slice(
         checkpoint.setdefault("mapped", []).append(mapping.close(more_slices=cursor is not None))
         if mapping.seen_key:
             checkpoint.setdefault("seen", []).append(mapping.seen_key)
-        # items that were not a record with an id of its own (none: the list is clean, ``_night_lists``)
-        checkpoint["irregular"] = int(checkpoint.get("irregular", 0)) + mapping.irregular
+        # items that were not a record with an id of its own (none: the list is clean, ``_night_lists``):
+        # every other item added its id to the duplicate check
+        checkpoint["irregular"] = int(checkpoint.get("irregular", 0)) + count - mapping.added
     checkpoint["records"] += count
     checkpoint["problems"] += problems
     if night is not None:
@@ -575,7 +576,7 @@ class _SliceMapping:
                 del body
         self._start = int(checkpoint["records"]) + 1
         self.seen_key = ""
-        self.irregular = 0
+        self.added = 0  # ids this slice added to the duplicate check
 
     @classmethod
     def for_list(
@@ -586,15 +587,8 @@ class _SliceMapping:
         return cls(store, name, resource, checkpoint, plan, size)
 
     def map(self, items: Iterable[Any]) -> None:
-        taken, before = 0, len(self._seen)
-
-        def counted() -> Iterator[Any]:
-            nonlocal taken
-            for item in items:
-                taken += 1
-                yield item
-
-        for item in _CLEVER_MAPPERS[self._resource](counted(), self._seen, self._start):
+        before = len(self._seen)
+        for item in _CLEVER_MAPPERS[self._resource](items, self._seen, self._start):
             if isinstance(item, ClassroomRecord):
                 collection, value = "classrooms", item  # checked against the limits once named
             else:
@@ -603,8 +597,7 @@ class _SliceMapping:
             if writer is None:
                 writer = self._writers[collection] = self._store.chunk_writer(f"{self._name}-{collection}", self._size)
             writer.write(value)
-        # Every item with an id of its own adds it to the duplicate check; any other was irregular.
-        self.irregular = taken - (len(self._seen) - before)
+        self.added = len(self._seen) - before
 
     def close(self, more_slices: bool) -> dict[str, dict[str, Any]]:
         """Flush the chunks; with slices still to come, write this slice's ids for their duplicate check."""

@@ -60,6 +60,10 @@ class _ProviderId(TypedDict):
 _provider_id = TypeAdapter(_ProviderId)
 
 
+def _active_managed(entry: Any) -> bool:
+    return bool(entry.managed_by_sync) and entry.status == "active"
+
+
 def _rekey_indexes(
     ctx: DistrictContext, provider: str, index: dict[str, Any], manifest: dict[str, list[str]], delta: bool
 ) -> tuple[CandidateIndex | None, dict[str, list[IndexEntry]] | None]:
@@ -75,7 +79,7 @@ def _rekey_indexes(
 
         def is_managed(provider_id: str, entries: dict[str, Any] = entries) -> bool:
             entry = entries.get(provider_id)
-            return entry is not None and entry.managed_by_sync and entry.status == "active"
+            return entry is not None and _active_managed(entry)
 
         def roster_ids(snapshot: tuple[str, ...] = snapshot) -> Iterator[str]:
             for name in snapshot:
@@ -84,7 +88,7 @@ def _rekey_indexes(
 
         # Counted as the ids pass: three sets of every id (the roster's, the managed and the known ones)
         # would hold ≈ 0.5 GB at NYC's 3.1 M people, every night, for a check that is rarely true.
-        managed = sum(1 for e in entries.values() if e.managed_by_sync and e.status == "active")
+        managed = sum(1 for entry in entries.values() if _active_managed(entry))
         if not managed:
             continue
         change = counted_id_change(managed, roster_ids(), is_managed, entries.__contains__)
