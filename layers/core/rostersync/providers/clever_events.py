@@ -526,22 +526,20 @@ class CleverIncrementalProvider:
         self.tally = EventTally()
 
     def fetch(self, outcome: FetchOutcome) -> Iterator[SnapshotItem]:
+        reason = ""
+        if self._night is None and self._latest is None:  # not planned before (in-process): decide now
+            read = self.plan_read()
+            self._night = read.night
+            self._latest = None if read.night is not None else (read.latest, read.note)
+            reason = read.reason
+        elif self._night is None:
+            reason = self._full_reason or self._why_not_events()
         if self._night is not None:
             for problem in self._night.problems:
                 outcome.mark_incomplete(problem)
             self.tally = self._night.tally
             yield from self._from_events(self._night.overlay, self._night.last, outcome)
             return
-        reason = self._full_reason or self._why_not_events()
-        if not reason:
-            assert self._cursor is not None
-            try:
-                overlay, last = read_overlay(self.events, self._cursor.event_id, outcome, self.tally)
-            except EventsUnavailableError as exc:
-                reason = f"{exc}; this run read the whole roster instead"
-            else:
-                yield from self._from_events(overlay, last, outcome)
-                return
         yield from self._full(reason, outcome)
 
     def plan_read(self) -> ReadPlan:
