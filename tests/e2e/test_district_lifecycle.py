@@ -87,7 +87,7 @@ def raw_directory(district: Any) -> dict[str, dict[str, Any]]:
     """Every directory item of the district, whole (every attribute), by id."""
     items: dict[str, dict[str, Any]] = {}
     for collection in COLLECTIONS:
-        for item in district.directory._scan_collection(collection):
+        for item in district.directory._scan_collection(collection, dict):
             items[item["id"]] = item
     return items
 

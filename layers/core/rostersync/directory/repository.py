@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -64,6 +64,8 @@ INDEX_PROJECTION = "id, kind, #s, managed_by_sync, content_hash, provider_ids, p
 # The share of a collection up to which its records without a provider link are read by key rather than
 # by a filtered Query of every shard (``DirectoryRepository.unlinked_of`` says why an eighth).
 UNLINKED_BY_KEY = 0.125
+
+_Read = TypeVar("_Read")  # what a shard reader turns each item into (``DirectoryRepository._scan_collection``)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -530,8 +532,12 @@ class DirectoryRepository:
     # -- reads ----------------------------------------------------------------------------------
 
     def _query_partition(
-        self, pk: str, projection: str | None, without_provider: str | None = None
-    ) -> list[dict[str, Any]]:
+        self,
+        pk: str,
+        projection: str | None,
+        without_provider: str | None,
+        convert: Callable[[dict[str, Any]], _Read],
+    ) -> list[_Read]:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk",
@@ -544,32 +550,41 @@ class DirectoryRepository:
             # Only records not linked to this provider come back (the rest are filtered at the table).
             kwargs["FilterExpression"] = "attribute_not_exists(provider_ids.#provider)"
             kwargs.setdefault("ExpressionAttributeNames", {})["#provider"] = without_provider
-        return [_from_item(i) for i in query_items(self._client, **kwargs)]
+        return [convert(_from_item(i)) for i in query_items(self._client, **kwargs)]
 
     def _scan_collection(
-        self, collection: str, projection: str | None = None, without_provider: str | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """Query the collection's shards in parallel (one partition each)."""
+        self,
+        collection: str,
+        convert: Callable[[dict[str, Any]], _Read],
+        projection: str | None = None,
+        without_provider: str | None = None,
+    ) -> Iterator[_Read]:
+        """Query the collection's shards in parallel (one partition each), in shard order.
+
+        Each reader turns its items into what the caller keeps (``convert``) as each page arrives: the
+        shards a caller has not reached yet wait as those, never as a whole shard's items as plain dicts (a
+        reader that ran ahead of the people phase's index held up to every person of the district so, at
+        a few times the size of the ``IndexEntry`` the phase keeps of each)."""
         pks = [partition_key(self.district_id, collection, shard) for shard in range(SHARDS)]
         # Each reader runs in a copy of the caller's context, so it sees the invocation's credentials
         # (rostersync.aws.invocation_session) wherever it creates a client.
         contexts = [contextvars.copy_context() for _ in pks]
         with ThreadPoolExecutor(max_workers=self._threads) as pool:
             readers = pool.map(
-                lambda ctx, pk: ctx.run(self._query_partition, pk, projection, without_provider), contexts, pks
+                lambda ctx, pk: ctx.run(self._query_partition, pk, projection, without_provider, convert),
+                contexts,
+                pks,
             )
             for items in readers:
                 yield from items
 
     def records(self, collection: str) -> Iterator[DirectoryRecord]:
         """Every record of a collection (schools, classrooms, people, enrollments, guardian_links)."""
-        for item in self._scan_collection(collection):
-            yield DirectoryRecord.from_item(item)
+        return self._scan_collection(collection, DirectoryRecord.from_item)
 
     def index(self, collection: str) -> Iterator[IndexEntry]:
         """The matching index of a collection: ids, status, hashes and provider links only."""
-        for item in self._scan_collection(collection, INDEX_PROJECTION):
-            yield _index_entry(item)
+        return self._scan_collection(collection, _index_entry, INDEX_PROJECTION)
 
     def pair_index(self, collection: str, provider: str, partitions: int, partition: int) -> Iterator[IndexEntry]:
         """A Match partition's share of the enrollments' or guardian links' index: the entries linked to
@@ -682,8 +697,7 @@ class DirectoryRepository:
         """Records of a collection without a link to ``provider``: the product's own, or another provider's.
         Matching looks among them for a roster record's existing account (by email, student id…); on a
         re-sync, when nearly every record is linked, the table filters almost all of them out."""
-        for item in self._scan_collection(collection, without_provider=provider):
-            record = DirectoryRecord.from_item(item)
+        for record in self._scan_collection(collection, DirectoryRecord.from_item, without_provider=provider):
             if provider not in record.provider_ids:
                 yield record
 
