@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import random
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -201,10 +202,12 @@ def _index_entry(item: dict[str, Any]) -> IndexEntry:
     return IndexEntry(
         id=item["id"],
         kind=Kind(item["kind"]),
-        status=item.get("status", "active"),
+        # The status and the providers' names are a handful of words the answer spells out in every item:
+        # kept once each (the people phase holds an entry per person of the district).
+        status=sys.intern(item.get("status", "active")),
         managed_by_sync=bool(item.get("managed_by_sync", False)),
         content_hash=item.get("content_hash", ""),
-        provider_ids=dict(item.get("provider_ids") or {}),
+        provider_ids={sys.intern(name): pid for name, pid in (item.get("provider_ids") or {}).items()},
         parent_id=str(item.get("parent_key") or "").split("#", 1)[-1],
         edited={name: edit_digest(value) for name, value in edits.items()} if edits else NO_EDITS,
     )
