@@ -25,7 +25,8 @@ tracemalloc traces the whole process, so what moto allocates while it serves the
 items it stores) is in the peak too; ``retained`` is how much of it was still held when the invocation
 ended. The stack keeps S3 objects' bodies in files (``EmbeddedStack(s3_bodies_on_disk=True)``), so those
 are not. ``--memory-only`` runs nothing but that traced sync, in a stack of its own (``--trace-steps``:
-only some steps' invocations traced, the others at full speed): ``make bench-scale``
+only some steps' invocations traced, the others at full speed; ``--resync``: a full sync untraced first,
+then the unchanged re-sync traced, when Match's people phase holds the directory's index): ``make bench-scale``
 runs it in a process beside the timed one, since one process cannot hold a 100,000-student district's
 timed syncs, floors and traced copy at once. Each write floor's copy of the district is dropped from the
 embedded table once timed (``EmbeddedStack.forget_partitions``), for the same reason. For Clever, two
@@ -67,11 +68,19 @@ def main() -> None:
         choices=STEPS,
         help="with --memory-only: trace only these steps' invocations (the others run untraced, at full speed)",
     )
+    parser.add_argument(
+        "--resync",
+        action="store_true",
+        help="with --memory-only: sync untraced first, then trace the unchanged re-sync (Match's people phase holds"
+        " the district's directory index then; a first sync's is empty)",
+    )
     parser.add_argument("--no-events", action="store_true", help="skip the 1 %%-change nights")
     parser.add_argument("--json", type=Path, help="write the per-step figures here (make bench-scale)")
     args = parser.parse_args()
     if args.trace_steps and not args.memory_only:
         parser.error("--trace-steps needs --memory-only")
+    if args.resync and not args.memory_only:
+        parser.error("--resync needs --memory-only")
     for name in ("werkzeug", "moto", "botocore", "urllib3"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
@@ -168,10 +177,10 @@ def main() -> None:
             )
             return seconds, counter.requests[config.directory_table], report
 
-        def traced_sync(district: str) -> dict[str, dict[str, Any]]:
-            seconds3, _, report3 = sync("traced full sync", district, memory=True)
+        def traced_sync(district: str, label: str = "traced full sync") -> dict[str, dict[str, Any]]:
+            seconds3, _, report3 = sync(label, district, memory=True)
             traced = step_figures(last["output"], last["invocations"], last["meters"], report3, last["plan"])
-            print(f"\ntraced full sync: {seconds3:.1f}s (tracemalloc on)")
+            print(f"\n{label}: {seconds3:.1f}s (tracemalloc on)")
             print_steps("peak memory per step (traced; times are tracemalloc's, not the step's)", traced, memory=True)
             return traced
 
@@ -179,7 +188,10 @@ def main() -> None:
             if args.provider == "clever":
                 warm_up(workdir / "warm-up", stack, sync)
             simulator.preload()  # in the whole benchmark the timed syncs have had it load the lists
-            traced = traced_sync(district_id)
+            if args.resync:
+                seconds, _, _ = sync("untraced full sync", district_id)
+                print(f"untraced full sync: {seconds:.1f}s")
+            traced = traced_sync(district_id, "traced unchanged re-sync" if args.resync else "traced full sync")
             if args.json:
                 args.json.write_text(json.dumps({"students": args.students, "memory": traced}, indent=2))
             print(f"\npeak memory (RSS of this process): {_peak_rss_mib():,.0f} MiB")
