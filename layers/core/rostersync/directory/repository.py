@@ -565,9 +565,9 @@ class DirectoryRepository:
         """Query the collection's shards in parallel (one partition each), in shard order.
 
         Each reader turns its items into what the caller keeps (``convert``) as each page arrives: the
-        shards a caller has not reached yet wait as those, never as a whole shard's items as plain dicts (a
-        reader that ran ahead of the people phase's index held up to every person of the district so, at
-        a few times the size of the ``IndexEntry`` the phase keeps of each)."""
+        shards a caller has not reached yet wait as those, never as a whole shard's items as plain dicts
+        (readers that ran ahead of the people phase could hold every person of the district so, a few times
+        the size of the ``IndexEntry`` the phase keeps of each)."""
         pks = [partition_key(self.district_id, collection, shard) for shard in range(SHARDS)]
         # Each reader runs in a copy of the caller's context, so it sees the invocation's credentials
         # (rostersync.aws.invocation_session) wherever it creates a client.
