@@ -73,7 +73,8 @@ lint: install
 bench: install
 	$(BIN)/python bench/bench_sync.py --students $(STUDENTS) --provider $(PROVIDER)
 
-## bench-scale: the benchmark at each of SIZES="10000 100000" students (a timed and a traced process each);
+## bench-scale: the benchmark at each of SIZES="10000 100000" students (a timed process, a traced one, and one
+## tracing the people phase on the unchanged re-sync);
 ## per step, time and peak memory per record and the ratio largest/smallest; RESULTS=dir keeps each run's
 ## figures (100k: its timed run outgrew 18 GB on a 24 GiB machine; docs/SCALE.md says what it took)
 bench-scale: install

@@ -4,12 +4,15 @@
                                 [--results DIR [--print-only]]
     (make bench-scale; SIZES="10000 100000" to change them)
 
-Runs ``bench_sync.py`` twice per size, each in a process of its own (the embedded AWS keeps everything in
-memory): once timed (full sync, write floors, unchanged re-sync, read floor; ``--no-memory``) and once
-traced (``--memory-only``: a full sync with tracemalloc around each invocation, in a stack of its own), both
-without the 1 %-change nights. At 100,000 students one process could not hold both. ``--side-by-side`` runs
-a size's two processes at the same time (one core each on a two-core machine: the timed one's seconds are
-then slower than alone, its ratios to its floors less so, since the floors run in the same process).
+Runs ``bench_sync.py`` three times per size, each in a process of its own (the embedded AWS keeps everything
+in memory): once timed (full sync, write floors, unchanged re-sync, read floor; ``--no-memory``), once
+traced (``--memory-only``: a full sync with tracemalloc around each invocation, in a stack of its own), and
+once for Match's people phase on an unchanged night (``--memory-only --resync --trace-steps match_roster``:
+a full sync untraced, then the re-sync with the people phase traced; it holds the district's directory
+index then, where a first sync's is empty), all without the 1 %-change nights. At 100,000 students one
+process could not hold them all. ``--side-by-side`` runs a size's processes at the same time (a core each
+on a two-core machine shared by three: the timed one's seconds are then slower than alone, its ratios to
+its floors less so, since the floors run in the same process).
 
 Match runs in the power of two of partitions nearest to one per 2,500 students, 4 to 64 (``MatchPartitions``:
 4 at 10,000, 32 at 100,000; the template says 16 or more for NYC), so that each partition holds a like
@@ -33,6 +36,7 @@ import tempfile
 from pathlib import Path
 
 TARGETS = {"fetch_roster": 1.2, "upsert_chunk": 1.2, "archive_unmanaged": 1.2, "write_report": 1.2}
+RESYNC_STEP = "match_roster (unchanged)"  # Match's people phase traced on the unchanged re-sync
 
 
 def main() -> None:
@@ -65,12 +69,17 @@ def run_size(size: int, provider: str, side_by_side: bool, folder: Path) -> None
     partitions = match_partitions(size)
     print(f"=== {size:,} students, MatchPartitions {partitions} ===", flush=True)
     runs = []
-    for kind, flag in (("timed", "--no-memory"), ("traced", "--memory-only")):
+    kinds = (
+        ("timed", ["--no-memory"]),
+        ("traced", ["--memory-only"]),
+        ("resync-traced", ["--memory-only", "--resync", "--trace-steps", "match_roster"]),
+    )
+    for kind, flags in kinds:
         command = [
             sys.executable,
             str(Path(__file__).resolve().parent / "bench_sync.py"),
             *("--students", str(size), "--provider", provider, "--match-partitions", str(partitions)),
-            *("--no-events", flag, "--json", str(folder / f"{size}-{kind}.json")),
+            *("--no-events", *flags, "--json", str(folder / f"{size}-{kind}.json")),
         ]
         log = (folder / f"{size}-{kind}.log").open("w") if side_by_side else None
         runs.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log))  # noqa: S603
@@ -83,9 +92,14 @@ def run_size(size: int, provider: str, side_by_side: bool, folder: Path) -> None
 
 
 def read_size(size: int, folder: Path) -> dict:
-    """One size's figures: the timed run's, with the traced run's peak memory per step."""
+    """One size's figures: the timed run's, with the traced runs' peak memory per step (the people phase on an
+    unchanged night as the step ``match_roster (unchanged)``, when that run was kept: results kept before it
+    have none)."""
     result = json.loads((folder / f"{size}-timed.json").read_text())
     result["memory"] = json.loads((folder / f"{size}-traced.json").read_text())["memory"]
+    resync = folder / f"{size}-resync-traced.json"
+    if resync.exists():
+        result["memory"][RESYNC_STEP] = json.loads(resync.read_text())["memory"]["match_roster"]
     return result
 
 
@@ -110,20 +124,23 @@ def print_scale(results: list[dict]) -> None:
     ratio_label = f"{_size(large['students'])}/{_size(small['students'])}"
     sizes = " vs ".join(f"{r['students']:,}" for r in results)
     print(f"\n=== per step, {sizes} students ===")
-    header = f"{'step':18}"
+    header = f"{'step':24}"
     for r in results:
         k = _size(r["students"])
         header += f" {'ms/rec ' + k:>12} {'peak MiB ' + k:>13} {'B/rec ' + k:>10}"
     header += f" {'time ' + ratio_label:>13} {'peak ' + ratio_label:>13} {'target':>7}"
     print(header)
-    for step in small["steps"]:
-        row = f"{step:18}"
+    steps = list(small["steps"]) + ([RESYNC_STEP] if all(RESYNC_STEP in r["memory"] for r in results) else [])
+    for step in steps:
+        row = f"{step:24}"
         for r in results:
             records = max(1, r["steps"]["fetch_roster"]["records_out"])
-            seconds = r["steps"][step]["seconds"]
+            # the unchanged re-sync's people phase: its time is in the timed run's unchanged re-sync, not here
+            seconds = r["steps"].get(step, {}).get("seconds", 0)
             peak = r["memory"].get(step, {}).get("peak", 0)
             row += f" {seconds / records * 1000:>12.3f} {peak / 2**20:>13.1f} {peak / records:>10.0f}"
-        t_small, t_large = small["steps"][step]["seconds"], large["steps"][step]["seconds"]
+        t_small = small["steps"].get(step, {}).get("seconds", 0)
+        t_large = large["steps"].get(step, {}).get("seconds", 0)
         p_small = small["memory"].get(step, {}).get("peak", 0)
         p_large = large["memory"].get(step, {}).get("peak", 0)
         target = TARGETS.get(step)
