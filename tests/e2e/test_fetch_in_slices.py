@@ -610,3 +610,37 @@ def test_a_cursor_clever_no_longer_serves_is_planned_as_a_full_read(
     assert all("mirror" not in spec and spec["path"] for spec in plan["lists"].values())
     assert "events" not in plan["clever"] and plan["clever"]["latest"]
     assert run.counts("students")["archived"] == 2 and run.counts("students")["created"] == 1
+
+
+def test_a_night_with_more_events_than_the_bound_is_planned_as_a_full_read(
+    district: Any, demo_cut: Any, demo_product: Any, tmp_path: Path
+) -> None:
+    # Given a district synced once, then a night two students leave and one is renamed, whose events come
+    # three a page, with a bound of three events a night (a re-rostered district's night, in small)
+    one = demo_cut("snapshot-1", sections_per_school=2)
+    two, three = later_nights(one, tmp_path)
+    d = district(one, page_limit=20, product=demo_product())
+    d.sync(export=False)
+    cursor = d.state.get_item("CURSOR#clever")
+    sliced(d, 1_000, page_limit=3, night_max_events=3)
+    d.serve(two)
+
+    run = d.sync(export=False)
+
+    # Then the plan gave up on the events at their second page and read Clever's lists in full, the report
+    # says why, and the night's changes are synced as the events would have synced them
+    assert run.status == "succeeded", run.execution.get("cause")
+    assert run.report["sync"]["kind"] == "full"
+    assert "more than 3 Clever events" in run.report["sync"]["reason"]
+    plan = plan_of(run)
+    assert all("mirror" not in spec and spec["path"] for spec in plan["lists"].values())
+    assert "events" not in plan["clever"] and plan["clever"]["latest"]
+    assert run.counts("students")["archived"] == 2 and run.counts("students")["updated"] == 1
+    # and the cursor moved past the night on the mirror this read kept: the next night, within the
+    # bound, is read from its events
+    assert d.state.get_item("CURSOR#clever") != cursor
+    sliced(d, 1_000, page_limit=20, night_max_events=1_000)
+    d.serve(three)
+    after = d.sync(export=False)
+    assert after.report["sync"]["kind"] == "events"
+    assert after.counts("students")["created"] == 1 and after.counts("students")["archived"] == 0

@@ -79,6 +79,11 @@ class EventsUnavailableError(Exception):
     """Clever will not serve the events this run needs; the run reads the whole roster instead."""
 
 
+class NightTooLargeError(EventsUnavailableError):
+    """The night holds more events than one invocation reads (``read_overlay``'s ``max_events``): a night
+    that large (a district re-rostered, a new school year) is read in full, in Fetch's slices, instead."""
+
+
 # -- the cursor --------------------------------------------------------------------------------------
 
 
@@ -383,16 +388,19 @@ class OverlayApplier:
 
 
 def read_overlay(
-    events: CleverEventsClient, after: str, outcome: FetchOutcome, tally: EventTally
+    events: CleverEventsClient, after: str, outcome: FetchOutcome, tally: EventTally, max_events: int | None = None
 ) -> tuple[Overlay, str]:
     """Read every event after ``after`` and fold them; returns the overlay and the last event id read.
 
     A page or an event that cannot be read makes ``outcome`` incomplete (what was read is still applied;
-    the events are read again next time).
+    the events are read again next time). ``max_events``: a page of events after that many were read raises
+    ``NightTooLargeError`` (the night is read in one invocation, its objects held: a bound on both).
     """
     overlay = Overlay()
     last = after
     for page in events.iter_pages(after):
+        if max_events is not None and tally.read >= max_events and page.events:
+            raise NightTooLargeError(f"the night holds more than {max_events:,} Clever events")
         tally.pages += 1
         for item in page.events:
             tally.read += 1
@@ -495,6 +503,9 @@ class CleverIncrementalProvider:
     night
         The night's events, when ``plan_read`` read them already: the run is an events run, its events
         are not read again, and ``mapped`` holds the roster they leave.
+    night_max_events
+        The most events a night is read from (``read_overlay``'s ``max_events``); a larger night is read
+        in full. None: no bound (a run in one process).
     """
 
     name = "clever"
@@ -510,8 +521,10 @@ class CleverIncrementalProvider:
         latest: tuple[str | None, str] | None = None,
         mapped: MappedRoster | None = None,
         night: NightEvents | None = None,
+        night_max_events: int | None = None,
     ) -> None:
         self._client = client
+        self._max_events = night_max_events
         self._mapped = mapped
         self._night = night
         # Where a full read takes the roster's lists from: the client, or the lists Fetch's slices read.
@@ -552,7 +565,7 @@ class CleverIncrementalProvider:
             assert self._cursor is not None
             outcome = FetchOutcome()
             try:
-                overlay, last = read_overlay(self.events, self._cursor.event_id, outcome, self.tally)
+                overlay, last = read_overlay(self.events, self._cursor.event_id, outcome, self.tally, self._max_events)
             except EventsUnavailableError as exc:
                 reason = f"{exc}; this run read the whole roster instead"
             else:
@@ -626,8 +639,10 @@ class CleverIncrementalProvider:
         # A reconcile still names what tonight's events touched, so the report can tell what it caught.
         if self._cursor is not None and latest is not None:
             try:
-                overlay, _ = read_overlay(self.events, self._cursor.event_id, FetchOutcome(), EventTally())
-            except EventsUnavailableError:
+                overlay, _ = read_overlay(
+                    self.events, self._cursor.event_id, FetchOutcome(), EventTally(), self._max_events
+                )
+            except EventsUnavailableError:  # a night too large among them: what it touched goes unnamed
                 pass
             else:
                 outcome.tonight_known = True

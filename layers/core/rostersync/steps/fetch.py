@@ -166,6 +166,12 @@ def _requests_per_minute(connection: dict[str, Any]) -> int | None:
     return CLEVER_REQUESTS_PER_MINUTE if connection.get("provider") == "clever" else None
 
 
+def _night_max_events(connection: dict[str, Any], ctx: DistrictContext) -> int:
+    """The most events a Clever night is read from (a larger night is read in full): the connection's
+    ``night_max_events``, else ``FETCH_NIGHT_MAX_EVENTS``."""
+    return int(connection.get("night_max_events") or ctx.config.fetch_night_max_events)
+
+
 def _clever_client(reading: _Reading, pacer: RequestPacer) -> CleverClient:
     page_limit = int(reading.connection.get("page_limit") or 10_000)
     return CleverClient(
@@ -213,7 +219,13 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
         read_lists = True
         if not run.dry_run:
             mirror = RunStoreMirror(aws.client("s3"), ctx.config.sync_bucket, run.district_id, run.run_id)
-            provider = CleverIncrementalProvider(_clever_client(reading, pacer), mirror, cursor, full_reason)
+            provider = CleverIncrementalProvider(
+                _clever_client(reading, pacer),
+                mirror,
+                cursor,
+                full_reason,
+                night_max_events=_night_max_events(connection, ctx),
+            )
             read = provider.plan_read()
             plan["clever"] = {"reason": read.reason, "latest": read.latest, "note": read.note}
             if read.night is not None:
@@ -774,6 +786,7 @@ def assemble_snapshot(run: RunRef) -> FetchResult:
                     latest=(decided["latest"], decided["note"]) if decided["reason"] else None,
                     mapped=mapped if decided["reason"] or night is not None else None,
                     night=night,
+                    night_max_events=_night_max_events(connection, ctx),
                 )
             elif mapped is not None:
                 provider = _MappedProvider(mapped)  # type: ignore[assignment]
