@@ -624,6 +624,7 @@ def test_a_night_with_more_events_than_the_bound_is_planned_as_a_full_read(
     cursor = d.state.get_item("CURSOR#clever")
     sliced(d, 1_000, page_limit=3, night_max_events=3)
     d.serve(two)
+    asked_before = len(d.simulator.requests_seen)
 
     run = d.sync(export=False)
 
@@ -634,8 +635,14 @@ def test_a_night_with_more_events_than_the_bound_is_planned_as_a_full_read(
     assert "more than 3 Clever events" in run.report["sync"]["reason"]
     plan = plan_of(run)
     assert all("mirror" not in spec and spec["path"] for spec in plan["lists"].values())
-    assert "events" not in plan["clever"] and plan["clever"]["latest"]
+    assert "events" not in plan["clever"] and plan["clever"]["latest"] and plan["clever"]["too_large"]
     assert run.counts("students")["archived"] == 2 and run.counts("students")["updated"] == 1
+    # and the night's events were asked for twice, both by the plan (its first page, then the page past
+    # the bound): the full read does not read them again to name what they touched
+    pages = [
+        q for path, q in d.simulator.requests_seen[asked_before:] if path == "/v3.0/events" and "ending_before" not in q
+    ]
+    assert len(pages) == 2, pages
     # and the cursor moved past the night on the mirror this read kept: the next night, within the
     # bound, is read from its events
     assert d.state.get_item("CURSOR#clever") != cursor

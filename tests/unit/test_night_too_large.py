@@ -95,7 +95,8 @@ def test_the_plan_reads_a_night_past_the_bound_in_full_and_says_why() -> None:
     # Clever's latest event once the full read is complete
     assert read.night is None
     assert read.reason == ("the night holds more than 20 Clever events; this run read the whole roster instead")
-    assert read.latest == "ev-0030"
+    assert read.latest == "ev-0030" and read.too_large
     # and with a bound of 21 (a page may take the night past it) or none, the same night is read from
     # its events
     assert plan(21).night is not None and plan(None).night is not None
+    assert not plan(21).too_large

@@ -351,6 +351,9 @@ class ReadPlan:
     latest: str | None = None
     note: str = ""
     night: NightEvents | None = None
+    # a full read because the night is too large (``NightTooLargeError``): the assembly does not read its
+    # events again to name what they touched
+    too_large: bool = False
 
 
 class OverlayApplier:
@@ -506,6 +509,8 @@ class CleverIncrementalProvider:
     night_max_events
         The most events a night is read from (``read_overlay``'s ``max_events``); a larger night is read
         in full. None: no bound (a run in one process).
+    night_too_large
+        ``plan_read`` found the night too large: the full read does not read its events again.
     """
 
     name = "clever"
@@ -522,9 +527,11 @@ class CleverIncrementalProvider:
         mapped: MappedRoster | None = None,
         night: NightEvents | None = None,
         night_max_events: int | None = None,
+        night_too_large: bool = False,
     ) -> None:
         self._client = client
         self._max_events = night_max_events
+        self._too_large = night_too_large
         self._mapped = mapped
         self._night = night
         # Where a full read takes the roster's lists from: the client, or the lists Fetch's slices read.
@@ -561,6 +568,7 @@ class CleverIncrementalProvider:
         no longer serves, or events Clever will not serve to the app, make it a full read here.
         """
         reason = self._full_reason or self._why_not_events()
+        too_large = False
         if not reason:
             assert self._cursor is not None
             outcome = FetchOutcome()
@@ -568,12 +576,14 @@ class CleverIncrementalProvider:
                 overlay, last = read_overlay(self.events, self._cursor.event_id, outcome, self.tally, self._max_events)
             except EventsUnavailableError as exc:
                 reason = f"{exc}; this run read the whole roster instead"
+                too_large = isinstance(exc, NightTooLargeError)
             else:
                 return ReadPlan(night=NightEvents(overlay, last, self._cursor.mirror_run, outcome.problems, self.tally))
         try:
-            return ReadPlan(reason, self.events.latest_event_id())
+            return ReadPlan(reason, self.events.latest_event_id(), too_large=too_large)
         except EventsUnavailableError as exc:
-            return ReadPlan(reason, None, f"{reason}; {exc}, so the next run reads the whole roster too")
+            note = f"{reason}; {exc}, so the next run reads the whole roster too"
+            return ReadPlan(reason, None, note, too_large=too_large)
 
     def _why_not_events(self) -> str:
         if self._cursor is None:
@@ -637,7 +647,7 @@ class CleverIncrementalProvider:
             except EventsUnavailableError as exc:
                 outcome.full_reason = f"{reason}; {exc}, so the next run reads the whole roster too"
         # A reconcile still names what tonight's events touched, so the report can tell what it caught.
-        if self._cursor is not None and latest is not None:
+        if self._cursor is not None and latest is not None and not self._too_large:
             try:
                 overlay, _ = read_overlay(
                     self.events, self._cursor.event_id, FetchOutcome(), EventTally(), self._max_events

@@ -227,7 +227,12 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
                 night_max_events=_night_max_events(connection, ctx),
             )
             read = provider.plan_read()
-            plan["clever"] = {"reason": read.reason, "latest": read.latest, "note": read.note}
+            plan["clever"] = {
+                "reason": read.reason,
+                "latest": read.latest,
+                "note": read.note,
+                "too_large": read.too_large,
+            }
             if read.night is not None:
                 # An events run: the slices read the last mirror, the night's events applied, and map it.
                 plan["clever"]["events"] = _write_night(ctx.store, read.night, ctx.config.snapshot_chunk_records)
@@ -787,6 +792,7 @@ def assemble_snapshot(run: RunRef) -> FetchResult:
                     mapped=mapped if decided["reason"] or night is not None else None,
                     night=night,
                     night_max_events=_night_max_events(connection, ctx),
+                    night_too_large=bool(decided.get("too_large")),
                 )
             elif mapped is not None:
                 provider = _MappedProvider(mapped)  # type: ignore[assignment]
