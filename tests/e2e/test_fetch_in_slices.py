@@ -586,6 +586,18 @@ def test_an_unreadable_chunk_of_the_last_mirror_leaves_the_events_night_incomple
     assert d.state.get_item("CURSOR#clever") == cursor
 
 
+def planned_as_a_full_read(run: Any, why: str) -> dict[str, Any]:
+    """Assert the run succeeded, read Clever's lists in full as its plan decided (no mirror, no events, the
+    latest event kept for the cursor), and says ``why`` in its report; return the plan."""
+    assert run.status == "succeeded", run.execution.get("cause")
+    assert run.report["sync"]["kind"] == "full"
+    assert why in run.report["sync"]["reason"]
+    plan = plan_of(run)
+    assert all("mirror" not in spec and spec["path"] for spec in plan["lists"].values())
+    assert "events" not in plan["clever"] and plan["clever"]["latest"]
+    return plan
+
+
 def test_a_cursor_clever_no_longer_serves_is_planned_as_a_full_read(
     district: Any, demo_cut: Any, demo_product: Any, tmp_path: Path
 ) -> None:
@@ -603,12 +615,7 @@ def test_a_cursor_clever_no_longer_serves_is_planned_as_a_full_read(
     run = d.sync(export=False)
 
     # Then the plan found it out and read Clever's lists in full, and the report says why
-    assert run.status == "succeeded", run.execution.get("cause")
-    assert run.report["sync"]["kind"] == "full"
-    assert "no longer serves the events" in run.report["sync"]["reason"]
-    plan = plan_of(run)
-    assert all("mirror" not in spec and spec["path"] for spec in plan["lists"].values())
-    assert "events" not in plan["clever"] and plan["clever"]["latest"]
+    planned_as_a_full_read(run, "no longer serves the events")
     assert run.counts("students")["archived"] == 2 and run.counts("students")["created"] == 1
 
 
@@ -630,12 +637,7 @@ def test_a_night_with_more_events_than_the_bound_is_planned_as_a_full_read(
 
     # Then the plan gave up on the events at their second page and read Clever's lists in full, the report
     # says why, and the night's changes are synced as the events would have synced them
-    assert run.status == "succeeded", run.execution.get("cause")
-    assert run.report["sync"]["kind"] == "full"
-    assert "more than 3 Clever events" in run.report["sync"]["reason"]
-    plan = plan_of(run)
-    assert all("mirror" not in spec and spec["path"] for spec in plan["lists"].values())
-    assert "events" not in plan["clever"] and plan["clever"]["latest"] and plan["clever"]["too_large"]
+    assert planned_as_a_full_read(run, "more than 3 Clever events")["clever"]["too_large"]
     assert run.counts("students")["archived"] == 2 and run.counts("students")["updated"] == 1
     # and the night's events were asked for twice, both by the plan (its first page, then the page past
     # the bound): the full read does not read them again to name what they touched
