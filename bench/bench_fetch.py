@@ -103,12 +103,16 @@ def main() -> None:
             began = time.perf_counter()
             plan = fetch.plan_fetch(run)
             plan_seconds = time.perf_counter() - began
-            if not in_slices:  # as a plan written before the slices mapped: the assembly maps everything
+            resources = plan.resources
+            if not in_slices:
+                # as a plan written before the slices mapped: the users one list, the assembly maps everything
                 store = fetch.DistrictContext.for_run(district_id, run.run_id).store
                 written = store.get_json(plan.plan_key)
-                store.put_json(fetch.PLAN_NAME, {**written, "mapped_in_slices": False})
+                lists = {name: {"path": path} for name, path in fetch.CLEVER_LISTS.items()}
+                store.put_json(fetch.PLAN_NAME, {**written, "mapped_in_slices": False, "lists": lists, "parts": {}})
+                resources = list(lists)
             slices: dict[str, list[float]] = {}
-            for resource in plan.resources:
+            for resource in resources:
                 done = False
                 while not done:
                     began = time.perf_counter()
@@ -120,19 +124,41 @@ def main() -> None:
             records = sum(result.records.values()) + result.error_count
             store = fetch.DistrictContext.for_run(district_id, run.run_id).store
             checkpoints = {name: fetch._get_json_or_none(store, f"fetch/{name}/checkpoint.json") for name in slices}
-            users = checkpoints["users"]
+            # the users list: one list before, a list per role now (read side by side by the state machine)
+            users = {name: cp for name, cp in checkpoints.items() if name.startswith("users")}
+            mapped = {
+                name: sum(chunks["count"] for entry in cp.get("mapped", []) for chunks in entry.values())
+                for name, cp in checkpoints.items()
+            }
+            seconds = {name: sum(times) for name, times in slices.items()}
+            longest = max(users, key=lambda name: seconds[name])
+            if in_slices:
+                for name, cp in users.items():
+                    print(
+                        f"  {name}: {cp['records']:,} users, {cp['pages']} page(s), {mapped[name]:,} records and "
+                        f"errors mapped, {seconds[name]:.2f} s read and mapped; left to another role's list: "
+                        f"{cp.get('listed_elsewhere', 0):,}"
+                    )
             figures[label] = {
                 "plan": plan_seconds,
-                "slices": {name: sum(times) for name, times in slices.items()},
-                "slice_count": {name: len(times) for name, times in slices.items()},
+                "slices": {
+                    **{n: t for n, t in seconds.items() if n not in users},
+                    "users": sum(seconds[n] for n in users),
+                },
+                "slice_count": {
+                    **{n: len(t) for n, t in slices.items() if n not in users},
+                    "users": sum(len(slices[n]) for n in users),
+                },
+                "users_lists": len(users),
+                "users_longest": (longest, seconds[longest], users[longest]["pages"]),
                 "assemble": assemble_seconds,
                 "records": records,
-                "users_items": users["records"],
-                "users_pages": users["pages"],
-                "users_mapped": sum(chunks["count"] for entry in users.get("mapped", []) for chunks in entry.values()),
+                "users_items": sum(cp["records"] for cp in users.values()),
+                "users_pages": sum(cp["pages"] for cp in users.values()),
+                "users_mapped": sum(mapped[n] for n in users),
                 "mapped": {
-                    name: sum(chunks["count"] for entry in cp.get("mapped", []) for chunks in entry.values())
-                    for name, cp in checkpoints.items()
+                    **{n: c for n, c in mapped.items() if n not in users},
+                    "users": sum(mapped[n] for n in users),
                 },
                 "classrooms": result.records["classrooms"],
             }
@@ -151,6 +177,12 @@ def main() -> None:
                 f"{f['records']:>9,} {f['records'] / f['assemble']:>15,.0f}"
             )
         before, now = figures.values()
+        name, longest, pages = now["users_longest"]
+        print(
+            f"users: one list before, {now['users_lists']} lists by role now; the longest {name}: {pages} pages "
+            f"in {longest:.2f} s (the whole list before: {before['users_pages']} pages in "
+            f"{before['slices']['users']:.2f} s)"
+        )
         print(
             f"users slices: {now['slice_count']['users']} slice(s), {now['users_items']:,} users read, "
             f"{now['users_mapped']:,} records and errors mapped; {now['users_items'] / now['slices']['users']:,.0f} "
@@ -158,9 +190,10 @@ def main() -> None:
         )
         if args.answer_seconds:
             print(
-                f"users list: {now['users_pages']} pages × {args.answer_seconds:g} s the provider waits = "
-                f"{now['users_pages'] * args.answer_seconds:.1f} s of answers; read only "
-                f"{before['slices']['users']:.2f} s, read and mapped {now['slices']['users']:.2f} s"
+                f"users: {before['users_pages']} pages × {args.answer_seconds:g} s the provider waits = "
+                f"{before['users_pages'] * args.answer_seconds:.1f} s of answers one after another, read only in "
+                f"{before['slices']['users']:.2f} s; by role the longest list {pages} pages = "
+                f"{pages * args.answer_seconds:.1f} s of answers, read and mapped in {longest:.2f} s"
             )
         for name in ("schools", "sections", "users"):
             print(

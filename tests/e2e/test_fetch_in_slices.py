@@ -23,6 +23,7 @@ import pytest
 
 from rostersync import aws
 from rostersync.directory.product import ProductDirectory
+from rostersync.providers.clever import USER_ROLES
 from rostersync_tools.local.convert import clever_to_oneroster
 from rostersync_tools.local.simulator import ProviderSimulator
 from rostersync_tools.local.stack import RETRY_WAITS
@@ -88,8 +89,9 @@ def test_the_demo_district_read_a_page_per_slice_syncs_as_in_one_slice(
     # per slice (the point is a list read in many slices, which the whole district in pages of 100 showed
     # with 21, at several times the cost)
     roster = demo_cut("snapshot-1", sections_per_school=2)
-    pages = -(-len(roster.users()) // 20)
-    assert pages >= 10 and len(roster.users()) % 20  # many slices, the last page part full
+    listed = Counter(next(r for r in USER_ROLES if r in user["roles"]) for user in roster.users())
+    pages = {role: max(1, -(-listed[role] // 20)) for role in USER_ROLES}  # an empty list is a page too
+    assert pages["student"] >= 5 and pages["contact"] >= 5 and listed["student"] % 20  # many slices
     one = district(roster, page_limit=20, product=demo_product())
     many = district(roster, page_limit=20, product=demo_product())
     sliced(many, 1)
@@ -98,14 +100,16 @@ def test_the_demo_district_read_a_page_per_slice_syncs_as_in_one_slice(
 
     # Then both fetched, planned and reported the same, the users list was read in a slice per page
     same_run(first, second)
-    users = checkpoint(second, "users")
-    assert (users["slice"], users["pages"], users["done"]) == (pages, pages, True)
-    assert checkpoint(first, "users")["slice"] == 1
-    keys = [key for keys in users["slices"] for key in keys]
-    assert len(keys) == len(set(keys)) == pages
+    for role in USER_ROLES:
+        users = checkpoint(second, f"users-{role}")
+        assert (users["slice"], users["pages"], users["done"]) == (pages[role], pages[role], True)
+        assert checkpoint(first, f"users-{role}")["slice"] == 1
+        keys = [key for keys in users["slices"] for key in keys]
+        assert len(keys) == len(set(keys)) == -(-listed[role] // 20)  # an empty page writes no chunk
     # And the state never held per-page data: the plan's list names only
     state = json.loads(second.execution["output"])
-    assert state["fetch_plan"]["resources"] == ["courses", "terms", "schools", "sections", "users"]
+    users_by_role = [f"users-{role}" for role in USER_ROLES]
+    assert state["fetch_plan"]["resources"] == ["courses", "terms", "schools", "sections", *users_by_role]
     assert "slice" not in state
 
 
@@ -152,17 +156,26 @@ def test_a_oneroster_rest_district_read_a_page_per_slice_syncs_as_in_one_slice(
 
 
 @contextmanager
-def users_slice_dying_before_its_checkpoint(district_id: str, written_under: str) -> Iterator[list[list[str]]]:
-    """While in the block, the district's second users slice dies once after its work, before its checkpoint
-    is written (as a Lambda out of time: Sandbox.Timedout, which the slice's Retry matches). Yields the list
-    that gets, when it dies, the keys the slice had written under ``written_under`` (``fetch/users/…``)."""
+def users_slice_dying_before_its_checkpoint(
+    district_id: str, written_under: str, resource: str = "users"
+) -> Iterator[list[list[str]]]:
+    """While in the block, the district's second slice of ``resource`` (an events night's users list, or a
+    full read's list of one role's users, ``users-student``) dies once after its work, before its
+    checkpoint is written (as a Lambda out of time: Sandbox.Timedout, which the slice's Retry matches).
+    Yields the list that gets, when it dies, the keys the slice had written under ``written_under``
+    (``fetch/<resource>/…``)."""
     from rostersync.storage import RunStore
     from rostersync_tools.local.stack import InjectedCrashError
 
     put_json, died = RunStore.put_json, []
 
     def dies_once(store: RunStore, name: str, value: Any) -> str:
-        if name == "fetch/users/checkpoint.json" and value["slice"] == 2 and district_id in store.prefix and not died:
+        if (
+            name == f"fetch/{resource}/checkpoint.json"
+            and value["slice"] == 2
+            and district_id in store.prefix
+            and not died
+        ):
             died.append(store.list_keys(written_under))
             raise InjectedCrashError("out of time before the checkpoint", "Sandbox.Timedout")
         return put_json(store, name, value)
@@ -173,15 +186,18 @@ def users_slice_dying_before_its_checkpoint(district_id: str, written_under: str
 
 
 @contextmanager
-def users_slices_losing_their_answer(stack: Any, district_id: str, times: int) -> Iterator[Any]:
-    """While in the block, ``times`` users slices die after their work was done (their answer lost, as a
-    Lambda out of time: Sandbox.Timedout, which the slice's Retry matches). Yields the crash (``fired``)."""
+def users_slices_losing_their_answer(
+    stack: Any, district_id: str, times: int, resource: str = "users-student"
+) -> Iterator[Any]:
+    """While in the block, ``times`` slices of ``resource`` (a full read's students) die after their work was
+    done (their answer lost, as a Lambda out of time: Sandbox.Timedout, which the slice's Retry matches).
+    Yields the crash (``fired``)."""
     crash = stack.inject_crash(
         "FetchRosterFunction",
         after_writes=None,
         times=times,
         error_type="Sandbox.Timedout",
-        when=lambda event: event.get("phase") == "slice" and event.get("resource") == "users",
+        when=lambda event: event.get("phase") == "slice" and event.get("resource") == resource,
         district=district_id,
     )
     try:
@@ -262,13 +278,13 @@ def test_a_slice_that_died_before_its_checkpoint_is_read_again_into_the_same_key
     d = district(synthetic, page_limit=20)
     sliced(d, 1)
 
-    with users_slice_dying_before_its_checkpoint(d.id, "fetch/users/s00001") as died:
+    with users_slice_dying_before_its_checkpoint(d.id, "fetch/users-student/s00001", "users-student") as died:
         run = d.sync(export=False)
 
     # Then the retry read the same page into the same key, the checkpoint names it once, and the run is
     # the clean run's with no record twice
     assert len(died) == 1 and len(died[0]) == 1
-    users = checkpoint(run, "users")
+    users = checkpoint(run, "users-student")
     assert users["slices"][1] == died[0]
     assert users["pages"] == users["slice"]
     same_run(clean_run, run)
@@ -295,7 +311,9 @@ def test_an_unreadable_page_in_one_branch_leaves_the_fetch_incomplete_and_nothin
 
     # Then the other lists were read to their end, the fetch is incomplete, and nobody was archived
     assert fetch_result(run)["complete"] is False
-    assert checkpoint(run, "users")["done"] and checkpoint(run, "users")["problems"] == []
+    assert all(
+        checkpoint(run, f"users-{r}")["done"] and not checkpoint(run, f"users-{r}")["problems"] for r in USER_ROLES
+    )
     assert [e for e in run.report["errors"] if "page 3 of /v3.0/sections" in e["reason"]]
     assert all(counts["archived"] == 0 for counts in run.report["counts"].values())
     statuses = [r["status"] for records in run.directory.values() if isinstance(records, list) for r in records]
@@ -305,8 +323,9 @@ def test_an_unreadable_page_in_one_branch_leaves_the_fetch_incomplete_and_nothin
 
 def test_parallel_branches_keep_together_to_the_districts_rate_limit(district: Any, synthetic: Any) -> None:
     # Given a simulator whose clock runs 30 times fast (a minute of Clever's is 2 s here) and that answers
-    # 429 past 48 requests in one of its minutes; the connection says 1,200 a minute, which the 5 lists
-    # share (each 239 a minute: 40 every 2 s together); pages of 5 (63 pages), 10 pages a slice
+    # 429 past 48 requests in one of its minutes; the connection says 1,200 a minute, which the 9 lists
+    # share (each 132 a minute, 60/132 s apart: at most 5 each in 2 s, 45 together); pages of 5, 10 pages
+    # a slice
     d = district(synthetic, page_limit=5)
     d.simulator.stop()
     start = time.time()
@@ -345,12 +364,12 @@ def test_a_clever_connection_that_names_no_rate_shares_clevers_1_200_a_minute(di
 
     run = d.sync(export=False)
 
-    # Then the fetch plan gave each of the 5 lists its share of Clever's 1,200 a minute: 239 requests,
-    # 60/239 s apart (the pacing itself is the rate limit test's, above)
+    # Then the fetch plan gave each of the 9 lists (4, and 5 of users by role) its share of Clever's 1,200
+    # a minute: 132 requests, 60/132 s apart (the pacing itself is the rate limit test's, above)
     assert run.status == "succeeded", run.execution.get("cause")
     plan = s3_json(run.bucket, f"runs/{run.district_id}/{run.run_id}/fetch/plan.json")
-    assert plan["interval"] == pytest.approx(60 / 239)
-    assert checkpoint(run, "users")["pages"] >= 2
+    assert len(plan["lists"]) == 9 and plan["interval"] == pytest.approx(60 / 132)
+    assert checkpoint(run, "users-student")["pages"] >= 2
 
 
 def test_what_the_slices_mapped_is_in_the_snapshot_once_after_retries(
@@ -369,7 +388,7 @@ def test_what_the_slices_mapped_is_in_the_snapshot_once_after_retries(
     d = district(synthetic, page_limit=20)
     sliced(d, 1)
     with (
-        users_slice_dying_before_its_checkpoint(d.id, "fetch/users/mapped/s00001") as died,
+        users_slice_dying_before_its_checkpoint(d.id, "fetch/users-student/mapped/s00001", "users-student") as died,
         users_slices_losing_their_answer(stack, d.id, times=2) as crash,
     ):
         run = d.sync(export=False)
@@ -388,19 +407,20 @@ def test_what_the_slices_mapped_is_in_the_snapshot_once_after_retries(
     assert errors.count(students[2]["id"]) == 1
     # And the snapshot's people are the chunks the users slices mapped, each named once, the slice that
     # died with the keys its retry wrote again
-    users = checkpoint(run, "users")
-    mapped = [chunks for entry in users["mapped"] for chunks in entry.values()]
+    by_role = {role: checkpoint(run, f"users-{role}") for role in USER_ROLES}
+    users = by_role["student"]
+    entries = [entry for listed in by_role.values() for entry in listed["mapped"]]
     assert len(users["mapped"]) == users["slice"]
     manifest = s3_json(run.bucket, f"runs/{run.district_id}/{run.run_id}/snapshot/manifest.json")
-    slice_keys = [key for chunks in mapped for key in chunks["keys"]]
+    slice_keys = [key for entry in entries for chunks in entry.values() for key in chunks["keys"]]
     assert len(slice_keys) == len(set(slice_keys))
     assert set(manifest["people"]) <= set(slice_keys) and manifest["people"]
-    assert all("/fetch/users/mapped/" in key for key in manifest["people"] + manifest["guardians"])
+    assert all("/fetch/users-" in key and "/mapped/" in key for key in manifest["people"] + manifest["guardians"])
     assert [k for k in died[0] if k.endswith(".ndjson.gz")] == sorted(
         key for chunks in users["mapped"][1].values() for key in chunks["keys"]
     )
     assert (
-        sum(chunks["count"] for entry in users["mapped"] for c, chunks in entry.items() if c == "people")
+        sum(chunks["count"] for entry in entries for c, chunks in entry.items() if c == "people")
         == (fetch_result(run)["records"]["people"])
     )
 
@@ -510,7 +530,7 @@ def test_an_events_night_names_its_changes_and_keeps_the_mirror_its_slices_read(
 
 
 def test_an_events_night_read_in_parts_side_by_side_syncs_as_in_one_slice(events_nights: EventsNights) -> None:
-    # Given the nights after the first, the users list read in parts of 4 of its 13 mirror chunks (each part a
+    # Given the nights after the first, the users list read in parts of 4 of its 14 mirror chunks (each part a
     # Map item of its own), against one slice a list
     first = events_nights.parted[0]
     assert mirror_of(first)["clean"]["users"] is True  # every user had an id of its own
@@ -518,7 +538,7 @@ def test_an_events_night_read_in_parts_side_by_side_syncs_as_in_one_slice(events
         parted, one = events_nights.parted[night], events_nights.whole[night]
         plan = plan_of(parted)
         assert plan["parts"] == {"users": ["users", "users-2", "users-3", "users-4"]}
-        assert [len(plan["lists"][p]["mirror"]["keys"]) for p in plan["parts"]["users"]] == [4, 4, 4, 1]
+        assert [len(plan["lists"][p]["mirror"]["keys"]) for p in plan["parts"]["users"]] == [4, 4, 4, 2]
         assert all(checkpoint(parted, p)["done"] for p in plan["parts"]["users"])
         # Then the snapshot (the user night 3 created, mapped after the parts, included), counts, findings,
         # errors and the sync section are one slice's

@@ -64,7 +64,7 @@ def test_a_run_logs_no_personal_data(
     # The repeated student is an error line that names it by its SIS id: a report may show that, a log not.
     sis_id = "SIS-PRIVATE-7731"
     synthetic.append_users(
-        {"data": {**student, "roles": {"custodian": {}}, "id": "66ab0000aaaaaaaaaa000001"}},
+        {"data": {**student, "roles": {"custodian": {}, "staff": None}, "id": "66ab0000aaaaaaaaaa000001"}},
         {"data": {**student, "roles": {"student": {**student["roles"]["student"], "sis_id": sis_id}}}},
     )
     personal = set()

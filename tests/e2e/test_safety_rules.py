@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from rostersync import aws
+from rostersync.providers.clever import USER_ROLES
 
 pytestmark = pytest.mark.e2e
 
@@ -234,7 +235,7 @@ def test_transient_server_errors_are_retried(district: Any, synthetic: Any) -> N
     assert run.status == "succeeded"
     assert run.counts("students")["created"] == 60
     users_requests = [q for path, q in d.simulator.requests_seen if path == "/v3.0/users"]
-    assert len(users_requests) == 3  # one page, two failed attempts before it
+    assert len(users_requests) == len(USER_ROLES) + 2  # a page of each role's users, two failed attempts
 
 
 def test_a_provider_that_stays_down_fails_the_run_with_a_reason_and_archives_nothing(

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import requests
 from pydantic import ValidationError
@@ -52,6 +52,12 @@ TERMS_PATH = "/v3.0/terms"
 COURSES_PATH = "/v3.0/courses"
 SECTIONS_PATH = "/v3.0/sections"
 USERS_PATH = "/v3.0/users"
+
+# Clever's users by role (``/users?role=...``: the five roles the endpoint lists), in the order Fetch reads
+# and combines them. A user with several roles is in several of these lists; it is kept in the first of its
+# roles' lists only (``user_listed_here``), so each user is mapped once, with all its roles. The long lists
+# come last: a teacher who is also a contact is the teachers' list's, not the contacts'.
+USER_ROLES = ("district_admin", "staff", "teacher", "student", "contact")
 
 # A module-level default rather than ``RetryPolicy()`` in the signature (ruff B008); the policy is frozen.
 _DEFAULT_RETRY = RetryPolicy()
@@ -132,16 +138,22 @@ class CleverClient:
                 self._unreadable_page(page.problem, path, outcome)
                 return
 
-    def iter_pages(self, path: str, start_url: str | None = None, first_page: int = 1) -> Iterator[ListPage]:
+    def iter_pages(
+        self, path: str, start_url: str | None = None, first_page: int = 1, role: str | None = None
+    ) -> Iterator[ListPage]:
         """The pages of a Clever list from its first page, or from ``start_url`` (a next link an earlier
-        slice stopped at, numbered ``first_page``), one page in memory at a time.
+        slice stopped at, numbered ``first_page``), one page in memory at a time. ``role``: the users of
+        one role (``/users?role=...``, one of ``USER_ROLES``); every next link keeps the filter.
 
         A page that cannot be read is yielded with its ``problem`` and no next link (the list stops
         there); the caller records it. Stop iterating after any page to stop reading: the next request
         is only sent when the next page is asked for.
         """
         url: str | None = start_url or f"{self.base_url}{path}"
-        params: dict[str, int] | None = None if start_url else {"limit": self.page_limit}
+        params: dict[str, int | str] | None = None if start_url else {"limit": self.page_limit}
+        if role and params is not None:
+            params["role"] = role
+        path = f"{path}?role={role}" if role else path  # as problems and logs name the list
         page = first_page - 1
         while url is not None:
             page += 1
@@ -159,6 +171,8 @@ class CleverClient:
                 return
             items: list[Any] = body["data"]
             next_url, problem = self._next_url(body, url)
+            if role and next_url and "role" not in parse_qs(urlsplit(next_url).query):
+                next_url = f"{next_url}&role={role}" if urlsplit(next_url).query else f"{next_url}?role={role}"
             del body, response  # keep only this page's items alive while the caller consumes them
             logger.debug("Clever page %d of %s: %d items", page, path, len(items))
             if problem:
@@ -190,7 +204,7 @@ class CleverClient:
     def _unreadable_page(self, problem: str, path: str, outcome: FetchOutcome | None) -> None:
         unreadable_page("Clever", problem, path, outcome, logger)
 
-    def _get(self, url: str, params: dict[str, int] | None, path: str, page: int) -> requests.Response:
+    def _get(self, url: str, params: dict[str, int | str] | None, path: str, page: int) -> requests.Response:
         """GET with retries on 429, 5xx and connection errors; raise a domain error otherwise."""
         response = send_with_retries(
             lambda: self.get(url, params),
@@ -359,14 +373,17 @@ def map_sections(
         yield from _mapped(Kind.CLASSROOMS, section_id, "section", data, build)
 
 
-def map_users(items: Iterable[Any], seen: SeenIds | None = None, start: int = 1) -> Iterator[SnapshotItem]:
+def map_users(
+    items: Iterable[Any], seen: SeenIds | None = None, start: int = 1, role: str | None = None
+) -> Iterator[SnapshotItem]:
     """Turn Clever user list items into ``PersonRecord``s and, for contacts, ``GuardianLinkRecord``s.
 
     ``items`` may be one part of the list (a slice of its pages): ``seen`` then holds the ids of the
     parts before it (``SeenIds``; the ids of this part are added) and ``start`` is the position of its
-    first item in the whole list, so duplicates and positions are what the whole list gives.
+    first item in the whole list, so duplicates and positions are what the whole list gives. ``role``:
+    the items are Clever's list of that role's users (``USER_ROLES``), which report lines' positions name.
     """
-    for entry in _unique_records(items, "user", _user_kind, seen, start):
+    for entry in _unique_records(items, "user", _user_kind, seen, start, f"{role} user" if role else ""):
         if isinstance(entry, RecordError):
             yield entry
             continue
@@ -397,8 +414,11 @@ def _unique_records(
     kind_of: Callable[[dict[str, Any]], Kind],
     seen: SeenIds | None = None,
     start: int = 1,
+    counted: str = "",
 ) -> Iterator[tuple[str, dict[str, Any]] | RecordError]:
-    """Unwrap list items to (id, data); report items without data or id, and repeated ids."""
+    """Unwrap list items to (id, data); report items without data or id, and repeated ids. ``counted``:
+    what a position counts ("contact user number 12"), when not every ``noun`` of the list."""
+    counted = counted or noun
     # Holds every id of the list (the price of catching duplicates): 12 bytes an id, see SeenIds.
     seen = SeenIds() if seen is None else seen
     for position, item in enumerate(items, start=start):
@@ -406,7 +426,7 @@ def _unique_records(
         if not isinstance(data, dict):
             yield RecordError(
                 kind=kind_of({}),
-                reason=f"{noun} number {position} in Clever's list is not a record (no data object); skipped",
+                reason=f"{counted} number {position} in Clever's list is not a record (no data object); skipped",
             )
             continue
         record_id = field_text(data.get("id"))
@@ -415,7 +435,7 @@ def _unique_records(
             continue
         problem = id_problem(record_id)
         if problem:
-            yield unclean_id_error(kind_of(data), noun, position, record_id, problem, raw_district_id(noun, data))
+            yield unclean_id_error(kind_of(data), counted, position, record_id, problem, raw_district_id(noun, data))
             continue
         key = id_key(record_id)
         if key in seen:
@@ -559,6 +579,19 @@ def _section(
                 )
             )
     return items
+
+
+def user_listed_here(item: Any, role: str) -> bool:
+    """Whether a user Clever listed under ``role`` (``/users?role=...``) is that list's to map: the first
+    of its roles in ``USER_ROLES`` order is ``role``. A user with several roles is in several lists and
+    is mapped once, from the first. An item that names none of the five roles (not a record, or roles
+    unreadable) stays in every list that lists it: its mapping reports it, never skipped unseen."""
+    data = item.get("data") if isinstance(item, dict) else None
+    roles = data.get("roles") if isinstance(data, dict) else None
+    if not isinstance(roles, dict):
+        return True
+    first = next((name for name in USER_ROLES if name in roles), None)
+    return first is None or first == role
 
 
 def _user_kind(data: dict[str, Any]) -> Kind:

@@ -47,6 +47,7 @@ from rostersync.providers.clever import (
     SCHOOLS_PATH,
     SECTIONS_PATH,
     TERMS_PATH,
+    USER_ROLES,
     USERS_PATH,
     CleverClient,
     CleverProvider,
@@ -56,6 +57,7 @@ from rostersync.providers.clever import (
     map_users,
     name_classroom,
     names_by_id,
+    user_listed_here,
 )
 from rostersync.providers.clever_events import (
     MIRRORED,
@@ -99,15 +101,20 @@ _COLLECTION_OF_TYPE = {
 }
 
 
-# The lists a read takes from each provider, each read by its own Map item of the state machine. Clever's
-# users stay one list: a role filter would miss the users whose roles rostersync does not sync (reported
-# as errors today) and read a user with two roles twice.
+# Clever's lists, as the mirror keeps them and an events run reads them (the last mirror's chunks).
 CLEVER_LISTS = {
     "courses": COURSES_PATH,
     "terms": TERMS_PATH,
     "schools": SCHOOLS_PATH,
     "sections": SECTIONS_PATH,
     "users": USERS_PATH,
+}
+# A full read (and a self-check) reads Clever's users by role, a list each (``users-<role>``): the longest
+# list, read page after page, was most of a large district's fetch. Each user is kept by the list of its
+# first role (``user_listed_here``); the parts, combined in ``USER_ROLES`` order, are the users list.
+CLEVER_FULL_READ = {
+    **{name: {"path": path} for name, path in CLEVER_LISTS.items() if name != "users"},
+    **{f"users-{role}": {"path": USERS_PATH, "role": role, "list": "users"} for role in USER_ROLES},
 }
 ONEROSTER_LISTS = ONEROSTER_COLLECTIONS
 PLAN_NAME = "fetch/plan.json"
@@ -214,7 +221,7 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
     }
     rpm = _requests_per_minute(connection)
     if kind == "clever":
-        pacer = RequestPacer(interval=branch_interval(rpm, len(CLEVER_LISTS)))
+        pacer = RequestPacer(interval=branch_interval(rpm, len(CLEVER_FULL_READ)))
         plan["interval"] = pacer.interval
         read_lists = True
         if not run.dry_run:
@@ -242,7 +249,8 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
                 )
                 read_lists = False
         if read_lists:
-            plan["lists"] = {name: {"path": path} for name, path in CLEVER_LISTS.items()}
+            plan["lists"] = {name: dict(spec) for name, spec in CLEVER_FULL_READ.items()}
+            plan["parts"] = {"users": [name for name, spec in CLEVER_FULL_READ.items() if spec.get("list") == "users"]}
         plan["last_request_at"] = pacer.last
     elif kind == "oneroster-rest":
         # A due reconcile drops the cursor (a full read).
@@ -405,14 +413,17 @@ def read_fetch_slice(
         pages = night.pages(cursor)
     elif plan.get("connection") == "clever":
         client = _clever_client(reading, pacer)
-        pages = client.iter_pages(spec["path"], start_url=cursor, first_page=checkpoint["pages"] + 1)
+        pages = client.iter_pages(
+            spec["path"], start_url=cursor, first_page=checkpoint["pages"] + 1, role=spec.get("role")
+        )
     else:
         rest = build_oneroster_rest_client(reading.connection, reading.secret, reading.retry, pacer)
         pages = rest.iter_pages(spec["collection"], spec.get("filter"), start=cursor)
     name = f"fetch/{resource}/s{checkpoint['slice']:05d}"
     writer = store.chunk_writer(name, ctx.config.snapshot_chunk_records)
     write = spec.get("write", True)
-    read = count = 0
+    role = spec.get("role")  # Clever's users of one role: a user of several is kept by its first role's list
+    read = count = elsewhere = 0
     problems: list[str] = []
 
     def going_on(page: ListPage) -> bool:
@@ -423,9 +434,12 @@ def read_fetch_slice(
     def items() -> Iterator[Any]:
         """The slice's items, page by page as they are read (two pages in memory: this one and the next,
         on its way), written as sent."""
-        nonlocal read, count, cursor
+        nonlocal read, count, cursor, elsewhere
         for page in read_ahead(pages, going_on):
             for item in page.items if night is None else night.apply(page):
+                if role and not user_listed_here(item, role):
+                    elsewhere += 1
+                    continue
                 if write:
                     writer.write(item)
                 count += 1
@@ -442,6 +456,7 @@ def read_fetch_slice(
         f"fetch/{resource}/mapped/s{checkpoint['slice']:05d}",
         checkpoint,
         ctx.config.snapshot_chunk_records,
+        role,
     )
     if mapping is None:
         for _ in items():
@@ -459,6 +474,9 @@ def read_fetch_slice(
         # every other item added its id to the duplicate check
         checkpoint["irregular"] = int(checkpoint.get("irregular", 0)) + count - mapping.added
     checkpoint["records"] += count
+    if role:
+        # users of several roles this list left to the list of their first role (counted, not kept)
+        checkpoint["listed_elsewhere"] = int(checkpoint.get("listed_elsewhere", 0)) + elsewhere
     checkpoint["problems"] += problems
     if night is not None:
         checkpoint["found"] = sorted(night.applier.found)
@@ -553,10 +571,11 @@ def _snapshot_collection(item: Any, limits: LimitSettings) -> tuple[str, Any]:
 
 # The Clever lists a slice maps, and how. Courses and terms are only names (read when assembling);
 # sections are mapped with their course and term ids, which the assembly names (``name_classroom``).
-_CLEVER_MAPPERS: dict[str, Callable[[Iterable[Any], SeenIds, int], Iterator[SnapshotItem]]] = {
-    "schools": lambda items, seen, start: map_schools(items, seen, start),
-    "sections": lambda items, seen, start: map_sections(items, IDS_AS_NAMES, IDS_AS_NAMES, seen, start),
-    "users": lambda items, seen, start: map_users(items, seen, start),
+# Each takes the items, the duplicate check, the first item's position and the users' role (a role list).
+_CLEVER_MAPPERS: dict[str, Callable[[Iterable[Any], SeenIds, int, str | None], Iterator[SnapshotItem]]] = {
+    "schools": lambda items, seen, start, role: map_schools(items, seen, start),
+    "sections": lambda items, seen, start, role: map_sections(items, IDS_AS_NAMES, IDS_AS_NAMES, seen, start),
+    "users": lambda items, seen, start, role: map_users(items, seen, start, role),
 }
 
 
@@ -576,11 +595,19 @@ class _SliceMapping:
     """
 
     def __init__(
-        self, store: RunStore, name: str, resource: str, checkpoint: dict[str, Any], plan: dict[str, Any], size: int
+        self,
+        store: RunStore,
+        name: str,
+        resource: str,
+        checkpoint: dict[str, Any],
+        plan: dict[str, Any],
+        size: int,
+        role: str | None = None,
     ) -> None:
         self._store = store
         self._name = name
         self._resource = resource
+        self._role = role
         self._limits = LimitSettings.model_validate(plan.get("limits") or {})
         self._size = size
         self._writers: dict[str, ChunkWriter] = {}
@@ -597,15 +624,22 @@ class _SliceMapping:
 
     @classmethod
     def for_list(
-        cls, plan: dict[str, Any], resource: str, store: RunStore, name: str, checkpoint: dict[str, Any], size: int
+        cls,
+        plan: dict[str, Any],
+        resource: str,
+        store: RunStore,
+        name: str,
+        checkpoint: dict[str, Any],
+        size: int,
+        role: str | None = None,
     ) -> _SliceMapping | None:
         if not plan.get("mapped_in_slices") or plan.get("connection") != "clever" or resource not in _CLEVER_MAPPERS:
             return None
-        return cls(store, name, resource, checkpoint, plan, size)
+        return cls(store, name, resource, checkpoint, plan, size, role)
 
     def map(self, items: Iterable[Any]) -> None:
         before = len(self._seen)
-        for item in _CLEVER_MAPPERS[self._resource](items, self._seen, self._start):
+        for item in _CLEVER_MAPPERS[self._resource](items, self._seen, self._start, self._role):
             if isinstance(item, ClassroomRecord):
                 collection, value = "classrooms", item  # checked against the limits once named
             else:
@@ -641,6 +675,10 @@ class _MappedLists:
         self._size = size
         self._night = night
 
+    def _by_role(self, parts: list[str]) -> bool:
+        """Whether the parts are a full read's lists of users by role (not an events run's mirror parts)."""
+        return all("role" in (self._raw.spec(part) or {}) for part in parts)
+
     def _done(self, part: str, resource: str, outcome: FetchOutcome) -> dict[str, Any] | None:
         checkpoint = _get_json_or_none(self._store, _checkpoint_name(part))
         if not checkpoint or not checkpoint.get("done"):
@@ -675,7 +713,7 @@ class _MappedLists:
                 irregular += int(checkpoint.get("irregular", 1))  # not counted (or not read): not known clean
                 found |= set(checkpoint.get("found", []))
                 items += int(checkpoint.get("records", 0))
-            if len(parts) > 1:
+            if len(parts) > 1 and not self._by_role(parts):
                 created = yield from self._created(resource, found, items)
                 read[resource] += created[0]
                 irregular += created[1]
@@ -701,7 +739,7 @@ class _MappedLists:
         for item in objects:
             writer.write(item)
         seen = SeenIds()
-        yield from _CLEVER_MAPPERS[resource](objects, seen, items + 1)
+        yield from _CLEVER_MAPPERS[resource](objects, seen, items + 1, None)
         return writer.close(), len(objects) - len(seen)
 
 
@@ -729,7 +767,12 @@ class _SlicedLists:
         self._provider = provider
         self._by_path: dict[str, str] = {}
         for name, spec in self._lists.items():  # a list read in parts: its first part's name
-            self._by_path.setdefault(spec.get("path") or spec.get("collection"), name)
+            if "role" not in spec:  # a list of users by role is served only as a part (``_MappedLists``)
+                self._by_path.setdefault(spec.get("path") or spec.get("collection"), name)
+
+    def spec(self, name: str) -> dict[str, Any] | None:
+        """The plan's spec of list ``name``."""
+        return self._lists.get(name)
 
     def iter_records(self, path: str, outcome: FetchOutcome | None = None) -> Iterator[Any]:
         name = self._by_path.get(path)
