@@ -49,9 +49,11 @@ class RuntimeConfig(BaseSettings):
     # overrides it): 40 chunks of 10,000 users are about half a minute of mapping.
     fetch_mirror_chunks_per_part: int = Field(default=40, ge=1, validation_alias="FETCH_MIRROR_CHUNKS_PER_PART")
     # A Clever night with more events than this is read in full (in slices) instead: its events are read in
-    # one invocation and its changed objects held there. 500,000 is ≈ 7 % of New York City's roster; at
-    # 10,000 events a page, 50 pages (a connection's ``night_max_events`` overrides it).
-    fetch_night_max_events: int = Field(default=500_000, ge=1, validation_alias="FETCH_NIGHT_MAX_EVENTS")
+    # one invocation, and its changed objects are held there and by each list's slices (parsed, ≈ 3.8 KB a
+    # user and 4.7 KB a section, measured: docs/SCALE.md). 150,000: at most ≈ 0.55–0.7 GB, a third of
+    # Fetch's 2,048 MB; ≈ 2 % of New York City's roster, twice a 1 % night; 15 pages of 10,000 events (a
+    # connection's ``night_max_events`` overrides it).
+    fetch_night_max_events: int = Field(default=150_000, ge=1, validation_alias="FETCH_NIGHT_MAX_EVENTS")
     # How long a report link (a SigV4 presigned URL) stays valid: an hour by default; SigV4 allows 7 days
     # at most. Reports hold children's data: a link forwarded by mistake should not stay open for long.
     report_link_seconds: int = Field(
