@@ -193,7 +193,8 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
     list names only. Clever: an events run reads the night's event pages here (a few, on a usual night)
     and plans the five lists as the last run's mirror with the night's objects (``_night_lists``); a
     cursor Clever no longer serves makes it a full read; a full read asks for Clever's latest event
-    first, before any list. OneRoster REST: every collection, with the delta filter when there is a cursor.
+    first, before any list, and reads the users by role, a list each (``CLEVER_FULL_READ``,
+    ``plan["parts"]["users"]``). OneRoster REST: every collection, with the delta filter when there is a cursor.
     OneRoster CSV: no list (the bundle is in S3 already; it is read when the snapshot is assembled).
     """
     reading = _reading(run.district_id, run.run_id)
@@ -664,7 +665,8 @@ class _MappedLists:
     ``CleverProvider.fetch`` yields, in its order, the slices' chunks as ``PremappedChunks``; maps nothing
     but the classrooms' course and term names (read here from the small courses and terms lists) and, for
     a list an events run read in parts, the objects the night created (``night``: they follow the last
-    part, once every part has said which changed objects it found)."""
+    part, once every part has said which changed objects it found). A full read's users by role are parts
+    too: combined in ``USER_ROLES`` order, with nothing created after them."""
 
     _LISTS = (("schools", Kind.SCHOOLS), ("sections", Kind.CLASSROOMS), ("users", Kind.STUDENTS))
 
