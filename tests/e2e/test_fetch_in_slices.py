@@ -136,23 +136,44 @@ def test_a_oneroster_rest_district_read_a_page_per_slice_syncs_as_in_one_slice(
     stack: Any, run_sync: Any, synthetic: Any, make_product: Any, tmp_path: Path
 ) -> None:
     # Given one synthetic district served by OneRoster REST in pages of 20, read in one slice per
-    # collection and with one page per slice
-    products = make_product(synthetic, provider="oneroster"), make_product(synthetic, provider="oneroster")
+    # collection, with one page per slice, and in parts of 30 records by offset (a collection the server
+    # counts above that is read by several Map items side by side; 30 is not a whole number of pages)
+    products = [make_product(synthetic, provider="oneroster") for _ in range(3)]
     one_id, (_, one_sim) = oneroster_district(stack, products[0], synthetic.path, tmp_path, page_limit=20)
     many_id, (many_state, many_sim) = oneroster_district(stack, products[1], synthetic.path, tmp_path, page_limit=20)
+    parted_id, (parted_state, parted_sim) = oneroster_district(
+        stack, products[2], synthetic.path, tmp_path, page_limit=20
+    )
     connection = many_state.get_item("CONNECTION")
     many_state.put_item("CONNECTION", {**connection, "max_pages_per_slice": 1})
+    connection = parted_state.get_item("CONNECTION")
+    parted_state.put_item("CONNECTION", {**connection, "part_records": 30})
     try:
-        first, second = run_sync(one_id, export=False), run_sync(many_id, export=False)
+        first, second, parted = (run_sync(d, export=False) for d in (one_id, many_id, parted_id))
     finally:
-        one_sim.stop()
-        many_sim.stop()
+        for simulator in (one_sim, many_sim, parted_sim):
+            simulator.stop()
 
-    # Then both read, planned and reported the same; users took several slices
+    # Then all three read, planned and reported the same; users took several slices
     same_run(first, second)
+    same_run(first, parted)
     assert checkpoint(second, "users")["slice"] > 2
     assert checkpoint(second, "users")["slice"] == checkpoint(second, "users")["pages"]
     assert checkpoint(first, "users")["slice"] == 1
+    # and the parted run cut each collection of more than 30 records into parts of 30 by offset, the last
+    # reading on to the end: each part read its 30 records (two pages: 20, then 10), none twice
+    plan = plan_of(parted)
+    assert plan_of(first)["parts"] == {} and len(plan_of(first)["lists"]) == 7
+    for name in ("users", "enrollments"):
+        parts = plan["parts"][name]
+        assert len(parts) > 2 and parts[0] == name
+        assert [plan["lists"][p]["offset"] for p in parts] == [30 * n for n in range(len(parts))]
+        assert plan["lists"][parts[-1]]["end"] is None
+        read = [checkpoint(parted, p)["records"] for p in parts]
+        assert read[:-1] == [30] * (len(parts) - 1) and 0 < read[-1] <= 30
+        assert [checkpoint(parted, p)["pages"] for p in parts[:-1]] == [2] * (len(parts) - 1)
+    enrollments = [checkpoint(parted, p)["records"] for p in plan["parts"]["enrollments"]]
+    assert sum(enrollments) == fetch_result(first)["records"]["enrollments"]
 
 
 @contextmanager

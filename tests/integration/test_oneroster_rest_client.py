@@ -146,6 +146,37 @@ def test_without_a_total_a_short_page_or_an_empty_page_ends_the_collection(retry
     assert requests_to(simulator, USERS)[3:] == ["limit=11&offset=0", "limit=11&offset=11"]
 
 
+def test_the_server_counts_a_collection_in_a_page_of_one(simulator, retry):
+    # Given a server that sends X-Total-Count, and one that does not
+    client = bearer_client(simulator, retry)
+    with ProviderSimulator(SNAPWIZ, token=TOKEN, send_total_count=False) as silent:
+        uncounted = bearer_client(silent, retry).count("users")
+
+    # Then the count is the total of a one-record page, and None where the server does not say
+    assert client.count("users") == 11 and uncounted is None
+    assert requests_to(simulator, USERS) == ["limit=1&offset=0"]
+
+
+@pytest.mark.parametrize("max_page_size", [None, 2])
+def test_a_part_of_a_collection_is_read_from_its_offset_to_its_end(retry, max_page_size):
+    # Given a part of the users from offset 4 to 9, read 3 a page, from a server that sends any page
+    # size asked for, and from one that sends at most 2 a page
+    with ProviderSimulator(SNAPWIZ, token=TOKEN, max_page_size=max_page_size) as simulator:
+        client = bearer_client(simulator, retry, page_limit=3)
+
+        # When the part is read
+        pages = list(client.iter_pages("users", start={"offset": 4, "page": 1}, end=9))
+        asked = requests_to(simulator, USERS)
+
+    # Then it holds exactly the 5th to the 9th user, and never asked past its end
+    assert sourced_ids([u for page in pages for u in page.items]) == csv_ids(SNAPWIZ, "users")[4:9]
+    assert pages[-1].next is None
+    if max_page_size is None:
+        assert asked == ["limit=3&offset=4", "limit=2&offset=7"]
+    else:
+        assert asked == ["limit=3&offset=4", "limit=3&offset=6", "limit=1&offset=8"]
+
+
 def test_a_server_that_caps_the_page_size_is_read_to_the_total(retry):
     # Given a server that sends at most 5 records a page, whatever the client asks for
     with ProviderSimulator(SNAPWIZ, token=TOKEN, max_page_size=5) as simulator:

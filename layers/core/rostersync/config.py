@@ -48,6 +48,10 @@ class RuntimeConfig(BaseSettings):
     # id) in parts of this many mirror chunks, side by side (a connection's ``mirror_chunks_per_part``
     # overrides it): 40 chunks of 10,000 users are about half a minute of mapping.
     fetch_mirror_chunks_per_part: int = Field(default=40, ge=1, validation_alias="FETCH_MIRROR_CHUNKS_PER_PART")
+    # A OneRoster REST collection the server counts above this many records (``X-Total-Count``) is read in
+    # parts by offset, side by side (a connection's ``part_records`` overrides it): at New York City's size
+    # the enrollments (4 M) would otherwise be 4,000 pages of 1,000 one after another.
+    fetch_oneroster_part_records: int = Field(default=250_000, ge=1, validation_alias="FETCH_ONEROSTER_PART_RECORDS")
     # A Clever night with more events than this is read in full (in slices) instead: its events are read in
     # one invocation, and its changed objects are held there and by each list's slices (parsed, ≈ 3.8 KB a
     # user and 4.7 KB a section, measured: docs/SCALE.md). 150,000: at most ≈ 0.55–0.7 GB, a third of

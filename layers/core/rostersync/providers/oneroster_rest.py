@@ -368,11 +368,21 @@ class OneRosterRestClient:
                 self._unreadable_page(page.problem, f"{API_PATH}/{name}", outcome)
                 return
 
+    def count(self, name: str, filter: str | None = None) -> int | None:
+        """How many records the collection holds, as the server counts them (``X-Total-Count`` of a page of
+        one record), or None when it does not say."""
+        if name not in COLLECTION_KEYS:
+            raise ValueError(f"unknown OneRoster collection {name!r}; known: {', '.join(COLLECTION_KEYS)}")
+        params = [("limit", "1"), ("offset", "0"), *([("filter", filter)] if filter else [])]
+        url = f"{self.api_url}/{name}?" + "&".join(f"{k}={percent_encode(v)}" for k, v in params)
+        return _total_count(self._get(url, f"{API_PATH}/{name}", 1))
+
     def iter_pages(
-        self, name: str, filter: str | None = None, start: dict[str, Any] | None = None
+        self, name: str, filter: str | None = None, start: dict[str, Any] | None = None, end: int | None = None
     ) -> Iterator[ListPage]:
         """The pages of a collection from the first, or from ``start`` (the ``next`` of the page an
-        earlier slice stopped after: offset, page number and a digest of that page's ids).
+        earlier slice stopped after: offset, page number and a digest of that page's ids); ``end``: the
+        offset where this part of the collection ends (the next part starts there), None to its end.
 
         A page that cannot be read is yielded with its ``problem`` and no ``next`` (the collection stops
         there); the caller records it. The next request is only sent when the next page is asked for.
@@ -385,7 +395,8 @@ class OneRosterRestClient:
         previous_ids: str | None = start.get("previous_ids")
         while True:
             page += 1
-            params = [("limit", str(self.page_limit)), ("offset", str(offset))]
+            limit = self.page_limit if end is None else min(self.page_limit, end - offset)
+            params = [("limit", str(limit)), ("offset", str(offset))]
             if filter:
                 params.append(("filter", filter))
             url = f"{self.api_url}/{name}?" + "&".join(f"{k}={percent_encode(v)}" for k, v in params)
@@ -417,6 +428,9 @@ class OneRosterRestClient:
             logger.debug("OneRoster page %d of %s: %d records (total %s)", page, path, len(items), total)
             offset += len(items)
             position = {"offset": offset, "page": page, "previous_ids": ids}
+            if end is not None and offset >= end and items:
+                yield ListPage(items, None)  # this part's last page: the next part reads on from here
+                return
             if total is not None:
                 if offset >= total:
                     yield ListPage(items, None)
@@ -429,7 +443,7 @@ class OneRosterRestClient:
                     )
                     return
                 # A short page with records still to come: the server caps the page size; read on.
-            elif len(items) < self.page_limit:
+            elif len(items) < limit:
                 yield ListPage(items, None)
                 return
             yield ListPage(items, position)

@@ -37,7 +37,7 @@ from rostersync.domain.records import (
     TouchedRecord,
     limit_error,
 )
-from rostersync.errors import BadInputError
+from rostersync.errors import BadInputError, ProviderAuthError, ProviderRequestError, ProviderUnavailableError
 from rostersync.incremental import IncrementalState, RunStoreMirror, run_kind
 from rostersync.observability import logger
 from rostersync.providers.base import FetchOutcome, ListPage, RetryPolicy, RosterProvider
@@ -258,14 +258,51 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
         since = None if full_reason else cursor
         record_filter = delta_filter(since)
         plan["oneroster"] = {"since": since, "started_at": now_cursor()}
-        plan["interval"] = branch_interval(rpm, len(ONEROSTER_LISTS))
-        plan["lists"] = {
+        specs = {
             name: {"collection": name, "filter": None if name == "demographics" else record_filter}
             for name in ONEROSTER_LISTS
         }
+        part_records = int(connection.get("part_records") or ctx.config.fetch_oneroster_part_records)
+        # the plan's count requests come alone, before any list: the whole rate is theirs
+        counting = RequestPacer(interval=branch_interval(rpm, 1))
+        counter = build_oneroster_rest_client(connection, reading.secret, reading.retry, counting)
+        plan["lists"], plan["parts"] = _oneroster_lists(specs, counter, part_records)
+        plan["interval"] = branch_interval(rpm, len(plan["lists"]))
+        plan["last_request_at"] = counting.last
     key = ctx.store.put_json(PLAN_NAME, plan)
     logger.info("fetch planned", extra={"run_id": run.run_id, "lists": len(plan["lists"])})
     return FetchPlanResult(resources=list(plan["lists"]), plan_key=key)
+
+
+def _oneroster_lists(
+    specs: dict[str, dict[str, Any]], client: Any, part_records: int
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """OneRoster's lists: each collection, and one the server counts above ``part_records`` (its
+    ``X-Total-Count``) cut into parts by offset (``enrollments``, ``enrollments-2``, …: a Map item each,
+    read side by side; the last part reads on to the collection's end, whatever it holds by then). A
+    collection the server does not count, or that cannot be counted, is one list, read as before."""
+    lists: dict[str, Any] = {}
+    parts: dict[str, list[str]] = {}
+    countable = True
+    for name, spec in specs.items():
+        total = None
+        if countable:
+            try:
+                total = client.count(spec["collection"], spec["filter"])
+            except (ProviderAuthError, ProviderRequestError, ProviderUnavailableError) as exc:
+                # Counted no further: the lists' own slices meet the same answer and report it where it
+                # belongs (a server that is down is not asked once more per collection here).
+                logger.info("OneRoster not counted", extra={"collection": name, "error": type(exc).__name__})
+                countable = False
+        count = -(-total // part_records) if total else 1
+        if count < 2:
+            lists[name] = spec
+            continue
+        parts[name] = [name] + [f"{name}-{n}" for n in range(2, count + 1)]
+        for n, part in enumerate(parts[name]):
+            end = (n + 1) * part_records if n + 1 < count else None
+            lists[part] = {**spec, "list": name, "offset": n * part_records, "end": end}
+    return lists, parts
 
 
 def _write_night(store: RunStore, night: NightEvents, size: int) -> dict[str, Any]:
@@ -419,7 +456,9 @@ def read_fetch_slice(
         )
     else:
         rest = build_oneroster_rest_client(reading.connection, reading.secret, reading.retry, pacer)
-        pages = rest.iter_pages(spec["collection"], spec.get("filter"), start=cursor)
+        if cursor is None and spec.get("offset"):  # a part of a collection starts at its offset
+            cursor = {"offset": spec["offset"], "page": spec["offset"] // rest.page_limit}
+        pages = rest.iter_pages(spec["collection"], spec.get("filter"), start=cursor, end=spec.get("end"))
     name = f"fetch/{resource}/s{checkpoint['slice']:05d}"
     writer = store.chunk_writer(name, ctx.config.snapshot_chunk_records)
     write = spec.get("write", True)
@@ -766,6 +805,7 @@ class _SlicedLists:
     def __init__(self, store: RunStore, plan: dict[str, Any], provider: str) -> None:
         self._store = store
         self._lists = plan.get("lists", {})
+        self._parts: dict[str, list[str]] = plan.get("parts") or {}
         self._provider = provider
         self._by_path: dict[str, str] = {}
         for name, spec in self._lists.items():  # a list read in parts: its first part's name
@@ -780,17 +820,18 @@ class _SlicedLists:
         name = self._by_path.get(path)
         if name is None:
             raise BadInputError(f"this run's fetch plan did not read {path}")
-        checkpoint = _get_json_or_none(self._store, _checkpoint_name(name))
-        if not checkpoint or not checkpoint.get("done"):
-            # The state machine assembles only after every list is done; never take a part for the whole.
-            unreadable_page(self._provider, "list was not read to its end", path, outcome, logger)
-            return
-        for keys in checkpoint["slices"]:
-            for key in keys:
-                if self._store.owns(key):
-                    yield from self._store.read_ndjson(key)
-        for problem in checkpoint["problems"]:
-            unreadable_page(self._provider, problem, path, outcome, logger)
+        for part in self._parts.get(name, [name]):  # a list read in parts (by offset): the parts in order
+            checkpoint = _get_json_or_none(self._store, _checkpoint_name(part))
+            if not checkpoint or not checkpoint.get("done"):
+                # The state machine assembles only after every list is done; never take a part for the whole.
+                unreadable_page(self._provider, "list was not read to its end", path, outcome, logger)
+                continue  # incomplete: nothing is archived; the other parts' records still sync
+            for keys in checkpoint["slices"]:
+                for key in keys:
+                    if self._store.owns(key):
+                        yield from self._store.read_ndjson(key)
+            for problem in checkpoint["problems"]:
+                unreadable_page(self._provider, problem, path, outcome, logger)
 
     def iter_collection(
         self, name: str, filter: str | None = None, outcome: FetchOutcome | None = None
