@@ -2,6 +2,7 @@
 
     python bench/bench_fetch.py --students 5000 [--page-limit 10000] [--max-pages-per-slice 1000]
                                 [--answer-seconds 0] [--events-night [--mirror-chunks-per-part N]]
+                                [--oneroster-parts N]
 
 Runs Fetch's three phases in this process against the embedded stack's S3 and DynamoDB and the provider
 simulator (no state machine, no Match): the plan, every slice of every list, then the assembly, twice
@@ -45,6 +46,13 @@ def main() -> None:
         default=0,
         help="the events night reads a users list longer than this many mirror chunks in parts (0: the default)",
     )
+    parser.add_argument(
+        "--oneroster-parts",
+        type=int,
+        default=0,
+        help="instead: the district over OneRoster REST (pages of 1,000), read whole and in parts of this many "
+        "records by offset",
+    )
     args = parser.parse_args()
     for name in ("werkzeug", "moto", "botocore", "urllib3", "rostersync", "aws_lambda_powertools"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -60,6 +68,9 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="rostersync-bench-fetch-"))
     sizes = write_synthetic_clever_district(workdir, students=args.students)
     print(f"synthetic district: {args.students:,} students, {sizes['users']:,} users, {sizes['sections']:,} sections")
+    if args.oneroster_parts:
+        oneroster_parts(workdir, args.oneroster_parts, args.answer_seconds)
+        return
     stack = EmbeddedStack(parameters={"LogLevel": "WARNING"}).start()
     simulator = ProviderSimulator(workdir, token="bench-token", answer_seconds=args.answer_seconds).start()  # noqa: S106
     try:
@@ -219,6 +230,82 @@ def main() -> None:
             raise SystemExit("the two snapshots differ")
         if args.events_night:
             events_night(fetch, "bench-fetch-slices", runs["mapped in the slices (now)"], snapshot)
+    finally:
+        simulator.stop()
+        stack.stop()
+
+
+def oneroster_parts(workdir: Path, part_records: int, answer_seconds: float) -> None:
+    """The district over OneRoster REST in pages of 1,000, Fetch read twice: each collection one list, then
+    a collection counted above ``part_records`` in parts by offset. The lists run one after another here
+    (the state machine runs them side by side): prints each list's pages and seconds and the longest, and
+    checks both snapshots hold the same records."""
+    from rostersync import aws
+    from rostersync.config import runtime_config
+    from rostersync.contracts import RunRef
+    from rostersync.steps import fetch
+    from rostersync_tools.local.convert import clever_to_oneroster
+    from rostersync_tools.local.simulator import ProviderSimulator
+    from rostersync_tools.local.stack import EmbeddedStack
+    from rostersync_tools.local.synthetic import product_for, set_up_district
+
+    bundle = workdir / "oneroster"
+    clever_to_oneroster(workdir, bundle)
+    stack = EmbeddedStack(parameters={"LogLevel": "WARNING"}).start()
+    simulator = ProviderSimulator(bundle, token="bench-token", answer_seconds=answer_seconds).start()  # noqa: S106
+    try:
+        s3, bucket = aws.client("s3"), runtime_config().sync_bucket
+        snapshots = []
+        for label, parts in (("one list a collection", 10**12), (f"parts of {part_records:,}", part_records)):
+            district_id = f"bench-oneroster-{parts}"
+            _, state = set_up_district(
+                product_for(workdir, district_id, "Benchmark District", provider="oneroster"),
+                "oneroster-rest",
+                simulator.base_url,
+                "bench-token",
+                1_000,
+                stack=stack.stack_name,
+                auth="bearer",
+            )
+            state.put_item("CONNECTION", {**state.get_item("CONNECTION"), "part_records": parts})
+            run = RunRef(district_id=district_id, run_id=f"run-{int(time.time())}", provider="oneroster-rest")
+            began = time.perf_counter()
+            plan = fetch.plan_fetch(run)
+            plan_seconds = time.perf_counter() - began
+            seconds: dict[str, float] = {}
+            for resource in plan.resources:
+                began = time.perf_counter()
+                while not fetch.read_fetch_slice(district_id, run.run_id, resource).done:
+                    pass
+                seconds[resource] = time.perf_counter() - began
+            began = time.perf_counter()
+            result = fetch.assemble_snapshot(run)
+            assemble_seconds = time.perf_counter() - began
+            store = fetch.DistrictContext.for_run(district_id, run.run_id).store
+            pages = {r: fetch._get_json_or_none(store, f"fetch/{r}/checkpoint.json")["pages"] for r in seconds}
+            longest = max(seconds, key=lambda r: seconds[r])
+            print(
+                f"{label}: {len(seconds)} lists, {sum(pages.values())} pages in all; plan {plan_seconds:.2f} s, "
+                f"the longest list {longest} {pages[longest]} pages in {seconds[longest]:.2f} s, all lists "
+                f"{sum(seconds.values()):.2f} s, assembly {assemble_seconds:.2f} s; on the way, every list at once: "
+                f"{plan_seconds + seconds[longest] + assemble_seconds:.2f} s"
+            )
+            print("  " + ", ".join(f"{r} {pages[r]} pages {seconds[r]:.2f} s" for r in seconds))
+            manifest = json.loads(s3.get_object(Bucket=bucket, Key=result.snapshot_manifest_key)["Body"].read())
+            snapshots.append(
+                {
+                    c: sorted(
+                        line
+                        for key in keys
+                        for line in gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).splitlines()
+                    )
+                    for c, keys in manifest.items()
+                }
+            )
+        same = {c: snapshots[0][c] == snapshots[1][c] for c in snapshots[0]}
+        print(f"same snapshot records per collection: {same}")
+        if not all(same.values()):
+            raise SystemExit("the two snapshots differ")
     finally:
         simulator.stop()
         stack.stop()
