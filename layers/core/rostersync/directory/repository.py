@@ -207,10 +207,50 @@ def _index_entry(item: dict[str, Any]) -> IndexEntry:
         status=sys.intern(item.get("status", "active")),
         managed_by_sync=bool(item.get("managed_by_sync", False)),
         content_hash=item.get("content_hash", ""),
-        provider_ids={sys.intern(name): pid for name, pid in (item.get("provider_ids") or {}).items()},
+        provider_ids=_provider_ids(item.get("provider_ids") or {}),
         parent_id=str(item.get("parent_key") or "").split("#", 1)[-1],
         edited={name: edit_digest(value) for name, value in edits.items()} if edits else NO_EDITS,
     )
+
+
+class OneProviderId(Mapping[str, str]):
+    """A record's provider ids when it has one, as nearly every record has: a read-only mapping of one
+    entry in two slots (56 bytes, where a dict of one entry takes 184: the people phase holds one per
+    person of the district)."""
+
+    __slots__ = ("_name", "_id")
+
+    def __init__(self, name: str, provider_id: str) -> None:
+        self._name = name
+        self._id = provider_id
+
+    def __getitem__(self, key: str) -> str:
+        if key == self._name:
+            return self._id
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((self._name,))
+
+    def __len__(self) -> int:
+        return 1
+
+    def __contains__(self, key: object) -> bool:
+        return key == self._name
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._id if key == self._name else default
+
+    def __repr__(self) -> str:
+        return repr({self._name: self._id})
+
+
+def _provider_ids(ids: dict[str, Any]) -> Mapping[str, str]:
+    """An index entry's provider ids, the providers' names kept once each (a handful of words)."""
+    if len(ids) == 1:
+        [(name, provider_id)] = ids.items()
+        return OneProviderId(sys.intern(name), provider_id)
+    return {sys.intern(name): provider_id for name, provider_id in ids.items()}
 
 
 def with_match_bucket(item: dict[str, Any], district_id: str) -> dict[str, Any]:
@@ -266,7 +306,7 @@ class IndexEntry:
     status: str
     managed_by_sync: bool
     content_hash: str
-    provider_ids: dict[str, str]
+    provider_ids: Mapping[str, str]
     parent_id: str = ""
     # field → digest of the product's edited value (``DirectoryRecord.product_edits``)
     edited: Mapping[str, str] = field(default_factory=lambda: NO_EDITS)
