@@ -272,11 +272,8 @@ def main() -> None:
             f"  write floor from {chunks_at_once} × {io_threads} threads, as Upsert's Map sends, asking "
             f"ReturnConsumedCapacity: {floor_threads:.1f}s; full sync / that floor: {seconds / floor_threads:.2f}x"
         )
-        print_steps(
-            "unchanged re-sync, per step",
-            step_figures(resync["output"], resync["invocations"], resync["meters"], report2, resync["plan"]),
-            memory=False,
-        )
+        resync_steps = step_figures(resync["output"], resync["invocations"], resync["meters"], report2, resync["plan"])
+        print_steps("unchanged re-sync, per step", resync_steps, memory=False)
         print_cost("unchanged re-sync", report2)
 
         traced: dict[str, dict[str, Any]] = {}
@@ -298,6 +295,7 @@ def main() -> None:
                         "resync_writes": writes2,
                         "read_floor_seconds": read_floor,
                         "steps": steps,
+                        "resync_steps": resync_steps,
                         "memory": traced,
                         "cost": report.get("cost"),
                         "resync_cost": report2.get("cost"),
