@@ -125,3 +125,42 @@ def test_users_read_by_role_keep_a_user_of_two_roles_once(district: Any, synthet
     assert night.by_clever_id("people")[teacher["id"]]["family_name"] == "Renamed"
     ids = snapshot_ids(night)
     assert [pid for pid, n in Counter(ids["people"] + ids["guardians"]).items() if n > 1] == []
+
+
+def test_a_user_whose_roles_change_while_the_lists_are_read_is_kept(
+    district: Any, synthetic: Any, tmp_path: Path
+) -> None:
+    # Given a teacher who is also a student's contact, synced once
+    teacher = synthetic.users("teacher")[0]
+    relationship = {"relationship": "Parent", "student": synthetic.users("student")[3]["id"], "type": "parent"}
+    synthetic.edit_users(
+        lambda user: user["roles"].update(contact={"phone": "", "student_relationships": [relationship]}),
+        {teacher["id"]},
+    )
+    d = district(synthetic, page_limit=20)
+    first = d.sync()
+    assert first.status == "succeeded" and teacher["id"] in first.by_clever_id("people")
+    # When, the next night (read in full), they stop teaching while the lists are read: the contacts' list
+    # still lists them as a teacher too (and leaves them to the teachers' list), the teachers' list no longer
+    # lists them
+    d.read_in_full()
+    night = synthetic.copy(tmp_path / "night-2")
+    night.edit_users(lambda user: user["roles"].pop("teacher"), {teacher["id"]})
+    d.serve(night)
+    d.simulator.serve_role_from("contact", synthetic.path)
+
+    run = d.sync()
+
+    # Then no list kept them, and the assembly mapped them from the contacts' list's copy: in the snapshot
+    # once, in the mirror once, not archived, no error line about them
+    assert run.status == "succeeded", run.execution.get("cause")
+    contacts = s3_json(run, "fetch/users-contact/checkpoint.json")
+    assert contacts["listed_elsewhere"] == 1
+    ids = snapshot_ids(run)
+    assert (ids["people"] + ids["guardians"]).count(teacher["id"]) == 1
+    assert run.by_clever_id("people")[teacher["id"]]["status"] == "active"
+    assert all(counts["archived"] == 0 for counts in run.report["counts"].values())
+    assert not [e for e in run.report["errors"] if e.get("provider_id") == teacher["id"]]
+    mirror = s3_json(run, "mirror/manifest.json")["collections"]["users"]
+    assert mirror_user_ids(run, mirror).count(teacher["id"]) == 1
+    assert any("/fetch/users/rescued-" in key for key in mirror)

@@ -242,6 +242,14 @@ class ProviderSimulator:
             self._endpoints = {}
             self._oneroster = {}
 
+    def serve_role_from(self, role: str, path: Path) -> None:
+        """Serve Clever's users of ``role`` (``/users?role=...``) from another dataset folder than the rest, until
+        the dataset changes: a roster that changed while its role lists were read (they are read side by side,
+        not at one instant)."""
+        items = [item for item in _load(Path(path), "users") if _has_role(item, role)]
+        with self._lock:
+            self._endpoints[("users", role)] = _index(items)
+
     def inject(self, path_prefix: str, status: int, times: int = 1, headers: Mapping[str, str] | None = None) -> None:
         """Answer the next ``times`` requests whose path starts with ``path_prefix`` with ``status``.
 

@@ -52,6 +52,7 @@ from rostersync.providers.clever import (
     CleverClient,
     CleverProvider,
     _page_errors,
+    field_text,
     map_schools,
     map_sections,
     map_users,
@@ -76,7 +77,7 @@ from rostersync.providers.oneroster_rest import (
     now_cursor,
 )
 from rostersync.providers.registry import build_provider, provider_name
-from rostersync.providers.seen_ids import SeenIds
+from rostersync.providers.seen_ids import SeenIds, id_key
 from rostersync.settings import LimitSettings, SyncSettings
 from rostersync.steps.context import DistrictContext
 from rostersync.storage import ChunkWriter, RunStore, download_bundle
@@ -463,6 +464,9 @@ def read_fetch_slice(
     writer = store.chunk_writer(name, ctx.config.snapshot_chunk_records)
     write = spec.get("write", True)
     role = spec.get("role")  # Clever's users of one role: a user of several is kept by its first role's list
+    # the users this list left to the list of their first role, kept aside: if their roles change while the
+    # lists are read, that list may not hold them, and the assembly maps them from here (``_MappedLists``)
+    aside = store.chunk_writer(f"{name}-elsewhere", ctx.config.snapshot_chunk_records) if role else None
     read = count = elsewhere = 0
     problems: list[str] = []
 
@@ -477,8 +481,9 @@ def read_fetch_slice(
         nonlocal read, count, cursor, elsewhere
         for page in read_ahead(pages, going_on):
             for item in page.items if night is None else night.apply(page):
-                if role and not user_listed_here(item, role):
+                if aside is not None and role and not user_listed_here(item, role):
                     elsewhere += 1
+                    aside.write(item)
                     continue
                 if write:
                     writer.write(item)
@@ -514,9 +519,10 @@ def read_fetch_slice(
         # every other item added its id to the duplicate check
         checkpoint["irregular"] = int(checkpoint.get("irregular", 0)) + count - mapping.added
     checkpoint["records"] += count
-    if role:
-        # users of several roles this list left to the list of their first role (counted, not kept)
+    if aside is not None:
+        # users of several roles this list left to the list of their first role (counted, kept aside)
         checkpoint["listed_elsewhere"] = int(checkpoint.get("listed_elsewhere", 0)) + elsewhere
+        checkpoint.setdefault("elsewhere", []).append(aside.close())
     checkpoint["problems"] += problems
     if night is not None:
         checkpoint["found"] = sorted(night.applier.found)
@@ -691,8 +697,9 @@ class _SliceMapping:
         self.added = len(self._seen) - before
 
     def close(self, more_slices: bool) -> dict[str, dict[str, Any]]:
-        """Flush the chunks; with slices still to come, write this slice's ids for their duplicate check."""
-        if more_slices and self._seen.added:
+        """Flush the chunks; with slices still to come, write this slice's ids for their duplicate check (a
+        list of one role's users at its last slice too: the assembly checks which users no list kept)."""
+        if (more_slices or self._role) and self._seen.added:
             self.seen_key = self._store.put_bytes(
                 f"{self._name}-ids.bin.gz", self._seen.slice_bytes(), "application/gzip"
             )
@@ -738,6 +745,8 @@ class _MappedLists:
             before = len(outcome.problems)
             parts = self._parts.get(resource, [resource])
             read[resource], irregular, found, items = [], 0, set(), 0
+            aside: list[str] = []  # a full read's users by role: the users each list left to another
+            seen: list[list[str]] = []  # and the ids each list kept
             for part in parts:
                 checkpoint = self._done(part, resource, outcome) or {}
                 for mapped in checkpoint.get("mapped", []):
@@ -754,7 +763,13 @@ class _MappedLists:
                 irregular += int(checkpoint.get("irregular", 1))  # not counted (or not read): not known clean
                 found |= set(checkpoint.get("found", []))
                 items += int(checkpoint.get("records", 0))
-            if len(parts) > 1 and not self._by_role(parts):
+                aside += [key for keys in checkpoint.get("elsewhere", []) for key in keys]
+                seen.append(list(checkpoint.get("seen", [])))
+            if len(parts) > 1 and self._by_role(parts):
+                rescued = yield from self._kept_by_none(resource, aside, seen, items)
+                read[resource] += rescued[0]
+                irregular += rescued[1]
+            elif len(parts) > 1:
                 created = yield from self._created(resource, found, items)
                 read[resource] += created[0]
                 irregular += created[1]
@@ -766,6 +781,40 @@ class _MappedLists:
                     checkpoint = _get_json_or_none(self._store, _checkpoint_name(resource)) or {}
                     read[resource] = [key for keys in checkpoint.get("slices", []) for key in keys]
                 mirror.adopt(resource, read[resource], clean.get(resource))
+
+    def _kept_by_none(
+        self, resource: str, aside: list[str], seen: list[list[str]], items: int
+    ) -> Generator[Any, None, tuple[list[str], int]]:
+        """The users a list left to the list of their first role that no list kept: their roles changed while
+        the lists were read (a teacher who is also a contact, left by the contacts' list to the teachers',
+        who was no longer a teacher when the teachers' list reached them). Mapped from the copy set aside,
+        with the positions after the lists' items, and written as read (``fetch/<list>/rescued-NNNNN``) for
+        the mirror. Returns their chunks and how many were irregular. Each list's ids are loaded in turn
+        (the largest, at NYC the contacts', ≈ 24 MB), only when some user was set aside."""
+        waiting: dict[int | str, dict[str, Any]] = {}
+        for item in self._store.read_all([key for key in aside if self._store.owns(key)]):
+            data = item.get("data") if isinstance(item, dict) else None
+            user_id = field_text(data.get("id")) if isinstance(data, dict) else ""
+            if user_id:
+                waiting.setdefault(id_key(user_id), item)
+        for keys in seen:
+            if not waiting:
+                break
+            kept = SeenIds()
+            for key in keys:
+                if self._store.owns(key):
+                    kept.load(self._store.s3.get_object(Bucket=self._store.bucket, Key=key)["Body"].read())
+            waiting = {key: item for key, item in waiting.items() if key not in kept}
+            del kept
+        if not waiting:
+            return [], 0
+        logger.warning("users no role list kept, their roles changed while read", extra={"users": len(waiting)})
+        writer = self._store.chunk_writer(f"fetch/{resource}/rescued", self._size)
+        for item in waiting.values():
+            writer.write(item)
+        mapped = SeenIds()
+        yield from _CLEVER_MAPPERS[resource](list(waiting.values()), mapped, items + 1, None)
+        return writer.close(), len(waiting) - len(mapped)
 
     def _created(self, resource: str, found: set[str], items: int) -> Generator[Any, None, tuple[list[str], int]]:
         """The users the night created, after a list read in parts: mapped with the positions after the
