@@ -235,6 +235,23 @@ def main() -> None:
         stack.stop()
 
 
+def timed_fetch(fetch: Any, run: Any) -> tuple[float, dict[str, float], Any, float]:
+    """Fetch's three phases for ``run``, in-process, each list read to its end in turn: the plan's seconds,
+    each list's seconds, the assembly's result and seconds."""
+    began = time.perf_counter()
+    plan = fetch.plan_fetch(run)
+    plan_seconds = time.perf_counter() - began
+    seconds: dict[str, float] = {}
+    for resource in plan.resources:
+        began = time.perf_counter()
+        while not fetch.read_fetch_slice(run.district_id, run.run_id, resource).done:
+            pass
+        seconds[resource] = time.perf_counter() - began
+    began = time.perf_counter()
+    result = fetch.assemble_snapshot(run)
+    return plan_seconds, seconds, result, time.perf_counter() - began
+
+
 def oneroster_parts(workdir: Path, part_records: int, answer_seconds: float) -> None:
     """The district over OneRoster REST in pages of 1,000, Fetch read twice: each collection one list, then
     a collection counted above ``part_records`` in parts by offset. The lists run one after another here
@@ -269,18 +286,7 @@ def oneroster_parts(workdir: Path, part_records: int, answer_seconds: float) -> 
             )
             state.put_item("CONNECTION", {**state.get_item("CONNECTION"), "part_records": parts})
             run = RunRef(district_id=district_id, run_id=f"run-{int(time.time())}", provider="oneroster-rest")
-            began = time.perf_counter()
-            plan = fetch.plan_fetch(run)
-            plan_seconds = time.perf_counter() - began
-            seconds: dict[str, float] = {}
-            for resource in plan.resources:
-                began = time.perf_counter()
-                while not fetch.read_fetch_slice(district_id, run.run_id, resource).done:
-                    pass
-                seconds[resource] = time.perf_counter() - began
-            began = time.perf_counter()
-            result = fetch.assemble_snapshot(run)
-            assemble_seconds = time.perf_counter() - began
+            plan_seconds, seconds, result, assemble_seconds = timed_fetch(fetch, run)
             store = fetch.DistrictContext.for_run(district_id, run.run_id).store
             pages = {r: fetch._get_json_or_none(store, f"fetch/{r}/checkpoint.json")["pages"] for r in seconds}
             longest = max(seconds, key=lambda r: seconds[r])
@@ -325,18 +331,7 @@ def events_night(fetch: Any, district_id: str, first: Any, snapshot: Any) -> Non
     ctx = fetch.DistrictContext.for_run(district_id, run.run_id)
     ctx.state.put_item("CURSOR#clever", {"cursor": result.cursor, "run_id": run.run_id})
     night = RunRef(district_id=district_id, run_id=f"{run.run_id}-events", provider="clever")
-    began = time.perf_counter()
-    plan = fetch.plan_fetch(night)
-    plan_seconds = time.perf_counter() - began
-    slices: dict[str, float] = {}
-    for resource in plan.resources:
-        began = time.perf_counter()
-        while not fetch.read_fetch_slice(district_id, night.run_id, resource).done:
-            pass
-        slices[resource] = time.perf_counter() - began
-    began = time.perf_counter()
-    sliced = fetch.assemble_snapshot(night)
-    assemble_seconds = time.perf_counter() - began
+    plan_seconds, slices, sliced, assemble_seconds = timed_fetch(fetch, night)
     assert sliced.sync_kind == "events" and sliced.complete, (sliced.sync_kind, sliced.problems)
 
     whole = RunRef(district_id=district_id, run_id=f"{run.run_id}-one-pass", provider="clever")

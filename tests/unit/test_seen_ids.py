@@ -29,6 +29,20 @@ def _first_times(ids: list[str], seen: SeenIds | set[int | str]) -> list[bool]:
     return out
 
 
+def _through_slices(stream: list[str], cuts: list[int]) -> tuple[list[bool], list[bytes]]:
+    """The duplicate check's answers for ``stream`` read in slices cut at ``cuts``, each slice loading what the
+    ones before it wrote (as Fetch's slices do), and what each wrote."""
+    answers: list[bool] = []
+    bodies: list[bytes] = []
+    for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        seen = SeenIds()
+        for body in bodies:
+            seen.load(body)
+        answers += _first_times(stream[start:end], seen)
+        bodies.append(seen.slice_bytes())
+    return answers, bodies
+
+
 def test_it_answers_as_a_set_for_ids_in_order_out_of_order_repeated_and_not_object_ids():
     rng = random.Random(3)
     ids = _object_ids(3_000, rng)
@@ -47,14 +61,7 @@ def test_slices_carry_the_check_as_one_list_does():
     ids = _object_ids(2_000, rng)
     stream = ids[:700] + [ids[3], "x-1"] + ids[700:1_400] + [ids[1_000], "x-1", ids[5][:16] + "00000001"] + ids[1_400:]
     expected = _first_times(stream, set())
-    answers: list[bool] = []
-    bodies: list[bytes] = []
-    for part in (stream[:650], stream[650:1_500], stream[1_500:]):
-        seen = SeenIds()
-        for body in bodies:
-            seen.load(body)
-        answers += _first_times(part, seen)
-        bodies.append(seen.slice_bytes())
+    answers, bodies = _through_slices(stream, [650, 1_500])
     assert answers == expected
     # Each slice wrote only what it added: together, every distinct id once.
     together = SeenIds()
@@ -92,18 +99,24 @@ def test_ids_in_clevers_order_take_a_few_bytes_each():
     """Clever sends a list in ascending ids: held as two columns, about 12 bytes an id. A set of the same
     ids as ints holds about 80 (this test fails with one)."""
     ids = [id_key(i) for i in _object_ids(200_000, random.Random(7))]
+    held = _bytes_an_id(ids)
+    assert held < 16, f"{held:.1f} bytes an id"
+
+
+def _bytes_an_id(keys: list[int | str]) -> float:
+    """What a ``SeenIds`` given ``keys`` in turn holds, in bytes an id (tracemalloc); checks it holds them all."""
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
         seen = SeenIds()
-        for key in ids:
+        for key in keys:
             if key not in seen:
                 seen.add(key)
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert len(seen) == len(set(ids))
-    assert held / len(ids) < 16, f"{held / len(ids):.1f} bytes an id"
+    assert len(seen) == len(set(keys))
+    return held / len(keys)
 
 
 def _runs(sizes: list[int], rng: random.Random) -> list[str]:
@@ -119,19 +132,8 @@ def test_ascending_runs_one_after_another_are_exact_and_compact():
     ids = _runs([5_000, 60_000, 90_000, 50_000], rng)
     stream = ids[:70_000] + [ids[10], ids[4_999], ids[65_000]] + ids[70_000:] + [ids[0], ids[-1], "x-1", "x-1"]
     assert _first_times(stream, SeenIds()) == _first_times(stream, set())
-    keys = [id_key(i) for i in ids]
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        seen = SeenIds()
-        for key in keys:
-            if key not in seen:
-                seen.add(key)
-        held = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
-    assert len(seen) == len(set(keys))
-    assert held / len(keys) < 16, f"{held / len(keys):.1f} bytes an id"
+    held = _bytes_an_id([id_key(i) for i in ids])
+    assert held < 16, f"{held:.1f} bytes an id"
 
 
 def test_slices_carry_runs_as_one_list_does():
@@ -141,14 +143,7 @@ def test_slices_carry_runs_as_one_list_does():
     ids = _runs([6_000, 9_000, 5_000, 7_000], rng)
     stream = ids + [ids[100], ids[6_100], ids[-1]]
     expected = _first_times(stream, set())
-    answers: list[bool] = []
-    bodies: list[bytes] = []
-    for start, end in ((0, 4_000), (4_000, 15_000), (15_000, 22_500), (22_500, len(stream))):
-        seen = SeenIds()
-        for body in bodies:
-            seen.load(body)
-        answers += _first_times(stream[start:end], seen)
-        bodies.append(seen.slice_bytes())
+    answers, bodies = _through_slices(stream, [4_000, 15_000, 22_500])
     # Then the slices answered as one set, and together they wrote every distinct id once
     assert answers == expected
     together = SeenIds()
