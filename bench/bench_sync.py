@@ -250,6 +250,19 @@ def main() -> None:
             + (f" and the roster's {pages_read:,} pages" if pages_read else "")
             + f"): {read_floor:.1f}s; unchanged re-sync / read floor: {seconds2 / read_floor:.2f}x"
         )
+        # The read floor again, asking for the consumed capacity as every request of the sync does (its cost
+        # needs it): the stack counts the units item by item in this process, AWS server side.
+        read_floor_cc, _, _ = measure_read_floor(
+            dynamodb,
+            config.directory_table,
+            district_id,
+            simulator if args.provider == "clever" else None,
+            ReturnConsumedCapacity="TOTAL",
+        )
+        print(
+            f"  read floor asking ReturnConsumedCapacity=TOTAL as the sync does: "
+            f"{read_floor_cc:.1f}s; unchanged re-sync / that floor: {seconds2 / read_floor_cc:.2f}x"
+        )
         # The write floor again, asking for the consumed capacity as every request of the sync does (its cost
         # needs it): the stack computes the units from each item before and after the write, AWS server side.
         floor_cc, _ = write_floor(
@@ -294,6 +307,7 @@ def main() -> None:
                         "resync_seconds": seconds2,
                         "resync_writes": writes2,
                         "read_floor_seconds": read_floor,
+                        "read_floor_capacity_seconds": read_floor_cc,
                         "steps": steps,
                         "resync_steps": resync_steps,
                         "memory": traced,
@@ -556,10 +570,12 @@ def forget_district(stack: Any, district: str, written: int) -> None:
         raise SystemExit(f"the floor wrote {written:,} items under {district} but {dropped:,} were found to drop")
 
 
-def measure_read_floor(dynamodb: Any, table: str, district: str, simulator: Any) -> tuple[float, int, int]:
+def measure_read_floor(
+    dynamodb: Any, table: str, district: str, simulator: Any, **query: Any
+) -> tuple[float, int, int]:
     """Seconds to read every directory item of the district with plain paginated Queries (one partition
     after another, no threads) plus every roster page from the provider (Clever: plain GETs following
-    ``links rel=next``); items and pages read."""
+    ``links rel=next``); items and pages read. ``query``: more Query parameters (``ReturnConsumedCapacity``)."""
     import requests
 
     from rostersync.directory.keys import SHARDS, partition_key
@@ -573,6 +589,7 @@ def measure_read_floor(dynamodb: Any, table: str, district: str, simulator: Any)
                 TableName=table,
                 KeyConditionExpression="pk = :pk",
                 ExpressionAttributeValues={":pk": {"S": partition_key(district, collection, shard)}},
+                **query,
             ):
                 items += len(page.get("Items", []))
     pages = 0
