@@ -373,9 +373,11 @@ class OneRosterRestClient:
         one record), or None when it does not say."""
         if name not in COLLECTION_KEYS:
             raise ValueError(f"unknown OneRoster collection {name!r}; known: {', '.join(COLLECTION_KEYS)}")
-        params = [("limit", "1"), ("offset", "0"), *([("filter", filter)] if filter else [])]
-        url = f"{self.api_url}/{name}?" + "&".join(f"{k}={percent_encode(v)}" for k, v in params)
-        return _total_count(self._get(url, f"{API_PATH}/{name}", 1))
+        return _total_count(self._get(self._page_url(name, 1, 0, filter), f"{API_PATH}/{name}", 1))
+
+    def _page_url(self, name: str, limit: int, offset: int, filter: str | None) -> str:
+        params = [("limit", str(limit)), ("offset", str(offset)), *([("filter", filter)] if filter else [])]
+        return f"{self.api_url}/{name}?" + "&".join(f"{k}={percent_encode(v)}" for k, v in params)
 
     def iter_pages(
         self, name: str, filter: str | None = None, start: dict[str, Any] | None = None, end: int | None = None
@@ -396,11 +398,7 @@ class OneRosterRestClient:
         while True:
             page += 1
             limit = self.page_limit if end is None else min(self.page_limit, end - offset)
-            params = [("limit", str(limit)), ("offset", str(offset))]
-            if filter:
-                params.append(("filter", filter))
-            url = f"{self.api_url}/{name}?" + "&".join(f"{k}={percent_encode(v)}" for k, v in params)
-            response = self._get(url, path, page)
+            response = self._get(self._page_url(name, limit, offset, filter), path, page)
             total = _total_count(response)
             try:
                 body = response.json()

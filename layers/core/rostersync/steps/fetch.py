@@ -481,7 +481,7 @@ def read_fetch_slice(
         nonlocal read, count, cursor, elsewhere
         for page in read_ahead(pages, going_on):
             for item in page.items if night is None else night.apply(page):
-                if aside is not None and role and not user_listed_here(item, role):
+                if aside is not None and not user_listed_here(item, role):
                     elsewhere += 1
                     aside.write(item)
                     continue
@@ -629,6 +629,18 @@ _CLEVER_MAPPERS: dict[str, Callable[[Iterable[Any], SeenIds, int, str | None], I
 _PARTED = ("users",)
 
 
+def _load_seen(store: RunStore, keys: list[str]) -> SeenIds:
+    """The ids a list's slices wrote for its duplicate check (``sNNNNN-ids.bin.gz``), this run's keys only."""
+    seen = SeenIds()
+    for key in keys:
+        if store.owns(key):
+            body = store.s3.get_object(Bucket=store.bucket, Key=key)["Body"].read()
+            # a run begun before the ids were written as columns wrote them one per line
+            (seen.load_lines if key.endswith(".txt.gz") else seen.load)(body)
+            del body
+    return seen
+
+
 class _SliceMapping:
     """Maps one slice of a Clever list into snapshot chunks of its own
     (``fetch/<list>/mapped/sNNNNN-<collection>-MMMMM.ndjson.gz``).
@@ -657,13 +669,7 @@ class _SliceMapping:
         self._limits = LimitSettings.model_validate(plan.get("limits") or {})
         self._size = size
         self._writers: dict[str, ChunkWriter] = {}
-        self._seen = SeenIds()
-        for key in checkpoint.get("seen", []):
-            if store.owns(key):
-                body = store.s3.get_object(Bucket=store.bucket, Key=key)["Body"].read()
-                # a run begun before the ids were written as columns wrote them one per line
-                (self._seen.load_lines if key.endswith(".txt.gz") else self._seen.load)(body)
-                del body
+        self._seen = _load_seen(store, checkpoint.get("seen", []))
         self._start = int(checkpoint["records"]) + 1
         self.seen_key = ""
         self.added = 0  # ids this slice added to the duplicate check
@@ -719,13 +725,14 @@ class _MappedLists:
     def __init__(self, store: RunStore, plan: dict[str, Any], size: int, night: NightEvents | None = None) -> None:
         self._store = store
         self._raw = _SlicedLists(store, plan, "Clever")
+        self._lists: dict[str, Any] = plan.get("lists", {})
         self._parts: dict[str, list[str]] = plan.get("parts") or {}
         self._size = size
         self._night = night
 
     def _by_role(self, parts: list[str]) -> bool:
         """Whether the parts are a full read's lists of users by role (not an events run's mirror parts)."""
-        return all("role" in (self._raw.spec(part) or {}) for part in parts)
+        return all("role" in self._lists.get(part, {}) for part in parts)
 
     def _done(self, part: str, resource: str, outcome: FetchOutcome) -> dict[str, Any] | None:
         checkpoint = _get_json_or_none(self._store, _checkpoint_name(part))
@@ -800,10 +807,7 @@ class _MappedLists:
         for keys in seen:
             if not waiting:
                 break
-            kept = SeenIds()
-            for key in keys:
-                if self._store.owns(key):
-                    kept.load(self._store.s3.get_object(Bucket=self._store.bucket, Key=key)["Body"].read())
+            kept = _load_seen(self._store, keys)
             waiting = {key: item for key, item in waiting.items() if key not in kept}
             del kept
         if not waiting:
@@ -860,10 +864,6 @@ class _SlicedLists:
         for name, spec in self._lists.items():  # a list read in parts: its first part's name
             if "role" not in spec:  # a list of users by role is served only as a part (``_MappedLists``)
                 self._by_path.setdefault(spec.get("path") or spec.get("collection"), name)
-
-    def spec(self, name: str) -> dict[str, Any] | None:
-        """The plan's spec of list ``name``."""
-        return self._lists.get(name)
 
     def iter_records(self, path: str, outcome: FetchOutcome | None = None) -> Iterator[Any]:
         name = self._by_path.get(path)
