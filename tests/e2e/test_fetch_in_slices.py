@@ -20,10 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from rostersync import aws
 from rostersync.directory.product import ProductDirectory
 from rostersync.providers.clever import USER_ROLES
+from rostersync.providers.oneroster_rest import API_PATH
+from rostersync.settings import IncrementalSettings
 from rostersync_tools.local.convert import clever_to_oneroster
 from rostersync_tools.local.simulator import ProviderSimulator
 from rostersync_tools.local.stack import RETRY_WAITS
@@ -174,6 +177,71 @@ def test_a_oneroster_rest_district_read_a_page_per_slice_syncs_as_in_one_slice(
         assert [checkpoint(parted, p)["pages"] for p in parts[:-1]] == [2] * (len(parts) - 1)
     enrollments = [checkpoint(parted, p)["records"] for p in plan["parts"]["enrollments"]]
     assert sum(enrollments) == fetch_result(first)["records"]["enrollments"]
+
+
+def served_ids(simulator: ProviderSimulator, collection: str) -> list[str]:
+    """A OneRoster collection's ids in the order the server pages them (one page of all)."""
+    answer = requests.get(
+        f"{simulator.base_url}{API_PATH}/{collection}?limit=100000",
+        headers={"Authorization": f"Bearer {simulator.token}"},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    return [record["sourcedId"] for record in answer.json()[collection]]
+
+
+@pytest.mark.parametrize("part_records", [None, 30], ids=["one-list", "parts-of-30"])
+def test_a_oneroster_collection_that_changes_while_read_archives_nothing_that_night(
+    stack: Any, run_sync: Any, synthetic: Any, make_product: Any, tmp_path: Path, part_records: int | None
+) -> None:
+    # Given a OneRoster REST district read in full every night, synced once, in pages of 20 (read as one list,
+    # or in parts of 30 side by side), then a night its server drops the third enrollment right after answering
+    # the first page of them: the enrollments after it move back one place, and the one at the next page's
+    # start is passed over
+    product = make_product(synthetic, provider="oneroster")
+    district_id, (state, simulator) = oneroster_district(stack, product, synthetic.path, tmp_path, page_limit=20)
+    settings, version = state.current_settings()
+    state.put_settings(settings.model_copy(update={"incremental": IncrementalSettings(mode="full")}), version, "e2e")
+    if part_records:
+        state.put_item("CONNECTION", {**state.get_item("CONNECTION"), "part_records": part_records})
+    try:
+        first = run_sync(district_id)
+        assert first.status == "succeeded" and fetch_result(first)["complete"] is True
+        enrollments = served_ids(simulator, "enrollments")
+        dropped, passed_over = enrollments[2], enrollments[20]
+        simulator.remove_while_read("enrollments", dropped, after_offset=0)
+
+        night = run_sync(district_id)
+
+        # Then the fetch is incomplete, the report's note says the enrollments changed while read (once, though
+        # several parts saw it), and nothing was archived: neither the enrollment the server dropped nor one the
+        # read may have passed over
+        assert {kind: counts["archived"] for kind, counts in night.report["counts"].items() if counts["archived"]} == {}
+        assert night.directory == first.directory
+        assert night.status == "succeeded_with_errors", night.execution.get("cause")
+        assert fetch_result(night)["complete"] is False
+        (problem,) = fetch_result(night)["problems"]
+        assert problem.startswith(
+            f"OneRoster's enrollments changed while they were read: the server counted {len(enrollments):,} when "
+            f"the run began and {len(enrollments) - 1:,} after "
+        )
+        assert problem.endswith("this run will not archive anything (the next run reads them again)")
+        (note,) = [n for n in night.report["notes"] if n.startswith("Archiving skipped")]
+        assert problem in note
+        if part_records is None:
+            # (read as one list, the read did pass over one, which a run archiving as usual would have archived:
+            # the snapshot holds the dropped enrollment, read on the first page, and lacks the next page's first)
+            read = snapshot_ids(night)["enrollments"]
+            assert len(read) == len(enrollments) - 1 and dropped in read and passed_over not in read
+
+        # And the next night, read at rest, archives the dropped enrollment only
+        after = run_sync(district_id)
+        assert fetch_result(after)["complete"] is True
+        assert after.counts("enrollments")["archived"] == 1
+        status = {r["provider_ids"]["oneroster"]: r["status"] for r in after.directory["enrollments"]}
+        assert status[dropped] == "archived" and status[passed_over] == "active"
+    finally:
+        simulator.stop()
 
 
 @contextmanager

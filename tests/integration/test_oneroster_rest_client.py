@@ -146,6 +146,22 @@ def test_without_a_total_a_short_page_or_an_empty_page_ends_the_collection(retry
     assert requests_to(simulator, USERS)[3:] == ["limit=11&offset=0", "limit=11&offset=11"]
 
 
+def test_each_page_carries_the_servers_count_and_a_removal_mid_read_passes_one_over(simulator, retry):
+    # Given a server that removes the second user once it has answered the first page of 4
+    client = bearer_client(simulator, retry, page_limit=4)
+    ids = csv_ids(SNAPWIZ, "users")
+    simulator.remove_while_read("users", ids[1], after_offset=0)
+
+    # When the users are read page by page
+    pages = list(client.iter_pages("users"))
+
+    # Then each page says how many the server counted as it answered (11, then 10), and the read passed over
+    # the user who moved back across the second page's start (what Fetch's check is for)
+    assert [page.total for page in pages] == [11, 10, 10]
+    read = [user["sourcedId"] for page in pages for user in page.items]
+    assert read == ids[:4] + ids[5:] and ids[4] not in read
+
+
 def test_the_server_counts_a_collection_in_a_page_of_one(simulator, retry):
     # Given a server that sends X-Total-Count, and one that does not
     client = bearer_client(simulator, retry)

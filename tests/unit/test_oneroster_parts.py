@@ -37,7 +37,9 @@ def test_a_collection_counted_above_the_part_size_is_cut_into_parts_by_offset() 
     assert parts == {"enrollments": ["enrollments", "enrollments-2", "enrollments-3"]}
     offsets = [(lists[p]["offset"], lists[p]["end"], lists[p]["list"]) for p in parts["enrollments"]]
     assert offsets == [(0, 1_000, "enrollments"), (1_000, 2_000, "enrollments"), (2_000, None, "enrollments")]
-    assert lists["users"] == {"collection": "users", "filter": None} and "offset" not in lists["orgs"]
+    assert lists["users"] == {"collection": "users", "filter": None, "total": 1_000} and "offset" not in lists["orgs"]
+    # and each list carries the count every page it reads must still give (a collection not counted: none)
+    assert [lists[p]["total"] for p in parts["enrollments"]] == [2_500] * 3 and "total" not in lists["orgs"]
 
 
 def test_a_server_that_cannot_be_counted_is_asked_once_and_read_as_before() -> None:

@@ -164,6 +164,7 @@ class ProviderSimulator:
         self._issued_tokens: dict[str, float] = {}  # OAuth 2 access token → expiry
         self._nonces: set[tuple[str, str]] = set()  # OAuth 1 (timestamp, nonce) already used
         self._faults: list[_Fault] = []
+        self._removals: dict[tuple[str, int], str] = {}  # (collection, page offset) → record removed after it
         self._holds: list[tuple[str, threading.Event, threading.Event]] = []
         self._requests: list[tuple[str, str]] = []
         self._request_times: list[tuple[float, str, int]] = []  # (clock time, path, status) per request
@@ -249,6 +250,15 @@ class ProviderSimulator:
         items = [item for item in _load(Path(path), "users") if _has_role(item, role)]
         with self._lock:
             self._endpoints[("users", role)] = _index(items)
+
+    def remove_while_read(self, collection: str, source_id: str, after_offset: int) -> None:
+        """Remove OneRoster record ``source_id`` from ``collection`` once a page of records starting at
+        ``after_offset`` was answered (not a page of one, which a client asks to count the collection), as a
+        server whose data changes while a client pages through it: the records after it move back one place,
+        and a client paging by offset passes over the one that crosses its next page's start. It stays
+        removed until the dataset changes."""
+        with self._lock:
+            self._removals[(collection, after_offset)] = source_id
 
     def inject(self, path_prefix: str, status: int, times: int = 1, headers: Mapping[str, str] | None = None) -> None:
         """Answer the next ``times`` requests whose path starts with ``path_prefix`` with ``status``.
@@ -443,7 +453,14 @@ class ProviderSimulator:
             # A page cut off mid-way, as a dropped connection behind a proxy would leave it.
             key = COLLECTION_KEYS[name]
             return 200, {"Content-Type": "application/json", **headers}, f'{{"{key}": [{{"sourcedId": '.encode()
-        return _json(200, {COLLECTION_KEYS[name]: records[start : start + limit]}, headers)
+        answer = _json(200, {COLLECTION_KEYS[name]: records[start : start + limit]}, headers)
+        with self._lock:
+            removed = self._removals.pop((name, start), None) if limit > 1 else None
+            if removed is not None:
+                for key, cached in self._oneroster.items():
+                    if key[0] == name:
+                        self._oneroster[key] = [r for r in cached if r.get("sourcedId") != removed]
+        return answer
 
     def _oneroster_authorised(
         self, method: str, path: str, query: str, authorization: str | None, host: str | None

@@ -68,11 +68,13 @@ class FetchOutcome:
 @dataclass(frozen=True)
 class ListPage:
     """One page of a provider's list: its items, the next page's cursor (None: it was the last page) and,
-    for a page that could not be read to its end, the problem (the list stops there)."""
+    for a page that could not be read to its end, the problem (the list stops there). ``total``: how many
+    records the server counted in the whole list as it answered (OneRoster's ``X-Total-Count``), if it said."""
 
     items: list[Any]
     next: Any
     problem: str = ""
+    total: int | None = None
 
 
 class RosterProvider(Protocol):

@@ -427,11 +427,11 @@ class OneRosterRestClient:
             offset += len(items)
             position = {"offset": offset, "page": page, "previous_ids": ids}
             if end is not None and offset >= end and items:
-                yield ListPage(items, None)  # this part's last page: the next part reads on from here
+                yield ListPage(items, None, total=total)  # this part's last page: the next part reads on from here
                 return
             if total is not None:
                 if offset >= total:
-                    yield ListPage(items, None)
+                    yield ListPage(items, None, total=total)
                     return
                 if not items:
                     yield ListPage(
@@ -444,7 +444,7 @@ class OneRosterRestClient:
             elif len(items) < limit:
                 yield ListPage(items, None)
                 return
-            yield ListPage(items, position)
+            yield ListPage(items, position, total=total)
 
     # -- requests ------------------------------------------------------------------------------------
 

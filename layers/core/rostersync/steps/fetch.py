@@ -295,6 +295,10 @@ def _oneroster_lists(
                 # belongs (a server that is down is not asked once more per collection here).
                 logger.info("OneRoster not counted", extra={"collection": name, "error": type(exc).__name__})
                 countable = False
+        if total is not None:
+            # what every page of the list must still count: a collection that changes while it is read may
+            # move a record across a page boundary unread (``_changed_while_read``)
+            spec = {**spec, "total": total}
         count = -(-total // part_records) if total else 1
         if count < 2:
             lists[name] = spec
@@ -493,6 +497,7 @@ def read_fetch_slice(
             cursor = page.next
             if page.problem:
                 problems.append(page.problem)
+            _changed_while_read(spec, checkpoint, page, int(spec.get("offset") or 0) + checkpoint["records"] + count)
 
     mapping = _SliceMapping.for_list(
         plan,
@@ -548,6 +553,20 @@ def read_fetch_slice(
     return FetchSliceResult(
         resource=resource, done=checkpoint["done"], slice=checkpoint["slice"], pages=checkpoint["pages"]
     )
+
+
+def _changed_while_read(spec: dict[str, Any], checkpoint: dict[str, Any], page: ListPage, read: int) -> None:
+    """Note in the checkpoint when a OneRoster page counts the collection otherwise than the plan did (or, not
+    counted then, than the list's first page): the collection changed while it was read, and offset paging
+    may then have passed over a record (one deleted before a page boundary moves the next back across it)
+    that the run would archive as gone. The assembly makes such a fetch incomplete (``_SlicedLists``)."""
+    if page.total is None or checkpoint.get("changed"):
+        return
+    expected = spec.get("total", checkpoint.get("total"))
+    if expected is None:
+        checkpoint["total"] = page.total
+    elif page.total != expected:
+        checkpoint["changed"] = {"read": read, "counted": expected, "now": page.total}
 
 
 class _NightList:
@@ -869,6 +888,7 @@ class _SlicedLists:
         name = self._by_path.get(path)
         if name is None:
             raise BadInputError(f"this run's fetch plan did not read {path}")
+        noted = False
         for part in self._parts.get(name, [name]):  # a list read in parts (by offset): the parts in order
             checkpoint = _get_json_or_none(self._store, _checkpoint_name(part))
             if not checkpoint or not checkpoint.get("done"):
@@ -881,11 +901,31 @@ class _SlicedLists:
                         yield from self._store.read_ndjson(key)
             for problem in checkpoint["problems"]:
                 unreadable_page(self._provider, problem, path, outcome, logger)
+            changed = checkpoint.get("changed")
+            if changed and not noted:
+                noted = True  # one line a list, whichever of its parts saw it first
+                # every record read still syncs; only archiving waits for a read of a collection at rest
+                _changed_list(self._provider, path, changed, outcome)
 
     def iter_collection(
         self, name: str, filter: str | None = None, outcome: FetchOutcome | None = None
     ) -> Iterator[Any]:
         return self.iter_records(name, outcome)
+
+
+def _changed_list(provider: str, path: str, changed: dict[str, int], outcome: FetchOutcome | None) -> None:
+    """A list that changed while it was read (``_changed_while_read``): the fetch is incomplete."""
+    message = (
+        f"{provider}'s {path} changed while they were read: the server counted {changed['counted']:,} when the "
+        f"run began and {changed['now']:,} after {changed['read']:,} had been read, so a record may have moved "
+        "across a page boundary unread; this run will not archive anything (the next run reads them again)"
+    )
+    logger.warning(
+        "list changed while read", extra={"list": path, "counted": changed["counted"], "now": changed["now"]}
+    )
+    if outcome is None:
+        raise ProviderUnavailableError(message)
+    outcome.mark_incomplete(message)
 
 
 def assemble_snapshot(run: RunRef) -> FetchResult:
