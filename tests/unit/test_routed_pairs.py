@@ -72,3 +72,25 @@ def test_chunk_lines_written_raw_read_back_raw_and_parsed() -> None:
     assert list(store.read_all_lines(keys)) == [*(line + b"\n" for line in lines), b'{"plain":"record"}\n']
     assert list(store.read_all(keys))[2] == {"plain": "record"}
     assert list(routed_pairs(store.read_all_lines(keys), "guardian_links")) == [(LINK, {})]
+
+
+def test_a_snapshot_line_routed_as_read_is_the_line_serialising_would_give() -> None:
+    # Given the snapshot's lines of an enrollment and a link, as Fetch writes them and Match reads them back
+    # (each with its newline)
+    files = _Files()
+    store = RunStore(files, "bucket", "d-1", "run-1")
+    writer = ChunkWriter(store, "snapshot/enrollments", 10)
+    for record in (ENROLLMENT, LINK):
+        writer.write(record)
+    read = list(store.read_all_lines(writer.close()))
+
+    # When each is routed with its line rather than serialised again
+    routed = [
+        encode_routed(c, r, CONTEXT, line)
+        for c, r, line in zip(("enrollments", "guardian_links"), (ENROLLMENT, LINK), read, strict=True)
+    ]
+
+    # Then the routed lines are byte for byte those the serialising path makes, one line each
+    assert routed == [encode_routed("enrollments", ENROLLMENT, CONTEXT), encode_routed("guardian_links", LINK, CONTEXT)]
+    assert all(b"\n" not in line for line in routed)
+    assert list(routed_pairs(routed, "guardian_links")) == [(LINK, CONTEXT)]

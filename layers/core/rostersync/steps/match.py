@@ -298,6 +298,7 @@ class _PlanningPhase:
     errors: ChunkWriter
     before_images: BeforeImages
     records: Callable[[str], Iterator[Any]]
+    records_and_lines: Callable[[str], Iterator[tuple[Any, bytes]]]  # each with the snapshot line it was read from
 
     @classmethod
     def start(
@@ -342,11 +343,14 @@ class _PlanningPhase:
             guardians_of_touched=guardians_of_touched,
         )
 
-        def records(collection: str) -> Iterator[Any]:
+        def records_and_lines(collection: str) -> Iterator[tuple[Any, bytes]]:
             for line in store.read_all_lines(manifest.get(collection, [])):
-                yield _record.validate_json(line)  # parsed and validated in one pass
+                yield _record.validate_json(line), line  # parsed and validated in one pass
 
-        return cls(planner, writes, lines, errors, before_images, records)
+        def records(collection: str) -> Iterator[Any]:
+            return (record for record, _ in records_and_lines(collection))
+
+        return cls(planner, writes, lines, errors, before_images, records, records_and_lines)
 
 
 def match_roster_single_pass(state: SyncState) -> MatchResult:
@@ -507,6 +511,7 @@ def match_people(state: SyncState) -> MatchPrepared:
         errors=(RecordError.model_validate(data) for data in store.read_all(manifest.get("errors", []))),
         deleted=(DeletedRecord.model_validate(data) for data in store.read_all(manifest.get("deleted", []))),
         rekey=rekey,
+        pair_lines=phase.records_and_lines,
     )
     candidates_out = store.chunk_writer(f"{name}/candidates", 50_000)
     for candidate in planner.archive_candidates():
