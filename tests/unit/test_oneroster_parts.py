@@ -38,8 +38,21 @@ def test_a_collection_counted_above_the_part_size_is_cut_into_parts_by_offset() 
     offsets = [(lists[p]["offset"], lists[p]["end"], lists[p]["list"]) for p in parts["enrollments"]]
     assert offsets == [(0, 1_000, "enrollments"), (1_000, 2_000, "enrollments"), (2_000, None, "enrollments")]
     assert lists["users"] == {"collection": "users", "filter": None, "total": 1_000} and "offset" not in lists["orgs"]
-    # and each list carries the count every page it reads must still give (a collection not counted: none)
-    assert [lists[p]["total"] for p in parts["enrollments"]] == [2_500] * 3 and "total" not in lists["orgs"]
+    # and each list carries the count every page it reads must still give (a collection not counted: None,
+    # its first page's count then)
+    assert [lists[p]["total"] for p in parts["enrollments"]] == [2_500] * 3 and lists["orgs"]["total"] is None
+
+
+def test_a_deltas_lists_carry_no_count_to_check() -> None:
+    # Given a delta read (it archives nothing for being absent; its cursor asks again for what changed meanwhile)
+    counter = Counter({"enrollments": 2_500, "users": 1_000})
+
+    # When its lists are planned
+    lists, parts = _oneroster_lists(specs("users", "enrollments"), counter, 1_000, full=False)
+
+    # Then they are cut into parts as a full read's, and none carries a count its pages are held to
+    assert parts == {"enrollments": ["enrollments", "enrollments-2", "enrollments-3"]}
+    assert not any("total" in spec for spec in lists.values())
 
 
 def test_a_server_that_cannot_be_counted_is_asked_once_and_read_as_before() -> None:

@@ -267,7 +267,7 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
         # the plan's count requests come alone, before any list: the whole rate is theirs
         counting = RequestPacer(interval=branch_interval(rpm, 1))
         counter = build_oneroster_rest_client(connection, reading.secret, reading.retry, counting)
-        plan["lists"], plan["parts"] = _oneroster_lists(specs, counter, part_records)
+        plan["lists"], plan["parts"] = _oneroster_lists(specs, counter, part_records, full=since is None)
         plan["interval"] = branch_interval(rpm, len(plan["lists"]))
         plan["last_request_at"] = counting.last
     key = ctx.store.put_json(PLAN_NAME, plan)
@@ -276,12 +276,17 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
 
 
 def _oneroster_lists(
-    specs: dict[str, dict[str, Any]], client: Any, part_records: int
+    specs: dict[str, dict[str, Any]], client: Any, part_records: int, full: bool = True
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """OneRoster's lists: each collection, and one the server counts above ``part_records`` (its
     ``X-Total-Count``) cut into parts by offset (``enrollments``, ``enrollments-2``, …: a Map item each,
     read side by side; the last part reads on to the collection's end, whatever it holds by then). A
-    collection the server does not count, or that cannot be counted, is one list, read as before."""
+    collection the server does not count, or that cannot be counted, is one list, read as before.
+
+    ``full``: the run reads the roster whole and archives what it lacks, so every list carries ``total``,
+    the count its pages must still give (None: its first page's), checked by ``_changed_while_read``. A
+    delta archives nothing for being absent, and its cursor (taken before the read) asks again for what
+    changed meanwhile: it is not checked, so a district whose data changes as it is read still moves on."""
     lists: dict[str, Any] = {}
     parts: dict[str, list[str]] = {}
     countable = True
@@ -295,7 +300,7 @@ def _oneroster_lists(
                 # belongs (a server that is down is not asked once more per collection here).
                 logger.info("OneRoster not counted", extra={"collection": name, "error": type(exc).__name__})
                 countable = False
-        if total is not None:
+        if full:
             # what every page of the list must still count: a collection that changes while it is read may
             # move a record across a page boundary unread (``_changed_while_read``)
             spec = {**spec, "total": total}
@@ -560,9 +565,9 @@ def _changed_while_read(spec: dict[str, Any], checkpoint: dict[str, Any], page: 
     counted then, than the list's first page): the collection changed while it was read, and offset paging
     may then have passed over a record (one deleted before a page boundary moves the next back across it)
     that the run would archive as gone. The assembly makes such a fetch incomplete (``_SlicedLists``)."""
-    if page.total is None or checkpoint.get("changed"):
-        return
-    expected = spec.get("total", checkpoint.get("total"))
+    if page.total is None or "total" not in spec or checkpoint.get("changed"):
+        return  # a server that does not count, a delta's list (``_oneroster_lists``), or noted already
+    expected = spec["total"] if spec["total"] is not None else checkpoint.get("total")
     if expected is None:
         checkpoint["total"] = page.total
     elif page.total != expected:
