@@ -51,6 +51,8 @@ def test_a_changed_list_makes_the_fetch_incomplete_and_names_the_list() -> None:
         "after 40 had been read, so a record may have moved across a page boundary unread; this run will not "
         "archive anything (the next run reads them again)"
     ]
+    _changed_list("OneRoster", "enrollments", {"read": 40, "counted": 446, "now": 445}, outcome)
+    assert len(outcome.problems) == 1  # the same list served twice: one line
     # without an outcome to record it in, never lost silently
     with pytest.raises(ProviderUnavailableError, match="changed while they were read"):
         _changed_list("OneRoster", "enrollments", {"read": 40, "counted": 446, "now": 445}, None)

@@ -930,7 +930,8 @@ def _changed_list(provider: str, path: str, changed: dict[str, int], outcome: Fe
     )
     if outcome is None:
         raise ProviderUnavailableError(message)
-    outcome.mark_incomplete(message)
+    if message not in outcome.problems:  # a list served twice is one line
+        outcome.mark_incomplete(message)
 
 
 def assemble_snapshot(run: RunRef) -> FetchResult:
