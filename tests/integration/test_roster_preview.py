@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -14,7 +15,11 @@ from rostersync.errors import ConnectionNotConfiguredError
 from rostersync.providers.base import RetryPolicy
 from rostersync.roster_preview import read_roster_preview
 from rostersync_tools.cli.connect import StackHandle, StackResources
+from rostersync_tools.local.simulator import ProviderSimulator
 
+CLEVER_DEMO = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "clever" / "clever-go" / "tests" / "mocks"
+)
 REGION = "us-east-1"
 DISTRICT = "d-preview"
 BUCKET = "sync-bucket"
@@ -82,3 +87,27 @@ def test_oneroster_csv_reads_the_newest_upload_of_its_own_district(handle: Stack
     assert (section.record.provider_id, section.teacher_ids) == ("k-1", ("u-2",))
     assert preview.teachers["u-2"].email == "tom@example.org"
     assert set(preview.people) == {"u-1"}
+
+
+def test_a_clever_preview_reads_only_the_adults_lists_unless_asked_for_people(handle: StackHandle) -> None:
+    # Given a district connected to Clever (its recorded demo district, on the simulator)
+    with ProviderSimulator(CLEVER_DEMO, token="preview-token") as simulator:
+        state, secrets = handle.state(DISTRICT), handle.client("secretsmanager")
+        connect_provider(state, secrets, "clever", simulator.base_url, "preview-token", stack="s")
+
+        # When classrooms are previewed (no people asked for), then a person is asked for
+        adults = read_roster_preview(handle, DISTRICT, retry=RetryPolicy(base_delay=0))
+        adult_requests = [query for path, query in simulator.requests_seen if path.endswith("/users")]
+        whole = read_roster_preview(handle, DISTRICT, people={"not-a-user"}, retry=RetryPolicy(base_delay=0))
+        whole_requests = [query for path, query in simulator.requests_seen if path.endswith("/users")]
+
+    # Then the preview asked only for the teachers', staff's and district admins' lists, and found the same
+    # sections, teachers and section → teacher links as a read of every user
+    assert adults.complete and whole.complete
+    assert adult_requests and all("role=" in query for query in adult_requests)
+    roles = {q.split("role=")[1].split("&")[0] for q in adult_requests}
+    assert roles == {"district_admin", "staff", "teacher"}
+    assert not any("role=" in query for query in whole_requests[len(adult_requests) :])
+    assert [s.provider_id for s in adults.sections] == [s.provider_id for s in whole.sections]
+    assert adults.section_teachers == whole.section_teachers and adults.teachers == whole.teachers
+    assert adults.teachers, "the demo district's sections have teachers"

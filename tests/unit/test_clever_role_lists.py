@@ -7,11 +7,12 @@ import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests
 
 from rostersync.domain.records import Kind, RecordError
 from rostersync.providers.base import RetryPolicy
-from rostersync.providers.clever import USER_ROLES, CleverClient, map_users, user_listed_here
+from rostersync.providers.clever import USER_ROLES, CleverClient, CleverProvider, map_users, user_listed_here
 
 BASE = "https://clever.test"
 
@@ -93,3 +94,8 @@ def test_the_client_keeps_the_role_on_every_page() -> None:
     # Then both pages were asked for with the role, and the items are the two students
     assert [query.get("role") for query in client.asked] == [["student"], ["student"]]
     assert [item["data"]["id"] for page in pages for item in page.items] == ["u1", "u2"]
+
+
+def test_a_provider_is_refused_roles_clever_does_not_have() -> None:
+    with pytest.raises(ValueError, match=r"unknown Clever user roles \['parent'\]"):
+        CleverProvider(CleverClient("http://clever.invalid", "token"), user_roles=("teacher", "parent"))

@@ -31,6 +31,9 @@ from rostersync.providers.base import FetchOutcome, RetryPolicy
 from rostersync.providers.registry import build_provider, provider_name
 from rostersync.storage import download_bundle, latest_upload_key
 
+# The Clever users a preview keeps without being asked for people (``collect_preview``: teachers and staff).
+PREVIEW_USER_ROLES = ("district_admin", "staff", "teacher")
+
 
 @dataclass
 class RosterPreview:
@@ -112,8 +115,14 @@ def read_roster_preview(
         bundle = None
         if connection.get("provider") == "oneroster-csv":
             bundle = _latest_bundle(handle, district_id, Path(scratch))
-        # A full read, never a delta: matching needs every school and section.
-        provider = build_provider(connection, secret, retry or RetryPolicy(), cursor=None, bundle=bundle)
+        # A full read, never a delta: matching needs every school and section. Of Clever's users, only the
+        # adults' lists when no one else is asked for (teachers and staff: a few percent of the users; NYC's
+        # whole list is 310 pages, theirs about 8).
+        people = tuple(people)
+        roles = None if people else PREVIEW_USER_ROLES
+        provider = build_provider(
+            connection, secret, retry or RetryPolicy(), cursor=None, bundle=bundle, clever_user_roles=roles
+        )
         outcome = FetchOutcome()
         preview = collect_preview(provider.fetch(outcome), name, people, schools_only)
     preview.complete = outcome.complete

@@ -8,7 +8,7 @@ canonical records. The mapping functions work on plain dicts, so they are tested
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -113,7 +113,7 @@ class CleverClient:
         """Close the HTTP connections."""
         self._session.close()
 
-    def iter_records(self, path: str, outcome: FetchOutcome | None = None) -> Iterator[Any]:
+    def iter_records(self, path: str, outcome: FetchOutcome | None = None, role: str | None = None) -> Iterator[Any]:
         """Stream the items of every page of a Clever list, one page in memory at a time.
 
         Parameters
@@ -123,6 +123,8 @@ class CleverClient:
         outcome
             Where a page that cannot be read is recorded; the endpoint then stops early. Without an
             outcome such a page raises ``ProviderUnavailableError`` instead, so it is never lost.
+        role
+            The users of one role only (``/users?role=...``, one of ``USER_ROLES``).
 
         Yields
         ------
@@ -132,7 +134,7 @@ class CleverClient:
         ------
         ProviderAuthError, ProviderRequestError, ProviderUnavailableError
         """
-        for page in self.iter_pages(path):
+        for page in self.iter_pages(path, role=role):
             yield from page.items
             if page.problem:
                 self._unreadable_page(page.problem, path, outcome)
@@ -258,12 +260,20 @@ class CleverProvider:
     ----------
     client
         A client holding the district's token.
+    user_roles
+        Read only the users of these roles (``USER_ROLES``), a list each (``/users?role=...``), instead of
+        every user: a roster preview needs only the adults, a few percent of a district's users. A user of
+        several of them is in several lists, and so streamed once per list.
     """
 
     name = PROVIDER
 
-    def __init__(self, client: CleverClient) -> None:
+    def __init__(self, client: CleverClient, user_roles: Sequence[str] | None = None) -> None:
         self._client = client
+        self._user_roles = tuple(user_roles) if user_roles is not None else None
+        unknown = set(self._user_roles or ()) - set(USER_ROLES)
+        if unknown:
+            raise ValueError(f"unknown Clever user roles {sorted(unknown)}; known: {', '.join(USER_ROLES)}")
 
     def fetch(self, outcome: FetchOutcome) -> Iterator[SnapshotItem]:
         """Stream schools, classrooms with their enrollments, and people with their guardian links.
@@ -277,8 +287,13 @@ class CleverProvider:
         yield from self._endpoint(SCHOOLS_PATH, Kind.SCHOOLS, outcome, map_schools)
         sections = partial(map_sections, courses=courses, terms=terms)
         yield from self._endpoint(SECTIONS_PATH, Kind.CLASSROOMS, outcome, sections)
-        # A lost users page hits every kind of person; it is reported under the biggest one.
-        yield from self._endpoint(USERS_PATH, Kind.STUDENTS, outcome, map_users)
+        if self._user_roles is None:
+            # A lost users page hits every kind of person; it is reported under the biggest one.
+            yield from self._endpoint(USERS_PATH, Kind.STUDENTS, outcome, map_users)
+            return
+        for role in self._user_roles:
+            users = partial(map_users, role=role)
+            yield from self._endpoint(USERS_PATH, _ROLE_KINDS[role], outcome, users, role=role)
 
     def _endpoint(
         self,
@@ -286,10 +301,17 @@ class CleverProvider:
         kind: Kind,
         outcome: FetchOutcome,
         mapper: Callable[[Iterable[Any]], Iterator[SnapshotItem]],
+        role: str | None = None,
     ) -> Iterator[SnapshotItem]:
         before = len(outcome.problems)
         records = errors = 0
-        for item in mapper(self._client.iter_records(path, outcome)):
+        # (the clients that serve a run's lists again, ``_SlicedLists`` and the events run's, take no role)
+        items = (
+            self._client.iter_records(path, outcome)
+            if role is None
+            else self._client.iter_records(path, outcome, role=role)
+        )
+        for item in mapper(items):
             if isinstance(item, RecordError):
                 errors += 1
             else:
@@ -297,6 +319,16 @@ class CleverProvider:
             yield item
         yield from _page_errors(outcome, before, kind)
         logger.info("Read %s from Clever: %d records, %d record errors", path, records, errors)
+
+
+# The kind a lost page of one role's users is reported under.
+_ROLE_KINDS = {
+    "district_admin": Kind.STAFF,
+    "staff": Kind.STAFF,
+    "teacher": Kind.TEACHERS,
+    "student": Kind.STUDENTS,
+    "contact": Kind.GUARDIANS,
+}
 
 
 def _page_errors(outcome: FetchOutcome, before: int, kind: Kind) -> Iterator[RecordError]:

@@ -30,12 +30,14 @@ def build_provider(
     cursor: str | None = None,
     bundle: Any = None,
     limits: Any = None,
+    clever_user_roles: tuple[str, ...] | None = None,
 ) -> RosterProvider:
     """Return the provider for a stored connection (``{"provider": "clever", "base_url": …}``).
 
     ``secret`` is the connection's Secrets Manager value; ``cursor`` the high-water mark the last
     successful run stored (delta-capable providers); ``bundle`` an uploaded OneRoster CSV bundle
-    (a folder path or zip bytes); ``limits`` the district's ``LimitSettings`` (a bundle's sizes).
+    (a folder path or zip bytes); ``limits`` the district's ``LimitSettings`` (a bundle's sizes);
+    ``clever_user_roles``: a Clever read takes only these roles' users (``CleverProvider``'s ``user_roles``).
     """
     kind = connection.get("provider")
     provider_name(connection)
@@ -43,7 +45,8 @@ def build_provider(
         from rostersync.providers.clever import CleverClient, CleverProvider
 
         page_limit = int(connection.get("page_limit") or 10_000)
-        return CleverProvider(CleverClient(connection["base_url"], secret, page_limit=page_limit, retry=retry))
+        client = CleverClient(connection["base_url"], secret, page_limit=page_limit, retry=retry)
+        return CleverProvider(client, user_roles=clever_user_roles)
     if kind == "oneroster-rest":
         from rostersync.providers.oneroster_rest import build_oneroster_rest_provider
 
