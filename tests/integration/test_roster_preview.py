@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,7 @@ def test_oneroster_csv_reads_the_newest_upload_of_its_own_district(handle: Stack
     assert set(preview.people) == {"u-1"}
 
 
-def test_a_clever_preview_reads_only_the_adults_lists_unless_asked_for_people(handle: StackHandle) -> None:
+def test_a_clever_preview_reads_only_the_adults_lists(handle: StackHandle, monkeypatch: Any) -> None:
     # Given a district connected to Clever (its recorded demo district, on the simulator)
     with ProviderSimulator(CLEVER_DEMO, token="preview-token") as simulator:
         state, secrets = handle.state(DISTRICT), handle.client("secretsmanager")
@@ -98,6 +99,7 @@ def test_a_clever_preview_reads_only_the_adults_lists_unless_asked_for_people(ha
         # When classrooms are previewed (no people asked for), then a person is asked for
         adults = read_roster_preview(handle, DISTRICT, retry=RetryPolicy(base_delay=0))
         adult_requests = [query for path, query in simulator.requests_seen if path.endswith("/users")]
+        monkeypatch.setattr("rostersync.roster_preview.PREVIEW_USERS_BY_ID", 0)  # one person asked: every user read
         whole = read_roster_preview(handle, DISTRICT, people={"not-a-user"}, retry=RetryPolicy(base_delay=0))
         whole_requests = [query for path, query in simulator.requests_seen if path.endswith("/users")]
 
@@ -111,3 +113,40 @@ def test_a_clever_preview_reads_only_the_adults_lists_unless_asked_for_people(ha
     assert [s.provider_id for s in adults.sections] == [s.provider_id for s in whole.sections]
     assert adults.section_teachers == whole.section_teachers and adults.teachers == whole.teachers
     assert adults.teachers, "the demo district's sections have teachers"
+
+
+def test_a_clever_preview_asks_for_the_people_it_checks_by_id(handle: StackHandle, monkeypatch: Any) -> None:
+    # Given a district connected to Clever, and a student of its roster
+    with ProviderSimulator(CLEVER_DEMO, token="preview-token") as simulator:
+        state, secrets = handle.state(DISTRICT), handle.client("secretsmanager")
+        connect_provider(state, secrets, "clever", simulator.base_url, "preview-token", stack="s")
+        whole = read_roster_preview(handle, DISTRICT, retry=RetryPolicy(base_delay=0))
+        student_id = next(u["data"]["id"] for u in demo_users() if u["data"].get("roles", {}).get("student"))
+
+        # When people link previews that student and an id Clever does not have
+        before = len(simulator.requests_seen)
+        asked = read_roster_preview(handle, DISTRICT, people=[student_id, "no-such-user"])
+        requests = [(path, query) for path, query in simulator.requests_seen[before:] if "/users" in path]
+
+        # and when more people are asked for than the preview reads by id
+        monkeypatch.setattr("rostersync.roster_preview.PREVIEW_USERS_BY_ID", 1)
+        before = len(simulator.requests_seen)
+        many = read_roster_preview(handle, DISTRICT, people=[student_id, "no-such-user"])
+        many_requests = [(path, query) for path, query in simulator.requests_seen[before:] if "/users" in path]
+
+    # Then the student was asked for by id, the unknown id answered 404 and left out, the users lists asked
+    # were the adults' only, and the student is the one a read of every user gives
+    assert list(asked.people) == [student_id] and asked.people[student_id].kind.value == "students"
+    by_id = [path for path, _ in requests if path.startswith("/v3.0/users/")]
+    assert by_id == [f"/v3.0/users/{student_id}", "/v3.0/users/no-such-user"]
+    assert all("role=" in query for path, query in requests if path == "/v3.0/users")
+    assert asked.teachers == whole.teachers
+    # and past the bound every user is read, with no request by id
+    assert many.people == asked.people
+    assert not any(path.startswith("/v3.0/users/") for path, _ in many_requests)
+    assert not any("role=" in query for _, query in many_requests)
+
+
+def demo_users() -> list[dict[str, Any]]:
+    """The recorded demo district's users, as Clever lists them."""
+    return json.loads((CLEVER_DEMO / "users.json").read_text(encoding="utf-8"))["data"]

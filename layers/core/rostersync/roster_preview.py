@@ -33,6 +33,9 @@ from rostersync.storage import download_bundle, latest_upload_key
 
 # The Clever users a preview keeps without being asked for people (``collect_preview``: teachers and staff).
 PREVIEW_USER_ROLES = ("district_admin", "staff", "teacher")
+# Up to this many people asked for are read by id (a request each, 15 s at Clever's 1,200 a minute); more,
+# and every user is read.
+PREVIEW_USERS_BY_ID = 300
 
 
 @dataclass
@@ -116,12 +119,18 @@ def read_roster_preview(
         if connection.get("provider") == "oneroster-csv":
             bundle = _latest_bundle(handle, district_id, Path(scratch))
         # A full read, never a delta: matching needs every school and section. Of Clever's users, only the
-        # adults' lists when no one else is asked for (teachers and staff: a few percent of the users; NYC's
-        # whole list is 310 pages, theirs about 8).
-        people = tuple(people)
-        roles = None if people else PREVIEW_USER_ROLES
+        # adults' lists (teachers and staff: a few percent of the users; NYC's whole list is 310 pages, theirs
+        # about 8) and the people asked for, by id; every user when more are asked for than pages would take.
+        people = tuple(dict.fromkeys(people))
+        by_id = len(people) <= PREVIEW_USERS_BY_ID
         provider = build_provider(
-            connection, secret, retry or RetryPolicy(), cursor=None, bundle=bundle, clever_user_roles=roles
+            connection,
+            secret,
+            retry or RetryPolicy(),
+            cursor=None,
+            bundle=bundle,
+            clever_user_roles=PREVIEW_USER_ROLES if by_id else None,
+            clever_user_ids=people if by_id else (),
         )
         outcome = FetchOutcome()
         preview = collect_preview(provider.fetch(outcome), name, people, schools_only)

@@ -3,7 +3,8 @@
 One dataset folder serves both. Clever reads ``districts.json``, ``schools.json``, ``sections.json``,
 ``users.json``, ``terms.json`` and ``courses.json`` (each optional), shaped like Clever's answers:
 ``{"data": [{"data": {...}}], ...}``; the simulator pages them like Clever (``limit``, ``starting_after``,
-``links rel=next``), checks the bearer token and can rate-limit like Clever. ``/v3.0/events`` serves the
+``links rel=next``; ``role`` on ``/users``; one user at ``/users/{id}``), checks the bearer token and can
+rate-limit like Clever. ``/v3.0/events`` serves the
 changes between successive datasets as Clever's events (``clever_events_sim``: ids, times, paging, and
 ``events.drop``/``events.reorder``/``events.keep_only_last`` to model missed, shuffled or expired events).
 
@@ -379,6 +380,16 @@ class ProviderSimulator:
                 status, events_body = self.events.answer(query, rate_headers)
             return _json(status, events_body, rate_headers)
         endpoint = path.removeprefix("/v3.0/")
+        if path.startswith("/v3.0/users/") and endpoint.count("/") == 1:
+            # one user by id (Clever's getUser): the item the users list holds, with a self link
+            user_id = unquote(endpoint.removeprefix("users/"))
+            users = self._endpoint("users", "")
+            at = users.position.get(user_id)
+            if at is None:
+                return _json(404, {"message": "Resource not found"}, rate_headers)
+            return _json(
+                200, {"data": users.items[at].get("data"), "links": [{"rel": "self", "uri": path}]}, rate_headers
+            )
         if not path.startswith("/v3.0/") or endpoint not in ENDPOINTS:
             return _json(404, {"message": f"no such endpoint {path}"}, rate_headers)
         params = parse_qs(query)

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, quote, urljoin, urlsplit
 
 import requests
 from pydantic import ValidationError
@@ -206,9 +206,23 @@ class CleverClient:
     def _unreadable_page(self, problem: str, path: str, outcome: FetchOutcome | None) -> None:
         unreadable_page("Clever", problem, path, outcome, logger)
 
+    def get_user(self, user_id: str) -> dict[str, Any] | None:
+        """One user by id (``/users/{id}``), as its item in the users list (``{"data": {...}}``); None when
+        Clever has no such user for this district (HTTP 404)."""
+        path = f"{USERS_PATH}/{{id}}"
+        response = self._send(f"{self.base_url}{USERS_PATH}/{quote(user_id, safe='')}", None, path, 1)
+        if response.status_code == 404:
+            return None
+        body = self._checked(response, path, 1).json()
+        return body if isinstance(body, dict) and isinstance(body.get("data"), dict) else None
+
     def _get(self, url: str, params: dict[str, int | str] | None, path: str, page: int) -> requests.Response:
         """GET with retries on 429, 5xx and connection errors; raise a domain error otherwise."""
-        response = send_with_retries(
+        return self._checked(self._send(url, params, path, page), path, page)
+
+    def _send(self, url: str, params: dict[str, int | str] | None, path: str, page: int) -> requests.Response:
+        """GET with retries on 429, 5xx and connection errors; the answer as it came otherwise."""
+        return send_with_retries(
             lambda: self.get(url, params),
             self.retry,
             what=path,
@@ -222,6 +236,9 @@ class CleverClient:
             provider="Clever",
             log_detail=f", page {page}",
         )
+
+    def _checked(self, response: requests.Response, path: str, page: int) -> requests.Response:
+        """The answer if it succeeded; else the domain error an admin can act on."""
         status = response.status_code
         if 200 <= status < 300:
             return response
@@ -264,13 +281,19 @@ class CleverProvider:
         Read only the users of these roles (``USER_ROLES``), a list each (``/users?role=...``), instead of
         every user: a roster preview needs only the adults, a few percent of a district's users. A user of
         several of them is in several lists, and so streamed once per list.
+    user_ids
+        With ``user_roles``: these users too, each asked for by id (``/users/{id}``) after the lists; one
+        Clever does not have for the district is left out.
     """
 
     name = PROVIDER
 
-    def __init__(self, client: CleverClient, user_roles: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, client: CleverClient, user_roles: Sequence[str] | None = None, user_ids: Sequence[str] = ()
+    ) -> None:
         self._client = client
         self._user_roles = tuple(user_roles) if user_roles is not None else None
+        self._user_ids = tuple(user_ids)
         unknown = set(self._user_roles or ()) - set(USER_ROLES)
         if unknown:
             raise ValueError(f"unknown Clever user roles {sorted(unknown)}; known: {', '.join(USER_ROLES)}")
@@ -294,6 +317,8 @@ class CleverProvider:
         for role in self._user_roles:
             users = partial(map_users, role=role)
             yield from self._endpoint(USERS_PATH, _ROLE_KINDS[role], outcome, users, role=role)
+        asked = [item for item in map(self._client.get_user, self._user_ids) if item is not None]
+        yield from map_users(asked)
 
     def _endpoint(
         self,

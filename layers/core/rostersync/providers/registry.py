@@ -31,13 +31,15 @@ def build_provider(
     bundle: Any = None,
     limits: Any = None,
     clever_user_roles: tuple[str, ...] | None = None,
+    clever_user_ids: tuple[str, ...] = (),
 ) -> RosterProvider:
     """Return the provider for a stored connection (``{"provider": "clever", "base_url": …}``).
 
     ``secret`` is the connection's Secrets Manager value; ``cursor`` the high-water mark the last
     successful run stored (delta-capable providers); ``bundle`` an uploaded OneRoster CSV bundle
     (a folder path or zip bytes); ``limits`` the district's ``LimitSettings`` (a bundle's sizes);
-    ``clever_user_roles``: a Clever read takes only these roles' users (``CleverProvider``'s ``user_roles``).
+    ``clever_user_roles``, ``clever_user_ids``: a Clever read takes only these roles' users, and these users
+    by id (``CleverProvider``'s ``user_roles`` and ``user_ids``).
     """
     kind = connection.get("provider")
     provider_name(connection)
@@ -46,7 +48,7 @@ def build_provider(
 
         page_limit = int(connection.get("page_limit") or 10_000)
         client = CleverClient(connection["base_url"], secret, page_limit=page_limit, retry=retry)
-        return CleverProvider(client, user_roles=clever_user_roles)
+        return CleverProvider(client, user_roles=clever_user_roles, user_ids=clever_user_ids)
     if kind == "oneroster-rest":
         from rostersync.providers.oneroster_rest import build_oneroster_rest_provider
 
