@@ -264,7 +264,7 @@ def oneroster_parts(workdir: Path, part_records: int, answer_seconds: float) -> 
     from rostersync_tools.local.convert import clever_to_oneroster
     from rostersync_tools.local.simulator import ProviderSimulator
     from rostersync_tools.local.stack import EmbeddedStack
-    from rostersync_tools.local.synthetic import product_for, set_up_district
+    from rostersync_tools.local.synthetic import product_for, set_up_oneroster_rest_district
 
     bundle = workdir / "oneroster"
     clever_to_oneroster(workdir, bundle)
@@ -275,15 +275,8 @@ def oneroster_parts(workdir: Path, part_records: int, answer_seconds: float) -> 
         snapshots = []
         for label, parts in (("one list a collection", 10**12), (f"parts of {part_records:,}", part_records)):
             district_id = f"bench-oneroster-{parts}"
-            _, state = set_up_district(
-                product_for(workdir, district_id, "Benchmark District", provider="oneroster"),
-                "oneroster-rest",
-                simulator.base_url,
-                "bench-token",
-                1_000,
-                stack=stack.stack_name,
-                auth="bearer",
-            )
+            product = product_for(workdir, district_id, "Benchmark District", provider="oneroster")
+            state = set_up_oneroster_rest_district(product, simulator, "bench-token", stack=stack.stack_name)
             state.put_item("CONNECTION", {**state.get_item("CONNECTION"), "part_records": parts})
             run = RunRef(district_id=district_id, run_id=f"run-{int(time.time())}", provider="oneroster-rest")
             plan_seconds, seconds, result, assemble_seconds = timed_fetch(fetch, run)

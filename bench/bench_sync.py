@@ -91,7 +91,12 @@ def main() -> None:
     from rostersync_tools.local.convert import clever_to_oneroster, zip_bundle
     from rostersync_tools.local.simulator import ProviderSimulator
     from rostersync_tools.local.stack import EmbeddedStack, InvocationRecorder, WriteRequestCounter
-    from rostersync_tools.local.synthetic import product_for, set_up_district, write_synthetic_clever_district
+    from rostersync_tools.local.synthetic import (
+        product_for,
+        set_up_district,
+        set_up_oneroster_rest_district,
+        write_synthetic_clever_district,
+    )
 
     workdir = Path(tempfile.mkdtemp(prefix="rostersync-bench-"))
     started = time.perf_counter()
@@ -124,15 +129,7 @@ def main() -> None:
                 _, state = set_up_district(product, "oneroster-csv")
                 state.mark_enabled("bench")  # sync is enabled: each upload syncs for real
             elif args.provider == "oneroster-rest":
-                _, state = set_up_district(
-                    product,
-                    "oneroster-rest",
-                    simulator.base_url,
-                    "bench-token",
-                    1_000,
-                    stack=stack.stack_name,
-                    auth="bearer",
-                )
+                state = set_up_oneroster_rest_district(product, simulator, "bench-token", stack=stack.stack_name)
             else:
                 _, state = set_up_district(
                     product, "clever", simulator.base_url, "bench-token", args.page_limit, stack=stack.stack_name

@@ -56,6 +56,14 @@ def test_it_answers_as_a_set_for_ids_in_order_out_of_order_repeated_and_not_obje
     assert _first_times(mixed, SeenIds()).count(False) == 7
 
 
+def _loaded(bodies: list[bytes]) -> SeenIds:
+    """The ids every slice wrote, loaded together."""
+    together = SeenIds()
+    for body in bodies:
+        together.load(body)
+    return together
+
+
 def test_slices_carry_the_check_as_one_list_does():
     rng = random.Random(5)
     ids = _object_ids(2_000, rng)
@@ -64,10 +72,7 @@ def test_slices_carry_the_check_as_one_list_does():
     answers, bodies = _through_slices(stream, [650, 1_500])
     assert answers == expected
     # Each slice wrote only what it added: together, every distinct id once.
-    together = SeenIds()
-    for body in bodies:
-        together.load(body)
-    assert len(together) == len(set(stream))
+    assert len(_loaded(bodies)) == len(set(stream))
 
 
 def test_a_slice_that_starts_below_the_last_one_is_still_exact():
@@ -146,10 +151,7 @@ def test_slices_carry_runs_as_one_list_does():
     answers, bodies = _through_slices(stream, [4_000, 15_000, 22_500])
     # Then the slices answered as one set, and together they wrote every distinct id once
     assert answers == expected
-    together = SeenIds()
-    for body in bodies:
-        together.load(body)
-    assert len(together) == len(set(stream))
+    assert len(_loaded(bodies)) == len(set(stream))
 
 
 def test_many_short_runs_stay_exact():

@@ -54,7 +54,13 @@ from rostersync.directory.repository import DirectoryRepository, SyncStateReposi
 if TYPE_CHECKING:
     from rostersync_tools.local.simulator import ProviderSimulator
 
-__all__ = ["connect_clever_simulator", "product_for", "set_up_district", "write_synthetic_clever_district"]
+__all__ = [
+    "connect_clever_simulator",
+    "product_for",
+    "set_up_district",
+    "set_up_oneroster_rest_district",
+    "write_synthetic_clever_district",
+]
 
 STUDENTS_PER_SCHOOL = 500
 STUDENTS_PER_TEACHER = 20
@@ -730,6 +736,15 @@ def connect_clever_simulator(
         stack=stack,
         requests_per_minute=simulator.requests_per_minute,
     )
+
+
+def set_up_oneroster_rest_district(
+    product: ProductDirectory, simulator: ProviderSimulator, token: str, *, stack: str
+) -> SyncStateRepository:
+    """``set_up_district`` for a OneRoster REST district on ``simulator`` (bearer ``token``, pages of 1,000), as
+    the benchmarks read one; returns its sync state."""
+    _, state = set_up_district(product, "oneroster-rest", simulator.base_url, token, 1_000, stack=stack, auth="bearer")
+    return state
 
 
 def main(argv: list[str] | None = None) -> int:

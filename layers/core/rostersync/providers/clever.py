@@ -307,36 +307,28 @@ class CleverProvider:
         courses = names_by_id(self._client.iter_records(COURSES_PATH, outcome))
         terms = names_by_id(self._client.iter_records(TERMS_PATH, outcome))
         yield from _page_errors(outcome, before, Kind.CLASSROOMS)
-        yield from self._endpoint(SCHOOLS_PATH, Kind.SCHOOLS, outcome, map_schools)
-        sections = partial(map_sections, courses=courses, terms=terms)
+        read = self._client.iter_records
+        yield from self._endpoint(SCHOOLS_PATH, Kind.SCHOOLS, outcome, map_schools(read(SCHOOLS_PATH, outcome)))
+        sections = map_sections(read(SECTIONS_PATH, outcome), courses=courses, terms=terms)
         yield from self._endpoint(SECTIONS_PATH, Kind.CLASSROOMS, outcome, sections)
         if self._user_roles is None:
             # A lost users page hits every kind of person; it is reported under the biggest one.
-            yield from self._endpoint(USERS_PATH, Kind.STUDENTS, outcome, map_users)
+            yield from self._endpoint(USERS_PATH, Kind.STUDENTS, outcome, map_users(read(USERS_PATH, outcome)))
             return
         for role in self._user_roles:
-            users = partial(map_users, role=role)
-            yield from self._endpoint(USERS_PATH, _ROLE_KINDS[role], outcome, users, role=role)
+            users = map_users(read(USERS_PATH, outcome, role=role), role=role)
+            yield from self._endpoint(USERS_PATH, _ROLE_KINDS[role], outcome, users)
         asked = [item for item in map(self._client.get_user, self._user_ids) if item is not None]
         yield from map_users(asked)
 
     def _endpoint(
-        self,
-        path: str,
-        kind: Kind,
-        outcome: FetchOutcome,
-        mapper: Callable[[Iterable[Any]], Iterator[SnapshotItem]],
-        role: str | None = None,
+        self, path: str, kind: Kind, outcome: FetchOutcome, mapped: Iterator[SnapshotItem]
     ) -> Iterator[SnapshotItem]:
+        """A list's records as ``mapped`` streams them (not started yet), then a line for each page of it
+        that could not be read."""
         before = len(outcome.problems)
         records = errors = 0
-        # (the clients that serve a run's lists again, ``_SlicedLists`` and the events run's, take no role)
-        items = (
-            self._client.iter_records(path, outcome)
-            if role is None
-            else self._client.iter_records(path, outcome, role=role)
-        )
-        for item in mapper(items):
+        for item in mapped:
             if isinstance(item, RecordError):
                 errors += 1
             else:
