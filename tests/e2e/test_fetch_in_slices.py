@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import requests
@@ -114,6 +115,22 @@ def test_the_demo_district_read_a_page_per_slice_syncs_as_in_one_slice(
     users_by_role = [f"users-{role}" for role in USER_ROLES]
     assert state["fetch_plan"]["resources"] == ["courses", "terms", "schools", "sections", *users_by_role]
     assert "slice" not in state
+
+
+def test_a_full_read_asks_for_sections_in_smaller_pages_than_users(district: Any, synthetic: Any) -> None:
+    # Given a district connected with Clever's page limit of 10,000
+    d = district(synthetic)
+
+    run = d.sync(export=False)
+
+    # Then the sections, each carrying its students' ids, were asked for 5,000 a page and every users list
+    # 10,000 a page (a page in memory at a time: the sections' pages no heavier than the users')
+    assert run.status == "succeeded", run.execution.get("cause")
+    asked: dict[str, set[str]] = {}
+    for path, query in d.simulator.requests_seen:
+        asked.setdefault(path, set()).update(parse_qs(query).get("limit", []))
+    assert asked["/v3.0/sections"] == {"5000"}
+    assert asked["/v3.0/users"] == asked["/v3.0/schools"] == {"10000"}
 
 
 def oneroster_district(

@@ -77,6 +77,27 @@ def test_paging_follows_next_links_with_starting_after(simulator, retry):
     ]
 
 
+def test_a_list_read_ahead_asks_for_the_limit_it_is_given_never_above_the_clients(simulator, retry):
+    # Given a client of 500 records a page, reading the sections (378) ahead in pages of 150, as Fetch asks
+    # for a heavier list's pages (``CLEVER_PAGE_LIMITS``)
+    client = CleverClient(simulator.base_url, TOKEN, page_limit=500, retry=retry)
+    pages = list(client.iter_pages("/v3.0/sections", limit=150, ahead=lambda page: True))
+
+    # Then every page asked for 150, the next links keeping it, and the list came through in order
+    expected = demo_ids("sections")
+    assert [len(page.items) for page in pages] == [150, 150, 78]
+    assert [entry["data"]["id"] for page in pages for entry in page.items] == expected
+    assert simulator.requests_seen == [
+        ("/v3.0/sections", "limit=150"),
+        ("/v3.0/sections", f"limit=150&starting_after={expected[149]}"),
+        ("/v3.0/sections", f"limit=150&starting_after={expected[299]}"),
+    ]
+    # and a list's limit above the client's is the client's (the connection's page limit holds)
+    small = CleverClient(simulator.base_url, TOKEN, page_limit=200, retry=retry)
+    assert [len(page.items) for page in small.iter_pages("/v3.0/sections", limit=5_000)] == [200, 178]
+    assert simulator.requests_seen[3] == ("/v3.0/sections", "limit=200")
+
+
 def test_whole_demo_district_comes_through_with_limit_500(simulator, retry):
     # Given the recorded demo district and a provider paging 500 at a time
     provider = CleverProvider(CleverClient(simulator.base_url, TOKEN, page_limit=500, retry=retry))

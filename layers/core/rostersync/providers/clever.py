@@ -35,6 +35,7 @@ from rostersync.errors import ProviderAuthError, ProviderRequestError
 from rostersync.providers.base import FetchOutcome, ListPage, RetryPolicy, iso_date
 from rostersync.providers.http import (
     RequestPacer,
+    paged,
     rate_limit_reset_seconds,
     retry_after_seconds,
     send_with_retries,
@@ -141,47 +142,57 @@ class CleverClient:
                 return
 
     def iter_pages(
-        self, path: str, start_url: str | None = None, first_page: int = 1, role: str | None = None
+        self,
+        path: str,
+        start_url: str | None = None,
+        first_page: int = 1,
+        role: str | None = None,
+        *,
+        limit: int | None = None,
+        ahead: Callable[[ListPage], bool] | None = None,
     ) -> Iterator[ListPage]:
         """The pages of a Clever list from its first page, or from ``start_url`` (a next link an earlier
         slice stopped at, numbered ``first_page``), one page in memory at a time. ``role``: the users of
-        one role (``/users?role=...``, one of ``USER_ROLES``); every next link keeps the filter.
+        one role (``/users?role=...``, one of ``USER_ROLES``); every next link keeps the filter. ``limit``:
+        records per page, at most the client's ``page_limit`` (a list whose records are heavier asks for
+        fewer; a next link keeps the limit it was asked with). ``ahead``: read the list ahead (``paged``:
+        the next page asked for while the caller handles this one, for as long as ``ahead(page)``).
 
         A page that cannot be read is yielded with its ``problem`` and no next link (the list stops
-        there); the caller records it. Stop iterating after any page to stop reading: the next request
-        is only sent when the next page is asked for.
+        there); the caller records it. Stop iterating after any page to stop reading.
         """
-        url: str | None = start_url or f"{self.base_url}{path}"
-        params: dict[str, int | str] | None = None if start_url else {"limit": self.page_limit}
-        if role and params is not None:
-            params["role"] = role
-        path = f"{path}?role={role}" if role else path  # as problems and logs name the list
-        page = first_page - 1
-        while url is not None:
-            page += 1
-            response = self._get(url, params, path, page)
+        params: dict[str, int | str] | None = None
+        if not start_url:
+            params = {"limit": min(limit or self.page_limit, self.page_limit), **({"role": role} if role else {})}
+        named = f"{path}?role={role}" if role else path  # as problems and logs name the list
+
+        def answer(request: tuple[str, dict[str, int | str] | None, int]) -> requests.Response:
+            url, params, page = request
+            return self._get(url, params, named, page)
+
+        def page_of(
+            response: requests.Response, request: tuple[str, dict[str, int | str] | None, int]
+        ) -> tuple[ListPage, tuple[str, None, int] | None]:
+            url, _, page = request
             try:
                 body = response.json()
             except RecursionError:
-                yield ListPage([], None, f"page {page} of {path} is nested too deep to read")
-                return
+                return ListPage([], None, f"page {page} of {named} is nested too deep to read"), None
             except ValueError:
-                yield ListPage([], None, f"page {page} of {path} was not valid JSON")
-                return
+                return ListPage([], None, f"page {page} of {named} was not valid JSON"), None
             if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-                yield ListPage([], None, f"page {page} of {path} has no data list")
-                return
+                return ListPage([], None, f"page {page} of {named} has no data list"), None
             items: list[Any] = body["data"]
             next_url, problem = self._next_url(body, url)
             if role and next_url and "role" not in parse_qs(urlsplit(next_url).query):
                 next_url = f"{next_url}&role={role}" if urlsplit(next_url).query else f"{next_url}?role={role}"
-            del body, response  # keep only this page's items alive while the caller consumes them
-            logger.debug("Clever page %d of %s: %d items", page, path, len(items))
+            logger.debug("Clever page %d of %s: %d items", page, named, len(items))
             if problem:
-                yield ListPage(items, None, f"page {page} of {path} {problem}")
-                return
-            yield ListPage(items, next_url)
-            url, params = next_url, None  # the next link already carries limit and starting_after
+                return ListPage(items, None, f"page {page} of {named} {problem}"), None
+            # the next link already carries limit and starting_after
+            return ListPage(items, next_url), (next_url, None, page + 1) if next_url else None
+
+        return paged((start_url or f"{self.base_url}{path}", params, first_page), answer, page_of, ahead)
 
     def _next_url(self, body: dict[str, Any], current_url: str) -> tuple[str | None, str | None]:
         """Return (absolute next URL or None, problem or None) from a page's ``links``."""

@@ -5,7 +5,8 @@ Both REST clients (Clever and OneRoster) retry the same failures the same way: a
 attempts. What a refused or rejected request means is the client's business, so the first other
 answer is handed back as it came; the wording of the final error is the client's too. A page that
 arrives but cannot be read stops its list the same way in both (``unreadable_page``). A list read in
-slices asks for its next page while it handles this one (``read_ahead``).
+slices asks for its next page's answer while it handles this one (``paged``; a list read from the
+mirror, for its next page, ``read_ahead``).
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from typing import TypeVar
 
 import requests
 
 from rostersync.errors import ProviderUnavailableError
 from rostersync.providers.base import FetchOutcome, ListPage, RetryPolicy
+
+Request = TypeVar("Request")  # what a client needs to ask for one page of a list (its URL, offset, number)
+Answer = TypeVar("Answer")  # the provider's answer to it, as it arrived
 
 # Failures worth another attempt: the request never got a complete answer.
 TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
@@ -168,8 +173,53 @@ def finite_number(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def paged(
+    first: Request,
+    answer: Callable[[Request], Answer],
+    page_of: Callable[[Answer, Request], tuple[ListPage, Request | None]],
+    ahead: Callable[[ListPage], bool] | None = None,
+) -> Iterator[ListPage]:
+    """The pages of a provider's list: ``answer(request)`` asks for one page, ``page_of(answer, request)``
+    reads it into the page and the request for the next one (None: the list ends there).
+
+    Without ``ahead``, each page is asked for when the caller asks for it. With it, the list is read
+    ahead: ``ahead(page)`` is asked as each page is read, before it is handed over, and True sends the
+    request for the next page at once, from a thread of its own, so the provider answers while the caller
+    maps this page; False ends the list after this page (a slice's page bound or its time margin), and
+    nothing more is asked of the provider. The next page's answer is read into a page only when the
+    caller asks for it, in the caller's thread: a page parsed is about three times its answer's bytes
+    (a Clever users page of 10,000: 26.8 MiB parsed, 8 MiB sent), so the caller holds this page and the
+    next one's answer, not two pages (a caller that lets go of the page it handled before asking for the
+    next). At most one request is in flight; it runs in the caller's context (its ``metering`` counts it),
+    and what it raises is raised to the caller when it asks for that page.
+    """
+    context = contextvars.copy_context()
+    pool: ThreadPoolExecutor | None = None
+    pending: Future[Answer] | None = None
+    request: Request | None = first
+    try:
+        while request is not None:
+            arrived = pending.result() if pending is not None else answer(request)
+            page, request = page_of(arrived, request)
+            pending = None
+            del arrived  # the answer's bytes: only the page is held from here
+            if request is not None and ahead is not None:
+                if ahead(page):
+                    pool = pool or ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
+                    pending = pool.submit(context.run, answer, request)
+                else:
+                    request = None
+            yield page
+            del page  # asked for the next page: the caller is done with this one
+    finally:
+        # Stopped early (the caller's error), the request in flight is waited for and its answer dropped.
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
 def read_ahead(pages: Iterator[ListPage], going_on: Callable[[ListPage], bool]) -> Iterator[ListPage]:
-    """The pages of ``pages``, the next one already asked for while the caller handles this one.
+    """The pages of ``pages``, the next one already asked for while the caller handles this one (a list
+    read from the last run's mirror; a provider's list is read ahead by ``paged``).
 
     A list's reader spends each page waiting for the provider's answer, then mapping and writing what came.
     Here the request for page n + 1 is sent (from one thread of its own, the only one that advances

@@ -55,6 +55,7 @@ from rostersync.providers.base import FetchOutcome, ListPage, RetryPolicy
 from rostersync.providers.http import (
     RequestPacer,
     finite_number,
+    paged,
     retry_after_seconds,
     send_with_retries,
     unreadable_page,
@@ -380,71 +381,83 @@ class OneRosterRestClient:
         return f"{self.api_url}/{name}?" + "&".join(f"{k}={percent_encode(v)}" for k, v in params)
 
     def iter_pages(
-        self, name: str, filter: str | None = None, start: dict[str, Any] | None = None, end: int | None = None
+        self,
+        name: str,
+        filter: str | None = None,
+        start: dict[str, Any] | None = None,
+        end: int | None = None,
+        *,
+        ahead: Callable[[ListPage], bool] | None = None,
     ) -> Iterator[ListPage]:
         """The pages of a collection from the first, or from ``start`` (the ``next`` of the page an
         earlier slice stopped after: offset, page number and a digest of that page's ids); ``end``: the
         offset where this part of the collection ends (the next part starts there), None to its end.
+        ``ahead``: read the collection ahead (``paged``: the next page asked for while the caller handles
+        this one, for as long as ``ahead(page)``).
 
         A page that cannot be read is yielded with its ``problem`` and no ``next`` (the collection stops
-        there); the caller records it. The next request is only sent when the next page is asked for.
+        there); the caller records it. Without ``ahead``, the next request is only sent when the next page
+        is asked for.
         """
         if name not in COLLECTION_KEYS:
             raise ValueError(f"unknown OneRoster collection {name!r}; known: {', '.join(COLLECTION_KEYS)}")
         path = f"{API_PATH}/{name}"
         start = start or {}
-        offset, page = int(start.get("offset", 0)), int(start.get("page", 0))
-        previous_ids: str | None = start.get("previous_ids")
-        while True:
-            page += 1
-            limit = self.page_limit if end is None else min(self.page_limit, end - offset)
-            response = self._get(self._page_url(name, limit, offset, filter), path, page)
+        # a request: the offset, the page's number, the digest of the ids of the page before it
+        first = (int(start.get("offset", 0)), int(start.get("page", 0)) + 1, start.get("previous_ids"))
+
+        def limit(offset: int) -> int:
+            return self.page_limit if end is None else min(self.page_limit, end - offset)
+
+        def answer(request: tuple[int, int, str | None]) -> requests.Response:
+            offset, page, _ = request
+            return self._get(self._page_url(name, limit(offset), offset, filter), path, page)
+
+        def page_of(
+            response: requests.Response, request: tuple[int, int, str | None]
+        ) -> tuple[ListPage, tuple[int, int, str] | None]:
+            offset, page, previous_ids = request
             total = _total_count(response)
             try:
                 body = response.json()
             except RecursionError:
-                yield ListPage([], None, f"page {page} of {path} is nested too deep to read")
-                return
+                return ListPage([], None, f"page {page} of {path} is nested too deep to read"), None
             except ValueError:
-                yield ListPage([], None, f"page {page} of {path} was not valid JSON")
-                return
+                return ListPage([], None, f"page {page} of {path} was not valid JSON"), None
             items = body.get(COLLECTION_KEYS[name]) if isinstance(body, dict) else None
             if not isinstance(items, list):
-                yield ListPage([], None, f"page {page} of {path} has no {COLLECTION_KEYS[name]} list")
-                return
-            del body, response  # keep only this page's records alive while the caller consumes them
+                return ListPage([], None, f"page {page} of {path} has no {COLLECTION_KEYS[name]} list"), None
             ids = _ids_digest(items)
             if items and ids == previous_ids:
-                yield ListPage(
-                    [],
-                    None,
+                problem = (
                     f"page {page} of {path} (offset {offset}) repeats the page before it: the server seems to "
-                    "ignore offset",
+                    "ignore offset"
                 )
-                return
-            previous_ids = ids
+                return ListPage([], None, problem), None
             logger.debug("OneRoster page %d of %s: %d records (total %s)", page, path, len(items), total)
+            asked = limit(offset)
             offset += len(items)
-            position = {"offset": offset, "page": page, "previous_ids": ids}
             if end is not None and offset >= end and items:
-                yield ListPage(items, None, total=total)  # this part's last page: the next part reads on from here
-                return
+                # this part's last page: the next part reads on from here
+                return ListPage(items, None, total=total), None
             if total is not None:
                 if offset >= total:
-                    yield ListPage(items, None, total=total)
-                    return
+                    return ListPage(items, None, total=total), None
                 if not items:
-                    yield ListPage(
-                        items,
-                        None,
-                        f"page {page} of {path} was empty after {offset} of the {total} records the server counted",
+                    problem = (
+                        f"page {page} of {path} was empty after {offset} of the {total} records the server counted"
                     )
-                    return
+                    return ListPage(items, None, problem), None
                 # A short page with records still to come: the server caps the page size; read on.
-            elif len(items) < limit:
-                yield ListPage(items, None)
-                return
-            yield ListPage(items, position, total=total)
+            elif len(items) < asked:
+                return ListPage(items, None), None
+            return ListPage(items, {"offset": offset, "page": page, "previous_ids": ids}, total=total), (
+                offset,
+                page + 1,
+                ids,
+            )
+
+        return paged(first, answer, page_of, ahead)
 
     # -- requests ------------------------------------------------------------------------------------
 
