@@ -24,14 +24,17 @@ prints each step's peak memory: the highest of what the invocation allocated and
 tracemalloc traces the whole process, so what moto allocates while it serves the invocation (the DynamoDB
 items it stores) is in the peak too; ``retained`` is how much of it was still held when the invocation
 ended. The stack keeps S3 objects' bodies in files (``EmbeddedStack(s3_bodies_on_disk=True)``), so those
-are not. ``--memory-only`` runs nothing but that traced sync, in a stack of its own (``--trace-steps``:
-only some steps' invocations traced, the others at full speed; ``--resync``: a full sync untraced first,
-then the unchanged re-sync traced, when Match's people phase holds the directory's index): ``make bench-scale``
-runs it in a process beside the timed one, since one process cannot hold a 100,000-student district's
-timed syncs, floors and traced copy at once. Each write floor's copy of the district is dropped from the
-embedded table once timed (``EmbeddedStack.forget_partitions``), for the same reason. For Clever, two
-1 %-change nights follow (``bench_events.py``): one read from Clever's events, one in full, with their
-provider requests, directory writes and times.
+are not. ``--memory-only`` runs nothing but that traced sync, in a stack of its own, with the provider
+simulator answering from a process of its own (``SimulatorProcess``, its lists loaded first: what it
+allocates to answer a page is not Fetch's; in the same process, a page being answered counted in Fetch's
+peak while Fetch mapped the page before) (``--trace-steps``: only some steps' invocations traced, the
+others at full speed; ``--resync``: a full sync untraced first, then the unchanged re-sync traced, when
+Match's people phase holds the directory's index): ``make bench-scale`` runs it in a process beside the
+timed one, since one process cannot hold a 100,000-student district's timed syncs, floors and traced copy
+at once. Each write floor's copy of the district is dropped from the embedded table once timed
+(``EmbeddedStack.forget_partitions``), for the same reason. For Clever, two 1 %-change nights follow
+(``bench_events.py``): one read from Clever's events, one in full, with their provider requests, directory
+writes and times.
 
 The embedded stack is moto in this process: absolute times measure moto as much as rostersync. The
 ratio to the floor and the write counts are the figures that carry over to AWS.
@@ -89,7 +92,7 @@ def main() -> None:
     from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
     from rostersync_tools.local import stack as stack_module
     from rostersync_tools.local.convert import clever_to_oneroster, zip_bundle
-    from rostersync_tools.local.simulator import ProviderSimulator
+    from rostersync_tools.local.simulator import ProviderSimulator, SimulatorProcess
     from rostersync_tools.local.stack import EmbeddedStack, InvocationRecorder, WriteRequestCounter
     from rostersync_tools.local.synthetic import (
         product_for,
@@ -117,7 +120,10 @@ def main() -> None:
         parameters["MatchPartitions"] = str(args.match_partitions)
     stack = EmbeddedStack(parameters=parameters, s3_bodies_on_disk=True).start()
     served = workdir if args.provider == "clever" else bundle
-    simulator = ProviderSimulator(served, token="bench-token").start()  # noqa: S106
+    # The traced run's simulator answers from a process of its own, its lists loaded first: what it allocates
+    # to answer a page is not Fetch's (tracemalloc traces this whole process).
+    serving = SimulatorProcess if args.memory_only else ProviderSimulator
+    simulator = serving(served, token="bench-token").start()  # noqa: S106
     try:
         config = runtime_config()
         dynamodb = aws.client("dynamodb")
@@ -184,7 +190,6 @@ def main() -> None:
         if args.memory_only:
             if args.provider == "clever":
                 warm_up(workdir / "warm-up", stack, sync)
-            simulator.preload()  # in the whole benchmark the timed syncs have had it load the lists
             if args.resync:
                 seconds, _, _ = sync("untraced full sync", district_id)
                 print(f"untraced full sync: {seconds:.1f}s")

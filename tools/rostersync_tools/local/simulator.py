@@ -37,6 +37,8 @@ import logging
 import math
 import re
 import secrets
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -1005,6 +1007,38 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("simulator: " + format, *args)
 
 
+class SimulatorProcess:
+    """A simulator serving ``dataset_dir`` from a Python process of its own (``main``), its lists loaded
+    before it answers: for a benchmark that traces an invocation's memory (tracemalloc traces the whole
+    process, so what an in-process simulator allocates to answer a page would count as Fetch's). Only what
+    a connection needs is here (``base_url``, ``token``); faults and datasets are the in-process
+    simulator's."""
+
+    def __init__(self, dataset_dir: Path, token: str = DEFAULT_TOKEN) -> None:
+        self.dataset_dir = dataset_dir
+        self.token = token
+        self.base_url = ""
+        self._process: subprocess.Popen[str] | None = None
+
+    def start(self) -> Self:
+        command = [sys.executable, "-m", __name__, "--dataset", str(self.dataset_dir), "--token", self.token]
+        self._process = subprocess.Popen([*command, "--preload"], stdout=subprocess.PIPE, text=True)  # noqa: S603
+        assert self._process.stdout is not None
+        first = self._process.stdout.readline()  # "Clever simulator at <base url>/v3.0 ...", once it serves
+        found = re.match(r"Clever simulator at (\S+)/v3\.0 ", first)
+        if found is None:
+            self.stop()
+            raise RuntimeError(f"the simulator's process did not start: {first!r}")
+        self.base_url = found.group(1)
+        return self
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=60)
+            self._process = None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the simulator by hand until Ctrl-C."""
     parser = argparse.ArgumentParser(
@@ -1015,6 +1049,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="bearer token to require")
     parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute before 429")
     parser.add_argument("--oneroster-auth", choices=AUTH_MODES, default="bearer", help="OneRoster auth mode")
+    parser.add_argument(
+        "--preload", action="store_true", help="load every list before serving (ProviderSimulator.preload)"
+    )
     args = parser.parse_args(argv)
     simulator = ProviderSimulator(
         args.dataset,
@@ -1022,7 +1059,10 @@ def main(argv: list[str] | None = None) -> None:
         rate_limit_per_minute=args.rate_limit,
         port=args.port,
         oneroster_auth=args.oneroster_auth,
-    ).start()
+    )
+    if args.preload:
+        simulator.preload()
+    simulator.start()
     print(f"Clever simulator at {simulator.base_url}/v3.0 (token {args.token!r})", flush=True)
     credentials = (
         f"token {args.token!r}"
