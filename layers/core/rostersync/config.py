@@ -53,10 +53,10 @@ class RuntimeConfig(BaseSettings):
     # the enrollments (4 M) would otherwise be 4,000 pages of 1,000 one after another.
     fetch_oneroster_part_records: int = Field(default=250_000, ge=1, validation_alias="FETCH_ONEROSTER_PART_RECORDS")
     # A Clever night with more events than this is read in full (in slices) instead: its events are read in
-    # one invocation, and its changed objects are held there and by each list's slices (parsed, ≈ 3.8 KB a
-    # user and 4.7 KB a section, measured: docs/SCALE.md). 150,000: at most ≈ 0.55–0.7 GB, a third of
-    # Fetch's 2,048 MB; ≈ 2 % of New York City's roster, twice a 1 % night; 15 pages of 10,000 events (a
-    # connection's ``night_max_events`` overrides it).
+    # one invocation, and its changed objects are held there and by each list's slices (as their JSON,
+    # ≈ 0.74 KB a user and 1.3 KB a section; parsed, 3.8 and 4.7 KB: docs/SCALE.md). 150,000: at most
+    # ≈ 0.11–0.2 GB, a tenth of Fetch's 2,048 MB; ≈ 2 % of New York City's roster, twice a 1 % night; 15
+    # pages of 10,000 events (a connection's ``night_max_events`` overrides it).
     fetch_night_max_events: int = Field(default=150_000, ge=1, validation_alias="FETCH_NIGHT_MAX_EVENTS")
     # How long a report link (a SigV4 presigned URL) stays valid: an hour by default; SigV4 allows 7 days
     # at most. Reports hold children's data: a link forwarded by mistake should not stay open for long.

@@ -296,29 +296,36 @@ class EventTally:
     pages: int = 0
 
 
+def object_text(obj: dict[str, Any]) -> str:
+    """An object after the night as the overlay holds it: its JSON (compact, ASCII), parsed again only where
+    it is used (``OverlayApplier``): 736 bytes a user and 1,341 a section held so, where parsed they took
+    3,752 and 4,675 (the synthetic district's; the plan and each slice of a list hold a night's objects)."""
+    return json.dumps(obj, separators=(",", ":"))
+
+
 @dataclass
 class Overlay:
     """The night's events folded per object: the last event about an object decides what it is."""
 
-    # (collection, id) → the object after the night, or None when deleted
-    objects: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
+    # (collection, id) → the object after the night as its JSON (``object_text``), or None when deleted
+    objects: dict[tuple[str, str], str | None] = field(default_factory=dict)
     order: list[tuple[str, str]] = field(default_factory=list)  # first mention, for creates
 
     def apply(self, collection: str, action: str, obj: dict[str, Any]) -> None:
         key = (collection, str(obj["id"]))
         if key not in self.objects:
             self.order.append(key)
-        self.objects[key] = None if action == "deleted" else obj
+        self.objects[key] = None if action == "deleted" else object_text(obj)
 
     def touched(self, collection: str) -> set[str]:
         return {object_id for (name, object_id) in self.objects if name == collection}
 
-    def entries(self, collection: str) -> list[tuple[str, dict[str, Any] | None]]:
-        """One collection's objects after the night, in first-mention order: ``(id, object or None)``."""
+    def entries(self, collection: str) -> list[tuple[str, str | None]]:
+        """One collection's objects after the night, in first-mention order: ``(id, object's JSON or None)``."""
         return [(oid, self.objects[(name, oid)]) for name, oid in self.order if name == collection]
 
     @classmethod
-    def of(cls, entries: dict[str, Iterable[tuple[str, dict[str, Any] | None]]]) -> Overlay:
+    def of(cls, entries: dict[str, Iterable[tuple[str, str | None]]]) -> Overlay:
         """The overlay whose ``entries`` per collection are these (as written, read back)."""
         overlay = cls()
         for collection, pairs in entries.items():
@@ -365,8 +372,8 @@ class OverlayApplier:
     (the changed ids the mirror held so far) is what carries from piece to piece.
     """
 
-    def __init__(self, entries: Iterable[tuple[str, dict[str, Any] | None]], found: Iterable[str] = ()) -> None:
-        self._changed = dict(entries)
+    def __init__(self, entries: Iterable[tuple[str, str | None]], found: Iterable[str] = ()) -> None:
+        self._changed = dict(entries)  # id → the object's JSON (``object_text``), parsed as it is applied
         self._order = list(self._changed)
         self.found: set[str] = set(found)
 
@@ -379,15 +386,16 @@ class OverlayApplier:
                 oid = str(data.get("id")) if isinstance(data, dict) and data.get("id") else ""
                 if oid in changed:
                     self.found.add(oid)
-                    obj = changed[oid]
-                    if obj is None:
+                    text = changed[oid]
+                    if text is None:
                         continue  # deleted
-                    item = {"data": obj}
+                    item = {"data": json.loads(text)}
             yield item
         if last:
             for oid in self._order:
-                if oid not in self.found and changed[oid] is not None:
-                    yield {"data": changed[oid]}
+                text = changed[oid]
+                if oid not in self.found and text is not None:
+                    yield {"data": json.loads(text)}
 
 
 def read_overlay(

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ from rostersync.providers.clever_events import (
     NightEvents,
     Overlay,
     OverlayApplier,
+    object_text,
 )
 from rostersync.providers.http import RequestPacer, read_ahead, unreadable_page
 from rostersync.providers.oneroster_mapping import COLLECTIONS as ONEROSTER_COLLECTIONS
@@ -330,8 +332,9 @@ def _write_night(store: RunStore, night: NightEvents, size: int) -> dict[str, An
         entries = night.overlay.entries(collection)
         if entries:
             writer = store.chunk_writer(f"fetch/events/{collection}", size)
-            for oid, obj in entries:
-                writer.write({"id": oid, "object": obj})
+            for oid, text in entries:
+                # {"id": ..., "object": ...}, the object as the overlay holds its JSON
+                writer.write_line(f'{{"id":{json.dumps(oid)},"object":{text or "null"}}}'.encode())
             overlay[collection] = writer.close()
     tally = night.tally
     return {
@@ -343,11 +346,30 @@ def _write_night(store: RunStore, night: NightEvents, size: int) -> dict[str, An
     }
 
 
-def _night_entries(store: RunStore, keys: list[str]) -> Iterator[tuple[str, dict[str, Any] | None]]:
+def _night_entries(store: RunStore, keys: list[str]) -> Iterator[tuple[str, str | None]]:
+    """The night's objects of one collection as ``_write_night`` kept them: ``(id, the object's JSON or
+    None)``, the JSON held as it was written (an ``OverlayApplier`` parses an object when it applies it)."""
     for key in keys:
         if store.owns(key):
-            for line in store.read_ndjson(key):
-                yield str(line["id"]), line.get("object")
+            for line in store.read_ndjson_lines(key):
+                yield _night_entry(line.decode("utf-8").rstrip())
+
+
+_JSON = json.JSONDecoder()
+_OBJECT_FIELD = ',"object":'
+
+
+def _night_entry(line: str) -> tuple[str, str | None]:
+    """One line ``{"id": ..., "object": ...}``: the id parsed, the object's JSON cut from the line as it is,
+    not parsed (a line of another shape is parsed whole, and its object written again)."""
+    if line.startswith('{"id":"') and line.endswith("}"):
+        oid, end = _JSON.raw_decode(line, 6)
+        if isinstance(oid, str) and line.startswith(_OBJECT_FIELD, end):
+            text = line[end + len(_OBJECT_FIELD) : -1]
+            return oid, None if text == "null" else text
+    entry = json.loads(line)
+    obj = entry.get("object")
+    return str(entry["id"]), None if obj is None else object_text(obj)
 
 
 def _read_night(store: RunStore, events: dict[str, Any]) -> NightEvents:
@@ -866,7 +888,9 @@ class _MappedLists:
         if self._night is None:
             raise BadInputError(f"this run read {resource} in parts without the night's events")
         objects = [
-            {"data": obj} for oid, obj in self._night.overlay.entries(resource) if obj is not None and oid not in found
+            {"data": json.loads(text)}
+            for oid, text in self._night.overlay.entries(resource)
+            if text is not None and oid not in found
         ]
         writer = self._store.chunk_writer(f"fetch/{resource}/created", self._size)
         for item in objects:
