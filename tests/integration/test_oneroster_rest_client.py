@@ -115,9 +115,15 @@ def test_paging_asks_for_each_page_by_offset(simulator, retry):
     # When it streams the users
     users = list(client.iter_collection("users"))
 
-    # Then it read all of them in order over three pages, and stopped at X-Total-Count
+    # Then it read all of them in order over four pages, each after the first asked from the last user read
+    # (it must start with that user: nothing moved across the boundary), and stopped at X-Total-Count
     assert sourced_ids(users) == csv_ids(SNAPWIZ, "users")
-    assert requests_to(simulator, USERS) == ["limit=4&offset=0", "limit=4&offset=4", "limit=4&offset=8"]
+    assert requests_to(simulator, USERS) == [
+        "limit=4&offset=0",
+        "limit=4&offset=3",
+        "limit=4&offset=6",
+        "limit=4&offset=9",
+    ]
 
 
 def test_paging_stops_at_the_total_without_asking_for_an_empty_page(simulator, retry):
@@ -140,13 +146,14 @@ def test_without_a_total_a_short_page_or_an_empty_page_ends_the_collection(retry
         four_requests = requests_to(simulator, USERS)
         by_eleven = list(bearer_client(simulator, retry, page_limit=11).iter_collection("users"))
 
-    # Then the short third page ended the first read; the second needed an empty page to know it was done
+    # Then the short last page ended the first read; the second needed a page with only the last user read
+    # again to know it was done
     assert sourced_ids(by_four) == sourced_ids(by_eleven) == csv_ids(SNAPWIZ, "users")
-    assert four_requests == ["limit=4&offset=0", "limit=4&offset=4", "limit=4&offset=8"]
-    assert requests_to(simulator, USERS)[3:] == ["limit=11&offset=0", "limit=11&offset=11"]
+    assert four_requests == ["limit=4&offset=0", "limit=4&offset=3", "limit=4&offset=6", "limit=4&offset=9"]
+    assert requests_to(simulator, USERS)[4:] == ["limit=11&offset=0", "limit=11&offset=10"]
 
 
-def test_each_page_carries_the_servers_count_and_a_removal_mid_read_passes_one_over(simulator, retry):
+def test_each_page_carries_the_servers_count_and_a_removal_mid_read_moves_the_next_page(simulator, retry):
     # Given a server that removes the second user once it has answered the first page of 4
     client = bearer_client(simulator, retry, page_limit=4)
     ids = csv_ids(SNAPWIZ, "users")
@@ -155,11 +162,28 @@ def test_each_page_carries_the_servers_count_and_a_removal_mid_read_passes_one_o
     # When the users are read page by page
     pages = list(client.iter_pages("users"))
 
-    # Then each page says how many the server counted as it answered (11, then 10), and the read passed over
-    # the user who moved back across the second page's start (what Fetch's check is for)
+    # Then each page says how many the server counted as it answered (11, then 10); the second page, asked
+    # from the last user read, did not start with them: it moved (what Fetch's check is for), and was kept
+    # whole, so the user who moved back across its start was read (paging by offset alone passed them over)
     assert [page.total for page in pages] == [11, 10, 10]
+    assert [page.moved for page in pages] == [False, True, False]
     read = [user["sourcedId"] for page in pages for user in page.items]
-    assert read == ids[:4] + ids[5:] and ids[4] not in read
+    assert read == ids
+
+
+def test_a_page_after_records_were_added_before_it_drops_the_ones_read_again(simulator, retry):
+    # Given a read that has taken 3 users, the last of them now the fourth (a user was added before it
+    # since: the page's start moved one forward)
+    client = bearer_client(simulator, retry, page_limit=4)
+    ids = csv_ids(SNAPWIZ, "users")
+
+    # When the next page is asked for, from one record before the next to read
+    page = next(iter(client.iter_pages("users", start={"offset": 3, "page": 1, "last_id": ids[3]})))
+
+    # Then it holds the users after the last one read, those read again dropped, and it did not move
+    assert requests_to(simulator, USERS) == ["limit=4&offset=2"]
+    assert [u["sourcedId"] for u in page.items] == ids[4:6] and not page.moved
+    assert page.next == {"offset": 6, "page": 2, "previous_ids": page.next["previous_ids"], "last_id": ids[5]}
 
 
 def test_the_server_counts_a_collection_in_a_page_of_one(simulator, retry):
@@ -188,9 +212,9 @@ def test_a_part_of_a_collection_is_read_from_its_offset_to_its_end(retry, max_pa
     assert sourced_ids([u for page in pages for u in page.items]) == csv_ids(SNAPWIZ, "users")[4:9]
     assert pages[-1].next is None
     if max_page_size is None:
-        assert asked == ["limit=3&offset=4", "limit=2&offset=7"]
+        assert asked == ["limit=3&offset=4", "limit=3&offset=6"]
     else:
-        assert asked == ["limit=3&offset=4", "limit=3&offset=6", "limit=1&offset=8"]
+        assert asked == ["limit=3&offset=4", "limit=3&offset=5", "limit=3&offset=6", "limit=2&offset=7"]
 
 
 def test_a_server_that_caps_the_page_size_is_read_to_the_total(retry):
@@ -203,7 +227,7 @@ def test_a_server_that_caps_the_page_size_is_read_to_the_total(retry):
 
     # Then the short pages did not end the read early: X-Total-Count said more were coming
     assert sourced_ids(users) == csv_ids(SNAPWIZ, "users")
-    assert requests_to(simulator, USERS) == ["limit=1000&offset=0", "limit=1000&offset=5", "limit=1000&offset=10"]
+    assert requests_to(simulator, USERS) == ["limit=1000&offset=0", "limit=1000&offset=4", "limit=1000&offset=8"]
 
 
 def test_a_server_that_ignores_offset_makes_the_fetch_incomplete_not_endless(retry):
@@ -217,7 +241,7 @@ def test_a_server_that_ignores_offset_makes_the_fetch_incomplete_not_endless(ret
 
         # Then the repeated page was noticed on the second request, and the read stopped there
         assert sourced_ids(users) == csv_ids(SNAPWIZ, "users")[:4]
-        assert requests_to(simulator, USERS) == ["limit=4&offset=0", "limit=4&offset=4"]
+        assert requests_to(simulator, USERS) == ["limit=4&offset=0", "limit=4&offset=3"]
         assert not outcome.complete
         assert "repeats the page before it: the server seems to ignore offset" in outcome.problems[0]
 
@@ -373,7 +397,7 @@ def test_oauth2_token_is_refreshed_once_when_the_server_stops_accepting_it(retry
 
     # Then the refused page was asked again with a new token, and everyone arrived without waiting
     assert sourced_ids(first_page + rest) == csv_ids(SNAPWIZ, "users")
-    assert [path for path, _ in seen] == ["/oauth/token", USERS, USERS, "/oauth/token", USERS, USERS]
+    assert [path for path, _ in seen] == ["/oauth/token", USERS, USERS, "/oauth/token", USERS, USERS, USERS]
     assert sleeps == []
 
 
@@ -599,7 +623,7 @@ def test_factory_builds_a_working_provider_from_a_stored_connection(mode, retry)
     assert provider.name == "oneroster"
     assert outcome.complete
     assert len([record for record in records if isinstance(record, PersonRecord)]) == 11
-    assert user_queries == ["limit=5&offset=0", "limit=5&offset=5", "limit=5&offset=10"]
+    assert user_queries == ["limit=5&offset=0", "limit=5&offset=4", "limit=5&offset=8"]
 
 
 @pytest.mark.parametrize(

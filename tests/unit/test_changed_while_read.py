@@ -1,4 +1,5 @@
-"""A OneRoster list whose pages count the collection otherwise than the plan did changed while it was read
+"""A OneRoster list whose pages count the collection otherwise than the plan did, or whose page did not start
+with the last record read, changed while it was read
 (``steps.fetch._changed_while_read``, ``_changed_list``): offset paging may have passed over a record, so the
 fetch is made incomplete and nothing is archived."""
 
@@ -56,3 +57,28 @@ def test_a_changed_list_makes_the_fetch_incomplete_and_names_the_list() -> None:
     # without an outcome to record it in, never lost silently
     with pytest.raises(ProviderUnavailableError, match="changed while they were read"):
         _changed_list("OneRoster", "enrollments", {"read": 40, "counted": 446, "now": 445}, None)
+
+
+def test_a_page_that_did_not_start_with_the_last_record_read_is_noted_where_it_began() -> None:
+    # a page of 20 after the first 40 that moved (records before it deleted), its count as the plan's: a count
+    # cannot see a change that deleted as many as it added
+    checkpoint: dict[str, Any] = {}
+    _changed_while_read({"total": 60}, checkpoint, ListPage([{}] * 20, None, total=60, moved=True), 60)
+    assert checkpoint == {"changed": {"read": 40, "moved": True}}
+    # the count, when it differs on the same page, is what the note says; a delta's list is not checked
+    counted: dict[str, Any] = {}
+    _changed_while_read({"total": 60}, counted, ListPage([{}] * 20, None, total=59, moved=True), 60)
+    assert counted == {"changed": {"read": 60, "counted": 60, "now": 59}}
+    delta: dict[str, Any] = {}
+    _changed_while_read({}, delta, ListPage([{}] * 20, None, moved=True), 60)
+    assert delta == {}
+
+
+def test_a_moved_page_makes_the_fetch_incomplete_and_says_where() -> None:
+    outcome = FetchOutcome()
+    _changed_list("OneRoster", "users", {"read": 40, "moved": True}, outcome)
+    assert outcome.problems == [
+        "OneRoster's users changed while they were read: the page after the first 40 did not start with the last "
+        "one read (records before it were deleted), so a record may have moved across a page boundary unread; "
+        "this run will not archive anything (the next run reads them again)"
+    ]

@@ -458,7 +458,8 @@ class ProviderSimulator:
             limit = min(limit, self.max_page_size)
         start = 0 if self.ignore_offset else offset
         with self._lock:
-            malformed = self._take_fault(path, page=start // limit + 1)
+            # a page asked from one record before the next to read (the client's overlap) is the next page
+            malformed = self._take_fault(path, page=-(-start // limit) + 1)
         headers = dict(rate_headers)
         if self.send_total_count:
             headers["X-Total-Count"] = str(len(records))

@@ -69,12 +69,15 @@ class FetchOutcome:
 class ListPage:
     """One page of a provider's list: its items, the next page's cursor (None: it was the last page) and,
     for a page that could not be read to its end, the problem (the list stops there). ``total``: how many
-    records the server counted in the whole list as it answered (OneRoster's ``X-Total-Count``), if it said."""
+    records the server counted in the whole list as it answered (OneRoster's ``X-Total-Count``), if it said.
+    ``moved``: the page did not start where the page before it ended (OneRoster's offset paging: records
+    before it were deleted while the list was read, so one may have moved across the boundary unread)."""
 
     items: list[Any]
     next: Any
     problem: str = ""
     total: int | None = None
+    moved: bool = False
 
 
 class RosterProvider(Protocol):

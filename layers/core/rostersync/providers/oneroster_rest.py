@@ -403,20 +403,32 @@ class OneRosterRestClient:
             raise ValueError(f"unknown OneRoster collection {name!r}; known: {', '.join(COLLECTION_KEYS)}")
         path = f"{API_PATH}/{name}"
         start = start or {}
-        # a request: the offset, the page's number, the digest of the ids of the page before it
-        first = (int(start.get("offset", 0)), int(start.get("page", 0)) + 1, start.get("previous_ids"))
+        # a request: the next offset to read, the page's number, the digest of the ids of the page before it,
+        # and the sourcedId of the last record read (None at the start of a list or of a part)
+        first = (
+            int(start.get("offset", 0)),
+            int(start.get("page", 0)) + 1,
+            start.get("previous_ids"),
+            start.get("last_id"),
+        )
 
-        def limit(offset: int) -> int:
-            return self.page_limit if end is None else min(self.page_limit, end - offset)
+        def asked(request: tuple[int, int, str | None, str | None]) -> tuple[int, int]:
+            """The offset and limit a page asks for: from one record before the next one to read, when a
+            record was read before it (the page must start with it), up to the part's end."""
+            offset, _, _, last_id = request
+            back = 1 if last_id and offset > 0 else 0
+            left = self.page_limit if end is None else end - offset + back
+            return offset - back, min(self.page_limit, left)
 
-        def answer(request: tuple[int, int, str | None]) -> requests.Response:
-            offset, page, _ = request
-            return self._get(self._page_url(name, limit(offset), offset, filter), path, page)
+        def answer(request: tuple[int, int, str | None, str | None]) -> requests.Response:
+            offset, limit = asked(request)
+            return self._get(self._page_url(name, limit, offset, filter), path, request[1])
 
         def page_of(
-            response: requests.Response, request: tuple[int, int, str | None]
-        ) -> tuple[ListPage, tuple[int, int, str] | None]:
-            offset, page, previous_ids = request
+            response: requests.Response, request: tuple[int, int, str | None, str | None]
+        ) -> tuple[ListPage, tuple[int, int, str, str | None] | None]:
+            _, page, previous_ids, last_id = request
+            offset, limit = asked(request)
             total = _total_count(response)
             try:
                 body = response.json()
@@ -435,27 +447,27 @@ class OneRosterRestClient:
                 )
                 return ListPage([], None, problem), None
             logger.debug("OneRoster page %d of %s: %d records (total %s)", page, path, len(items), total)
-            asked = limit(offset)
+            new, moved = _after_last_read(items, last_id) if offset < request[0] else (items, False)
             offset += len(items)
+            following = last_id  # the last record read after this page
+            if items:
+                following = _text(items[-1].get("sourcedId")) if isinstance(items[-1], dict) else ""
             if end is not None and offset >= end and items:
                 # this part's last page: the next part reads on from here
-                return ListPage(items, None, total=total), None
+                return ListPage(new, None, total=total, moved=moved), None
             if total is not None:
                 if offset >= total:
-                    return ListPage(items, None, total=total), None
-                if not items:
+                    return ListPage(new, None, total=total, moved=moved), None
+                if not new:
                     problem = (
                         f"page {page} of {path} was empty after {offset} of the {total} records the server counted"
                     )
-                    return ListPage(items, None, problem), None
+                    return ListPage(new, None, problem, moved=moved), None
                 # A short page with records still to come: the server caps the page size; read on.
-            elif len(items) < asked:
-                return ListPage(items, None), None
-            return ListPage(items, {"offset": offset, "page": page, "previous_ids": ids}, total=total), (
-                offset,
-                page + 1,
-                ids,
-            )
+            elif len(items) < limit:
+                return ListPage(new, None, moved=moved), None
+            position = {"offset": offset, "page": page, "previous_ids": ids, "last_id": following}
+            return ListPage(new, position, total=total, moved=moved), (offset, page + 1, ids, following)
 
         return paged(first, answer, page_of, ahead)
 
@@ -558,6 +570,18 @@ class OneRosterRestClient:
 
     def _unreadable_page(self, problem: str, path: str, outcome: FetchOutcome | None) -> None:
         unreadable_page("OneRoster", problem, path, outcome, logger)
+
+
+def _after_last_read(items: list[Any], last_id: str | None) -> tuple[list[Any], bool]:
+    """A page asked from one record before the next to read: the records after the last one read, and
+    whether the page moved. It starts with the last record read when nothing before it changed; records
+    added before it push that record further in (the ones read again are dropped: exact); records deleted
+    before it pull it out of the page, and a record may then have moved back across the boundary unread
+    (all are kept, and the page is ``moved``)."""
+    for number, item in enumerate(items):
+        if isinstance(item, dict) and _text(item.get("sourcedId")) == last_id:
+            return items[number + 1 :], False
+    return items, True
 
 
 def _ids_digest(items: list[Any]) -> str:

@@ -601,14 +601,21 @@ def _changed_while_read(spec: dict[str, Any], checkpoint: dict[str, Any], page: 
     """Note in the checkpoint when a OneRoster page counts the collection otherwise than the plan did (or, not
     counted then, than the list's first page): the collection changed while it was read, and offset paging
     may then have passed over a record (one deleted before a page boundary moves the next back across it)
-    that the run would archive as gone. The assembly makes such a fetch incomplete (``_SlicedLists``)."""
-    if page.total is None or "total" not in spec or checkpoint.get("changed"):
-        return  # a server that does not count, a delta's list (``_oneroster_lists``), or noted already
+    that the run would archive as gone. The assembly makes such a fetch incomplete (``_SlicedLists``). So
+    does a page that did not start with the last record read (``ListPage.moved``: records before it were
+    deleted, which a count can miss when as many were added)."""
+    if "total" not in spec or checkpoint.get("changed"):
+        return  # a delta's list (``_oneroster_lists``), or noted already
     expected = spec["total"] if spec["total"] is not None else checkpoint.get("total")
-    if expected is None:
+    if page.total is None:
+        pass  # a server that does not count
+    elif expected is None:
         checkpoint["total"] = page.total
     elif page.total != expected:
         checkpoint["changed"] = {"read": read, "counted": expected, "now": page.total}
+        return
+    if page.moved:
+        checkpoint["changed"] = {"read": read - len(page.items), "moved": True}
 
 
 class _NightList:
@@ -959,14 +966,21 @@ class _SlicedLists:
 
 def _changed_list(provider: str, path: str, changed: dict[str, int], outcome: FetchOutcome | None) -> None:
     """A list that changed while it was read (``_changed_while_read``): the fetch is incomplete."""
+    if changed.get("moved"):
+        what = (
+            f"the page after the first {changed['read']:,} did not start with the last one read (records before "
+            "it were deleted)"
+        )
+    else:
+        what = (
+            f"the server counted {changed['counted']:,} when the run began and {changed['now']:,} after "
+            f"{changed['read']:,} had been read"
+        )
     message = (
-        f"{provider}'s {path} changed while they were read: the server counted {changed['counted']:,} when the "
-        f"run began and {changed['now']:,} after {changed['read']:,} had been read, so a record may have moved "
-        "across a page boundary unread; this run will not archive anything (the next run reads them again)"
+        f"{provider}'s {path} changed while they were read: {what}, so a record may have moved across a page "
+        "boundary unread; this run will not archive anything (the next run reads them again)"
     )
-    logger.warning(
-        "list changed while read", extra={"list": path, "counted": changed["counted"], "now": changed["now"]}
-    )
+    logger.warning("list changed while read", extra={"list": path, **changed})
     if outcome is None:
         raise ProviderUnavailableError(message)
     if message not in outcome.problems:  # a list served twice is one line
