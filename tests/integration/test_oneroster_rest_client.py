@@ -217,6 +217,22 @@ def test_a_part_of_a_collection_is_read_from_its_offset_to_its_end(retry, max_pa
         assert asked == ["limit=3&offset=4", "limit=3&offset=5", "limit=3&offset=6", "limit=2&offset=7"]
 
 
+def test_a_part_after_the_first_reads_the_record_before_its_offset_and_leaves_it_to_the_part_before(simulator, retry):
+    # Given the part of the users from offset 4 to 9, read 3 a page, as a part after the first starts
+    client = bearer_client(simulator, retry, page_limit=3)
+
+    # When the part is read
+    pages = list(client.iter_pages("users", start={"offset": 4, "page": 1, "boundary": True}, end=9))
+
+    # Then its first page was asked from the record before its offset, which it names (the part before must
+    # have ended with it) and does not hold; the part holds exactly the 5th to the 9th user
+    ids = csv_ids(SNAPWIZ, "users")
+    assert requests_to(simulator, USERS) == ["limit=3&offset=3", "limit=3&offset=5", "limit=2&offset=7"]
+    assert [page.before for page in pages] == [ids[3], None, None]
+    assert sourced_ids([u for page in pages for u in page.items]) == ids[4:9]
+    assert not any(page.moved for page in pages)
+
+
 def test_a_server_that_caps_the_page_size_is_read_to_the_total(retry):
     # Given a server that sends at most 5 records a page, whatever the client asks for
     with ProviderSimulator(SNAPWIZ, token=TOKEN, max_page_size=5) as simulator:

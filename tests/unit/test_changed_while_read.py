@@ -79,6 +79,6 @@ def test_a_moved_page_makes_the_fetch_incomplete_and_says_where() -> None:
     _changed_list("OneRoster", "users", {"read": 40, "moved": True}, outcome)
     assert outcome.problems == [
         "OneRoster's users changed while they were read: the page after the first 40 did not start with the last "
-        "one read (records before it were deleted), so a record may have moved across a page boundary unread; "
+        "one read (records before it changed), so a record may have moved across a page boundary unread; "
         "this run will not archive anything (the next run reads them again)"
     ]

@@ -71,13 +71,16 @@ class ListPage:
     for a page that could not be read to its end, the problem (the list stops there). ``total``: how many
     records the server counted in the whole list as it answered (OneRoster's ``X-Total-Count``), if it said.
     ``moved``: the page did not start where the page before it ended (OneRoster's offset paging: records
-    before it were deleted while the list was read, so one may have moved across the boundary unread)."""
+    before it were deleted while the list was read, so one may have moved across the boundary unread).
+    ``before``: the id of the record just before the page, for the first page of a part of a list read in
+    parts (asked from one record back: the part before it must have ended with that record)."""
 
     items: list[Any]
     next: Any
     problem: str = ""
     total: int | None = None
     moved: bool = False
+    before: str | None = None
 
 
 class RosterProvider(Protocol):

@@ -404,7 +404,10 @@ class OneRosterRestClient:
         path = f"{API_PATH}/{name}"
         start = start or {}
         # a request: the next offset to read, the page's number, the digest of the ids of the page before it,
-        # and the sourcedId of the last record read (None at the start of a list or of a part)
+        # and the sourcedId of the last record read (None at the start of a list or of a part; at the start of
+        # a part after the first, ``start["boundary"]``: the page is asked from one record back all the same,
+        # and that record's id is the page's ``before``)
+        boundary = bool(start.get("boundary"))
         first = (
             int(start.get("offset", 0)),
             int(start.get("page", 0)) + 1,
@@ -414,9 +417,10 @@ class OneRosterRestClient:
 
         def asked(request: tuple[int, int, str | None, str | None]) -> tuple[int, int]:
             """The offset and limit a page asks for: from one record before the next one to read, when a
-            record was read before it (the page must start with it), up to the part's end."""
-            offset, _, _, last_id = request
-            back = 1 if last_id and offset > 0 else 0
+            record was read before it (the page must start with it) or a part starts there, up to the part's
+            end."""
+            offset, page, _, last_id = request
+            back = 1 if (last_id or (boundary and page == first[1])) and offset > 0 else 0
             left = self.page_limit if end is None else end - offset + back
             return offset - back, min(self.page_limit, left)
 
@@ -447,27 +451,35 @@ class OneRosterRestClient:
                 )
                 return ListPage([], None, problem), None
             logger.debug("OneRoster page %d of %s: %d records (total %s)", page, path, len(items), total)
-            new, moved = _after_last_read(items, last_id) if offset < request[0] else (items, False)
+            before = None
+            if offset < request[0] and not last_id:  # a part's first page, from the record before it
+                before = (_text(items[0].get("sourcedId")) if isinstance(items[0], dict) else "") if items else ""
+                new, moved = items[1:], False
+            elif offset < request[0]:
+                new, moved = _after_last_read(items, last_id)
+            else:
+                new, moved = items, False
             offset += len(items)
             following = last_id  # the last record read after this page
             if items:
                 following = _text(items[-1].get("sourcedId")) if isinstance(items[-1], dict) else ""
             if end is not None and offset >= end and items:
                 # this part's last page: the next part reads on from here
-                return ListPage(new, None, total=total, moved=moved), None
+                return ListPage(new, None, total=total, moved=moved, before=before), None
             if total is not None:
                 if offset >= total:
-                    return ListPage(new, None, total=total, moved=moved), None
+                    return ListPage(new, None, total=total, moved=moved, before=before), None
                 if not new:
                     problem = (
                         f"page {page} of {path} was empty after {offset} of the {total} records the server counted"
                     )
-                    return ListPage(new, None, problem, moved=moved), None
+                    return ListPage(new, None, problem, moved=moved, before=before), None
                 # A short page with records still to come: the server caps the page size; read on.
             elif len(items) < limit:
-                return ListPage(new, None, moved=moved), None
+                return ListPage(new, None, moved=moved, before=before), None
             position = {"offset": offset, "page": page, "previous_ids": ids, "last_id": following}
-            return ListPage(new, position, total=total, moved=moved), (offset, page + 1, ids, following)
+            page_read = ListPage(new, position, total=total, moved=moved, before=before)
+            return page_read, (offset, page + 1, ids, following)
 
         return paged(first, answer, page_of, ahead)
 

@@ -514,8 +514,9 @@ def read_fetch_slice(
         )
     else:
         rest = build_oneroster_rest_client(reading.connection, reading.secret, reading.retry, pacer)
-        if cursor is None and spec.get("offset"):  # a part of a collection starts at its offset
-            cursor = {"offset": spec["offset"], "page": spec["offset"] // rest.page_limit}
+        if cursor is None and spec.get("offset"):  # a part of a collection starts at its offset ...
+            # ... asked from the record before it, which the part before it must have ended with
+            cursor = {"offset": spec["offset"], "page": spec["offset"] // rest.page_limit, "boundary": True}
         pages = rest.iter_pages(
             spec["collection"], spec.get("filter"), start=cursor, end=spec.get("end"), ahead=going_on
         )
@@ -539,6 +540,10 @@ def read_fetch_slice(
             if page.problem:
                 problems.append(page.problem)
             _changed_while_read(spec, checkpoint, page, int(spec.get("offset") or 0) + checkpoint["records"] + count)
+            if page.before is not None:
+                checkpoint["before"] = page.before  # a part's first page: the record just before it
+            if "collection" in spec and page.items and isinstance(page.items[-1], dict):
+                checkpoint["last_id"] = str(page.items[-1].get("sourcedId") or "")  # for the next part's check
             del page  # before the next page is read into memory: one page at a time, not two
 
     mapping = _SliceMapping.for_list(
@@ -940,11 +945,13 @@ class _SlicedLists:
         if name is None:
             raise BadInputError(f"this run's fetch plan did not read {path}")
         noted = False
+        ended: str | None = None  # the last record the part before this one read
         for part in self._parts.get(name, [name]):  # a list read in parts (by offset): the parts in order
             checkpoint = _get_json_or_none(self._store, _checkpoint_name(part))
             if not checkpoint or not checkpoint.get("done"):
                 # The state machine assembles only after every list is done; never take a part for the whole.
                 unreadable_page(self._provider, "list was not read to its end", path, outcome, logger)
+                ended = None
                 continue  # incomplete: nothing is archived; the other parts' records still sync
             for keys in checkpoint["slices"]:
                 for key in keys:
@@ -953,6 +960,13 @@ class _SlicedLists:
             for problem in checkpoint["problems"]:
                 unreadable_page(self._provider, problem, path, outcome, logger)
             changed = checkpoint.get("changed")
+            spec = self._lists.get(part, {})
+            before = checkpoint.get("before")
+            if not changed and "total" in spec and ended is not None and before is not None and before != ended:
+                # the record before this part's first, read by this part, is not the one the part before ended
+                # with: records before the boundary changed between the two reads
+                changed = {"read": int(spec.get("offset") or 0), "moved": True}
+            ended = checkpoint.get("last_id")
             if changed and not noted:
                 noted = True  # one line a list, whichever of its parts saw it first
                 # every record read still syncs; only archiving waits for a read of a collection at rest
@@ -969,7 +983,7 @@ def _changed_list(provider: str, path: str, changed: dict[str, int], outcome: Fe
     if changed.get("moved"):
         what = (
             f"the page after the first {changed['read']:,} did not start with the last one read (records before "
-            "it were deleted)"
+            "it changed)"
         )
     else:
         what = (
