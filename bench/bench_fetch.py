@@ -11,7 +11,7 @@ record) and once as this code plans it (each slice maps what it read, the assemb
 phase's seconds, the records the snapshot holds, records/s of the assembly and of the users slices, and
 checks that both snapshots hold the same records. ``--answer-seconds`` has the simulator wait that long
 before each answer, as Clever across the internet does: a slice asks for its next page while it maps this
-one (``read_ahead``), so the users slices then take about the longer of the answers and the mapping, not
+one (``paged``), so the users slices then take about the longer of the answers and the mapping, not
 their sum.
 
 Times include moto serving S3 in the same process: compare the two runs with each other.
