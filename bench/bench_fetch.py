@@ -280,6 +280,8 @@ def oneroster_parts(workdir: Path, part_records: int, answer_seconds: float) -> 
             state.put_item("CONNECTION", {**state.get_item("CONNECTION"), "part_records": parts})
             run = RunRef(district_id=district_id, run_id=f"run-{int(time.time())}", provider="oneroster-rest")
             plan_seconds, seconds, result, assemble_seconds = timed_fetch(fetch, run)
+            # read at rest: complete (a page or a part boundary found moved would hold the night's archiving)
+            assert result.complete, result.problems
             store = fetch.DistrictContext.for_run(district_id, run.run_id).store
             pages = {r: fetch._get_json_or_none(store, f"fetch/{r}/checkpoint.json")["pages"] for r in seconds}
             longest = max(seconds, key=lambda r: seconds[r])
