@@ -453,7 +453,7 @@ class OneRosterRestClient:
             logger.debug("OneRoster page %d of %s: %d records (total %s)", page, path, len(items), total)
             before = None
             if offset < request[0] and not last_id:  # a part's first page, from the record before it
-                before = (_text(items[0].get("sourcedId")) if isinstance(items[0], dict) else "") if items else ""
+                before = sourced_id(items[0]) if items else ""
                 new, moved = items[1:], False
             elif offset < request[0]:
                 new, moved = _after_last_read(items, last_id)
@@ -462,7 +462,7 @@ class OneRosterRestClient:
             offset += len(items)
             following = last_id  # the last record read after this page
             if items:
-                following = _text(items[-1].get("sourcedId")) if isinstance(items[-1], dict) else ""
+                following = sourced_id(items[-1])
             if end is not None and offset >= end and items:
                 # this part's last page: the next part reads on from here
                 return ListPage(new, None, total=total, moved=moved, before=before), None
@@ -584,6 +584,12 @@ class OneRosterRestClient:
         unreadable_page("OneRoster", problem, path, outcome, logger)
 
 
+def sourced_id(item: Any) -> str:
+    """A record's ``sourcedId`` as text, as paging compares records ("" for an element that is not an
+    object, or a record without one)."""
+    return _text(item.get("sourcedId")) if isinstance(item, dict) else ""
+
+
 def _after_last_read(items: list[Any], last_id: str | None) -> tuple[list[Any], bool]:
     """A page asked from one record before the next to read: the records after the last one read, and
     whether the page moved. It starts with the last record read when nothing before it changed; records
@@ -591,14 +597,14 @@ def _after_last_read(items: list[Any], last_id: str | None) -> tuple[list[Any], 
     before it pull it out of the page, and a record may then have moved back across the boundary unread
     (all are kept, and the page is ``moved``)."""
     for number, item in enumerate(items):
-        if isinstance(item, dict) and _text(item.get("sourcedId")) == last_id:
+        if sourced_id(item) == last_id:
             return items[number + 1 :], False
     return items, True
 
 
 def _ids_digest(items: list[Any]) -> str:
     """A short digest of a page's ids, to tell a page that repeats the one before it."""
-    ids = "\n".join(_text(item.get("sourcedId")) if isinstance(item, dict) else "" for item in items)
+    ids = "\n".join(sourced_id(item) for item in items)
     return hashlib.sha256(ids.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 

@@ -77,6 +77,7 @@ from rostersync.providers.oneroster_rest import (
     build_oneroster_rest_client,
     delta_filter,
     now_cursor,
+    sourced_id,
 )
 from rostersync.providers.registry import build_provider, provider_name
 from rostersync.providers.seen_ids import SeenIds, id_key
@@ -542,8 +543,8 @@ def read_fetch_slice(
             _changed_while_read(spec, checkpoint, page, int(spec.get("offset") or 0) + checkpoint["records"] + count)
             if page.before is not None:
                 checkpoint["before"] = page.before  # a part's first page: the record just before it
-            if "collection" in spec and page.items and isinstance(page.items[-1], dict):
-                checkpoint["last_id"] = str(page.items[-1].get("sourcedId") or "")  # for the next part's check
+            if "collection" in spec and page.items:
+                checkpoint["last_id"] = sourced_id(page.items[-1])  # for the next part's check
             del page  # before the next page is read into memory: one page at a time, not two
 
     mapping = _SliceMapping.for_list(
