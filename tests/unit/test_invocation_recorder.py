@@ -7,6 +7,7 @@ students the embedded AWS stores millions of objects, which a tracer left runnin
 
 from __future__ import annotations
 
+import time
 import tracemalloc
 from typing import Any
 
@@ -72,3 +73,16 @@ def test_a_recorder_told_which_functions_to_trace_traces_only_those() -> None:
     assert not fetch_only.traces("rostersync-UpsertChunk-abc")
     assert InvocationRecorder(memory=True).traces("rostersync-UpsertChunk-abc")
     assert not InvocationRecorder(memory=False, traces=lambda name: True).traces("rostersync-FetchRoster-abc")
+
+
+def test_an_invocation_is_placed_in_time_so_a_steps_wall_time_can_be_told_from_its_summed_time() -> None:
+    # Given an invocation recorded between two instants
+    before = time.perf_counter()
+    with InvocationRecorder() as recorder:
+        recorder.add("rostersync-UpsertChunk-abc", 0.0)
+    after = time.perf_counter()
+
+    # Then it says when it ended, and it began its seconds before that
+    (invocation,) = recorder.invocations
+    assert before <= invocation.ended <= after
+    assert invocation.began == invocation.ended - invocation.seconds

@@ -144,6 +144,11 @@ class Invocation:
     seconds: float
     peak_bytes: int = 0  # the highest of what the invocation allocated and had not yet freed
     retained_bytes: int = 0  # still allocated when it ended (mostly moto's copy of what it wrote)
+    ended: float = 0.0  # ``time.perf_counter()`` when it ended: it began ``seconds`` before
+
+    @property
+    def began(self) -> float:
+        return self.ended - self.seconds
 
 
 class InvocationRecorder:
@@ -186,8 +191,9 @@ class InvocationRecorder:
         return self.memory and (self._traces is None or self._traces(function))
 
     def add(self, function: str, seconds: float, peak: int = 0, retained: int = 0) -> None:
+        ended = time.perf_counter()
         with self._lock:
-            self.invocations.append(Invocation(function, seconds, peak, retained))
+            self.invocations.append(Invocation(function, seconds, peak, retained, ended))
 
     def traced(self, function: LocalFunction, event: Any) -> tuple[str, bool]:
         tracemalloc.start()
