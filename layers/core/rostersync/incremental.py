@@ -164,9 +164,17 @@ class RunStoreMirror:
 
     def read_chunk(self, run_id: str, key: str) -> list[dict[str, Any]]:
         """The items of one chunk of run ``run_id``'s mirror, in order."""
+        return self.chunk_items(self.chunk_body(run_id, key))
+
+    def chunk_body(self, run_id: str, key: str) -> bytes:
+        """One chunk of run ``run_id``'s mirror as stored (gzip): ``chunk_items`` reads its items."""
         if not self._of_run(run_id, key):
             raise ValueError(f"{key} is not a chunk of run {run_id}'s mirror")  # never another district's keys
-        body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        return bytes(self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read())
+
+    @staticmethod
+    def chunk_items(body: bytes) -> list[dict[str, Any]]:
+        """The items of a mirror chunk's body (``chunk_body``), in order."""
         with gzip.GzipFile(fileobj=io.BytesIO(body)) as lines:
             return [json.loads(line) for line in lines if line.strip()]
 

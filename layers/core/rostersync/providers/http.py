@@ -5,8 +5,8 @@ Both REST clients (Clever and OneRoster) retry the same failures the same way: a
 attempts. What a refused or rejected request means is the client's business, so the first other
 answer is handed back as it came; the wording of the final error is the client's too. A page that
 arrives but cannot be read stops its list the same way in both (``unreadable_page``). A list read in
-slices asks for its next page's answer while it handles this one (``paged``; a list read from the
-mirror, for its next page, ``read_ahead``).
+slices asks for its next page's answer while it handles this one (``paged``; a list read from the last
+run's mirror too, a chunk its page).
 """
 
 from __future__ import annotations
@@ -215,34 +215,3 @@ def paged(
         # Stopped early (the caller's error), the request in flight is waited for and its answer dropped.
         if pool is not None:
             pool.shutdown(wait=True)
-
-
-def read_ahead(pages: Iterator[ListPage], going_on: Callable[[ListPage], bool]) -> Iterator[ListPage]:
-    """The pages of ``pages``, the next one already asked for while the caller handles this one (a list
-    read from the last run's mirror; a provider's list is read ahead by ``paged``).
-
-    A list's reader spends each page waiting for the provider's answer, then mapping and writing what came.
-    Here the request for page n + 1 is sent (from one thread of its own, the only one that advances
-    ``pages``: its pacing and retries are unchanged) as soon as page n has arrived, so the provider answers
-    while the caller maps. ``going_on(page)`` is asked as each page arrives, before it is handed over:
-    False ends the read after that page (the slice's page bound or its time margin), and nothing more is
-    asked of the provider. So at most one request is in flight and two pages are in memory. The request
-    runs in the caller's context (its ``metering`` counts it), and what it raises is raised to the caller.
-    """
-    context = contextvars.copy_context()
-
-    def ask() -> ListPage | None:
-        return context.run(next, pages, None)
-
-    try:
-        # Stopped early (the caller's error), the pool's shutdown waits for the request in flight; its page
-        # is dropped.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
-            pending: Future[ListPage | None] | None = pool.submit(ask)
-            while pending is not None and (page := pending.result()) is not None:
-                pending = pool.submit(ask) if page.next is not None and going_on(page) else None
-                yield page
-    finally:
-        close = getattr(pages, "close", None)
-        if close is not None:
-            close()

@@ -70,7 +70,7 @@ from rostersync.providers.clever_events import (
     OverlayApplier,
     object_text,
 )
-from rostersync.providers.http import RequestPacer, read_ahead, unreadable_page
+from rostersync.providers.http import RequestPacer, paged, unreadable_page
 from rostersync.providers.oneroster_mapping import COLLECTIONS as ONEROSTER_COLLECTIONS
 from rostersync.providers.oneroster_rest import (
     OneRosterRestProvider,
@@ -495,14 +495,14 @@ def read_fetch_slice(
 
     def going_on(page: ListPage) -> bool:
         """Asked as a page arrives: whether the slice reads on after it (else the next slice starts at its
-        next link: a page boundary). The next page is asked for meanwhile (``paged``, ``read_ahead``)."""
+        next link: a page boundary). The next page is asked for meanwhile (``paged``)."""
         return read + 1 < max_pages and (remaining_ms is None or remaining_ms() >= margin_ms)
 
     cursor = checkpoint["cursor"]
     night: _NightList | None = None
     if "mirror" in spec:
         night = _NightList(ctx, district_id, run_id, spec, checkpoint)
-        pages = read_ahead(night.pages(cursor), going_on)
+        pages = night.pages(cursor, going_on)
     elif plan.get("connection") == "clever":
         client = _clever_client(reading, pacer)
         pages = client.iter_pages(
@@ -640,24 +640,42 @@ class _NightList:
         self.applier = OverlayApplier(_night_entries(ctx.store, spec.get("overlay", [])), checkpoint.get("found", []))
         self._creates = bool(spec.get("creates", True))  # a part before the last: the assembly adds them
 
-    def pages(self, cursor: str | None) -> Iterator[ListPage]:
+    def pages(self, cursor: str | None, ahead: Callable[[ListPage], bool]) -> Iterator[ListPage]:
+        """The list's pages from chunk ``cursor`` on, read ahead as a provider's list is (``paged``): the
+        next chunk's body is fetched while the slice handles this page, and read into items only when the
+        slice asks for it (a chunk's items parsed are many times its compressed body)."""
         keys = self._keys
         if keys is None:
             yield ListPage([], None, f"the last run's copy of the roster ({self._run}) has no such list")
             return
         if not keys:
             yield ListPage([], None)
-        for number in range(int(cursor or 0), len(keys)):
-            following = str(number + 1) if number + 1 < len(keys) else None
+            return
+        first = int(cursor or 0)
+        if first >= len(keys):
+            return
+
+        def answer(number: int) -> bytes | Exception:
             try:
-                items = self._mirror.read_chunk(self._run, keys[number])
+                return self._mirror.chunk_body(self._run, keys[number])
             except (ClientError, OSError, ValueError) as exc:
-                problem = (
-                    f"chunk {number + 1} of the last run's copy of the roster could not be read ({type(exc).__name__})"
-                )
-                yield ListPage([], None, problem)
-                return
-            yield ListPage(items, following)
+                return exc
+
+        def page_of(body: bytes | Exception, number: int) -> tuple[ListPage, int | None]:
+            if not isinstance(body, Exception):
+                try:
+                    items = self._mirror.chunk_items(body)
+                except (OSError, ValueError) as exc:
+                    body = exc
+                else:
+                    following = number + 1 if number + 1 < len(keys) else None
+                    return ListPage(items, None if following is None else str(following)), following
+            problem = (
+                f"chunk {number + 1} of the last run's copy of the roster could not be read ({type(body).__name__})"
+            )
+            return ListPage([], None, problem), None
+
+        yield from paged(first, answer, page_of, ahead)
 
     def apply(self, page: ListPage) -> Iterator[Any]:
         return self.applier.apply(page.items, last=self._creates and page.next is None and not page.problem)
