@@ -92,8 +92,14 @@ def test_a_slice_that_stops_after_a_page_fetches_nothing_more_and_one_that_resum
 
 def test_a_chunk_that_cannot_be_read_is_an_unreadable_page_and_nothing_after_it_is_read() -> None:
     gone = ClientError({"Error": {"Code": "NoSuchKey", "Message": "gone"}}, "GetObject")
-    for broken, error in ((gone, "ClientError"), (b"not gzip at all", "BadGzipFile")):
-        # Given a mirror whose second chunk is gone, or is not what a chunk is
+    whole = _body(["b"] * 50)
+    for broken, error in (
+        (gone, "ClientError"),
+        (b"not gzip at all", "BadGzipFile"),
+        (whole[: len(whole) // 2], "EOFError"),  # cut short
+        (gzip.compress(b'{"data": \n'), "JSONDecodeError"),
+    ):
+        # Given a mirror whose second chunk is gone, is not gzip, was cut short or is not JSON lines
         bodies: dict[str, bytes | Exception] = {"c0": _body(["a"]), "c1": broken, "c2": _body(["c"])}
         mirror = _Mirror(bodies)
 

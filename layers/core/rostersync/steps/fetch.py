@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -665,7 +666,7 @@ class _NightList:
             if not isinstance(body, Exception):
                 try:
                     items = self._mirror.chunk_items(body)
-                except (OSError, ValueError) as exc:
+                except (OSError, EOFError, zlib.error, ValueError) as exc:  # not gzip, cut short, not JSON lines
                     body = exc
                 else:
                     following = number + 1 if number + 1 < len(keys) else None
