@@ -164,6 +164,15 @@ def print_scale(results: list[dict]) -> None:
             f"{r['resync_seconds'] / r['read_floor_seconds']:.2f}x the read floor (target 0 writes, ≤ 1.5); "
             f"counted cost ${cost.get('total_usd', 0):.4f}"
         )
+        upsert = r["steps"].get("upsert_chunk", {})
+        if "wall" in upsert and "write_floor_capacity_seconds" in r:  # runs kept since December 2026
+            others = sum(f.get("wall", 0.0) for step, f in r["steps"].items() if step != "upsert_chunk")
+            print(
+                f"{'':>19} the write floor asking for the capacity {r['write_floor_capacity_seconds']:.1f}s "
+                f"({r['write_floor_capacity_seconds'] / r['write_floor_seconds']:.2f}x the plain one); Upsert's wall "
+                f"time {upsert['wall']:.1f}s = {upsert['wall'] / r['write_floor_seconds']:.2f}x the plain floor; "
+                f"the other steps' wall time {others:.1f}s = {others / r['write_floor_seconds']:.2f}x"
+            )
 
 
 if __name__ == "__main__":
