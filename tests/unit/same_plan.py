@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from rostersync.directory.repository import IndexEntry, PackedIndex
 from rostersync.matching.partition import plan_partitioned
 from rostersync.matching.plan import PlannedWrite
 from rostersync.steps.upsert import keep_before_images
@@ -68,6 +69,14 @@ def undo_journal(writes_by_folder: dict[str, list[PlannedWrite]]) -> Counter[str
     )
 
 
+def packed_index(entries: dict[str, IndexEntry], provider: str) -> PackedIndex:
+    """``entries`` held as Match's people phase holds the people's index."""
+    packed = PackedIndex(provider)
+    for provider_id, entry in entries.items():
+        packed.add(provider_id, entry)
+    return packed
+
+
 def _bag(items: Iterable[Any], dump: Callable[[Any], Any]) -> Counter[str]:
     return Counter(json.dumps(dump(i), sort_keys=True, default=str) for i in items)
 
@@ -92,11 +101,13 @@ def assert_same_plan(
     rekey = bool(options.get("rekey_people") is not None or options.get("rekey_classrooms") is not None)
     journal = undo_journal({"plan": list(single.writes)})
     assert sum(journal.values()) == len(single.writes), "the single pass: every planned write kept for undo"
-    for partitions in PARTITIONS:
+    # The people phase holds the people's index packed (``PackedIndex``, as Match reads it): it must plan the same.
+    packed = {**index, "people": packed_index(index.get("people", {}), provider)}
+    for partitions, held in [*((p, index) for p in PARTITIONS), (3, packed)]:
         got = plan_partitioned(
             district_id,
             provider,
-            index,
+            held,
             records,
             partitions,
             errors=errors,
@@ -104,7 +115,7 @@ def assert_same_plan(
             rekey=rekey,
             **options_copy(options),
         )
-        where = f"{partitions} partitions"
+        where = f"{partitions} partitions" + (", the people's index packed" if held is packed else "")
         assert _bag(got.writes, lambda w: w.to_json()) == _bag(single.writes, lambda w: w.to_json()), where
         assert _bag(got.lines, lambda line: line.to_json()) == _bag(single.lines, lambda line: line.to_json()), where
         assert _bag(got.errors, lambda e: e.model_dump(mode="json")) == _bag(

@@ -21,7 +21,7 @@ from rostersync.contracts import (
     SyncState,
 )
 from rostersync.directory.keys import COLLECTION_OF_KIND, COLLECTIONS, MATCH_BUCKETS, check_match_partitions
-from rostersync.directory.repository import DirectoryRecord, DirectoryRepository, IndexEntry
+from rostersync.directory.repository import DirectoryRecord, DirectoryRepository, IndexEntry, PackedIndex
 from rostersync.domain.records import DeletedRecord, Kind, RecordError, RosterRecord
 from rostersync.errors import BadInputError
 from rostersync.lifecycle.holds import kept_ids
@@ -233,13 +233,13 @@ class _DirectoryRead:
     def read(cls, ctx: DistrictContext, provider: str, collections: Iterable[str]) -> _DirectoryRead:
         schools = list(ctx.directory.records("schools"))
         index: dict[str, Any] = {"schools": index_by_provider_id((r.index_entry() for r in schools), provider)}
-        people: dict[str, IndexEntry] = {}
+        people = PackedIndex(provider)  # one entry per person of the district: held packed
         unlinked: list[IndexEntry] = []
         indexed = 0
         for entry in ctx.directory.index("people"):
             indexed += 1
             if provider in entry.provider_ids:
-                people[entry.provider_ids[provider]] = entry
+                people.add(entry.provider_ids[provider], entry)
             else:
                 unlinked.append(entry)
         index["people"] = people
