@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import tracemalloc
+from collections import Counter
 
 from rostersync.directory.keys import synced_record_id
 from rostersync.directory.repository import IndexEntry, OneProviderId, PackedIndex
@@ -85,3 +86,20 @@ def test_an_entry_held_packed_takes_under_half_the_memory_of_one_held_whole() ->
 
     whole, packed = held(False), held(True)
     assert packed < 0.55 * whole, (whole / 20_000, packed / 20_000)
+
+
+def test_the_managed_and_active_entries_are_counted_by_kind_from_the_packed_flags() -> None:
+    entries = [
+        _entry(1),
+        _entry(2, kind=Kind.TEACHERS),
+        _entry(3, status="archived"),
+        _entry(4, managed_by_sync=False),
+        _entry(5, kind=Kind.GUARDIANS),
+        _entry(6, edited={"email": "digest"}),  # held whole, counted all the same
+        _entry(7, status="merging"),  # held whole, not active
+    ]
+    index = PackedIndex(PROVIDER)
+    for entry in entries:
+        index.add(entry.provider_ids[PROVIDER], entry)
+    expected = Counter(e.kind for e in entries if e.managed_by_sync and e.status == "active")
+    assert index.managed_active() == expected == Counter({Kind.STUDENTS: 2, Kind.TEACHERS: 1, Kind.GUARDIANS: 1})

@@ -6,6 +6,7 @@ import contextvars
 import random
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, ValuesView
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -393,6 +394,19 @@ class PackedIndex(Mapping[str, IndexEntry]):
             provider_ids=OneProviderId(self._provider, provider_id),
             parent_id=parent,
         )
+
+    def managed_active(self) -> Counter[Kind]:
+        """How many entries of each kind are managed by sync and active, read from the packed flags (the
+        planner counts them once a run: no entry is unpacked for it)."""
+        counts: Counter[Kind] = Counter()
+        active = _PACKED_STATUSES.index("active")
+        for held in self._entries.values():
+            if type(held) is bytes:
+                if held[2] and held[1] == active:
+                    counts[_PACKED_KINDS[held[0]]] += 1
+            elif held.managed_by_sync and held.status == "active":  # type: ignore[union-attr]
+                counts[held.kind] += 1  # type: ignore[union-attr]
+        return counts
 
     def __getitem__(self, provider_id: str) -> IndexEntry:
         return self._entry(provider_id, self._entries[provider_id])

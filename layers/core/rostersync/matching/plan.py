@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rostersync.directory.keys import COLLECTION_OF_KIND, synced_record_id
-from rostersync.directory.repository import DirectoryRecord, IndexEntry, edit_digest
+from rostersync.directory.repository import DirectoryRecord, IndexEntry, PackedIndex, edit_digest
 from rostersync.domain.records import (
     ClassroomRecord,
     DeletedRecord,
@@ -431,6 +431,9 @@ class SyncPlanner:
         self._guardian_role_of: dict[str, str] = {}  # staff provider id → guardian provider id
         self._separate: dict[str, str] = {}  # guardian provider id → staff provider id sharing the email
         for entries in index.values():
+            if isinstance(entries, PackedIndex):  # the people's index: counted from its packed flags
+                self.summary.managed.update(entries.managed_active())
+                continue
             for entry in entries.values():
                 if entry.managed_by_sync and entry.status == "active":
                     self.summary.managed[entry.kind] += 1
