@@ -41,6 +41,7 @@ def test_every_entry_looked_up_is_the_one_added_packed_or_whole() -> None:
         _entry(25, status="merging"),
         _entry(26, id="per\x1fodd"),
         _entry(27, parent_id="sch\x1fodd"),
+        _entry(28, managed_by_sync=None),  # not a boolean, as an older item might hold
     ]
     index = PackedIndex(PROVIDER)
     for entry in entries:
@@ -54,7 +55,7 @@ def test_every_entry_looked_up_is_the_one_added_packed_or_whole() -> None:
     assert list(index.items()) == list(zip(keys, entries, strict=True))
     assert all(k in index for k in keys) and "nobody" not in index and index.get("nobody", "none") == "none"
     # the entries held whole are the very objects added
-    assert all(index[k] is e for k, e in zip(keys[-6:], entries[-6:], strict=True))
+    assert all(index[k] is e for k, e in zip(keys[-7:], entries[-7:], strict=True))
 
 
 def test_an_entry_added_again_under_its_key_replaces_it_where_it_was() -> None:

@@ -371,6 +371,8 @@ class PackedIndex(Mapping[str, IndexEntry]):
             or len(entry.provider_ids) != 1
             or entry.provider_ids.get(self._provider) != provider_id
             or entry.status not in _PACKED_STATUSES
+            or entry.kind not in _PACKED_KINDS
+            or type(entry.managed_by_sync) is not bool
         ):
             return None
         text = (entry.id, entry.content_hash, entry.parent_id)
