@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from rostersync.directory.keys import SHARDS, partition_key, shard_of
-from rostersync.directory.repository import DirectoryRecord, DirectoryRepository, SyncStateRepository
+from rostersync.directory.repository import DirectoryRecord, DirectoryRepository, PackedIndex, SyncStateRepository
 from rostersync.domain.records import Kind
 from rostersync.errors import LockHeldError
 
@@ -130,6 +130,36 @@ def test_one_district_never_reads_another_districts_records(dynamodb, directory_
     assert list(directory.children("cls_b_only")) == []
     assert directory.get(Kind.STUDENTS, "per_00001").fields["given_name"] == "Student1"
     assert len(by_id(directory.records("people"))) == 30
+
+
+def test_the_index_read_as_match_holds_it_is_the_index_packed_as_its_readers_read_it(directory):
+    # Given students of every shard: linked to Clever, not linked, archived, linked to two providers, and
+    # one whose product copy was edited
+    people = [
+        *(student(n) for n in range(60)),
+        *(student(n, provider_ids={}) for n in range(60, 70)),
+        student(70, status="archived"),
+        student(71, provider_ids={"clever": "stu-71", "oneroster": "or-71"}),
+        student(72, product_edits={"given_name": {"value": "Sam", "at": "2026-11-01T00:00:00Z"}}),
+    ]
+    directory.put_records(people)
+
+    # When the people's index is read as Match's people phase holds it, and as the plain index
+    held = list(directory.held_index("people", "clever"))
+    entries = list(directory.index("people"))
+
+    # Then it gives each entry of the plain index, in its order, under its Clever id (None for one not
+    # linked to Clever): packed when it is of the shape that packs, whole otherwise
+    assert [provider_id for provider_id, _ in held] == [e.provider_ids.get("clever") for e in entries]
+    whole = {e.id for _, e in held if not isinstance(e, bytes)}
+    assert whole == {*(f"per_{n:05d}" for n in range(60, 70)), "per_00071", "per_00072"}
+    # And the packed index made of it looks up every linked entry as the plain index has it
+    index = PackedIndex("clever")
+    for provider_id, entry in held:
+        if provider_id is not None:
+            index.add_held(provider_id, entry)
+    assert dict(index.items()) == {e.provider_ids["clever"]: e for e in entries if "clever" in e.provider_ids}
+    assert index["stu-70"].status == "archived" and index["stu-72"].edited
 
 
 def _operations(client: Any) -> list[str]:

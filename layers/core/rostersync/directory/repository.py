@@ -345,6 +345,25 @@ _PACKED_STATUSES = ("active", "archived")
 _PACKED_SEPARATOR = "\x1f"
 
 
+def pack_entry(provider: str, provider_id: str, entry: IndexEntry) -> bytes | None:
+    """``entry`` packed as ``PackedIndex`` holds it under ``provider_id``; None when it is not of the shape
+    that packs (it is then held whole)."""
+    if (
+        entry.edited
+        or len(entry.provider_ids) != 1
+        or entry.provider_ids.get(provider) != provider_id
+        or entry.status not in _PACKED_STATUSES
+        or entry.kind not in _PACKED_KINDS
+        or type(entry.managed_by_sync) is not bool
+    ):
+        return None
+    text = (entry.id, entry.content_hash, entry.parent_id)
+    if any(_PACKED_SEPARATOR in part for part in text):
+        return None
+    flags = bytes((_PACKED_KINDS.index(entry.kind), _PACKED_STATUSES.index(entry.status), int(entry.managed_by_sync)))
+    return flags + _PACKED_SEPARATOR.join(text).encode("utf-8")
+
+
 class PackedIndex(Mapping[str, IndexEntry]):
     """A collection's index keyed by one provider's ids, each entry held packed in one ``bytes`` and made into
     its ``IndexEntry`` when it is looked up: the people phase holds one per person of the district (NYC:
@@ -363,25 +382,11 @@ class PackedIndex(Mapping[str, IndexEntry]):
         self._entries: dict[str, bytes | IndexEntry] = {}
 
     def add(self, provider_id: str, entry: IndexEntry) -> None:
-        self._entries[provider_id] = self._pack(provider_id, entry) or entry
+        self.add_held(provider_id, pack_entry(self._provider, provider_id, entry) or entry)
 
-    def _pack(self, provider_id: str, entry: IndexEntry) -> bytes | None:
-        if (
-            entry.edited
-            or len(entry.provider_ids) != 1
-            or entry.provider_ids.get(self._provider) != provider_id
-            or entry.status not in _PACKED_STATUSES
-            or entry.kind not in _PACKED_KINDS
-            or type(entry.managed_by_sync) is not bool
-        ):
-            return None
-        text = (entry.id, entry.content_hash, entry.parent_id)
-        if any(_PACKED_SEPARATOR in part for part in text):
-            return None
-        flags = bytes(
-            (_PACKED_KINDS.index(entry.kind), _PACKED_STATUSES.index(entry.status), int(entry.managed_by_sync))
-        )
-        return flags + _PACKED_SEPARATOR.join(text).encode("utf-8")
+    def add_held(self, provider_id: str, held: bytes | IndexEntry) -> None:
+        """Add an entry as ``DirectoryRepository.held_index`` gives it: packed (``pack_entry``) or whole."""
+        self._entries[provider_id] = held
 
     def _entry(self, provider_id: str, held: bytes | IndexEntry) -> IndexEntry:
         if type(held) is not bytes:
@@ -774,6 +779,23 @@ class DirectoryRepository:
     def index(self, collection: str) -> Iterator[IndexEntry]:
         """The matching index of a collection: ids, status, hashes and provider links only."""
         return self._scan_collection(collection, _index_entry_from_wire, INDEX_PROJECTION, wire=True)
+
+    def held_index(self, collection: str, provider: str) -> Iterator[tuple[str | None, bytes | IndexEntry]]:
+        """The matching index of a collection as ``PackedIndex`` holds it: (the entry's ``provider`` id, the
+        entry packed, or whole when it does not pack), or (None, the entry) for one not linked to
+        ``provider``. Each shard's reader packs its entries as they arrive, so the shards the caller has
+        not reached yet wait packed (the readers run ahead of the caller: held whole, most of the people's
+        entries could wait so at once)."""
+        provider = sys.intern(provider)
+
+        def held(raw: dict[str, Any]) -> tuple[str | None, bytes | IndexEntry]:
+            entry = _index_entry_from_wire(raw)
+            provider_id = entry.provider_ids.get(provider)
+            if provider_id is None:
+                return None, entry
+            return provider_id, pack_entry(provider, provider_id, entry) or entry
+
+        return self._scan_collection(collection, held, INDEX_PROJECTION, wire=True)
 
     def pair_index(self, collection: str, provider: str, partitions: int, partition: int) -> Iterator[IndexEntry]:
         """A Match partition's share of the enrollments' or guardian links' index: the entries linked to

@@ -236,12 +236,12 @@ class _DirectoryRead:
         people = PackedIndex(provider)  # one entry per person of the district: held packed
         unlinked: list[IndexEntry] = []
         indexed = 0
-        for entry in ctx.directory.index("people"):
+        for provider_id, held in ctx.directory.held_index("people", provider):
             indexed += 1
-            if provider in entry.provider_ids:
-                people.add(entry.provider_ids[provider], entry)
+            if provider_id is not None:
+                people.add_held(provider_id, held)
             else:
-                unlinked.append(entry)
+                unlinked.append(held)  # type: ignore[arg-type]
         index["people"] = people
         for collection in collections:
             if collection not in index:
