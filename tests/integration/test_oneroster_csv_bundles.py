@@ -8,6 +8,8 @@ either maps (its records and record errors are counted) or is refused with a spe
 from __future__ import annotations
 
 import io
+import itertools
+import json
 import zipfile
 from collections import Counter
 from collections.abc import Mapping
@@ -28,7 +30,15 @@ from rostersync.domain.records import (
     SchoolRecord,
 )
 from rostersync.providers.base import FetchOutcome
-from rostersync.providers.oneroster_csv import BadBundleError, OneRosterCsvProvider
+from rostersync.providers.oneroster_csv import (
+    BadBundleError,
+    FilePosition,
+    OneRosterCsvProvider,
+    OneRosterFilesRead,
+    check_bundle,
+    file_entries,
+    files_to_read,
+)
 
 REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "oneroster"
 
@@ -112,8 +122,41 @@ def reference_bundles() -> list[str]:
 
 
 def fetch(bundle: Path | bytes) -> tuple[list[Any], FetchOutcome]:
+    """The bundle read whole, as one invocation reads it; every test also reads it a file at a time, in
+    slices of two entries, as Fetch's Map items do, and gets the same records, errors and outcome."""
     outcome = FetchOutcome()
-    return list(OneRosterCsvProvider(bundle).fetch(outcome)), outcome
+    try:
+        items = list(OneRosterCsvProvider(bundle).fetch(outcome))
+    except BadBundleError as exc:
+        with pytest.raises(BadBundleError) as apart:
+            check_bundle(bundle)
+        assert str(apart.value) == str(exc)
+        raise
+    apart_outcome = FetchOutcome()
+    assert list(read_apart(bundle, apart_outcome)) == items
+    assert apart_outcome == outcome
+    return items, outcome
+
+
+def read_apart(bundle: Path | bytes, outcome: FetchOutcome, per_slice: int = 1) -> Any:
+    """The bundle checked, each file read in slices of ``per_slice`` entries (each slice opening the bundle
+    again and reading on from the position the slice before it left, its entries kept as JSON), then mapped."""
+    layout = json.loads(json.dumps(check_bundle(bundle)))
+    read: dict[str, list[dict[str, Any]]] = {}
+    for collection in files_to_read(layout):
+        entries: list[dict[str, Any]] = []
+        position = FilePosition()
+        for _ in range(100_000):  # a file that never ends would be a slice loop without end
+            position = FilePosition.from_json(json.loads(json.dumps(position.to_json())))
+            with file_entries(bundle, layout, collection, None, position) as stream:
+                taken = list(itertools.islice(stream, per_slice))
+            entries += [json.loads(json.dumps(entry)) for entry in taken]
+            if len(taken) < per_slice:
+                break
+        else:
+            raise AssertionError(f"{collection} was still not read to its end after 100,000 slices")
+        read[collection] = entries
+    return OneRosterFilesRead(layout, lambda name: iter(read.get(name, []))).fetch(outcome)
 
 
 def tally(items: list[Any]) -> dict[str, int]:

@@ -45,7 +45,7 @@ import re
 import zipfile
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -296,21 +296,9 @@ class OneRosterCsvProvider:
         """Check the bundle, then stream its records; raises ``BadBundleError`` before the first record."""
         with _open_bundle(self._bundle, self._limits) as bundle:
             layout = _check_bundle(bundle)
-            outcome.delta = layout.delta
-            logger.info(
-                "Reading OneRoster %s CSV bundle (%s): %s",
-                layout.version,
-                "delta" if layout.delta else "bulk",
-                ", ".join(f"{name} {mode}" for name, mode in sorted(layout.modes.items())),
-            )
             row_errors: deque[RecordError] = deque()
             reader = _BundleReader(bundle, layout, outcome, row_errors, self._limits)
-            for item in map_roster(reader.collection, outcome):
-                while row_errors:
-                    yield row_errors.popleft()
-                yield item
-            while row_errors:
-                yield row_errors.popleft()
+            yield from _mapped(layout, reader, outcome, row_errors)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -705,7 +693,182 @@ def _swallowed_error(spec: _FileSpec, cells: list[str], names: list[str | None],
     )
 
 
-class _BundleReader:
+@dataclass
+class FilePosition:
+    """How far one file has been read: CSV records taken (its header included), the last physical line,
+    data rows counted (``max_rows_per_file``) and rows with replaced characters. A slice of the file that
+    stops keeps it; the next slice reads on from it (``file_rows``)."""
+
+    records: int = 0
+    line: int = 1
+    rows: int = 0
+    replaced: int = 0
+    # 0: reading rows; 1: the rows are done (read to the end, or the file broke off and that was said);
+    # 2: the rows with replaced characters were said too: nothing is left
+    stage: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "records": self.records,
+            "line": self.line,
+            "rows": self.rows,
+            "replaced": self.replaced,
+            "stage": self.stage,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, int] | None) -> FilePosition:
+        return cls(**data) if data else cls()
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """A row's error line, or (``incomplete``) the file's end before its last row: the run archives nothing."""
+
+    error: RecordError
+    incomplete: bool = False
+
+
+def record_problem(problem: RowProblem, outcome: FetchOutcome, row_errors: deque[RecordError]) -> None:
+    """Where a problem ``file_rows`` met goes: the error lines, and the outcome when the file broke off."""
+    if problem.incomplete:
+        outcome.mark_incomplete(problem.error.reason)
+    row_errors.append(problem.error)
+
+
+def file_rows(
+    bundle: _Bundle, spec: _FileSpec, names: list[str | None], limits: CsvLimits, position: FilePosition
+) -> Iterator[tuple[dict[str, str] | None, RowProblem | None]]:
+    """One file's data rows from ``position`` on, each as ({1.1 column name: value}, None), and, where they
+    fall, its problems as (None, problem): a row with more values than columns, a row that swallowed
+    others, the file breaking off (the last thing it yields), rows not valid UTF-8 (counted, said at the
+    end). ``position`` moves before each thing yielded, so a reader that stops after any of them can read
+    on from it later."""
+    if position.stage == 0:
+        yield from _rows_from(bundle, spec, names, limits, position)
+        position.stage = 1
+    if position.stage == 1:
+        position.stage = 2
+        if position.replaced:
+            yield (
+                None,
+                RowProblem(
+                    RecordError(
+                        kind=spec.kind,
+                        reason=f"{spec.filename}: {position.replaced} rows are not valid UTF-8; their unreadable "
+                        "characters were replaced (export the bundle as UTF-8)",
+                    )
+                ),
+            )
+
+
+def _rows_from(
+    bundle: _Bundle, spec: _FileSpec, names: list[str | None], limits: CsvLimits, position: FilePosition
+) -> Iterator[tuple[dict[str, str] | None, RowProblem | None]]:
+    with bundle.text(spec.filename) as text:
+        reader = csv.reader(text)
+        line = position.line
+        try:
+            for _ in range(max(position.records, 1)):  # the header (checked already), and what was read before
+                next(reader, None)
+            position.records = max(position.records, 1)
+            for cells in reader:
+                position.records += 1
+                first_line, line = line + 1, reader.line_num
+                position.line = line
+                if not any(cell.strip() for cell in cells):
+                    continue
+                position.rows += 1
+                if position.rows > limits.max_rows_per_file:
+                    raise _TooManyRowsError
+                swallowed = _swallowed_rows(cells, len(names), line - first_line + 1, limits)
+                if swallowed:
+                    yield None, RowProblem(_swallowed_error(spec, cells, names, first_line, swallowed))
+                    continue
+                if any("\ufffd" in cell for cell in cells):
+                    position.replaced += 1
+                row: dict[str, str] = {}
+                for index, cell in enumerate(cells[: len(names)]):
+                    column = names[index]
+                    if column is not None:
+                        row[column] = cell.strip()
+                overflow = [cell for cell in cells[len(names) :] if cell.strip()]
+                if overflow:
+                    yield (
+                        None,
+                        RowProblem(
+                            RecordError(
+                                kind=spec.kind,
+                                provider_id=row.get("sourcedId", ""),
+                                reason=f"{spec.filename} line {line} has {len(cells)} values but the header "
+                                f"has {len(names)} columns (a value with an unquoted comma?); skipped",
+                            )
+                        ),
+                    )
+                    continue
+                yield row, None
+        except (csv.Error, zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, _TooManyRowsError) as exc:
+            why = type(exc).__name__
+            if isinstance(exc, _TooManyRowsError):
+                why = (
+                    f"it has more than {limits.max_rows_per_file:,} rows, the limit (settings limits.max_rows_per_file)"
+                )
+            if isinstance(exc, csv.Error) and "field larger than field limit" in str(exc):
+                why = (
+                    f'a value is longer than {csv.field_size_limit():,} characters: an unclosed quote (") '
+                    "swallowed the lines after it? Close or remove that quote"
+                )
+            problem = (
+                f"{spec.filename} could not be read past line {line + 1} ({why}); the rest of it was not "
+                "read, so this run will not archive anything"
+            )
+            logger.warning("Unreadable OneRoster CSV: %s", problem)
+            position.stage = 1  # said once: a slice after this one does not read the file again
+            yield None, RowProblem(RecordError(kind=spec.kind, reason=problem), incomplete=True)
+
+
+class _RosterFiles:
+    """The bundle's collections as ``map_roster`` asks for them: REST-shaped objects, a file's problems
+    recorded where they fall. Read from the bundle itself (``_BundleReader``) or from what Fetch's slices
+    read of it, a file each (``_FilesRead``)."""
+
+    def __init__(self, layout: _Layout, outcome: FetchOutcome, row_errors: deque[RecordError]) -> None:
+        self.layout = layout
+        self.outcome = outcome
+        self.row_errors = row_errors
+
+    def collection(self, name: str) -> Iterator[dict[str, Any]]:
+        """The objects of one collection, REST-shaped; none when the bundle does not have the file."""
+        if name not in FILES or not self.layout.present(name) or name not in self.layout.headers:
+            return iter(())
+        if name == "users" and self.layout.present("roles") and "roles" in self.layout.headers:
+            return self._users_with_roles()
+        return self._objects(name)
+
+    def _objects(self, name: str) -> Iterator[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _role_rows(self) -> Iterator[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _users_with_roles(self) -> Iterator[dict[str, Any]]:
+        """OneRoster 1.2: users joined with their roles.csv rows (read first, kept by user)."""
+        roles: dict[str, list[tuple[str, str, str]]] = {}
+        for row in self._role_rows():
+            user, role = row.get("userSourcedId", ""), row.get("role", "")
+            if not user or not role or row.get("status", "").lower() == "tobedeleted":
+                continue
+            roles.setdefault(user, []).append((role, row.get("roleType", ""), row.get("orgSourcedId", "")))
+        for obj in self._objects("users"):
+            entries = roles.pop(obj.get("sourcedId", ""), [])
+            obj["roles"] = [
+                {"role": role, "roleType": role_type, "org": _ref(org, "org") if org else None}
+                for role, role_type, org in entries
+            ]
+            yield obj
+
+
+class _BundleReader(_RosterFiles):
     def __init__(
         self,
         bundle: _Bundle,
@@ -714,105 +877,128 @@ class _BundleReader:
         row_errors: deque[RecordError],
         limits: CsvLimits | None = None,
     ) -> None:
+        super().__init__(layout, outcome, row_errors)
         self.bundle = bundle
-        self.layout = layout
-        self.outcome = outcome
-        self.row_errors = row_errors
         self.limits = limits or CsvLimits()
 
-    def collection(self, name: str) -> Iterator[dict[str, Any]]:
-        """The objects of one collection, REST-shaped; none when the bundle does not have the file."""
-        if name not in FILES or not self.layout.present(name) or name not in self.layout.headers:
-            return iter(())
-        if name == "users" and self.layout.present("roles") and "roles" in self.layout.headers:
-            return self._users_with_roles()
+    def _objects(self, name: str) -> Iterator[dict[str, Any]]:
         return (as_object(name, row) for row in self._rows(name))
+
+    def _role_rows(self) -> Iterator[dict[str, Any]]:
+        return self._rows("roles")
 
     def _rows(self, collection: str) -> Iterator[dict[str, str]]:
         """Each data row as {1.1 column name: value}; rows with more values than columns are reported."""
         spec = FILES[collection]
-        names = self.layout.headers[collection]
-        replaced = 0
-        rows = 0
-        line = 1
-        with self.bundle.text(spec.filename) as text:
-            reader = csv.reader(text)
-            try:
-                next(reader, None)  # the header, checked already
-                for cells in reader:
-                    first_line, line = line + 1, reader.line_num
-                    if not any(cell.strip() for cell in cells):
-                        continue
-                    rows += 1
-                    if rows > self.limits.max_rows_per_file:
-                        raise _TooManyRowsError
-                    swallowed = _swallowed_rows(cells, len(names), line - first_line + 1, self.limits)
-                    if swallowed:
-                        self.row_errors.append(_swallowed_error(spec, cells, names, first_line, swallowed))
-                        continue
-                    if any("\ufffd" in cell for cell in cells):
-                        replaced += 1
-                    row: dict[str, str] = {}
-                    for position, cell in enumerate(cells[: len(names)]):
-                        column = names[position]
-                        if column is not None:
-                            row[column] = cell.strip()
-                    overflow = [cell for cell in cells[len(names) :] if cell.strip()]
-                    if overflow:
-                        self.row_errors.append(
-                            RecordError(
-                                kind=spec.kind,
-                                provider_id=row.get("sourcedId", ""),
-                                reason=f"{spec.filename} line {line} has {len(cells)} values but the header "
-                                f"has {len(names)} columns (a value with an unquoted comma?); skipped",
-                            )
-                        )
-                        continue
-                    yield row
-            except (csv.Error, zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, _TooManyRowsError) as exc:
-                why = type(exc).__name__
-                if isinstance(exc, _TooManyRowsError):
-                    why = (
-                        f"it has more than {self.limits.max_rows_per_file:,} rows, the limit (settings "
-                        "limits.max_rows_per_file)"
-                    )
-                if isinstance(exc, csv.Error) and "field larger than field limit" in str(exc):
-                    why = (
-                        f'a value is longer than {csv.field_size_limit():,} characters: an unclosed quote (") '
-                        "swallowed the lines after it? Close or remove that quote"
-                    )
-                problem = (
-                    f"{spec.filename} could not be read past line {line + 1} ({why}); the rest of it was not "
-                    "read, so this run will not archive anything"
-                )
-                logger.warning("Unreadable OneRoster CSV: %s", problem)
-                self.outcome.mark_incomplete(problem)
-                self.row_errors.append(RecordError(kind=spec.kind, reason=problem))
-        if replaced:
-            self.row_errors.append(
-                RecordError(
-                    kind=spec.kind,
-                    reason=f"{spec.filename}: {replaced} rows are not valid UTF-8; their unreadable characters "
-                    "were replaced (export the bundle as UTF-8)",
-                )
-            )
+        for row, problem in file_rows(self.bundle, spec, self.layout.headers[collection], self.limits, FilePosition()):
+            if problem is None:
+                yield row  # type: ignore[misc]
+            else:
+                record_problem(problem, self.outcome, self.row_errors)
 
-    def _users_with_roles(self) -> Iterator[dict[str, Any]]:
-        """OneRoster 1.2: users joined with their roles.csv rows (read first, kept by user)."""
-        roles: dict[str, list[tuple[str, str, str]]] = {}
-        for row in self._rows("roles"):
-            user, role = row.get("userSourcedId", ""), row.get("role", "")
-            if not user or not role or row.get("status", "").lower() == "tobedeleted":
-                continue
-            roles.setdefault(user, []).append((role, row.get("roleType", ""), row.get("orgSourcedId", "")))
-        for row in self._rows("users"):
-            obj = as_object("users", row)
-            entries = roles.pop(row.get("sourcedId", ""), [])
-            obj["roles"] = [
-                {"role": role, "roleType": role_type, "org": _ref(org, "org") if org else None}
-                for role, role_type, org in entries
-            ]
-            yield obj
+
+class _FilesRead(_RosterFiles):
+    """The bundle's files as Fetch's slices read them (``file_entries``), a file at a time."""
+
+    def __init__(
+        self,
+        layout: _Layout,
+        entries: Callable[[str], Iterable[dict[str, Any]]],
+        outcome: FetchOutcome,
+        row_errors: deque[RecordError],
+    ) -> None:
+        super().__init__(layout, outcome, row_errors)
+        self._entries = entries
+
+    def _objects(self, name: str) -> Iterator[dict[str, Any]]:
+        for entry in self._entries(name):
+            if "o" in entry:
+                yield entry["o"]
+            else:
+                error = RecordError.model_validate(entry["e"])
+                record_problem(RowProblem(error, bool(entry.get("incomplete"))), self.outcome, self.row_errors)
+
+    def _role_rows(self) -> Iterator[dict[str, Any]]:
+        return self._objects("roles")
+
+
+# ---------------------------------------------------------------------------------------------------
+# A bundle read a file at a time: checked once (``check_bundle``), each file read apart, maybe in slices
+# (``file_entries``), then mapped together (``OneRosterFilesRead``).
+# ---------------------------------------------------------------------------------------------------
+
+
+def check_bundle(source: Path | str | bytes, limits: Any = None) -> dict[str, Any]:
+    """The bundle checked as a whole (raises ``BadBundleError`` as ``OneRosterCsvProvider`` does): its
+    version, each file's mode and each header's column names, as JSON, for ``file_entries``."""
+    with _open_bundle(source, CsvLimits.from_settings(limits)) as bundle:
+        layout = _check_bundle(bundle)
+    return {"version": layout.version, "modes": layout.modes, "headers": layout.headers}
+
+
+def files_to_read(layout: dict[str, Any]) -> list[str]:
+    """The files of a checked bundle that are read: each present file whose header was read."""
+    return [name for name in FILES if layout["modes"].get(name, "absent") != "absent" and name in layout["headers"]]
+
+
+@contextmanager
+def file_entries(
+    source: Path | str | bytes, layout: dict[str, Any], collection: str, limits: Any, position: FilePosition
+) -> Iterator[Iterator[dict[str, Any]]]:
+    """One file of a checked bundle from ``position`` on, as JSON entries in the file's order: ``{"o": …}``
+    a row as its REST object (roles.csv: the row itself, joined to its users when they are mapped), or
+    ``{"e": error, "incomplete": …}`` a problem where it fell (``file_rows``). ``position`` moves with each
+    entry taken."""
+    spec = FILES[collection]
+    names = layout["headers"][collection]
+    csv_limits = CsvLimits.from_settings(limits)
+    with _open_bundle(source, csv_limits) as bundle:
+
+        def entries() -> Iterator[dict[str, Any]]:
+            for row, problem in file_rows(bundle, spec, names, csv_limits, position):
+                if problem is not None:
+                    yield {"e": problem.error.model_dump(mode="json"), "incomplete": problem.incomplete}
+                elif collection == "roles":
+                    yield {"o": row}
+                else:
+                    yield {"o": as_object(collection, row)}  # type: ignore[arg-type]
+
+        yield entries()
+
+
+class OneRosterFilesRead:
+    """A bundle's roster from its files as they were read apart (``file_entries``: ``entries(collection)``
+    gives a file's entries in order), mapped as ``OneRosterCsvProvider`` maps the bundle read whole."""
+
+    name = PROVIDER
+
+    def __init__(self, layout: dict[str, Any], entries: Callable[[str], Iterable[dict[str, Any]]]) -> None:
+        self._layout = _Layout(version=layout["version"], modes=dict(layout["modes"]), headers=dict(layout["headers"]))
+        self._entries = entries
+
+    def fetch(self, outcome: FetchOutcome) -> Iterator[SnapshotItem]:
+        row_errors: deque[RecordError] = deque()
+        reader = _FilesRead(self._layout, self._entries, outcome, row_errors)
+        yield from _mapped(self._layout, reader, outcome, row_errors)
+
+
+def _mapped(
+    layout: _Layout, reader: _RosterFiles, outcome: FetchOutcome, row_errors: deque[RecordError]
+) -> Iterator[SnapshotItem]:
+    """The roster mapped, each file's error lines just before the record read after them."""
+    outcome.delta = layout.delta
+    logger.info(
+        "Reading OneRoster %s CSV bundle (%s): %s",
+        layout.version,
+        "delta" if layout.delta else "bulk",
+        ", ".join(f"{name} {mode}" for name, mode in sorted(layout.modes.items())),
+    )
+    for item in map_roster(reader.collection, outcome):
+        while row_errors:
+            yield row_errors.popleft()
+        yield item
+    while row_errors:
+        yield row_errors.popleft()
 
 
 def _ref(sourced_id: str, ref_type: str) -> dict[str, str]:
