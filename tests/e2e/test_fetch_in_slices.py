@@ -815,3 +815,56 @@ def test_a_night_with_more_events_than_the_bound_is_planned_as_a_full_read(
     after = d.sync(export=False)
     assert after.report["sync"]["kind"] == "events"
     assert after.counts("students")["created"] == 1 and after.counts("students")["archived"] == 0
+
+
+# -- a OneRoster CSV bundle: a file per Map item ------------------------------------------------------
+
+
+def bundle_district(stack: Any, synthetic: Any, bundle: Path, night: str, **connection: Any) -> str:
+    """A district connected to SFTP uploads (its schools matched by the dataset's ids) with ``bundle``
+    uploaded under ``night`` (without starting a run), its connection with the given fields."""
+    from rostersync.config import runtime_config
+    from rostersync_tools.cli.inputs import bundle_bytes
+    from rostersync_tools.local.synthetic import product_for
+
+    district_id = f"d-{uuid.uuid4().hex[:8]}"
+    _, state = set_up_district(product_for(synthetic.path, district_id, "SFTP district", "oneroster"), "oneroster-csv")
+    state.put_item("CONNECTION", {**state.get_item("CONNECTION"), **connection})
+    stack.router.enabled = False
+    try:
+        key = f"uploads/{district_id}/{night}/bundle.zip"
+        aws.client("s3").put_object(Bucket=runtime_config().sync_bucket, Key=key, Body=bundle_bytes(bundle))
+    finally:
+        stack.router.enabled = True
+    return district_id
+
+
+def test_a_bundle_is_read_a_file_per_map_item_and_in_slices_syncs_as_in_one(
+    stack: Any, run_sync: Any, synthetic: Any, tmp_path: Path
+) -> None:
+    # Given one bundle uploaded by two districts: one reads each file in one slice, the other in pages of 7
+    # rows, a page per slice, and its second users slice dies after writing its chunk, before its checkpoint
+    bundle = tmp_path / "bundle"
+    clever_to_oneroster(synthetic.path, bundle)
+    one_id = bundle_district(stack, synthetic, bundle, "night-1")
+    many_id = bundle_district(stack, synthetic, bundle, "night-1", csv_page_rows=7, max_pages_per_slice=1)
+    one = run_sync(one_id, trigger="enabled", export=False)
+    with users_slice_dying_before_its_checkpoint(many_id, "fetch/users/s00001", "users") as died:
+        many = run_sync(many_id, trigger="enabled", export=False)
+
+    # Then each file the bundle holds was a list of the plan, read by its own Map item
+    files = sorted(p.stem for p in bundle.glob("*.csv") if p.stem != "manifest")
+    for run in (one, many):
+        plan = plan_of(run)
+        assert sorted(plan["lists"]) == files and all(plan["lists"][f] == {"file": f} for f in files)
+        assert plan["csv"]["layout"]["modes"]["users"] == "bulk"
+    # and the sliced district read users.csv in slices of 7 rows, the retried slice into the same key once
+    rows = len((bundle / "users.csv").read_text(encoding="utf-8").splitlines()) - 1
+    users = checkpoint(many, "users")
+    assert users["records"] == rows and users["slice"] == -(-rows // 7) + (rows % 7 == 0)
+    assert checkpoint(one, "users")["slice"] == 1 and checkpoint(one, "users")["records"] == rows
+    assert len(died) == 1 and users["slices"][1] == died[0]
+    # and both synced, planned and reported the same, nobody twice
+    same_run(one, many)
+    people = snapshot_ids(many)["people"] + snapshot_ids(many)["guardians"]
+    assert [pid for pid, n in Counter(people).items() if n > 1] == []

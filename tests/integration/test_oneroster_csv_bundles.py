@@ -156,7 +156,7 @@ def read_apart(bundle: Path | bytes, outcome: FetchOutcome, per_slice: int = 1) 
         else:
             raise AssertionError(f"{collection} was still not read to its end after 100,000 slices")
         read[collection] = entries
-    return OneRosterFilesRead(layout, lambda name: iter(read.get(name, []))).fetch(outcome)
+    return OneRosterFilesRead(layout, lambda name, _outcome: iter(read.get(name, []))).fetch(outcome)
 
 
 def tally(items: list[Any]) -> dict[str, int]:

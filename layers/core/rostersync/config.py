@@ -48,6 +48,9 @@ class RuntimeConfig(BaseSettings):
     # id) in parts of this many mirror chunks, side by side (a connection's ``mirror_chunks_per_part``
     # overrides it): 40 chunks of 10,000 users are about half a minute of mapping.
     fetch_mirror_chunks_per_part: int = Field(default=40, ge=1, validation_alias="FETCH_MIRROR_CHUNKS_PER_PART")
+    # A OneRoster CSV bundle is read a file per Map item, in pages of this many rows (a slice stops at a page
+    # boundary, as a provider list's does; a connection's ``csv_page_rows`` overrides it).
+    fetch_csv_page_rows: int = Field(default=10_000, ge=1, validation_alias="FETCH_CSV_PAGE_ROWS")
     # A OneRoster REST collection the server counts above this many records (``X-Total-Count``) is read in
     # parts by offset, side by side (a connection's ``part_records`` overrides it): at New York City's size
     # the enrollments (4 M) would otherwise be 4,000 pages of 1,000 one after another.

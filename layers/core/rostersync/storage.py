@@ -34,16 +34,16 @@ def latest_upload_key(s3: Any, bucket: str, district_id: str) -> str | None:
     return str(max(uploads, key=lambda obj: (obj["LastModified"], obj["Key"]))["Key"])
 
 
-def download_bundle(s3: Any, bucket: str, key: str, scratch: Path) -> Path | bytes:
+def download_bundle(s3: Any, bucket: str, key: str, scratch: Path, only: set[str] | None = None) -> Path | bytes:
     """An uploaded OneRoster bundle: a zip's bytes, or the CSVs of the folder holding the uploaded
-    ``manifest.csv``, copied into ``scratch``."""
+    ``manifest.csv``, copied into ``scratch`` (``only``: just the files of these lower-case names)."""
     if key.lower().endswith(".zip"):
         return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     folder = key.rsplit("/", 1)[0] + "/"
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder, Delimiter="/"):
         for obj in page.get("Contents", []):
             name = obj["Key"][len(folder) :]
-            if name.lower().endswith(".csv"):
+            if name.lower().endswith(".csv") and (only is None or name.lower() in only):
                 s3.download_file(bucket, obj["Key"], str(scratch / name))
     return scratch
 

@@ -903,7 +903,7 @@ class _FilesRead(_RosterFiles):
     def __init__(
         self,
         layout: _Layout,
-        entries: Callable[[str], Iterable[dict[str, Any]]],
+        entries: Callable[[str, FetchOutcome], Iterable[dict[str, Any]]],
         outcome: FetchOutcome,
         row_errors: deque[RecordError],
     ) -> None:
@@ -911,7 +911,7 @@ class _FilesRead(_RosterFiles):
         self._entries = entries
 
     def _objects(self, name: str) -> Iterator[dict[str, Any]]:
-        for entry in self._entries(name):
+        for entry in self._entries(name, self.outcome):
             if "o" in entry:
                 yield entry["o"]
             else:
@@ -967,12 +967,15 @@ def file_entries(
 
 
 class OneRosterFilesRead:
-    """A bundle's roster from its files as they were read apart (``file_entries``: ``entries(collection)``
-    gives a file's entries in order), mapped as ``OneRosterCsvProvider`` maps the bundle read whole."""
+    """A bundle's roster from its files as they were read apart (``file_entries``: ``entries(collection,
+    outcome)`` gives a file's entries in order, and records in ``outcome`` a file it lacks), mapped as
+    ``OneRosterCsvProvider`` maps the bundle read whole."""
 
     name = PROVIDER
 
-    def __init__(self, layout: dict[str, Any], entries: Callable[[str], Iterable[dict[str, Any]]]) -> None:
+    def __init__(
+        self, layout: dict[str, Any], entries: Callable[[str, FetchOutcome], Iterable[dict[str, Any]]]
+    ) -> None:
         self._layout = _Layout(version=layout["version"], modes=dict(layout["modes"]), headers=dict(layout["headers"]))
         self._entries = entries
 

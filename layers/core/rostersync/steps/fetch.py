@@ -9,12 +9,13 @@
    collection, its record errors and counts); a list's duplicate check carries from slice to slice.
 3. ``assemble_snapshot``: the snapshot's manifest that Match reads. For Clever it combines what the slices
    mapped (their chunks and counts, in the order they were read), names the classrooms' courses and
-   terms, records unreadable pages and keeps the mirror; for OneRoster REST (whose mapping checks
-   references across collections) and a bundle it still maps here.
+   terms, records unreadable pages and keeps the mirror; for OneRoster REST and a CSV bundle (whose
+   mapping checks references across collections) it maps what the slices read (a bundle: a file a list).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import tempfile
 import zlib
@@ -72,6 +73,19 @@ from rostersync.providers.clever_events import (
     object_text,
 )
 from rostersync.providers.http import RequestPacer, paged, unreadable_page
+from rostersync.providers.oneroster_csv import (
+    FILES as ONEROSTER_FILES,
+)
+from rostersync.providers.oneroster_csv import (
+    BadBundleError,
+    FilePosition,
+    OneRosterFilesRead,
+    file_entries,
+    files_to_read,
+)
+from rostersync.providers.oneroster_csv import (
+    check_bundle as check_oneroster_bundle,
+)
 from rostersync.providers.oneroster_mapping import COLLECTIONS as ONEROSTER_COLLECTIONS
 from rostersync.providers.oneroster_rest import (
     OneRosterRestProvider,
@@ -206,7 +220,9 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
     cursor Clever no longer serves makes it a full read; a full read asks for Clever's latest event
     first, before any list, and reads the users by role, a list each (``CLEVER_FULL_READ``,
     ``plan["parts"]["users"]``). OneRoster REST: every collection, with the delta filter when there is a cursor.
-    OneRoster CSV: no list (the bundle is in S3 already; it is read when the snapshot is assembled).
+    OneRoster CSV: the bundle is checked as a whole here (manifest, files, headers); each file it reads is
+    then a list (``{"file": …}``), read by its own Map item in pages of rows. A bundle that fails the check
+    plans no list: the assembly reads it and says why, as it always did.
     """
     reading = _reading(run.district_id, run.run_id)
     ctx, connection = reading.ctx, reading.connection
@@ -280,6 +296,16 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
         plan["lists"], plan["parts"] = _oneroster_lists(specs, counter, part_records, full=since is None)
         plan["interval"] = branch_interval(rpm, len(plan["lists"]))
         plan["last_request_at"] = counting.last
+    elif kind == "oneroster-csv" and run.bundle_key:
+        with tempfile.TemporaryDirectory() as scratch:
+            bundle = _download_bundle(ctx, run, Path(scratch))
+            try:
+                layout = check_oneroster_bundle(bundle, settings.limits)
+            except BadBundleError:
+                layout = None  # the assembly reads the bundle whole and refuses it with the reasons, as before
+        if layout is not None:
+            plan["csv"] = {"bundle_key": run.bundle_key, "layout": layout}
+            plan["lists"] = {name: {"file": name} for name in files_to_read(layout)}
     key = ctx.store.put_json(PLAN_NAME, plan)
     logger.info("fetch planned", extra={"run_id": run.run_id, "lists": len(plan["lists"])})
     return FetchPlanResult(resources=list(plan["lists"]), plan_key=key)
@@ -514,6 +540,9 @@ def read_fetch_slice(
             limit=CLEVER_PAGE_LIMITS.get(spec["path"]),
             ahead=going_on,
         )
+    elif "file" in spec:
+        page_rows = int(reading.connection.get("csv_page_rows") or ctx.config.fetch_csv_page_rows)
+        pages = _bundle_pages(ctx, plan, spec["file"], cursor, going_on, page_rows)
     else:
         rest = build_oneroster_rest_client(reading.connection, reading.secret, reading.retry, pacer)
         if cursor is None and spec.get("offset"):  # a part of a collection starts at its offset ...
@@ -602,6 +631,61 @@ def read_fetch_slice(
     return FetchSliceResult(
         resource=resource, done=checkpoint["done"], slice=checkpoint["slice"], pages=checkpoint["pages"]
     )
+
+
+def _bundle_pages(
+    ctx: DistrictContext,
+    plan: dict[str, Any],
+    collection: str,
+    cursor: dict[str, Any] | None,
+    ahead: Callable[[ListPage], bool],
+    page_rows: int,
+) -> Iterator[ListPage]:
+    """One file of the run's OneRoster bundle from ``cursor`` (a ``FilePosition``) on, in pages of
+    ``page_rows`` entries (rows as REST objects, and the file's problems where they fell:
+    ``file_entries``). A page's ``next`` is the position after it (None: the file is done); the slice
+    stops after a page ``ahead`` says not to read on from. Only this file of a folder upload is
+    downloaded; a zip is downloaded whole (read from its member)."""
+    csv_plan = plan["csv"]
+    position = FilePosition.from_json(cursor)
+    limits = LimitSettings.model_validate(plan.get("limits") or {})
+    with tempfile.TemporaryDirectory() as scratch:
+        key = csv_plan["bundle_key"]
+        wanted = {ONEROSTER_FILES[collection].filename.lower()}
+        source = download_bundle(aws.client("s3"), ctx.config.sync_bucket, key, Path(scratch), only=wanted)
+        with file_entries(source, csv_plan["layout"], collection, limits, position) as entries:
+            while True:
+                items = list(itertools.islice(entries, page_rows))
+                if len(items) < page_rows:
+                    yield ListPage(items=items, next=None)
+                    return
+                page = ListPage(items=items, next=position.to_json())
+                going = ahead(page)
+                yield page
+                if not going:
+                    return
+
+
+class _FilesSliced:
+    """A bundle's files as the slices read them: a file's entries in the order read, from the chunks its
+    checkpoint names. A file whose list was not read to its end is a page not read (incomplete)."""
+
+    def __init__(self, store: RunStore, plan: dict[str, Any]) -> None:
+        self._store = store
+        self._lists = plan.get("lists", {})
+
+    def entries(self, collection: str, outcome: FetchOutcome) -> Iterator[dict[str, Any]]:
+        if collection not in self._lists:
+            return
+        checkpoint = _get_json_or_none(self._store, _checkpoint_name(collection))
+        if not checkpoint or not checkpoint.get("done"):
+            filename = ONEROSTER_FILES[collection].filename
+            unreadable_page("OneRoster", "file was not read to its end", filename, outcome, logger)
+            return
+        for keys in checkpoint["slices"]:
+            for key in keys:
+                if self._store.owns(key):
+                    yield from self._store.read_ndjson(key)
 
 
 def _changed_while_read(spec: dict[str, Any], checkpoint: dict[str, Any], page: ListPage, read: int) -> None:
@@ -1039,7 +1123,8 @@ def assemble_snapshot(run: RunRef) -> FetchResult:
     incremental = IncrementalState.from_item(ctx.state.get_item(f"INCREMENTAL#{run.provider}"))
     kind = plan.get("connection")
     with tempfile.TemporaryDirectory() as scratch:
-        bundle = _download_bundle(ctx, run, Path(scratch)) if run.bundle_key else None
+        files_read = kind == "oneroster-csv" and "csv" in plan  # the slices read the bundle's files
+        bundle = _download_bundle(ctx, run, Path(scratch)) if run.bundle_key and not files_read else None
         provider: RosterProvider
         if kind == "clever":
             lists = _SlicedLists(ctx.store, plan, "Clever")
@@ -1073,6 +1158,8 @@ def assemble_snapshot(run: RunRef) -> FetchResult:
                 since=oneroster["since"],
                 started_at=oneroster["started_at"],
             )
+        elif files_read:
+            provider = OneRosterFilesRead(plan["csv"]["layout"], _FilesSliced(ctx.store, plan).entries)
         else:
             provider = build_provider(connection, reading.secret, reading.retry, bundle=bundle, limits=limits)
         result = _write_snapshot(ctx, run, provider, limits)
