@@ -41,6 +41,11 @@ def test_a_zip_upload_is_read_as_bytes_and_a_folder_upload_as_its_csv_files(s3: 
     folder = download_bundle(s3, BUCKET, "uploads/d-1/b/manifest.csv", tmp_path)
     assert folder == tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.csv", "users.csv"]
+    # a Fetch slice reading one file of a folder upload downloads that file only
+    one = tmp_path / "one"
+    one.mkdir()
+    assert download_bundle(s3, BUCKET, "uploads/d-1/b/manifest.csv", one, only={"users.csv"}) == one
+    assert [p.name for p in one.iterdir()] == ["users.csv"]
 
 
 # -- is a folder upload complete? (rostersync.uploads) -------------------------------------------------
