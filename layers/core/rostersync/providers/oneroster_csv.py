@@ -3,7 +3,10 @@
 A district's SIS drops a bundle (on AWS through Transfer Family SFTP into S3); this provider reads it
 file by file, row by row, turns each row into the REST shape (``orgSourcedIds`` "a,b" becomes
 ``orgs: [{"sourcedId": "a", "type": "org"}, …]``) and hands the collections to the shared
-:func:`~rostersync.providers.oneroster_mapping.map_roster`.
+:func:`~rostersync.providers.oneroster_mapping.map_roster`. Fetch reads a bundle a file per Map item
+(``check_bundle``, then ``file_entries`` per file, in slices that resume from a ``FilePosition``) and maps
+what they read with ``OneRosterFilesRead``, which gives what ``OneRosterCsvProvider`` gives for the bundle
+read whole.
 
 What real exports do, and what this provider does about it:
 
