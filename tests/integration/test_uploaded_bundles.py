@@ -3,13 +3,17 @@ roster preview do: the newest upload of the district only, as a zip's bytes or a
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from rostersync.storage import download_bundle, latest_upload_key
+from rostersync.storage import BUNDLE_READ_BYTES, download_bundle, latest_upload_key, open_bundle_object
 
 BUCKET = "sync-bucket"
 
@@ -46,6 +50,65 @@ def test_a_zip_upload_is_read_as_bytes_and_a_folder_upload_as_its_csv_files(s3: 
     one.mkdir()
     assert download_bundle(s3, BUCKET, "uploads/d-1/b/manifest.csv", one, only={"users.csv"}) == one
     assert [p.name for p in one.iterdir()] == ["users.csv"]
+
+
+class RangesAsked:
+    """The S3 client, noting each ``GetObject``'s range (None: the whole object)."""
+
+    def __init__(self, s3: Any) -> None:
+        self._s3 = s3
+        self.ranges: list[str | None] = []
+
+    def get_object(self, **kwargs: Any) -> Any:
+        self.ranges.append(kwargs.get("Range"))
+        return self._s3.get_object(**kwargs)
+
+
+def test_a_zip_upload_is_read_where_it_lies_in_ranges_not_downloaded_whole(s3: Any) -> None:
+    from rostersync.providers.oneroster_csv import FilePosition, check_bundle, file_entries
+
+    # Given a zip upload larger than two read ranges: a small orgs.csv and a users.csv of incompressible
+    # padding (a district's big file) before it, stored uncompressed
+    orgs = "sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId\nsch-1,active,,North,school,,\n"
+    users = "sourcedId,givenName,familyName,role,orgSourcedIds,metadata.pad\n" + "".join(
+        f"u-{n},Ann,Lee,student,sch-1,{os.urandom(600).hex()}\n" for n in range(2 * BUNDLE_READ_BYTES // 1200 + 10)
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("users.csv", users)
+        archive.writestr("orgs.csv", orgs)
+        archive.writestr("classes.csv", "sourcedId,title,schoolSourcedId\n")
+        archive.writestr("enrollments.csv", "sourcedId,classSourcedId,userSourcedId,role\n")
+    data = buffer.getvalue()
+    assert len(data) > 2 * BUNDLE_READ_BYTES
+    s3.put_object(Bucket=BUCKET, Key="uploads/d-1/n/bundle.zip", Body=data)
+    layout = json.loads(json.dumps(check_bundle(data)))
+
+    # When orgs.csv is read from the object where it lies
+    asked = RangesAsked(s3)
+    with open_bundle_object(asked, BUCKET, "uploads/d-1/n/bundle.zip") as source:
+        with file_entries(source, layout, "orgs", None, FilePosition()) as entries:
+            read = list(entries)
+
+    # Then it reads as from the zip's bytes, in ranged requests only, far fewer bytes than the object
+    with file_entries(data, layout, "orgs", None, FilePosition()) as entries:
+        assert read == list(entries) and read[0]["o"]["sourcedId"] == "sch-1"
+    assert asked.ranges and None not in asked.ranges
+    spans = [range_ for range_ in asked.ranges if range_ is not None]
+    fetched = sum(int(r.split("-")[1]) - int(r.split("=")[1].split("-")[0]) + 1 for r in spans)
+    assert fetched < len(data) // 2
+    # and the file object seeks and reads as a file does
+    with open_bundle_object(s3, BUCKET, "uploads/d-1/n/bundle.zip") as source:
+        assert source.seek(0, io.SEEK_END) == len(data)
+        source.seek(len(data) - 10)
+        assert source.read() == data[-10:] and source.read(5) == b""
+        source.seek(BUNDLE_READ_BYTES - 3)
+        assert source.read(6) == data[BUNDLE_READ_BYTES - 3 : BUNDLE_READ_BYTES + 3]
+        source.seek(0)
+        assert source.read() == data
+    s3.put_object(Bucket=BUCKET, Key="uploads/d-1/e/bundle.zip", Body=b"")
+    with open_bundle_object(s3, BUCKET, "uploads/d-1/e/bundle.zip") as empty:
+        assert empty.read() == b""
 
 
 # -- is a folder upload complete? (rostersync.uploads) -------------------------------------------------

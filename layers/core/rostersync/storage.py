@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 from rostersync.contracts import UPLOAD_PREFIX, is_bundle_key
@@ -32,6 +33,64 @@ def latest_upload_key(s3: Any, bucket: str, district_id: str) -> str | None:
     if not uploads:
         return None
     return str(max(uploads, key=lambda obj: (obj["LastModified"], obj["Key"]))["Key"])
+
+
+# A zip read where it lies (``S3ObjectReader``) is asked for in ranges of this many bytes.
+BUNDLE_READ_BYTES = 8 << 20
+
+
+class S3ObjectReader(io.RawIOBase):
+    """An S3 object as a seekable, read-only file, each read a ranged ``GetObject``: a zip's member is read
+    where it lies in the upload, without downloading the whole bundle. Wrap it in ``io.BufferedReader``
+    (``open_bundle_object``) so that small reads come from one ranged request."""
+
+    def __init__(self, s3: Any, bucket: str, key: str) -> None:
+        super().__init__()
+        self._s3, self._bucket, self._key = s3, bucket, key
+        self._position = 0
+        try:
+            first = s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-0")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "InvalidRange":
+                raise
+            self._size = 0  # S3 refuses any range of an empty object
+            return
+        # "bytes 0-0/SIZE"; an object answering without a range is whole
+        content_range = str(first.get("ContentRange") or "")
+        self._size = int(content_range.rsplit("/", 1)[1]) if "/" in content_range else int(first["ContentLength"])
+        first["Body"].close()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._position = base + offset
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        wanted = min(len(buffer), self._size - self._position)
+        if wanted <= 0:
+            return 0
+        last = self._position + wanted - 1
+        body = self._s3.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={self._position}-{last}")
+        data = body["Body"].read()
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+
+def open_bundle_object(s3: Any, bucket: str, key: str) -> io.BufferedReader:
+    """An uploaded zip as a seekable file read in ``BUNDLE_READ_BYTES`` ranges (``S3ObjectReader``)."""
+    return io.BufferedReader(S3ObjectReader(s3, bucket, key), buffer_size=BUNDLE_READ_BYTES)
 
 
 def download_bundle(s3: Any, bucket: str, key: str, scratch: Path, only: set[str] | None = None) -> Path | bytes:

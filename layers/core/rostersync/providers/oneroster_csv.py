@@ -348,10 +348,12 @@ def _check_sizes(sizes: list[tuple[str, int, int]], limits: CsvLimits) -> None:
 
 
 @contextmanager
-def _open_bundle(bundle: Path | str | bytes, limits: CsvLimits | None = None) -> Iterator[_Bundle]:
+def _open_bundle(bundle: Path | str | bytes | IO[bytes], limits: CsvLimits | None = None) -> Iterator[_Bundle]:
     limits = limits or CsvLimits()
     if isinstance(bundle, bytes | bytearray):
         source: Any = io.BytesIO(bundle)
+    elif not isinstance(bundle, str | Path):
+        source = bundle  # a seekable file of the zip's bytes (an upload read where it lies in S3)
     else:
         path = Path(bundle)
         if path.is_dir():
@@ -946,7 +948,7 @@ def files_to_read(layout: dict[str, Any]) -> list[str]:
 
 @contextmanager
 def file_entries(
-    source: Path | str | bytes, layout: dict[str, Any], collection: str, limits: Any, position: FilePosition
+    source: Path | str | bytes | IO[bytes], layout: dict[str, Any], collection: str, limits: Any, position: FilePosition
 ) -> Iterator[Iterator[dict[str, Any]]]:
     """One file of a checked bundle from ``position`` on, as JSON entries in the file's order: ``{"o": …}``
     a row as its REST object (roles.csv: the row itself, joined to its users when they are mapped), or

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import tempfile
@@ -98,7 +99,7 @@ from rostersync.providers.registry import build_provider, provider_name
 from rostersync.providers.seen_ids import SeenIds, id_key
 from rostersync.settings import LimitSettings, SyncSettings
 from rostersync.steps.context import DistrictContext
-from rostersync.storage import ChunkWriter, RunStore, download_bundle
+from rostersync.storage import ChunkWriter, RunStore, download_bundle, open_bundle_object
 
 # Where each record lands in the snapshot; guardians apart, so Match can sync only the guardians of
 # synced students.
@@ -645,14 +646,19 @@ def _bundle_pages(
     ``page_rows`` entries (rows as REST objects, and the file's problems where they fell:
     ``file_entries``). A page's ``next`` is the position after it (None: the file is done); the slice
     stops after a page ``ahead`` says not to read on from. Only this file of a folder upload is
-    downloaded; a zip is downloaded whole (read from its member)."""
+    downloaded; a zip is read where it lies in S3, its member's bytes in ranged requests
+    (``open_bundle_object``), never downloaded whole."""
     csv_plan = plan["csv"]
     position = FilePosition.from_json(cursor)
     limits = LimitSettings.model_validate(plan.get("limits") or {})
-    with tempfile.TemporaryDirectory() as scratch:
-        key = csv_plan["bundle_key"]
-        wanted = {ONEROSTER_FILES[collection].filename.lower()}
-        source = download_bundle(aws.client("s3"), ctx.config.sync_bucket, key, Path(scratch), only=wanted)
+    key, s3 = csv_plan["bundle_key"], aws.client("s3")
+    with tempfile.TemporaryDirectory() as scratch, contextlib.ExitStack() as opened:
+        source: Any
+        if key.lower().endswith(".zip"):
+            source = opened.enter_context(open_bundle_object(s3, ctx.config.sync_bucket, key))
+        else:
+            wanted = {ONEROSTER_FILES[collection].filename.lower()}
+            source = download_bundle(s3, ctx.config.sync_bucket, key, Path(scratch), only=wanted)
         with file_entries(source, csv_plan["layout"], collection, limits, position) as entries:
             while True:
                 items = list(itertools.islice(entries, page_rows))
