@@ -868,3 +868,22 @@ def test_a_bundle_is_read_a_file_per_map_item_and_in_slices_syncs_as_in_one(
     same_run(one, many)
     people = snapshot_ids(many)["people"] + snapshot_ids(many)["guardians"]
     assert [pid for pid, n in Counter(people).items() if n > 1] == []
+
+
+def test_a_bundle_that_fails_its_check_plans_no_file_and_is_refused_with_its_reasons(
+    stack: Any, run_sync: Any, synthetic: Any, tmp_path: Path
+) -> None:
+    # Given a bundle whose users.csv lost its givenName column (a required one) in the export
+    bundle = tmp_path / "bundle"
+    clever_to_oneroster(synthetic.path, bundle)
+    users = (bundle / "users.csv").read_text(encoding="utf-8").replace("givenName", "given_nam", 1)
+    (bundle / "users.csv").write_text(users, encoding="utf-8")
+    district_id = bundle_district(stack, synthetic, bundle, "night-1")
+
+    run = run_sync(district_id, trigger="enabled", export=False)
+
+    # Then the plan read no file, and the run was refused with the reason the bundle read whole gives
+    assert plan_of(run)["lists"] == {} and "csv" not in plan_of(run)
+    assert run.status == "failed"
+    assert run.report["failure_reason"].startswith('users.csv: required column "givenName" is missing')
+    assert "Nothing was archived" in run.report["failure_reason"]

@@ -298,8 +298,15 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
         plan["interval"] = branch_interval(rpm, len(plan["lists"]))
         plan["last_request_at"] = counting.last
     elif kind == "oneroster-csv" and run.bundle_key:
-        with tempfile.TemporaryDirectory() as scratch:
-            bundle = _download_bundle(ctx, run, Path(scratch))
+        with tempfile.TemporaryDirectory() as scratch, contextlib.ExitStack() as opened:
+            bundle: Any
+            if run.bundle_key.lower().endswith(".zip"):
+                _check_upload_key(run)  # read where it lies: its manifest and headers, in ranged requests
+                bundle = opened.enter_context(
+                    open_bundle_object(aws.client("s3"), ctx.config.sync_bucket, run.bundle_key)
+                )
+            else:
+                bundle = _download_bundle(ctx, run, Path(scratch))
             try:
                 layout = check_oneroster_bundle(bundle, settings.limits)
             except BadBundleError:
@@ -1193,10 +1200,16 @@ def _reconcile_overdue(settings: SyncSettings, state: IncrementalState) -> bool:
 
 def _download_bundle(ctx: DistrictContext, run: RunRef, scratch: Path) -> Path | bytes:
     """The uploaded bundle: a zip's bytes, or the folder holding the uploaded ``manifest.csv``."""
+    key = _check_upload_key(run)
+    return download_bundle(aws.client("s3"), ctx.config.sync_bucket, key, scratch)
+
+
+def _check_upload_key(run: RunRef) -> str:
+    """The run's bundle key, refused unless it is in the district's own upload folder."""
     key = run.bundle_key or ""
     if not key.startswith(f"{UPLOAD_PREFIX}{run.district_id}/"):
         raise BadInputError("the bundle was not uploaded to this district's folder")
-    return download_bundle(aws.client("s3"), ctx.config.sync_bucket, key, scratch)
+    return key
 
 
 def _write_snapshot(
