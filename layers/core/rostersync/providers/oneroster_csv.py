@@ -50,7 +50,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -713,13 +713,7 @@ class FilePosition:
     stage: int = 0
 
     def to_json(self) -> dict[str, int]:
-        return {
-            "records": self.records,
-            "line": self.line,
-            "rows": self.rows,
-            "replaced": self.replaced,
-            "stage": self.stage,
-        }
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, int] | None) -> FilePosition:
