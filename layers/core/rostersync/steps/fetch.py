@@ -44,6 +44,7 @@ from rostersync.domain.records import (
 from rostersync.errors import BadInputError, ProviderAuthError, ProviderRequestError, ProviderUnavailableError
 from rostersync.incremental import IncrementalState, RunStoreMirror, run_kind
 from rostersync.observability import logger
+from rostersync.providers import oneroster_csv
 from rostersync.providers.base import FetchOutcome, ListPage, RetryPolicy, RosterProvider
 from rostersync.providers.clever import (
     COURSES_PATH,
@@ -74,19 +75,6 @@ from rostersync.providers.clever_events import (
     object_text,
 )
 from rostersync.providers.http import RequestPacer, paged, unreadable_page
-from rostersync.providers.oneroster_csv import (
-    FILES as ONEROSTER_FILES,
-)
-from rostersync.providers.oneroster_csv import (
-    BadBundleError,
-    FilePosition,
-    OneRosterFilesRead,
-    file_entries,
-    files_to_read,
-)
-from rostersync.providers.oneroster_csv import (
-    check_bundle as check_oneroster_bundle,
-)
 from rostersync.providers.oneroster_mapping import COLLECTIONS as ONEROSTER_COLLECTIONS
 from rostersync.providers.oneroster_rest import (
     OneRosterRestProvider,
@@ -298,22 +286,15 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
         plan["interval"] = branch_interval(rpm, len(plan["lists"]))
         plan["last_request_at"] = counting.last
     elif kind == "oneroster-csv" and run.bundle_key:
-        with tempfile.TemporaryDirectory() as scratch, contextlib.ExitStack() as opened:
-            bundle: Any
-            if run.bundle_key.lower().endswith(".zip"):
-                _check_upload_key(run)  # read where it lies: its manifest and headers, in ranged requests
-                bundle = opened.enter_context(
-                    open_bundle_object(aws.client("s3"), ctx.config.sync_bucket, run.bundle_key)
-                )
-            else:
-                bundle = _download_bundle(ctx, run, Path(scratch))
+        key = _check_upload_key(run)
+        with _bundle_source(ctx, key) as bundle:  # its manifest and headers
             try:
-                layout = check_oneroster_bundle(bundle, settings.limits)
-            except BadBundleError:
+                layout = oneroster_csv.check_bundle(bundle, settings.limits)
+            except oneroster_csv.BadBundleError:
                 layout = None  # the assembly reads the bundle whole and refuses it with the reasons, as before
         if layout is not None:
-            plan["csv"] = {"bundle_key": run.bundle_key, "layout": layout}
-            plan["lists"] = {name: {"file": name} for name in files_to_read(layout)}
+            plan["csv"] = {"bundle_key": key, "layout": layout}
+            plan["lists"] = {name: {"file": name} for name in oneroster_csv.files_to_read(layout)}
     key = ctx.store.put_json(PLAN_NAME, plan)
     logger.info("fetch planned", extra={"run_id": run.run_id, "lists": len(plan["lists"])})
     return FetchPlanResult(resources=list(plan["lists"]), plan_key=key)
@@ -656,17 +637,11 @@ def _bundle_pages(
     downloaded; a zip is read where it lies in S3, its member's bytes in ranged requests
     (``open_bundle_object``), never downloaded whole."""
     csv_plan = plan["csv"]
-    position = FilePosition.from_json(cursor)
+    position = oneroster_csv.FilePosition.from_json(cursor)
     limits = LimitSettings.model_validate(plan.get("limits") or {})
-    key, s3 = csv_plan["bundle_key"], aws.client("s3")
-    with tempfile.TemporaryDirectory() as scratch, contextlib.ExitStack() as opened:
-        source: Any
-        if key.lower().endswith(".zip"):
-            source = opened.enter_context(open_bundle_object(s3, ctx.config.sync_bucket, key))
-        else:
-            wanted = {ONEROSTER_FILES[collection].filename.lower()}
-            source = download_bundle(s3, ctx.config.sync_bucket, key, Path(scratch), only=wanted)
-        with file_entries(source, csv_plan["layout"], collection, limits, position) as entries:
+    wanted = {oneroster_csv.FILES[collection].filename.lower()}
+    with _bundle_source(ctx, csv_plan["bundle_key"], only=wanted) as source:
+        with oneroster_csv.file_entries(source, csv_plan["layout"], collection, limits, position) as entries:
             while True:
                 items = list(itertools.islice(entries, page_rows))
                 if len(items) < page_rows:
@@ -692,7 +667,7 @@ class _FilesSliced:
             return
         checkpoint = _get_json_or_none(self._store, _checkpoint_name(collection))
         if not checkpoint or not checkpoint.get("done"):
-            filename = ONEROSTER_FILES[collection].filename
+            filename = oneroster_csv.FILES[collection].filename
             unreadable_page("OneRoster", "file was not read to its end", filename, outcome, logger)
             return
         for keys in checkpoint["slices"]:
@@ -1172,7 +1147,7 @@ def assemble_snapshot(run: RunRef) -> FetchResult:
                 started_at=oneroster["started_at"],
             )
         elif files_read:
-            provider = OneRosterFilesRead(plan["csv"]["layout"], _FilesSliced(ctx.store, plan).entries)
+            provider = oneroster_csv.OneRosterFilesRead(plan["csv"]["layout"], _FilesSliced(ctx.store, plan).entries)
         else:
             provider = build_provider(connection, reading.secret, reading.retry, bundle=bundle, limits=limits)
         result = _write_snapshot(ctx, run, provider, limits)
@@ -1202,6 +1177,19 @@ def _download_bundle(ctx: DistrictContext, run: RunRef, scratch: Path) -> Path |
     """The uploaded bundle: a zip's bytes, or the folder holding the uploaded ``manifest.csv``."""
     key = _check_upload_key(run)
     return download_bundle(aws.client("s3"), ctx.config.sync_bucket, key, scratch)
+
+
+@contextlib.contextmanager
+def _bundle_source(ctx: DistrictContext, key: str, only: set[str] | None = None) -> Iterator[Any]:
+    """An uploaded bundle to read its files from: a zip where it lies in S3 (its members' bytes in ranged
+    requests, ``open_bundle_object``), or a folder upload's CSV files (``only``: these) in a scratch folder."""
+    s3 = aws.client("s3")
+    if key.lower().endswith(".zip"):
+        with open_bundle_object(s3, ctx.config.sync_bucket, key) as zipped:
+            yield zipped
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        yield download_bundle(s3, ctx.config.sync_bucket, key, Path(scratch), only=only)
 
 
 def _check_upload_key(run: RunRef) -> str:
