@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import re
 import string
-from sys import intern
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any, Literal
 
 from rostersync.directory.keys import COLLECTION_OF_KIND, synced_record_id
@@ -942,9 +942,7 @@ class SyncPlanner:
                     if how == NEEDS_REVIEW:
                         continue
                     duplicate = None
-            record_id = self._reconcile(
-                person.kind, pid, fields, name, school_ids[0] if school_ids else "", entry, how
-            )
+            record_id = self._reconcile(person.kind, pid, fields, name, school_ids[0] if school_ids else "", entry, how)
             self._ids["people"][pid] = record_id
             if person.kind == Kind.STUDENTS and self._noted_enrollments and not self.delta:
                 if pid not in self._enrolled_students:
