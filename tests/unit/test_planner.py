@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
-from same_plan import assert_same_plan, options_copy, packed_index
+from same_plan import assert_same_plan, options_copy
 
 from rostersync.directory.keys import COLLECTION_OF_KIND, COLLECTIONS, synced_record_id
 from rostersync.directory.repository import DirectoryRecord, IndexEntry
@@ -302,47 +300,6 @@ def test_a_resync_of_an_unchanged_roster_writes_nothing():
     assert again.counts(Kind.ENROLLMENTS) == {"unchanged": 3}
     assert again.counts(Kind.GUARDIAN_LINKS) == {"unchanged": 1}
     assert again.counts(Kind.GUARDIANS) == {"unchanged": 1}
-
-
-def test_the_people_phase_holds_each_persons_id_once_however_many_passes_read_it():
-    # Given a directory after a first sync, held as Match's people phase holds it (packed, each provider id a
-    # string of its own, as the directory's answers give them), and a roster whose every pass parses its
-    # records again (as Match reads the snapshot: new strings each time)
-    roster = small_roster()
-    before = directory_index(product_school())
-    after = index_after(plan(roster, before).writes, before)
-    index: dict[str, Any] = {c: dict(entries) for c, entries in after.items()}
-    index["people"] = packed_index({json.loads(json.dumps(pid)): e for pid, e in after["people"].items()}, PROVIDER)
-
-    def records(collection: str) -> list[Any]:
-        return [type(r).model_validate_json(r.model_dump_json()) for r in getattr(roster, collection)]
-
-    planner = SyncPlanner(DISTRICT, PROVIDER, index, write=lambda w: None, line=lambda line: None, error=lambda e: None)
-
-    # When it plans the people
-    planner.plan_people_phase(records)
-
-    # Then every set and map that keeps a person's id keeps the one string the index holds it by (interned):
-    # at NYC's size a copy per pass was ≈ 73 bytes a person a pass (docs/SCALE.md)
-    held = {pid: pid for pid in index["people"]}
-    kept_by = {
-        "seen": planner._seen["people"],
-        "resolved ids": planner._ids["people"].keys(),
-        "enrolled students": planner._enrolled_students,
-        "syncable students": planner._syncable_students,
-        "guardians wanted": planner._guardians_wanted,
-        "teachers named": planner._teacher_names.keys(),
-    }
-    assert {name: len(ids) for name, ids in kept_by.items()} == {
-        "seen": 4,
-        "resolved ids": 4,
-        "enrolled students": 2,
-        "syncable students": 2,
-        "guardians wanted": 1,
-        "teachers named": 1,
-    }
-    for name, ids in kept_by.items():
-        assert all(pid is held[pid] for pid in ids), f"{name} keeps a copy of a person's id"
 
 
 def test_a_changed_field_updates_the_existing_record_in_place():

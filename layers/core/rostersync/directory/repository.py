@@ -385,10 +385,8 @@ class PackedIndex(Mapping[str, IndexEntry]):
         self.add_held(provider_id, pack_entry(self._provider, provider_id, entry) or entry)
 
     def add_held(self, provider_id: str, held: bytes | IndexEntry) -> None:
-        """Add an entry as ``DirectoryRepository.held_index`` gives it: packed (``pack_entry``) or whole. The
-        key is interned: the planner's sets of people keep the same id, each from its own pass over the
-        snapshot, and intern theirs too, so the district's people ids are held once (docs/SCALE.md)."""
-        self._entries[sys.intern(provider_id)] = held
+        """Add an entry as ``DirectoryRepository.held_index`` gives it: packed (``pack_entry``) or whole."""
+        self._entries[provider_id] = held
 
     def _entry(self, provider_id: str, held: bytes | IndexEntry) -> IndexEntry:
         if type(held) is not bytes:

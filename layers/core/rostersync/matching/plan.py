@@ -19,7 +19,6 @@ import string
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from sys import intern
 from typing import Any, Literal
 
 from rostersync.directory.keys import COLLECTION_OF_KIND, synced_record_id
@@ -682,7 +681,7 @@ class SyncPlanner:
                 )
             )
             return False
-        seen.add(intern(provider_id))
+        seen.add(provider_id)
         return True
 
     # -- passes that gather what planning needs ---------------------------------------------------
@@ -692,9 +691,9 @@ class SyncPlanner:
         self._noted_enrollments = True
         for enrollment in enrollments:
             if enrollment.role == "teacher":
-                self._section_teachers.setdefault(intern(enrollment.classroom), intern(enrollment.person))
+                self._section_teachers.setdefault(enrollment.classroom, enrollment.person)
             else:
-                self._enrolled_students.add(intern(enrollment.person))
+                self._enrolled_students.add(enrollment.person)
 
     def note_people(self, people: Iterable[PersonRecord]) -> None:
         """Teachers' names (classroom names), students who will be synced (which guardians are wanted),
@@ -703,16 +702,16 @@ class SyncPlanner:
             if not self._syncable(person):
                 continue
             if Role.STUDENT in person.roles:
-                self._syncable_students.add(intern(person.provider_id))
+                self._syncable_students.add(person.provider_id)
             elif Role.TEACHER in person.roles or Role.STAFF in person.roles:
                 if Role.TEACHER in person.roles:
-                    self._teacher_names[intern(person.provider_id)] = _display_name(person)
+                    self._teacher_names[person.provider_id] = _display_name(person)
                 email = normal_email(person.email)
                 if email:
                     self._staff_by_email.setdefault(
                         digest("email", email),
                         (
-                            intern(person.provider_id),
+                            person.provider_id,
                             normal_name(person.given_name, person.family_name),
                             normal_phone(person.phone),
                         ),
@@ -728,9 +727,9 @@ class SyncPlanner:
             if not student_synced:
                 continue
             if self._link_included(link):
-                self._guardians_wanted.add(intern(link.guardian))
+                self._guardians_wanted.add(link.guardian)
             else:
-                self._excluded_links_of.add(intern(link.guardian))
+                self._excluded_links_of.add(link.guardian)
 
     def _link_included(self, link: GuardianLinkRecord) -> bool:
         wanted = self.settings.guardians
@@ -913,12 +912,11 @@ class SyncPlanner:
         for person in people:
             if not self._first_time("people", person, seen):
                 continue
-            pid = intern(person.provider_id)  # one copy of the id, shared by every set and map that keeps it
             school_ids = [i for i in (self._resolve("schools", s) for s in person.schools) if i]
             district_staff = not person.schools and person.kind == Kind.STAFF
             name = _display_name(person)
             if not school_ids and not district_staff:
-                self._skipped_people.add(pid)
+                self._skipped_people.add(person.provider_id)
                 reason = (
                     "none of their schools is matched to a product school, or in scope"
                     if person.schools
@@ -927,25 +925,27 @@ class SyncPlanner:
                 self._skip(person.kind, person.provider_id, name, reason, person=person)
                 continue
             fields = self._person_fields(person, school_ids)
-            guardian_id = self._guardian_role_of.get(pid)
+            guardian_id = self._guardian_role_of.get(person.provider_id)
             if guardian_id:
                 fields["roles"] = [*fields["roles"], Role.GUARDIAN.value]
                 fields["guardian_provider_id"] = guardian_id
             entry, how, duplicate = None, "", None
-            if pid not in self._index["people"]:
+            if person.provider_id not in self._index["people"]:
                 entry, how, duplicate = self._match_person(person, school_ids, fields)
                 if how == AMBIGUOUS:
-                    self._skipped_people.add(pid)
+                    self._skipped_people.add(person.provider_id)
                     continue
                 if entry is None and self._rekey_people is not None:
                     entry, how = self._relink_person(person, name)
                     if how == NEEDS_REVIEW:
                         continue
                     duplicate = None
-            record_id = self._reconcile(person.kind, pid, fields, name, school_ids[0] if school_ids else "", entry, how)
-            self._ids["people"][pid] = record_id
+            record_id = self._reconcile(
+                person.kind, person.provider_id, fields, name, school_ids[0] if school_ids else "", entry, how
+            )
+            self._ids["people"][person.provider_id] = record_id
             if person.kind == Kind.STUDENTS and self._noted_enrollments and not self.delta:
-                if pid not in self._enrolled_students:
+                if person.provider_id not in self._enrolled_students:
                     self.summary.findings.students_without_section += 1
             if duplicate is not None:
                 self.summary.findings.duplicate_candidates += 1
@@ -1022,7 +1022,6 @@ class SyncPlanner:
         for guardian in guardians:
             if not self._first_time("people", guardian, seen):
                 continue
-            pid = intern(guardian.provider_id)  # one copy of the id, shared by every set and map that keeps it
             name = _display_name(guardian)
             reason = ""
             if not self.settings.guardians.manage:
@@ -1030,15 +1029,15 @@ class SyncPlanner:
             elif guardian.provider_id not in self._guardians_wanted:
                 reason = LINKS_EXCLUDED if guardian.provider_id in self._excluded_links_of else NO_STUDENT_SYNCED
             if reason:
-                self._skipped_people.add(pid)
+                self._skipped_people.add(guardian.provider_id)
                 findings.guardians_skipped[reason] += 1
                 self._skip(guardian.kind, guardian.provider_id, name, reason)
                 continue
             staff_id = self._merged_into.get(guardian.provider_id)
             if staff_id is not None and staff_id in self._ids["people"]:
                 # One person, two roles: the guardian is the teacher's (or staff member's) account.
-                self._ids["people"][pid] = self._ids["people"][staff_id]
-                self._seen["people"].add(pid)
+                self._ids["people"][guardian.provider_id] = self._ids["people"][staff_id]
+                self._seen["people"].add(guardian.provider_id)
                 findings.multi_role["merged"] += 1
                 self._line(
                     PlanLine(
@@ -1063,7 +1062,7 @@ class SyncPlanner:
             )
             sms = normal_phone(fields["sms_phone"])
             if not unique_email and not sms:
-                self._skipped_people.add(pid)
+                self._skipped_people.add(guardian.provider_id)
                 findings.guardians_skipped[NO_REACH] += 1
                 self._skip(guardian.kind, guardian.provider_id, name, NO_REACH)
                 continue
@@ -1077,15 +1076,15 @@ class SyncPlanner:
                 if found is not None:
                     entry, how, _ = found
                     if how == AMBIGUOUS:
-                        self._skipped_people.add(pid)
+                        self._skipped_people.add(guardian.provider_id)
                         findings.guardians_skipped[AMBIGUOUS] += 1
                         continue
                 if entry is None and self._rekey_people is not None:
                     entry, how = self._relink_person(guardian, name)
                     if how == NEEDS_REVIEW:
                         continue
-            record_id = self._reconcile(guardian.kind, pid, fields, name, "", entry, how)
-            self._ids["people"][pid] = record_id
+            record_id = self._reconcile(guardian.kind, guardian.provider_id, fields, name, "", entry, how)
+            self._ids["people"][guardian.provider_id] = record_id
             if guardian.provider_id in self._separate:
                 findings.multi_role["separate"] += 1
                 self._line(
