@@ -887,3 +887,54 @@ def test_a_bundle_that_fails_its_check_plans_no_file_and_is_refused_with_its_rea
     assert run.status == "failed"
     assert run.report["failure_reason"].startswith('users.csv: required column "givenName" is missing')
     assert "Nothing was archived" in run.report["failure_reason"]
+
+
+def test_a_bundle_uploaded_again_while_a_run_reads_it_is_read_to_the_end_as_the_plan_read_it(
+    stack: Any, run_sync: Any, synthetic: Any, tmp_path: Path
+) -> None:
+    from rostersync.config import runtime_config
+    from rostersync_tools.cli.inputs import bundle_bytes
+
+    # Given a bundle read in pages of 7 rows, a page per slice, by one district, and in one slice by another
+    bundle = tmp_path / "bundle"
+    clever_to_oneroster(synthetic.path, bundle)
+    one_id = bundle_district(stack, synthetic, bundle, "night-1")
+    many_id = bundle_district(stack, synthetic, bundle, "night-1", csv_page_rows=7, max_pages_per_slice=1)
+    one = run_sync(one_id, trigger="enabled", export=False)
+    # and, under the same name, the district's next upload: a users.csv cut short after three rows
+    cut = tmp_path / "cut"
+    clever_to_oneroster(synthetic.path, cut)
+    users = (cut / "users.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    (cut / "users.csv").write_text("".join(users[:4]), encoding="utf-8")
+    key, s3 = f"uploads/{many_id}/night-1/bundle.zip", aws.client("s3")
+    bucket = runtime_config().sync_bucket
+    first_version = s3.head_object(Bucket=bucket, Key=key)["VersionId"]
+    users_slices: list[int] = []
+
+    def upload_again_after_the_first_users_slice(event: Any) -> bool:
+        """Upload the cut bundle as the second users slice starts (no crash: ``when`` is only its hook)."""
+        if event.get("phase") == "slice" and event.get("resource") == "users":
+            users_slices.append(1)
+            if len(users_slices) == 2:
+                stack.router.enabled = False  # the upload would start a run of its own
+                try:
+                    s3.put_object(Bucket=bucket, Key=key, Body=bundle_bytes(cut))
+                finally:
+                    stack.router.enabled = True
+        return False
+
+    # When the district uploads again while its run is reading users.csv
+    stack.inject_crash("FetchRosterFunction", when=upload_again_after_the_first_users_slice, district=many_id)
+    try:
+        many = run_sync(many_id, trigger="enabled", export=False)
+    finally:
+        stack.clear_crashes()
+
+    # Then the new upload landed mid-file, and the run read the bundle its plan read to the end: the same as
+    # the district that read it in one slice
+    assert len(users_slices) > 2
+    assert s3.head_object(Bucket=bucket, Key=key)["VersionId"] != first_version
+    assert plan_of(many)["bundle_versions"] == {key: first_version}
+    rows = len(users) - 1
+    assert checkpoint(many, "users")["records"] == rows
+    same_run(one, many)

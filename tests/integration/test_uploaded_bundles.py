@@ -111,6 +111,72 @@ def test_a_zip_upload_is_read_where_it_lies_in_ranges_not_downloaded_whole(s3: A
         assert empty.read() == b""
 
 
+def test_a_zip_uploaded_again_while_it_is_read_is_read_to_the_end_at_the_version_first_read(s3: Any) -> None:
+    from botocore.exceptions import ClientError
+
+    # Given a zip upload of more than one read range in the bucket, which keeps versions (as the template's)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    key = "uploads/d-1/n/bundle.zip"
+    first, second = os.urandom(BUNDLE_READ_BYTES + 1000), os.urandom(BUNDLE_READ_BYTES + 2000)
+    s3.put_object(Bucket=BUCKET, Key=key, Body=first)
+
+    # When a read has begun and the district uploads another bundle under the same name
+    versions: dict[str, str] = {}
+    with open_bundle_object(s3, BUCKET, key, versions) as source:
+        start = source.read(10)
+        s3.put_object(Bucket=BUCKET, Key=key, Body=second)
+        rest = source.read()
+
+    # Then the read went on in the bundle it began with, and noted its version
+    assert start + rest == first
+    assert list(versions) == [key]
+    # and a later reader given that version (a Fetch slice, after the plan) reads the same bundle, as does a
+    # whole download (the assembly of a bundle the plan refused)
+    with open_bundle_object(s3, BUCKET, key, dict(versions)) as source:
+        assert source.read() == first
+    assert download_bundle(s3, BUCKET, key, Path("unused"), versions=dict(versions)) == first
+    # while a reader given no version reads the newest
+    with open_bundle_object(s3, BUCKET, key) as source:
+        assert source.read() == second
+
+    # And in a bucket without versions, a zip replaced while it is read is refused, never read half and half
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Suspended"})
+    unversioned = "uploads/d-1/u/bundle.zip"
+    s3.put_object(Bucket=BUCKET, Key=unversioned, Body=first)
+    with open_bundle_object(s3, BUCKET, unversioned, {}) as source:
+        assert source.read(10) == first[:10]
+        s3.put_object(Bucket=BUCKET, Key=unversioned, Body=second)
+        with pytest.raises(ClientError, match="PreconditionFailed"):
+            source.read()
+
+
+def test_a_folder_upload_is_read_again_as_its_files_were_first_read(s3: Any, tmp_path: Path) -> None:
+    # Given a folder upload in a bucket that keeps versions, read once (a Fetch plan) noting its files' versions
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    for name in ("manifest.csv", "users.csv", "orgs.csv"):
+        s3.put_object(Bucket=BUCKET, Key=f"uploads/d-1/b/{name}", Body=f"{name} of night 1".encode())
+    versions: dict[str, str] = {}
+    plan = tmp_path / "plan"
+    plan.mkdir()
+    download_bundle(s3, BUCKET, "uploads/d-1/b/manifest.csv", plan, versions=versions)
+    assert sorted(versions) == [f"uploads/d-1/b/{name}" for name in ("manifest.csv", "orgs.csv", "users.csv")]
+
+    # When the next night's files land in the same folder (one replaced, one new) before a slice reads users.csv
+    s3.put_object(Bucket=BUCKET, Key="uploads/d-1/b/users.csv", Body=b"users.csv of night 2")
+    s3.put_object(Bucket=BUCKET, Key="uploads/d-1/b/classes.csv", Body=b"classes.csv of night 2")
+    one = tmp_path / "slice"
+    one.mkdir()
+    download_bundle(s3, BUCKET, "uploads/d-1/b/manifest.csv", one, only={"users.csv"}, versions=dict(versions))
+    again = tmp_path / "whole"
+    again.mkdir()
+    download_bundle(s3, BUCKET, "uploads/d-1/b/manifest.csv", again, versions=dict(versions))
+
+    # Then the slice read the users.csv the plan read, and a whole read the plan's files only
+    assert (one / "users.csv").read_bytes() == b"users.csv of night 1" and len(list(one.iterdir())) == 1
+    assert sorted(p.name for p in again.iterdir()) == ["manifest.csv", "orgs.csv", "users.csv"]
+    assert (again / "users.csv").read_bytes() == b"users.csv of night 1"
+
+
 # -- is a folder upload complete? (rostersync.uploads) -------------------------------------------------
 
 MANIFEST = (

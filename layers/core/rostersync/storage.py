@@ -42,19 +42,30 @@ BUNDLE_READ_BYTES = 8 << 20
 class S3ObjectReader(io.RawIOBase):
     """An S3 object as a seekable, read-only file, each read a ranged ``GetObject``: a zip's member is read
     where it lies in the upload, without downloading the whole bundle. Wrap it in ``io.BufferedReader``
-    (``open_bundle_object``) so that small reads come from one ranged request."""
+    (``open_bundle_object``) so that small reads come from one ranged request.
 
-    def __init__(self, s3: Any, bucket: str, key: str) -> None:
+    Every range comes from one version of the object: the one its first request found (``version_id``), or
+    ``version_id`` when given (what an earlier reader of the same run found). An upload may be replaced while
+    a run reads it (a district sends its bundle again under the same name); the bucket keeps versions, so the
+    run reads the bundle it checked to the end. An object without a version (a bucket without versioning) is
+    read only while its ETag holds: a replaced one answers ``PreconditionFailed``, never bytes of another."""
+
+    def __init__(self, s3: Any, bucket: str, key: str, version_id: str | None = None) -> None:
         super().__init__()
         self._s3, self._bucket, self._key = s3, bucket, key
         self._position = 0
+        self._pinned: dict[str, str] = {"VersionId": version_id} if version_id else {}
+        self.version_id = version_id
         try:
-            first = s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-0")
+            first = s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-0", **self._pinned)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "InvalidRange":
                 raise
             self._size = 0  # S3 refuses any range of an empty object
             return
+        if not self._pinned:
+            self.version_id = first.get("VersionId")
+            self._pinned = {"VersionId": self.version_id} if self.version_id else {"IfMatch": first["ETag"]}
         # "bytes 0-0/SIZE"; an object answering without a range is whole
         content_range = str(first.get("ContentRange") or "")
         self._size = int(content_range.rsplit("/", 1)[1]) if "/" in content_range else int(first["ContentLength"])
@@ -81,29 +92,65 @@ class S3ObjectReader(io.RawIOBase):
         if wanted <= 0:
             return 0
         last = self._position + wanted - 1
-        body = self._s3.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={self._position}-{last}")
+        body = self._s3.get_object(
+            Bucket=self._bucket, Key=self._key, Range=f"bytes={self._position}-{last}", **self._pinned
+        )
         data = body["Body"].read()
         buffer[: len(data)] = data
         self._position += len(data)
         return len(data)
 
 
-def open_bundle_object(s3: Any, bucket: str, key: str) -> io.BufferedReader:
-    """An uploaded zip as a seekable file read in ``BUNDLE_READ_BYTES`` ranges (``S3ObjectReader``)."""
-    return io.BufferedReader(S3ObjectReader(s3, bucket, key), buffer_size=BUNDLE_READ_BYTES)
+def open_bundle_object(s3: Any, bucket: str, key: str, versions: dict[str, str] | None = None) -> io.BufferedReader:
+    """An uploaded zip as a seekable file read in ``BUNDLE_READ_BYTES`` ranges (``S3ObjectReader``).
+    ``versions`` (key → version id): the version to read if it names one; the version read is added."""
+    reader = S3ObjectReader(s3, bucket, key, (versions or {}).get(key))
+    if versions is not None and reader.version_id:
+        versions.setdefault(key, reader.version_id)
+    return io.BufferedReader(reader, buffer_size=BUNDLE_READ_BYTES)
 
 
-def download_bundle(s3: Any, bucket: str, key: str, scratch: Path, only: set[str] | None = None) -> Path | bytes:
+def download_bundle(
+    s3: Any,
+    bucket: str,
+    key: str,
+    scratch: Path,
+    only: set[str] | None = None,
+    versions: dict[str, str] | None = None,
+) -> Path | bytes:
     """An uploaded OneRoster bundle: a zip's bytes, or the CSVs of the folder holding the uploaded
-    ``manifest.csv``, copied into ``scratch`` (``only``: just the files of these lower-case names)."""
+    ``manifest.csv``, copied into ``scratch`` (``only``: just the files of these lower-case names).
+
+    ``versions`` (key → version id): each object is read at the version it names, if any, and the version
+    read is added, so a run that read a bundle once reads the same objects again however often the district
+    uploads meanwhile (see ``S3ObjectReader``)."""
     if key.lower().endswith(".zip"):
-        return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        pinned = {"VersionId": versions[key]} if versions and key in versions else {}
+        answer = s3.get_object(Bucket=bucket, Key=key, **pinned)
+        if versions is not None and answer.get("VersionId"):
+            versions.setdefault(key, answer["VersionId"])
+        return bytes(answer["Body"].read())
     folder = key.rsplit("/", 1)[0] + "/"
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder, Delimiter="/"):
-        for obj in page.get("Contents", []):
-            name = obj["Key"][len(folder) :]
-            if name.lower().endswith(".csv") and (only is None or name.lower() in only):
-                s3.download_file(bucket, obj["Key"], str(scratch / name))
+    pinned = {k: v for k, v in (versions or {}).items() if k.startswith(folder) and "/" not in k[len(folder) :]}
+    if pinned:  # the files an earlier read of this run found, at the versions it read (whatever is there now)
+        files = list(pinned)
+    else:
+        files = [
+            obj["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder, Delimiter="/")
+            for obj in page.get("Contents", [])
+        ]
+    for file_key in files:
+        name = file_key[len(folder) :]
+        if not name.lower().endswith(".csv") or (only is not None and name.lower() not in only):
+            continue
+        version = pinned.get(file_key)
+        if version is None and versions is not None:
+            # the version this download reads, named before it is read (a download may take several ranges)
+            version = s3.head_object(Bucket=bucket, Key=file_key).get("VersionId")
+            if version:
+                versions[file_key] = version
+        s3.download_file(bucket, file_key, str(scratch / name), ExtraArgs={"VersionId": version} if version else None)
     return scratch
 
 

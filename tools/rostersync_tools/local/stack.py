@@ -2655,6 +2655,10 @@ class EmbeddedStack:
             s3.put_bucket_notification_configuration(
                 Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
             )
+        if "VersioningConfiguration" in props:  # a run reads an upload at the version its plan read
+            s3.put_bucket_versioning(
+                Bucket=name, VersioningConfiguration={"Status": props["VersioningConfiguration"]["Status"]}
+            )
 
     def _create_function(
         self, lam: Any, role_arn: str, name: str, props: dict[str, Any], globals_fn: dict[str, Any]

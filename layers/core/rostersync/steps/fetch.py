@@ -287,11 +287,15 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
         plan["last_request_at"] = counting.last
     elif kind == "oneroster-csv" and run.bundle_key:
         key = _check_upload_key(run)
-        with _bundle_source(ctx, key) as bundle:  # its manifest and headers
+        # The objects the plan reads, at their versions: every later read of this run reads those (the
+        # district may upload again meanwhile, under the same name).
+        versions: dict[str, str] = {}
+        with _bundle_source(ctx, key, versions=versions) as bundle:  # its manifest and headers
             try:
                 layout = oneroster_csv.check_bundle(bundle, settings.limits)
             except oneroster_csv.BadBundleError:
                 layout = None  # the assembly reads the bundle whole and refuses it with the reasons, as before
+        plan["bundle_versions"] = versions
         if layout is not None:
             plan["csv"] = {"bundle_key": key, "layout": layout}
             plan["lists"] = {name: {"file": name} for name in oneroster_csv.files_to_read(layout)}
@@ -640,7 +644,8 @@ def _bundle_pages(
     position = oneroster_csv.FilePosition.from_json(cursor)
     limits = LimitSettings.model_validate(plan.get("limits") or {})
     wanted = {oneroster_csv.FILES[collection].filename.lower()}
-    with _bundle_source(ctx, csv_plan["bundle_key"], only=wanted) as source:
+    versions = dict(plan.get("bundle_versions") or {})
+    with _bundle_source(ctx, csv_plan["bundle_key"], only=wanted, versions=versions) as source:
         with oneroster_csv.file_entries(source, csv_plan["layout"], collection, limits, position) as entries:
             while True:
                 items = list(itertools.islice(entries, page_rows))
@@ -1112,7 +1117,8 @@ def assemble_snapshot(run: RunRef) -> FetchResult:
     kind = plan.get("connection")
     with tempfile.TemporaryDirectory() as scratch:
         files_read = kind == "oneroster-csv" and "csv" in plan  # the slices read the bundle's files
-        bundle = _download_bundle(ctx, run, Path(scratch)) if run.bundle_key and not files_read else None
+        versions = dict(plan.get("bundle_versions") or {})  # the objects the plan read (none: the latest)
+        bundle = _download_bundle(ctx, run, Path(scratch), versions) if run.bundle_key and not files_read else None
         provider: RosterProvider
         if kind == "clever":
             lists = _SlicedLists(ctx.store, plan, "Clever")
@@ -1173,23 +1179,27 @@ def _reconcile_overdue(settings: SyncSettings, state: IncrementalState) -> bool:
     return bool(run_kind(settings.incremental, state, datetime.now(UTC), settings.schedule.timezone))
 
 
-def _download_bundle(ctx: DistrictContext, run: RunRef, scratch: Path) -> Path | bytes:
-    """The uploaded bundle: a zip's bytes, or the folder holding the uploaded ``manifest.csv``."""
+def _download_bundle(ctx: DistrictContext, run: RunRef, scratch: Path, versions: dict[str, str]) -> Path | bytes:
+    """The uploaded bundle: a zip's bytes, or the folder holding the uploaded ``manifest.csv`` (the objects
+    at the ``versions`` the plan read, when it read them)."""
     key = _check_upload_key(run)
-    return download_bundle(aws.client("s3"), ctx.config.sync_bucket, key, scratch)
+    return download_bundle(aws.client("s3"), ctx.config.sync_bucket, key, scratch, versions=versions)
 
 
 @contextlib.contextmanager
-def _bundle_source(ctx: DistrictContext, key: str, only: set[str] | None = None) -> Iterator[Any]:
+def _bundle_source(
+    ctx: DistrictContext, key: str, versions: dict[str, str], only: set[str] | None = None
+) -> Iterator[Any]:
     """An uploaded bundle to read its files from: a zip where it lies in S3 (its members' bytes in ranged
-    requests, ``open_bundle_object``), or a folder upload's CSV files (``only``: these) in a scratch folder."""
+    requests, ``open_bundle_object``), or a folder upload's CSV files (``only``: these) in a scratch folder.
+    ``versions`` (key → version id): the objects are read at these versions; those read are added."""
     s3 = aws.client("s3")
     if key.lower().endswith(".zip"):
-        with open_bundle_object(s3, ctx.config.sync_bucket, key) as zipped:
+        with open_bundle_object(s3, ctx.config.sync_bucket, key, versions) as zipped:
             yield zipped
         return
     with tempfile.TemporaryDirectory() as scratch:
-        yield download_bundle(s3, ctx.config.sync_bucket, key, Path(scratch), only=only)
+        yield download_bundle(s3, ctx.config.sync_bucket, key, Path(scratch), only=only, versions=versions)
 
 
 def _check_upload_key(run: RunRef) -> str:
