@@ -375,6 +375,41 @@ def test_a_slice_whose_answer_was_lost_is_retried_and_duplicates_nothing(
     assert [pid for pid, n in Counter(people).items() if n > 1] == []
 
 
+def test_a_district_connected_again_while_a_run_reads_it_is_read_to_the_end_as_the_plan_read_it(
+    district: Any, synthetic: Any, stack: Any, clean_run: Any
+) -> None:
+    # Given pages of 20 and a page per slice
+    d = district(synthetic, page_limit=20)
+    sliced(d, 1)
+    connection = d.state.get_item("CONNECTION")
+    secrets = aws.client("secretsmanager")
+    students_slices: list[int] = []
+
+    def connect_again_as_the_second_students_slice_starts(event: Any) -> bool:
+        """The admin connects the district again (another address, another token, under the same names, as
+        ``connect_provider`` stores them) while the run reads; no crash: ``when`` is only the hook."""
+        if event.get("phase") == "slice" and event.get("resource") == "users-student":
+            students_slices.append(1)
+            if len(students_slices) == 2:
+                secrets.put_secret_value(SecretId=connection["secret_id"], SecretString="another-districts-token")
+                d.state.put_item("CONNECTION", {**connection, "base_url": "http://127.0.0.1:9/unreachable"})
+        return False
+
+    # When the district is connected again after the run's first students slice
+    stack.inject_crash("FetchRosterFunction", when=connect_again_as_the_second_students_slice_starts, district=d.id)
+    try:
+        run = d.sync(export=False)
+    finally:
+        stack.clear_crashes()
+
+    # Then the run read every list to its end with the connection and token its plan read: it is the clean run
+    assert len(students_slices) > 2
+    assert plan_of(run)["reading"]["connection"]["base_url"] == connection["base_url"]
+    same_run(clean_run, run)
+    # and the new connection is the district's, for its next run
+    assert d.state.get_item("CONNECTION")["base_url"].endswith("/unreachable")
+
+
 def test_a_last_slice_whose_answer_was_lost_is_asked_again_and_its_invocation_is_in_the_cost(
     district: Any, synthetic: Any, stack: Any
 ) -> None:

@@ -152,18 +152,38 @@ class _Reading:
     connection: dict[str, Any]
     secret: str
     retry: RetryPolicy
+    secret_version: str | None = None  # the version of the connection's secret that ``secret`` is
 
 
 def _reading(district_id: str, run_id: str) -> _Reading:
-    ctx = DistrictContext.for_run(district_id, run_id)
-    connection = ctx.state.get_item("CONNECTION") or {}
-    secret = ""
+    """How this run reads its provider. The plan reads the district's connection and secret as they are,
+    and keeps them (``plan["reading"]``: the connection item, which holds no credentials, and the secret's
+    version id); every later invocation of the run (``plan`` given) reads with those, so an admin who
+    connects the district again while a run reads it (another tenant, another token: ``connect_provider``
+    overwrites both under the same names) changes the next run, never half of this one
+    (``_planned_reading``)."""
+    return _reading_in(DistrictContext.for_run(district_id, run_id), None)
+
+
+def _reading_in(ctx: DistrictContext, plan: dict[str, Any] | None) -> _Reading:
+    pinned = (plan or {}).get("reading")
+    connection = dict(pinned["connection"]) if pinned else ctx.state.get_item("CONNECTION") or {}
+    secret, version = "", None
     if connection.get("secret_id"):
-        secret = aws.client("secretsmanager").get_secret_value(SecretId=connection["secret_id"])["SecretString"]
+        by_version = {"VersionId": pinned["secret_version"]} if pinned and pinned.get("secret_version") else {}
+        answer = aws.client("secretsmanager").get_secret_value(SecretId=connection["secret_id"], **by_version)
+        secret, version = answer["SecretString"], answer.get("VersionId")
     retry = RetryPolicy(
         max_attempts=ctx.config.provider_max_attempts, base_delay=ctx.config.provider_retry_base_seconds
     )
-    return _Reading(ctx, connection, secret, retry)
+    return _Reading(ctx, connection, secret, retry, version)
+
+
+def _planned_reading(district_id: str, run_id: str) -> tuple[_Reading, dict[str, Any] | None]:
+    """A slice's or the assembly's reading, with the connection and secret the run's plan read; and the plan."""
+    ctx = DistrictContext.for_run(district_id, run_id)
+    plan = _get_json_or_none(ctx.store, PLAN_NAME)
+    return _reading_in(ctx, plan), plan
 
 
 def branch_interval(requests_per_minute: int | None, branches: int) -> float:
@@ -229,6 +249,7 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
         cursor = None  # a self-check reads the whole roster and leaves no cursor
     plan: dict[str, Any] = {
         "connection": kind,
+        "reading": {"connection": connection, "secret_version": reading.secret_version},
         "cursor": cursor,
         "full_reason": full_reason,
         "lists": {},
@@ -480,9 +501,9 @@ def read_fetch_slice(
     Clever's pages, with the night's events applied (``_NightList``); it writes what it read (the new
     mirror) only when the spec says ``write``.
     """
-    reading = _reading(district_id, run_id)
+    reading, planned = _planned_reading(district_id, run_id)
     ctx, store = reading.ctx, reading.ctx.store
-    plan = _get_json_or_none(store, PLAN_NAME) or {}
+    plan = planned or {}
     spec = plan.get("lists", {}).get(resource)
     if spec is None:
         raise BadInputError(f"this run's fetch plan has no list {resource!r}")
@@ -1105,9 +1126,8 @@ def assemble_snapshot(run: RunRef) -> FetchResult:
     Raises the provider's ``ProviderAuthError`` / ``ProviderUnavailableError`` when nothing usable can
     be read; a page that could not be read leaves the result ``complete=False`` (no archiving).
     """
-    reading = _reading(run.district_id, run.run_id)
+    reading, plan = _planned_reading(run.district_id, run.run_id)
     ctx, connection = reading.ctx, reading.connection
-    plan = _get_json_or_none(ctx.store, PLAN_NAME)
     if plan is None:
         raise BadInputError("this run's fetch was not planned (no fetch/plan.json)")
     cursor, full_reason = plan.get("cursor"), plan.get("full_reason", "")
