@@ -874,16 +874,22 @@ def bundle_district(stack: Any, synthetic: Any, bundle: Path, night: str, **conn
     return district_id
 
 
+def bundle_read_two_ways(stack: Any, run_sync: Any, synthetic: Any, tmp_path: Path) -> tuple[Path, Any, str]:
+    """The synthetic district as one bundle uploaded by two districts: the run of the one that read each file
+    in one slice, and the id of the other, connected to read in pages of 7 rows, a page per slice."""
+    bundle = tmp_path / "bundle"
+    clever_to_oneroster(synthetic.path, bundle)
+    one_id = bundle_district(stack, synthetic, bundle, "night-1")
+    many_id = bundle_district(stack, synthetic, bundle, "night-1", csv_page_rows=7, max_pages_per_slice=1)
+    return bundle, run_sync(one_id, trigger="enabled", export=False), many_id
+
+
 def test_a_bundle_is_read_a_file_per_map_item_and_in_slices_syncs_as_in_one(
     stack: Any, run_sync: Any, synthetic: Any, tmp_path: Path
 ) -> None:
     # Given one bundle uploaded by two districts: one reads each file in one slice, the other in pages of 7
     # rows, a page per slice, and its second users slice dies after writing its chunk, before its checkpoint
-    bundle = tmp_path / "bundle"
-    clever_to_oneroster(synthetic.path, bundle)
-    one_id = bundle_district(stack, synthetic, bundle, "night-1")
-    many_id = bundle_district(stack, synthetic, bundle, "night-1", csv_page_rows=7, max_pages_per_slice=1)
-    one = run_sync(one_id, trigger="enabled", export=False)
+    bundle, one, many_id = bundle_read_two_ways(stack, run_sync, synthetic, tmp_path)
     with users_slice_dying_before_its_checkpoint(many_id, "fetch/users/s00001", "users") as died:
         many = run_sync(many_id, trigger="enabled", export=False)
 
@@ -931,11 +937,7 @@ def test_a_bundle_uploaded_again_while_a_run_reads_it_is_read_to_the_end_as_the_
     from rostersync_tools.cli.inputs import bundle_bytes
 
     # Given a bundle read in pages of 7 rows, a page per slice, by one district, and in one slice by another
-    bundle = tmp_path / "bundle"
-    clever_to_oneroster(synthetic.path, bundle)
-    one_id = bundle_district(stack, synthetic, bundle, "night-1")
-    many_id = bundle_district(stack, synthetic, bundle, "night-1", csv_page_rows=7, max_pages_per_slice=1)
-    one = run_sync(one_id, trigger="enabled", export=False)
+    _, one, many_id = bundle_read_two_ways(stack, run_sync, synthetic, tmp_path)
     # and, under the same name, the district's next upload: a users.csv cut short after three rows
     cut = tmp_path / "cut"
     clever_to_oneroster(synthetic.path, cut)
