@@ -156,12 +156,11 @@ class _Reading:
 
 
 def _reading(district_id: str, run_id: str) -> _Reading:
-    """How this run reads its provider. The plan reads the district's connection and secret as they are,
-    and keeps them (``plan["reading"]``: the connection item, which holds no credentials, and the secret's
-    version id); every later invocation of the run (``plan`` given) reads with those, so an admin who
-    connects the district again while a run reads it (another tenant, another token: ``connect_provider``
-    overwrites both under the same names) changes the next run, never half of this one
-    (``_planned_reading``)."""
+    """How the plan reads the provider: the district's connection and secret as they are now. The plan keeps
+    them (``plan["reading"]``: the connection item, which holds no credentials, and the secret's version id),
+    and every later invocation of the run reads with those (``_planned_reading``), so an admin who connects
+    the district again while a run reads it (another tenant, another token: ``connect_provider`` overwrites
+    both under the same names) changes the next run, never half of this one."""
     return _reading_in(DistrictContext.for_run(district_id, run_id), None)
 
 
