@@ -79,6 +79,9 @@ USER_ROLES = {
     "relative": Role.GUARDIAN,
 }
 ENROLLMENT_ROLES: dict[str, Literal["student", "teacher"]] = {"student": "student", "teacher": "teacher"}
+# A guardian's role as the relationship of their links, one string each: the mapping keeps every
+# guardian's until the users are mapped (NYC: 2 M guardians).
+_RELATIONSHIPS = {name: name.capitalize() for name, role in USER_ROLES.items() if role is Role.GUARDIAN}
 
 # ``userIds`` entries are tagged by a free-text type; these spellings (lower case, letters and digits
 # only) name the identifiers the directory keeps.
@@ -357,8 +360,10 @@ class _RosterMapper:
             # blank the stored relationship.
         if not_guardians:
             logger.info("Ignored %d OneRoster student agents who are not guardians", not_guardians)
+        # The links are all out: what joined their two sides is not needed for the enrollments.
         self.links_pending.clear()
         self.links_yielded.clear()
+        self.guardian_roles.clear()
 
     # -- enrollments -----------------------------------------------------------------------------
 
@@ -564,7 +569,7 @@ def _guardian_relationship(obj: dict[str, Any]) -> str:
     candidates = [_text(obj.get("role"))] + [_text(entry.get("role")) for entry in _role_entries(obj)]
     for name in candidates:
         if USER_ROLES.get(name.strip().lower()) == Role.GUARDIAN:
-            return name.strip().lower().capitalize()
+            return _RELATIONSHIPS[name.strip().lower()]
     return ""
 
 
