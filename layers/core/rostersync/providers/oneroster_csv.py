@@ -428,6 +428,14 @@ class _Layout:
     def present(self, collection: str) -> bool:
         return self.modes.get(collection, "absent") != "absent"
 
+    def to_json(self) -> dict[str, Any]:
+        """As a Fetch plan keeps it (``check_bundle``), for the slices and the assembly."""
+        return {"version": self.version, "modes": self.modes, "headers": self.headers}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> _Layout:
+        return cls(version=data["version"], modes=dict(data["modes"]), headers=dict(data["headers"]))
+
 
 def _check_bundle(bundle: _Bundle) -> _Layout:
     """Read the manifest and every header; raise one ``BadBundleError`` naming every problem found."""
@@ -931,8 +939,7 @@ def check_bundle(source: Path | str | bytes, limits: Any = None) -> dict[str, An
     """The bundle checked as a whole (raises ``BadBundleError`` as ``OneRosterCsvProvider`` does): its
     version, each file's mode and each header's column names, as JSON, for ``file_entries``."""
     with _open_bundle(source, CsvLimits.from_settings(limits)) as bundle:
-        layout = _check_bundle(bundle)
-    return {"version": layout.version, "modes": layout.modes, "headers": layout.headers}
+        return _check_bundle(bundle).to_json()
 
 
 def files_to_read(layout: dict[str, Any]) -> list[str]:
@@ -975,7 +982,7 @@ class OneRosterFilesRead:
     def __init__(
         self, layout: dict[str, Any], entries: Callable[[str, FetchOutcome], Iterable[dict[str, Any]]]
     ) -> None:
-        self._layout = _Layout(version=layout["version"], modes=dict(layout["modes"]), headers=dict(layout["headers"]))
+        self._layout = _Layout.from_json(layout)
         self._entries = entries
 
     def fetch(self, outcome: FetchOutcome) -> Iterator[SnapshotItem]:
