@@ -410,6 +410,33 @@ def test_a_district_connected_again_while_a_run_reads_it_is_read_to_the_end_as_t
     assert d.state.get_item("CONNECTION")["base_url"].endswith("/unreachable")
 
 
+def test_a_district_connected_to_another_provider_after_its_run_started_is_not_read_and_nothing_archived(
+    district: Any, synthetic: Any, stack: Any
+) -> None:
+    # Given a district synced once from Clever
+    d = district(synthetic, page_limit=20)
+    first = d.sync(export=False)
+    assert first.status == "succeeded"
+    connection = d.state.get_item("CONNECTION")
+
+    def connect_to_oneroster_as_the_plan_starts(event: Any) -> bool:
+        if event.get("phase") == "plan":
+            d.state.put_item("CONNECTION", {**connection, "provider": "oneroster-rest"})
+        return False
+
+    # When the admin connects it to OneRoster after Start recorded the run for Clever, before Fetch's plan
+    stack.inject_crash("FetchRosterFunction", when=connect_to_oneroster_as_the_plan_starts, district=d.id)
+    try:
+        run = d.sync(export=False)
+    finally:
+        stack.clear_crashes()
+
+    # Then the run stopped before reading, saying why, and nothing was written or archived
+    assert run.status == "failed"
+    assert "connected to oneroster-rest after this run started for clever" in run.report["failure_reason"]
+    assert run.directory == first.directory
+
+
 def test_a_last_slice_whose_answer_was_lost_is_asked_again_and_its_invocation_is_in_the_cost(
     district: Any, synthetic: Any, stack: Any
 ) -> None:

@@ -41,7 +41,13 @@ from rostersync.domain.records import (
     TouchedRecord,
     limit_error,
 )
-from rostersync.errors import BadInputError, ProviderAuthError, ProviderRequestError, ProviderUnavailableError
+from rostersync.errors import (
+    BadInputError,
+    ConnectionNotConfiguredError,
+    ProviderAuthError,
+    ProviderRequestError,
+    ProviderUnavailableError,
+)
 from rostersync.incremental import IncrementalState, RunStoreMirror, run_kind
 from rostersync.observability import logger
 from rostersync.providers import oneroster_csv
@@ -236,6 +242,13 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
     ctx, connection = reading.ctx, reading.connection
     provider_name(connection)  # refuse a connection rostersync cannot sync before anything is read
     kind = connection.get("provider")
+    if run.connection and kind != run.connection:
+        # Start recorded the run for another provider (its cursor, the directory's links by provider id):
+        # read with this connection, every record would look new and every synced one gone.
+        raise ConnectionNotConfiguredError(
+            f"the district was connected to {kind} after this run started for {run.connection}: nothing was "
+            "read, and the next run reads with the new connection."
+        )
     cursor = (ctx.state.get_item(f"CURSOR#{run.provider}") or {}).get("cursor")
     settings = ctx.state.settings_at(run.settings_version)
     incremental = IncrementalState.from_item(ctx.state.get_item(f"INCREMENTAL#{run.provider}"))
