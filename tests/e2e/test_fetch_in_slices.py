@@ -13,7 +13,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -342,6 +342,22 @@ def users_slices_losing_their_answer(
         stack.clear_crashes()
 
 
+@contextmanager
+def on_each_fetch_invocation(stack: Any, district_id: str, hook: Callable[[Any], None]) -> Iterator[None]:
+    """While in the block, ``hook(event)`` runs as each of the district's Fetch invocations starts (the stack's
+    crash injection is the hook's way in; it crashes nothing)."""
+
+    def when(event: Any) -> bool:
+        hook(event)
+        return False
+
+    stack.inject_crash("FetchRosterFunction", when=when, district=district_id)
+    try:
+        yield
+    finally:
+        stack.clear_crashes()
+
+
 @pytest.fixture(scope="module")
 def clean_run(new_district: Any, synthetic_template: Path) -> Any:
     """The synthetic district in pages of 20 read in one slice per list, synced once for the tests that compare
@@ -385,22 +401,18 @@ def test_a_district_connected_again_while_a_run_reads_it_is_read_to_the_end_as_t
     secrets = aws.client("secretsmanager")
     students_slices: list[int] = []
 
-    def connect_again_as_the_second_students_slice_starts(event: Any) -> bool:
+    def connect_again_as_the_second_students_slice_starts(event: Any) -> None:
         """The admin connects the district again (another address, another token, under the same names, as
-        ``connect_provider`` stores them) while the run reads; no crash: ``when`` is only the hook."""
+        ``connect_provider`` stores them) while the run reads."""
         if event.get("phase") == "slice" and event.get("resource") == "users-student":
             students_slices.append(1)
             if len(students_slices) == 2:
                 secrets.put_secret_value(SecretId=connection["secret_id"], SecretString="another-districts-token")
                 d.state.put_item("CONNECTION", {**connection, "base_url": "http://127.0.0.1:9/unreachable"})
-        return False
 
     # When the district is connected again after the run's first students slice
-    stack.inject_crash("FetchRosterFunction", when=connect_again_as_the_second_students_slice_starts, district=d.id)
-    try:
+    with on_each_fetch_invocation(stack, d.id, connect_again_as_the_second_students_slice_starts):
         run = d.sync(export=False)
-    finally:
-        stack.clear_crashes()
 
     # Then the run read every list to its end with the connection and token its plan read: it is the clean run
     assert len(students_slices) > 2
@@ -419,17 +431,13 @@ def test_a_district_connected_to_another_provider_after_its_run_started_is_not_r
     assert first.status == "succeeded"
     connection = d.state.get_item("CONNECTION")
 
-    def connect_to_oneroster_as_the_plan_starts(event: Any) -> bool:
+    def connect_to_oneroster_as_the_plan_starts(event: Any) -> None:
         if event.get("phase") == "plan":
             d.state.put_item("CONNECTION", {**connection, "provider": "oneroster-rest"})
-        return False
 
     # When the admin connects it to OneRoster after Start recorded the run for Clever, before Fetch's plan
-    stack.inject_crash("FetchRosterFunction", when=connect_to_oneroster_as_the_plan_starts, district=d.id)
-    try:
+    with on_each_fetch_invocation(stack, d.id, connect_to_oneroster_as_the_plan_starts):
         run = d.sync(export=False)
-    finally:
-        stack.clear_crashes()
 
     # Then the run stopped before reading, saying why, and nothing was written or archived
     assert run.status == "failed"
@@ -975,8 +983,8 @@ def test_a_bundle_uploaded_again_while_a_run_reads_it_is_read_to_the_end_as_the_
     first_version = s3.head_object(Bucket=bucket, Key=key)["VersionId"]
     users_slices: list[int] = []
 
-    def upload_again_after_the_first_users_slice(event: Any) -> bool:
-        """Upload the cut bundle as the second users slice starts (no crash: ``when`` is only its hook)."""
+    def upload_again_after_the_first_users_slice(event: Any) -> None:
+        """Upload the cut bundle as the second users slice starts."""
         if event.get("phase") == "slice" and event.get("resource") == "users":
             users_slices.append(1)
             if len(users_slices) == 2:
@@ -985,14 +993,10 @@ def test_a_bundle_uploaded_again_while_a_run_reads_it_is_read_to_the_end_as_the_
                     s3.put_object(Bucket=bucket, Key=key, Body=bundle_bytes(cut))
                 finally:
                     stack.router.enabled = True
-        return False
 
     # When the district uploads again while its run is reading users.csv
-    stack.inject_crash("FetchRosterFunction", when=upload_again_after_the_first_users_slice, district=many_id)
-    try:
+    with on_each_fetch_invocation(stack, many_id, upload_again_after_the_first_users_slice):
         many = run_sync(many_id, trigger="enabled", export=False)
-    finally:
-        stack.clear_crashes()
 
     # Then the new upload landed mid-file, and the run read the bundle its plan read to the end: the same as
     # the district that read it in one slice
