@@ -63,6 +63,12 @@ def snapshot_ids(run: Any) -> dict[str, list[str]]:
     return ids
 
 
+def people_twice(run: Any) -> list[str]:
+    """The provider ids the run's snapshot holds more than once among its people and guardians."""
+    ids = snapshot_ids(run)
+    return [pid for pid, n in Counter(ids["people"] + ids["guardians"]).items() if n > 1]
+
+
 def checkpoint(run: Any, resource: str) -> dict[str, Any]:
     return s3_json(run.bucket, f"runs/{run.district_id}/{run.run_id}/fetch/{resource}/checkpoint.json")
 
@@ -387,8 +393,7 @@ def test_a_slice_whose_answer_was_lost_is_retried_and_duplicates_nothing(
     first, second = RETRY_WAITS[waits_before:]
     assert 0 <= first <= 2 and 0 <= second <= 4
     same_run(clean_run, run)
-    people = snapshot_ids(run)["people"] + snapshot_ids(run)["guardians"]
-    assert [pid for pid, n in Counter(people).items() if n > 1] == []
+    assert people_twice(run) == []
 
 
 def test_a_district_connected_again_while_a_run_reads_it_is_read_to_the_end_as_the_plan_read_it(
@@ -494,8 +499,7 @@ def test_a_slice_that_died_before_its_checkpoint_is_read_again_into_the_same_key
     assert users["slices"][1] == died[0]
     assert users["pages"] == users["slice"]
     same_run(clean_run, run)
-    people = snapshot_ids(run)["people"] + snapshot_ids(run)["guardians"]
-    assert [pid for pid, n in Counter(people).items() if n > 1] == []
+    assert people_twice(run) == []
 
 
 @pytest.mark.parametrize(
@@ -735,8 +739,7 @@ def test_an_events_night_names_its_changes_and_keeps_the_mirror_its_slices_read(
     users = checkpoint(two, "users")
     read = [key for keys in users["slices"] for key in keys]
     assert len(read) == len(set(read)) and mirror_of(two)["collections"]["users"] == read
-    people = snapshot_ids(two)["people"] + snapshot_ids(two)["guardians"]
-    assert [pid for pid, n in Counter(people).items() if n > 1] == []
+    assert people_twice(two) == []
     # and night 3 read night 2's mirror
     assert plan_of(three)["lists"]["users"]["mirror"]["run"] == two.run_id
 
@@ -942,8 +945,7 @@ def test_a_bundle_is_read_a_file_per_map_item_and_in_slices_syncs_as_in_one(
     assert len(died) == 1 and users["slices"][1] == died[0]
     # and both synced, planned and reported the same, nobody twice
     same_run(one, many)
-    people = snapshot_ids(many)["people"] + snapshot_ids(many)["guardians"]
-    assert [pid for pid, n in Counter(people).items() if n > 1] == []
+    assert people_twice(many) == []
 
 
 def test_a_bundle_that_fails_its_check_plans_no_file_and_is_refused_with_its_reasons(

@@ -125,8 +125,8 @@ def download_bundle(
     read is added, so a run that read a bundle once reads the same objects again however often the district
     uploads meanwhile (see ``S3ObjectReader``)."""
     if key.lower().endswith(".zip"):
-        pinned = {"VersionId": versions[key]} if versions and key in versions else {}
-        answer = s3.get_object(Bucket=bucket, Key=key, **pinned)
+        by_version = {"VersionId": versions[key]} if versions and key in versions else {}
+        answer = s3.get_object(Bucket=bucket, Key=key, **by_version)
         if versions is not None and answer.get("VersionId"):
             versions.setdefault(key, answer["VersionId"])
         return bytes(answer["Body"].read())
