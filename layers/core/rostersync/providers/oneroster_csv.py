@@ -944,7 +944,8 @@ def check_bundle(source: Path | str | bytes, limits: Any = None) -> dict[str, An
 
 def files_to_read(layout: dict[str, Any]) -> list[str]:
     """The files of a checked bundle that are read: each present file whose header was read."""
-    return [name for name in FILES if layout["modes"].get(name, "absent") != "absent" and name in layout["headers"]]
+    checked = _Layout.from_json(layout)
+    return [name for name in FILES if checked.present(name) and name in checked.headers]
 
 
 @contextmanager
