@@ -44,14 +44,17 @@ def test_a_district_never_touches_another_districts_records(
     assert {a.id, b.id} <= {item["district_id"]["S"] for item in items}
     for item in items:
         prefix = item["district_id"]["S"] + "#"
-        for key in ("pk", "provider_key", "parent_key"):
+        for key in ("pk", "provider_key", "parent_key", "match_bucket"):
             if key in item:
                 assert item[key]["S"].startswith(prefix), (key, item[key], prefix)
 
 
 def _scan(table: str) -> list[dict[str, Any]]:
     client = aws.client("dynamodb")
-    kwargs: dict[str, Any] = {"TableName": table, "ProjectionExpression": "pk, district_id, provider_key, parent_key"}
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "ProjectionExpression": "pk, district_id, provider_key, parent_key, match_bucket",
+    }
     items: list[dict[str, Any]] = []
     while True:
         page = client.scan(**kwargs)

@@ -174,10 +174,13 @@ class DirectoryRecord:
             item["product_edits"] = self.product_edits
         primary = provider or next(iter(self.provider_ids), None)
         if primary and primary in self.provider_ids:
-            item["provider_key"] = provider_key(district_id, collection, primary, self.provider_ids[primary])
             if collection in PAIR_COLLECTIONS:
-                # the ByMatchBucket index: a Match partition reads only the buckets of its share
+                # the ByMatchBucket index: a Match partition reads only the buckets of its share. Not in
+                # ByProviderId as well: a pair is looked up by its bucket (``find_by_provider_id``), and an
+                # entry there would cost a write unit more for each of the district's millions of pairs.
                 item["match_bucket"] = match_bucket(district_id, collection, primary, self.provider_ids[primary])
+            else:
+                item["provider_key"] = provider_key(district_id, collection, primary, self.provider_ids[primary])
         if self.parent_id:
             item["parent_key"] = parent_key(district_id, self.parent_id)
         return item
@@ -281,16 +284,36 @@ def _provider_ids(ids: dict[str, Any]) -> Mapping[str, str]:
     return {sys.intern(name): provider_id for name, provider_id in ids.items()}
 
 
-def with_match_bucket(item: dict[str, Any], district_id: str) -> dict[str, Any]:
-    """A whole directory item with the ``match_bucket`` its provider link gives it, if it is an enrollment or
-    guardian link linked to a provider: an item kept before the index existed gets it when it is put back."""
-    for collection in PAIR_COLLECTIONS:
-        prefix = f"{district_id}#{collection}#"
-        if str(item.get("pk", "")).startswith(prefix) and str(item.get("provider_key", "")).startswith(prefix):
-            provider, _, provider_id = str(item["provider_key"])[len(prefix) :].partition(":")
-            if (item.get("provider_ids") or {}).get(provider) == provider_id:
-                return {**item, "match_bucket": match_bucket(district_id, collection, provider, provider_id)}
-    return item
+def as_written_now(item: dict[str, Any], district_id: str) -> dict[str, Any]:
+    """A whole directory item as ``DirectoryRecord.to_item`` writes it now: an enrollment or guardian link
+    linked to a provider carries the ``match_bucket`` its link gives it and no ``provider_key`` (an item kept
+    before the ``ByMatchBucket`` index existed had no bucket; one kept before pairs left ``ByProviderId`` had
+    the key). Any other item is returned as it is."""
+    collection = _pair_collection(item, district_id)
+    if collection is None:
+        return item
+    now = {name: value for name, value in item.items() if name not in ("provider_key", "match_bucket")}
+    link = _pair_link(item, district_id, collection)
+    if link:
+        now["match_bucket"] = match_bucket(district_id, collection, *link)
+    return now
+
+
+def _pair_collection(item: dict[str, Any], district_id: str) -> str | None:
+    pk = str(item.get("pk", ""))
+    return next((c for c in PAIR_COLLECTIONS if pk.startswith(f"{district_id}#{c}#")), None)
+
+
+def _pair_link(item: dict[str, Any], district_id: str, collection: str) -> tuple[str, str] | None:
+    """The provider link a pair item is bucketed by: the one its ``provider_key`` names (an item written before
+    pairs left ``ByProviderId``), else its first provider's, as ``to_item`` takes it."""
+    links = item.get("provider_ids") or {}
+    prefix = f"{district_id}#{collection}#"
+    key = str(item.get("provider_key", ""))
+    provider, _, provider_id = key[len(prefix) :].partition(":")
+    if key.startswith(prefix) and provider_id and links.get(provider) == provider_id:
+        return provider, provider_id
+    return next(((p, i) for p, i in links.items() if i), None)
 
 
 def edit_digest(value: Any) -> str:
@@ -612,10 +635,11 @@ class DirectoryRepository:
     ) -> bool:
         """Store ``provider_ids[provider] = provider_id`` on an existing record, so the sync matches it.
 
-        Sets ``provider_key`` too (the ``ByProviderId`` index). Returns False when the record already
-        carried exactly this link (nothing written), True when it was written. Raises ``LinkError`` if
-        the record does not exist, if another record of the collection carries this provider id, or if
-        the record is linked to another id of this provider (unless ``replace``).
+        Sets ``provider_key`` too (the ``ByProviderId`` index), or for an enrollment or guardian link its
+        ``match_bucket`` (the ``ByMatchBucket`` index; a pair is not in ``ByProviderId``). Returns False
+        when the record already carried exactly this link (nothing written), True when it was written.
+        Raises ``LinkError`` if the record does not exist, if another record of the collection carries this
+        provider id, or if the record is linked to another id of this provider (unless ``replace``).
         """
         collection = COLLECTION_OF_KIND[kind]
         current = self.get(kind, record_id)
@@ -634,10 +658,7 @@ class DirectoryRepository:
             )
         key = _to_item({"pk": partition_key(self.district_id, collection, shard_of(record_id)), "sk": record_id})
         names = {"#ids": "provider_ids", "#p": provider, "#key": "provider_key"}
-        values: dict[str, Any] = {
-            ":id": provider_id,
-            ":key": provider_key(self.district_id, collection, provider, provider_id),
-        }
+        values: dict[str, Any] = {":id": provider_id}
         # Only if the link is still what was read: a concurrent link is refused, not overwritten.
         if previous:
             condition = "attribute_exists(pk) AND #ids.#p = :previous"
@@ -645,16 +666,18 @@ class DirectoryRepository:
         else:
             condition = "attribute_exists(pk) AND attribute_not_exists(#ids.#p)"
         self.write_requests += 1
-        bucket = ""
-        if collection in PAIR_COLLECTIONS:  # the ByMatchBucket index follows the provider_key's link
+        if collection in PAIR_COLLECTIONS:  # in the ByMatchBucket index by this link, and not in ByProviderId
             names["#bucket"] = "match_bucket"
-            values[":bucket"] = match_bucket(self.district_id, collection, provider, provider_id)
-            bucket = ", #bucket = :bucket"
+            values[":index"] = match_bucket(self.district_id, collection, provider, provider_id)
+            index, after = "#bucket = :index", " REMOVE #key"
+        else:
+            values[":index"] = provider_key(self.district_id, collection, provider, provider_id)
+            index, after = "#key = :index", ""
         try:
             if "provider_ids" in self._raw_attributes(key):
-                expression = "SET #ids.#p = :id, #key = :key" + bucket
+                expression = f"SET #ids.#p = :id, {index}{after}"
             else:  # a product item without the map: a nested SET would fail
-                expression = "SET #ids = :ids, #key = :key" + bucket
+                expression = f"SET #ids = :ids, {index}{after}"
                 values[":ids"] = {provider: values.pop(":id")}
             self._client.update_item(
                 TableName=self._table,
@@ -688,13 +711,14 @@ class DirectoryRepository:
         pair = collection in PAIR_COLLECTIONS
         if pair:
             names["#bucket"] = "match_bucket"
-        if remaining:
+        if remaining and pair:  # in the ByMatchBucket index by the other link (and not in ByProviderId)
+            other, other_id = next(iter(remaining.items()))
+            expression = "REMOVE #ids.#p, #key SET #bucket = :bucket"
+            values[":bucket"] = match_bucket(self.district_id, collection, other, other_id)
+        elif remaining:
             other, other_id = next(iter(remaining.items()))
             expression = "REMOVE #ids.#p SET #key = :key"
             values[":key"] = provider_key(self.district_id, collection, other, other_id)
-            if pair:
-                expression += ", #bucket = :bucket"
-                values[":bucket"] = match_bucket(self.district_id, collection, other, other_id)
         else:
             expression = "REMOVE #ids.#p, #key" + (", #bucket" if pair else "")
         self.write_requests += 1
@@ -884,8 +908,11 @@ class DirectoryRepository:
                 }
                 for raw in query_items(self._client, **kwargs):
                     item = _from_item(raw)
-                    wanted = with_match_bucket(item, self.district_id).get("match_bucket")
-                    if wanted is None or item.get("match_bucket") == wanted:
+                    link = _pair_link(item, self.district_id, collection)
+                    if link is None:
+                        continue
+                    wanted = match_bucket(self.district_id, collection, *link)
+                    if item.get("match_bucket") == wanted:
                         continue
                     self.write_requests += 1
                     try:
@@ -893,9 +920,13 @@ class DirectoryRepository:
                             self._client.update_item(
                                 TableName=self._table,
                                 Key=_to_item({"pk": item["pk"], "sk": item["sk"]}),
-                                UpdateExpression="SET match_bucket = :b",
-                                ConditionExpression="provider_key = :key",
-                                ExpressionAttributeValues=_to_item({":b": wanted, ":key": item["provider_key"]}),
+                                # and out of ByProviderId, as the sync writes pairs now (``to_item``): in the
+                                # same write, as it is made anyway (a pair already bucketed keeps its entry
+                                # there until the sync next updates it: harmless, nothing looks pairs up in it)
+                                UpdateExpression="SET match_bucket = :b REMOVE provider_key",
+                                ConditionExpression="provider_ids.#p = :id",
+                                ExpressionAttributeNames={"#p": link[0]},
+                                ExpressionAttributeValues=_to_item({":b": wanted, ":id": link[1]}),
                             )
                     except ClientError as exc:
                         if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -991,7 +1022,7 @@ class DirectoryRepository:
             f"{self.district_id}#"
         ):
             raise ValueError("an item of another district")
-        item = with_match_bucket(item, self.district_id)
+        item = as_written_now(item, self.district_id)
         self.write_requests += 1
         with _throttling_as_domain_error(self._table):
             self._client.put_item(TableName=self._table, Item=_to_item(item))
@@ -1035,15 +1066,33 @@ class DirectoryRepository:
         return found
 
     def find_by_provider_id(self, kind: Kind, provider: str, provider_id: str) -> DirectoryRecord | None:
-        """Look a record up by its provider link (``ByProviderId`` index)."""
-        key = provider_key(self.district_id, COLLECTION_OF_KIND[kind], provider, provider_id)
-        answer = self._client.query(
-            TableName=self._table,
-            IndexName="ByProviderId",
-            KeyConditionExpression="provider_key = :k",
-            ExpressionAttributeValues={":k": {"S": key}},
-        )
-        items = answer.get("Items", [])
+        """Look a record up by its provider link: the ``ByProviderId`` index, or for an enrollment or guardian
+        link its bucket of the ``ByMatchBucket`` index (a pair is bucketed by its first link: one linked to
+        two providers is found by that one's id)."""
+        collection = COLLECTION_OF_KIND[kind]
+        if collection in PAIR_COLLECTIONS:
+            items = list(
+                query_items(
+                    self._client,
+                    TableName=self._table,
+                    IndexName="ByMatchBucket",
+                    KeyConditionExpression="match_bucket = :k",
+                    FilterExpression="provider_ids.#p = :id",
+                    ExpressionAttributeNames={"#p": provider},
+                    ExpressionAttributeValues=_to_item(
+                        {":k": match_bucket(self.district_id, collection, provider, provider_id), ":id": provider_id}
+                    ),
+                )
+            )
+        else:
+            key = provider_key(self.district_id, collection, provider, provider_id)
+            answer = self._client.query(
+                TableName=self._table,
+                IndexName="ByProviderId",
+                KeyConditionExpression="provider_key = :k",
+                ExpressionAttributeValues={":k": {"S": key}},
+            )
+            items = answer.get("Items", [])
         if not items:
             return None
         # The index projects keys only: fetch the record itself.
