@@ -182,28 +182,27 @@ def test_linking_and_unlinking_a_pair_sets_and_removes_its_bucket(dynamodb, dire
     assert "match_bucket" not in unlinked
 
 
-@pytest.mark.parametrize("kept_by", ["a version before the bucket", "a version before pairs left ByProviderId"])
-def test_an_undo_puts_an_image_kept_by_an_older_version_back_as_the_sync_writes_it_now(
-    dynamodb, directory_table, directory, written, kept_by
-):
-    # Given the before-image of a guardian link kept by a run of an older version: without a bucket and with
-    # the provider_key pairs carried then, or with both (its provider_key naming its second link: the bucket
-    # follows that one, as it did)
-    record = replace(
-        written["guardian_links"][12], provider_ids={"oneroster": "o-1", **written["guardian_links"][12].provider_ids}
-    )
+@pytest.mark.parametrize(
+    "kept_by", ["a version before the bucket", "a version before pairs left ByProviderId", "this version"]
+)
+def test_an_undo_puts_an_image_back_as_the_sync_writes_it_now(dynamodb, directory_table, directory, written, kept_by):
+    # Given the before-image of a guardian link linked to two providers, written by a Clever run (its second
+    # link), as a run kept it: an older version's without a bucket and with the provider_key pairs carried
+    # then, or with both; this version's with its bucket only
+    first = written["guardian_links"][12]
+    record = replace(first, provider_ids={"oneroster": "o-1", **first.provider_ids})
     provider_id = record.provider_ids["clever"]
-    image = {
-        **record.to_item(DISTRICT),
-        "provider_key": provider_key(DISTRICT, "guardian_links", "clever", provider_id),
-    }
+    image = record.to_item(DISTRICT, provider="clever")
+    assert image["match_bucket"] == match_bucket(DISTRICT, "guardian_links", "clever", provider_id)
+    if kept_by != "this version":
+        image["provider_key"] = provider_key(DISTRICT, "guardian_links", "clever", provider_id)
     if kept_by == "a version before the bucket":
         del image["match_bucket"]
 
     # When an undo puts it back
     directory.put_item_image(image)
 
-    # Then it is back in the partitions' index under the link its key named, and not in ByProviderId
+    # Then it is back in the partitions' index under the link of the run that wrote it, and not in ByProviderId
     item = raw(dynamodb, directory_table, "guardian_links", record.id)
     assert item["match_bucket"]["S"] == match_bucket(DISTRICT, "guardian_links", "clever", provider_id)
     assert "provider_key" not in item

@@ -306,14 +306,18 @@ def _pair_collection(item: dict[str, Any], district_id: str) -> str | None:
 
 def _pair_link(item: dict[str, Any], district_id: str, collection: str) -> tuple[str, str] | None:
     """The provider link a pair item is bucketed by: the one its ``provider_key`` names (an item written before
-    pairs left ``ByProviderId``), else its first provider's, as ``to_item`` takes it."""
-    links = item.get("provider_ids") or {}
+    pairs left ``ByProviderId``), else the one its ``match_bucket`` is of (the provider that wrote it), else its
+    first, as ``to_item`` takes it."""
+    links = [(p, i) for p, i in (item.get("provider_ids") or {}).items() if i]
     prefix = f"{district_id}#{collection}#"
     key = str(item.get("provider_key", ""))
     provider, _, provider_id = key[len(prefix) :].partition(":")
-    if key.startswith(prefix) and provider_id and links.get(provider) == provider_id:
+    if key.startswith(prefix) and (provider, provider_id) in links:
         return provider, provider_id
-    return next(((p, i) for p, i in links.items() if i), None)
+    bucket = item.get("match_bucket")
+    return next((link for link in links if match_bucket(district_id, collection, *link) == bucket), None) or next(
+        iter(links), None
+    )
 
 
 def edit_digest(value: Any) -> str:
