@@ -76,12 +76,18 @@ def csv_file_name(kind: Kind) -> str:
 _INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
 
 
+# A cell that starts with one of these shows it first and is no formula: nearly every cell (a name, an id).
+_PLAIN_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
 def neutralise_formula(cell: str) -> str:
     """Return the cell with a leading ``'`` if a spreadsheet would read it as a formula.
 
     The first character that shows is what counts: leading spaces and invisible characters are looked
     past, and a full-width form (``＝``, ``＋``, ``－``, ``＠``) counts as its ASCII twin (NFKC).
     """
+    if not cell or cell[0] in _PLAIN_START:
+        return cell
     if cell.startswith(_FORMULA_START):
         return "'" + cell
     shown = cell.lstrip(" \u00a0\u3000\n\v\f" + _INVISIBLE)
@@ -92,6 +98,8 @@ def neutralise_formula(cell: str) -> str:
 
 def changes_text(changes: Iterable[FieldChange]) -> str:
     """One cell for an update's changes: ``email: a@x.org → b@x.org; grade: 3 → 4`` (empty shows as "(empty)")."""
+    if not changes:  # every line but an update's
+        return ""
     return "; ".join(f"{c.field}: {c.before or '(empty)'} → {c.after or '(empty)'}" for c in changes)
 
 
