@@ -72,3 +72,32 @@ def test_a_chunk_waiting_for_its_last_records_holds_them_compressed() -> None:
     assert held < raw / 2, (held, raw)
     (key,) = writer.close()
     assert gzip.decompress(store.bodies[key]) == b"\n".join(lines) + b"\n"
+
+
+def test_a_dict_is_written_as_the_compact_json_the_readers_parse() -> None:
+    # Given dicts as the planner writes them: nested, with text a district sends (accents, quotes, a tab, an
+    # emoji, characters JSON must escape), numbers, booleans and nulls
+    records = [
+        {
+            "op": "update",
+            "clear_edits": ["email"],
+            "record": {
+                "id": "per_0123",
+                "provider_ids": {"clever": "5a25ffb0c1bc2a00360003ed"},
+                "fields": {"given_name": 'Zoë "Z" O\'Brien', "note": "a\tb\nc\\d/e\u2028\U0001f600\x01", "n": 12},
+                "managed_by_sync": True,
+                "parent_id": None,
+            },
+        },
+        {"kind": "students", "schools": [], "empty": {}, "count": -3},
+    ]
+    store = _Store()
+    writer = ChunkWriter(store, "plan/writes", 10)  # type: ignore[arg-type]
+    for record in records:
+        writer.write(record)
+    (key,) = writer.close()
+
+    # Then each is one line of the compact JSON json.dumps makes, byte for byte, and reads back as written
+    lines = gzip.decompress(store.bodies[key]).splitlines()
+    assert lines == [json.dumps(r, separators=(",", ":"), ensure_ascii=False).encode("utf-8") for r in records]
+    assert [json.loads(line) for line in lines] == records
