@@ -227,7 +227,7 @@ def foreign_items(table: str, district_ids: set[str]) -> int:
     """Directory items of the given districts whose keys or attributes name another district (must be 0).
 
     Every item's partition key starts with its district, its ``district_id`` says the same, and its index
-    keys (``provider_key``, ``parent_key``) too.
+    keys (``provider_key``, ``parent_key``, and on enrollments and guardian links ``match_bucket``) too.
     """
     dynamodb = aws.client("dynamodb")
     wrong = 0
@@ -236,7 +236,7 @@ def foreign_items(table: str, district_ids: set[str]) -> int:
             owner = item["pk"]["S"].split("#", 1)[0]
             if owner not in district_ids:
                 continue
-            for name in ("district_id", "provider_key", "parent_key"):
+            for name in ("district_id", "provider_key", "parent_key", "match_bucket"):
                 value = item.get(name, {}).get("S")
                 if value is not None and value != owner and not value.startswith(f"{owner}#"):
                     wrong += 1
