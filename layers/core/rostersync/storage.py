@@ -40,6 +40,11 @@ def latest_upload_key(s3: Any, bucket: str, district_id: str) -> str | None:
 BUNDLE_READ_BYTES = 8 << 20
 
 
+def _at_version(version: str | None) -> dict[str, str]:
+    """A ``GetObject``'s arguments that read an object at ``version``; none: its latest."""
+    return {"VersionId": version} if version else {}
+
+
 class S3ObjectReader(io.RawIOBase):
     """An S3 object as a seekable, read-only file, each read a ranged ``GetObject``: a zip's member is read
     where it lies in the upload, without downloading the whole bundle. Wrap it in ``io.BufferedReader``
@@ -55,7 +60,7 @@ class S3ObjectReader(io.RawIOBase):
         super().__init__()
         self._s3, self._bucket, self._key = s3, bucket, key
         self._position = 0
-        self._pinned: dict[str, str] = {"VersionId": version_id} if version_id else {}
+        self._pinned = _at_version(version_id)
         self.version_id = version_id
         try:
             first = s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-0", **self._pinned)
@@ -66,7 +71,7 @@ class S3ObjectReader(io.RawIOBase):
             return
         if not self._pinned:
             self.version_id = first.get("VersionId")
-            self._pinned = {"VersionId": self.version_id} if self.version_id else {"IfMatch": first["ETag"]}
+            self._pinned = _at_version(self.version_id) or {"IfMatch": first["ETag"]}
         # "bytes 0-0/SIZE"; an object answering without a range is whole
         content_range = str(first.get("ContentRange") or "")
         self._size = int(content_range.rsplit("/", 1)[1]) if "/" in content_range else int(first["ContentLength"])
@@ -126,8 +131,7 @@ def download_bundle(
     read is added, so a run that read a bundle once reads the same objects again however often the district
     uploads meanwhile (see ``S3ObjectReader``)."""
     if key.lower().endswith(".zip"):
-        by_version = {"VersionId": versions[key]} if versions and key in versions else {}
-        answer = s3.get_object(Bucket=bucket, Key=key, **by_version)
+        answer = s3.get_object(Bucket=bucket, Key=key, **_at_version((versions or {}).get(key)))
         if versions is not None and answer.get("VersionId"):
             versions.setdefault(key, answer["VersionId"])
         return bytes(answer["Body"].read())
@@ -151,7 +155,7 @@ def download_bundle(
             version = s3.head_object(Bucket=bucket, Key=file_key).get("VersionId")
             if version:
                 versions[file_key] = version
-        s3.download_file(bucket, file_key, str(scratch / name), ExtraArgs={"VersionId": version} if version else None)
+        s3.download_file(bucket, file_key, str(scratch / name), ExtraArgs=_at_version(version) or None)
     return scratch
 
 
