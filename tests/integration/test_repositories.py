@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+import threading
 from typing import Any
 
 import pytest
@@ -591,6 +593,101 @@ def test_other_client_errors_are_not_taken_for_throttling(dynamodb, directory_ta
 
     with pytest.raises(ClientError, match="ValidationException"):
         repo.update_synced(student(1))
+
+
+# -- writes sent side by side: a plan chunk's requests from the repository's threads -----------------
+
+_CALLER = contextvars.ContextVar("caller", default="none")
+
+
+class GatedDynamoDB:
+    """Wraps the mocked client: the first ``parties`` writes each wait until all of them are in flight at once
+    (a barrier), so writes sent one after another break it (the first waits alone); notes each write's
+    thread and the caller's context it ran in; can fail the write of one record."""
+
+    def __init__(self, client: Any, parties: int, fail_record: str | None = None) -> None:
+        self._client = client
+        self._barrier = threading.Barrier(parties, timeout=120)  # only a failing test ever waits it out
+        self._parties = parties
+        self._lock = threading.Lock()
+        self.calls = 0
+        self.threads: set[int] = set()
+        self.contexts: set[str] = set()
+        self.fail_record = fail_record
+
+    def _gate(self, record_ids: list[str]) -> None:
+        with self._lock:
+            self.calls += 1
+            first = self.calls <= self._parties
+            self.threads.add(threading.get_ident())
+            self.contexts.add(_CALLER.get())
+        if first:
+            self._barrier.wait()
+        if self.fail_record in record_ids:
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "ValidationException", "Message": "bad item"}}, "BatchWriteItem")
+
+    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        ((_table, requests),) = RequestItems.items()
+        self._gate([r["PutRequest"]["Item"]["sk"]["S"] for r in requests])
+        return self._client.batch_write_item(RequestItems=RequestItems)
+
+    def update_item(self, **kwargs: Any) -> dict[str, Any]:
+        self._gate([kwargs["Key"]["sk"]["S"]])
+        return self._client.update_item(**kwargs)
+
+
+def test_put_records_sends_its_batches_side_by_side_in_the_callers_context(dynamodb, directory_table):
+    # Given a repository with 4 threads, and DynamoDB answering no write until 4 are in flight
+    gated = GatedDynamoDB(dynamodb, parties=4)
+    repo = DirectoryRepository(gated, directory_table, DISTRICT_A, threads=4)
+
+    # When 1,000 students are written (40 requests) by a caller with its own context (an invocation's role)
+    _CALLER.set("upsert-invocation")
+    written = repo.put_records(student(n) for n in range(1_000))
+
+    # Then they were all written, 25 a request, from 4 threads at once, each in the caller's context
+    assert written == 1_000 and item_count(dynamodb, directory_table) == 1_000
+    assert gated.calls == 40 and repo.write_requests == 40
+    assert len(gated.threads) == 4
+    assert gated.contexts == {"upsert-invocation"}
+
+
+def test_update_many_sends_its_updates_side_by_side(dynamodb, directory_table, directory):
+    # Given 30 students written, then changed
+    directory.put_records(student(n) for n in range(30))
+    gated = GatedDynamoDB(dynamodb, parties=3)
+    repo = DirectoryRepository(gated, directory_table, DISTRICT_A, threads=3)
+
+    # When they are updated with a repository of 3 threads, DynamoDB answering none until 3 are in flight
+    changed = {"given_name": "Changed", "family_name": "Doe", "grade": "8", "schools": [SCHOOL_ID]}
+    written = repo.update_many((student(n, fields=changed, content_hash=f"new-{n}"), ()) for n in range(30))
+
+    # Then every one is updated, one request each, counted exactly
+    assert written == 30 and repo.write_requests == 30 and gated.calls == 30
+    assert {
+        r.fields["given_name"] for r in directory.get_many(Kind.STUDENTS, [student(n).id for n in range(30)]).values()
+    } == {"Changed"}
+
+
+def test_a_failed_write_among_concurrent_ones_fails_the_call_and_stops_the_sending(dynamodb, directory_table):
+    from botocore.exceptions import ClientError
+
+    # Given DynamoDB refuses the first batch of 1,000 students (40 batches), sent from 4 threads
+    gated = GatedDynamoDB(dynamodb, parties=1, fail_record=student(5).id)
+    repo = DirectoryRepository(gated, directory_table, DISTRICT_A, threads=4)
+
+    # When the students are written, Then the refusal is raised (the chunk fails, and is retried whole)
+    with pytest.raises(ClientError, match="ValidationException"):
+        repo.put_records(student(n) for n in range(1_000))
+    # and the refused batch wrote nothing, and the batches not yet sent when it failed never were
+    assert raw_item(dynamodb, directory_table, DISTRICT_A, "people", student(5).id) is None
+    assert gated.calls < 40 and item_count(dynamodb, directory_table) < 1_000 - 25
+    # and writing them again (the retry) writes every one
+    gated.fail_record = None
+    assert repo.put_records(student(n) for n in range(1_000)) == 1_000
+    assert item_count(dynamodb, directory_table) == 1_000
 
 
 def test_get_many_reads_records_by_id_in_batches_and_leaves_out_the_missing(dynamodb, directory_table, directory):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextvars
 import random
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, ValuesView
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,6 +69,7 @@ INDEX_PROJECTION = "id, kind, #s, managed_by_sync, content_hash, provider_ids, p
 UNLINKED_BY_KEY = 0.125
 
 _Read = TypeVar("_Read")  # what a shard reader turns each item into (``DirectoryRepository._scan_collection``)
+_Work = TypeVar("_Work")  # one request's worth of writes (``DirectoryRepository._send_concurrently``)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -512,6 +514,7 @@ class DirectoryRepository:
         self._threads = threads
         self._sleep = sleep  # injectable, so tests of the backoff never wait
         self.write_requests = 0
+        self._counting = threading.Lock()  # writes are sent from a pool (``_send_concurrently``)
 
     def items(self) -> DirectoryItems:
         """Whole items of this district (history collections, clean-ups and merges)."""
@@ -522,34 +525,88 @@ class DirectoryRepository:
     # -- writes ---------------------------------------------------------------------------------
 
     def put_records(self, records: Iterable[DirectoryRecord], provider: str | None = None) -> int:
-        """Write records with BatchWriteItem (25 a request); return how many were written."""
-        written = 0
-        batch: list[dict[str, Any]] = []
-        for record in records:
-            batch.append({"PutRequest": {"Item": _to_item(record.to_item(self.district_id, provider))}})
-            if len(batch) == 25:
-                self._write_batch(batch)
-                written += len(batch)
-                batch = []
-        if batch:
-            self._write_batch(batch)
-            written += len(batch)
-        return written
+        """Write records with BatchWriteItem, 25 a request, up to ``threads`` requests in flight; return how
+        many were written. (A plan chunk's 5,000 creates are 200 requests: sent one after another, an Upsert
+        invocation would wait on DynamoDB's answer 200 times, and 20 of them could not offer the table its
+        write rate.)"""
 
-    def _write_batch(self, requests: list[dict[str, Any]]) -> None:
+        def batches() -> Iterator[list[dict[str, Any]]]:
+            batch: list[dict[str, Any]] = []
+            for record in records:
+                batch.append({"PutRequest": {"Item": _to_item(record.to_item(self.district_id, provider))}})
+                if len(batch) == 25:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+
+        return self._send_concurrently(self._write_batch, batches())
+
+    def update_many(self, updates: Iterable[tuple[DirectoryRecord, Iterable[str]]], provider: str | None = None) -> int:
+        """``update_synced`` of each (record, product edits the roster's values replace), up to ``threads``
+        requests in flight (an UpdateItem writes one record: a night that changes many, a new school year's
+        grades, would otherwise wait on DynamoDB once per record); return how many were written."""
+
+        def update(one: tuple[DirectoryRecord, Iterable[str]]) -> int:
+            record, clear_edits = one
+            self.update_synced(record, provider, clear_edits)
+            return 1
+
+        return self._send_concurrently(update, updates)
+
+    def _send_concurrently(self, send: Callable[[_Work], int], work: Iterable[_Work]) -> int:
+        """``send`` each piece of ``work`` from up to ``threads`` threads, each call in a copy of the caller's
+        context (the invocation's credentials, ``rostersync.aws``), taking the next piece as a thread frees
+        up; return the sum of what the calls returned. The first failure stops new pieces being sent: the
+        requests in flight end, then it is raised (the step fails; its writes are idempotent, so the state
+        machine's retry of the whole chunk finishes them)."""
+        if self._threads <= 1:
+            return sum(send(piece) for piece in work)
+        sent = 0
+        failure: BaseException | None = None
+        with ThreadPoolExecutor(max_workers=self._threads) as pool:
+            flying: set[Future[int]] = set()
+
+            def settle(done: set[Future[int]]) -> None:
+                nonlocal sent, failure
+                for future in done:
+                    error = future.exception()
+                    if error is None:
+                        sent += future.result()
+                    elif failure is None:
+                        failure = error
+
+            for piece in work:
+                if len(flying) >= self._threads:
+                    done, flying = wait(flying, return_when=FIRST_COMPLETED)
+                    settle(done)
+                if failure is not None:
+                    break
+                flying.add(pool.submit(contextvars.copy_context().run, send, piece))
+            settle(wait(flying).done)
+        if failure is not None:
+            raise failure
+        return sent
+
+    def _count_request(self) -> None:
+        with self._counting:
+            self.write_requests += 1
+
+    def _write_batch(self, requests: list[dict[str, Any]]) -> int:
         """One BatchWriteItem, resending what DynamoDB leaves unprocessed with backoff and full jitter;
-        ``DirectoryThrottledError`` after ``UNPROCESSED_MAX_RETRIES`` resends (or a throttling error)."""
+        ``DirectoryThrottledError`` after ``UNPROCESSED_MAX_RETRIES`` resends (or a throttling error).
+        Returns how many records it wrote."""
         pending = requests
         for attempt in range(UNPROCESSED_MAX_RETRIES + 1):
             if attempt:
                 ceiling = min(UNPROCESSED_MAX_SECONDS, UNPROCESSED_BASE_SECONDS * 2**attempt)
                 self._sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter, not security
-            self.write_requests += 1
+            self._count_request()
             with _throttling_as_domain_error(self._table):
                 answer = self._client.batch_write_item(RequestItems={self._table: pending})
             pending = answer.get("UnprocessedItems", {}).get(self._table, [])
             if not pending:
-                return
+                return len(requests)
         raise DirectoryThrottledError(
             f"DynamoDB left {len(pending)} of {len(requests)} writes to {self._table} unprocessed after "
             f"{UNPROCESSED_MAX_RETRIES} resends with backoff: the table is throttled; the chunk will be retried"
@@ -597,7 +654,7 @@ class DirectoryRepository:
                 removals.append(f"#edits.#e{n}")
         if removals:
             expression += " REMOVE " + ", ".join(removals)
-        self.write_requests += 1
+        self._count_request()
         with _throttling_as_domain_error(self._table):
             self._client.update_item(
                 TableName=self._table,

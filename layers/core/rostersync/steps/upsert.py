@@ -50,10 +50,7 @@ def upsert_chunk(request: UpsertChunkRequest) -> UpsertChunkResult:
     planned = [PlannedWrite.from_json(d) for d in lines]
     keep_before_images(ctx, request.chunk_key, planned)
     written = ctx.directory.put_records(w.record for w in planned if w.op == "create")
-    for write in planned:
-        if write.op != "create":
-            ctx.directory.update_synced(write.record, clear_edits=write.clear_edits)
-            written += 1
+    written += ctx.directory.update_many((w.record, w.clear_edits) for w in planned if w.op != "create")
     logger.info("plan chunk written", extra={"run_id": request.run_id, "written": written})
     by_kind: dict[str, dict[str, int]] = {}
     for write in planned:
