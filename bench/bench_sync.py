@@ -78,6 +78,12 @@ def main() -> None:
         " the district's directory index then; a first sync's is empty)",
     )
     parser.add_argument("--no-events", action="store_true", help="skip the 1 %%-change nights")
+    parser.add_argument(
+        "--product-people",
+        action="store_true",
+        help="the product already has the district's people, with no provider link (a district that used the"
+        " product before turning sync on): the full sync links them (students by SIS id) rather than creating them",
+    )
     parser.add_argument("--json", type=Path, help="write the per-step figures here (make bench-scale)")
     args = parser.parse_args()
     if args.trace_steps and not args.memory_only:
@@ -96,6 +102,7 @@ def main() -> None:
     from rostersync_tools.local.stack import EmbeddedStack, InvocationRecorder, WriteRequestCounter
     from rostersync_tools.local.synthetic import (
         product_for,
+        product_people_for,
         set_up_district,
         set_up_oneroster_rest_district,
         write_synthetic_clever_district,
@@ -131,6 +138,9 @@ def main() -> None:
 
         def set_up(district_id: str) -> SyncStateRepository:
             product = product_for(workdir, district_id, "Benchmark District", provider=provider)
+            if args.product_people:
+                people = product_people_for(workdir, district_id)
+                product = product.model_validate(product.model_dump(mode="json") | {"people": people})
             if args.provider == "oneroster-csv":
                 _, state = set_up_district(product, "oneroster-csv")
                 state.mark_enabled("bench")  # sync is enabled: each upload syncs for real
@@ -140,6 +150,10 @@ def main() -> None:
                 _, state = set_up_district(
                     product, "clever", simulator.base_url, "bench-token", args.page_limit, stack=stack.stack_name
                 )
+            if args.product_people:  # the admin links students by the SIS id the product holds (settings)
+                current, version = state.current_settings()
+                settings = current.model_validate(current.model_dump(mode="json") | {"student_match_id": "sis_id"})
+                state.put_settings(settings, version, updated_by="bench")
             return state
 
         district_id = "bench-district"
@@ -202,13 +216,19 @@ def main() -> None:
         seconds, writes, report = sync("full sync")
         full = dict(last)
         counts = report["counts"]
-        written = sum(c["created"] + c["updated"] + c["restored"] + c["archived"] for c in counts.values())
+        # linked: the product's own accounts the sync took over (--product-people), each one write
+        linked = {kind: c.get("linked", 0) if args.product_people else 0 for kind, c in counts.items()}
+        written = sum(
+            c["created"] + c["updated"] + c["restored"] + c["archived"] + linked[k] for k, c in counts.items()
+        )
         fetched = sum(
-            c["created"] + c["updated"] + c["restored"] + c["unchanged"] + c["skipped"] for c in counts.values()
+            c["created"] + c["updated"] + c["restored"] + c["unchanged"] + c["skipped"] + linked[k]
+            for k, c in counts.items()
         )
         print(f"\nfull sync: {report['status']} in {seconds:.1f}s")
         for kind, c in counts.items():
-            print(f"  {kind:15} created {c['created']:>9,}  skipped {c['skipped']:>6,}  errors {c['errors']:>4,}")
+            line = f"  {kind:15} created {c['created']:>9,}  skipped {c['skipped']:>6,}  errors {c['errors']:>4,}"
+            print(line + (f"  linked {linked[kind]:>9,}" if args.product_people else ""))
         print(f"  records written:        {written:,} ({written / seconds:,.0f} records/s end to end)")
         print(f"  records handled:        {fetched:,} ({fetched / seconds:,.0f} records/s)")
         print(f"  DynamoDB write requests: {writes:,} ({written / max(writes, 1):.1f} records per request)")
@@ -221,7 +241,7 @@ def main() -> None:
         # enrollment (529 bytes; the records of a 3,000-student sync average 503, people 532-591): written
         # in turn in one run, copies and records took 9.4 and 9.7 s, then 10.2 and 10.4 s, so ratios
         # printed before then hold against this floor too.
-        floor_items = sync_written_records(directory, report["counts"])
+        floor_items = sync_written_records(directory, report["counts"], linked=args.product_people)
         floor, requests = write_floor(dynamodb, config.directory_table, floor_items, "bench-floor")
         forget_district(stack, "bench-floor", len(floor_items))
         print(
@@ -514,16 +534,17 @@ def print_cost(label: str, report: dict[str, Any]) -> None:
     )
 
 
-def sync_written_records(directory: Any, counts: dict[str, dict[str, int]]) -> list[Any]:
+def sync_written_records(directory: Any, counts: dict[str, dict[str, int]], linked: bool = False) -> list[Any]:
     """The district's directory records of every collection the sync wrote to (a collection whose records
-    it created, updated, restored or archived none of, such as the product's own schools, is left out)."""
+    it created, updated, restored or archived none of, such as the product's own schools, is left out;
+    ``linked``: or linked, the product's own accounts it took over)."""
     from rostersync.directory.keys import COLLECTION_OF_KIND, COLLECTIONS
     from rostersync.domain.records import Kind
 
     written = {
         COLLECTION_OF_KIND[Kind(kind)]
         for kind, c in counts.items()
-        if c["created"] + c["updated"] + c["restored"] + c["archived"]
+        if c["created"] + c["updated"] + c["restored"] + c["archived"] + (c.get("linked", 0) if linked else 0)
     }
     return [record for collection in COLLECTIONS if collection in written for record in directory.records(collection)]
 

@@ -50,6 +50,7 @@ from rostersync.admin import connect_provider
 from rostersync.config import runtime_config
 from rostersync.directory.product import ProductDirectory, import_product_directory
 from rostersync.directory.repository import DirectoryRepository, SyncStateRepository
+from rostersync.providers.base import iso_date
 
 if TYPE_CHECKING:
     from rostersync_tools.local.simulator import ProviderSimulator
@@ -696,6 +697,42 @@ def product_for(
             ],
         }
     )
+
+
+def product_people_for(dataset_dir: Path, district_id: str) -> list[dict[str, Any]]:
+    """The dataset's people as accounts the product already has, with no provider link (a district that
+    used the product before it turned sync on): each student with their SIS id and birth date, each
+    teacher, staff member and contact with their email (a contact's phone too), in the product's schools
+    of ``product_for``. A first sync with ``student_match_id`` ``sis_id`` links every one of them rather
+    than creating them (``bench_sync.py --product-people``)."""
+    schools = json.loads((dataset_dir / "schools.json").read_text(encoding="utf-8"))["data"]
+    school_of = {s["data"]["id"]: f"sch-{district_id}-{n}" for n, s in enumerate(schools)}
+    users = json.loads((dataset_dir / "users.json").read_text(encoding="utf-8"))["data"]
+    people: list[dict[str, Any]] = []
+    for n, wrapped in enumerate(users):
+        user = wrapped["data"]
+        roles = user.get("roles") or {}
+        person: dict[str, Any] = {
+            "id": f"prd-{district_id}-{n}",
+            "given_name": user["name"]["first"],
+            "family_name": user["name"]["last"],
+            "email": user.get("email", ""),
+        }
+        if "student" in roles:
+            student = roles["student"]
+            person |= {"roles": ["student"], "sis_id": student["sis_id"], "birth_date": iso_date(student["dob"])}
+            person["school_ids"] = [school_of[student["school"]]]
+        elif "teacher" in roles or "staff" in roles:
+            role = "teacher" if "teacher" in roles else "staff"
+            person |= {"roles": [role], "school_ids": [school_of[s] for s in roles[role].get("schools", [])]}
+        elif "district_admin" in roles:
+            person |= {"roles": ["staff"], "school_ids": []}
+        elif "contact" in roles:
+            person |= {"roles": ["guardian"], "school_ids": [], "phone": roles["contact"].get("phone", "")}
+        else:
+            continue
+        people.append(person)
+    return people
 
 
 def set_up_district(
