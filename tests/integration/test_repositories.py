@@ -637,6 +637,11 @@ class GatedDynamoDB:
         self._gate([kwargs["Key"]["sk"]["S"]])
         return self._client.update_item(**kwargs)
 
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        ((_table, asked),) = RequestItems.items()
+        self._gate([key["sk"]["S"] for key in asked["Keys"]])
+        return self._client.batch_get_item(RequestItems=RequestItems)
+
 
 def test_put_records_sends_its_batches_side_by_side_in_the_callers_context(dynamodb, directory_table):
     # Given a repository with 4 threads, and DynamoDB answering no write until 4 are in flight
@@ -669,6 +674,27 @@ def test_update_many_sends_its_updates_side_by_side(dynamodb, directory_table, d
     assert {
         r.fields["given_name"] for r in directory.get_many(Kind.STUDENTS, [student(n).id for n in range(30)]).values()
     } == {"Changed"}
+
+
+def test_records_are_read_by_key_side_by_side(dynamodb, directory_table, directory):
+    # Given 1,000 students (ten BatchGetItems of 100), and DynamoDB answering no read until 5 are in flight
+    directory.put_records(student(n) for n in range(1_000))
+    ids = [student(n).id for n in range(1_000)] + ["per_absent"]
+
+    # When a repository of 5 threads reads them by key, whole records and whole items
+    for read in ("get_many", "raw_items"):
+        gated = GatedDynamoDB(dynamodb, parties=5)
+        repo = DirectoryRepository(gated, directory_table, DISTRICT_A, threads=5)
+        if read == "get_many":
+            found = {i: r.fields["given_name"] for i, r in repo.get_many(Kind.STUDENTS, ids).items()}
+        else:
+            found = {
+                i: item["fields"]["given_name"] for i, item in repo.raw_items((Kind.STUDENTS, i) for i in ids).items()
+            }
+
+        # Then every one is found, under its id, the absent one left out, in 11 requests from 5 threads
+        assert found == {student(n).id: f"Student{n}" for n in range(1_000)}, read
+        assert gated.calls == 11 and len(gated.threads) == 5, read
 
 
 def test_a_failed_write_among_concurrent_ones_fails_the_call_and_stops_the_sending(dynamodb, directory_table):

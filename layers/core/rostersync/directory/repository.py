@@ -69,7 +69,8 @@ INDEX_PROJECTION = "id, kind, #s, managed_by_sync, content_hash, provider_ids, p
 UNLINKED_BY_KEY = 0.125
 
 _Read = TypeVar("_Read")  # what a shard reader turns each item into (``DirectoryRepository._scan_collection``)
-_Work = TypeVar("_Work")  # one request's worth of writes (``DirectoryRepository._send_concurrently``)
+_Work = TypeVar("_Work")  # one request's worth of work (``DirectoryRepository._in_parallel``)
+_Done = TypeVar("_Done")  # what doing it gave
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -516,6 +517,11 @@ class DirectoryRepository:
         self.write_requests = 0
         self._counting = threading.Lock()  # writes are sent from a pool (``_send_concurrently``)
 
+    @property
+    def threads(self) -> int:
+        """How many requests it sends at once (the function's ``IO_THREADS``)."""
+        return self._threads
+
     def items(self) -> DirectoryItems:
         """Whole items of this district (history collections, clean-ups and merges)."""
         from rostersync.directory.history import DirectoryItems
@@ -540,7 +546,7 @@ class DirectoryRepository:
             if batch:
                 yield batch
 
-        return self._send_concurrently(self._write_batch, batches())
+        return sum(self._in_parallel(self._write_batch, batches()))
 
     def update_many(self, updates: Iterable[tuple[DirectoryRecord, Iterable[str]]], provider: str | None = None) -> int:
         """``update_synced`` of each (record, product edits the roster's values replace), up to ``threads``
@@ -552,27 +558,27 @@ class DirectoryRepository:
             self.update_synced(record, provider, clear_edits)
             return 1
 
-        return self._send_concurrently(update, updates)
+        return sum(self._in_parallel(update, updates))
 
-    def _send_concurrently(self, send: Callable[[_Work], int], work: Iterable[_Work]) -> int:
-        """``send`` each piece of ``work`` from up to ``threads`` threads, each call in a copy of the caller's
-        context (the invocation's credentials, ``rostersync.aws``), taking the next piece as a thread frees
-        up; return the sum of what the calls returned. The first failure stops new pieces being sent: the
-        requests in flight end, then it is raised (the step fails; its writes are idempotent, so the state
-        machine's retry of the whole chunk finishes them)."""
+    def _in_parallel(self, send: Callable[[_Work], _Done], work: Iterable[_Work]) -> list[_Done]:
+        """``send`` each piece of ``work`` (a request's worth) from up to ``threads`` threads, each call in a
+        copy of the caller's context (the invocation's credentials, ``rostersync.aws``), taking the next piece
+        as a thread frees up; return what the calls returned, in no particular order. The first failure stops
+        new pieces being sent: the requests in flight end, then it is raised (the step fails; its reads and
+        writes are idempotent, so the state machine's retry finishes them)."""
         if self._threads <= 1:
-            return sum(send(piece) for piece in work)
-        sent = 0
+            return [send(piece) for piece in work]
+        results: list[_Done] = []
         failure: BaseException | None = None
         with ThreadPoolExecutor(max_workers=self._threads) as pool:
-            flying: set[Future[int]] = set()
+            flying: set[Future[_Done]] = set()
 
-            def settle(done: set[Future[int]]) -> None:
-                nonlocal sent, failure
+            def settle(done: set[Future[_Done]]) -> None:
+                nonlocal failure
                 for future in done:
                     error = future.exception()
                     if error is None:
-                        sent += future.result()
+                        results.append(future.result())
                     elif failure is None:
                         failure = error
 
@@ -586,7 +592,7 @@ class DirectoryRepository:
             settle(wait(flying).done)
         if failure is not None:
             raise failure
-        return sent
+        return results
 
     def _count_request(self) -> None:
         with self._counting:
@@ -1050,15 +1056,16 @@ class DirectoryRepository:
 
     def raw_items(self, wanted: Iterable[tuple[Kind, str]], consistent: bool = True) -> dict[str, dict[str, Any]]:
         """The whole items (every attribute, the product's included) of the given records, by id, read
-        with BatchGetItem (100 a request, strongly consistent unless ``consistent`` is false); absent
-        records are absent from the answer."""
+        with BatchGetItem (100 a request, up to ``threads`` requests in flight; strongly consistent unless
+        ``consistent`` is false); absent records are absent from the answer."""
         keys = [
             {"pk": partition_key(self.district_id, COLLECTION_OF_KIND[kind], shard_of(rid)), "sk": rid}
             for kind, rid in dict.fromkeys(wanted)
         ]
-        found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(keys), 100):
-            pending: list[dict[str, Any]] = [_to_item(k) for k in keys[start : start + 100]]
+
+        def read(batch: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+            found: dict[str, dict[str, Any]] = {}
+            pending: list[dict[str, Any]] = [_to_item(k) for k in batch]
             for attempt in range(UNPROCESSED_MAX_RETRIES + 1):
                 if attempt:
                     ceiling = min(UNPROCESSED_MAX_SECONDS, UNPROCESSED_BASE_SECONDS * 2**attempt)
@@ -1072,9 +1079,12 @@ class DirectoryRepository:
                     found[str(plain["sk"])] = plain
                 pending = answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
                 if not pending:
-                    break
-            else:
-                raise DirectoryThrottledError(f"DynamoDB left {len(pending)} reads of {self._table} unprocessed")
+                    return found
+            raise DirectoryThrottledError(f"DynamoDB left {len(pending)} reads of {self._table} unprocessed")
+
+        found: dict[str, dict[str, Any]] = {}
+        for part in self._in_parallel(read, (keys[start : start + 100] for start in range(0, len(keys), 100))):
+            found.update(part)
         return found
 
     def put_item_image(self, item: dict[str, Any]) -> None:
@@ -1097,16 +1107,16 @@ class DirectoryRepository:
         return DirectoryRecord.from_item(_from_item(answer["Item"])) if "Item" in answer else None
 
     def get_many(self, kind: Kind, record_ids: Iterable[str]) -> dict[str, DirectoryRecord]:
-        """Records of one kind by id, 100 a BatchGetItem (what DynamoDB leaves unprocessed is asked again,
-        with backoff); an id with no record is left out of the answer."""
+        """Records of one kind by id, 100 a BatchGetItem, up to ``threads`` requests in flight (what DynamoDB
+        leaves unprocessed is asked again, with backoff); an id with no record is left out of the answer."""
         collection = COLLECTION_OF_KIND[kind]
         keys = [
             _to_item({"pk": partition_key(self.district_id, collection, shard_of(i)), "sk": i})
             for i in dict.fromkeys(record_ids)
         ]
-        found: dict[str, DirectoryRecord] = {}
-        for start in range(0, len(keys), 100):
-            pending = keys[start : start + 100]
+
+        def read(pending: list[dict[str, Any]]) -> dict[str, DirectoryRecord]:
+            found: dict[str, DirectoryRecord] = {}
             for attempt in range(UNPROCESSED_MAX_RETRIES + 1):
                 if attempt:
                     ceiling = min(UNPROCESSED_MAX_SECONDS, UNPROCESSED_BASE_SECONDS * 2**attempt)
@@ -1118,12 +1128,15 @@ class DirectoryRepository:
                     found[record.id] = record
                 pending = answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
                 if not pending:
-                    break
-            else:
-                raise DirectoryThrottledError(
-                    f"DynamoDB left {len(pending)} reads of {self._table} unprocessed after "
-                    f"{UNPROCESSED_MAX_RETRIES} retries with backoff: the table is throttled; the step will be retried"
-                )
+                    return found
+            raise DirectoryThrottledError(
+                f"DynamoDB left {len(pending)} reads of {self._table} unprocessed after "
+                f"{UNPROCESSED_MAX_RETRIES} retries with backoff: the table is throttled; the step will be retried"
+            )
+
+        found: dict[str, DirectoryRecord] = {}
+        for part in self._in_parallel(read, (keys[start : start + 100] for start in range(0, len(keys), 100))):
+            found.update(part)
         return found
 
     def find_by_provider_id(self, kind: Kind, provider: str, provider_id: str) -> DirectoryRecord | None:
