@@ -272,6 +272,62 @@ def test_guardians_sharing_an_email_need_an_sms_phone_each():
     assert result.write_for("gdn-2").op == "create"
 
 
+# -- the same answer every night -----------------------------------------------------------------------
+
+
+def next_night(night, roster: Roster, *accounts: DirectoryRecord, **settings):
+    """The next run on the same roster: the directory as ``night``'s writes left it, and as candidates the
+    product accounts it did not take over."""
+    from test_planner import index_after
+
+    taken = {w.record.id for w in night.writes}
+    index = index_after(night.writes, directory_index(product_school()))
+    candidates = CandidateIndex.from_records(a for a in accounts if a.id not in taken)
+    return plan_with(roster, index, candidates, SyncSettings.model_validate(settings))
+
+
+@pytest.mark.parametrize("order", ["phone only first", "email first"])
+def test_a_phone_two_accounts_share_matches_nobody_on_the_next_night_either(order):
+    # Given two product accounts with one phone: one also has the email of a roster guardian, who takes it;
+    # the other guardian has only that phone, as a cell (the roster's order either way)
+    kai = product_person("per_kai", ["guardian"], schools=(), phone="617 555 0153")
+    noah = product_person("per_noah", ["guardian"], schools=(), phone="617 555 0153", email="noah@example.org")
+    phone_only = guardian("gdn-kai", email="", phone="(617) 555-0153", phone_type="Cell")
+    with_email = guardian("gdn-noah", email="noah@example.org", phone="(617) 555-0153", phone_type="Home")
+    pair = [phone_only, with_email] if order == "phone only first" else [with_email, phone_only]
+    roster = family(*pair)
+
+    # When it syncs twice with nothing changed
+    first = run(roster, kai, noah)
+    second = next_night(first, roster, kai, noah)
+
+    # Then the guardian with the email took their account the first night, and the phone matched nobody:
+    # not the first night (two accounts have it), nor the next (one of them is now another guardian's)
+    assert first.write_for("gdn-noah").record.id == "per_noah"
+    for night in (first, second):
+        line = night.line_for(Kind.GUARDIANS, "gdn-kai")
+        assert line.action == "ambiguous" and AMBIGUOUS in line.reason
+        assert [w for w in night.writes if w.record.provider_ids.get(PROVIDER) == "gdn-kai"] == []
+    assert second.writes == []
+
+
+def test_an_account_another_roster_person_took_keeps_its_key_from_matching_a_candidate():
+    # Given a product student whom a roster student took the first night by SIS id
+    kid = product_person("per_kid", ["student"], sis_id="A1")
+    first = run(Roster(schools=[school()], people=[person("stu-1", sis_id="A1")]), kid, student_match_id="sis_id")
+
+    # When a second roster student with that id comes the next night, and a product account with it too
+    roster = Roster(schools=[school()], people=[person("stu-1", sis_id="A1"), person("stu-2", sis_id="A1")])
+    late = product_person("per_late", ["student"], sis_id="A1")
+    second = next_night(first, roster, kid, late, student_match_id="sis_id")
+
+    # Then it is ambiguous (two accounts have the id, one of them another student's), not linked to the new one
+    assert first.write_for("stu-1").record.id == "per_kid"
+    line = second.line_for(Kind.STUDENTS, "stu-2")
+    assert line.action == "ambiguous" and "already matched another roster person" in line.reason
+    assert [w for w in second.writes if w.record.provider_ids.get(PROVIDER) == "stu-2"] == []
+
+
 # -- one person, several roles ------------------------------------------------------------------------
 
 

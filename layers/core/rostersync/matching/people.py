@@ -8,7 +8,9 @@ The rules, in the order the planner applies them:
 - guardians by email, or by SMS phone.
 
 A match must be unique: two product accounts with the same key match nobody (the report says so), and
-an account already matched to one roster person is not matched to another.
+an account already matched to one roster person is not matched to another. An account counts among the
+two whether it is still unlinked or already another roster person's (matched earlier in the run, or linked
+on an earlier night), so a roster person gets the same answer every night, whatever the order they come in.
 
 Keys are kept as short digests, so the index holds no email, phone or birth date in the clear.
 """
@@ -43,19 +45,27 @@ def normal_name(given: object, family: object) -> str:
     return " ".join(f"{given or ''} {family or ''}".casefold().split())
 
 
-def digest(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:20]
+def digest(*parts: str) -> bytes:
+    """A match key: 80 bits of the parts' SHA-256, as 10 bytes (43 bytes held, where its 20 hex digits took
+    69: the people phase keeps one per guardian's email, and one or more per candidate)."""
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).digest()[:10]
+
+
+_ROLE_OF = {role.value: role for role in Role}
+# Each set of roles once: a first sync of a district whose accounts the product already has holds a candidate
+# per person (NYC: 3.1 M), nearly all with one of a few sets (a frozenset took 216 bytes a candidate).
+_ROLE_SETS: dict[frozenset[Role], frozenset[Role]] = {}
 
 
 def _roles(fields: dict[str, object]) -> frozenset[Role]:
     roles = fields.get("roles") or []
     if not isinstance(roles, list):
         return frozenset()
-    known = {r.value for r in Role}
-    return frozenset(Role(r) for r in roles if r in known)
+    found = frozenset(_ROLE_OF[r] for r in roles if isinstance(r, str) and r in _ROLE_OF)
+    return _ROLE_SETS.setdefault(found, found)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """An existing product account matching may link: its index entry and its roles."""
 
@@ -66,11 +76,17 @@ class Candidate:
 
 @dataclass
 class CandidateIndex:
-    """Product people without a link to this run's provider, by digested match key."""
+    """Product people without a link to this run's provider, by digested match key.
 
-    _by_key: dict[str, list[str]] = field(default_factory=dict)
+    A key names one record id, or a list of them when more than one record has it (rare: a shared family
+    email, a twin's name and birth date): a list for every key took 209 bytes a candidate."""
+
+    _by_key: dict[bytes, str | list[str]] = field(default_factory=dict)
     _candidates: dict[str, Candidate] = field(default_factory=dict)
     claimed: set[str] = field(default_factory=set)
+    # Keys that accounts already linked to the provider hold (``note_linked``), with those accounts' roles:
+    # only keys a candidate holds too, the only ones a match could trip on.
+    _linked: dict[bytes, frozenset[Role]] = field(default_factory=dict)
 
     @classmethod
     def from_records(cls, records: Iterable[DirectoryRecord]) -> CandidateIndex:
@@ -85,7 +101,7 @@ class CandidateIndex:
             return  # merged into another student (rostersync duplicates merge): never matched again
         schools = tuple(str(s) for s in (record.fields.get("schools") or shown.get("school_ids") or []))
         self._candidates[record.id] = Candidate(record.index_entry(), _roles(shown), schools)
-        keys: list[str] = []
+        keys: list[bytes] = []
         email = normal_email(shown.get("email"))
         if email:
             keys.append(digest("email", email))
@@ -104,10 +120,33 @@ class CandidateIndex:
             for school in schools:
                 keys.append(digest("namedob", school, name_key, birth))
         for key in dict.fromkeys(keys):
-            self._by_key.setdefault(key, []).append(record.id)
+            held = self._by_key.get(key)
+            if held is None:
+                self._by_key[key] = record.id
+            elif type(held) is str:
+                self._by_key[key] = [held, record.id]
+            else:
+                held.append(record.id)
+
+    def _ids_under(self, key: bytes) -> tuple[str, ...] | list[str]:
+        held = self._by_key.get(key)
+        if held is None:
+            return ()
+        return (held,) if type(held) is str else held
 
     def __len__(self) -> int:
         return len(self._candidates)
+
+    def note_linked(self, keys: Iterable[bytes], roles: frozenset[Role]) -> None:
+        """An account linked to the provider in an earlier run holds these match keys (as its roster person's
+        fields give them): a candidate under one of them is then one of two accounts with the key, as it was
+        the night the account was matched (``claimed_under``). Without this, the night after a roster
+        person took an account, another one with the same key found the rest unclaimed: a student skipped as
+        ambiguous was created the next night, a guardian skipped was linked."""
+        for key in keys:
+            if key in self._by_key:
+                held = self._linked.get(key)
+                self._linked[key] = roles if held is None else _ROLE_SETS.setdefault(held | roles, held | roles)
 
     def not_in_sync(self, synced_schools: set[str]) -> tuple[int, int]:
         """Active product students of synced schools that no roster record matched this run (students
@@ -122,20 +161,23 @@ class CandidateIndex:
                 schools |= mine
         return students, len(schools)
 
-    def find(self, key: str, roles: Iterable[Role]) -> list[Candidate]:
+    def find(self, key: bytes, roles: Iterable[Role]) -> list[Candidate]:
         """Unclaimed candidates under ``key`` holding one of ``roles``."""
         wanted = set(roles)
         found = []
-        for record_id in self._by_key.get(key, []):
+        for record_id in self._ids_under(key):
             candidate = self._candidates[record_id]
             if record_id not in self.claimed and candidate.roles & wanted:
                 found.append(candidate)
         return found
 
-    def claimed_under(self, key: str, roles: Iterable[Role]) -> bool:
-        """Whether a candidate under ``key`` with one of ``roles`` was already matched this run."""
+    def claimed_under(self, key: bytes, roles: Iterable[Role]) -> bool:
+        """Whether an account under ``key`` with one of ``roles`` is already another roster person's: a
+        candidate matched this run, or an account linked in an earlier one (``note_linked``)."""
         wanted = set(roles)
+        if wanted & self._linked.get(key, frozenset()):
+            return True
         return any(
             record_id in self.claimed and self._candidates[record_id].roles & wanted
-            for record_id in self._by_key.get(key, [])
+            for record_id in self._ids_under(key)
         )

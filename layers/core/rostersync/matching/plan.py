@@ -424,8 +424,8 @@ class SyncPlanner:
         self._noted_enrollments = False
         self._teacher_names: dict[str, str] = {}
         self._syncable_students: set[str] = set()
-        self._staff_by_email: dict[str, tuple[str, str, str]] = {}  # email digest → (provider id, name, phone)
-        self._guardian_email_count: Counter[str] = Counter()
+        self._staff_by_email: dict[bytes, tuple[str, str, str]] = {}  # email digest → (provider id, name, phone)
+        self._guardian_email_count: Counter[bytes] = Counter()
         self._excluded_links_of: set[str] = set()  # guardians with a synced student reached only by excluded links
         self._merged_into: dict[str, str] = {}  # guardian provider id → staff provider id (one account)
         self._guardian_role_of: dict[str, str] = {}  # staff provider id → guardian provider id
@@ -698,7 +698,10 @@ class SyncPlanner:
     def note_people(self, people: Iterable[PersonRecord]) -> None:
         """Teachers' names (classroom names), students who will be synced (which guardians are wanted),
         and the emails of synced teachers and staff (a guardian may be one of them)."""
+        linked = bool(self._candidates)  # with no candidate, no key can be another account's too
         for person in people:
+            if linked and person.provider_id in self._index["people"]:
+                self._candidates.note_linked(self._account_keys(person), frozenset(person.roles))
             if not self._syncable(person):
                 continue
             if Role.STUDENT in person.roles:
@@ -716,6 +719,24 @@ class SyncPlanner:
                             normal_phone(person.phone),
                         ),
                     )
+
+    def _account_keys(self, person: PersonRecord) -> list[bytes]:
+        """The match keys the account of a roster person linked in an earlier run holds, as the person's
+        fields give them (the account's synced fields are theirs): email, phone, and a student's id the
+        settings match by, digested as ``_unique`` looks them up."""
+        keys = []
+        email = normal_email(person.email)
+        if email:
+            keys.append(digest("email", email))
+        phone = normal_phone(person.phone)
+        if phone:
+            keys.append(digest("sms", phone))
+        id_field = self.settings.student_match_id.value
+        if Role.STUDENT in person.roles and id_field != "provider_id":
+            value = str(getattr(person, id_field, "") or "").strip()
+            if value:
+                keys.append(digest(id_field, value))
+        return keys
 
     def want_guardians_of(self, links: Iterable[GuardianLinkRecord]) -> None:
         """First pass over guardian links: a guardian is synced when one of their students is, through a
@@ -743,7 +764,10 @@ class SyncPlanner:
         """Count guardians' emails (an email two guardians share reaches neither alone) and decide which
         wanted guardians are a synced teacher or staff member: one account when name, email and phone
         agree (a phone missing on one side does not disagree), separate accounts otherwise."""
+        linked = bool(self._candidates)
         for guardian in guardians:
+            if linked and guardian.provider_id in self._index["people"]:
+                self._candidates.note_linked(self._account_keys(guardian), frozenset(guardian.roles))
             email = normal_email(guardian.email)
             if not email:
                 continue
@@ -994,22 +1018,24 @@ class SyncPlanner:
         return None, "", None
 
     def _unique(
-        self, person: PersonRecord, key: str, roles: tuple[Role, ...], how: str
+        self, person: PersonRecord, key: bytes, roles: tuple[Role, ...], how: str
     ) -> tuple[IndexEntry | None, str, None] | None:
-        """The one unclaimed account under ``key``; (None, AMBIGUOUS, None) when several (reported and
-        skipped); None when there is none."""
+        """The one account under ``key``, unclaimed, with no other account under it that is already another
+        roster person's (``CandidateIndex.claimed_under``); (None, AMBIGUOUS, None) when there are several
+        (reported and skipped); None when there is none."""
         found = self._candidates.find(key, roles)
-        if len(found) == 1:
+        taken = self._candidates.claimed_under(key, roles)
+        if len(found) == 1 and not taken:
             self._candidates.claimed.add(found[0].entry.id)
             return found[0].entry, how.replace("_", " "), None
-        if len(found) > 1 or self._candidates.claimed_under(key, roles):
-            taken = "" if len(found) > 1 else " (one of them already matched another roster person)"
+        if found or taken:
+            taken_note = "" if len(found) > 1 else " (one of them already matched another roster person)"
             self.summary.findings.ambiguous_matches += 1
             self._skip(
                 person.kind,
                 person.provider_id,
                 _display_name(person),
-                f"{AMBIGUOUS} by {how.replace('_', ' ')}{taken}: link the right one by hand (rostersync people "
+                f"{AMBIGUOUS} by {how.replace('_', ' ')}{taken_note}: link the right one by hand (rostersync people "
                 f"link --confirm PRODUCT_ID={person.provider_id}); nothing was written for them",
                 action="ambiguous",
             )
@@ -1052,7 +1078,7 @@ class SyncPlanner:
                 continue
             fields = self._person_fields(guardian, [])
             email = normal_email(guardian.email)
-            email_key = digest("email", email) if email else ""
+            email_key = digest("email", email) if email else b""
             # An email is the guardian's own when no other guardian, nor a teacher with a separate
             # account, has it: the product invites and logs people in by it.
             unique_email = (
