@@ -189,7 +189,7 @@ def test_unlinked_of_reads_the_records_a_filtered_query_reads_by_key_when_they_a
 
     # When the records of the unlinked entries are read, with the operations they take counted
     sent = _operations(dynamodb)
-    records = by_id(directory.unlinked_of("people", "clever", without, len(entries)))
+    records = by_id(directory.unlinked_of("people", "clever", [(e.kind, e.id) for e in without], len(entries)))
 
     # Then they are the records the filtered Query of every shard returns, whole, the relinked one left out
     assert len(without) == unlinked
@@ -199,6 +199,50 @@ def test_unlinked_of_reads_the_records_a_filtered_query_reads_by_key_when_they_a
     # read by key (one BatchGetItem) when they are at most an eighth of the collection, else by the Query
     read_by = sent[: len(sent) - SHARDS]  # the reference read above is the last 16 Queries
     assert read_by == (["BatchGetItem"] if by_key else ["Query"] * SHARDS)
+
+
+def test_unlinked_records_are_made_into_what_the_caller_keeps_as_they_are_read(dynamodb, directory_table, directory):
+    # Given 40 people of the district, 30 of them the product's own
+    directory.put_records([student(n) for n in range(10)] + [student(n, provider_ids={}) for n in range(10, 40)])
+    entries = list(directory.index("people"))
+    without = [(e.kind, e.id) for e in entries if "clever" not in e.provider_ids]
+    sent = _operations(dynamodb)
+
+    # When they are read with a conversion that keeps a name and drops one of them, the unlinked entries
+    # given (a few: by key) or not held (None: too many were seen, so by the Query)
+    def convert(record: DirectoryRecord) -> str | None:
+        return None if record.id == "per_00012" else record.fields["given_name"]
+
+    few = list(directory.unlinked_of("people", "clever", without[:3], len(entries), convert))
+    unheld = sorted(directory.unlinked_of("people", "clever", None, len(entries), convert))
+
+    # Then each comes as its conversion, the dropped one left out, read by key and by the Query
+    assert sorted(few) == sorted(f"Student{int(i[4:])}" for _kind, i in without[:3] if i != "per_00012")
+    assert unheld == sorted(f"Student{n}" for n in range(10, 40) if n != 12)
+    assert sent == ["BatchGetItem"] + ["Query"] * SHARDS
+
+
+def test_match_holds_the_unlinked_entries_up_to_a_bound_then_reads_them_by_the_query(
+    dynamodb, directory_table, directory, monkeypatch
+):
+    from types import SimpleNamespace
+
+    from rostersync.steps import match
+
+    # Given 12 people of the district, 2 linked to Clever and 10 the product's own
+    directory.put_records([student(n) for n in range(2)] + [student(n, provider_ids={}) for n in range(2, 12)])
+    ctx = SimpleNamespace(directory=directory)
+
+    # When Match reads the directory, holding at most 10 unlinked entries, then at most 9
+    held = match._DirectoryRead.read(ctx, "clever", ["classrooms"])
+    monkeypatch.setattr(match, "UNLINKED_HELD_MAX", 9)
+    past = match._DirectoryRead.read(ctx, "clever", ["classrooms"])
+
+    # Then it holds their kind and id while they are at most the bound, and none past it (read by the
+    # Query then); the linked ones are in the index either way
+    assert sorted(held.unlinked_people) == [(Kind.STUDENTS, f"per_{n:05d}") for n in range(2, 12)]
+    assert past.unlinked_people is None
+    assert held.people_indexed == past.people_indexed == 12 and len(past.index["people"]) == 2
 
 
 def test_find_by_provider_id_uses_the_provider_index(directory):

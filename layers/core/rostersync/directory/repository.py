@@ -67,6 +67,10 @@ INDEX_PROJECTION = "id, kind, #s, managed_by_sync, content_hash, provider_ids, p
 # The share of a collection up to which its records without a provider link are read by key rather than
 # by a filtered Query of every shard (``DirectoryRepository.unlinked_of`` says why an eighth).
 UNLINKED_BY_KEY = 0.125
+# Unlinked index entries Match holds for that read by key (their kind and id); past this many (a first sync,
+# when every account is unlinked: NYC's 3.1 M people, 1.5 GB held as whole entries) it holds none and reads
+# them with the Query, as it would have anyway unless the collection had eight times as many linked.
+UNLINKED_HELD_MAX = 200_000
 
 _Read = TypeVar("_Read")  # what a shard reader turns each item into (``DirectoryRepository._scan_collection``)
 _Work = TypeVar("_Work")  # one request's worth of work (``DirectoryRepository._in_parallel``)
@@ -1002,19 +1006,39 @@ class DirectoryRepository:
                     written += 1
         return written
 
-    def unlinked(self, collection: str, provider: str) -> Iterator[DirectoryRecord]:
+    def unlinked(
+        self, collection: str, provider: str, convert: Callable[[DirectoryRecord], Any] | None = None
+    ) -> Iterator[Any]:
         """Records of a collection without a link to ``provider``: the product's own, or another provider's.
         Matching looks among them for a roster record's existing account (by email, student id…); on a
-        re-sync, when nearly every record is linked, the table filters almost all of them out."""
-        for record in self._scan_collection(collection, DirectoryRecord.from_item, without_provider=provider):
-            if provider not in record.provider_ids:
-                yield record
+        re-sync, when nearly every record is linked, the table filters almost all of them out.
+
+        ``convert`` makes each record into what the caller keeps (None: nothing), in the shard's reader: on
+        a district's first sync every account the product has is unlinked (NYC: 3.1 M people), and readers
+        that run ahead of the caller would otherwise hold shards of them as whole records."""
+
+        def kept(item: dict[str, Any]) -> Any:
+            record = DirectoryRecord.from_item(item)
+            if provider in record.provider_ids:
+                return None
+            return record if convert is None else convert(record)
+
+        for found in self._scan_collection(collection, kept, without_provider=provider):
+            if found is not None:
+                yield found
 
     def unlinked_of(
-        self, collection: str, provider: str, unlinked: list[IndexEntry], indexed: int
-    ) -> Iterator[DirectoryRecord]:
-        """The records of ``unlinked``: the entries without a link to ``provider`` among the ``indexed``
-        entries of the collection's index just read. Read by key (BatchGetItem) when they are at most
+        self,
+        collection: str,
+        provider: str,
+        unlinked: list[tuple[Kind, str]] | None,
+        indexed: int,
+        convert: Callable[[DirectoryRecord], Any] | None = None,
+    ) -> Iterator[Any]:
+        """The records of ``unlinked`` (kind and id of each), each made into what the caller keeps by
+        ``convert`` (as ``unlinked`` does; None: nothing): the entries without a link to ``provider`` among
+        the ``indexed`` entries of the collection's index just read, or None when there were more than the
+        reader held (``UNLINKED_HELD_MAX``). Read by key (BatchGetItem) when they are at most
         ``UNLINKED_BY_KEY`` of the collection, as on a night after the first; else as ``unlinked`` reads
         them, as on a district's first sync, when the product's own accounts are all unlinked.
 
@@ -1024,16 +1048,18 @@ class DirectoryRepository:
         costs what reading all of them costs. A record linked since the index was read is left out, as
         ``unlinked`` leaves it out.
         """
-        if len(unlinked) > indexed * UNLINKED_BY_KEY:
-            yield from self.unlinked(collection, provider)
+        if unlinked is None or len(unlinked) > indexed * UNLINKED_BY_KEY:
+            yield from self.unlinked(collection, provider, convert)
             return
-        items = self.raw_items(((e.kind, e.id) for e in unlinked), consistent=False)
-        for entry in unlinked:
-            item = items.get(entry.id)
+        items = self.raw_items(unlinked, consistent=False)
+        for _kind, record_id in unlinked:
+            item = items.get(record_id)
             if item is not None:
                 record = DirectoryRecord.from_item(item)
                 if provider not in record.provider_ids:
-                    yield record
+                    found = record if convert is None else convert(record)
+                    if found is not None:
+                        yield found
 
     def record_product_edit(self, kind: Kind, record_id: str, name: str, value: Any) -> None:
         """What the product does when someone edits a synced field (their email, a classroom's name)."""

@@ -74,6 +74,39 @@ class Candidate:
     schools: tuple[str, ...]
 
 
+# A candidate and its match keys, made from its record where the record is read (a reader thread of the
+# directory), so that what waits for the index is this, not the whole record (``prepare_candidate``).
+PreparedCandidate = tuple[Candidate, tuple[bytes, ...]]
+
+
+def prepare_candidate(record: DirectoryRecord) -> PreparedCandidate | None:
+    """A product account as a matching candidate with its digested keys; None for a student merged into
+    another (``rostersync duplicates merge``), who is never matched again."""
+    shown = record.effective_fields()
+    if shown.get("merged_into"):
+        return None
+    schools = tuple(str(s) for s in (record.fields.get("schools") or shown.get("school_ids") or []))
+    keys: list[bytes] = []
+    email = normal_email(shown.get("email"))
+    if email:
+        keys.append(digest("email", email))
+    for name in ("sms_phone", "phone"):
+        phone = normal_phone(shown.get(name))
+        if phone:
+            keys.append(digest("sms", phone))
+            break
+    for name in STUDENT_IDS:
+        value = str(shown.get(name) or "").strip()
+        if value:
+            keys.append(digest(name, value))
+    name_key = normal_name(shown.get("given_name"), shown.get("family_name"))
+    birth = str(shown.get("birth_date") or "").strip()
+    if name_key and birth:
+        for school in schools:
+            keys.append(digest("namedob", school, name_key, birth))
+    return Candidate(record.index_entry(), _roles(shown), schools), tuple(dict.fromkeys(keys))
+
+
 @dataclass
 class CandidateIndex:
     """Product people without a link to this run's provider, by digested match key.
@@ -90,43 +123,34 @@ class CandidateIndex:
 
     @classmethod
     def from_records(cls, records: Iterable[DirectoryRecord]) -> CandidateIndex:
+        return cls.from_prepared(prepared for record in records if (prepared := prepare_candidate(record)))
+
+    @classmethod
+    def from_prepared(cls, prepared: Iterable[PreparedCandidate | None]) -> CandidateIndex:
+        """From candidates made as their records were read (``prepare_candidate``; None: not a candidate)."""
         index = cls()
-        for record in records:
-            index.add(record)
+        for candidate in prepared:
+            if candidate is not None:
+                index.add_prepared(candidate)
         return index
 
     def add(self, record: DirectoryRecord) -> None:
-        shown = record.effective_fields()
-        if shown.get("merged_into"):
-            return  # merged into another student (rostersync duplicates merge): never matched again
-        schools = tuple(str(s) for s in (record.fields.get("schools") or shown.get("school_ids") or []))
-        self._candidates[record.id] = Candidate(record.index_entry(), _roles(shown), schools)
-        keys: list[bytes] = []
-        email = normal_email(shown.get("email"))
-        if email:
-            keys.append(digest("email", email))
-        for name in ("sms_phone", "phone"):
-            phone = normal_phone(shown.get(name))
-            if phone:
-                keys.append(digest("sms", phone))
-                break
-        for name in STUDENT_IDS:
-            value = str(shown.get(name) or "").strip()
-            if value:
-                keys.append(digest(name, value))
-        name_key = normal_name(shown.get("given_name"), shown.get("family_name"))
-        birth = str(shown.get("birth_date") or "").strip()
-        if name_key and birth:
-            for school in schools:
-                keys.append(digest("namedob", school, name_key, birth))
-        for key in dict.fromkeys(keys):
+        prepared = prepare_candidate(record)
+        if prepared is not None:
+            self.add_prepared(prepared)
+
+    def add_prepared(self, prepared: PreparedCandidate) -> None:
+        candidate, keys = prepared
+        record_id = candidate.entry.id
+        self._candidates[record_id] = candidate
+        for key in keys:
             held = self._by_key.get(key)
             if held is None:
-                self._by_key[key] = record.id
+                self._by_key[key] = record_id
             elif type(held) is str:
-                self._by_key[key] = [held, record.id]
+                self._by_key[key] = [held, record_id]
             else:
-                held.append(record.id)
+                held.append(record_id)
 
     def _ids_under(self, key: bytes) -> tuple[str, ...] | list[str]:
         held = self._by_key.get(key)
@@ -141,8 +165,8 @@ class CandidateIndex:
         """An account linked to the provider in an earlier run holds these match keys (as its roster person's
         fields give them): a candidate under one of them is then one of two accounts with the key, as it was
         the night the account was matched (``claimed_under``). Without this, the night after a roster
-        person took an account, another one with the same key found the rest unclaimed: a student skipped as
-        ambiguous was created the next night, a guardian skipped was linked."""
+        person took an account, another roster person with its key found the other account under it alone
+        and unclaimed, and was linked to it, where the night before they were ambiguous."""
         for key in keys:
             if key in self._by_key:
                 held = self._linked.get(key)

@@ -21,7 +21,13 @@ from rostersync.contracts import (
     SyncState,
 )
 from rostersync.directory.keys import COLLECTION_OF_KIND, COLLECTIONS, MATCH_BUCKETS, check_match_partitions
-from rostersync.directory.repository import DirectoryRecord, DirectoryRepository, IndexEntry, PackedIndex
+from rostersync.directory.repository import (
+    UNLINKED_HELD_MAX,
+    DirectoryRecord,
+    DirectoryRepository,
+    IndexEntry,
+    PackedIndex,
+)
 from rostersync.domain.records import DeletedRecord, Kind, RecordError, RosterRecord
 from rostersync.errors import BadInputError
 from rostersync.lifecycle.holds import kept_ids
@@ -40,7 +46,7 @@ from rostersync.matching.partition import (
     settle_deferred_guardians,
     with_contexts,
 )
-from rostersync.matching.people import CandidateIndex
+from rostersync.matching.people import CandidateIndex, prepare_candidate
 from rostersync.matching.plan import ArchiveCandidate, PlanLine, PlannedWrite, SyncPlanner, index_by_provider_id
 from rostersync.matching.rekey import classroom_key, counted_id_change
 from rostersync.observability import logger
@@ -229,7 +235,8 @@ class _DirectoryRead:
 
     index: dict[str, Any]
     schools: list[DirectoryRecord]
-    unlinked_people: list[IndexEntry]
+    # kind and id of each, or None when there were more than ``UNLINKED_HELD_MAX`` (read by the Query then)
+    unlinked_people: list[tuple[Kind, str]] | None
     people_indexed: int
 
     @classmethod
@@ -237,14 +244,16 @@ class _DirectoryRead:
         schools = list(ctx.directory.records("schools"))
         index: dict[str, Any] = {"schools": index_by_provider_id((r.index_entry() for r in schools), provider)}
         people = PackedIndex(provider)  # one entry per person of the district: held packed
-        unlinked: list[IndexEntry] = []
+        unlinked: list[tuple[Kind, str]] | None = []
         indexed = 0
         for provider_id, held in ctx.directory.held_index("people", provider):
             indexed += 1
             if provider_id is not None:
                 people.add_held(provider_id, held)
-            else:
-                unlinked.append(held)  # type: ignore[arg-type]
+            elif unlinked is not None:
+                unlinked.append((held.kind, held.id))  # type: ignore[union-attr]
+                if len(unlinked) > UNLINKED_HELD_MAX:
+                    unlinked = None
         index["people"] = people
         for collection in collections:
             if collection not in index:
@@ -275,10 +284,12 @@ class _PlanInputs:
         directory: _DirectoryRead,
     ) -> _PlanInputs:
         settings = ctx.state.settings_at(run.settings_version)
-        unlinked = ctx.directory.unlinked_of(
-            "people", run.provider, directory.unlinked_people, directory.people_indexed
+        # made into candidates as they are read: on a first sync, every account the product has
+        candidates = CandidateIndex.from_prepared(
+            ctx.directory.unlinked_of(
+                "people", run.provider, directory.unlinked_people, directory.people_indexed, prepare_candidate
+            )
         )
-        candidates = CandidateIndex.from_records(unlinked)
         school_names = {r.id: str(r.effective_fields().get("name", "")) for r in directory.schools}
         product_schools = {
             r.id: str(r.effective_fields().get("name", ""))
