@@ -519,7 +519,7 @@ class DirectoryRepository:
         self._threads = threads
         self._sleep = sleep  # injectable, so tests of the backoff never wait
         self.write_requests = 0
-        self._counting = threading.Lock()  # writes are sent from a pool (``_send_concurrently``)
+        self._counting = threading.Lock()  # writes are sent from a pool (``_in_parallel``)
 
     @property
     def threads(self) -> int:

@@ -722,17 +722,19 @@ class SyncPlanner:
 
     def _account_keys(self, person: PersonRecord) -> list[bytes]:
         """The match keys the account of a roster person linked in an earlier run holds, as the person's
-        fields give them (the account's synced fields are theirs): email, phone, and a student's id the
-        settings match by, digested as ``_unique`` looks them up."""
+        fields give them (the account's synced fields are theirs), of those ``_unique`` looks up for their
+        roles: a teacher's, staff member's or guardian's email, a guardian's phone, a student's id the
+        settings match by."""
         keys = []
-        email = normal_email(person.email)
+        roles = set(person.roles)
+        email = normal_email(person.email) if roles & {Role.TEACHER, Role.STAFF, Role.GUARDIAN} else ""
         if email:
             keys.append(digest("email", email))
-        phone = normal_phone(person.phone)
+        phone = normal_phone(person.phone) if Role.GUARDIAN in roles else ""
         if phone:
             keys.append(digest("sms", phone))
         id_field = self.settings.student_match_id.value
-        if Role.STUDENT in person.roles and id_field != "provider_id":
+        if Role.STUDENT in roles and id_field != "provider_id":
             value = str(getattr(person, id_field, "") or "").strip()
             if value:
                 keys.append(digest(id_field, value))
