@@ -492,6 +492,15 @@ class _PackedValues(ValuesView[IndexEntry]):
         return (index._entry(pid, held) for pid, held in index._entries.items())
 
 
+def _unlinked_record(item: dict[str, Any], provider: str, convert: Callable[[Any], Any] | None) -> Any:
+    """An item read as a record not linked to ``provider``, made into what the caller keeps by ``convert``;
+    None when it is linked after all (since the index or the filter was read) or ``convert`` drops it."""
+    record = DirectoryRecord.from_item(item)
+    if provider in record.provider_ids:
+        return None
+    return record if convert is None else convert(record)
+
+
 class DirectoryRepository:
     """The product's directory of one district.
 
@@ -1018,10 +1027,7 @@ class DirectoryRepository:
         that run ahead of the caller would otherwise hold shards of them as whole records."""
 
         def kept(item: dict[str, Any]) -> Any:
-            record = DirectoryRecord.from_item(item)
-            if provider in record.provider_ids:
-                return None
-            return record if convert is None else convert(record)
+            return _unlinked_record(item, provider, convert)
 
         for found in self._scan_collection(collection, kept, without_provider=provider):
             if found is not None:
@@ -1054,12 +1060,9 @@ class DirectoryRepository:
         items = self.raw_items(unlinked, consistent=False)
         for _kind, record_id in unlinked:
             item = items.get(record_id)
-            if item is not None:
-                record = DirectoryRecord.from_item(item)
-                if provider not in record.provider_ids:
-                    found = record if convert is None else convert(record)
-                    if found is not None:
-                        yield found
+            found = None if item is None else _unlinked_record(item, provider, convert)
+            if found is not None:
+                yield found
 
     def record_product_edit(self, kind: Kind, record_id: str, name: str, value: Any) -> None:
         """What the product does when someone edits a synced field (their email, a classroom's name)."""
