@@ -49,7 +49,7 @@ def test_field_changes_list_each_changed_field_before_and_after_and_nothing_else
     before = {"email": "ana@old.example", "grade": "9", "schools": ["sch-1"], "phone": "", "home_language": "es"}
     after = {"email": "ana@new.example", "grade": "9", "schools": ["sch-2"], "phone": "+15550100"}
 
-    changes = [(c.field, c.before, c.after) for c in field_changes(before, after, SCHOOLS)]
+    changes = [(c["field"], c["before"], c["after"]) for c in field_changes(before, after, SCHOOLS)]
 
     assert changes == [
         ("email", "ana@old.example", "ana@new.example"),
@@ -63,7 +63,7 @@ def test_field_changes_list_each_changed_field_before_and_after_and_nothing_else
 def test_a_long_value_is_cut_in_the_report():
     (change,) = field_changes({"title": "x"}, {"title": "y" * 1_000})
 
-    assert len(change.after) == 200 and change.after.endswith("…")
+    assert len(change["after"]) == 200 and change["after"].endswith("…")
 
 
 # -- the district's index page ---------------------------------------------------------------------------
@@ -114,3 +114,9 @@ def test_the_index_of_a_district_not_yet_enabled_says_what_to_do():
     page = render_index("d-1", "", "UTC", [], [], None, False).decode()
 
     assert "No run yet" in page and "rostersync enable" in page
+
+
+def test_a_value_equal_to_the_old_one_but_shown_differently_is_still_a_change():
+    (change,) = field_changes({"active": True, "grade": "3"}, {"active": 1, "grade": "3"})
+
+    assert change == {"field": "active", "before": "yes", "after": "1"}

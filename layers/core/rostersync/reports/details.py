@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from rostersync.domain.records import Kind, PersonRecord, district_id_of
-from rostersync.reports.model import FieldChange
 
 # The district's own id of a line's record is ``district_id_of`` (domain.records): the providers and the
 # planner name the records they could not use by the same rule, for the report's errors.
@@ -66,29 +65,32 @@ def _shown(value: Any, school_names: Mapping[str, str], field: str) -> str:
     if field in ("schools", "school"):
         ids = value if isinstance(value, list) else [value] if value else []
         return "; ".join(school_names.get(str(i), str(i)) for i in ids)
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    if value is None or value is False:
-        return "" if value is None else "no"
-    if value is True:
-        return "yes"
+    if type(value) is not str:  # most values are text: they skip these
+        if isinstance(value, list):
+            return ", ".join(str(v) for v in value)
+        if value is None or value is False:
+            return "" if value is None else "no"
+        if value is True:
+            return "yes"
     text = str(value)
     return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 1] + "…"
 
 
 def field_changes(
     before: Mapping[str, Any], after: Mapping[str, Any], school_names: Mapping[str, str] | None = None
-) -> list[FieldChange]:
-    """The synced fields whose value differs, before → after, in the order of ``after`` (then removed ones).
+) -> list[dict[str, str]]:
+    """The synced fields whose value differs, before → after, in the order of ``after`` (then removed ones),
+    each as the report's ``FieldChange`` holds it (``{"field", "before", "after"}``: what a plan line carries).
 
     A field absent on one side counts as empty: a roster that starts sending a phone shows ``(empty) → …``.
     """
     names = school_names or {}
-    changes: list[FieldChange] = []
+    changes: list[dict[str, str]] = []
     for field in [*after, *(f for f in before if f not in after)]:
-        if field in _NOT_SHOWN:
+        was, now = before.get(field), after.get(field)
+        if field in _NOT_SHOWN or (was == now and type(was) is type(now)):  # the same value is shown the same
             continue
-        old, new = _shown(before.get(field), names, field), _shown(after.get(field), names, field)
+        old, new = _shown(was, names, field), _shown(now, names, field)
         if old != new:
-            changes.append(FieldChange(field=field, before=old, after=new))
+            changes.append({"field": field, "before": old, "after": new})
     return changes
