@@ -39,26 +39,25 @@ class SlowDirectory:
         return {i: self.records[i] for i in ids if i in self.records}
 
 
-def _account(n: int) -> DirectoryRecord:
+def _student(n: int, given_name: str, linked: bool) -> DirectoryRecord:
     return DirectoryRecord(
         id=f"acct-{n}",
         kind=Kind.STUDENTS,
         status="active",
-        managed_by_sync=False,
-        provider_ids={},
-        fields={"given_name": f"Old{n}", "family_name": "Li", "grade": "3"},
+        managed_by_sync=linked,
+        provider_ids={"clever": f"s-{n}"} if linked else {},
+        fields={"given_name": given_name, "family_name": "Li", "grade": "3"},
     )
+
+
+def _account(n: int) -> DirectoryRecord:
+    """A product account, not linked yet."""
+    return _student(n, f"Old{n}", linked=False)
 
 
 def _link(images: BeforeImages, n: int) -> None:
-    record = DirectoryRecord(
-        id=f"acct-{n}",
-        kind=Kind.STUDENTS,
-        status="active",
-        managed_by_sync=True,
-        provider_ids={"clever": f"s-{n}"},
-        fields={"given_name": f"New{n}", "family_name": "Li", "grade": "3"},
-    )
+    """Plan the account's link to roster student s-n, and its line."""
+    record = _student(n, f"New{n}", linked=True)
     images.write(PlannedWrite("update", record))
     images.line(PlanLine(Kind.STUDENTS, "linked", record.id, f"s-{n}", f"New{n} Li"))
 
