@@ -126,18 +126,12 @@ class CandidateIndex:
         return cls.from_prepared(prepared for record in records if (prepared := prepare_candidate(record)))
 
     @classmethod
-    def from_prepared(cls, prepared: Iterable[PreparedCandidate | None]) -> CandidateIndex:
-        """From candidates made as their records were read (``prepare_candidate``; None: not a candidate)."""
+    def from_prepared(cls, prepared: Iterable[PreparedCandidate]) -> CandidateIndex:
+        """From candidates made as their records were read (``prepare_candidate``)."""
         index = cls()
         for candidate in prepared:
-            if candidate is not None:
-                index.add_prepared(candidate)
+            index.add_prepared(candidate)
         return index
-
-    def add(self, record: DirectoryRecord) -> None:
-        prepared = prepare_candidate(record)
-        if prepared is not None:
-            self.add_prepared(prepared)
 
     def add_prepared(self, prepared: PreparedCandidate) -> None:
         candidate, keys = prepared
