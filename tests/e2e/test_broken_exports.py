@@ -212,3 +212,12 @@ def test_a_provider_re_key_links_everyone_to_their_record_and_holds_what_it_cann
     old_unknown = next(k for k, v in new_of.items() if v == unknown)
     assert people[old_unknown]["status"] == "active"
     assert any("a re-key" in note for note in run.report["notes"])
+    # and every person the night updated or linked has their line in the report: the partitions read their
+    # before-images though none of them plans pairs on a re-key night
+    changed = 0
+    for kind, file in (("students", "students.csv"), ("teachers", "teachers.csv"), ("guardians", "guardians.csv")):
+        rows = run.csv_rows(file)
+        for action in ("updated", "linked", "restored"):
+            assert sum(row["action"] == action for row in rows) == run.counts(kind).get(action, 0), (kind, action)
+            changed += run.counts(kind).get(action, 0)
+    assert changed >= len(carried) // 2, changed

@@ -5,6 +5,7 @@ lines with its before → after, from the planner's thread."""
 from __future__ import annotations
 
 import contextvars
+import json
 import threading
 
 import pytest
@@ -123,3 +124,50 @@ def test_a_failed_before_image_read_fails_the_step():
 
     with pytest.raises(RuntimeError, match="DynamoDB is down"):
         images.flush()
+
+
+class NoReads:
+    """A directory the people phase must not read: its lines' before-images are the partitions' to read."""
+
+    threads = 2
+
+    def get_many(self, kind: Kind, ids: list[str]) -> dict[str, DirectoryRecord]:
+        raise AssertionError(f"read {len(ids)} before-images in the people phase")
+
+
+def test_deferred_lines_are_not_read_and_described_elsewhere_reach_the_lines_as_read_in_place():
+    # Given the same plan given to BeforeImages that reads in place, and to one that defers (the people phase)
+    def plan(images: BeforeImages) -> None:
+        for n in range(250):
+            _link(images, n)
+        images.write(PlannedWrite("create", _student(900, "Ada", linked=True)))
+        images.line(PlanLine(Kind.STUDENTS, "created", "acct-900", "s-900", "Ada Li"))
+        images.line(PlanLine(Kind.STUDENTS, "unchanged", "acct-901", "s-901", "Bo Li"))
+
+    directory = SlowDirectory({f"acct-{n}": _account(n) for n in range(250)})
+    directory.answer.set()
+    in_place: list[dict] = []
+    reader = BeforeImages(directory, {}, in_place.append)  # type: ignore[arg-type]
+    plan(reader)
+    reader.flush()
+    people: list[dict] = []
+    deferred: list[dict] = []
+    phase = BeforeImages(NoReads(), {}, people.append, defer=deferred.append)  # type: ignore[arg-type]
+    plan(phase)
+    phase.flush()
+
+    # Then the people phase read nothing: its lines that need a before-image went to the deferred files
+    assert [line["action"] for line in people] == ["created", "unchanged"]
+    assert [d["line"]["id"] for d in deferred] == [f"acct-{n}" for n in range(250)]
+    assert deferred[3]["after"] == {"given_name": "New3", "family_name": "Li", "grade": "3"}
+    assert "changes" not in deferred[3]["line"]
+    # When a partition describes them, through the JSON the files hold
+    described: list[dict] = []
+    partition = BeforeImages(directory, {}, described.append)  # type: ignore[arg-type]
+    for data in json.loads(json.dumps(deferred)):
+        partition.describe(data["line"], data["after"])
+    partition.flush()
+
+    # Then they are the lines the in-place reader gave, changes and all
+    assert described == [line for line in in_place if line["action"] == "linked"]
+    assert described[3]["changes"] == [{"field": "given_name", "before": "Old3", "after": "New3"}]

@@ -134,24 +134,34 @@ class BeforeImages:
 
     The reads run behind the planner: a batch of lines is read in a thread of its own while the planner
     goes on, and its lines are passed on (from the planner's thread: the sink is not shared) once at most
-    ``AHEAD`` batches are reading. A first sync that links the accounts a district already had has a
-    before-image for every person (NYC: 3.1 M), and the planner would otherwise wait on DynamoDB for each
-    batch (≈ 31,000 BatchGetItems at NYC).
+    ``AHEAD`` batches are reading.
+
+    With ``defer``, nothing is read here: each line that needs its before-image is handed to ``defer`` with
+    its new fields (``{"line": …, "after": …}``), and whoever takes it up gives it to ``describe`` of a
+    ``BeforeImages`` of its own. Match's people phase defers its lines to the partitions: a first sync that
+    links the accounts a district already had has a before-image for every person (NYC: 3.1 M,
+    ≈ 31,000 BatchGetItems), read N ways in the partitions rather than in the people phase's one invocation.
     """
 
     AHEAD = 2
 
     def __init__(
-        self, directory: DirectoryRepository, school_names: dict[str, str], sink: Callable[[dict[str, Any]], None]
+        self,
+        directory: DirectoryRepository,
+        school_names: dict[str, str],
+        sink: Callable[[dict[str, Any]], None],
+        defer: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self._directory = directory
         self._school_names = school_names
         self._sink = sink
+        self._defer = defer
         # 100 records a BatchGetItem, as many at once as the repository sends
         self._batch = _BATCH * max(1, directory.threads)
         self._after: dict[str, dict[str, Any]] = {}
-        self._waiting: list[PlanLine] = []
-        self._reading: deque[tuple[list[PlanLine], Future[dict[str, DirectoryRecord]]]] = deque()
+        self._waiting: list[tuple[dict[str, Any], dict[str, Any]]] = []  # each line's JSON and new fields
+        self._reading: deque[tuple[list[tuple[dict[str, Any], dict[str, Any]]], Future[dict[str, DirectoryRecord]]]]
+        self._reading = deque()
         self._reader: ThreadPoolExecutor | None = None
 
     def write(self, planned: PlannedWrite) -> None:
@@ -160,12 +170,19 @@ class BeforeImages:
             self._after[planned.record.id] = planned.record.fields
 
     def line(self, line: PlanLine) -> None:
-        if line.action in _CHANGED and line.id in self._after:
-            self._waiting.append(line)
-            if len(self._waiting) >= self._batch:
-                self._send()
-        else:
+        after = self._after.pop(line.id, None) if line.action in _CHANGED else None
+        if after is None:
             self._sink(line.to_json())
+        elif self._defer is not None:
+            self._defer({"line": line.to_json(), "after": after})
+        else:
+            self.describe(line.to_json(), after)
+
+    def describe(self, line: dict[str, Any], after: dict[str, Any]) -> None:
+        """Read the before-image of a line's record (``line``: its JSON) and pass it on with its changes."""
+        self._waiting.append((line, after))
+        if len(self._waiting) >= self._batch:
+            self._send()
 
     def flush(self) -> None:
         """Read every waiting line's before-image and pass the lines on (a failed read is raised here)."""
@@ -189,31 +206,27 @@ class BeforeImages:
         while len(self._reading) > self.AHEAD:
             self._pass_on_oldest()
 
-    def _read(self, lines: list[PlanLine]) -> dict[str, DirectoryRecord]:
-        by_kind: dict[Kind, list[str]] = {}
-        for line in lines:
-            by_kind.setdefault(line.kind, []).append(line.id)
+    def _read(self, lines: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, DirectoryRecord]:
+        by_kind: dict[str, list[str]] = {}
+        for line, _ in lines:
+            by_kind.setdefault(line["kind"], []).append(line["id"])
         before: dict[str, DirectoryRecord] = {}
         for kind, ids in by_kind.items():
-            before.update(self._directory.get_many(kind, ids))
+            before.update(self._directory.get_many(Kind(kind), ids))
         return before
 
     def _pass_on_oldest(self) -> None:
         lines, reading = self._reading.popleft()
         before = reading.result()
-        for line in lines:
-            after = self._after.pop(line.id, {})
-            record = before.get(line.id)
-            if record is None:
-                self._sink(line.to_json())
-                continue
-            # A record the sync takes over showed the product's values; one it manages, its synced fields.
-            old = record.effective_fields() if line.action == "linked" else record.fields
-            data = line.to_json()
-            changes = field_changes(old, after, self._school_names)
-            if changes:
-                data["changes"] = changes
-            self._sink(data)
+        for line, after in lines:
+            record = before.get(line["id"])
+            if record is not None:
+                # A record the sync takes over showed the product's values; one it manages, its synced fields.
+                old = record.effective_fields() if line["action"] == "linked" else record.fields
+                changes = field_changes(old, after, self._school_names)
+                if changes:
+                    line["changes"] = changes
+            self._sink(line)
 
 
 def described_candidates(
@@ -364,12 +377,13 @@ class _PlanningPhase:
         index: dict[str, Any],
         inputs: _PlanInputs,
         guardians_of_touched: set[str] | None = None,
+        defer: Callable[[dict[str, Any]], None] | None = None,
     ) -> _PlanningPhase:
         store = ctx.store
         writes = store.chunk_writer(f"{folder}/writes", ctx.config.plan_chunk_records)
         lines = store.chunk_writer(f"{folder}/lines", 50_000)
         errors = store.chunk_writer(f"{folder}/errors", 50_000)
-        before_images = BeforeImages(ctx.directory, inputs.school_names, lines.write)
+        before_images = BeforeImages(ctx.directory, inputs.school_names, lines.write, defer)
 
         def write(planned: PlannedWrite) -> None:
             before_images.write(planned)
@@ -495,6 +509,9 @@ def match_roster_single_pass(state: SyncState) -> MatchResult:
 # -- Match in partitions (matching.partition) ------------------------------------------------------
 
 _PAIR_CHUNK = 2_000  # records per routed-pairs object: N writers are open at once in the people phase
+# lines of the people phase per object whose before-images a partition reads (NYC's onboarding night:
+# 3.1 M lines, 310 objects, about 5 for each of 64 partitions)
+_CHANGED_CHUNK = 10_000
 # The sync-state item that says every enrollment and guardian link of the district linked to a provider
 # carries its ``match_bucket``: from then on the partitions read their share from the ByMatchBucket index.
 # Until then (items written before the index existed) they read the table and keep their share, and a run
@@ -554,7 +571,9 @@ def match_people(state: SyncState) -> MatchPrepared:
             if student in touched["people"]:
                 guardians_of_touched.add(guardian)
     name = PEOPLE_FOLDER
-    phase = _PlanningPhase.start(ctx, run, fetch, manifest, name, index, inputs, guardians_of_touched)
+    # the lines whose before-images are read by the partitions (BeforeImages), a share of the files each
+    changed = store.chunk_writer(f"{name}/changed", _CHANGED_CHUNK)
+    phase = _PlanningPhase.start(ctx, run, fetch, manifest, name, index, inputs, guardians_of_touched, changed.write)
     planner, writes, lines, errors = phase.planner, phase.writes, phase.lines, phase.errors
     routed = [store.chunk_writer(f"{partition_folder(p)}/pairs", _PAIR_CHUNK) for p in range(partitions)]
     plan_people_and_route_pairs(
@@ -598,6 +617,7 @@ def match_people(state: SyncState) -> MatchPrepared:
         "writes_keys": writes.close(),
         "writes": writes.count,
         "lines_keys": lines.close(),
+        "changed_keys": changed.close(),
         "errors_keys": errors.close(),
         "candidates_keys": candidates_out.close(),
         "deferred_keys": deferred.close(),
@@ -620,7 +640,8 @@ def match_people(state: SyncState) -> MatchPrepared:
 
 def match_partition(request: MatchPartitionRequest) -> None:
     """Plan one partition's enrollments and guardian links: its share of their directory index and of the
-    roster (routed by the people phase), nothing else of the district. Its result goes to S3."""
+    roster (routed by the people phase), nothing else of the district; and describe its share of the people
+    phase's updated, linked and restored lines (their before-images, ``BeforeImages``). Its result goes to S3."""
     ctx = DistrictContext.for_run(request.district_id, request.run_id)
     store = ctx.store
     if not store.owns(request.people_key):
@@ -632,8 +653,15 @@ def match_partition(request: MatchPartitionRequest) -> None:
     facts = PeopleFacts.from_json(people["facts"])
     name = partition_folder(p)
     result: dict[str, Any] = {"partition": p, "planned": facts.pairs_partitioned}
+    school_names = dict(people["school_names"])
+    lines = store.chunk_writer(f"{name}/lines", 50_000)
+    before_images = BeforeImages(ctx.directory, school_names, lines.write)
+    # this partition's share of the people phase's lines that need their before-images
+    for data in store.read_all(people["changed_keys"][p::partitions]):
+        before_images.describe(data["line"], data["after"])
     if not facts.pairs_partitioned:
-        store.put_json(f"{name}/result.json", result)
+        before_images.flush()
+        store.put_json(f"{name}/result.json", result | {"lines_keys": lines.close()})
         return
     provider = str(people["provider"])
     manifest = _snapshot(ctx, str(people["snapshot_manifest_key"]))
@@ -655,11 +683,8 @@ def match_partition(request: MatchPartitionRequest) -> None:
             index[c] = index_by_provider_id(entries, provider)
             unbucketed += missing
         result["unbucketed"] = unbucketed
-    school_names = dict(people["school_names"])
     writes = store.chunk_writer(f"{name}/writes", ctx.config.plan_chunk_records)
-    lines = store.chunk_writer(f"{name}/lines", 50_000)
     errors = store.chunk_writer(f"{name}/errors", 50_000)
-    before_images = BeforeImages(ctx.directory, school_names, lines.write)
 
     def write(planned: PlannedWrite) -> None:
         before_images.write(planned)
@@ -795,7 +820,8 @@ def combine_match(state: SyncState) -> MatchResult:
     for school, counts in summary["schools"].items():
         counts["name"] = school_names.get(school, school)
     summary |= {
-        "lines_keys": [*people["lines_keys"], *(k for part in planned for k in part["lines_keys"]), *lines.close()],
+        # every partition's lines: those that plan no pairs (a re-key night) still describe the people's changes
+        "lines_keys": [*people["lines_keys"], *(k for part in parts for k in part["lines_keys"]), *lines.close()],
         "errors_keys": [*people["errors_keys"], *(k for part in planned for k in part["errors_keys"])],
         "archive_keys": archive.close(),
         "kept_by_admin": dict(kept_by_admin),
