@@ -85,7 +85,29 @@ def _to_item(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def _from_item(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+    """An item of DynamoDB's answer as plain values: what boto3's ``TypeDeserializer`` then ``_plain`` make of
+    it, value for value."""
+    return {k: _from_wire(v) for k, v in item.items()}
+
+
+def _from_wire(value: dict[str, Any]) -> Any:
+    """One attribute value: strings, booleans, maps, lists, whole numbers and nulls (every value the sync
+    writes) read from their one type key, 4-5 x faster than the generic deserialiser (a product account
+    30-47 -> 9-12 us; a first sync into a product that has NYC's people reads 3.1 M of them as candidates);
+    any other value (sets, binary, a number with a fraction or an exponent) the generic way."""
+    if len(value) == 1:
+        for kind, data in value.items():
+            if kind == "S" or kind == "BOOL":
+                return data
+            if kind == "M":
+                return {k: _from_wire(v) for k, v in data.items()}
+            if kind == "L":
+                return [_from_wire(v) for v in data]
+            if kind == "N" and data.isascii() and (data[1:] if data[:1] == "-" else data).isdigit():
+                return int(data)
+            if kind == "NULL":
+                return None
+    return _plain(_deserializer.deserialize(value))
 
 
 def query_items(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
