@@ -123,6 +123,7 @@ def _rekey_indexes(
 
 _CHANGED = ("updated", "linked", "restored")
 _BATCH = 100
+_Described = list[tuple[dict[str, Any], dict[str, Any]]]  # lines (their JSON) with their records' new fields
 
 
 class BeforeImages:
@@ -159,9 +160,8 @@ class BeforeImages:
         # 100 records a BatchGetItem, as many at once as the repository sends
         self._batch = _BATCH * max(1, directory.threads)
         self._after: dict[str, dict[str, Any]] = {}
-        self._waiting: list[tuple[dict[str, Any], dict[str, Any]]] = []  # each line's JSON and new fields
-        self._reading: deque[tuple[list[tuple[dict[str, Any], dict[str, Any]]], Future[dict[str, DirectoryRecord]]]]
-        self._reading = deque()
+        self._waiting: _Described = []
+        self._reading: deque[tuple[_Described, Future[dict[str, DirectoryRecord]]]] = deque()
         self._reader: ThreadPoolExecutor | None = None
 
     def write(self, planned: PlannedWrite) -> None:
@@ -206,7 +206,7 @@ class BeforeImages:
         while len(self._reading) > self.AHEAD:
             self._pass_on_oldest()
 
-    def _read(self, lines: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, DirectoryRecord]:
+    def _read(self, lines: _Described) -> dict[str, DirectoryRecord]:
         by_kind: dict[str, list[str]] = {}
         for line, _ in lines:
             by_kind.setdefault(line["kind"], []).append(line["id"])
@@ -657,8 +657,11 @@ def match_partition(request: MatchPartitionRequest) -> None:
     lines = store.chunk_writer(f"{name}/lines", 50_000)
     before_images = BeforeImages(ctx.directory, school_names, lines.write)
     # this partition's share of the people phase's lines that need their before-images
+    described = 0
     for data in store.read_all(people["changed_keys"][p::partitions]):
         before_images.describe(data["line"], data["after"])
+        described += 1
+    result["described"] = described
     if not facts.pairs_partitioned:
         before_images.flush()
         store.put_json(f"{name}/result.json", result | {"lines_keys": lines.close()})
@@ -735,7 +738,13 @@ def match_partition(request: MatchPartitionRequest) -> None:
     store.put_json(f"{name}/result.json", result)
     logger.info(
         "partition planned",
-        extra={"run_id": request.run_id, "partition": p, "writes": writes.count, "index": result["index_entries"]},
+        extra={
+            "run_id": request.run_id,
+            "partition": p,
+            "writes": writes.count,
+            "index": result["index_entries"],
+            "described": described,
+        },
     )
 
 
