@@ -96,17 +96,17 @@ def _from_wire(value: dict[str, Any]) -> Any:
     31-64 -> 9-18 us, interleaved; a first sync into a product that has NYC's people reads 3.1 M of them);
     any other value (sets, binary, a number with a fraction or an exponent) the generic way."""
     if len(value) == 1:
-        for kind, data in value.items():
-            if kind == "S" or kind == "BOOL":
-                return data
-            if kind == "M":
-                return {k: _from_wire(v) for k, v in data.items()}
-            if kind == "L":
-                return [_from_wire(v) for v in data]
-            if kind == "N" and data.isascii() and (data[1:] if data[:1] == "-" else data).isdigit():
-                return int(data)
-            if kind == "NULL":
-                return None
+        ((kind, data),) = value.items()
+        if kind == "S" or kind == "BOOL":
+            return data
+        if kind == "M":
+            return {k: _from_wire(v) for k, v in data.items()}
+        if kind == "L":
+            return [_from_wire(v) for v in data]
+        if kind == "N" and data.isascii() and (data[1:] if data[:1] == "-" else data).isdigit():
+            return int(data)
+        if kind == "NULL":
+            return None
     return _plain(_deserializer.deserialize(value))
 
 

@@ -170,13 +170,14 @@ class BeforeImages:
             self._after[planned.record.id] = planned.record.fields
 
     def line(self, line: PlanLine) -> None:
+        data = line.to_json()
         after = self._after.pop(line.id, None) if line.action in _CHANGED else None
         if after is None:
-            self._sink(line.to_json())
+            self._sink(data)
         elif self._defer is not None:
-            self._defer({"line": line.to_json(), "after": after})
+            self._defer({"line": data, "after": after})
         else:
-            self.describe(line.to_json(), after)
+            self.describe(data, after)
 
     def describe(self, line: dict[str, Any], after: dict[str, Any]) -> None:
         """Read the before-image of a line's record (``line``: its JSON) and pass it on with its changes."""
