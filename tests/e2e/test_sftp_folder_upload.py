@@ -53,6 +53,10 @@ def test_a_folder_uploaded_manifest_first_syncs_once_on_the_complete_bundle(
     assert run["run_id"] == last["executionArn"].rsplit(":", 1)[1]
     assert run["status"] == "succeeded"
     assert json.loads(last["output"])["run"]["bundle_key"] == folder + "manifest.csv"
+    # Its report names the folder it read, and when its newest file came
+    report = json.loads(s3.get_object(Bucket=district.bucket, Key=run["report_key"])["Body"].read())
+    last_file = s3.head_object(Bucket=district.bucket, Key=folder + files[-1])["LastModified"]
+    assert report["upload"] == {"name": "night-1/", "uploaded_at": last_file.isoformat(timespec="seconds")}
     for name in ["manifest.csv", *files[:-1]]:
         (early,) = ended[name]
         assert json.loads(early["output"])["run"]["upload_waiting"] is True

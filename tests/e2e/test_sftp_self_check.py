@@ -4,6 +4,7 @@ reads the district's latest upload. With no upload yet, the run fails with what 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +16,8 @@ from rostersync_tools.cli.inputs import bundle_bytes
 
 pytestmark = pytest.mark.e2e
 
+FOLDER = "2026-11-28_nightly-export-from-the-student-information-system"
+
 
 def test_with_no_upload_yet_the_self_check_says_to_upload_first(sftp_district: Any, run_sync: Any) -> None:
     run = run_sync(sftp_district.id, trigger="self_check", dry_run=True, export=False)
@@ -25,15 +28,17 @@ def test_with_no_upload_yet_the_self_check_says_to_upload_first(sftp_district: A
 
 
 def test_the_self_check_of_an_sftp_district_reads_its_latest_upload_and_writes_nothing(
-    stack: Any, sftp_district: Any, run_sync: Any, synthetic: Any
+    stack: Any, sftp_district: Any, run_sync: Any, synthetic: Any, report_in_browser: Any
 ) -> None:
     district_id, s3 = sftp_district.id, aws.client("s3")
     before = json.dumps(export_directory(sftp_district.directory, sftp_district.state), sort_keys=True)
     # An upload that is not a bundle, and the bundle itself, written without starting a sync (as if it
     # arrived before the district's rule existed): the self-check must pick the bundle
     stack.router.enabled = False
+    uploading = datetime.now(UTC)
     try:
-        key = f"uploads/{district_id}/2026-11-28/bundle.zip"
+        # named as SIS exports name their folders: long, no spaces (the phone's width must hold it)
+        key = f"uploads/{district_id}/{FOLDER}/bundle.zip"
         s3.put_object(Bucket=sftp_district.bucket, Key=key, Body=bundle_bytes(sftp_district.bundle))
         s3.put_object(Bucket=sftp_district.bucket, Key=f"uploads/{district_id}/notes.txt", Body=b"hello")
     finally:
@@ -43,6 +48,15 @@ def test_the_self_check_of_an_sftp_district_reads_its_latest_upload_and_writes_n
 
     assert run.status == "succeeded" and run.report["dry_run"] is True
     assert run.run["bundle_key"] == key
+    # The report names the upload it read, as the district named it, and when it came (Fetch's plan, under
+    # Fetch's role: a HeadObject of the version read)
+    assert run.report["upload"]["name"] == f"{FOLDER}/bundle.zip"
+    came = datetime.fromisoformat(run.report["upload"]["uploaded_at"])
+    assert uploading - timedelta(seconds=1) <= came <= datetime.fromisoformat(run.report["started_at"])
+    page = s3.get_object(Bucket=sftp_district.bucket, Key=run.run["html_key"])["Body"].read().decode()
+    assert f"From the upload <code>{FOLDER}/bundle.zip</code>, uploaded " in page
+    # and so it reads in a browser, at a desk and on a phone
+    report_in_browser(run).assert_reads_well([f"From the upload {FOLDER}/bundle.zip"])
     assert run.counts("students")["created"] == len(synthetic.users("student"))
     after = json.dumps(export_directory(sftp_district.directory, sftp_district.state), sort_keys=True)
     assert after == before and run.directory_writes == 0

@@ -7,13 +7,21 @@ import io
 import json
 import os
 import zipfile
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from rostersync.storage import BUNDLE_READ_BYTES, download_bundle, latest_upload_key, open_bundle_object
+from rostersync.storage import (
+    BUNDLE_READ_BYTES,
+    download_bundle,
+    latest_upload_key,
+    open_bundle_object,
+    upload_name,
+    uploaded_at,
+)
 
 BUCKET = "sync-bucket"
 
@@ -50,6 +58,42 @@ def test_a_zip_upload_is_read_as_bytes_and_a_folder_upload_as_its_csv_files(s3: 
     one.mkdir()
     assert download_bundle(s3, BUCKET, "uploads/d-1/b/manifest.csv", one, only={"users.csv"}) == one
     assert [p.name for p in one.iterdir()] == ["users.csv"]
+
+
+def test_a_report_names_an_upload_as_the_district_named_it_and_says_when_the_objects_read_came(
+    s3: Any, tmp_path: Path
+) -> None:
+    # Its name: the path in the district's folder; a folder upload (its run reads manifest.csv) as the folder
+    assert upload_name("d-1", "uploads/d-1/night-3/bundle.zip") == "night-3/bundle.zip"
+    assert upload_name("d-1", "uploads/d-1/bundle.ZIP") == "bundle.ZIP"
+    assert upload_name("d-1", "uploads/d-1/2026-12-01/manifest.csv") == "2026-12-01/"
+
+    # When it came: the version the run read, as S3 stamped it (UTC, to the second)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    key = "uploads/d-1/night-3/bundle.zip"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"PK first")
+    versions: dict[str, str] = {}
+    download_bundle(s3, BUCKET, key, tmp_path, versions=versions)
+    stamped = s3.head_object(Bucket=BUCKET, Key=key, VersionId=versions[key])["LastModified"]
+    assert uploaded_at(s3, BUCKET, key, versions) == stamped.astimezone(UTC).isoformat(timespec="seconds")
+    assert uploaded_at(s3, BUCKET, key, versions).endswith("+00:00")
+
+    # A folder: the newest of the files the run read
+    for name in ("manifest.csv", "users.csv"):
+        s3.put_object(Bucket=BUCKET, Key=f"uploads/d-1/f/{name}", Body=name.encode())
+    read: dict[str, str] = {}
+    folder = tmp_path / "f"
+    folder.mkdir()
+    download_bundle(s3, BUCKET, "uploads/d-1/f/manifest.csv", folder, versions=read)
+    assert sorted(read) == ["uploads/d-1/f/manifest.csv", "uploads/d-1/f/users.csv"]
+    newest = max(s3.head_object(Bucket=BUCKET, Key=k, VersionId=v)["LastModified"] for k, v in read.items())
+    assert uploaded_at(s3, BUCKET, "uploads/d-1/f/manifest.csv", read) == newest.astimezone(UTC).isoformat(
+        timespec="seconds"
+    )
+
+    # An object S3 no longer has (a version removed since): no time, and no error
+    s3.delete_object(Bucket=BUCKET, Key=key, VersionId=versions[key])
+    assert uploaded_at(s3, BUCKET, key, versions) == ""
 
 
 class RangesAsked:

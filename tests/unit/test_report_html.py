@@ -133,6 +133,28 @@ def test_times_are_shown_in_the_districts_time_zone():
     assert "UTC" not in page
 
 
+def test_an_sftp_districts_run_names_the_upload_it_read_and_when_it_came():
+    upload = {"name": "night-3/bundle.zip", "uploaded_at": "2025-11-28T06:40:05+00:00"}
+    page = render_html(_report(provider="oneroster", upload=upload)).decode()
+
+    line = re.search(r'<p class="facts" id="upload">(.*?)</p>', page).group(1)
+    assert line == "From the upload <code>night-3/bundle.zip</code>, uploaded 28 Nov 2025, 01:40 EST."
+    # An API district's run read no upload: no line
+    assert 'id="upload"' not in render_html(_report()).decode()
+
+
+def test_an_upload_a_day_or_more_older_than_the_run_says_how_old_it_is():
+    # A scheduled run reads the latest upload: when the SIS export stopped, it is the same one every night
+    stale = {"name": "2025-11-25/", "uploaded_at": "2025-11-25T07:00:00+00:00"}
+    page = render_html(_report(provider="oneroster", upload=stale)).decode()
+
+    line = re.search(r'<p class="facts" id="upload">(.*?)</p>', page).group(1)
+    assert "<code>2025-11-25/</code>" in line and "<strong>3 days before this run</strong>" in line
+    # S3 could not tell when (the object was removed since): the name alone
+    unknown = render_html(_report(provider="oneroster", upload={"name": "night-3/bundle.zip"})).decode()
+    assert re.search(r'id="upload">From the upload <code>night-3/bundle.zip</code>\.</p>', unknown)
+
+
 def test_a_self_check_says_once_that_nothing_was_written_and_labels_what_it_would_do():
     report = _report(
         dry_run=True,

@@ -11,6 +11,7 @@ import io
 import json
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,30 @@ def latest_upload_key(s3: Any, bucket: str, district_id: str) -> str | None:
     if not uploads:
         return None
     return str(max(uploads, key=lambda obj: (obj["LastModified"], obj["Key"]))["Key"])
+
+
+def upload_name(district_id: str, bundle_key: str) -> str:
+    """An upload as the district named it: its path in the district's upload folder (``night-3/bundle.zip``);
+    a folder upload, whose run reads its ``manifest.csv``, as the folder (``night-3/``)."""
+    name = bundle_key.removeprefix(f"{UPLOAD_PREFIX}{district_id}/")
+    if not name.lower().endswith(".zip"):
+        name = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
+    return name or "(the upload folder itself)"
+
+
+def uploaded_at(s3: Any, bucket: str, bundle_key: str, versions: dict[str, str]) -> str:
+    """When the bundle a run read was uploaded (ISO 8601, UTC): the newest ``LastModified`` of the objects it
+    read, each at the version it read (``versions``: key → version id; none read: ``bundle_key`` as it is).
+    "" when S3 cannot tell any more (an object removed since): a report names its upload either way."""
+    newest = None
+    for key in versions or [bundle_key]:
+        try:
+            modified = s3.head_object(Bucket=bucket, Key=key, **_at_version(versions.get(key))).get("LastModified")
+        except ClientError:
+            continue
+        if isinstance(modified, datetime) and (newest is None or modified > newest):
+            newest = modified
+    return newest.astimezone(UTC).isoformat(timespec="seconds") if newest is not None else ""
 
 
 # A zip read where it lies (``S3ObjectReader``) is asked for in ranges of this many bytes.

@@ -313,6 +313,24 @@ def _overview(report: SyncReport, links: Mapping[str, str] | None) -> str:
     )
 
 
+def _upload(report: SyncReport, zone: ZoneInfo | None) -> str:
+    """Which uploaded bundle the run read, and when it was uploaded: a day or more before the run, in words
+    too (an SIS export that stopped leaves the same upload to be read again)."""
+    if report.upload is None:
+        return ""
+    sentence = f"From the upload <code>{_e(report.upload.name)}</code>"
+    if report.upload.uploaded_at:
+        sentence += f", uploaded {_e(when(report.upload.uploaded_at, zone))}"
+        try:
+            age = datetime.fromisoformat(report.started_at) - datetime.fromisoformat(report.upload.uploaded_at)
+        except (TypeError, ValueError):
+            age = None
+        days = age.days if age is not None else 0
+        if days >= 1:
+            sentence += f" — <strong>{days} day{'s' if days > 1 else ''} before this run</strong>"
+    return f'<p class="facts" id="upload">{sentence}.</p>'
+
+
 def _header(report: SyncReport, zone: ZoneInfo | None, overview: str = "") -> str:
     badge, (colour, background), sentence = verdict(report)
     provider = _PROVIDERS.get(report.provider, report.provider)
@@ -329,6 +347,7 @@ def _header(report: SyncReport, zone: ZoneInfo | None, overview: str = "") -> st
         f'<h1 id="verdict"><span class="badge" style="color:{colour};background:{background}">{_e(badge)}</span></h1>'
         f'<p class="sentence">{_with_code(sentence)}</p>'
         f'<p class="facts">{facts}</p>'
+        f"{_upload(report, zone)}"
         f'<p class="small">Times in the district\'s time zone ({_e(zone_name)}; settings '
         "<code>schedule.timezone</code>).</p>"
         f"{overview}</header>"

@@ -333,6 +333,16 @@ def _every_kind() -> dict[Kind, KindCounts]:
     return {kind: KindCounts() for kind in Kind}
 
 
+class UploadFacts(_ReportModel):
+    """The OneRoster bundle an SFTP district's run read: its name in the district's upload folder
+    (``storage.upload_name``: ``night-3/bundle.zip``, a folder upload as ``night-3/``) and when it was
+    uploaded (ISO 8601, UTC; "" when S3 could not tell). A scheduled run reads the latest upload, so an SIS
+    export that stopped shows here as the same upload night after night."""
+
+    name: str
+    uploaded_at: str = ""
+
+
 class SyncReport(_ReportModel):
     """What one sync run did; ``model_dump(mode="json")`` is the content of ``report.json``.
 
@@ -376,6 +386,8 @@ class SyncReport(_ReportModel):
     sync: dict[str, Any] = Field(default_factory=dict)
     # what the run cost on AWS, counted by each step (reports.cost); None where nothing was metered
     cost: RunCost | None = None
+    # the uploaded bundle the run read (an SFTP district's run); None for a provider's API
+    upload: UploadFacts | None = None
 
     @field_validator("counts")
     @classmethod

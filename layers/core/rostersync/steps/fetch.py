@@ -93,7 +93,7 @@ from rostersync.providers.registry import build_provider, provider_name
 from rostersync.providers.seen_ids import SeenIds, id_key
 from rostersync.settings import LimitSettings, SyncSettings
 from rostersync.steps.context import DistrictContext
-from rostersync.storage import ChunkWriter, RunStore, download_bundle, open_bundle_object
+from rostersync.storage import ChunkWriter, RunStore, download_bundle, open_bundle_object, uploaded_at
 
 # Where each record lands in the snapshot; guardians apart, so Match can sync only the guardians of
 # synced students.
@@ -329,6 +329,8 @@ def plan_fetch(run: RunRef) -> FetchPlanResult:
             except oneroster_csv.BadBundleError:
                 layout = None  # the assembly reads the bundle whole and refuses it with the reasons, as before
         plan["bundle_versions"] = versions
+        # when the bundle was uploaded, for the report (an SIS export that stopped leaves the same bundle)
+        plan["uploaded_at"] = uploaded_at(aws.client("s3"), ctx.config.sync_bucket, key, versions)
         if layout is not None:
             plan["csv"] = {"bundle_key": key, "layout": layout}
             plan["lists"] = {name: {"file": name} for name in oneroster_csv.files_to_read(layout)}
@@ -481,6 +483,12 @@ def fetch_slices(store: RunStore) -> dict[str, int]:
         resource: int((_get_json_or_none(store, _checkpoint_name(resource)) or {}).get("slice", 0))
         for resource in plan.get("lists", {})
     }
+
+
+def fetched_upload_time(store: RunStore) -> str:
+    """When the bundle the run's fetch plan read was uploaded (``storage.uploaded_at``); "" when the plan read
+    none or was not written."""
+    return str((_get_json_or_none(store, PLAN_NAME) or {}).get("uploaded_at") or "")
 
 
 def _checkpoint_name(resource: str) -> str:

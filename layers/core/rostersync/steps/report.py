@@ -29,15 +29,16 @@ from rostersync.reports.model import (
     RunStatus,
     SyncReport,
     ThresholdBreach,
+    UploadFacts,
 )
 from rostersync.reports.readiness import RunFacts, readiness_checklist
 from rostersync.reports.writer import CsvReportWriter, render_json
 from rostersync.schedule import next_run
 from rostersync.settings import LimitSettings, SettingsError
 from rostersync.steps.context import DistrictContext
-from rostersync.steps.fetch import fetch_slices
+from rostersync.steps.fetch import fetch_slices, fetched_upload_time
 from rostersync.steps.match import PAIR_INDEX
-from rostersync.storage import RunStore
+from rostersync.storage import RunStore, upload_name
 
 # An AWS call refused for want of a permission: the message names the role (so the step) and the action.
 _ACCESS_DENIED = re.compile(r"\((AccessDenied\w*)\) when calling the (\w+) operation: (.+)")
@@ -400,6 +401,9 @@ def write_report(state: SyncState) -> ReportResult:
         links_expire_at=(finished_at + timedelta(seconds=link_seconds)).isoformat(timespec="seconds"),
         sync=sync_section,
         cost=_run_cost(state, store, failed=state.error is not None),
+        upload=UploadFacts(name=upload_name(run.district_id, run.bundle_key), uploaded_at=fetched_upload_time(store))
+        if run.bundle_key
+        else None,
     )
     html_key = store.key("report/report.html")
     report_key = store.key("report/report.json")
