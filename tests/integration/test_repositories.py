@@ -572,6 +572,19 @@ class ThrottlingDynamoDB:
             return {"UnprocessedItems": RequestItems}
         return self._client.batch_write_item(RequestItems=RequestItems)
 
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        # the first half of the keys read, the rest left unprocessed, ``unprocessed_answers`` times
+        self.batch_calls += 1
+        ((table, asked),) = RequestItems.items()
+        if self.unprocessed_answers <= 0:
+            return self._client.batch_get_item(RequestItems=RequestItems)
+        self.unprocessed_answers -= 1
+        keys = asked["Keys"]
+        half = max(1, len(keys) // 2) if len(keys) > 1 else 0
+        answer = self._client.batch_get_item(RequestItems={table: {**asked, "Keys": keys[:half]}}) if half else {}
+        answer["UnprocessedKeys"] = {table: {**asked, "Keys": keys[half:]}}
+        return answer
+
     def update_item(self, **kwargs: Any) -> dict[str, Any]:
         if self.update_error:
             from botocore.exceptions import ClientError
@@ -613,6 +626,35 @@ def test_unprocessed_items_past_the_bound_raise_directory_throttled(dynamodb, di
     assert throttled.batch_calls == UNPROCESSED_MAX_RETRIES + 1
     assert len(sleeps) == UNPROCESSED_MAX_RETRIES
     assert item_count(dynamodb, directory_table) == 0
+
+
+def test_reads_by_key_left_unprocessed_are_asked_again_then_raise_directory_throttled(dynamodb, directory_table):
+    from rostersync.directory.repository import UNPROCESSED_BASE_SECONDS, UNPROCESSED_MAX_RETRIES
+    from rostersync.errors import DirectoryThrottledError
+
+    DirectoryRepository(dynamodb, directory_table, DISTRICT_A).put_records(student(n) for n in range(8))
+    ids = [student(n).id for n in range(8)]
+    for read in ("get_many", "raw_items"):
+        # Given DynamoDB answers half of a BatchGetItem's keys and leaves the rest unprocessed, three times
+        throttled = ThrottlingDynamoDB(dynamodb, unprocessed_answers=3)
+        sleeps: list[float] = []
+        repo = DirectoryRepository(throttled, directory_table, DISTRICT_A, sleep=sleeps.append)
+
+        # When the 8 students are read by key, Then every one comes back, the rest asked again after each wait
+        if read == "get_many":
+            found = set(repo.get_many(Kind.STUDENTS, ids))
+        else:
+            found = set(repo.raw_items((Kind.STUDENTS, i) for i in ids))
+        assert found == set(ids), read
+        assert throttled.batch_calls == 4 and len(sleeps) == 3, read
+        assert all(0 <= wait <= UNPROCESSED_BASE_SECONDS * 2**n for n, wait in enumerate(sleeps, start=1)), read
+
+        # And when DynamoDB never processes the last key, the read gives up after the bound with a clear error
+        never = ThrottlingDynamoDB(dynamodb, unprocessed_answers=1_000)
+        repo = DirectoryRepository(never, directory_table, DISTRICT_A, sleep=lambda _seconds: None)
+        with pytest.raises(DirectoryThrottledError, match=f"unprocessed after {UNPROCESSED_MAX_RETRIES} retries"):
+            repo.get_many(Kind.STUDENTS, ids) if read == "get_many" else repo.raw_items((Kind.STUDENTS, i) for i in ids)
+        assert never.batch_calls == UNPROCESSED_MAX_RETRIES + 1, read
 
 
 def test_a_throttling_error_after_botocores_retries_becomes_directory_throttled(dynamodb, directory_table):

@@ -1115,28 +1115,35 @@ class DirectoryRepository:
         ]
 
         def read(batch: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-            found: dict[str, dict[str, Any]] = {}
-            pending: list[dict[str, Any]] = [_to_item(k) for k in batch]
-            for attempt in range(UNPROCESSED_MAX_RETRIES + 1):
-                if attempt:
-                    ceiling = min(UNPROCESSED_MAX_SECONDS, UNPROCESSED_BASE_SECONDS * 2**attempt)
-                    self._sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter, not security
-                with _throttling_as_domain_error(self._table):
-                    answer = self._client.batch_get_item(
-                        RequestItems={self._table: {"Keys": pending, "ConsistentRead": consistent}}
-                    )
-                for item in answer.get("Responses", {}).get(self._table, []):
-                    plain = _from_item(item)
-                    found[str(plain["sk"])] = plain
-                pending = answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
-                if not pending:
-                    return found
-            raise DirectoryThrottledError(f"DynamoDB left {len(pending)} reads of {self._table} unprocessed")
+            items = (_from_item(item) for item in self._batch_get([_to_item(k) for k in batch], consistent))
+            return {str(plain["sk"]): plain for plain in items}
 
         found: dict[str, dict[str, Any]] = {}
         for part in self._in_parallel(read, (keys[start : start + 100] for start in range(0, len(keys), 100))):
             found.update(part)
         return found
+
+    def _batch_get(self, keys: list[dict[str, Any]], consistent: bool) -> list[dict[str, Any]]:
+        """The items (as DynamoDB answered them) of up to 100 keys, one BatchGetItem and what DynamoDB leaves
+        unprocessed asked again with backoff; ``DirectoryThrottledError`` once the retries are spent."""
+        found: list[dict[str, Any]] = []
+        pending = keys
+        for attempt in range(UNPROCESSED_MAX_RETRIES + 1):
+            if attempt:
+                ceiling = min(UNPROCESSED_MAX_SECONDS, UNPROCESSED_BASE_SECONDS * 2**attempt)
+                self._sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter, not security
+            with _throttling_as_domain_error(self._table):
+                answer = self._client.batch_get_item(
+                    RequestItems={self._table: {"Keys": pending, "ConsistentRead": consistent}}
+                )
+            found.extend(answer.get("Responses", {}).get(self._table, []))
+            pending = answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+            if not pending:
+                return found
+        raise DirectoryThrottledError(
+            f"DynamoDB left {len(pending)} reads of {self._table} unprocessed after "
+            f"{UNPROCESSED_MAX_RETRIES} retries with backoff: the table is throttled; the step will be retried"
+        )
 
     def put_item_image(self, item: dict[str, Any]) -> None:
         """Write a whole item back as it was (an undo puts back the before-image a run kept)."""
@@ -1166,24 +1173,9 @@ class DirectoryRepository:
             for i in dict.fromkeys(record_ids)
         ]
 
-        def read(pending: list[dict[str, Any]]) -> dict[str, DirectoryRecord]:
-            found: dict[str, DirectoryRecord] = {}
-            for attempt in range(UNPROCESSED_MAX_RETRIES + 1):
-                if attempt:
-                    ceiling = min(UNPROCESSED_MAX_SECONDS, UNPROCESSED_BASE_SECONDS * 2**attempt)
-                    self._sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter, not security
-                with _throttling_as_domain_error(self._table):
-                    answer = self._client.batch_get_item(RequestItems={self._table: {"Keys": pending}})
-                for item in answer.get("Responses", {}).get(self._table, []):
-                    record = DirectoryRecord.from_item(_from_item(item))
-                    found[record.id] = record
-                pending = answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
-                if not pending:
-                    return found
-            raise DirectoryThrottledError(
-                f"DynamoDB left {len(pending)} reads of {self._table} unprocessed after "
-                f"{UNPROCESSED_MAX_RETRIES} retries with backoff: the table is throttled; the step will be retried"
-            )
+        def read(batch: list[dict[str, Any]]) -> dict[str, DirectoryRecord]:
+            records = (DirectoryRecord.from_item(_from_item(item)) for item in self._batch_get(batch, consistent=False))
+            return {record.id: record for record in records}
 
         found: dict[str, DirectoryRecord] = {}
         for part in self._in_parallel(read, (keys[start : start + 100] for start in range(0, len(keys), 100))):
