@@ -57,6 +57,9 @@ def test_a_folder_uploaded_manifest_first_syncs_once_on_the_complete_bundle(
     report = json.loads(s3.get_object(Bucket=district.bucket, Key=run["report_key"])["Body"].read())
     last_file = s3.head_object(Bucket=district.bucket, Key=folder + files[-1])["LastModified"]
     assert report["upload"] == {"name": "night-1/", "uploaded_at": last_file.isoformat(timespec="seconds")}
+    # and so does the district's overview, on the run's row
+    index = s3.get_object(Bucket=district.bucket, Key=report["files"]["index.html"])["Body"].read().decode()
+    assert "<td><code>night-1/</code><br>" in index and "Upload read" in index
     for name in ["manifest.csv", *files[:-1]]:
         (early,) = ended[name]
         assert json.loads(early["output"])["run"]["upload_waiting"] is True

@@ -110,6 +110,33 @@ def test_the_index_shows_the_next_run_and_a_row_per_school():
     assert page.count("<caption>") == page.count("<table")
 
 
+def test_the_index_of_an_sftp_district_says_which_upload_each_run_read_and_when_it_came():
+    # The SIS export stopped after the 1st: the same file name each night, and the same upload since
+    same = {"upload_name": "roster.zip", "uploaded_at": "2026-11-01T06:30:00+00:00"}
+    runs = [
+        RunRow(**{**_run("r-3", 3, 0).__dict__, **same}),
+        RunRow(**{**_run("r-2", 2, 0).__dict__, **same}),
+        RunRow(**{**_run("r-1", 1, 200).__dict__, **same}),
+    ]
+
+    page = render_index("d-1", "Springfield", "America/New_York", runs, [], None, True).decode()
+
+    assert '<th scope="col">Upload read</th>' in page
+    assert page.count("<td><code>roster.zip</code><br>") == 3
+    assert page.count('<span class="small">uploaded 1 Nov 2026, 01:30 EST</span>') == 3
+    # the counts keep their columns, numbers right-aligned
+    row = page[page.index("<td><code>roster.zip</code>") :]
+    assert re.findall(r'<td class="n">(\d+)</td>', row)[:4] == ["0", "0", "0", "0"]
+    assert [h for h in re.findall(r'<th scope="col" class="n">(\w+)</th>', page)][:4] == [
+        "Created",
+        "Updated",
+        "Archived",
+        "Errors",
+    ]
+    # An API district's index has no such column
+    assert "Upload read" not in render_index("d-1", "", "UTC", [_run("r-1", 1, 2)], [], None, True).decode()
+
+
 def test_the_index_of_a_district_not_yet_enabled_says_what_to_do():
     page = render_index("d-1", "", "UTC", [], [], None, False).decode()
 

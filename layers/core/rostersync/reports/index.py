@@ -40,6 +40,9 @@ class RunRow:
     dry_run: bool
     counts: Mapping[str, Mapping[str, int]]
     link: str = ""
+    # an SFTP district's run: the upload it read, and when that came (report.json's ``upload``)
+    upload_name: str = ""
+    uploaded_at: str = ""
 
     def total(self, column: str) -> int:
         return sum(int(counts.get(column, 0)) for counts in self.counts.values())
@@ -58,6 +61,8 @@ class RunRow:
             dry_run=bool(record.get("dry_run")),
             counts=record.get("counts") or {},
             link=link,
+            upload_name=str((record.get("upload") or {}).get("name", "")),
+            uploaded_at=str((record.get("upload") or {}).get("uploaded_at", "")),
         )
 
 
@@ -139,6 +144,9 @@ def render_index(
     else:
         upcoming = "No scheduled sync is coming (the schedule is off or paused all year: settings schedule.*)."
     rows = []
+    # an SFTP district's runs say which upload each read and when it came: the same old upload night after
+    # night is an SIS export that stopped (a district that sends the same file name each night too)
+    uploads = any(run.upload_name for run in runs[:RUNS_SHOWN])
     for run in runs[:RUNS_SHOWN]:
         label = _STATUS.get(run.status, run.status)
         if run.dry_run:  # nothing was written: the self-check ran, or it failed
@@ -146,18 +154,34 @@ def render_index(
         report = f'<a href="{_e(run.link)}">report</a>' if run.link else "—"
         cells = [when(run.started_at, zone), label]
         numbers = [f"{run.total(c):,}" for c in ("created", "updated", "archived", "errors")]
+        upload = ""
+        if uploads:
+            came = (
+                f'<br><span class="small">uploaded {_e(when(run.uploaded_at, zone))}</span>' if run.uploaded_at else ""
+            )
+            upload = f"<td><code>{_e(run.upload_name)}</code>{came}</td>" if run.upload_name else "<td>—</td>"
         rows.append(
             "<tr>"
             + "".join(f"<td>{_e(c)}</td>" for c in cells)
+            + upload
             + "".join(f'<td class="n">{n}</td>' for n in numbers)
             + f"<td>{report}</td></tr>"
         )
     runs_table = _table(
         f"The last {min(len(runs), RUNS_SHOWN)} runs, newest first",
-        ("Started", "Outcome", "Created", "Updated", "Archived", "Errors", "Report"),
+        (
+            "Started",
+            "Outcome",
+            *(("Upload read",) if uploads else ()),
+            "Created",
+            "Updated",
+            "Archived",
+            "Errors",
+            "Report",
+        ),
         "".join(rows),
         "",
-        (2, 3, 4, 5),
+        (3, 4, 5, 6) if uploads else (2, 3, 4, 5),
     )
     school_rows = "".join(
         f"<tr><td>{_e(s.name)}</td>"

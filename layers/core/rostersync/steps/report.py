@@ -423,6 +423,7 @@ def write_report(state: SyncState) -> ReportResult:
         counts={k.value: c.model_dump() for k, c in counts.items()},
         failure_reason=report.failure_reason,
         hold=hold,
+        upload=report.upload.model_dump() if report.upload else None,
     )
     write_district_index(ctx, report, summary, link_seconds)
     if summary and summary.get("pair_index_ready"):
