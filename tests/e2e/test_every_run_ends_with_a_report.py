@@ -95,3 +95,31 @@ def test_an_execution_the_state_machine_reported_is_left_as_it_is(district: Any,
     assert not result.closed
     assert d.state.get_run(failed.run_id)["report_key"] == before["report_key"]
     assert d.state.get_run(failed.run_id)["failure_reason"] == before["failure_reason"]
+
+
+def test_an_sftp_districts_run_closed_past_every_catch_names_the_upload_it_read(sftp_district: Any, stack: Any):
+    from rostersync_tools.cli.inputs import bundle_bytes
+
+    # Given an SFTP district's upload, whose run dies in Write report (its report never written: the
+    # execution fails past every Catch, and CloseRun writes the failed report)
+    district, s3 = sftp_district, aws.client("s3")
+    district.state.mark_enabled("enabled-by-test")
+    key = f"uploads/{district.id}/night-7/export.zip"
+    s3.put_object(Bucket=district.bucket, Key=key, Body=bundle_bytes(district.bundle))
+    stack.inject_crash("WriteReportFunction", after_writes=0, times=2, district=district.id)
+    try:
+        (arn,) = stack.publish_upload(key)
+        assert stack.wait(arn)["status"] == "FAILED"
+    finally:
+        stack.clear_crashes()
+    run_id = arn.rsplit(":", 1)[1]
+
+    # Then CloseRun's report names the upload and when it came, as Write report's would, and so does the
+    # run record the district's overview lists
+    run = _wait_for(lambda: (r := district.state.get_run(run_id)) and r.get("status") == "failed" and r, CLOSE_SECONDS)
+    assert run, f"the run record stayed {district.state.get_run(run_id)}"
+    report = json.loads(s3.get_object(Bucket=district.bucket, Key=run["report_key"])["Body"].read())
+    assert "failed outside its steps" in report["failure_reason"]
+    came = s3.head_object(Bucket=district.bucket, Key=key)["LastModified"].isoformat(timespec="seconds")
+    assert report["upload"] == {"name": "night-7/export.zip", "uploaded_at": came}
+    assert run["upload"] == report["upload"]

@@ -154,3 +154,42 @@ def test_a_role_session_is_refused_outside_its_role(stack: EmbeddedStack) -> Non
     with pytest.raises(ClientError) as refused:
         secrets.get_secret_value(SecretId=f"rostersync/{stack.stack_name}/any/clever")
     assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+
+
+def test_a_key_s3_does_not_hold_is_access_denied_to_a_role_that_may_not_list_the_bucket(stack: EmbeddedStack) -> None:
+    from botocore.exceptions import ClientError
+
+    # S3 answers a read of a missing key with 404 only to a caller who may list the bucket; to any other it
+    # answers 403, so that it cannot tell missing from forbidden. A step that reads an artefact a failed run
+    # never wrote (Write report, the fetch plan) takes the 404 for "not written": it needs s3:ListBucket.
+    bucket, key = stack.outputs["SyncBucketName"], "runs/d-iam/run-iam/fetch/plan.json"
+
+    def s3_of(role: str) -> Any:
+        return stack.iam.session(stack.iam.role_arns[role]).client(
+            "s3", region_name="us-east-1", endpoint_url=stack.endpoint
+        )
+
+    answers = {}
+    for role in (
+        "UpsertChunkFunctionRole",
+        "FetchRosterFunctionRole",
+        "WriteReportFunctionRole",
+        "CloseRunFunctionRole",
+    ):
+        with pytest.raises(ClientError) as refused:
+            s3_of(role).get_object(Bucket=bucket, Key=key)
+        answers[role] = refused.value.response["Error"]["Code"]
+    assert answers == {
+        "UpsertChunkFunctionRole": "AccessDenied",  # may read runs/*, may not list
+        "FetchRosterFunctionRole": "NoSuchKey",
+        "WriteReportFunctionRole": "NoSuchKey",
+        "CloseRunFunctionRole": "NoSuchKey",  # a run that died before Fetch's plan: its report names the upload
+    }
+    with pytest.raises(ClientError) as refused:
+        s3_of("UpsertChunkFunctionRole").head_object(Bucket=bucket, Key=key)
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+    # Once the key is there, the role that may not list reads it
+    stack.client("s3").put_object(Bucket=bucket, Key=key, Body=b"{}")
+    assert s3_of("UpsertChunkFunctionRole").get_object(Bucket=bucket, Key=key)["Body"].read() == b"{}"
+    stack.client("s3").delete_object(Bucket=bucket, Key=key)

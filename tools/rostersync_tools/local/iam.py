@@ -15,6 +15,10 @@
   receives, and names the resources itself: tables (and their indexes) of every item in a request,
   secrets, state machines and executions, parameters, functions. ``TransactWriteItems`` and
   ``TransactGetItems`` are checked as the item actions they hold, as AWS does.
+- A ``GetObject`` or ``HeadObject`` of a key the bucket does not hold answers ``AccessDenied`` (403), not
+  ``NoSuchKey`` (404), unless the caller may also ``s3:ListBucket`` the bucket, as S3 answers ("If you
+  don't have the s3:ListBucket permission, Amazon S3 returns an HTTP status code 403"); moto answers 404
+  to everyone, so code that takes a 404 for "not written yet" passed here under a role that gets 403 on AWS.
 """
 
 from __future__ import annotations
@@ -326,6 +330,8 @@ def install_access_control() -> None:
             pairs = request_resources(service, action, body)
         try:
             _check(self, pairs, iam_request_cls)
+            if service == "s3" and action in ("GetObject", "GetObjectVersion"):
+                _missing_object_needs_list_bucket(self, resource, iam_request_cls)
         except RESTError as exc:
             if service not in _JSON_SERVICES or exc.error_type != "AccessDenied":
                 raise
@@ -334,6 +340,24 @@ def install_access_control() -> None:
 
     ActionAuthenticatorMixin._authenticate_and_authorize_action = authorize
     ActionAuthenticatorMixin._rostersync_checked = True
+
+
+def _missing_object_needs_list_bucket(response: Any, resource: str, request_cls: type) -> None:
+    """S3's answer to reading a key it does not hold: 403 (``AccessDenied``) to a caller who may not list
+    the bucket, so that the caller cannot tell a missing key from a forbidden one; 404 to one who may."""
+    from moto.s3.models import s3_backends
+
+    bucket_and_key = resource.removeprefix("arn:aws:s3:::")
+    if "/" not in bucket_and_key:
+        return
+    bucket_name, key = bucket_and_key.split("/", 1)
+    bucket = s3_backends[response.current_account]["aws"].buckets.get(bucket_name)
+    if bucket is None:
+        return  # moto answers NoSuchBucket, as S3 does
+    held = bucket.keys.getlist(key, []) if key in bucket.keys else []
+    if held and type(held[-1]).__name__ != "FakeDeleteMarker":
+        return
+    _check(response, [("s3:ListBucket", f"arn:aws:s3:::{bucket_name}")], request_cls)
 
 
 @contextmanager

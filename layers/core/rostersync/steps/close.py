@@ -19,9 +19,11 @@ from rostersync.contracts import CloseRunResult, ExecutionEnded, SyncRequest
 from rostersync.lifecycle.announce import announce_run
 from rostersync.observability import logger
 from rostersync.reports.html import render_html
-from rostersync.reports.model import RunStatus, SyncReport
+from rostersync.reports.model import RunStatus, SyncReport, UploadFacts
 from rostersync.reports.writer import render_json
 from rostersync.steps.context import DistrictContext
+from rostersync.steps.fetch import fetched_upload_time
+from rostersync.storage import upload_name
 
 FINAL = {status.value for status in RunStatus}
 
@@ -65,6 +67,14 @@ def close_ended_execution(ended: ExecutionEnded) -> CloseRunResult:
         closed = True
         now = datetime.now(UTC).isoformat(timespec="seconds")
         district = ctx.state.get_item("DISTRICT") or {}
+        # an SFTP district's run names the upload it read, as Write report's does (when it came is known once
+        # Fetch's plan read it)
+        bundle_key = str(record.get("bundle_key") or "")
+        upload = (
+            UploadFacts(name=upload_name(request.district_id, bundle_key), uploaded_at=fetched_upload_time(ctx.store))
+            if bundle_key
+            else None
+        )
         report = SyncReport(
             district_id=request.district_id,
             district_name=str(district.get("name", "")),
@@ -76,6 +86,7 @@ def close_ended_execution(ended: ExecutionEnded) -> CloseRunResult:
             started_at=str(record.get("started_at") or now),
             finished_at=now,
             failure_reason=abandoned_reason(ended),
+            upload=upload,
         )
         html_key = ctx.store.key("report/report.html")
         report_key = ctx.store.key("report/report.json")
@@ -89,6 +100,7 @@ def close_ended_execution(ended: ExecutionEnded) -> CloseRunResult:
             report_key=report_key,
             html_key=html_key,
             failure_reason=report.failure_reason,
+            upload=report.upload.model_dump() if report.upload else None,
         )
     released = ctx.state.expire_lock(run_id)
     if record is not None and (closed or released):

@@ -98,6 +98,9 @@ def start_run(request: StartRequest) -> RunRef:
         settings_version=version,
         requested_by=sync.requested_by,
         target_run_id=sync.target_run_id,
+        # the upload an upload's run reads (a run that reads the latest upload records it below): a run
+        # that dies past every Catch is closed from this record, and its report names the upload too
+        bundle_key=sync.bundle_key,
     )
     if settings_problem is not None:
         raise settings_problem
