@@ -344,8 +344,9 @@ def install_access_control() -> None:
 
 def _missing_object_needs_list_bucket(response: Any, resource: str, request_cls: type) -> None:
     """S3's answer to reading a key it does not hold: 403 (``AccessDenied``) to a caller who may not list
-    the bucket, so that the caller cannot tell a missing key from a forbidden one; 404 to one who may."""
-    from moto.s3.models import s3_backends
+    the bucket, so that the caller cannot tell a missing key from a forbidden one; 404 to one who may. A
+    read of one version (``versionId``) asks for that version, whatever the key's latest is."""
+    from moto.s3.models import FakeDeleteMarker, s3_backends
 
     bucket_and_key = resource.removeprefix("arn:aws:s3:::")
     if "/" not in bucket_and_key:
@@ -354,8 +355,11 @@ def _missing_object_needs_list_bucket(response: Any, resource: str, request_cls:
     bucket = s3_backends[response.current_account]["aws"].buckets.get(bucket_name)
     if bucket is None:
         return  # moto answers NoSuchBucket, as S3 does
-    held = bucket.keys.getlist(key, []) if key in bucket.keys else []
-    if held and type(held[-1]).__name__ != "FakeDeleteMarker":
+    held = bucket.keys.getlist(key, [])
+    version_id = (response.querystring.get("versionId") or [None])[0]
+    if version_id is not None:
+        held = [v for v in held if v.version_id == version_id]
+    if held and not isinstance(held[-1], FakeDeleteMarker):
         return
     _check(response, [("s3:ListBucket", f"arn:aws:s3:::{bucket_name}")], request_cls)
 

@@ -100,7 +100,7 @@ def close_ended_execution(ended: ExecutionEnded) -> CloseRunResult:
             report_key=report_key,
             html_key=html_key,
             failure_reason=report.failure_reason,
-            upload=report.upload.model_dump() if report.upload else None,
+            upload=upload.model_dump() if upload else None,
         )
     released = ctx.state.expire_lock(run_id)
     if record is not None and (closed or released):
